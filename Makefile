@@ -1,0 +1,56 @@
+# Two entry points (see README): `make spec-tests` (the main job) and `make test` (everything).
+# Each installs on first use what it needs: a venv with the pinned packages, and the pinned
+# OpenSpec CLI (the parity oracle) under tools/openspec/node_modules.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .stamps
+REPORT := build/specgen
+
+# The OpenSpec CLI offline and quiet.
+export OPENSPEC_TELEMETRY := 0
+export DO_NOT_TRACK := 1
+export OPENSPEC_NO_UPDATE_CHECK := 1
+export NO_COLOR := 1
+
+.PHONY: help setup spec-tests test unit bench clean
+
+help:
+	@echo "make spec-tests   generate tests from openspec/, run them, write $(REPORT)/report.*, gate"
+	@echo "make test         the whole suite: spec-tests, then specgen's and coordexp's own tests"
+	@echo "make bench        the benchmarks under bench/ (not part of test)"
+	@echo "make setup        only install (venv + pinned packages + OpenSpec CLI)"
+
+setup: $(STAMPS)/venv $(STAMPS)/oracle
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[pipeline,dev]'
+	@touch $@
+
+$(STAMPS)/oracle: tools/openspec/package.json tools/openspec/package-lock.json
+	@mkdir -p $(STAMPS)
+	cd tools/openspec && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# generate -> run the generated tests -> report -> gate. The gate, not pytest's exit
+# status, decides: a failing test makes its requirement unverified, and the gate says which.
+spec-tests: setup
+	$(BIN)/specgen generate
+	@mkdir -p $(REPORT)
+	-$(BIN)/python -m pytest tests/generated -q -p no:cacheprovider --junitxml=$(REPORT)/junit.xml
+	$(BIN)/specgen report --gate
+
+unit: setup
+	$(BIN)/python -m pytest tests --ignore=tests/generated -q -n 2
+
+test: spec-tests unit
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build $(STAMPS)

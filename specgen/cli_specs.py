@@ -1,0 +1,7 @@
+"""list, show, validate, apply. PLACEHOLDER: the parser work fills these in."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    pass

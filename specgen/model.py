@@ -1,0 +1,99 @@
+"""The spec model: what the parser produces and every later layer consumes.
+
+Plain frozen dataclasses. Line numbers are 1-based and point at the header line
+of the item in its source file. Text fields hold exactly what the official
+OpenSpec CLI reports for them (requirement ``text``, scenario ``rawText``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    raw_text: str
+    line: int
+    # Explicit id from an HTML comment under the header (`<!-- specgen-id: ... -->`),
+    # for ids that must survive renames. None when absent.
+    anchor: str | None = None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    text: str
+    line: int
+    scenarios: tuple[Scenario, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str  # the capability: the folder name under openspec/specs/
+    path: Path  # the spec.md file
+    title: str
+    overview: str  # the Purpose section
+    requirements: tuple[Requirement, ...] = ()
+
+
+# Delta operations, in the order OpenSpec applies them when archiving.
+RENAMED, REMOVED, MODIFIED, ADDED = "RENAMED", "REMOVED", "MODIFIED", "ADDED"
+DELTA_ORDER = (RENAMED, REMOVED, MODIFIED, ADDED)
+
+
+@dataclass(frozen=True)
+class Delta:
+    spec: str  # capability the delta applies to
+    operation: str  # one of DELTA_ORDER
+    path: Path  # the delta spec.md file
+    line: int
+    requirement: Requirement | None = None  # ADDED / MODIFIED: the full block
+    name: str = ""  # REMOVED: the requirement name; RENAMED: the new name
+    rename_from: str = ""  # RENAMED only
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str  # the folder name under openspec/changes/ (or archive/)
+    path: Path  # the change folder
+    archived: bool = False
+    why: str = ""
+    what_changes: str = ""
+    deltas: tuple[Delta, ...] = ()
+    tasks_total: int = 0
+    tasks_done: int = 0
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path  # the folder holding openspec/
+    specs: tuple[Spec, ...] = ()
+    changes: tuple[Change, ...] = ()  # active changes only
+    archived: tuple[Change, ...] = field(default=())
+
+    def spec(self, spec_id: str) -> Spec | None:
+        return next((s for s in self.specs if s.id == spec_id), None)
+
+    def change(self, change_id: str) -> Change | None:
+        return next((c for c in self.changes if c.id == change_id), None)
+
+
+class SpecgenError(Exception):
+    """Bad input: unreadable file, missing folder, unknown id. CLI exit 2.
+
+    ``path`` and ``line`` locate the problem when known; the message says what to do.
+    """
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        return f"{where}error: {self.message}"
