@@ -1,7 +1,8 @@
 """Command line: argv -> the layers. Exit 0 ok, 1 gate failed or spec invalid, 2 bad input or usage.
 
 Each group of commands registers its own sub-parsers:
-- ``specgen.cli_specs``: list, show, validate, apply (reading OpenSpec)
+- ``specgen.cli_specs``: list, show (reading OpenSpec)
+- ``specgen.cli_validate``: validate, apply (OpenSpec's validation rules and archive semantics)
 - ``specgen.cli_compile``: generate, check, stub, review, report (the compiler and the gate)
 A sub-parser sets ``func(args) -> int`` as its default.
 """
@@ -32,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"specgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from specgen import cli_compile, cli_specs
+    from specgen import cli_compile, cli_specs, cli_validate
 
     cli_specs.register(sub)
+    cli_validate.register(sub)
     cli_compile.register(sub)
     return parser
 

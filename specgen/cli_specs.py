@@ -1,4 +1,4 @@
-"""list, show, validate, apply. PLACEHOLDER: the parser work fills these in."""
+"""list, show. PLACEHOLDER: the parser work fills these in."""
 
 from __future__ import annotations
 
