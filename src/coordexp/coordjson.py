@@ -452,3 +452,45 @@ def is_canonical(text: str, field_order: str) -> bool:
     except CoordJSONError:
         return False
     return render([o.to_dict(field_order) for o in res.objects], field_order) == text
+
+
+# ----------------------------------------------------------------------------- Channel-B helpers
+
+def append_ready_cut(result: ParseResult) -> int | None:
+    """Where a rollout can be cut so that records can be appended: just after the last
+    balanced record (valid or not), or after the array-open "[" when there is none.
+    None when there is nothing to append to (no container, rejected or already closed
+    container): the caller then uses the fallback prefix ``{"objects": [``."""
+    if result.parse_failed or result.objects_array_open_cut is None or result.container_closed:
+        return None
+    return max([result.objects_array_open_cut, *result.record_end_cuts])
+
+
+FALLBACK_PREFIX = '{"objects": ['
+
+
+def fn_fragment(prefix: str, fn_objects, field_order: str) -> str:
+    """The text appended to an append-ready prefix: the FN records, then "]}".
+
+    ``prefix`` is the prefix text (or at least its last non-space character). A prefix
+    ending in "}" needs a leading ", "; one ending in "[" none; one ending in "," takes
+    records after a space, and is an error with no FN to follow. A prefix that is already
+    a closed container is an error.
+    """
+    _check_field_order(field_order)
+    tail = prefix.rstrip(_WS)[-1:] if isinstance(prefix, str) else ""
+    if tail not in ("}", "[", ","):
+        raise ValueError(f"prefix is not append-ready: it must end in '[' or '}}', ends in {tail!r}")
+    if len(prefix.strip(_WS)) > 1 and tail == "}":
+        head = parse(prefix, "salvage", field_order)
+        if head.container_closed:
+            raise ValueError("prefix is already a closed {\"objects\": [...]} container: nothing can be appended")
+    fn_objects = list(fn_objects)
+    body = render(fn_objects, field_order)[len(FALLBACK_PREFIX):-2] if fn_objects else ""
+    if tail == ",":
+        if not fn_objects:
+            raise ValueError("prefix ends in ',' and there is no FN record to follow it")
+        return " " + body + "]}"
+    if tail == "}" and fn_objects:
+        return ", " + body + "]}"
+    return body + "]}"
