@@ -1,7 +1,193 @@
-"""generate, check, stub, review, report. PLACEHOLDER: the compiler work fills these in."""
+"""generate, check, stub, review, report: the compiler and the gate on the command line.
+
+Exit status: 0 ok; 1 gate failed or drift; 2 bad input or usage (raised as SpecgenError).
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
+from specgen.model import SpecgenError
+
+
+def _root(args) -> Path:
+    from specgen.project_config import find_root
+
+    return Path(args.root).resolve() if args.root else find_root(".")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", metavar="DIR", help="project root (default: the nearest folder with "
+                   "[tool.specgen] or openspec/)")
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("generate", help="write tests/generated/ from the specs and the checks",
+                       description="Compile every scenario into a pytest test (one per binding) under the "
+                       "output folder; a scenario without a check gets a failing test that shows the check to add.")
+    _common(p)
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff if files are stale")
+    p.add_argument("--change", metavar="ID", help="compile only active change ID (the specs with it applied)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("check", help="static gate: coverage, bindings, suspect links, stale files",
+                       description="Report uncovered requirements, unbound scenarios, checks bound to nothing, "
+                       "duplicate, suspect or unreviewed bindings, and stale generated files.")
+    _common(p)
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--change", metavar="ID", action="append", default=[],
+                   help="also gate active change ID (repeatable)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("stub", help="print (or --write) a check skeleton for a scenario")
+    _common(p)
+    p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
+    p.add_argument("--write", action="store_true", help="append it to the capability's check module")
+    p.set_defaults(func=cmd_stub)
+
+    p = sub.add_parser("review", help="stamp bindings as reviewed against the current spec and check text")
+    _common(p)
+    p.add_argument("target", nargs="?", help="a scenario id, or a prefix ending at '/' (capability/ ...)")
+    p.add_argument("--all", action="store_true", help="stamp every binding")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("report", help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified")
+    _common(p)
+    p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
+    p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
+    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")
+    p.add_argument("--source-url", metavar="URL", default="",
+                   help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ "
+                   "(default: relative file links)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_generate(args) -> int:
+    from specgen import generator, lock
+    from specgen.compiler import compile_project
+
+    comp = compile_project(_root(args))
+    errors = [i for i in comp.issues if i.level == "error"]
+    if errors:
+        # Generating from unresolvable bindings would hide them; the gate lists them all.
+        from specgen.gate import format_issues
+
+        sys.stderr.write(format_issues(errors, comp, "text", []).rsplit("\n", 2)[0] + "\n")
+        print(f"specgen generate: {len(errors)} binding error(s); fix them first", file=sys.stderr)
+        return 1
+    out = comp.config.output_dir
+    if args.change:
+        view = comp.view(args.change)
+        files = comp.generated_files([view])
+        prefix = generator.file_name(view, "")[: -len(".py")]  # changes/test_<change>__
+        scope = [n for n in generator.existing_generated(out) if n.startswith(prefix)]
+        d = generator.drift(out, files, scope)
+        wanted_lock = comp.wanted_lock({view.name})
+    else:
+        files = comp.generated_files()
+        d = generator.drift(out, files)
+        wanted_lock = comp.wanted_lock()
+    lock_stale = wanted_lock != comp.lock
+    label = comp.config.output
+    if args.check:
+        if d.clean and not lock_stale:
+            print(f"specgen generate --check: {len(files)} file(s) up to date")
+            return 0
+        sys.stdout.write(generator.diff_text(out, files, d, label))
+        if lock_stale:
+            print(f"{comp.config.lock}: bindings added or removed since the last `specgen generate`")
+        n = len(d.changed) + len(d.missing) + len(d.extra)
+        print(f"specgen generate --check: {n} file(s) stale{' and the lock' if lock_stale else ''}; "
+              "run `specgen generate`", file=sys.stderr)
+        return 1
+    generator.write(out, files, d)
+    if lock_stale:
+        lock.write(comp.config.lock_path, wanted_lock.values())
+    missing = sum(1 for v in ([comp.view(args.change)] if args.change else comp.views)
+                  for s in v.scenarios() if not comp.decls_for(v.name, s.id))
+    print(f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
+          f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
+          f"{missing} scenario(s) without a check")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from specgen.compiler import compile_project
+    from specgen.gate import format_issues, static_issues
+
+    comp = compile_project(_root(args))
+    for change in args.change:
+        comp.view(change)  # unknown id -> exit 2
+    issues = static_issues(comp, args.change)
+    sys.stdout.write(format_issues(issues, comp, args.format, args.change))
+    return 1 if any(i.level == "error" for i in issues) else 0
+
+
+def _find_scenario(comp, scenario_id: str):
+    for view in comp.views:
+        ref = view.by_id.get(scenario_id)
+        if ref is not None:
+            return view, ref
+    close = sorted(i for v in comp.views for i in v.by_id if i.split("/")[0] == scenario_id.split("/")[0])
+    hint = f"; ids of that capability: {', '.join(close[:5])}{' ...' if len(close) > 5 else ''}" if close else ""
+    raise SpecgenError(f"no scenario {scenario_id!r}{hint} (`specgen list` shows the specs)")
+
+
+def cmd_stub(args) -> int:
+    from specgen import stub as stubmod
+    from specgen.compiler import compile_project
+
+    comp = compile_project(_root(args))
+    view, ref = _find_scenario(comp, args.scenario_id)
+    if not args.write:
+        from specgen.generator import stub_code
+
+        sys.stdout.write(stub_code(ref))
+        return 0
+    path, func = stubmod.write_stub(comp, ref)
+    print(f"specgen stub: added {func} to {path.relative_to(comp.root).as_posix()}; "
+          "write the check, then run `specgen generate`")
+    return 0
+
+
+def cmd_review(args) -> int:
+    from specgen import lock
+    from specgen.compiler import compile_project
+
+    if not args.all and not args.target:
+        raise SpecgenError("review needs a scenario id (or a prefix ending at '/') or --all")
+    comp = compile_project(_root(args))
+    target = args.target or ""
+
+    def wanted(sid: str) -> bool:
+        return args.all or sid == target or (target.endswith("/") and sid.startswith(target))
+
+    entries = comp.wanted_lock()
+    stamped = []
+    for b in comp.bound:
+        if not wanted(b.scenario_id):
+            continue
+        new = comp.current_entry(b)
+        if entries.get(new.key) != new:
+            stamped.append(new)
+        entries[new.key] = new
+    if not args.all and not any(wanted(b.scenario_id) for b in comp.bound):
+        raise SpecgenError(f"no binding matches {target!r}: give a bound scenario id, a prefix ending at '/', "
+                           "or --all")
+    lock.write(comp.config.lock_path, entries.values())
+    for e in stamped:
+        print(f"reviewed {e.scenario_id} <- {e.check}{'' if e.view == 'specs' else ' (change ' + e.view + ')'}")
+    print(f"specgen review: {len(stamped)} binding(s) stamped in {comp.config.lock}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from specgen import report
+    from specgen.compiler import compile_project
+
+    comp = compile_project(_root(args))
+    return report.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
+                      source_url=args.source_url)

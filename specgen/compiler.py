@@ -1,0 +1,108 @@
+"""One compilation: config + spec model + views + check declarations + lock, resolved together.
+
+Every command (generate, check, stub, review, report) starts here, so they all see the same
+bindings and the same suspect/unreviewed verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specgen import generator, lock
+from specgen.identity import SPECS_VIEW, ScenarioRef, View, change_view, specs_view
+from specgen.model import Project, SpecgenError
+from specgen.parser import load_project
+from specgen.project_config import Config, load_config
+from specgen.registry import Bound, CheckModule, Decl, Issue, discover, resolve
+
+# Lock states of a binding.
+REVIEWED, SUSPECT, UNREVIEWED = "reviewed", "suspect", "unreviewed"
+
+
+@dataclass
+class Compilation:
+    config: Config
+    project: Project
+    views: list[View]
+    modules: list[CheckModule]
+    bound: list[Bound]
+    issues: list[Issue]  # from reading and resolving the check modules
+    lock: dict[tuple[str, str, str], lock.Entry]
+    _index: dict[tuple[str, str], list[Decl]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for b in self.bound:
+            self._index.setdefault((b.view, b.scenario_id), []).append(b.decl)
+        for decls in self._index.values():
+            decls.sort(key=lambda d: (d.check_key, d.line))
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    def view(self, name: str) -> View:
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise SpecgenError(f"no active change {name!r}; active changes: "
+                           + (", ".join(v.name for v in self.views[1:]) or "none"))
+
+    @property
+    def specs(self) -> View:
+        return self.views[0]
+
+    def decls_for(self, view: str, scenario_id: str) -> list[Decl]:
+        return self._index.get((view, scenario_id), [])
+
+    def scenario(self, view: str, scenario_id: str) -> ScenarioRef:
+        return self.view(view).by_id[scenario_id]
+
+    def lock_state(self, view: str, scenario_id: str, decl: Decl) -> tuple[str, str]:
+        """(REVIEWED|SUSPECT|UNREVIEWED, why)."""
+        entry = self.lock.get((view, scenario_id, decl.check_key))
+        if entry is None:
+            return UNREVIEWED, "not in specgen.lock yet: run `specgen generate` (new binding) or `specgen review`"
+        ref = self.scenario(view, scenario_id)
+        why = []
+        if entry.spec_fp != ref.fingerprint:
+            why.append("the scenario text changed")
+        if entry.check_fp != decl.source_fingerprint:
+            why.append("the check's source changed")
+        if why:
+            return SUSPECT, " and ".join(why) + f" since the last review: run `specgen review {scenario_id}`"
+        return REVIEWED, ""
+
+    def current_entry(self, b: Bound) -> lock.Entry:
+        ref = self.scenario(b.view, b.scenario_id)
+        return lock.Entry(b.view, b.scenario_id, b.decl.check_key, ref.fingerprint, b.decl.source_fingerprint)
+
+    def wanted_lock(self, views: set[str] | None = None) -> dict:
+        """The lock `generate` writes: existing lines for live bindings kept as they are, new bindings
+        stamped, lines of gone bindings dropped (for views outside `views`, lines are left alone)."""
+        out = {k: e for k, e in self.lock.items() if views is not None and k[0] not in views}
+        for b in self.bound:
+            if views is not None and b.view not in views:
+                continue
+            key = (b.view, b.scenario_id, b.decl.check_key)
+            out[key] = self.lock.get(key) or self.current_entry(b)
+        return out
+
+    def checks_hint(self) -> str:
+        return ", ".join(self.config.checks)
+
+    def generated_files(self, views: list[View] | None = None) -> dict[str, str]:
+        return generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint())
+
+
+def compile_project(root: Path | str) -> Compilation:
+    config = load_config(root)
+    if not (config.root / config.specs).is_dir():
+        raise SpecgenError(f"no {config.specs}/ folder: set tool.specgen.specs or run `openspec init`",
+                           config.root / config.specs)
+    project = load_project(config.openspec_parent)
+    views = [specs_view(project)] + [change_view(project, c) for c in project.changes]
+    modules, issues = discover(config.root, config.checks)
+    decls = [d for m in modules for d in m.checks]
+    bound, more = resolve(decls, views)
+    return Compilation(config, project, views, modules, bound, issues + more, lock.read(config.lock_path))
