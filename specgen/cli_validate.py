@@ -1,7 +1,190 @@
-"""validate, apply. PLACEHOLDER: the validator work fills these in."""
+"""`specgen validate` and `specgen apply`: OpenSpec's validation and archive semantics.
+
+validate [<id>|--all|--specs|--changes] [--type spec|change] [--strict] [--json] [--root DIR]
+    --json prints exactly what `openspec validate ... --json` prints (same fields, values and
+    order), plus `line` on each issue whose line is known. Human output: one line per issue,
+    `path:line: level: message`, on stdout; the totals on stderr.
+    Exit 0 every item valid, 1 some item invalid, 2 usage error or unreadable input.
+
+apply <change> [--dry-run] [--root DIR]
+    What `openspec archive <change> --yes` does: validate the delta specs, merge them into the
+    current specs (RENAMED, REMOVED, MODIFIED, ADDED), validate the rebuilt specs, write them to
+    openspec/specs/ and move the change to openspec/changes/archive/YYYY-MM-DD-<change>/.
+    --dry-run runs every check and prints the merged specs; it never writes anything.
+    Exit 0 applied, 1 archive would refuse the change (nothing written), 2 bad input.
+
+Imports stay lazy: `specgen validate` is timed against the Node CLI (bench/bench_validate.py).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("validate", help="validate changes and specs exactly as `openspec validate` does",
+                       description="Validate OpenSpec changes and specs with the official CLI's rules, levels and "
+                                   "messages. Exit 0 valid, 1 invalid, 2 usage error or unreadable input.")
+    p.add_argument("item", nargs="?", help="a change id or spec id (capability)")
+    p.add_argument("--all", action="store_true", help="validate every active change and every spec")
+    p.add_argument("--changes", action="store_true", help="validate every active change")
+    p.add_argument("--specs", action="store_true", help="validate every spec")
+    p.add_argument("--type", choices=["spec", "change"], help="the item's type, when its id names both")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--json", action="store_true", help="print the report as `openspec validate --json` does")
+    p.add_argument("--root", metavar="DIR", help="the folder holding openspec/ (default: nearest from here)")
+    p.set_defaults(func=run_validate)
+
+    a = sub.add_parser("apply", help="apply (archive) a change's deltas into openspec/specs/",
+                       description="Merge a change's delta specs into openspec/specs/ and move the change to "
+                                   "openspec/changes/archive/, as `openspec archive <change> --yes` does. "
+                                   "--dry-run prints the merged specs and writes nothing.")
+    a.add_argument("change", help="the change id")
+    a.add_argument("--dry-run", action="store_true", help="print the merged specs; write nothing")
+    a.add_argument("--root", metavar="DIR", help="the folder holding openspec/ (default: nearest from here)")
+    a.set_defaults(func=run_apply)
+
+
+def find_root(root: str | None) -> Path:
+    from specgen.model import SpecgenError
+
+    if root is not None:
+        p = Path(root)
+        if not (p / "openspec").is_dir():
+            raise SpecgenError("no openspec/ folder here; pass --root DIR (the folder holding openspec/)", p)
+        return p
+    here = Path.cwd()
+    for cand in (here, *here.parents):
+        if (cand / "openspec").is_dir():
+            return cand
+    raise SpecgenError("No OpenSpec root found from the current directory; pass --root DIR", here)
+
+
+def _nearest(name: str, candidates: list[str]) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
+
+
+def _status(code: str, message: str, fix: str | None = None) -> str:
+    entry = {"severity": "error", "code": code, "message": message}
+    if fix:
+        entry["fix"] = fix
+    return json.dumps({"status": [entry]}, indent=2, ensure_ascii=False)
+
+
+def run_validate(args) -> int:
+    from specgen import validate as V
+
+    root = find_root(args.root)
+    bulk = args.all or args.changes or args.specs
+    out = sys.stdout
+    if bulk:
+        if args.item:
+            print("specgen validate: error: an item id cannot be combined with --all/--changes/--specs", file=sys.stderr)
+            return 2
+        report = V.validate_all(root, changes=args.all or args.changes, specs=args.all or args.specs,
+                                strict=args.strict)
+        results, summary = report["results"], report["summary"]
+    else:
+        if not args.item:
+            print("Nothing to validate. Try one of:\n  specgen validate --all\n  specgen validate --changes\n"
+                  "  specgen validate --specs\n  specgen validate <item-name>", file=sys.stderr)
+            return 2
+        item = args.item
+        changes, specs = V.change_ids(root), V.spec_ids(root)
+        is_change, is_spec = item in changes, item in specs
+        kind = args.type or ("change" if is_change else "spec" if is_spec else None)
+        if kind is None:
+            sugg = _nearest(item, changes + specs)
+            msg = f"Unknown item '{item}'. Did you mean: {', '.join(sugg)}?" if sugg else f"Unknown item '{item}'."
+            if args.json:
+                print(_status("unknown_item", msg), file=out)
+            else:
+                print(f"specgen validate: error: {msg}", file=sys.stderr)
+            return 2
+        if not args.type and is_change and is_spec:
+            msg = f"Ambiguous item '{item}' matches both a change and a spec."
+            if args.json:
+                print(_status("ambiguous_item", msg, "Pass --type change|spec."), file=out)
+            else:
+                print(f"specgen validate: error: {msg} Pass --type change|spec.", file=sys.stderr)
+            return 2
+        parts = [item] if kind == "change" else item.split("/")
+        bad = next((p for p in parts if p in ("", ".", "..") or "\\" in p or (kind == "change" and "/" in p)), None)
+        if bad is not None:
+            msg = f"{'Change name' if kind == 'change' else 'Spec id'} must not be '{bad}'" if bad in (".", "..") \
+                else f"{'Change name' if kind == 'change' else 'Spec id'} must not contain path separators" if bad \
+                else f"{'Change name' if kind == 'change' else 'Spec id'} must not be empty"
+            print(_status("invalid_item", msg) if args.json else f"specgen validate: error: {msg}",
+                  file=out if args.json else sys.stderr)
+            return 2
+        res = V.validate_item(root, kind, item, args.strict)
+        results = [res]
+        summary = V.summarize(results, kind == "change", kind == "spec")
+    if args.json:
+        doc = {"items": [r.to_json() for r in results], "summary": summary, "version": "1.0",
+               "root": V.root_output(root)}
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        lines = []
+        for r in results:
+            for issue in r.issues:
+                if issue.file is None:
+                    issue.file = f"openspec/{'changes' if r.type == 'change' else 'specs'}/{r.id}"
+                lines.append(issue.human())
+        if lines:
+            out.write("\n".join(lines) + "\n")
+        t = summary["totals"]
+        failed = [f"{r.type}/{r.id}" for r in results if not r.valid]
+        tail = f" (invalid: {', '.join(failed)})" if failed else ""
+        print(f"Totals: {t['passed']} passed, {t['failed']} failed ({t['items']} items){tail}", file=sys.stderr)
+    return 0 if all(r.valid for r in results) else 1
+
+
+def run_apply(args) -> int:
+    from specgen import deltas as D
+    from specgen.validate import parse_task_lines
+
+    root = find_root(args.root)
+    try:
+        outcome = D.archive_change(root, args.change, dry_run=args.dry_run)
+    except D.ArchiveAbort as exc:
+        where = os.path.relpath(exc.path, root) if exc.path else f"openspec/changes/{args.change}"
+        loc = f"{Path(where).as_posix()}:{exc.line}" if exc.line else Path(where).as_posix()
+        msg = exc.message.replace("\n", "\n    ")
+        print(f"{loc}: error: {msg}", file=sys.stderr)
+        for detail in getattr(exc, "details", ()):
+            print(f"    {detail}", file=sys.stderr)
+        print("Aborted. No files were changed.", file=sys.stderr)
+        return 1
+    change_dir = root / "openspec" / "changes" / args.change
+    tasks_file = (outcome.archive_path if not args.dry_run else change_dir) / "tasks.md"
+    if tasks_file.is_file():
+        tasks = parse_task_lines(D.read_text(tasks_file))
+        left = sum(1 for done, _ in tasks if not done)
+        if left:
+            print(f"Warning: {left} incomplete task(s) found. Continuing.", file=sys.stderr)
+    for w in outcome.result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    out = sys.stdout
+    for spec_id, m in outcome.result.specs.items():
+        rel = Path(os.path.relpath(m.target, root)).as_posix()
+        c = m.counts
+        verb = "create" if m.created else "update" if m.changed else "in sync"
+        counts = f"+{c['added']} ~{c['modified']} -{c['removed']} →{c['renamed']}"
+        if args.dry_run:
+            out.write(f"==> {rel} ({verb}: {counts})\n")
+            out.write(m.text)
+        else:
+            out.write(f"{rel}: {verb} ({counts})\n")
+    t = outcome.result.totals
+    out.write(f"Totals: + {t['added']}, ~ {t['modified']}, - {t['removed']}, → {t['renamed']}\n")
+    if args.dry_run:
+        out.write(f"Dry run: would archive '{args.change}' as '{outcome.archived_as}'. Nothing was written.\n")
+    else:
+        out.write(f"Change '{args.change}' archived as '{outcome.archived_as}'.\n")
+    return 0
