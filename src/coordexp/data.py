@@ -1,0 +1,472 @@
+"""The JSONL record contract (DOMAIN.md §1), the image checks, and deterministic seeding (§5).
+
+One JSON object per line; every problem is reported with the file, the 1-based line number and
+the JSON path inside the record (``objects[17].bbox_2d``), and every problem in the file is
+collected before raising. Nothing is dropped: a record is either valid and loaded, or the load
+fails.
+
+Object order. One anchor rule serves both the sorter (``sort_objects``) and the checker: the
+anchor of an object is its top-most, then left-most vertex, i.e. the lexicographic minimum of
+``(y, x)`` over its vertices. For a bbox that is ``(y1, x1)``; for a canonical poly (whose first
+vertex is the top-most, then left-most one, see ``coordexp.coord.canonicalize_poly``) it is the
+first vertex. The reference checked polys by ``(min y, min x)`` while its sorter used the first
+vertex, so the two could disagree on a y-tie; here they cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from coordexp.coord import parse_coord_value
+
+Stage = Literal["stage1", "stage2"]
+GEOMETRY_KEYS = ("bbox_2d", "poly")
+RECORD_KEYS = ("images", "objects", "width", "height", "summary", "metadata", "messages")
+OBJECT_KEYS = ("desc", *GEOMETRY_KEYS, "poly_points")
+LEGACY_GEOMETRY = {
+    "bbox": "legacy key: rename it to `bbox_2d` ([x1, y1, x2, y2] as norm1000 coord tokens)",
+    "polygon": "legacy key: rename it to `poly` (a flat [x0, y0, x1, y1, ...] list)",
+    "line": "line geometry was removed (2026-01-19): drop line objects offline, or convert them to `bbox_2d`",
+    "line_points": "line geometry was removed (2026-01-19): drop line objects offline",
+}
+# desc text that would break the rendered CoordJSON or read as a list of several classes
+DESC_FORBIDDEN = (" ,", ", ", " /", "/ ", " :", ": ", "  ")
+DEFAULT_MAX_PIXELS = 768 * 32 * 32  # 786432
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    file: str
+    line: int  # 1-based line of the JSONL file (0: the file as a whole)
+    where: str  # JSON path inside the record, "" for the whole line
+    message: str
+
+    def format(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        return f"{self.file}:{self.line}: error: {where}{self.message}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class DataError(ValueError):
+    """The JSONL breaks the contract; ``.errors`` holds every ``DataIssue`` found."""
+
+    def __init__(self, errors: list[DataIssue]):
+        self.errors = list(errors)
+        n = len(self.errors)
+        shown = [e.format() for e in self.errors[:50]]
+        more = [f"... and {n - 50} more"] if n > 50 else []
+        super().__init__(f"{n} data error{'s' if n != 1 else ''}:\n" + "\n".join(shown + more))
+
+
+@dataclass(frozen=True)
+class DetObject:
+    desc: str
+    geometry: Literal["bbox_2d", "poly"]
+    values: tuple[int, ...]  # norm1000 bins
+    poly_points: int | None = None
+
+    @property
+    def vertices(self) -> list[tuple[int, int]]:
+        v = self.values
+        if self.geometry == "bbox_2d":
+            x1, y1, x2, y2 = v
+            return [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+        return [(v[i], v[i + 1]) for i in range(0, len(v), 2)]
+
+
+@dataclass(frozen=True)
+class Record:
+    images: tuple[str, ...]  # absolute paths
+    objects: tuple[DetObject, ...]
+    width: int
+    height: int
+    line: int  # 1-based line in the source file
+    base_idx: int  # 0-based index among the file's records
+    source: str
+    summary: str | None = None
+    metadata: dict = field(default_factory=dict)
+    messages: tuple | None = None
+
+
+# ---------------------------------------------------------------- object order
+
+
+def object_anchor(obj: DetObject) -> tuple[int, int]:
+    """The top-most, then left-most vertex as ``(y, x)`` (see the module docstring)."""
+    return min((y, x) for x, y in obj.vertices)
+
+
+def sort_objects(objects: Iterable[DetObject]) -> list[DetObject]:
+    """Objects in contract order (stable for equal anchors)."""
+    return sorted(objects, key=object_anchor)
+
+
+def order_violations(objects: Iterable[DetObject]) -> list[int]:
+    """Indices i where objects[i] sorts strictly before objects[i-1]."""
+    anchors = [object_anchor(o) for o in objects]
+    return [i for i in range(1, len(anchors)) if anchors[i] < anchors[i - 1]]
+
+
+# ---------------------------------------------------------------- deterministic seeding (pure functions)
+
+_GOLDEN = 0x9E3779B1
+_MIX = 0xC2B2AE35
+_MASK32 = 0xFFFFFFFF
+
+
+def dataset_seed(training_seed: int) -> int:
+    """The dataset seed is `training.seed`, nothing else (no hidden second seed)."""
+    return int(training_seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return ((seed & _MASK32) ^ ((epoch + 1) * _GOLDEN)) & _MASK32
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
+    """The order of base indices in ``epoch``: its own permutation, a function of (seed, epoch) only."""
+    order = list(range(n))
+    random.Random(epoch_seed(seed, epoch)).shuffle(order)
+    return order
+
+
+def sample_seed(epoch_seed_value: int, base_idx: int, index: int) -> int:
+    """Per-sample RNG seed; independent of worker count because it depends only on its arguments."""
+    return (epoch_seed_value ^ ((base_idx + 1) * _GOLDEN) ^ ((index + 1) * _MIX)) & _MASK32
+
+
+def sample_id(dataset_name: str, base_idx: int) -> int:
+    return ((zlib.crc32(dataset_name.encode("utf-8")) & 0xFFFF) << 32) | base_idx
+
+
+def order_objects(objects: tuple[DetObject, ...], ordering: str, seed: int) -> list[DetObject]:
+    """`sorted`: as stored (already checked); `random`: a per-sample shuffle seeded by ``seed``."""
+    if ordering == "sorted":
+        return list(objects)
+    if ordering == "random":
+        out = list(objects)
+        random.Random(seed).shuffle(out)
+        return out
+    raise ValueError(f"object_ordering must be 'sorted' or 'random', got {ordering!r}")
+
+
+# ---------------------------------------------------------------- record validation
+
+
+class _Collector:
+    def __init__(self, file: str, line: int):
+        self.file, self.line, self.issues = file, line, []
+
+    def add(self, where: str, message: str) -> None:
+        self.issues.append(DataIssue(self.file, self.line, where, message))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_desc(desc: Any) -> str | None:
+    """Why ``desc`` is invalid, or None."""
+    if not isinstance(desc, str):
+        return f"must be a string, got {type(desc).__name__}"
+    d = desc.strip()
+    if not d:
+        return "is empty"
+    for ch, name in (("\n", "a newline"), ("\r", "a carriage return"), ("\t", "a tab")):
+        if ch in d:
+            return f"contains {name}"
+    for bad in DESC_FORBIDDEN:
+        if bad in d:
+            shown = "a double space" if bad == "  " else repr(bad)
+            return (f"contains {shown} ({desc!r}): a desc is one class name; separators like ', ' ': ' ' / ' "
+                    "are reserved by the rendered CoordJSON")
+    return None
+
+
+def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObject | None:
+    if not isinstance(obj, dict):
+        c.add(where, f"must be an object, got {type(obj).__name__}")
+        return None
+    ok = True
+    for key in obj:
+        if key in LEGACY_GEOMETRY:
+            c.add(f"{where}.{key}", LEGACY_GEOMETRY[key])
+            ok = False
+        elif key not in OBJECT_KEYS:
+            c.add(f"{where}.{key}", f"unknown object key (allowed: desc, bbox_2d or poly, poly_points)")
+            ok = False
+    if "desc" not in obj:
+        c.add(f"{where}.desc", "missing")
+        ok = False
+    else:
+        why = check_desc(obj["desc"])
+        if why:
+            c.add(f"{where}.desc", why)
+            ok = False
+    present = [k for k in GEOMETRY_KEYS if k in obj]
+    if len(present) != 1:
+        c.add(where, "needs exactly one geometry key (bbox_2d or poly), found "
+                     + (" and ".join(present) if present else "none"))
+        return None
+    gkey = present[0]
+    gwhere = f"{where}.{gkey}"
+    raw = obj[gkey]
+    if not isinstance(raw, list):
+        c.add(gwhere, f"must be a flat list, got {type(raw).__name__}")
+        return None
+    if any(isinstance(v, (list, dict)) for v in raw):
+        c.add(gwhere, "nested lists are not allowed: write a flat [x1, y1, x2, y2] / [x0, y0, x1, y1, ...] list")
+        return None
+    values = []
+    for i, v in enumerate(raw):
+        try:
+            values.append(parse_coord_value(v))
+        except ValueError as exc:
+            c.add(f"{gwhere}[{i}]", f"{exc}; geometry must be pre-quantized norm1000 bins")
+            ok = False
+    if not ok or len(values) != len(raw):
+        return None
+    if gkey == "bbox_2d":
+        if len(values) != 4:
+            c.add(gwhere, f"needs exactly 4 values [x1, y1, x2, y2], got {len(values)}")
+            return None
+        x1, y1, x2, y2 = values
+        if x2 < x1 or y2 < y1:
+            c.add(gwhere, f"inverted box {values}: needs x1 <= x2 and y1 <= y2")
+            return None
+    else:
+        if stage == "stage2":
+            c.add(gwhere, "Stage-2 supports bbox_2d only: convert polys to their extent bbox offline")
+            return None
+        if len(values) < 6 or len(values) % 2:
+            c.add(gwhere, f"needs an even number >= 6 of values (x, y pairs), got {len(values)}")
+            return None
+    pp = obj.get("poly_points")
+    if pp is not None:
+        if not _is_int(pp):
+            c.add(f"{where}.poly_points", f"must be an int, got {pp!r}")
+            return None
+        if gkey != "poly" or pp != len(values) // 2:
+            c.add(f"{where}.poly_points", f"is {pp} but the object has "
+                                          + (f"{len(values) // 2} poly vertices" if gkey == "poly" else "no poly"))
+            return None
+    return DetObject(obj["desc"].strip(), gkey, tuple(values), pp)
+
+
+def _check_messages(messages: Any, c: _Collector) -> None:
+    if not isinstance(messages, list):
+        c.add("messages", f"must be a list of turns, got {type(messages).__name__}")
+        return
+    for i, turn in enumerate(messages):
+        if not isinstance(turn, dict):
+            c.add(f"messages[{i}]", "must be an object with `role` and `content`")
+            continue
+        if not isinstance(turn.get("role"), str):
+            c.add(f"messages[{i}].role", "must be a string")
+        if not isinstance(turn.get("content"), list):
+            c.add(f"messages[{i}].content", "must be a list of content items")
+
+
+def parse_record(rec: Any, *, file: str, line: int, stage: Stage = "stage1",
+                 object_ordering: str = "sorted", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 multiple_of: int | None = 32) -> tuple[dict | None, list[DataIssue]]:
+    """Structural checks of one decoded line; returns the pieces of a Record (without image checks)."""
+    c = _Collector(file, line)
+    if not isinstance(rec, dict):
+        c.add("", f"a record must be a JSON object, got {type(rec).__name__}")
+        return None, c.issues
+    for key in rec:
+        if key not in RECORD_KEYS:
+            c.add(key, "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
+                       "put free-form data under `metadata`)")
+    images = rec.get("images")
+    if "images" not in rec:
+        c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
+    elif not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
+        c.add("images", "must be a list of non-empty path strings")
+        images = None
+    dims = {}
+    for key in ("width", "height"):
+        v = rec.get(key)
+        if key not in rec:
+            c.add(key, "missing: the pixel size of the (already resized) image on disk is required")
+        elif not _is_int(v) or v <= 0:
+            c.add(key, f"must be a positive int, got {json.dumps(v)}")
+        else:
+            dims[key] = v
+    if multiple_of:
+        for key, v in dims.items():
+            if v % multiple_of:
+                c.add(key, f"{v} is not a multiple of {multiple_of}: resize offline (smart resize, "
+                           f"factor {multiple_of})")
+    if len(dims) == 2:
+        w, h = dims["width"], dims["height"]
+        if max_pixels is not None and w * h > max_pixels:
+            c.add("", f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {max_pixels} (a hard cap, not a "
+                      "resize target): resize offline (smart resize, factor 32); the learner never rescales "
+                      "because that would move the coordinates")
+    if "summary" in rec and not isinstance(rec["summary"], str):
+        c.add("summary", "must be a string")
+    if "metadata" in rec and not isinstance(rec["metadata"], dict):
+        c.add("metadata", "must be an object")
+    if "messages" in rec:
+        _check_messages(rec["messages"], c)
+    objects: list[DetObject] = []
+    raw_objects = rec.get("objects")
+    if "objects" not in rec:
+        if "messages" not in rec:
+            c.add("objects", "missing (a list of objects; [] for an image with nothing to detect)")
+        elif stage == "stage2":
+            c.add("objects", "missing: Stage-2 matches rollouts against GT objects")
+    elif not isinstance(raw_objects, list):
+        c.add("objects", f"must be a list, got {type(raw_objects).__name__}")
+    else:
+        parsed = [_parse_object(o, f"objects[{i}]", stage, c) for i, o in enumerate(raw_objects)]
+        if stage == "stage2" and not raw_objects:
+            c.add("objects", "Stage-2 needs at least one GT bbox per image (no valid GT objects)")
+        if all(p is not None for p in parsed):
+            objects = parsed
+            if object_ordering == "sorted":
+                for i in order_violations(objects):
+                    a, b = object_anchor(objects[i - 1]), object_anchor(objects[i])
+                    c.add(f"objects[{i}]", f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
+                                           f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
+                                           "then left-most vertex (coordexp.data.sort_objects)")
+    if c.issues:
+        return None, c.issues
+    return {"images": images, "objects": objects, "width": dims["width"], "height": dims["height"],
+            "summary": rec.get("summary"), "metadata": rec.get("metadata") or {},
+            "messages": tuple(rec["messages"]) if "messages" in rec else None}, []
+
+
+# ---------------------------------------------------------------- JSON decoding (strict)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def decode_line(text: str) -> Any:
+    """Strict JSON: NaN/Infinity and duplicate keys are errors (the stdlib accepts both)."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+
+
+# ---------------------------------------------------------------- image checks
+
+
+def resolve_image(path: str, jsonl_dir: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else jsonl_dir / p
+
+
+def check_image_dirs(image: Path, jsonl_dir: Path) -> str | None:
+    """The images folder (any directory between the JSONL's folder and the image) must not be a symlink:
+    a symlinked preset folder can point at images of another resize, with the same names."""
+    try:
+        rel = image.relative_to(jsonl_dir)
+    except ValueError:
+        return None
+    cur = jsonl_dir
+    for part in rel.parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            return f"{cur} is a symlink: the images folder must be a real directory next to the JSONL"
+    return None
+
+
+def check_image_file(image: Path, width: int, height: int) -> str | None:
+    """Open the image (lazily, header only) and compare its size with the JSONL width/height."""
+    if not image.is_file():
+        return f"image not found: {image}"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as im:
+            size = im.size
+    except (OSError, UnidentifiedImageError) as exc:
+        return f"cannot open image {image}: {exc}"
+    if size != (width, height):
+        return (f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "
+                "the JSONL size must be the resized image's real size")
+    return None
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_records(path: str | Path, *, stage: Stage = "stage1", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 multiple_of: int | None = 32, check_images: bool | int = True,
+                 object_ordering: str = "sorted") -> list[Record]:
+    """Every record of ``path``, validated; raise ``DataError`` listing every problem.
+
+    ``check_images``: True opens every image, an int N opens the first N structurally valid rows,
+    False skips opening (existence is still checked, and the images folder must not be a symlink).
+    """
+    if stage not in ("stage1", "stage2"):
+        raise ValueError(f"stage must be 'stage1' or 'stage2', got {stage!r}")
+    if object_ordering not in ("sorted", "random"):
+        raise ValueError(f"object_ordering must be 'sorted' or 'random', got {object_ordering!r}")
+    path = Path(path)
+    file = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise DataError([DataIssue(file, 0, "", "JSONL file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError([DataIssue(file, 0, "", f"cannot read as UTF-8 text: {exc}")]) from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    jsonl_dir = path.resolve().parent
+    budget = math.inf if check_images is True else (0 if check_images is False else int(check_images))
+    issues: list[DataIssue] = []
+    records: list[Record] = []
+    for lineno, text in enumerate(lines, start=1):
+        if not text.strip():
+            issues.append(DataIssue(file, lineno, "", "blank line: every line must hold one JSON record"))
+            continue
+        try:
+            rec = decode_line(text)
+        except ValueError as exc:
+            issues.append(DataIssue(file, lineno, "", f"invalid JSON: {exc}"))
+            continue
+        parts, problems = parse_record(rec, file=file, line=lineno, stage=stage, object_ordering=object_ordering,
+                                       max_pixels=max_pixels, multiple_of=multiple_of)
+        if problems:
+            issues.extend(problems)
+            continue
+        abs_images = []
+        open_now = budget > 0
+        if open_now:
+            budget -= 1
+        for i, img in enumerate(parts["images"]):
+            resolved = resolve_image(img, jsonl_dir)
+            abs_images.append(str(resolved))
+            why = check_image_dirs(resolved, jsonl_dir)
+            if why is None:
+                why = (check_image_file(resolved, parts["width"], parts["height"]) if open_now
+                       else (None if resolved.is_file() else f"image not found: {resolved}"))
+            if why:
+                issues.append(DataIssue(file, lineno, f"images[{i}]", why))
+        records.append(Record(images=tuple(abs_images), objects=tuple(parts["objects"]), width=parts["width"],
+                              height=parts["height"], line=lineno, base_idx=len(records), source=file,
+                              summary=parts["summary"], metadata=parts["metadata"], messages=parts["messages"]))
+    if issues:
+        raise DataError(issues)
+    return records
