@@ -255,6 +255,13 @@ def check_escaped_quotes_honoured():
     res = parse(text, "strict", DF)
     assert res.objects[0].desc == 'say "}"'
     assert text[slice(*res.objects[0].span)] == rec
+    # an escaped backslash right before the closing quote: the quote really closes the string
+    rec2 = '{"desc": "x\\\\", "bbox_2d": ' + BOX + "}"
+    text2 = wrap(rec2, '{"desc": "}{", "bbox_2d": ' + BOX + "}", REC_B)
+    for mode in ("strict", "salvage"):
+        res2 = parse(text2, mode, DF)
+        assert [o.desc for o in res2.objects] == ["x\\", "}{", "b"]
+        assert text2[slice(*res2.objects[0].span)] == rec2
 
 
 # ---------------------------------------------------------------- Reason Precedence
