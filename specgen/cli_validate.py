@@ -158,31 +158,35 @@ def run_apply(args) -> int:
         msg = exc.message.replace("\n", "\n    ")
         print(f"{loc}: error: {msg}", file=sys.stderr)
         for detail in getattr(exc, "details", ()):
-            print(f"    {detail}", file=sys.stderr)
+            print(f"    {detail.human() if hasattr(detail, 'human') else detail}", file=sys.stderr)
+        if getattr(exc, "fix", None):
+            print(f"fix: {exc.fix}", file=sys.stderr)
         print("Aborted. No files were changed.", file=sys.stderr)
         return 1
     change_dir = root / "openspec" / "changes" / args.change
     tasks_file = (outcome.archive_path if not args.dry_run else change_dir) / "tasks.md"
     if tasks_file.is_file():
-        tasks = parse_task_lines(D.read_text(tasks_file))
-        left = sum(1 for done, _ in tasks if not done)
+        left = sum(1 for done, _ in parse_task_lines(D.read_text(tasks_file)) if not done)
         if left:
-            print(f"Warning: {left} incomplete task(s) found. Continuing.", file=sys.stderr)
-    for w in outcome.result.warnings:
+            print(f"warning: {left} incomplete task(s) found; continuing (as `openspec archive --yes`).",
+                  file=sys.stderr)
+    for w in outcome.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = sys.stdout
-    for spec_id, m in outcome.result.specs.items():
+    for spec_id, m in outcome.merged.items():
         rel = Path(os.path.relpath(m.target, root)).as_posix()
         c = m.counts
-        verb = "create" if m.created else "update" if m.changed else "in sync"
-        counts = f"+{c['added']} ~{c['modified']} -{c['removed']} →{c['renamed']}"
+        kind = outcome.outcomes.get(spec_id, "write")
+        verb = "retire" if kind == "retire" else "create" if m.created else "update" if m.changed else "in sync"
+        counts = f"+{c['added']} ~{c['modified']} -{c['removed']} \u2192{c['renamed']}"
         if args.dry_run:
             out.write(f"==> {rel} ({verb}: {counts})\n")
-            out.write(m.text)
+            if kind != "retire":
+                out.write(m.text)
         else:
             out.write(f"{rel}: {verb} ({counts})\n")
-    t = outcome.result.totals
-    out.write(f"Totals: + {t['added']}, ~ {t['modified']}, - {t['removed']}, → {t['renamed']}\n")
+    t = outcome.totals or {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
+    out.write(f"Totals: + {t['added']}, ~ {t['modified']}, - {t['removed']}, \u2192 {t['renamed']}\n")
     if args.dry_run:
         out.write(f"Dry run: would archive '{args.change}' as '{outcome.archived_as}'. Nothing was written.\n")
     else:

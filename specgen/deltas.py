@@ -764,9 +764,13 @@ class ArchiveAbort(SpecgenError):
     """A delta cannot be applied: the CLI's archive would refuse it. ``message`` is the CLI's text."""
 
     def __init__(self, message: str, path: Path | str | None = None, line: int | None = None,
-                 spec_id: str | None = None):
+                 spec_id: str | None = None, *, code: str = "archive_spec_update_failed", fix: str | None = None,
+                 details: list | None = None):
         super().__init__(message, path, line)
         self.spec_id = spec_id
+        self.code = code  # the CLI's `archive --json` status code
+        self.fix = fix  # the CLI's fix line, when it gives one
+        self.details = list(details or [])  # the underlying issues (specgen.validate.Issue)
 
 
 @dataclass
@@ -1260,16 +1264,25 @@ def merge_change(root: Path | str, change_id: str) -> list[tuple[SpecUpdate, Bui
     return out
 
 
-def check_rebuilt(spec_id: str, text: str, target: Path) -> None:
+def check_rebuilt(spec_id: str, text: str, target: Path, fix: str | None = None) -> None:
     """Archive validates every rebuilt spec (non-strict) before writing any; refuse like it does."""
     from specgen.validate import validate_spec_content
 
     issues = validate_spec_content(spec_id, text)
     errors = [i for i in issues if i.level == "ERROR"]
     if errors:
-        detail = "; ".join(i.message for i in errors)
-        raise ArchiveAbort(f"Rebuilt spec for '{spec_id}' failed validation. No files were changed. ({detail})",
-                           target, errors[0].line, spec_id)
+        raise ArchiveAbort(f"Rebuilt spec for '{spec_id}' failed validation. No files were changed.", target,
+                           errors[0].line, spec_id, code="archive_spec_validation_failed",
+                           fix=fix or f"Run openspec validate {spec_id} after fixing the change deltas.",
+                           details=issues)
+
+
+def is_retirable_spec(spec_id: str, text: str) -> bool:
+    """The rebuilt spec's only error is that it has no requirement left (what retiring replaces)."""
+    from specgen.validate import validate_spec_content
+
+    errors = [i for i in validate_spec_content(spec_id, text) if i.level == "ERROR"]
+    return bool(errors) and all(i.message == "Spec must have at least one requirement" for i in errors)
 
 
 def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> ApplyResult:
@@ -1317,14 +1330,199 @@ def _merged_project(project, root: Path, change_id: str, merged: dict):
     return dataclasses.replace(project, specs=specs, changes=changes)
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Retirement: what a merge that removed the last requirement may delete
+# --------------------------------------------------------------------------------------------
+
+_INTERRUPTS = re.compile("^ {0,3}(?:>|(?:[-*_][ \t]*){3,}\\Z|(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]|\\Z)|[<|])")
+_LIST_ITEM = re.compile("^(" + _S + "*(?:[-*+]|[0-9]{1,9}[.)])" + _S + "+)")
+_SETEXT = re.compile("^ {0,3}(?:=+|-+)" + _S + "*\\Z")
+
+
+def _content_column(prefix: str) -> int:
+    col = 0
+    for ch in prefix:
+        col += 4 - col % 4 if ch == "\t" else 1
+    return col
+
+
+def _drop_indent(line: str, columns: int) -> str:
+    col = i = 0
+    while i < len(line) and col < columns:
+        ch = line[i]
+        if ch == " ":
+            col += 1
+        elif ch == "\t":
+            col += 4 - col % 4
+        else:
+            break
+        i += 1
+    return line[i:]
+
+
+def _is_heading_line(line: str) -> bool:
+    return re.match("^ {0,3}#{1,6}(?:[ \t]|\\Z)", line) is not None or _HTML_H.match(line) is not None
+
+
+def content_the_merge_cannot_name(parts: RequirementsParts) -> list[str]:
+    """Non-blank lines a retirement would delete without being able to name them.
+
+    Expected parts are the title, the `## Purpose` section, the `## Requirements` header and each
+    requirement's header, statement and scenario bullets; everything else is reported.
+    """
+    left: list[str] = []
+    before = parts.before[1:] if parts.before.startswith("\ufeff") else parts.before
+    blines = normalize_eol(before).split("\n")
+    bmask = fence_mask(blines)
+    in_purpose = title_seen = False
+    prev = ""
+    for i, line in enumerate(blines):
+        if not js_trim(line):
+            prev = ""
+            continue
+        if not bmask[i]:
+            sec = re.match("^ {0,3}##" + _S + "+(" + _DOT + "+?)" + _S + "*\\Z", line)
+            if sec:
+                in_purpose = re.match("^purpose\\Z", js_trim(sec.group(1)), re.I | _A) is not None
+                if not in_purpose:
+                    left.append(js_trim(line))
+                prev = line
+                continue
+            setext = in_purpose and js_trim(prev) and re.match("^ {0,3}(=+|-+)" + _S + "*\\Z", line)
+            html = re.match("^ {0,3}<h[1-6]\\b", line, re.I | _A)
+            if setext or html:
+                left.append(js_trim(prev if setext else line))
+                in_purpose = False
+                prev = line
+                continue
+            if re.match("^ {0,3}#" + _S + "+" + _DOT + "+\\Z", line):
+                if not title_seen and not in_purpose:
+                    title_seen = True
+                else:
+                    left.append(js_trim(line))
+                    in_purpose = False
+                prev = line
+                continue
+        prev = line
+        if in_purpose:
+            continue
+        left.append(js_trim(line))
+    for sl in (parts.preamble, parts.after):
+        for line in sl.split("\n"):
+            if js_trim(line):
+                left.append(js_trim(line))
+    for block in parts.body_blocks:
+        tail = _first_foreign_tail(block.raw)
+        if tail:
+            left.append(tail[0])
+        lines = normalize_eol(block.raw).split("\n")
+        mask = fence_mask(lines)
+        seen_scenario = in_bullets = bullets_seen = para_open = False
+        list_indent = None
+        for i, line in enumerate(lines):
+            if not js_trim(line):
+                if bullets_seen:
+                    in_bullets = False
+                list_indent = None
+                para_open = False
+                continue
+            if i == 0:
+                continue
+            indent = _content_column(re.match("^[ \t]*", line).group(0))
+            inside = list_indent is not None and indent >= list_indent
+            within = _drop_indent(line, list_indent) if inside else line
+            lazy = para_open and in_bullets and not _INTERRUPTS.match(within)
+            continues = (inside or lazy) and not _is_heading_line(within)
+            if mask[i]:
+                if not inside:
+                    list_indent = None
+                para_open = False
+                continue
+            if i > 1 and _SETEXT.match(within) and js_trim(lines[i - 1]):
+                left.append(js_trim(lines[i - 1]))
+                list_indent = None
+                para_open = False
+                continue
+            if continues:
+                para_open = not _INTERRUPTS.match(within)
+                continue
+            bullet = _LIST_ITEM.match(line)
+            list_indent = _content_column(bullet.group(1)) if bullet else None
+            para_open = bullet is not None
+            if re.match("^ {0,3}####" + _S + "+Scenario:", line, re.I | _A):
+                seen_scenario = in_bullets = True
+                bullets_seen = False
+                continue
+            if bullet:
+                if in_bullets:
+                    bullets_seen = True
+                    continue
+                if not seen_scenario:
+                    continue
+                left.append(js_trim(line))
+                continue
+            if not seen_scenario and not re.match("^" + _S + "*[|<]", line):
+                continue
+            left.append(js_trim(line))
+    return list(dict.fromkeys(left))
+
+
+def _describe_unaccounted(lines: list[str]) -> str:
+    shown = []
+    for line in lines[:3]:
+        safe = re.sub("[\x00-\x1f\x7f]", "?", line)
+        shown.append(f'"{safe[:200]}\u2026"' if len(safe) > 200 else f'"{safe}"')
+    rest = f", and {len(lines) - 3} more line(s)" if len(lines) > 3 else ""
+    return ", ".join(shown) + rest
+
+
+def _prune_empty_dirs(start: Path, boundary: Path) -> None:
+    boundary = Path(os.path.realpath(boundary))
+    d = start
+    while True:
+        if d.is_symlink():
+            return
+        real = Path(os.path.realpath(d))
+        if real == boundary or boundary not in real.parents:
+            return
+        try:
+            if any(True for _ in os.scandir(d)):
+                return
+            os.rmdir(d)
+        except OSError:
+            return
+        d = d.parent
+
+
+# --------------------------------------------------------------------------------------------
+# archive
+# --------------------------------------------------------------------------------------------
+
 @dataclass
 class ArchiveOutcome:
     change_id: str
     archived_as: str
     archive_path: Path
-    result: ApplyResult
+    specs_updated: bool
+    totals: dict | None  # None when the change has no delta specs (as the CLI omits it)
+    warnings: list[str]
+    merged: dict  # capability id -> MergedSpec
+    outcomes: dict  # capability id -> "write" | "retire" | "skip"
     written: list[Path]
+    retired: list[Path]
     dry_run: bool
+
+    def to_json(self) -> dict:
+        """The `archive` object of `openspec archive --json`."""
+        out = {"change": self.change_id, "archivedAs": self.archived_as, "path": str(self.archive_path),
+               "specsUpdated": self.specs_updated}
+        if self.totals is not None:
+            out["totals"] = self.totals
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
 
 ARCHIVE_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
@@ -1332,38 +1530,111 @@ ARCHIVE_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
 def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
                    today: _dt.date | None = None) -> ArchiveOutcome:
-    """`openspec archive <id> --yes`: validate the deltas, merge, validate the rebuilt specs, write
-    them, and move the change to changes/archive/YYYY-MM-DD-<id>/. ``dry_run`` does every check and
-    writes nothing. Raises ArchiveAbort (nothing written) on any refusal."""
-    from specgen.validate import validate_change_for_archive
+    """`openspec archive <id> --yes`: gate on the delta specs, merge, validate each rebuilt spec, then
+    write (or retire) the specs and move the change to changes/archive/YYYY-MM-DD-<id>/.
+
+    Every refusal raises ArchiveAbort (with the CLI's code, message and fix) before anything is
+    written. ``dry_run`` runs every check and writes nothing.
+    """
+    from specgen.validate import nested_change_message, read_marker, validate_change_for_archive
 
     root = Path(root)
     change_dir = _change_dir(root, change_id)
+    nested = nested_change_message(root / "openspec" / "changes", change_id, root)
+    if nested:
+        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir, code="archive_change_is_namespace_folder")
     issues = validate_change_for_archive(root, change_id)
     errors = [i for i in issues if i.level == "ERROR"]
     if errors:
         first = errors[0]
-        raise ArchiveAbort(f"Validation failed for change '{change_id}': {first.message}", first.file or change_dir,
-                           first.line)
-    name = change_id if ARCHIVE_DATE_PREFIX.match(change_id) else f"{(today or _dt.date.today()).isoformat()}-{change_id}"
+        raise ArchiveAbort(f"Validation failed for change '{change_id}'.",
+                           root / first.file if first.file else change_dir, first.line,
+                           code="archive_validation_failed",
+                           fix=f"Run openspec validate {change_id} for details, fix the errors, or rerun with "
+                               "--no-validate.", details=issues)
+    name = change_id if ARCHIVE_DATE_PREFIX.match(change_id) else \
+        f"{(today or _dt.date.today()).isoformat()}-{change_id}"
     archive_path = root / "openspec" / "changes" / "archive" / name
+    marker = read_marker(change_dir, "retire_capabilities", root)
     if os.path.lexists(archive_path):
-        raise ArchiveAbort(f"Archive '{name}' already exists.", archive_path)
-    result = apply_change(root, change_id)
+        raise ArchiveAbort(f"Archive '{name}' already exists.", archive_path, code="archive_target_exists")
+    updates = find_spec_updates(change_dir, root / "openspec" / "specs")
+    prepared = []
+    warnings: list[str] = []
+    for upd in updates:
+        try:
+            res = build_update(upd, change_id)
+        except ArchiveAbort as exc:
+            exc.fix = exc.fix or "Fix the change delta specs and rerun. No files were changed."
+            raise
+        outcome = "write"
+        if marker.declared and res.no_requirement_blocks and not content_the_merge_cannot_name(res.parts) \
+                and is_retirable_spec(upd.id, res.rebuilt):
+            outcome = "skip" if not upd.exists else ("retire" if res.counts["removed"] > 0 else "write")
+        prepared.append((upd, res, outcome))
+        warnings.extend(res.warnings)
+    for upd, res, outcome in prepared:
+        if outcome != "write":
+            continue
+        from specgen.validate import validate_spec_content
+
+        if not any(i.level == "ERROR" for i in validate_spec_content(upd.id, res.rebuilt)):
+            continue
+        emptied = upd.exists and res.counts["removed"] > 0 and res.no_requirement_blocks and \
+            is_retirable_spec(upd.id, res.rebuilt)
+        unaccounted = content_the_merge_cannot_name(res.parts)
+        invalid = f" The marker present now cannot be honored ({marker.invalid_reason})." if marker.invalid_reason else ""
+        fix = None
+        if marker.declared and unaccounted and is_retirable_spec(upd.id, res.rebuilt):
+            fix = (f"'{upd.id}' declares retire_capabilities, but the spec holds content the merge cannot safely "
+                   "account for and deleting the file would take with it: "
+                   f"{_describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, or "
+                   "delete the spec by hand.")
+        elif not marker.declared and emptied and not unaccounted:
+            fix = (f"This change removes the last requirement '{upd.id}' has. To retire the capability and delete its "
+                   "spec, add `retire_capabilities: true` to the change's .openspec.yaml (alongside its `schema:`, "
+                   f"which that file requires), then rerun.{invalid}")
+        elif not marker.declared and emptied and unaccounted:
+            fix = (f"This change removes the last requirement '{upd.id}' has, so the rebuilt spec has none left and "
+                   "cannot be written. Retiring the capability is what archive does instead, and it is refused while "
+                   "the spec holds content the merge cannot safely account for and deleting the file would take with "
+                   f"it: {_describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, "
+                   f"or delete the spec by hand, then rerun.{invalid}")
+        check_rebuilt(upd.id, res.rebuilt, upd.target, fix)
+    merged = {upd.id: MergedSpec(upd.id, upd.target, upd.source, res.rebuilt, res.counts, not upd.exists,
+                                 res.changed, res.warnings, res.origins) for upd, res, _ in prepared}
+    totals = {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
     written: list[Path] = []
+    retired: list[Path] = []
+    for upd, res, outcome in prepared:
+        if outcome == "write" and res.changed:
+            if not dry_run:
+                try:
+                    previous = upd.target.read_bytes().decode("utf-8", errors="replace")
+                except FileNotFoundError:
+                    previous = None
+                data = res.rebuilt if previous is None else match_line_ending(res.rebuilt, previous)
+                upd.target.parent.mkdir(parents=True, exist_ok=True)
+                with open(upd.target, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(data)
+            written.append(upd.target)
+            for k in totals:
+                totals[k] += res.counts[k]
+    for upd, res, outcome in prepared:
+        if outcome != "retire":
+            continue
+        rel = Path(os.path.relpath(upd.target, root)).as_posix()
+        if not dry_run:
+            os.unlink(upd.target)
+            _prune_empty_dirs(upd.target.parent, root / "openspec" / "specs")
+        retired.append(upd.target)
+        for k in totals:
+            totals[k] += res.counts[k]
+        warnings.append(f"{upd.id} - capability retired; deleted the main spec (all requirements removed, declared by "
+                        f"retire_capabilities) at {rel}. Its section(s) went with it: Purpose. If it was committed, "
+                        f'restore it with: git checkout HEAD -- ":(top){rel}"')
     if not dry_run:
-        for m in result.specs.values():
-            if not m.changed:
-                continue
-            try:
-                previous = m.target.read_bytes().decode("utf-8", errors="replace")
-            except FileNotFoundError:
-                previous = None
-            data = m.text if previous is None else match_line_ending(m.text, previous)
-            m.target.parent.mkdir(parents=True, exist_ok=True)
-            with open(m.target, "w", encoding="utf-8", newline="") as fh:
-                fh.write(data)
-            written.append(m.target)
         archive_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(change_dir), str(archive_path))
-    return ArchiveOutcome(change_id, name, archive_path, result, written, dry_run)
+    return ArchiveOutcome(change_id, name, archive_path, bool(written or retired), totals if updates else None,
+                          warnings, merged, {u.id: o for u, _, o in prepared}, written, retired, dry_run)

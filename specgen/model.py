@@ -36,6 +36,12 @@ class Spec:
     title: str
     overview: str  # the Purpose section
     requirements: tuple[Requirement, ...] = ()
+    # `title` is what the CLI reports as the spec's title: its id. `heading` is the text of
+    # the file's first `# ` header ("" when none), for people.
+    heading: str = ""
+    # Why the CLI cannot show this spec ("Spec must have a Purpose section", ...); it then
+    # has no requirements (the CLI's `list` counts 0). None for a readable spec.
+    error: str | None = None
 
 
 # Delta operations, in the order OpenSpec applies them when archiving.
@@ -49,9 +55,13 @@ class Delta:
     operation: str  # one of DELTA_ORDER
     path: Path  # the delta spec.md file
     line: int
-    requirement: Requirement | None = None  # ADDED / MODIFIED: the full block
-    name: str = ""  # REMOVED: the requirement name; RENAMED: the new name
+    requirement: Requirement | None = None  # ADDED / MODIFIED / REMOVED: the block as `show` reads it
+    name: str = ""  # the requirement name; RENAMED: the new name
     rename_from: str = ""  # RENAMED only
+    description: str = ""  # the CLI's `description` ("Add requirement: <text>", ...)
+    # True for a delta guessed from a `- **cap**: ...` bullet of the proposal's What Changes
+    # (the CLI's fallback when no delta spec file has a delta section); `path` is then proposal.md.
+    from_proposal: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,10 @@ class Change:
     deltas: tuple[Delta, ...] = ()
     tasks_total: int = 0
     tasks_done: int = 0
+    title: str = ""  # the proposal's first `# ` header as the CLI reads it (the id when none)
+    # Why the CLI cannot show this change (no proposal.md, no Why / What Changes text).
+    error: str | None = None
+    has_proposal: bool = True
 
 
 @dataclass(frozen=True)

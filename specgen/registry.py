@@ -200,6 +200,7 @@ def read_module(name: str, path: Path) -> tuple[CheckModule, list[Issue]]:
         raise SpecgenError(f"check module does not parse: {exc.msg}", path, exc.lineno) from None
     lines = source.splitlines(keepends=True)
     names, modules = _check_names(tree)
+    constants = _constants(tree)
     decls: list[Decl] = []
     unbound: list[tuple[str, int]] = []
     for node in tree.body:
@@ -213,28 +214,56 @@ def read_module(name: str, path: Path) -> tuple[CheckModule, list[Issue]]:
         kept = [d for d in node.decorator_list if d not in checks]
         fp = _source_fingerprint(lines, node, kept)
         for dec in checks:
-            decl = _decl_from_call(name, path, node, dec, fp, issues)
+            decl = _decl_from_call(name, path, node, dec, fp, issues, constants)
             if decl is not None:
                 decls.append(decl)
     return CheckModule(name, path, tuple(decls), tuple(unbound)), issues
 
 
-def _decl_from_call(module: str, path: Path, node, dec: ast.Call, fp: str, issues: list[Issue]) -> Decl | None:
+def _constants(tree: ast.Module) -> dict[str, str | None]:
+    """Module-level `NAME = "text"` assignments; None marks a name assigned more than once."""
+    found: dict[str, str | None] = {}
+    for node in tree.body:
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target.id, node.value
+        if target is None:
+            continue
+        literal = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+        found[target] = None if target in found else literal
+    return found
+
+
+def _literal(expr: ast.expr, constants: dict[str, str | None]) -> str | None:
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return expr.value or None
+    if isinstance(expr, ast.Name):
+        return constants.get(expr.id)
+    return None
+
+
+def _decl_from_call(module: str, path: Path, node, dec: ast.Call, fp: str, issues: list[Issue],
+                    constants: dict[str, str | None]) -> Decl | None:
     def bad(msg: str) -> None:
         issues.append(Issue("error", "bad-check", f"{node.name}: {msg}", path, dec.lineno))
 
     args = []
     for a in dec.args:
-        if not (isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value):
-            bad("@check arguments must be non-empty string literals (specgen reads them without importing)")
+        value = _literal(a, constants)
+        if value is None:
+            bad("@check arguments must be non-empty string literals or module-level string constants "
+                "assigned once (specgen reads them without importing)")
             return None
-        args.append(a.value)
+        args.append(value)
     manual = None
     for kw in dec.keywords:
-        if kw.arg != "manual" or not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)):
-            bad("@check takes only manual=\"<procedure file>\" as a keyword (a string literal)")
+        value = _literal(kw.value, constants) if kw.arg == "manual" else None
+        if value is None:
+            bad("@check takes only manual=\"<procedure file>\" as a keyword (a string)")
             return None
-        manual = kw.value.value
+        manual = value
     common = dict(module=module, path=path, func=node.name, line=dec.lineno, def_line=node.lineno,
                   source_fingerprint=fp, manual=manual)
     if len(args) == 1:

@@ -1,0 +1,481 @@
+"""Checks for the spec-test-compiler capability: specgen compiling small projects in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from specgen import check
+from specgen.identity import fingerprint
+from tests.checks.specgen_harness import CHECKS, SPEC, Proj
+
+CAP = "spec-test-compiler"
+GEN = "generated/test_greeting.py"
+
+
+@pytest.fixture
+def proj(tmp_path):
+    return Proj(tmp_path / "proj")
+
+
+ADDED_DELTA = """## ADDED Requirements
+### Requirement: Wave
+The greeter SHALL wave.
+
+#### Scenario: Wave hello
+- **WHEN** the greeter waves
+- **THEN** a hand is raised
+"""
+
+
+# ---------------------------------------------------------------- identity
+@check(CAP, "Stable Scenario Identity", "Ids are derived from names")
+def check_ids_from_names(proj):
+    assert proj.specgen("generate").rc == 0
+    assert 'id="greeting/greet-by-name/named-person"' in proj.read(GEN)
+
+
+@check(CAP, "Stable Scenario Identity", "Colliding ids are refused")
+def check_collision_refused(proj):
+    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n- **WHEN** x\n- **THEN** y\n\n"
+              "#### Scenario: Goodbye!\n")
+    run = proj.specgen("generate")
+    assert run.rc == 2, run.text
+    line = proj.read(SPEC).splitlines().index("#### Scenario: Goodbye!") + 1
+    assert f"{SPEC}:{line}:" in run.err.replace(str(proj.root) + "/", "")
+    assert "Traceback" not in run.text and len(run.err.strip().splitlines()) == 1
+
+
+@check(CAP, "Stable Scenario Identity", "An anchor keeps the id across a rename")
+def check_anchor_survives_rename(proj):
+    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n<!-- specgen-id: greeting/farewell/goodbye -->\n")
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting/farewell/goodbye")')
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "#### Scenario: Goodbye", "#### Scenario: Saying goodbye")
+    assert proj.specgen("generate").rc == 0
+    gen = proj.read(GEN)
+    assert 'id="greeting/farewell/goodbye"' in gen and 'scenario="Saying goodbye"' in gen
+    assert "checks.greeting:check_goodbye" in gen
+    assert "saying_goodbye" not in gen  # the test name follows the id, not the new name
+
+
+@check(CAP, "Stable Scenario Identity", "A renamed requirement keeps its ids in a change")
+def check_rename_keeps_ids(proj):
+    proj.add_change("rename-farewell", "## RENAMED Requirements\n- FROM: `### Requirement: Farewell`\n"
+                    "- TO: `### Requirement: Parting words`\n")
+    assert proj.specgen("generate").rc == 0
+    gen = proj.read("generated/changes/test_rename_farewell__greeting.py")
+    assert 'requirement="Parting words"' in gen and 'id="greeting/farewell/goodbye"' in gen
+    assert "parting" not in "".join(re.findall(r'id="([^"]+)"', gen))
+
+
+@check(CAP, "Stable Scenario Identity", "Fingerprints ignore whitespace only")
+def check_fingerprint_whitespace(proj):
+    a = fingerprint("Goodbye", "- **WHEN** the greeter says goodbye\n- **THEN** it returns \"Bye.\"")
+    b = fingerprint("Goodbye", "- **WHEN**   the greeter says goodbye  \n\n- **THEN** it returns \"Bye.\"\n")
+    c = fingerprint("Goodbye", "- **WHEN** the greeter says farewell\n- **THEN** it returns \"Bye.\"")
+    assert a == b and a != c
+    assert proj.specgen("generate").rc == 0
+    before = re.findall(r'spec_fingerprint="(\w+)"', proj.read(GEN))
+    proj.edit(SPEC, "- **WHEN** the greeter says goodbye", "- **WHEN**  the greeter   says goodbye ")
+    assert proj.specgen("generate").rc == 0
+    assert re.findall(r'spec_fingerprint="(\w+)"', proj.read(GEN)) == before
+
+
+# ---------------------------------------------------------------- registry
+@check(CAP, "Check Registry", "Checks bind by names and by id")
+def check_bind_by_names_and_id(proj):
+    src = proj.read(CHECKS)
+    assert '@check("greeting", "Greet by name", "Named person")' in src
+    assert '@check("greeting/greet-by-name/empty-name")' in src
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 0, run.text
+    gen = proj.read(GEN)
+    assert "_checks_0.check_named" in gen and "_checks_0.check_empty" in gen
+
+
+@check(CAP, "Check Registry", "Several checks on one scenario must all pass")
+def check_several_checks_all_must_pass(proj):
+    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye")\n'
+               'def check_goodbye_again():\n    assert "Bye." == "Bye!"\n')
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 1 and gate.rc == 1
+    scn = proj.scenario("greeting/farewell/goodbye")
+    assert scn["verdict"] == "failing"
+    assert sorted(c["verdict"] for c in scn["checks"]) == ["failing", "verified"]
+
+
+@check(CAP, "Check Registry", "Checks use fixtures and parametrize")
+def check_fixtures_and_parametrize(proj):
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0, tests.text
+    assert "4 passed" in tests.out  # named person x2 (parametrize), empty name, goodbye (tmp_path)
+    assert gate.rc == 0, gate.text
+    assert proj.scenario("greeting/greet-by-name/named-person")["checks"][0]["outcomes"] == {"passed": 2}
+
+
+@check(CAP, "Check Registry", "A check bound to nothing is an error")
+def check_bound_to_nothing(proj):
+    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Good night")\ndef check_typo():\n'
+               '    pass\n')
+    run = proj.specgen("check")
+    assert run.rc == 1
+    line = proj.read(CHECKS).splitlines().index('@check("greeting", "Farewell", "Good night")') + 1
+    assert re.search(rf"^checks/greeting.py:{line}: error: check_typo is bound to nothing", run.out, re.M), run.out
+
+
+@check(CAP, "Check Registry", "A duplicate binding is an error")
+def check_duplicate_binding(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\n',
+              '@check("greeting", "Farewell", "Goodbye")\n@check("greeting/farewell/goodbye")\n')
+    assert proj.specgen("generate").rc == 1
+    run = proj.specgen("check")
+    assert run.rc == 1 and "[duplicate-binding]" in run.out, run.out
+
+
+@check(CAP, "Check Registry", "Checks may bind scenarios of an active change")
+def check_binding_to_change(proj):
+    proj.add_change("add-wave", ADDED_DELTA)
+    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Wave", "Wave hello")\ndef check_wave():\n'
+               '    assert "hand"\n')
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 0 and "bound to nothing" not in run.out, run.out
+    assert "checks.greeting:check_wave" in proj.read("generated/changes/test_add_wave__greeting.py")
+    assert "check_wave" not in proj.read(GEN)
+
+
+# ---------------------------------------------------------------- generation
+@check(CAP, "Test Generation", "A test per binding documents its scenario")
+def check_test_per_binding(proj):
+    assert proj.specgen("generate").rc == 0
+    gen = proj.read(GEN)
+    assert re.findall(r"^def (test_\w+)", gen, re.M) == [
+        "test_greet_by_name__named_person", "test_greet_by_name__empty_name", "test_farewell__goodbye"]
+    doc = gen.split("def test_farewell__goodbye():", 1)[1]
+    assert 'WHEN the greeter says goodbye\n    THEN it returns "Bye."' in doc
+    assert "spec_fingerprint=" in gen and "@pytest.mark.specgen(" in gen
+
+
+@check(CAP, "Test Generation", "Generation is deterministic and leaves unchanged files alone")
+def check_deterministic(proj, tmp_path):
+    assert proj.specgen("generate").rc == 0
+    first = (proj.root / GEN).read_bytes()
+    stamp = (proj.root / GEN).stat().st_mtime_ns
+    again = proj.specgen("generate")
+    assert again.rc == 0 and "0 written" in again.out
+    assert (proj.root / GEN).stat().st_mtime_ns == stamp and (proj.root / GEN).read_bytes() == first
+    other = Proj(tmp_path / "other")  # same inputs elsewhere: same bytes
+    assert other.specgen("generate").rc == 0
+    assert (other.root / GEN).read_bytes() == first
+
+
+@check(CAP, "Test Generation", "Drift is reported without writing")
+def check_drift_check(proj):
+    assert proj.specgen("generate").rc == 0
+    before = proj.read(GEN)
+    proj.edit(SPEC, 'it returns "Bye."', 'it returns "Goodbye."')
+    run = proj.specgen("generate", "--check")
+    assert run.rc == 1
+    assert "--- a/generated/test_greeting.py" in run.out and '+    THEN it returns "Goodbye."' in run.out
+    assert proj.read(GEN) == before
+    assert proj.specgen("generate").rc == 0 and proj.specgen("generate", "--check").rc == 0
+
+
+@check(CAP, "Test Generation", "Files of removed capabilities are deleted")
+def check_removed_capability(proj):
+    proj.write("openspec/specs/extra/spec.md", "# extra Specification\n\n## Purpose\nExtra.\n\n## Requirements\n"
+               "### Requirement: Extra\nIt SHALL exist.\n\n#### Scenario: Exists\n- **WHEN** x\n- **THEN** y\n")
+    assert proj.specgen("generate").rc == 0
+    assert (proj.root / "generated/test_extra.py").is_file()
+    (proj.root / "openspec/specs/extra/spec.md").unlink()
+    (proj.root / "openspec/specs/extra").rmdir()
+    run = proj.specgen("generate")
+    assert run.rc == 0 and "1 deleted" in run.out
+    assert not (proj.root / "generated/test_extra.py").exists() and (proj.root / GEN).is_file()
+
+
+@check(CAP, "Test Generation", "A scenario without a check gets a failing test")
+def check_unbound_gets_failing_test(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\n', "")
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 1 and "1 failed" in tests.out
+    assert "scenario greeting/farewell/goodbye has no check" in tests.out
+    assert '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye():' in tests.out
+
+
+@check(CAP, "Test Generation", "A change compiles apart from the specs")
+def check_change_compiles_apart(proj):
+    proj.add_change("add-wave", ADDED_DELTA)
+    run = proj.specgen("generate", "--change", "add-wave")
+    assert run.rc == 0, run.text
+    assert (proj.root / "generated/changes/test_add_wave__greeting.py").is_file()
+    assert not (proj.root / GEN).exists()  # --change writes only that change's files
+    assert proj.specgen("generate").rc == 0
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 1  # the change's unbound scenario fails its own test...
+    assert gate.rc == 0, gate.text  # ...but the gate over openspec/specs passes
+    change = proj.report()["changes"][0]
+    assert change["id"] == "add-wave" and change["summary"]["requirements_verified"] == 0
+
+
+# ---------------------------------------------------------------- static gate
+@check(CAP, "Static Gate", "An uncovered requirement fails the gate")
+def check_uncovered_requirement(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\n', "")
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 1
+    line = proj.read(SPEC).splitlines().index("### Requirement: Farewell") + 1
+    assert re.search(rf"^{SPEC}:{line}: error: requirement \"Farewell\".*\[uncovered-requirement\]", run.out, re.M)
+    assert proj.specgen("check").rc == 1
+
+
+@check(CAP, "Static Gate", "GitHub annotations point at spec lines")
+def check_github_annotations(proj):
+    proj.edit(CHECKS, '@check("greeting/greet-by-name/empty-name")\n', "")
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check", "--format", "github")
+    assert run.rc == 1
+    line = proj.read(SPEC).splitlines().index("#### Scenario: Empty name") + 1
+    assert f"::error file={SPEC},line={line},title=specgen unbound-scenario::" in run.out, run.out
+
+
+@check(CAP, "Static Gate", "JSON output is machine-readable")
+def check_json_output(proj):
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check", "--format", "json")
+    data = json.loads(run.out)
+    assert run.rc == 0 and data["ok"] is True and data["issues"] == []
+    assert data["summary"]["scenarios"] == 3 and data["summary"]["bindings"] == 3
+    proj.edit(CHECKS, '@check("greeting/greet-by-name/empty-name")\n', "")
+    data = json.loads(proj.specgen("check", "--format", "json").out)
+    assert data["ok"] is False and {"unbound-scenario", "stale-generated"} <= {i["code"] for i in data["issues"]}
+
+
+@check(CAP, "Static Gate", "Bad input exits 2 without a traceback")
+def check_bad_input(proj):
+    proj.edit("pyproject.toml", 'output = "generated"', 'output = "generated"\nouptut = "x"')
+    for cmd in (("check",), ("generate",), ("report", "--gate")):
+        run = proj.specgen(*cmd)
+        assert run.rc == 2 and "tool.specgen.ouptut: unknown key" in run.err, run.text
+        assert "Traceback" not in run.text and len(run.err.strip().splitlines()) == 1
+    assert proj.specgen("stub", "greeting/no/such").rc == 2
+
+
+@check(CAP, "Static Gate", "Active changes are gated only when asked")
+def check_changes_gated_on_request(proj):
+    proj.add_change("add-wave", ADDED_DELTA)
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 0, run.text
+    assert "change add-wave: 0/1 scenarios" in run.out
+    gated = proj.specgen("check", "--change", "add-wave")
+    assert gated.rc == 1 and "greeting/wave/wave-hello has no check (change add-wave)" in gated.out
+
+
+# ---------------------------------------------------------------- suspect links
+@check(CAP, "Suspect Links", "An edited scenario makes its binding suspect")
+def check_edited_scenario_suspect(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "- **WHEN** the greeter says goodbye", "- **WHEN** the greeter says goodbye twice")
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 1 and "the scenario text changed" in run.out and "[suspect-binding]" in run.out
+    review = proj.specgen("review", "greeting/farewell/goodbye")
+    assert review.rc == 0 and "1 binding(s) stamped" in review.out
+    assert proj.specgen("check").rc == 0
+
+
+@check(CAP, "Suspect Links", "An edited check makes its binding suspect")
+def check_edited_check_suspect(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(CHECKS, '(tmp_path / "out.txt").write_text("Bye.")', '(tmp_path / "out.txt").write_text("Bye." )')
+    run = proj.specgen("check")
+    assert run.rc == 1 and "the check's source changed" in run.out and "check_goodbye" in run.out
+    assert "scenario text changed" not in run.out
+    assert proj.specgen("review", "--all").rc == 0 and proj.specgen("check").rc == 0
+
+
+@check(CAP, "Suspect Links", "The lock is sorted and diff-friendly")
+def check_lock_format(proj):
+    assert proj.specgen("generate").rc == 0
+    lines = [ln for ln in proj.read("specgen.lock").splitlines() if not ln.startswith("#")]
+    assert lines == sorted(lines) and len(lines) == 3
+    for line in lines:
+        view, sid, chk, sfp, cfp = line.split(" ")
+        assert view == "specs" and sid.startswith("greeting/") and chk.startswith("checks.greeting:check_")
+        assert re.fullmatch(r"[0-9a-f]{16}", sfp) and re.fullmatch(r"[0-9a-f]{16}", cfp)
+
+
+# ---------------------------------------------------------------- stubs
+@check(CAP, "Check Stubs", "A stub is printed")
+def check_stub_printed(proj):
+    run = proj.specgen("stub", "greeting/farewell/goodbye")
+    assert run.rc == 0
+    assert run.out.startswith('@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye():\n')
+    assert "    # WHEN the greeter says goodbye\n" in run.out and '    # THEN it returns "Bye."\n' in run.out
+    assert "raise NotImplementedError" in run.out
+    compile(run.out, "stub", "exec")
+
+
+@check(CAP, "Check Stubs", "A stub is written to the capability's module")
+def check_stub_written(proj):
+    proj.write(SPEC, proj.read(SPEC) + "\n#### Scenario: Wave\n- **WHEN** leaving\n- **THEN** the greeter waves\n")
+    run = proj.specgen("stub", "greeting/farewell/wave", "--write")
+    assert run.rc == 0 and "checks/greeting.py" in run.out, run.text
+    assert '@check("greeting", "Farewell", "Wave")\ndef check_wave():' in proj.read(CHECKS)
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest("-k", "wave")
+    assert tests.rc == 1 and "NotImplementedError" in tests.out
+
+
+# ---------------------------------------------------------------- manual
+MANUAL_CHECK = '\n\n@check("greeting", "Farewell", "Goodbye", manual="manual/goodbye.md")\ndef check_goodbye_on_gpu():\n    ...\n'
+
+
+def _manual_project(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye', 'def helper_goodbye')
+    proj.write(CHECKS, proj.read(CHECKS) + MANUAL_CHECK)
+    proj.write("manual/goodbye.md", "# Goodbye on a GPU\n1. Run it.\n2. Record evidence.\n")
+    assert proj.specgen("generate").rc == 0
+    sfp = re.search(r'id="greeting/farewell/goodbye",\n.*\n.*\n    spec_fingerprint="(\w+)"', proj.read(GEN)).group(1)
+    proj.write("manual/evidence/goodbye-1.yaml", f"scenario: greeting/farewell/goodbye\nfingerprint: {sfp}\n"
+               "result: pass\nwho: Ada\nwhen: 2025-01-31T12:00:00Z\ncommit: abc1234\nnotes: on an H100\n")
+
+
+@check(CAP, "Manual Checks", "Fresh evidence counts as manual")
+def check_manual_fresh(proj):
+    _manual_project(proj)
+    _, tests, gate = proj.pipeline()
+    assert gate.rc == 0, gate.text
+    assert proj.scenario("greeting/farewell/goodbye")["verdict"] == "manual"
+    farewell = proj.requirement("Farewell")
+    assert farewell["verified"] is True and proj.report()["summary"]["verdicts"]["manual"] == 1
+
+
+@check(CAP, "Manual Checks", "Evidence for older text is stale")
+def check_manual_stale(proj):
+    _manual_project(proj)
+    proj.edit(SPEC, '- **THEN** it returns "Bye."', '- **THEN** it returns "Bye!"')
+    _, _, gate = proj.pipeline()
+    assert gate.rc == 1
+    assert proj.scenario("greeting/farewell/goodbye")["verdict"] == "stale"
+    assert "Farewell [stale]" in gate.err
+
+
+@check(CAP, "Manual Checks", "Only automated results count with --no-manual")
+def check_no_manual(proj):
+    _manual_project(proj)
+    proj.pipeline()
+    run = proj.specgen("report", "--gate", "--no-manual")
+    assert run.rc == 1 and "Farewell [manual]" in run.err, run.text
+    assert proj.requirement("Farewell")["verified"] is False and proj.report()["manual_counted"] is False
+
+
+# ---------------------------------------------------------------- plugin
+@check(CAP, "Pytest Plugin", "JUnit XML carries the spec properties")
+def check_junit_properties(proj):
+    proj.pipeline()
+    cases = ET.parse(proj.root / "build/specgen/junit.xml").getroot().iter("testcase")
+    props = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert len(props) == 4
+    for p in props:
+        assert {"requirement", "scenario_id", "spec_fingerprint"} <= set(p)
+        assert p["scenario_id"].startswith("greeting/") and re.fullmatch(r"[0-9a-f]{16}", p["spec_fingerprint"])
+
+
+@check(CAP, "Pytest Plugin", "Outcomes are aggregated under xdist")
+def check_xdist(proj):
+    proj.edit(CHECKS, 'assert greeter("") == "Hello, stranger!"', 'assert greeter("") == "Hi"')
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest("-n", "2")
+    assert "bringing up nodes" in tests.text, tests.text  # xdist ran it
+    results = json.loads(proj.read("build/specgen/results.json"))["results"]
+    assert len(results) == 4
+    outcome = {r["nodeid"].split("::")[1]: r["outcome"] for r in results}
+    assert outcome["test_greet_by_name__empty_name"] == "failed"
+    assert outcome["test_greet_by_name__named_person[Ada]"] == "passed"
+
+
+# ---------------------------------------------------------------- report
+@check(CAP, "Traceability Report", "The report files are written")
+def check_report_files(proj):
+    _, _, gate = proj.pipeline()
+    assert gate.rc == 0 and "specgen: 2/2 requirements verified" in gate.out, gate.text
+    data = proj.report()
+    assert data["summary"]["requirements_total"] == 2 and data["summary"]["verdicts"]["verified"] == 2
+    req = data["requirements"][0]
+    assert {"capability", "name", "verdict", "scenarios"} <= set(req)
+    assert {"id", "name", "verdict", "checks"} <= set(req["scenarios"][0])
+    assert proj.read("build/specgen/report.md").startswith("## specgen: 2/2 requirements verified")
+    html = proj.read("build/specgen/report.html")
+    assert "greeting/greet-by-name/named-person" in html and "<strong>WHEN</strong>" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # self-contained: nothing external
+    assert (proj.root / "build/specgen/junit.xml").is_file()
+
+
+@check(CAP, "Traceability Report", "A skip never counts")
+def check_skip_never_counts(proj):
+    proj.edit(CHECKS, "def check_goodbye(tmp_path):\n", "def check_goodbye(tmp_path):\n    pytest.skip('later')\n")
+    proj.specgen("review", "--all")
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0  # pytest itself is green...
+    assert gate.rc == 1  # ...the gate is not
+    assert proj.scenario("greeting/farewell/goodbye")["verdict"] == "skipped"
+    assert "Farewell [skipped]" in gate.err
+
+
+# ---------------------------------------------------------------- pipeline
+NEW_SCENARIO = "\n#### Scenario: Goodbye in French\n- **WHEN** the greeter says goodbye in French\n- **THEN** it returns \"Au revoir.\"\n"
+
+
+@check(CAP, "Spec Test Pipeline", "A new scenario fails until its check is added")
+def check_new_scenario(proj):
+    proj.write(SPEC, proj.read(SPEC) + NEW_SCENARIO)
+    _, tests, gate = proj.pipeline()
+    assert gate.rc == 1 and tests.rc == 1
+    assert "scenario greeting/farewell/goodbye-in-french has no check" in tests.out
+    assert '@check("greeting", "Farewell", "Goodbye in French")' in tests.out
+    assert "Farewell [missing]" in gate.err
+    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye in French")\n'
+               'def check_goodbye_in_french():\n    assert "Au revoir." == "Au revoir."\n')
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 0, gate.text
+
+
+@check(CAP, "Spec Test Pipeline", "An edited THEN line is suspect until reviewed")
+def check_edited_then_line(proj):
+    assert proj.pipeline()[2].rc == 0
+    proj.edit(SPEC, '- **THEN** it returns "Bye."', '- **THEN** it returns "Bye." and waves')
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 1
+    assert proj.scenario("greeting/farewell/goodbye")["verdict"] == "suspect"
+    assert "Farewell [suspect]" in gate.err
+    assert proj.specgen("review", "greeting/farewell/goodbye").rc == 0
+    assert proj.specgen("report", "--gate").rc == 0
+
+
+@check(CAP, "Spec Test Pipeline", "A deleted check leaves its requirement uncovered")
+def check_deleted_check(proj):
+    assert proj.pipeline()[2].rc == 0
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\n', "")
+    proj.edit(CHECKS, "def check_goodbye(", "def helper_goodbye(")
+    _, _, gate = proj.pipeline()
+    assert gate.rc == 1 and "Farewell [missing]" in gate.err
+    assert proj.requirement("Farewell")["verdict"] == "missing"
+    assert proj.specgen("check").rc == 1
+
+
+@check(CAP, "Spec Test Pipeline", "A broken check is failing")
+def check_broken_check(proj):
+    proj.edit(CHECKS, 'assert greeter("") == "Hello, stranger!"', 'assert greeter("") == "Hello, nobody!"')
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 1 and gate.rc == 1
+    assert proj.scenario("greeting/greet-by-name/empty-name")["verdict"] == "failing"
+    assert "Greet by name [failing]" in gate.err and "Hello, nobody!" in gate.err
