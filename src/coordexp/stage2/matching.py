@@ -1,0 +1,226 @@
+"""Matching predicted boxes to ground-truth objects (Channel-B and Stage-2 eval).
+
+For each prediction:
+1. candidates: the ``candidate_top_k`` GT objects with the highest bbox IoU (ties by GT
+   index); if the best IoU is <= 0 (the prediction overlaps nothing), the k GT objects with
+   the nearest centers instead (ties by index), so a badly placed box can still be matched
+   and taught where to go;
+2. each candidate pair gets a maskIoU on a virtual R x R canvas (coordinates k*(R-1)/999,
+   a bbox is its 4-corner polygon); below ``maskiou_gate`` the pair is gated out (cost
+   1e6, counted in ``gating_rejections``), otherwise its cost is 1 - maskIoU;
+3. a square (P+G) x (G+P) cost matrix with dummies, blocks [[cost, fp_cost], [fn_cost, 0]]:
+   a prediction may go to a dummy column (it is a false positive, cost fp_cost) and a GT
+   to a dummy row (it is missed, cost fn_cost);
+4. ``scipy.optimize.linear_sum_assignment``; a pair is matched only if it is a real
+   prediction on a real GT with cost < 5e5 (a gated pair the solver was forced into is
+   not a match).
+
+FN = unmatched GT in GT order; FP = unmatched predictions in prediction order.
+Pure numpy/scipy, deterministic: the same inputs give the same assignment.
+
+The rasterizer is ours (pycocotools is not a dependency): a pixel (i, j) of the canvas
+belongs to a polygon when its center (i + 0.5, j + 0.5) is inside it under the even-odd
+rule. maskIoU is then |A and B| / |A or B| in pixels; two empty masks have IoU 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from coordexp.coord import COORD_MAX
+
+GATED_COST = 1e6
+MATCH_COST_LIMIT = 5e5
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    candidate_top_k: int = 5
+    maskiou_gate: float = 0.3
+    maskiou_resolution: int = 256
+    fp_cost: float = 1.0
+    fn_cost: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.candidate_top_k, bool) or not isinstance(self.candidate_top_k, int) \
+                or self.candidate_top_k < 1:
+            raise ValueError(f"rollout_matching.candidate_top_k must be an int >= 1, got {self.candidate_top_k!r}")
+        if not 0 <= self.maskiou_gate <= 1:
+            raise ValueError(f"rollout_matching.maskiou_gate must be in [0, 1], got {self.maskiou_gate!r}")
+        if isinstance(self.maskiou_resolution, bool) or not isinstance(self.maskiou_resolution, int) \
+                or self.maskiou_resolution < 8:
+            raise ValueError(f"rollout_matching.maskiou_resolution must be an int >= 8, "
+                             f"got {self.maskiou_resolution!r}")
+        for name in ("fp_cost", "fn_cost"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 <= v < MATCH_COST_LIMIT):
+                raise ValueError(f"rollout_matching.{name} must be in [0, {MATCH_COST_LIMIT:g}), got {v!r}")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A geometry in norm1000 bins: ``bbox_2d`` [x1, y1, x2, y2] or a flat ``poly``."""
+
+    geometry: str
+    values: tuple[int, ...]
+
+    def __post_init__(self):
+        n = len(self.values)
+        if self.geometry == "bbox_2d":
+            if n != 4:
+                raise ValueError(f"bbox_2d needs 4 values, got {n}")
+        elif self.geometry == "poly":
+            if n % 2 or n < 6:
+                raise ValueError(f"poly needs an even count >= 6 of values, got {n}")
+        else:
+            raise ValueError(f"unknown geometry {self.geometry!r} (bbox_2d or poly)")
+        for v in self.values:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= COORD_MAX:
+                raise ValueError(f"{self.geometry} values must be int bins 0..999, got {list(self.values)}")
+
+    @classmethod
+    def of(cls, obj) -> "Shape":
+        """From a Shape, a parsed object (``.geometry``/``.values``) or a record dict."""
+        if isinstance(obj, Shape):
+            return obj
+        if isinstance(obj, dict):
+            keys = [k for k in ("bbox_2d", "poly") if k in obj]
+            if len(keys) != 1:
+                raise ValueError(f"object needs exactly one of bbox_2d/poly, has keys {sorted(obj)}")
+            return cls(keys[0], tuple(obj[keys[0]]))
+        return cls(obj.geometry, tuple(obj.values))
+
+    def extent(self) -> tuple[int, int, int, int]:
+        if self.geometry == "bbox_2d":
+            return tuple(self.values)  # type: ignore[return-value]
+        xs, ys = self.values[0::2], self.values[1::2]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def polygon(self) -> list[tuple[int, int]]:
+        if self.geometry == "bbox_2d":
+            x1, y1, x2, y2 = self.values
+            return [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+        return [(self.values[i], self.values[i + 1]) for i in range(0, len(self.values), 2)]
+
+
+@dataclass
+class MatchResult:
+    matched: list[tuple[int, int]]  # (pred index, gt index), ascending by pred index
+    fp: list[int]  # unmatched predictions, in prediction order
+    fn: list[int]  # unmatched GT, in GT order
+    gating_rejections: int = 0
+    n_candidate_pairs: int = 0
+    mask_iou: dict[tuple[int, int], float] = field(default_factory=dict)  # every candidate pair
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def bbox_iou(a, b) -> float:
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    iw = min(ax2, bx2) - max(ax1, bx1)
+    ih = min(ay2, by2) - max(ay1, by1)
+    inter = iw * ih if iw > 0 and ih > 0 else 0
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _center(e) -> tuple[float, float]:
+    return (e[0] + e[2]) / 2, (e[1] + e[3]) / 2
+
+
+def rasterize(shape: Shape, resolution: int) -> np.ndarray:
+    """Boolean (R, R) mask, indexed [row (y), column (x)]: pixel centers inside the polygon
+    (even-odd rule) after mapping bins to canvas units with k*(R-1)/999."""
+    scale = (resolution - 1) / COORD_MAX
+    pts = [(x * scale, y * scale) for x, y in shape.polygon()]
+    centers = np.arange(resolution, dtype=np.float64) + 0.5
+    px = centers[None, :]
+    py = centers[:, None]
+    inside = np.zeros((resolution, resolution), dtype=bool)
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]):
+        if y0 == y1:
+            continue  # a horizontal edge never crosses a scanline through pixel centers
+        crosses = (y0 > py) != (y1 > py)  # (R, 1)
+        x_at = x0 + (py - y0) * (x1 - x0) / (y1 - y0)  # (R, 1)
+        inside ^= crosses & (px < x_at)
+    return inside
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 0.0
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
+    """GT indices for one prediction: top-k by bbox IoU (ties by index), or the k nearest
+    centers (ties by index) when the best IoU is <= 0."""
+    if not gts:
+        return []
+    pe = pred.extent()
+    ious = [bbox_iou(pe, g.extent()) for g in gts]
+    if max(ious) > 0:
+        order = sorted(range(len(gts)), key=lambda j: (-ious[j], j))
+    else:
+        cx, cy = _center(pe)
+        dist = [(c[0] - cx) ** 2 + (c[1] - cy) ** 2 for c in (_center(g.extent()) for g in gts)]
+        order = sorted(range(len(gts)), key=lambda j: (dist[j], j))
+    return order[:k]
+
+
+# ----------------------------------------------------------------------------- assignment
+
+
+def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
+    """Hungarian matching with maskIoU gating and FP/FN dummies (see the module docstring)."""
+    preds = [Shape.of(p) for p in preds]
+    gts = [Shape.of(g) for g in gts]
+    n_p, n_g = len(preds), len(gts)
+    res = MatchResult(matched=[], fp=[], fn=[])
+    if n_p == 0 or n_g == 0:
+        res.fp = list(range(n_p))
+        res.fn = list(range(n_g))
+        return res
+
+    r = config.maskiou_resolution
+    gt_masks: dict[int, np.ndarray] = {}
+    cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
+    for i, p in enumerate(preds):
+        cands = candidates(p, gts, config.candidate_top_k)
+        if not cands:
+            continue
+        pm = rasterize(p, r)
+        for j in cands:
+            if j not in gt_masks:
+                gt_masks[j] = rasterize(gts[j], r)
+            iou = mask_iou(pm, gt_masks[j])
+            res.mask_iou[(i, j)] = iou
+            res.n_candidate_pairs += 1
+            if iou < config.maskiou_gate:
+                res.gating_rejections += 1
+            else:
+                cost[i, j] = 1.0 - iou
+
+    n = n_p + n_g
+    full = np.zeros((n, n), dtype=np.float64)
+    full[:n_p, :n_g] = cost
+    full[:n_p, n_g:] = config.fp_cost
+    full[n_p:, :n_g] = config.fn_cost
+    rows, cols = linear_sum_assignment(full)
+    matched_pred, matched_gt = set(), set()
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        if i < n_p and j < n_g and full[i, j] < MATCH_COST_LIMIT:
+            res.matched.append((i, j))
+            matched_pred.add(i)
+            matched_gt.add(j)
+    res.matched.sort()
+    res.fp = [i for i in range(n_p) if i not in matched_pred]
+    res.fn = [j for j in range(n_g) if j not in matched_gt]
+    return res
