@@ -69,7 +69,13 @@ def load_yaml(path: Path, issues: list[Issue]) -> YamlDoc | None:
     return YamlDoc(path, data, marks)
 
 
+_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _build(loader: _Loader, node: yaml.Node, path: KeyPath, file: str, marks: dict, issues: list[Issue]) -> Any:
+    expected = _PLAIN_TAGS.get(type(node))
+    if expected is not None and node.tag != expected:  # e.g. `!!python/object`: never constructed, never ignored
+        raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # `<<: *anchor` merge keys
         out: dict = {}
