@@ -237,7 +237,7 @@ class _RopeIndex:
         from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
 
         self.config = SimpleNamespace(vision_config=SimpleNamespace(spatial_merge_size=spatial_merge_size))
-        self._cls = Qwen3VLModel
+        self._cls = Qwen3VLModel  # imported only when a pack holds images (text-only packs need no mRoPE)
 
     def get_vision_position_ids(self, *args, **kwargs):
         return self._cls.get_vision_position_ids(self, *args, **kwargs)
@@ -303,7 +303,6 @@ def collate_packed(segments: Sequence[Segment], *, image_token_id: int = 151655,
 
     if not segments:
         raise PackingError("cannot collate an empty pack")
-    rope = rope or _RopeIndex(spatial_merge_size)
     ids, labels, pos, bounds, pixels, grids = [], [], [], [0], [], []
     for k, seg in enumerate(segments):
         s_ids = torch.as_tensor(list(seg.input_ids), dtype=torch.long)
