@@ -365,6 +365,7 @@ def _no_duplicates(pairs):
 
 def decode_line(text: str) -> Any:
     """Strict JSON: NaN/Infinity and duplicate keys are errors (the stdlib accepts both)."""
+    # inventory: json-ok(JSONL record files are strict JSON written offline, not model output)
     return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
 
 

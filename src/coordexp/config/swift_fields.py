@@ -53,7 +53,7 @@ def field_sets() -> dict[str, frozenset[str]]:
     swift_v, tf_v = _versions()
     path = cache_dir() / f"swift-fields-{swift_v}-transformers-{tf_v}.json"
     try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
+        cached = json.loads(path.read_text(encoding="utf-8"))  # inventory: json-ok(ms-swift field-name cache, not model output)
         if set(cached) == {"train", "rlhf"}:
             return {k: frozenset(v) for k, v in cached.items()}
     except (OSError, ValueError):
