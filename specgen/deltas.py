@@ -1542,7 +1542,9 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     change_dir = _change_dir(root, change_id)
     nested = nested_change_message(root / "openspec" / "changes", change_id, root)
     if nested:
-        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir, code="archive_change_is_namespace_folder")
+        first = re.search(r"openspec/changes/(\S+?)/(?:,|\.)", nested).group(1)
+        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir, code="archive_change_is_namespace_folder",
+                           fix=f"Rename openspec/changes/{first}/ to a flat change directory, then archive it.")
     issues = validate_change_for_archive(root, change_id)
     errors = [i for i in issues if i.level == "ERROR"]
     if errors:
