@@ -1,0 +1,435 @@
+"""Channel-B: rollout token ids -> append-ready prefix -> matching -> FN injection ->
+per-token CE weights and geometry targets for one teacher-forced assistant target.
+
+Steps (DOMAIN §3 and §7; each is a function below):
+
+1. ``rollout_prefix``: decode each id alone (special tokens kept) and join the pieces: all
+   character positions live in this frame. Cut at the first ``<|im_end|>`` (a hard stop,
+   even inside a token), salvage-parse, cut just after the last balanced record (or after
+   the array-open ``[``), keep the whole tokens before the cut and re-encode the leading
+   part of a token the cut falls inside (it must decode back exactly). Strict drops:
+   a record whose coord tokens do not line up one-to-one with its values
+   (``wrong_arity``), ``poly_unsupported``, ``unknown_geom``, ``bbox_invalid``
+   (x2 < x1 or y2 < y1). A rollout with no usable container, or whose prefix does not end
+   in ``[`` or ``}``, falls back to the prefix ``{"objects": [`` with ``invalid_rollout``.
+2. ``build_target``: match the kept boxes to the GT (``stage2.matching``), then
+   ``assistant_ids = prefix_ids + encode(fragment) + [<|im_end|>]`` where the fragment is
+   ``coordjson.fn_fragment`` (the FN records, then ``]}``), tokenized on its own so that
+   the prefix tokens the model produced are never re-tokenized.
+3. CE weights, one per assistant token (the weight of predicting that token):
+   - matched records: tokens overlapping the record ``{...}`` get 1, except desc-content
+     and coord tokens (the model chose that desc and those coords; its structure is what we
+     confirm). A token shared with an FP or invalid record stays 0: an FP is never taught;
+   - FP records, invalid records, separators between records, the opening: 0;
+   - the tail (fragment and ``<|im_end|>``): 1 for structure, ``desc_ce_weight`` for FN
+     desc content, 0 for coord tokens (coords are learned through the geometry losses);
+     structure is scaled by ``drop_invalid_struct_ce_multiplier`` when the rollout had
+     invalid drops;
+   - closure: the container's closing ``}`` is located by the parser's string-aware brace
+     scan over the decoded target (never "the last ``}``"), and the first ``<|im_end|>``
+     after it; both are supervised. If either cannot be located the sample is dropped
+     (``ClosureError``; counted by the caller under ``closure_supervision/N_drop``).
+4. Geometry targets: each matched prefix box's 4 coord slots take the matched GT's bins;
+   each FN box's slots take its own bins; FP boxes get nothing.
+
+Everything works on token-id lists and the real tokenizer; nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from json.decoder import scanstring
+
+from coordexp.coord import COORD_BINS, coord_token_ids
+from coordexp.coordjson import (
+    FALLBACK_PREFIX,
+    REASONS,
+    ParsedObject,
+    ParseResult,
+    append_ready_cut,
+    fn_fragment,
+    parse,
+)
+from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
+from coordexp.template import IM_END, decode_pieces
+
+# Drop reasons on top of the parser's (coordjson.REASONS).
+STRICT_REASONS = ("poly_unsupported", "unknown_geom", "bbox_invalid")
+ALL_REASONS = (*REASONS, *STRICT_REASONS)
+# The parser's truncation bucket is reported but is not an "invalid" prediction: a rollout
+# cut by max_new_tokens loses its unfinished tail, which says nothing about validity.
+NOT_INVALID = ("dropped_incomplete_tail",)
+
+_WS = " \t\n\r"
+
+
+class ChannelBError(ValueError):
+    """A rollout cannot be turned into a target without changing the objective."""
+
+
+class PrefixCutError(ChannelBError):
+    """The cut falls inside a token whose leading part does not re-encode exactly."""
+
+
+class ClosureError(ChannelBError):
+    """The container's closing brace or the ``<|im_end|>`` after it cannot be located."""
+
+
+@dataclass(frozen=True)
+class ChannelBConfig:
+    field_order: str
+    desc_ce_weight: float = 1.0
+    drop_invalid_struct_ce_multiplier: float = 1.0
+    match: MatchConfig = field(default_factory=MatchConfig)
+
+    def __post_init__(self):
+        if not self.desc_ce_weight >= 0:
+            raise ValueError(f"stage2_ab.desc_ce_weight must be >= 0, got {self.desc_ce_weight!r}")
+        if not 1 <= self.drop_invalid_struct_ce_multiplier <= 4:
+            raise ValueError("stage2_ab.channel_b.drop_invalid_struct_ce_multiplier must be in [1, 4], "
+                             f"got {self.drop_invalid_struct_ce_multiplier!r}")
+
+
+@dataclass(frozen=True)
+class KeptPrediction:
+    obj: ParsedObject
+    coord_positions: tuple[int, ...]  # indices into the rollout ids (== prefix ids: before the cut)
+
+
+@dataclass
+class RolloutPrefix:
+    text: str  # the rollout decoded in the per-token frame, cut at the first <|im_end|>
+    prefix_text: str
+    prefix_ids: list[int]
+    invalid_rollout: bool
+    fallback_reason: str | None
+    parse: ParseResult | None
+    kept: list[KeptPrediction]
+    drops: dict[str, int]  # every reason in ALL_REASONS, counts
+    truncated: bool  # the rollout ended inside the container (no closing "]}")
+    cut: int | None  # character position of the cut in ``text``; None for the fallback
+
+    @property
+    def n_valid_pred(self) -> int:
+        return len(self.kept)
+
+    @property
+    def n_drop_invalid(self) -> int:
+        return sum(v for k, v in self.drops.items() if k not in NOT_INVALID)
+
+
+@dataclass(frozen=True)
+class GeometryGroup:
+    kind: str  # "matched" or "fn"
+    positions: tuple[int, int, int, int]  # coord slots in the assistant ids
+    target_bins: tuple[int, int, int, int]
+    gt_index: int
+
+
+@dataclass
+class ChannelBTarget:
+    assistant_ids: list[int]  # prefix + fragment + <|im_end|>
+    ce_weights: list[float]  # one per assistant token
+    groups: list[GeometryGroup]
+    prefix: RolloutPrefix
+    match: MatchResult
+    fragment: str
+    prefix_len: int  # tokens of the prefix inside assistant_ids
+    closure: tuple[int, int]  # (closing-brace token, <|im_end|> token) indices in assistant_ids
+    text: str  # assistant_ids decoded per token
+
+    @property
+    def counters(self) -> dict[str, float]:
+        """This sample's Channel-B counters (metric keys of stage2.metrics)."""
+        p = self.prefix
+        out = {
+            "stage2/raw_rollouts": 1,
+            "stage2/invalid_rollout": int(p.invalid_rollout),
+            "stage2_ab/channel_b/invalid_rollout": int(p.invalid_rollout),
+            "stage2_ab/channel_b/strict_drop/N_valid_pred": p.n_valid_pred,
+            "stage2_ab/channel_b/strict_drop/N_drop_invalid": p.n_drop_invalid,
+            "stage2/drop_poly": p.drops["poly_unsupported"],
+            "stage2/drop_unknown": p.drops["unknown_geom"],
+            "stage2/drop_bbox_invalid": p.drops["bbox_invalid"],
+            "rollout/parse_truncated": int(p.truncated),
+            "rollout/gating_rejections": self.match.gating_rejections,
+            "rollout/matched": len(self.match.matched),
+            "rollout/fp": len(self.match.fp),
+            "rollout/fn": len(self.match.fn),
+        }
+        for reason in ALL_REASONS:
+            out[f"stage2_ab/channel_b/strict_drop/reason/{reason}"] = p.drops[reason]
+        return out
+
+
+# ----------------------------------------------------------------------------- frame
+
+
+def _offsets(pieces) -> list[int]:
+    out = [0]
+    for piece in pieces:
+        out.append(out[-1] + len(piece))
+    return out
+
+
+def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
+    """Indices of tokens whose character range [offsets[t], offsets[t+1]) overlaps [a, b)."""
+    a, b = span
+    if a >= b:
+        return range(0)
+    n = len(offsets) - 1
+    lo = bisect_right(offsets, a) - 1  # the token holding character a
+    hi = bisect_left(offsets, b)  # first token starting at or after b
+    return range(max(lo, 0), min(hi, n))
+
+
+def _desc_content_span(text: str, obj: ParsedObject) -> tuple[int, int]:
+    """Characters strictly inside the desc string's quotes of a valid record."""
+    start, end = obj.span
+    # The geometry array holds only coord literals, so a '"desc"' before it is the key
+    # (desc_first); otherwise the key follows the array (geometry_first).
+    key = text.find('"desc"', start, obj.geometry_span[0])
+    if key < 0:
+        key = text.find('"desc"', obj.geometry_span[1], end)
+    colon = text.index(":", key + len('"desc"'), end)
+    q = colon + 1
+    while text[q] in _WS:
+        q += 1
+    _, after = scanstring(text, q + 1, True)
+    return q + 1, after - 1
+
+
+# ----------------------------------------------------------------------------- step 1
+
+
+def _empty_drops() -> dict[str, int]:
+    return {r: 0 for r in ALL_REASONS}
+
+
+def _fallback(tokenizer, text: str, reason: str, res: ParseResult | None, drops: dict[str, int]) -> RolloutPrefix:
+    ids = list(tokenizer.encode(FALLBACK_PREFIX, add_special_tokens=False))
+    return RolloutPrefix(text=text, prefix_text=FALLBACK_PREFIX, prefix_ids=ids, invalid_rollout=True,
+                         fallback_reason=reason, parse=res, kept=[], drops=drops,
+                         truncated=bool(res is not None and res.truncated), cut=None)
+
+
+def _append_cut(res: ParseResult) -> int | None:
+    cut = append_ready_cut(res)
+    if cut is None and res.container_closed and not res.parse_failed:
+        # A complete rollout ``{"objects": [..]}`` is cut back to just after its last record
+        # (DOMAIN §3 step 4); coordjson.append_ready_cut only serves unclosed text.
+        cut = max([res.objects_array_open_cut, *res.record_end_cuts])
+    return cut
+
+
+def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
+    """Step 1: the append-ready prefix of one rollout, its kept predictions and drops."""
+    ids = [int(i) for i in rollout_ids]
+    pieces = decode_pieces(tokenizer, ids)
+    offsets = _offsets(pieces)
+    full = "".join(pieces)
+    stop = full.find(IM_END)
+    text = full if stop < 0 else full[:stop]
+    drops = _empty_drops()
+
+    res = parse(text, "salvage", field_order)
+    for reason, n in res.drops.items():
+        drops[reason] += n
+    if res.parse_failed:
+        return _fallback(tokenizer, text, f"parse failed: {res.error}", res, drops)
+    cut = _append_cut(res)
+    if cut is None:
+        return _fallback(tokenizer, text, "no append-ready cut", res, drops)
+
+    # whole tokens before the cut; a token straddling it is re-encoded up to the cut
+    prefix_ids: list[int] = []
+    for t, tid in enumerate(ids):
+        if offsets[t + 1] <= cut:
+            prefix_ids.append(tid)
+            continue
+        if offsets[t] < cut:
+            head = pieces[t][:cut - offsets[t]]
+            head_ids = list(tokenizer.encode(head, add_special_tokens=False))
+            if "".join(decode_pieces(tokenizer, head_ids)) != head:
+                raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
+                                     "which does not re-encode to the same text")
+            prefix_ids.extend(head_ids)
+        break
+    prefix_text = text[:cut]
+    if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
+        return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
+
+    coord_ids = coord_token_ids(tokenizer)
+    first_coord = coord_ids[0]
+    kept: list[KeptPrediction] = []
+    for obj in res.objects:
+        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span)
+                      if first_coord <= ids[t] < first_coord + COORD_BINS)
+        if len(slots) != len(obj.values) or any(ids[t] - first_coord != v for t, v in zip(slots, obj.values)):
+            drops["wrong_arity"] += 1  # coord tokens do not line up with the values: ambiguous
+            continue
+        if obj.geometry == "poly":
+            drops["poly_unsupported"] += 1
+            continue
+        if obj.geometry != "bbox_2d":
+            drops["unknown_geom"] += 1
+            continue
+        x1, y1, x2, y2 = obj.values
+        if x2 < x1 or y2 < y1:
+            drops["bbox_invalid"] += 1
+            continue
+        kept.append(KeptPrediction(obj, slots))
+    return RolloutPrefix(text=text, prefix_text=prefix_text, prefix_ids=prefix_ids, invalid_rollout=False,
+                         fallback_reason=None, parse=res, kept=kept, drops=drops, truncated=res.truncated, cut=cut)
+
+
+# ----------------------------------------------------------------------------- closure
+
+
+def closure_char(text: str, field_order: str) -> int | None:
+    """Position of the container's closing ``}`` in an assistant text: the string-aware
+    brace scan of the parser (braces inside quoted descs do not count). None when the
+    container never closes (e.g. a target truncated by a length limit)."""
+    res = parse(text, "salvage", field_order)
+    if res.parse_failed or res.container_end is None:
+        return None
+    return res.container_end - 1
+
+
+def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int]:
+    """(closing-brace token, first <|im_end|> token after it), indices into assistant_ids."""
+    ids = list(assistant_ids)
+    pieces = decode_pieces(tokenizer, ids)
+    offsets = _offsets(pieces)
+    text = "".join(pieces)
+    stop = text.find(IM_END)
+    pos = closure_char(text if stop < 0 else text[:stop], field_order)
+    if pos is None:
+        raise ClosureError("the assistant target's closing '}' cannot be located (container never closes)")
+    brace = next(t for t in range(len(ids)) if offsets[t] <= pos < offsets[t + 1])
+    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
+    im_end = next((t for t in range(brace + 1, len(ids)) if ids[t] == im_end_id), None)
+    if im_end is None:
+        raise ClosureError(f"no {IM_END} after the assistant target's closing '}}'")
+    return brace, im_end
+
+
+# ----------------------------------------------------------------------------- step 2-4
+
+
+def _gt_shape(obj, i: int) -> Shape:
+    if not isinstance(obj, dict) or "poly" in obj:
+        raise ChannelBError(f"gt objects[{i}]: Channel-B trains bbox_2d GT only, got "
+                            f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
+    return Shape.of(obj)
+
+
+def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> ChannelBTarget:
+    """One Channel-B sample: the teacher-forced assistant ids with CE weights and geometry
+    targets (see the module docstring). Raises ClosureError when the closure cannot be
+    located (the caller drops the sample and counts it)."""
+    fo = config.field_order
+    gts = [_gt_shape(o, i) for i, o in enumerate(gt_objects)]
+    prefix = rollout_prefix(tokenizer, rollout_ids, fo)
+    result = match([k.obj for k in prefix.kept], gts, config.match)
+
+    fn_objects = [gt_objects[j] for j in result.fn]
+    fragment = fn_fragment(prefix.prefix_text, fn_objects, fo)
+    fragment_ids = list(tokenizer.encode(fragment, add_special_tokens=False))
+    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
+    assistant_ids = prefix.prefix_ids + fragment_ids + [im_end_id]
+    n_prefix = len(prefix.prefix_ids)
+
+    pieces = decode_pieces(tokenizer, assistant_ids)
+    offsets = _offsets(pieces)
+    text = "".join(pieces)
+    cut = len(prefix.prefix_text)
+    if text[:cut] != prefix.prefix_text or text[cut:] != fragment + IM_END:
+        raise ChannelBError("the target's decoded text is not prefix + fragment + <|im_end|>: "
+                            "the prefix ids do not reproduce the rollout text")
+    if offsets[n_prefix] != cut:
+        raise ChannelBError("the prefix ids do not end exactly at the cut")
+
+    first_coord = coord_token_ids(tokenizer)[0]
+    is_coord = [first_coord <= i < first_coord + COORD_BINS for i in assistant_ids]
+    weights = [0.0] * len(assistant_ids)
+
+    # -- matched prefix records: structure only
+    matched_pred = {i: j for i, j in result.matched}
+    neutral: set[int] = set()
+    if prefix.parse is not None and not prefix.invalid_rollout:
+        matched_records = {prefix.kept[i].obj.index for i in matched_pred}
+        for obj in prefix.parse.objects:
+            if obj.index not in matched_records:  # FP, or dropped by a strict rule
+                neutral.update(_overlapping(offsets, obj.span))
+        for d in prefix.parse.dropped:  # parser-invalid records (the incomplete tail lies past the cut)
+            neutral.update(_overlapping(offsets, (d.span[0], min(d.span[1], cut))))
+        for i in sorted(matched_pred):
+            obj = prefix.kept[i].obj
+            desc = set(_overlapping(offsets, _desc_content_span(text, obj)))
+            for t in _overlapping(offsets, obj.span):
+                if t < n_prefix and t not in neutral and t not in desc and not is_coord[t]:
+                    weights[t] = 1.0
+
+    # -- tail: fragment + <|im_end|>
+    struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
+    full = parse(text[:len(text) - len(IM_END)], "salvage", fo)
+    fn_objs = [o for o in full.objects if o.span[0] >= cut]
+    if len(fn_objs) != len(fn_objects):
+        raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
+    fn_desc = set()
+    for o in fn_objs:
+        fn_desc.update(_overlapping(offsets, _desc_content_span(text, o)))
+    for t in range(n_prefix, len(assistant_ids)):
+        if is_coord[t]:
+            continue
+        weights[t] = config.desc_ce_weight if t in fn_desc else struct_w
+
+    # -- closure: located, then supervised
+    brace, im_end = locate_closure(tokenizer, assistant_ids, fo)
+    weights[brace] = max(weights[brace], struct_w)
+    weights[im_end] = max(weights[im_end], struct_w)
+
+    # -- geometry targets
+    groups: list[GeometryGroup] = []
+    for i in sorted(matched_pred):
+        j = matched_pred[i]
+        groups.append(GeometryGroup("matched", prefix.kept[i].coord_positions, tuple(gts[j].values), j))
+    for o, j in zip(fn_objs, result.fn):
+        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if is_coord[t])
+        if len(slots) != 4 or [assistant_ids[t] - first_coord for t in slots] != list(gts[j].values):
+            raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
+        groups.append(GeometryGroup("fn", slots, tuple(gts[j].values), j))
+
+    return ChannelBTarget(assistant_ids=assistant_ids, ce_weights=weights, groups=groups, prefix=prefix,
+                          match=result, fragment=fragment, prefix_len=n_prefix, closure=(brace, im_end), text=text)
+
+
+# ----------------------------------------------------------------------------- full row
+
+
+@dataclass
+class TeacherForcedRow:
+    """prompt + assistant ids with labels, CE weights and coord slots in row positions."""
+
+    input_ids: list[int]
+    labels: list[int]  # -100 where the CE weight is 0
+    ce_weights: list[float]
+    groups: list[GeometryGroup]  # positions shifted by prompt_len
+    prompt_len: int
+
+
+def teacher_forced_row(learner_prompt_ids, server_prompt_ids, target: ChannelBTarget,
+                       *, sample: str = "sample") -> TeacherForcedRow:
+    """Join the learner's prompt ids with a Channel-B target, after requiring the server's
+    ``prompt_token_ids`` to equal them exactly (the rollout was generated from this prompt)."""
+    from coordexp.rollout.alignment import check_prompt_alignment
+
+    plen = check_prompt_alignment(learner_prompt_ids, server_prompt_ids, sample=sample)
+    ids = [int(i) for i in learner_prompt_ids] + target.assistant_ids
+    weights = [0.0] * plen + target.ce_weights
+    labels = [i if w > 0 else -100 for i, w in zip(ids, weights)]
+    groups = [GeometryGroup(g.kind, tuple(p + plen for p in g.positions), g.target_bins, g.gt_index)
+              for g in target.groups]
+    return TeacherForcedRow(input_ids=ids, labels=labels, ce_weights=weights, groups=groups, prompt_len=plen)
