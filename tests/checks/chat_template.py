@@ -425,13 +425,17 @@ def check_decode_frame_refuses_split_chars(tok, images):
 def check_system_prompt_restored(tok, images, tmp_path):
     before = (len(tok), tok.chat_template, coord_token_ids(tok))
     first = T.encode_sample(record(images), tok, field_order="geometry_first", prompt_variant="coco_80")
-    assert "hair drier" in first.text
+    first_system = first.text.split("<|im_end|>", 1)[0]
+    # phrases written out here, not recomputed with system_prompt(): a prompt cached from an
+    # earlier call would otherwise agree with itself
+    assert GEOMETRY_FIRST_SENTENCE in first_system and "list of 80 COCO classes" in first_system
     over = {"images": [write_image(tmp_path / "big.png", 1024, 800)], "width": 1024, "height": 800, "objects": []}
     with pytest.raises(T.TemplateError):
         T.encode_sample(over, tok, field_order="geometry_first", prompt_variant="coco_80")
     last = T.encode_sample(record(images), tok, field_order="desc_first")
     system_turn = last.text.split("<|im_end|>", 1)[0]
     assert system_turn == "<|im_start|>system\n" + system_prompt("desc_first", "sorted", "default")
+    assert DESC_FIRST_SENTENCE in system_turn and GEOMETRY_FIRST_SENTENCE not in system_turn
     assert "COCO" not in last.text and "hair drier" not in last.text
     assert (len(tok), tok.chat_template, coord_token_ids(tok)) == before
 
