@@ -1,0 +1,63 @@
+"""Our rollout payloads checked against ms-swift 4.6.0's own types (no vllm, no CUDA).
+
+- requests: validated as ``RolloutInferRequest`` with pydantic, which is how the server's
+  FastAPI route parses ``infer_requests`` (``swift.infer_engine.protocol``);
+- request config: its keys must be exactly ``RequestConfig``'s fields, and it must build one;
+- responses: canned answers must validate as ``RolloutOutput`` / ``ChatCompletionResponse``;
+- CLI flags: read from ``HfArgumentParser([RolloutArguments])`` (the ``swift rollout`` CLI
+  module itself needs vllm, which is CUDA-only).
+
+Importing ``swift.infer_engine.protocol`` takes several seconds (~4,300 modules): this
+module imports it lazily, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+# The flags the launcher passes to `swift rollout` (DOMAIN §8).
+LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "vllm_data_parallel_size",
+                  "vllm_tensor_parallel_size", "vllm_enforce_eager", "vllm_gpu_memory_utilization",
+                  "vllm_max_model_len", "vllm_enable_lora")
+
+
+@functools.lru_cache(maxsize=1)
+def protocol():
+    from swift.infer_engine import protocol as p
+
+    return p
+
+
+def request_config_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(protocol().RequestConfig))
+
+
+def validate_infer_request(req: dict):
+    """The request as the server would parse it (raises pydantic.ValidationError)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(protocol().RolloutInferRequest).validate_python(req)
+
+
+def validate_request_config(config: dict):
+    fields = set(request_config_fields())
+    extra, missing = sorted(set(config) - fields), sorted(fields - set(config))
+    if extra or missing:
+        raise ValueError(f"request_config keys differ from ms-swift RequestConfig: extra {extra}, missing {missing}")
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(protocol().RequestConfig).validate_python(config)
+
+
+def validate_output(item: dict):
+    return protocol().RolloutOutput.model_validate(item)
+
+
+@functools.lru_cache(maxsize=1)
+def rollout_cli_flags() -> frozenset[str]:
+    from swift.arguments import RolloutArguments
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser([RolloutArguments])
+    return frozenset(a.dest for a in parser._actions)
