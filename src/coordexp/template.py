@@ -156,6 +156,13 @@ def _render_assistant(objects, field_order: str, source: str) -> str:
     return text
 
 
+def _record_images(record: dict, source: str) -> list[str]:
+    images = record.get("images")
+    if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+        raise TemplateError(f"{source}: images: must be a list of path strings")
+    return images
+
+
 def build_messages(
     record: dict,
     *,
@@ -172,9 +179,7 @@ def build_messages(
     """
     if not isinstance(record, dict):
         raise TemplateError(f"{source}: a record must be a JSON object, got {type(record).__name__}")
-    images = record.get("images")
-    if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
-        raise TemplateError(f"{source}: images: must be a list of path strings")
+    images = _record_images(record, source)
     for i, p in enumerate(images):
         if not Path(p).is_absolute():
             raise TemplateError(
@@ -356,6 +361,9 @@ def check_images(record: dict, *, max_pixels: int = MAX_PIXELS, source: str = "r
     """
     from PIL import Image
 
+    if not isinstance(record, dict):
+        raise TemplateError(f"{source}: a record must be a JSON object, got {type(record).__name__}")
+    images = _record_images(record, source)
     width, height = _record_size(record, source)
     if width * height > max_pixels:
         raise TemplateError(
@@ -369,7 +377,7 @@ def check_images(record: dict, *, max_pixels: int = MAX_PIXELS, source: str = "r
                 "re-run the offline resize (factor 32)"
             )
     counts = []
-    for i, path in enumerate(record.get("images") or []):
+    for i, path in enumerate(images):
         try:
             with Image.open(path) as im:  # reads the header only
                 size = im.size
