@@ -1237,8 +1237,9 @@ class ApplyResult:
 
 
 def _resolve_root(project) -> Path:
-    root = getattr(project, "root", project)
-    return Path(root)
+    from specgen.model import Project
+
+    return Path(project.root if isinstance(project, Project) else project)
 
 
 def _change_dir(root: Path, change_id: str) -> Path:

@@ -1047,7 +1047,9 @@ def validate_item(root: Path, item_type: str, item_id: str, strict: bool = False
 
 def validate(project, item: str | None = None, strict: bool = False, *, item_type: str | None = None) -> list[Issue]:
     """Issues for one item (change or spec id) or, with item None/"all", for every change and spec."""
-    root = Path(getattr(project, "root", project))
+    from specgen.model import Project
+
+    root = Path(project.root if isinstance(project, Project) else project)
     if item in (None, "all", "--all"):
         out: list[Issue] = []
         for r in validate_all(root, strict=strict)["results"]:
@@ -1091,3 +1093,10 @@ def validate_all(root: Path, *, changes: bool = True, specs: bool = True, strict
 
 def root_output(root: Path) -> dict:
     return {"path": str(Path(os.path.realpath(root))), "source": "nearest"}
+
+
+def report_json(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
+    """What `openspec validate --all|--changes|--specs --json [--strict]` prints, plus `line` on issues."""
+    report = validate_all(root, changes=changes, specs=specs, strict=strict)
+    return {"items": [r.to_json() for r in report["results"]], "summary": report["summary"], "version": "1.0",
+            "root": root_output(root)}
