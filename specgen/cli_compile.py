@@ -66,10 +66,22 @@ def register(sub) -> None:
 
 
 def cmd_generate(args) -> int:
-    from specgen import generator, lock
-    from specgen.compiler import compile_project
+    from specgen import cache, generator, lock
+    from specgen.compiler import compile_project, input_key
+    from specgen.project_config import load_config
 
-    comp = compile_project(_root(args))
+    # A run after which nothing was touched (inputs, lock, generated files) has nothing to do: the
+    # stamp left by the last full run says so without reading a spec (a no-op on 10,000 scenarios
+    # would otherwise spend its time re-reading them).
+    config = load_config(_root(args))
+    stamp_key = None
+    if not args.change:
+        stamp_key = cache.outputs_key(input_key(config), config.lock_path, config.output_dir)
+        stamp = cache.read_stamp(config.report_dir)
+        if stamp.get("key") == stamp_key:
+            print(f"specgen generate --check: up to date" if args.check else stamp["message"])
+            return 0
+    comp = compile_project(config.root, [args.change] if args.change else [])
     errors = [i for i in comp.issues if i.level == "error"]
     if errors:
         # Generating from unresolvable bindings would hide them; the gate lists them all.
@@ -94,7 +106,7 @@ def cmd_generate(args) -> int:
     label = comp.config.output
     if args.check:
         if d.clean and not lock_stale:
-            print(f"specgen generate --check: {len(files)} file(s) up to date")
+            print("specgen generate --check: up to date")
             return 0
         sys.stdout.write(generator.diff_text(out, files, d, label))
         if lock_stale:
@@ -111,6 +123,11 @@ def cmd_generate(args) -> int:
     print(f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
           f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
           f"{missing} scenario(s) without a check")
+    if stamp_key is not None:
+        # Keyed on the state after this run, so only an untouched tree matches it next time.
+        after = cache.outputs_key(input_key(config), config.lock_path, config.output_dir)
+        cache.write_stamp(config.report_dir, after, f"specgen generate: {len(files)} file(s), 0 written, "
+                          f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check")
     return 0
 
 
@@ -118,9 +135,7 @@ def cmd_check(args) -> int:
     from specgen.compiler import compile_project
     from specgen.gate import format_issues, static_issues
 
-    comp = compile_project(_root(args))
-    for change in args.change:
-        comp.view(change)  # unknown id -> exit 2
+    comp = compile_project(_root(args), args.change)
     issues = static_issues(comp, args.change)
     sys.stdout.write(format_issues(issues, comp, args.format, args.change))
     return 1 if any(i.level == "error" for i in issues) else 0

@@ -30,6 +30,10 @@ class Compilation:
     issues: list[Issue]  # from reading and resolving the check modules
     lock: dict[tuple[str, str, str], lock.Entry]
     _index: dict[tuple[str, str], list[Decl]] = field(default_factory=dict)
+    # Generated-file digests, kept in the compile cache: they depend only on what the cache key covers.
+    digests: dict[str, str] = field(default_factory=dict)
+    _cache_key: str = ""
+    _read_issues: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for b in self.bound:
@@ -91,18 +95,53 @@ class Compilation:
     def checks_hint(self) -> str:
         return ", ".join(self.config.checks)
 
-    def generated_files(self, views: list[View] | None = None) -> dict[str, str]:
-        return generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint())
+    def generated_files(self, views: list[View] | None = None) -> dict:
+        known = dict(self.digests)
+        files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests)
+        if self.digests != known and self._cache_key:
+            from specgen import cache
+
+            cache.store(self.config.report_dir, self._cache_key,
+                        (self.project, self.views, self.modules, self._read_issues, self.digests))
+        return files
 
 
-def compile_project(root: Path | str) -> Compilation:
+def input_key(config: Config) -> str:
+    """A digest of the stat of every file a compilation reads (specs, check modules, config, specgen)."""
+    from specgen import cache
+    from specgen.registry import module_files
+
+    files = [p for _, p in module_files(config.root, config.checks)] + [config.root / "pyproject.toml"]
+    return cache.key(files, [config.root / config.specs])
+
+
+def compile_project(root: Path | str, validate_changes=()) -> Compilation:
+    """`validate_changes`: ids of active changes the caller asked for; they are applied with the
+    validator's archive semantics first, so a change that cannot be archived is an error (exit 2)."""
     config = load_config(root)
     if not (config.root / config.specs).is_dir():
         raise SpecgenError(f"no {config.specs}/ folder: set tool.specgen.specs or run `openspec init`",
                            config.root / config.specs)
-    project = load_project(config.openspec_parent)
-    views = [specs_view(project)] + [change_view(project, c) for c in project.changes]
-    modules, issues = discover(config.root, config.checks)
+    from specgen import cache
+    from specgen.identity import _validate_with_deltas
+    from specgen.registry import module_files
+
+    k = input_key(config)
+    cached = cache.load(config.report_dir, k)
+    if cached is None:
+        project = load_project(config.openspec_parent)
+        views = [specs_view(project)] + [change_view(project, c) for c in project.changes]
+        modules, issues = discover(config.root, config.checks)
+        cached = (project, views, modules, issues, {})
+        cache.store(config.report_dir, k, cached)
+    project, views, modules, issues, digests = cached
+    for change_id in validate_changes:
+        change = project.change(change_id)
+        if change is None:
+            raise SpecgenError(f"no active change {change_id!r}; active changes: "
+                               + (", ".join(c.id for c in project.changes) or "none"))
+        _validate_with_deltas(project, change)
     decls = [d for m in modules for d in m.checks]
     bound, more = resolve(decls, views)
-    return Compilation(config, project, views, modules, bound, issues + more, lock.read(config.lock_path))
+    return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
+                       digests=dict(digests), _cache_key=k, _read_issues=issues)

@@ -62,14 +62,20 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
     issues += view_issues(comp, comp.specs)
     for change in gated_changes:
         issues += view_issues(comp, comp.view(change))
-    # Stale generated files: the gate's view of `specgen generate --check`.
-    files = comp.generated_files()
-    d = generator.drift(comp.config.output_dir, files)
+    # Stale generated files and lock lines, for the gated views only (`generate --check` sees all).
+    views = [comp.specs] + [comp.view(c) for c in gated_changes]
+    files = comp.generated_files(views)
+    prefixes = [generator.file_name(v, "")[: -len(".py")] for v in views[1:]]
+    scope = [n for n in generator.existing_generated(comp.config.output_dir)
+             if "/" not in n or any(n.startswith(p) for p in prefixes)]
+    d = generator.drift(comp.config.output_dir, files, scope)
     for name in (*d.changed, *d.missing, *d.extra):
         state = "out of date" if name in d.changed else ("missing" if name in d.missing else "no longer generated")
         issues.append(Issue("error", "stale-generated", f"{comp.config.output}/{name} is {state}: "
                             "run `specgen generate`", comp.config.output_dir / name, None))
-    if comp.wanted_lock() != comp.lock:
+    names = {v.name for v in views}
+    wanted = {k: e for k, e in comp.wanted_lock().items() if k[0] in names}
+    if wanted != {k: e for k, e in comp.lock.items() if k[0] in names}:
         issues.append(Issue("error", "stale-lock", "specgen.lock lacks new bindings or keeps gone ones: "
                             "run `specgen generate`", comp.config.lock_path, None))
     return sorted(set(issues), key=lambda i: (str(i.path or ""), i.line or 0, i.code, i.message))

@@ -38,8 +38,9 @@ def slugify(name: str) -> str:
 def normalize(text: str) -> str:
     """Text with anchor comments, blank lines and runs of whitespace removed: what a fingerprint hashes."""
     lines = []
+    anchored = "specgen-id" in text
     for line in text.replace("\r\n", "\n").split("\n"):
-        if _ANCHOR_LINE.match(line):
+        if anchored and _ANCHOR_LINE.match(line):
             continue
         line = " ".join(line.split())
         if line:
@@ -178,9 +179,12 @@ def specs_view(project: Project) -> View:
     return _build_view(SPECS_VIEW, None, items, carried)
 
 
-def change_view(project: Project, change: Change) -> View:
-    """The requirements `change` adds, modifies or renames, as they read once it is applied."""
-    _validate_with_deltas(project, change)
+def change_view(project: Project, change: Change, validate: bool = False) -> View:
+    """The requirements `change` adds, modifies or renames, as they read once it is applied.
+    With `validate`, the change is first applied with archive semantics, so one that could not be
+    archived is refused (only when that change is asked for: a broken change must not stop the rest)."""
+    if validate:
+        _validate_with_deltas(project, change)
     carried = _archived_renames(project)
     renamed: dict[tuple[str, str], str] = {}  # (cap, new name) -> old name
     for delta in change.deltas:
@@ -214,5 +218,3 @@ def _validate_with_deltas(project: Project, change: Change) -> None:
     apply_change(project, change.id)
 
 
-def all_views(project: Project) -> list[View]:
-    return [specs_view(project)] + [change_view(project, c) for c in project.changes]

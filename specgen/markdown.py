@@ -26,6 +26,8 @@ Everything here is iterative and linear in the size of the input (no recursion, 
 from __future__ import annotations
 
 import re
+from itertools import compress, count, repeat
+from operator import contains
 
 # JavaScript's WhiteSpace + LineTerminator set: what `\s` matches and what trim() removes.
 WS_CHARS = (
@@ -86,24 +88,52 @@ def fence_mask(lines: list[str]) -> list[bool]:
 
 # ---------------------------------------------------------------------------- headers
 
-# A line that ends the content of open sections of its level or deeper.
-_BOUNDARY = re.compile(rf"(#{{1,6}})[{WS}]")
-# A line that opens a section: the boundary pattern plus a non-empty title on one line.
-_HEADER = re.compile(rf"(#{{1,6}})[{WS}]+({NOT_EOL}+)\Z")
-# Where a requirement's own text stops (any header-looking line, checked on raw lines).
-_ANY_HEADER = re.compile(rf"#{{1,6}}[{WS}]")
-# `**ID**: ...` lines: requirement metadata, skipped when other body text exists.
-_METADATA = re.compile(r"\*\*[^*]+\*\*:")
+_EOL = "\r\u2028\u2029"  # line terminators that can sit inside a line (LF splits lines)
+
+
+def _last_eol(s: str) -> int:
+    return max(s.rfind("\r"), s.rfind("\u2028"), s.rfind("\u2029"))
+
+
+def _first_eol(s: str, start: int = 0) -> int:
+    found = [i for i in (s.find("\r", start), s.find("\u2028", start), s.find("\u2029", start)) if i != -1]
+    return min(found) if found else len(s)
+
+
+def tail_text(rest: str) -> str | None:
+    r"""JavaScript's `\s*(.+)$` over `rest` (to its end): the trimmed text, or None when it
+    does not match. Decided without backtracking: a line terminator may only sit in the
+    leading blanks, and something must follow it."""
+    if not rest:
+        return None
+    e = _last_eol(rest)
+    if e != -1 and (e == len(rest) - 1 or rest[: e + 1].strip(WS_CHARS)):
+        return None
+    return rest.strip(WS_CHARS)
+
+
+def header_parts(line: str) -> tuple[int, str | None] | None:
+    r"""For a line starting with 1..6 `#` and a blank (`^(#{1,6})\s`): (level, title), the
+    title None when the line is no header (`## ` alone, or a title holding a line
+    terminator) though it still ends open bodies. None for any other line."""
+    n = len(line) - len(line.lstrip("#"))
+    if not 1 <= n <= 6 or n >= len(line) or line[n] not in WS_CHARS:
+        return None
+    return n, tail_text(line[n + 1 :])
 
 
 def header_of(line: str) -> tuple[int, str] | None:
     """(level, trimmed title) when `line` opens a section (fence state is the caller's)."""
-    if not line.startswith("#"):
+    h = header_parts(line) if line.startswith("#") else None
+    if h is None or h[1] is None:
         return None
-    m = _HEADER.match(line)
-    if not m:
-        return None
-    return len(m.group(1)), js_trim(m.group(2))
+    return h  # type: ignore[return-value]
+
+
+# Where a requirement's own text stops (any header-looking line, checked on raw lines).
+_ANY_HEADER = re.compile(rf"#{{1,6}}[{WS}]")
+# `**ID**: ...` lines: requirement metadata, skipped when other body text exists.
+_METADATA = re.compile(r"\*\*[^*]+\*\*:")
 
 
 class Section:
@@ -124,42 +154,73 @@ class Section:
 
 
 class Document:
-    """A normalized text split into lines, its fence mask and its section tree."""
+    """A normalized text split into lines, and its section tree.
 
-    __slots__ = ("lines", "mask", "roots", "sections")
+    Only the lines that can matter (a leading `#`, or a run of backticks or tildes) are
+    visited; fence state is tracked across them in order.
+    """
+
+    __slots__ = ("lines", "roots", "sections")
 
     def __init__(self, text: str, *, normalized: bool = False):
         if not normalized:
             text = normalize(text)
         self.lines = text.split("\n")
-        self.mask = fence_mask(self.lines)
         self.roots: list[Section] = []
         self.sections: list[Section] = []  # every section, in document order
         self._build()
 
     def _build(self) -> None:
-        lines, mask = self.lines, self.mask
+        lines = self.lines
+        roots, sections = self.roots, self.sections
         stack: list[Section] = []  # tree parents (popped only by real headers)
         open_: list[Section] = []  # sections whose content has not ended yet
-        for i, line in enumerate(lines):
-            if not line.startswith("#") or mask[i]:
+        close = _FENCE_CLOSE.match
+        ws = WS_CHARS
+        marker = ""
+        width = 0
+        # Candidates: a leading `#`, or a fence-like run somewhere (checked below). Found
+        # with C-level iteration: this is the one pass over every line.
+        hashes = compress(count(), map(str.startswith, lines, repeat("#")))
+        ticks = compress(count(), map(contains, lines, repeat("``")))
+        tildes = compress(count(), map(contains, lines, repeat("~~")))
+        cands = sorted(set(ticks).union(tildes).union(hashes))
+        for k in cands:
+            line = lines[k]
+            if marker:  # inside a fence: only a closing fence matters
+                if marker * 3 in line:
+                    c = close(line)
+                    if c and c.group(1)[0] == marker and len(c.group(1)) >= width:
+                        marker = ""
                 continue
-            b = _BOUNDARY.match(line)
-            if not b:
+            if line[0] != "#":
+                f = _FENCE_OPEN.match(line)
+                if f:
+                    run = f.group(1)
+                    marker, width = run[0], len(run)
                 continue
-            level = len(b.group(1))
+            # header_parts(), inlined: this loop runs once per `#` line.
+            level = len(line) - len(line.lstrip("#"))
+            if level > 6 or level >= len(line) or line[level] not in ws:
+                continue
+            rest = line[level + 1 :]
+            if not rest:
+                title = None
+            elif "\u2028" in rest or "\u2029" in rest or "\r" in rest:
+                title = tail_text(rest)
+            else:
+                title = rest.strip(ws)
             while open_ and open_[-1].level >= level:
-                open_.pop().end = i
-            h = _HEADER.match(line)
-            if not h:
+                open_.pop().end = k
+            if title is None:  # `## ` alone, or a title holding a line separator
                 continue
-            sec = Section(level, js_trim(h.group(2)), i)
+            sec = Section(level, title, k)
             while stack and stack[-1].level >= level:
                 stack.pop()
-            (stack[-1].children if stack else self.roots).append(sec)
+            (stack[-1].children if stack else roots).append(sec)
             stack.append(sec)
             open_.append(sec)
-            self.sections.append(sec)
+            sections.append(sec)
         n = len(lines)
         for sec in open_:
             sec.end = n
@@ -174,6 +235,55 @@ class Document:
                 return i
         return sec.index + 1
 
+    def requirement_text(self, sec: Section) -> str:
+        """`requirement_text(sec.title, self.content(sec))` without building the content:
+        the trimmed content's first line is the first non-blank line, left-trimmed, and its
+        last line the last non-blank one, right-trimmed (which can turn an indented
+        `#### x` into a header, or `###### ` into text, exactly as in the CLI)."""
+        lines = self.lines
+        ws = WS_CHARS
+        first, end = sec.index + 1, sec.end
+        while first < end and not lines[first].strip(ws):
+            first += 1
+        if first == end:
+            return sec.title.strip(ws)
+        last = end - 1  # the content's last line: the last non-blank one
+        while not lines[last].strip(ws):
+            last -= 1
+        captured: list[str] = []
+        metadata: list[str] = []
+        marker = ""
+        width = 0
+        for i in range(first, last + 1):
+            line = lines[i]
+            if i == first:
+                line = line.lstrip(ws)
+            if i == last:
+                line = line.rstrip(ws)
+            if marker:
+                if marker * 3 in line:
+                    m = _FENCE_CLOSE.match(line)
+                    if m and m.group(1)[0] == marker and len(m.group(1)) >= width:
+                        marker = ""
+                continue
+            if "``" in line or "~~" in line:
+                m = _FENCE_OPEN.match(line)
+                if m:
+                    run = m.group(1)
+                    marker, width = run[0], len(run)
+                    continue
+            if line[:1] == "#" and _ANY_HEADER.match(line):
+                break
+            trimmed = line.strip(ws)
+            if not trimmed:
+                continue
+            if trimmed[:2] == "**" and _METADATA.match(trimmed):
+                metadata.append(trimmed)
+            else:
+                captured.append(trimmed)
+        text = "\n".join(captured) if captured else "\n".join(metadata)
+        return text or sec.title.strip(ws)
+
     def find(self, title: str) -> Section | None:
         """The first section, in document order and at any level, whose title matches
         `title` case-insensitively (how the CLI finds Purpose, Requirements, Why...)."""
@@ -187,7 +297,7 @@ class Document:
 # ---------------------------------------------------------------------------- requirement text
 
 
-def requirement_body(body_lines: list[str]) -> str:
+def requirement_body(body_lines) -> str:
     """A requirement's text from the lines of its (trimmed) content.
 
     Every non-blank line before the first header-looking line outside a fence, trimmed and
@@ -229,14 +339,16 @@ def requirement_text(title: str, content: str) -> str:
 
 # ---------------------------------------------------------------------------- names
 
-# An ATX closing run: only a run preceded by a space or tab closes the heading.
-_CLOSING_RUN = re.compile(r"[ \t]+#+[ \t]*\Z")
-_REQ_PREFIX = re.compile(rf"requirement:[{WS}]*", re.I | re.A)
-_SCN_PREFIX = re.compile(rf"scenario:[{WS}]*", re.I | re.A)
-
-
 def strip_closing_run(name: str) -> str:
-    return js_trim(_CLOSING_RUN.sub("", name, count=1))
+    """Drop an ATX closing run (`Foo ###` -> `Foo`; only a run after a space or tab counts,
+    so `C#` keeps its `#`), then trim. Linear, unlike the CLI's regex."""
+    body = name.rstrip(" \t")
+    hashes = body.rstrip("#")
+    if len(hashes) < len(body):
+        before = hashes.rstrip(" \t")
+        if len(before) < len(hashes):
+            name = before
+    return name.strip(WS_CHARS)
 
 
 def requirement_name(title: str) -> str:
@@ -245,16 +357,15 @@ def requirement_name(title: str) -> str:
     A child of ``## Requirements`` whose title has no ``Requirement:`` prefix is still a
     requirement to the CLI; its name is the whole title.
     """
-    m = _REQ_PREFIX.match(title)
-    if m:
-        title = title[m.end() :]
+    if title[:12].lower() == "requirement:":  # (no non-ASCII letter lowercases into these)
+        title = title[12:]
     return strip_closing_run(title)
 
 
 def scenario_name(title: str) -> str:
     """`Scenario: Foo ####` -> `Foo` (the closing run first, then the optional prefix)."""
-    name = _CLOSING_RUN.sub("", title, count=1)
-    m = _SCN_PREFIX.match(name)
-    if m:
-        name = name[m.end() :]
-    return js_trim(name)
+    if title.rstrip(" \t")[-1:] == "#":
+        title = strip_closing_run(title)
+    if title[:9].lower() == "scenario:":
+        title = title[9:]
+    return title.strip(WS_CHARS)

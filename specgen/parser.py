@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specgen.markdown import (
-    NOT_EOL, WS, Document, Section, js_trim, js_trim_end, normalize, requirement_name, requirement_text,
+    NOT_EOL, WS, WS_CHARS, Document, Section, fence_mask, header_parts, js_trim, js_trim_end, normalize,
+    requirement_name, tail_text,
     scenario_name, strip_closing_run,
 )
 from specgen.model import (
@@ -85,13 +86,14 @@ def _anchor(raw_text: str) -> str | None:
 
 
 def _requirement(doc: Document, sec: Section, line_offset: int = 0) -> Requirement:
-    content = doc.content(sec)
-    text = requirement_text(sec.title, content)
+    text = doc.requirement_text(sec)
     scenarios = []
+    lines = doc.lines
     for child in sec.children:
-        raw = doc.content(child)
+        raw = "\n".join(lines[child.index + 1 : child.end]).strip(WS_CHARS)
         if raw:  # a header with an empty body is not a scenario
-            scenarios.append(Scenario(scenario_name(child.title), raw, child.index + 1 + line_offset, _anchor(raw)))
+            anchor = _anchor(raw) if "specgen-id" in raw else None
+            scenarios.append(Scenario(scenario_name(child.title), raw, child.index + 1 + line_offset, anchor))
     return Requirement(requirement_name(sec.title), text, sec.index + 1 + line_offset, tuple(scenarios))
 
 
@@ -141,16 +143,54 @@ def parse_spec(path: Path | str, spec_id: str | None = None) -> Spec:
 
 # ---------------------------------------------------------------------------- delta specs
 
-# The delta reader's requirement header: `###`, optional blanks, `Requirement:` (any case).
-_DELTA_REQ = re.compile(rf"###[{WS}]*requirement:[{WS}]*({NOT_EOL}+)[{WS}]*\Z", re.I | re.A)
-_LEVEL2 = re.compile(rf"##[{WS}]+({NOT_EOL}+)\Z")
-_LEVEL2_BOUNDARY = re.compile(rf"##[{WS}]")
-_REMOVED_BULLET = re.compile(rf"[{WS}]*[-*+][{WS}]*`?###[{WS}]*Requirement:[{WS}]*({NOT_EOL}+?)`?[{WS}]*\Z")
-_RENAME_FROM = re.compile(rf"[{WS}]*[-*+]?[{WS}]*FROM:[{WS}]*`?###[{WS}]*Requirement:[{WS}]*({NOT_EOL}+?)`?[{WS}]*\Z")
-_RENAME_TO = re.compile(rf"[{WS}]*[-*+]?[{WS}]*TO:[{WS}]*`?###[{WS}]*Requirement:[{WS}]*({NOT_EOL}+?)`?[{WS}]*\Z")
+_REMOVED_BULLET = re.compile(rf"[{WS}]*[-*+][{WS}]*`?###[{WS}]*Requirement:")
+_RENAME_FROM = re.compile(rf"[{WS}]*[-*+]?[{WS}]*FROM:[{WS}]*`?###[{WS}]*Requirement:")
+_RENAME_TO = re.compile(rf"[{WS}]*[-*+]?[{WS}]*TO:[{WS}]*`?###[{WS}]*Requirement:")
 _DELTA_TITLES = {"added requirements": ADDED, "modified requirements": MODIFIED,
                  "removed requirements": REMOVED, "renamed requirements": RENAMED}
 _REQ_TITLE = re.compile(rf"requirement:[{WS}]*[^{WS}]", re.I | re.A)
+_EOL = "\r\u2028\u2029"
+
+
+def delta_requirement_name(line: str) -> str | None:
+    r"""The name in a delta reader's requirement header (JavaScript
+    `/^###\s*Requirement:\s*(.+)\s*$/i`, then the closing run dropped and trimmed), or None.
+    Decided without backtracking."""
+    if not line.startswith("###"):
+        return None
+    rest = line[3:].lstrip(WS_CHARS)
+    if rest[:12].lower() != "requirement:":
+        return None
+    r = rest[12:]
+    p = len(r) - len(r.lstrip(WS_CHARS))
+    if p == len(r):  # blanks only: a one-blank name, if any blank is no line terminator
+        return "" if any(c not in _EOL for c in r) else None
+    e = min([i for i in (r.find(c, p) for c in _EOL) if i != -1] or [len(r)])
+    if r[e:].strip(WS_CHARS):
+        return None
+    return strip_closing_run(r[p:e])
+
+
+def _lazy_tail(r: str) -> str | None:
+    r"""JavaScript `\s*(.+?)`?\s*$` over `r`: the group (the text up to an optional closing
+    backtick and trailing blanks), or None."""
+    p = len(r) - len(r.lstrip(WS_CHARS))
+    if p == len(r):
+        return "" if any(c not in _EOL for c in r) else None
+    n = len(r.rstrip(WS_CHARS))
+    x = n - 1 if r[n - 1] == "`" and n - 1 >= p + 1 else n
+    name = r[p:x]
+    if any(c in name for c in _EOL):
+        return None
+    return name
+
+
+def _prefixed_name(pattern: re.Pattern, line: str) -> str | None:
+    m = pattern.match(line)
+    if not m:
+        return None
+    name = _lazy_tail(line[m.end():])
+    return None if name is None else strip_closing_run(name)
 
 
 @dataclass
@@ -173,7 +213,11 @@ class DeltaText:
 
 
 def _is_delta_req(line: str) -> bool:
-    return line.startswith("###") and _DELTA_REQ.match(line) is not None
+    return line.startswith("###") and delta_requirement_name(line) is not None
+
+
+def _is_level2(line: str) -> bool:
+    return line.startswith("##") and (header_parts(line) or (0,))[0] == 2
 
 
 def _blocks(lines: list[str], mask: list[bool], start: int, end: int) -> list[_Block]:
@@ -186,27 +230,25 @@ def _blocks(lines: list[str], mask: list[bool], start: int, end: int) -> list[_B
             i += 1
         if i >= end:
             break
-        m = _DELTA_REQ.match(lines[i])
+        name = delta_requirement_name(lines[i])
         header = i
         i += 1
-        while i < end and (mask[i] or not (_is_delta_req(lines[i]) or _LEVEL2_BOUNDARY.match(lines[i]))):
+        while i < end and (mask[i] or not (_is_delta_req(lines[i]) or _is_level2(lines[i]))):
             i += 1
         raw = js_trim_end("\n".join(lines[header:i]))
-        blocks.append(_Block(strip_closing_run(m.group(1)), raw, header + 1))
+        blocks.append(_Block(name, raw, header + 1))
     return blocks
 
 
 def parse_delta_text(text: str) -> DeltaText:
     doc_lines = normalize(text).split("\n")
-    from specgen.markdown import fence_mask
-
     mask = fence_mask(doc_lines)
     heads: list[tuple[int, str]] = []
     for i, line in enumerate(doc_lines):
         if not mask[i] and line.startswith("##"):
-            m = _LEVEL2.match(line)
-            if m:
-                heads.append((i, js_trim(m.group(1))))
+            h = header_parts(line)
+            if h is not None and h[0] == 2 and h[1] is not None:
+                heads.append((i, h[1]))
     out = DeltaText()
     for k, (idx, title) in enumerate(heads):
         op = _DELTA_TITLES.get(title.lower())
@@ -223,13 +265,11 @@ def parse_delta_text(text: str) -> DeltaText:
                 if mask[i]:
                     continue
                 line = doc_lines[i]
-                m = _DELTA_REQ.match(line) if line.startswith("###") else None
-                if m:
-                    out.removed.append((strip_closing_run(m.group(1)), i + 1))
-                    continue
-                m = _REMOVED_BULLET.match(line)
-                if m:
-                    out.removed.append((strip_closing_run(m.group(1)), i + 1))
+                name = delta_requirement_name(line)
+                if name is None:
+                    name = _prefixed_name(_REMOVED_BULLET, line)
+                if name is not None:
+                    out.removed.append((name, i + 1))
             out.removed_blocks.extend(_blocks(doc_lines, mask, start, end))
         else:  # RENAMED: a FROM line then a TO line; anything else pairs with nothing
             pending: tuple[str, int] | None = None
@@ -237,12 +277,14 @@ def parse_delta_text(text: str) -> DeltaText:
                 if mask[i]:
                     continue
                 line = doc_lines[i]
-                if "FROM:" in line and (m := _RENAME_FROM.match(line)):
-                    pending = (strip_closing_run(m.group(1)), i + 1)
-                elif "TO:" in line and (m := _RENAME_TO.match(line)):
-                    if pending is not None:
-                        out.renamed.append((pending[0], strip_closing_run(m.group(1)), pending[1]))
-                        pending = None
+                frm = _prefixed_name(_RENAME_FROM, line) if "FROM:" in line else None
+                if frm is not None:
+                    pending = (frm, i + 1)
+                    continue
+                to = _prefixed_name(_RENAME_TO, line) if "TO:" in line else None
+                if to is not None and pending is not None:
+                    out.renamed.append((pending[0], to, pending[1]))
+                    pending = None
     return out
 
 
@@ -296,7 +338,7 @@ def delta_requirements(spec_id: str, path: Path, dt: DeltaText) -> list[Delta]:
 
 _TITLE = re.compile(
     rf"(?:\A|(?<=[\n\r\u2028\u2029]))#[{WS}]+(?:[Cc][Hh][Aa][Nn][Gg][Ee]:[{WS}]+)?({NOT_EOL}+)(?=[\n\r\u2028\u2029]|\Z)")
-_PROSE_DELTA = re.compile(rf"[{WS}]*-[{WS}]*\*\*([^*:]+)(?::\*\*|\*\*:)[{WS}]*({NOT_EOL}+)\Z")
+_PROSE_DELTA = re.compile(rf"[{WS}]*-[{WS}]*\*\*([^*:]+)(?::\*\*|\*\*:)")
 _RENAME_WORDS = (re.compile(r"\brename(s|d|ing)?\b", re.A), re.compile(rf"\brenamed[{WS}]+(to|from)\b", re.A))
 _ADD_WORDS = (re.compile(r"\badd(s|ed|ing)?\b", re.A), re.compile(r"\bcreate(s|d|ing)?\b", re.A),
               re.compile(r"\bnew\b", re.A))
@@ -319,9 +361,10 @@ def _prose_deltas(content: str, first_line: int, path: Path) -> list[Delta]:
         if "**" not in line:
             continue
         m = _PROSE_DELTA.match(line)
-        if not m:
+        desc = tail_text(line[m.end():]) if m else None
+        if desc is None:
             continue
-        spec, desc = js_trim(m.group(1)), js_trim(m.group(2))
+        spec = js_trim(m.group(1))
         low = desc.lower()
         op = MODIFIED
         if any(p.search(low) for p in _RENAME_WORDS):
@@ -449,8 +492,33 @@ def spec_ids(root: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------- tasks
 
-_TASK = re.compile(
-    rf"[{WS}]*(?:[-*+]|\d{{1,9}}[.)])[{WS}]*\[(?:[{WS}]*([^\]{WS}]?)[{WS}]*\](?![(\[])|[{WS}]+\])")
+_TASK_HEAD = re.compile(rf"[{WS}]*(?:[-*+]|[0-9]{{1,9}}[.)])[{WS}]*\[")
+
+
+def _task_mark(line: str) -> str | None:
+    """The box's mark ('' for a blank box) when `line` is a task line as the CLI reads one
+    (`- [ ]`, `* [x]`, `1. [X]`, `- [~]`, `- [ x ]`; not a link like `- [A](url)`), else None.
+    Decided without backtracking."""
+    m = _TASK_HEAD.match(line)
+    if not m:
+        return None
+    b = line[m.end():]
+    q = len(b) - len(b.lstrip(WS_CHARS))
+    if q < len(b):
+        c = b[q]
+        if c == "]":
+            if b[q + 1 : q + 2] not in ("(", "["):
+                return ""
+        else:
+            r = b[q + 1 :]
+            q2 = len(r) - len(r.lstrip(WS_CHARS))
+            if r[q2 : q2 + 1] == "]" and r[q2 + 1 : q2 + 2] not in ("(", "["):
+                return c
+        if q >= 1 and c == "]":  # `[ ](...)`: a blank box still counts
+            return ""
+    return None
+
+
 _SCHEMA_LINE = re.compile(r"^schema:[ \t]*['\"]?([^'\"#\s][^'\"#]*?)['\"]?[ \t]*(?:#.*)?$", re.M)
 
 
@@ -461,10 +529,10 @@ def count_tasks(text: str) -> tuple[int, int]:
     for line in text.split("\n"):
         if "[" not in line:
             continue
-        m = _TASK.match(line)
-        if m:
+        mark = _task_mark(line)
+        if mark is not None:
             total += 1
-            if (m.group(1) or "").lower() == "x":
+            if mark.lower() == "x":
                 done += 1
     return total, done
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -139,25 +140,31 @@ def module_files(root: Path, import_paths: tuple[str, ...]) -> list[tuple[str, P
             origin = Path(spec.origin)
             base = origin.parent if origin.name == "__init__.py" else origin.with_suffix("")
         if base.is_dir():
-            for file in sorted(base.rglob("*.py")):
-                rel = file.relative_to(base).with_suffix("")
-                parts = [p for p in rel.parts]
-                if parts[-1] == "__init__":
-                    continue
-                if any(not p.isidentifier() for p in parts):
-                    continue  # not importable (e.g. a folder with '-'): never a check module
-                if not all((base.joinpath(*parts[:i]) / "__init__.py").is_file() for i in range(len(parts))):
-                    continue  # a folder that is not a package
-                found[".".join([dotted, *parts])] = file
+            _package_modules(base, dotted, found)
         else:
             found[dotted] = base.with_suffix(".py")
     return sorted(found.items())
 
 
+def _package_modules(base: Path, dotted: str, found: dict[str, Path]) -> None:
+    """Every importable module of the package at `base` (folders without __init__.py are not packages)."""
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, base)
+        parts = [] if rel == "." else rel.split(os.sep)
+        if "__init__.py" not in filenames or any(not p.isidentifier() for p in parts):
+            dirnames[:] = []  # not a package: neither it nor what it holds is importable as a check module
+            continue
+        for name in sorted(filenames):
+            stem = name[:-3]
+            if name.endswith(".py") and stem != "__init__" and stem.isidentifier():
+                found[".".join([dotted, *parts, stem])] = Path(dirpath, name)
+
+
 def _check_names(tree: ast.Module) -> tuple[set[str], set[str]]:
     """Names that mean specgen's `check` in this module, and aliases of the specgen module itself."""
     names, modules = set(), set()
-    for node in ast.walk(tree):
+    for node in tree.body:  # module-level imports: where a check decorator's name comes from
         if isinstance(node, ast.ImportFrom) and node.module in ("specgen", "specgen.registry"):
             for alias in node.names:
                 if alias.name == "check":
@@ -183,7 +190,7 @@ def _is_check_call(dec: ast.expr, names: set[str], modules: set[str]) -> bool:
 def _source_fingerprint(source_lines: list[str], node: ast.FunctionDef, kept: list[ast.expr]) -> str:
     # The function's own text plus its other decorators (parametrize data is part of the check);
     # the @check lines are left out: re-binding is tracked by the binding itself.
-    parts = [ast.get_source_segment("".join(source_lines), d) or "" for d in kept]
+    parts = ["".join(source_lines[d.lineno - 1: d.end_lineno]) for d in kept]
     body = "".join(source_lines[node.lineno - 1: node.end_lineno])
     text = "\n".join(normalize(p) for p in [*parts, body])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -200,9 +200,15 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
     where = _rel(out_dir / "report.html", comp.root)
     failed = [r for r in data["requirements"] if not r["verified"]]
     if gate:
+        from specgen.generator import stub_code
+
         for r in failed:
             print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
                   f"{r['reason']}", file=sys.stderr)
+            for s in r["scenarios"]:
+                if not s["checks"]:  # show the code to add, not only where to get it
+                    stub = stub_code(comp.specs.by_id[s["id"]])
+                    print("    " + stub.rstrip("\n").replace("\n", "\n    "), file=sys.stderr)
         for i in data["issues"]:
             loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
