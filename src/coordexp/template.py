@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from coordexp.prompts import system_prompt, user_prompt
+from coordexp.prompts import PromptConfigError, system_prompt, user_prompt
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -186,12 +186,14 @@ def build_messages(
                 f"{source}: images[{i}]: {p!r} is not an absolute path; load records through the JSONL "
                 "loader, which resolves paths against the JSONL directory"
             )
+    try:
+        system = system_prompt(field_order, object_ordering, prompt_variant)
+        user = user_prompt(field_order, object_ordering, prompt_variant)
+    except PromptConfigError as exc:  # one error type for callers of the builder
+        raise TemplateError(f"{source}: {exc}") from exc
     content: list[dict] = [{"type": "image", "image": p} for p in images]
-    content.append({"type": "text", "text": user_prompt(field_order, object_ordering, prompt_variant)})
-    messages = [
-        {"role": "system", "content": system_prompt(field_order, object_ordering, prompt_variant)},
-        {"role": "user", "content": content},
-    ]
+    content.append({"type": "text", "text": user})
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
     if with_assistant:
         objects = record.get("objects")
         if not isinstance(objects, list):

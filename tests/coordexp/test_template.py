@@ -133,7 +133,7 @@ def test_a_foreign_image_processor_is_refused(tok, img):
 
 
 def test_unknown_field_order_is_refused_before_rendering(img):
-    with pytest.raises(ValueError, match="field_order: unknown value 'desc_last'"):
+    with pytest.raises(T.TemplateError, match="^record: field_order: unknown value 'desc_last'"):
         T.build_messages(rec(img), field_order="desc_last")
 
 
