@@ -40,7 +40,16 @@ JS_WS = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007
 _S = "(?:[^\\S\\x1c-\\x1f\\x85]|\\ufeff)"
 _NS = "(?:[\\x1c-\\x1f\\x85]|[^\\s\\ufeff])"
 _DOT = "[^\n\r\u2028\u2029]"  # JavaScript `.` without the s flag
-_A = re.ASCII  # JavaScript `i` without `u` folds like ASCII for these ASCII-only patterns
+_A = re.ASCII
+
+
+def _ci(word: str) -> str:
+    """A case-insensitive literal as JavaScript's `i` (without `u`) reads ASCII words: [Rr][Ee]...
+
+    Spelled out rather than flagged: Python's IGNORECASE also folds U+017F to `s` and U+212A to `k`,
+    and re.ASCII would make `_S` below stop matching Unicode spaces.
+    """
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
 def js_trim(s: str) -> str:
@@ -117,12 +126,12 @@ def fence_mask(lines: list[str]) -> list[bool]:
 # Requirement names and headers
 # --------------------------------------------------------------------------------------------
 
-REQUIREMENT_HEADER = re.compile("^###" + _S + "*Requirement:" + _S + "*(" + _DOT + "+)" + _S + "*\\Z", re.I | _A)
+REQUIREMENT_HEADER = re.compile("^###" + _S + "*" + _ci("Requirement:") + _S + "*(" + _DOT + "+)" + _S + "*\\Z")
 _CLOSING_HASHES = re.compile("[ \t]+#+[ \t]*\\Z")
 _H2 = re.compile("^(##)" + _S + "+(" + _DOT + "+)\\Z")
 _TOP_LEVEL = re.compile("^##" + _S + "+")
 _H3_ANY = re.compile("^###" + _S + "+(" + _DOT + "+?)" + _S + "*\\Z")
-_REQUIREMENTS_H2 = re.compile("^##" + _S + "+Requirements" + _S + "*\\Z", re.I | _A)
+_REQUIREMENTS_H2 = re.compile("^##" + _S + "+" + _ci("Requirements") + _S + "*\\Z")
 _REMOVED_BULLET = re.compile(
     "^" + _S + "*[-*+]" + _S + "*`?###" + _S + "*Requirement:" + _S + "*(" + _DOT + "+?)`?" + _S + "*\\Z")
 _RENAME_FROM = re.compile(
@@ -135,7 +144,7 @@ SCENARIO_HEADER = re.compile("^####" + _S + "+")
 _SCENARIO_BODY_END = re.compile("^#{1,4}" + _S)
 _HEADER_LINE = re.compile("^#{1,6}" + _S)
 _METADATA_LINE = re.compile("^\\*\\*[^*]+\\*\\*:")
-_SCENARIO_PREFIX = re.compile("^Scenario:" + _S + "*", re.I | _A)
+_SCENARIO_PREFIX = re.compile("^" + _ci("Scenario:") + _S + "*")
 _SHALL_MUST = re.compile(r"\b(SHALL|MUST)\b", _A)
 
 
@@ -601,9 +610,9 @@ def describe_scenario_balance(diff: ScenarioDiff) -> str:
 # Main-spec structure (what makes a spec unmergeable)
 # --------------------------------------------------------------------------------------------
 
-_DELTA_HEADER = re.compile("^##" + _S + "+(ADDED|MODIFIED|REMOVED|RENAMED)" + _S + "+Requirements" + _S + "*\\Z",
-                           re.I | _A)
-_STRUCT_REQ = re.compile("^###" + _S + "+Requirement:" + _S + "*(" + _DOT + "+)" + _S + "*\\Z", re.I | _A)
+_DELTA_HEADER = re.compile("^##" + _S + "+(" + "|".join(_ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+                           + ")" + _S + "+" + _ci("Requirements") + _S + "*\\Z")
+_STRUCT_REQ = re.compile("^###" + _S + "+" + _ci("Requirement:") + _S + "*(" + _DOT + "+)" + _S + "*\\Z")
 
 
 def find_main_spec_structure_issues(content: str) -> list[dict]:
@@ -806,7 +815,7 @@ def find_spec_updates(change_dir: Path, main_specs_dir: Path) -> list[SpecUpdate
     return out
 
 
-_HTML_H = re.compile("^" + _S + "*<h[1-6]\\b", re.I | _A)
+_HTML_H = re.compile("^" + _S + "*<[hH][1-6](?![A-Za-z0-9_])")
 
 
 def _mask_html_comments(content: str) -> str:
@@ -835,7 +844,7 @@ def _mask_html_comments(content: str) -> str:
         index = close
 
 
-_PURPOSE_H2 = re.compile("^##" + _S + "+Purpose" + _S + "*\\Z", re.I | _A)
+_PURPOSE_H2 = re.compile("^##" + _S + "+" + _ci("Purpose") + _S + "*\\Z")
 
 
 def extract_purpose_section(content: str) -> str | None:
@@ -1454,7 +1463,7 @@ def content_the_merge_cannot_name(parts: RequirementsParts) -> list[str]:
             bullet = _LIST_ITEM.match(line)
             list_indent = _content_column(bullet.group(1)) if bullet else None
             para_open = bullet is not None
-            if re.match("^ {0,3}####" + _S + "+Scenario:", line, re.I | _A):
+            if re.match("^ {0,3}####" + _S + "+" + _ci("Scenario:"), line):
                 seen_scenario = in_bullets = True
                 bullets_seen = False
                 continue

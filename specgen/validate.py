@@ -949,10 +949,12 @@ def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
             except OSError:
                 has = True
     if not has:
-        rx = re.compile(r"^##\s+(ADDED|MODIFIED|REMOVED|RENAMED)\s+Requirements", re.I | re.M)
+        rx = re.compile("^##" + D._S + "+(?:" + "|".join(D._ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+                        + ")" + D._S + "+" + D._ci("Requirements"), re.M)
         for _, f in D.discover_spec_files(specs_dir):
             try:
-                if rx.search(D.read_text(f)):
+                text = D.read_text(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too
+                if rx.search(text.replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")):
                     has = True
                     break
             except OSError:
