@@ -109,6 +109,17 @@ def count_targets(labels, coord_start: int) -> tuple[int, int]:
     return int((valid & ~is_coord).sum()), int(is_coord.sum())
 
 
+def supervised_positions(labels):
+    """Positions t whose next label is supervised (in any row): the only logits the loss reads.
+
+    Pass them as ``logits_to_keep`` so the model projects just these rows onto the vocabulary
+    (most of a stage-1 row is prompt and image tokens), then score with ``stage1_loss_targets``
+    against ``labels[:, idx + 1]``.
+    """
+    valid = (labels[:, 1:] != IGNORE_INDEX).any(dim=0)
+    return valid.nonzero().view(-1)
+
+
 def stage1_loss(logits, labels, *, coord_start: int, weights: CoordLossWeights = CoordLossWeights(),
                 num_text: int | None = None, num_coord: int | None = None, world_size: int = 1) -> Stage1Loss:
     """The stage-1 loss of one micro-batch (logits [B, L, V], labels [B, L], ms-swift alignment).
@@ -116,17 +127,27 @@ def stage1_loss(logits, labels, *, coord_start: int, weights: CoordLossWeights =
     ``num_text`` / ``num_coord`` are the normalisers over the whole optimizer step and all
     ranks; unset, the local counts (a per-batch token mean) are used.
     """
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"logits {list(logits.shape)} and labels {list(labels.shape)} do not align")
+    return stage1_loss_targets(logits[:, :-1, :], labels[:, 1:], coord_start=coord_start, weights=weights,
+                               num_text=num_text, num_coord=num_coord, world_size=world_size)
+
+
+def stage1_loss_targets(logits, targets, *, coord_start: int, weights: CoordLossWeights = CoordLossWeights(),
+                        num_text: int | None = None, num_coord: int | None = None,
+                        world_size: int = 1) -> Stage1Loss:
+    """As ``stage1_loss`` with the shift already applied: ``logits[b, i]`` predicts ``targets[b, i]``."""
     import torch
     import torch.nn.functional as F
 
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(f"logits {list(logits.shape)} and labels {list(labels.shape)} do not align")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {list(logits.shape)} and targets {list(targets.shape)} do not align")
     if logits.shape[-1] < coord_start + COORD_BINS:
         raise ValueError(f"vocabulary of {logits.shape[-1]} has no room for coord ids {coord_start}..")
     # Reference guard: a NaN/Inf logit must not poison the whole step.
-    z = torch.nan_to_num(logits[:, :-1, :].float(), nan=0.0, posinf=LOGIT_CLAMP, neginf=-LOGIT_CLAMP)
+    z = torch.nan_to_num(logits.float(), nan=0.0, posinf=LOGIT_CLAMP, neginf=-LOGIT_CLAMP)
     z = z.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
-    tgt = labels[:, 1:]
+    tgt = targets
     valid = tgt != IGNORE_INDEX
     is_coord = valid & (tgt >= coord_start) & (tgt < coord_start + COORD_BINS)
     is_text = valid & ~is_coord
