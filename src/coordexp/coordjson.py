@@ -459,9 +459,11 @@ def is_canonical(text: str, field_order: str) -> bool:
 def append_ready_cut(result: ParseResult) -> int | None:
     """Where a rollout can be cut so that records can be appended: just after the last
     balanced record (valid or not), or after the array-open "[" when there is none.
-    None when there is nothing to append to (no container, rejected or already closed
-    container): the caller then uses the fallback prefix ``{"objects": [``."""
-    if result.parse_failed or result.objects_array_open_cut is None or result.container_closed:
+    A closed container is cut the same way (its "]}" is dropped): a complete rollout is
+    the common case, and its FN records go after its last record.
+    None when there is nothing to append to (no container, or a rejected one): the caller
+    then uses the fallback prefix ``{"objects": [``."""
+    if result.parse_failed or result.objects_array_open_cut is None:
         return None
     return max([result.objects_array_open_cut, *result.record_end_cuts])
 

@@ -121,3 +121,15 @@ def test_bad_mode_and_type():
 
 def test_deterministic_bytes():
     assert render(OBJS, DF).encode() == render([dict(o) for o in OBJS], DF).encode()
+
+
+def test_append_ready_cut_of_a_closed_container_is_after_its_last_record():
+    from coordexp.coordjson import append_ready_cut, parse, render
+
+    objs = [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}, {"desc": "dog", "bbox_2d": [5, 6, 7, 8]}]
+    text = render(objs, "desc_first")
+    cut = append_ready_cut(parse(text, "salvage", "desc_first"))
+    assert text[:cut].endswith("<|coord_8|>]}")
+    assert text[cut:] == "]}"
+    empty = render([], "desc_first")
+    assert empty[: append_ready_cut(parse(empty, "salvage", "desc_first"))] == '{"objects": ['

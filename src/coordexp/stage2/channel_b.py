@@ -214,15 +214,6 @@ def _fallback(tokenizer, text: str, reason: str, res: ParseResult | None, drops:
                          truncated=bool(res is not None and res.truncated), cut=None)
 
 
-def _append_cut(res: ParseResult) -> int | None:
-    cut = append_ready_cut(res)
-    if cut is None and res.container_closed and not res.parse_failed:
-        # A complete rollout ``{"objects": [..]}`` is cut back to just after its last record
-        # (DOMAIN §3 step 4); coordjson.append_ready_cut only serves unclosed text.
-        cut = max([res.objects_array_open_cut, *res.record_end_cuts])
-    return cut
-
-
 def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     """Step 1: the append-ready prefix of one rollout, its kept predictions and drops."""
     ids = [int(i) for i in rollout_ids]
@@ -238,7 +229,7 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
         drops[reason] += n
     if res.parse_failed:
         return _fallback(tokenizer, text, f"parse failed: {res.error}", res, drops)
-    cut = _append_cut(res)
+    cut = append_ready_cut(res)
     if cut is None:
         return _fallback(tokenizer, text, "no append-ready cut", res, drops)
 
