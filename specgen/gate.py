@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from specgen import generator
+from specgen.generator import rel_path
 from specgen.compiler import SUSPECT, UNREVIEWED, Compilation
 from specgen.identity import View
 from specgen.registry import Issue
@@ -34,7 +35,7 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
                 state, why = comp.lock_state(view.name, ref.id, decl)
                 if state == SUSPECT:
                     scenario_issues.append(Issue("error", "suspect-binding",
-                                                 f"{decl.func} ({_rel(decl.path, comp.root)}:{decl.line}) "
+                                                 f"{decl.func} ({rel_path(decl.path, comp.root)}:{decl.line}) "
                                                  f"is suspect for {ref.id}{where}: {why}", ref.path, ref.line))
                 elif state == UNREVIEWED:
                     scenario_issues.append(Issue("error", "unreviewed-binding",
@@ -92,13 +93,6 @@ def change_summaries(comp: Compilation, gated: list[str]) -> list[str]:
     return lines
 
 
-def _rel(path: Path | None, root: Path) -> str:
-    if path is None:
-        return ""
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[str]) -> str:
@@ -113,12 +107,12 @@ def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[
     if fmt == "json":
         data = {"ok": not errors, "summary": summary,
                 "issues": [{"level": i.level, "code": i.code, "message": i.message,
-                            "path": _rel(i.path, root) or None, "line": i.line} for i in issues],
+                            "path": rel_path(i.path, root) or None, "line": i.line} for i in issues],
                 "changes": change_summaries(comp, gated)}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     out = []
     for i in issues:
-        path = _rel(i.path, root)
+        path = rel_path(i.path, root)
         if fmt == "github":
             loc = ",".join(p for p in (f"file={path}" if path else "", f"line={i.line}" if i.line else "") if p)
             msg = i.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

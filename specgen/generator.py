@@ -165,7 +165,7 @@ def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path) -> l
             _, rslug, sslug = ref.id.split("/")
             base = f"test_{rslug}__{sslug}".replace("-", "_")
             common = dict(id=ref.id, requirement=req.name, scenario=ref.name, spec_fp=ref.fingerprint,
-                          view=view.name, source=f"{_rel(ref.path, root)}:{ref.line}",
+                          view=view.name, source=f"{rel_path(ref.path, root)}:{ref.line}",
                           doc=test_doc(req.name, ref))
             if not decls:
                 tests.append(Planned(name=_unique(base, names), kind="missing", check=None,
@@ -192,7 +192,7 @@ class FilePlan:
                  checks_hint: str, digest: str | None = None):
         self.view, self.capability, self.reqs = view, capability, reqs
         self.bindings_of, self.root, self.checks_hint = bindings_of, root, checks_hint
-        self.source = _rel(reqs[0].path, root)
+        self.source = rel_path(reqs[0].path, root)
         self._text: str | None = None
         self.digest = digest or self._digest()
 
@@ -203,11 +203,11 @@ class FilePlan:
         # repr of str/int/None tuples is deterministic, and cheaper than JSON here
         h.update(repr((view.name, view.change, capability, self.source, checks_hint)).encode())
         for req in reqs:
-            h.update(repr((req.name, _rel(req.path, root))).encode())
+            h.update(repr((req.name, rel_path(req.path, root))).encode())
             for ref in req.scenarios:
                 decls = [(d.module, d.func, d.check_key, d.manual) for d in bindings_of(view.name, ref.id)]
                 h.update(repr((ref.id, ref.name, ref.line, ref.fingerprint, ref.scenario.raw_text,
-                               _rel(ref.path, root), decls)).encode())
+                               rel_path(ref.path, root), decls)).encode())
         return h.hexdigest()[:16]
 
     def text(self) -> str:
@@ -260,8 +260,11 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _rel(path: Path, root: Path) -> str:
+def rel_path(path, root: Path) -> str:
+    """`path` relative to the project root, POSIX style (as printed in messages and links)."""
     # resolve() walks the file system: once per file is enough (10,000 scenarios share 1,000 paths)
+    if path is None:
+        return ""
     try:
         return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:

@@ -24,6 +24,7 @@ from pathlib import Path
 from specgen import manual as manualmod
 from specgen.compiler import REVIEWED, Compilation
 from specgen.identity import View
+from specgen.generator import rel_path
 from specgen.model import SpecgenError
 from specgen.plugin import RESULTS_NAME
 
@@ -63,15 +64,10 @@ def load_results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
     return out
 
 
-def _rel(path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def check_result(comp: Compilation, view: View, ref, decl, results, evidence) -> CheckResult:
-    base = dict(check=decl.check_key, path=_rel(decl.path, comp.root), line=decl.line)
+    base = dict(check=decl.check_key, path=rel_path(decl.path, comp.root), line=decl.line)
     state, why = comp.lock_state(view.name, ref.id, decl)
     if decl.manual:
         status, ev = manualmod.status(evidence.get(ref.id), ref.fingerprint)
@@ -125,7 +121,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                     reason = f"no check bound: `specgen stub {ref.id}`"
                 scns.append({
                     "id": ref.id, "name": ref.name, "verdict": verdict, "verified": verdict in counted,
-                    "reason": reason, "path": _rel(ref.path, comp.root), "line": ref.line,
+                    "reason": reason, "path": rel_path(ref.path, comp.root), "line": ref.line,
                     "fingerprint": ref.fingerprint, "text": ref.scenario.raw_text,
                     "checks": [c.__dict__ for c in checks],
                 })
@@ -136,7 +132,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                 "verified": bool(scns) and not not_ok, "operation": req.operation,
                 "reason": "" if scns and not not_ok else (
                     "; ".join(f"{s['name']}: {s['verdict']} ({s['reason']})" for s in not_ok) or "no scenarios"),
-                "path": _rel(req.path, comp.root), "line": req.line, "text": req.requirement.text,
+                "path": rel_path(req.path, comp.root), "line": req.line, "text": req.requirement.text,
                 "fingerprint": req.fingerprint, "scenarios": scns,
             })
         views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": _summary(reqs)})
@@ -190,14 +186,14 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
     data = build(comp, load_results(res_path), no_manual, source_url)
     issues = [i for i in static_issues(comp) if i.level == "error"
               and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
-    data["issues"] = [{"code": i.code, "message": i.message, "path": _rel(i.path, comp.root) if i.path else None,
+    data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
                        "line": i.line} for i in issues]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
                                          encoding="utf-8")
     (out_dir / "report.md").write_text(report_render.markdown(data, out_dir, comp.root), encoding="utf-8")
     (out_dir / "report.html").write_text(report_render.html(data, out_dir, comp.root), encoding="utf-8")
-    where = _rel(out_dir / "report.html", comp.root)
+    where = rel_path(out_dir / "report.html", comp.root)
     failed = [r for r in data["requirements"] if not r["verified"]]
     if gate:
         from specgen.generator import stub_code
