@@ -20,6 +20,7 @@ and the readers used by :mod:`specgen.validate`.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import re
 import shutil
@@ -177,12 +178,12 @@ def extract_requirement_body(body_lines: list[str]) -> str:
     for i, line in enumerate(body_lines):
         if mask[i]:
             continue
-        if _HEADER_LINE.match(line):
+        if line.startswith("#") and _HEADER_LINE.match(line):
             break
         t = js_trim(line)
         if not t:
             continue
-        if _METADATA_LINE.match(t):
+        if t.startswith("**") and _METADATA_LINE.match(t):
             metadata.append(t)
             continue
         captured.append(t)
@@ -196,10 +197,11 @@ def _scenario_bodies(body_lines: list[str]) -> list[str]:
     bodies = []
     n = len(body_lines)
     for i in range(n):
-        if mask[i] or not SCENARIO_HEADER.match(body_lines[i]):
+        if mask[i] or not body_lines[i].startswith("####") or not SCENARIO_HEADER.match(body_lines[i]):
             continue
         end = i + 1
-        while end < n and (mask[end] or not _SCENARIO_BODY_END.match(body_lines[end])):
+        while end < n and (mask[end] or not body_lines[end].startswith("#")
+                           or not _SCENARIO_BODY_END.match(body_lines[end])):
             end += 1
         bodies.append("\n".join(body_lines[i + 1:end]))
     return bodies
@@ -338,15 +340,22 @@ class RequirementsParts:
 
 
 def extract_requirements_section(content: str) -> RequirementsParts:
+    """The `## Requirements` section cut into preamble and requirement blocks (cached per text;
+    callers must not mutate the result)."""
+    return _extract_requirements_section(content)
+
+
+@functools.lru_cache(maxsize=256)
+def _extract_requirements_section(content: str) -> RequirementsParts:
     lines = normalize_content(content).split("\n")
     mask = fence_mask(lines)
-    idx = next((i for i, l in enumerate(lines) if not mask[i] and _REQUIREMENTS_H2.match(l)), -1)
+    idx = next((i for i, l in enumerate(lines) if not mask[i] and l.startswith("##") and _REQUIREMENTS_H2.match(l)), -1)
     if idx == -1:
         before = js_trim_end(content)
         return RequirementsParts(before + "\n\n" if before else "", "## Requirements", "", [], "\n")
     end = len(lines)
     for i in range(idx + 1, len(lines)):
-        if not mask[i] and _TOP_LEVEL.match(lines[i]):
+        if not mask[i] and lines[i].startswith("##") and _TOP_LEVEL.match(lines[i]):
             end = i
             break
     before = "\n".join(lines[:idx])
@@ -355,10 +364,10 @@ def extract_requirements_section(content: str) -> RequirementsParts:
     bmask = mask[idx + 1:end]
 
     def is_req(c: int) -> bool:
-        return not bmask[c] and REQUIREMENT_HEADER.match(body[c]) is not None
+        return not bmask[c] and body[c].startswith("###") and REQUIREMENT_HEADER.match(body[c]) is not None
 
     def is_top(c: int) -> bool:
-        return not bmask[c] and _TOP_LEVEL.match(body[c]) is not None
+        return not bmask[c] and body[c].startswith("##") and _TOP_LEVEL.match(body[c]) is not None
 
     blocks: list[Block] = []
     cursor = 0
@@ -442,10 +451,10 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         return []
 
     def is_req(i):
-        return not mask[i] and REQUIREMENT_HEADER.match(lines[i]) is not None
+        return not mask[i] and lines[i].startswith("###") and REQUIREMENT_HEADER.match(lines[i]) is not None
 
     def record(i):
-        if sink is None or mask[i]:
+        if sink is None or mask[i] or not lines[i].startswith("###"):
             return
         m = _H3_ANY.match(lines[i])
         if m and not REQUIREMENT_HEADER.match(lines[i]):
@@ -464,7 +473,7 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         line = start_line + i
         buf = [hl]
         i += 1
-        while i < n and not is_req(i) and not (not mask[i] and _TOP_LEVEL.match(lines[i])):
+        while i < n and not is_req(i) and not (not mask[i] and lines[i].startswith("##") and _TOP_LEVEL.match(lines[i])):
             record(i)
             buf.append(lines[i])
             i += 1
@@ -473,7 +482,13 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
 
 
 def parse_delta_spec(content: str) -> DeltaPlan:
-    """Cut a delta spec into its ADDED/MODIFIED/REMOVED/RENAMED entries, as archive reads it."""
+    """Cut a delta spec into its ADDED/MODIFIED/REMOVED/RENAMED entries, as archive reads it
+    (cached per text; callers must not mutate the result)."""
+    return _parse_delta_spec(content)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_delta_spec(content: str) -> DeltaPlan:
     lines = normalize_content(content).split("\n")
     mask = fence_mask(lines)
     sections = _split_top_level_sections(lines, mask)
@@ -556,7 +571,7 @@ def scenario_names(raw: str) -> list[str]:
     mask = fence_mask(lines)
     names = []
     for i, line in enumerate(lines):
-        if mask[i] or not SCENARIO_HEADER.match(line):
+        if mask[i] or not line.startswith("####") or not SCENARIO_HEADER.match(line):
             continue
         name = SCENARIO_HEADER.sub("", line, count=1)
         name = _CLOSING_HASHES.sub("", name, count=1)
