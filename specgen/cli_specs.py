@@ -28,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("show", help="show a spec or a change (as `openspec show`)",
                        description="Show a spec or an active change, as `openspec show` does.")
     p.add_argument("id", help="spec id (e.g. `auth` or `area/auth`) or change id")
-    p.add_argument("--type", choices=("spec", "change"), default=None,
+    p.add_argument("--type", type=str.lower, choices=("spec", "change"), default=None,
                    help="what the id names, when it could be both")
     p.add_argument("--json", action="store_true", help="JSON output, as `openspec show --json`")
     p.add_argument("--root", metavar="DIR", default=None,
@@ -259,7 +259,7 @@ def _list_changes(args, root: Path) -> int:
 # ---------------------------------------------------------------------------- show
 
 
-def _levenshtein(a: str, b: str) -> int:
+def _levenshtein(a, b) -> int:
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
@@ -269,9 +269,10 @@ def _levenshtein(a: str, b: str) -> int:
     return prev[-1]
 
 
-def _utf16(s: str) -> str:
+def _utf16(s: str) -> tuple[int, ...]:
     # The CLI measures and compares ids in UTF-16 code units.
-    return s.encode("utf-16-le", "surrogatepass").decode("latin-1")
+    b = s.encode("utf-16-le", "surrogatepass")
+    return tuple(b[i] | (b[i + 1] << 8) for i in range(0, len(b), 2))
 
 
 def cmd_show(args) -> int:
@@ -318,12 +319,12 @@ def _show_spec(args, root: Path, spec_id: str) -> int:
     from specgen.views import dumps, spec_json, status_json
 
     specs_dir = root / "openspec" / "specs"
-    path = Path(os.path.join(specs_dir, spec_id, "spec.md"))
-    rel = os.path.relpath(os.path.normpath(path), specs_dir)
+    path = Path(os.path.normpath(os.path.join(specs_dir, spec_id, "spec.md")))  # as Node's path.join
+    rel = os.path.relpath(path, specs_dir)
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
         raise _Fail(status_json(f"Path is outside the allowed directory: {path}", "show_error"), path)
     if not os.path.exists(path):
-        raise _Fail(status_json(f"Spec '{spec_id}' not found at {os.path.normpath(path)}", "show_error"), path)
+        raise _Fail(status_json(f"Spec '{spec_id}' not found at {path}", "show_error"), path)
     spec = parse_spec(path, spec_id)
     if spec.error:
         raise _Fail(status_json(spec.error, "show_error"), path)

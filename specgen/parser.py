@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import re
 import stat as _stat
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from specgen.markdown import (
     NOT_EOL, WS, WS_CHARS, Document, Section, fence_mask, header_parts, js_trim, js_trim_end, normalize,
-    requirement_name, tail_text,
-    scenario_name, strip_closing_run,
+    requirement_name, scenario_name, strip_closing_run, tail_text,
 )
 from specgen.model import (
     ADDED, MODIFIED, REMOVED, RENAMED, Change, Delta, Project, Requirement, Scenario, Spec, SpecgenError,
@@ -38,6 +38,8 @@ def read_text(path: Path | str) -> str:
         raise SpecgenError("is a directory, expected a markdown file", path) from None
     except OSError as exc:
         raise SpecgenError(f"cannot read: {exc.strerror or exc}", path) from None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise SpecgenError("UTF-16 text; re-save the file as UTF-8", path, 1)
     nul = data.find(b"\x00")
     if nul != -1:
         line = data.count(b"\n", 0, nul) + 1
@@ -64,8 +66,6 @@ _ANCHOR = re.compile(r"<!--\s*specgen-id:\s*(\S+?)\s*-->")
 
 def _anchor(raw_text: str) -> str | None:
     """`<!-- specgen-id: <id> -->` on a line of its own in a scenario body (not in a fence)."""
-    if "specgen-id" not in raw_text:
-        return None
     marker = ""
     for line in raw_text.split("\n"):
         s = line.strip()
@@ -318,12 +318,14 @@ def delta_requirements(spec_id: str, path: Path, dt: DeltaText) -> list[Delta]:
             if req is not None:
                 out.append(Delta(spec_id, op, path, req.line, requirement=req, name=req.name,
                                  description=f"{verb} requirement: {req.text}"))
-    pool = list(dt.removed_blocks)
+    pool: dict[str, deque[_Block]] = {}
+    for b in dt.removed_blocks:
+        pool.setdefault(b.name, deque()).append(b)
     for name, line in dt.removed:
         # Each name takes the first unused block of exactly that name; a bullet-form entry
         # has none and reads as a bare header.
-        idx = next((k for k, b in enumerate(pool) if b.name == name), -1)
-        block = pool.pop(idx) if idx != -1 else _Block(name, f"### Requirement: {name}", line)
+        queue = pool.get(name)
+        block = queue.popleft() if queue else _Block(name, f"### Requirement: {name}", line)
         req = _block_requirement(block)
         if req is not None:
             out.append(Delta(spec_id, REMOVED, path, req.line, requirement=req, name=name,

@@ -1,0 +1,123 @@
+"""The line rules, one by one (each is also pinned against the CLI by the parity fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from specgen.markdown import (
+    Document, fence_mask, header_parts, js_trim, normalize, requirement_text, scenario_name, strip_closing_run,
+    tail_text,
+)
+from specgen.parser import count_tasks, delta_requirement_name, parse_delta_text, proposal_title
+
+
+def test_normalize_drops_one_bom_and_all_cr():
+    assert normalize("\ufeff\ufeffa\r\nb\rc\n") == "\ufeffa\nb\nc\n"
+
+
+def test_js_trim_uses_javascripts_whitespace():
+    assert js_trim("\ufeff\xa0 x \u3000") == "x"
+    assert js_trim("x\x85") == "x\x85" and js_trim("\x1cx") == "\x1cx"
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("## Purpose", (2, "Purpose")),
+    ("#\tTab", (1, "Tab")),
+    ("###\xa0Requirement: X", (3, "Requirement: X")),
+    ("## ", (2, None)),  # ends bodies, opens nothing
+    ("##  ", (2, "")),  # a header with an empty title
+    ("## a\u2028b", (2, None)),
+    ("# \u2028x", (1, "x")),
+    ("####### seven", None),
+    ("#nospace", None),
+    ("##\x1cx", None),  # U+001C is no blank to JavaScript
+])
+def test_header_parts(line, expected):
+    assert header_parts(line) == expected
+
+
+def test_tail_text_matches_javascripts_dot_and_dollar():
+    assert tail_text("") is None and tail_text(" ") == "" and tail_text("\u2028") is None
+    assert tail_text("  \u2028 x ") == "x" and tail_text("x\u2028") is None
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Foo ###", "Foo"), ("C#", "C#"), ("Foo\t#\t", "Foo"), ("Foo ## #", "Foo ##"), ("###", "###"), (" ###", ""),
+])
+def test_strip_closing_run(name, expected):
+    assert strip_closing_run(name) == expected
+
+
+def test_scenario_name_strips_run_then_prefix():
+    assert scenario_name("Scenario: Sharp #") == "Sharp"
+    assert scenario_name("scenario:\tLower") == "Lower"
+    assert scenario_name("Edge case") == "Edge case"
+
+
+def test_fences():
+    lines = ["a", "  ````md", "```", "~~~", "````", "b", "~~~", "x", "~~~~ not a close", "~~~~"]
+    assert fence_mask(lines) == [False, True, True, True, True, False, True, True, True, True]
+    assert fence_mask(["```", "never closed", "# h"]) == [True, True, True]
+
+
+def test_requirement_text_rules():
+    assert requirement_text("Requirement: T", "**ID**: 1\nThe system SHALL x.\n```\nfenced\n```\nmore") == \
+        "The system SHALL x.\nmore"
+    assert requirement_text("Requirement: T", "**ID**: 1\n**P**: 2") == "**ID**: 1\n**P**: 2"
+    assert requirement_text("Requirement: T", "#### x\nText") == "Requirement: T"
+    assert requirement_text("Requirement: T", "") == "Requirement: T"
+
+
+def test_document_fast_requirement_text_equals_the_reference():
+    text = ("## Requirements\n### Requirement: A\n   #### indented first\nThe system SHALL a.\n"
+            "### Requirement: B\nThe system SHALL b.\n######  \n### Requirement: C\n\n  \n")
+    doc = Document(text)
+    reqs = doc.find("Requirements").children
+    for sec in reqs:
+        assert doc.requirement_text(sec) == requirement_text(sec.title, doc.content(sec))
+    # As the CLI reads them: an indented header becomes one once the body is trimmed, and a
+    # trailing `######  ` (a header with an empty title) becomes text once it is trimmed.
+    assert [doc.requirement_text(s) for s in reqs] == ["Requirement: A", "The system SHALL b.\n######", "Requirement: C"]
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("### Requirement: Foo", "Foo"),
+    ("###Requirement:Foo", "Foo"),
+    ("### requirement: lower", "lower"),
+    ("### Requirement: Foo ###", "Foo"),
+    ("### Requirement:   ", ""),
+    ("### Requirement:", None),
+    ("### Requirement: Foo\u2028", "Foo"),
+    ("### Requirement: Foo\u2028bar", None),
+    ("#### Requirement: Foo", None),
+])
+def test_delta_requirement_name(line, expected):
+    assert delta_requirement_name(line) == expected
+
+
+def test_delta_sections_and_forms():
+    dt = parse_delta_text("## added requirements\n### Requirement: A\nx\n### ADDED Requirements\n"
+                          "## REMOVED Requirements\n- `### Requirement: B`\n* ### Requirement: C\n- ### requirement: d\n"
+                          "## RENAMED Requirements\n- from: `### Requirement: X`\n- FROM: `### Requirement: E`\n"
+                          "TO: ### Requirement: F\n")
+    assert [b.name for b in dt.added] == ["A"]
+    assert [n for n, _ in dt.removed] == ["B", "C"]
+    assert dt.renamed == [("E", "F", 11)]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("# Change: Foo\n", "Foo"),
+    ("# Proposal\n## Why\n", "id"),
+    ("\ufeff# Hidden\n", "id"),
+    ("#\n\n## Why\n", "## Why"),
+    ("# Title\r\n", "Title"),
+    ("## Why\n", "id"),
+])
+def test_proposal_title(raw, expected):
+    assert proposal_title(raw, "id") == expected
+
+
+def test_task_lines():
+    text = "\n".join(["- [ ] a", "* [x] b", "1. [X] c", "2) [~] d", "- [] e", "- [ x ] f", "- [A](u) no",
+                      "- [ ](u) yes", "- [xx] no", "[x] no", "  + [x] g", "```", "- [x] fenced counts", "```"])
+    assert count_tasks(text) == (9, 5)
