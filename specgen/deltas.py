@@ -1274,8 +1274,8 @@ def _change_dir(root: Path, change_id: str) -> Path:
     d = root / "openspec" / "changes" / change_id
     if change_id == "archive" or change_id.startswith(".") or not d.is_dir():
         changes = root / "openspec" / "changes"
-        available = sorted(p.name for p in changes.iterdir() if p.is_dir() and p.name != "archive"
-                           and not p.name.startswith(".")) if changes.is_dir() else []
+        available = sorted((p.name for p in changes.iterdir() if p.is_dir() and p.name != "archive"),
+                           key=lambda n: n.encode("utf-16-be")) if changes.is_dir() else []
         hint = f" Available changes: {', '.join(available)}" if available else " No active changes exist in this root."
         raise SpecgenError(f"Change '{change_id}' not found.{hint}", changes)
     return d
@@ -1566,6 +1566,9 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     from specgen.validate import nested_change_message, read_marker, validate_change_for_archive
 
     root = Path(root)
+    if (root / "openspec" / "changes" / change_id).is_symlink() and "/" not in change_id:
+        raise ArchiveAbort(f"Change '{change_id}' is a symbolic link. Replace it with a real directory before "
+                           "archiving.", root / "openspec" / "changes" / change_id, code="archive_change_symlink")
     change_dir = _change_dir(root, change_id)
     nested = nested_change_message(root / "openspec" / "changes", change_id, root)
     if nested:
@@ -1635,6 +1638,25 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     totals = {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
     written: list[Path] = []
     retired: list[Path] = []
+    snapshots: dict[Path, bytes | None] = {}
+    for upd, _, outcome in prepared:
+        if not dry_run and (outcome == "retire" or (outcome == "write" and _.changed)):
+            snapshots[upd.target] = upd.target.read_bytes() if upd.target.exists() else None
+    try:
+        _write_and_move(root, prepared, dry_run, totals, written, retired, warnings, change_dir, archive_path)
+    except BaseException:
+        for target, data in snapshots.items():  # put every spec back as it was, then re-raise
+            if data is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        raise
+    return ArchiveOutcome(change_id, name, archive_path, bool(written or retired), totals if updates else None,
+                          warnings, merged, {u.id: o for u, _, o in prepared}, written, retired, dry_run)
+
+
+def _write_and_move(root, prepared, dry_run, totals, written, retired, warnings, change_dir, archive_path) -> None:
     for upd, res, outcome in prepared:
         if outcome == "write" and res.changed:
             if not dry_run:
@@ -1665,5 +1687,3 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     if not dry_run:
         archive_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(change_dir), str(archive_path))
-    return ArchiveOutcome(change_id, name, archive_path, bool(written or retired), totals if updates else None,
-                          warnings, merged, {u.id: o for u, _, o in prepared}, written, retired, dry_run)

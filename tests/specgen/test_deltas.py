@@ -153,3 +153,13 @@ def test_merged_text_matches_build_updated_spec_formatting():
     res = D.build_updated_spec("t", delta, target, "c")
     assert res.rebuilt == ("# t\n\n## Purpose\nP.\n\n## Requirements\n\n### Requirement: A\nThe system SHALL a.\n\n"
                            "#### Scenario: s\n- x\n\n### Requirement: B\nThe system SHALL b.\n\n#### Scenario: s\n- y\n")
+
+
+def test_a_failed_move_puts_the_written_specs_back(project: Path):
+    archive = project / "openspec/changes/archive"
+    shutil.rmtree(archive, ignore_errors=True)
+    archive.write_text("not a folder")  # the move into changes/archive/ must fail
+    before = _tree(project)
+    with pytest.raises(OSError):
+        D.archive_change(project, "added-ok")
+    assert _tree(project) == before
