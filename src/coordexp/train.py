@@ -302,6 +302,10 @@ def _trainer_class():
             super().__init__(*args, **kwargs)
             self.coord_start, self.loss_weights, self.packing = coord_start, loss_weights, packing
             self.pad_token_id, self.coord_offset = pad_token_id, coord_offset
+            if coord_offset is not None:
+                # The adapter is not a submodule of the model (its weights are saved apart), so the
+                # Trainer's move of the model to args.device does not move it: found on CUDA.
+                coord_offset.to(self.args.device)
             self.lr_buckets = lr_buckets or {}
             self.gated_batches = 0
             self.logged_losses: list[float] = []
