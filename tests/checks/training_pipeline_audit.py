@@ -61,3 +61,15 @@ def check_planted_blanket_handler_is_caught(tmp_path):
     )
     found = {(p.name, line) for p, line in silent_handlers(tmp_path)}
     assert found == {("bare.py", 3), ("exc.py", 4), ("tuple_ellipsis.py", 3), ("docstring_only.py", 3)}
+
+
+@check(CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_1 smoke on CUDA",
+       manual="tests/manual/gpu_stage1_smoke.md")
+def check_stage1_smoke_on_cuda():
+    """Run by a person on a CUDA machine: tests/manual/gpu_stage1_smoke.py writes the evidence JSON."""
+
+
+@check(CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_2 server mode with vLLM",
+       manual="tests/manual/gpu_stage2_vllm_smoke.md")
+def check_stage2_server_mode_with_vllm():
+    """Run by a person with GPUs and vLLM: see the procedure."""

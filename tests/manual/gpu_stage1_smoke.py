@@ -117,7 +117,8 @@ def main() -> int:
         print("gpu_stage1_smoke: no CUDA device: this procedure needs a GPU", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = git.stdout.strip() if git.returncode == 0 else ""  # a copy of the tree may have no .git
     report = {
         "procedure": "tests/manual/gpu_stage1_smoke.md",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
