@@ -35,6 +35,12 @@ def _segments(n: int, seed: int):
     return out
 
 
+def _to(batch: dict, device: str) -> dict:
+    import torch
+
+    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
 def _train_tokens_per_s(model, batches, forward_inputs, repeats: int) -> float:
     import torch
 
@@ -52,16 +58,22 @@ def _train_tokens_per_s(model, batches, forward_inputs, repeats: int) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
     step(batches[0])  # warm-up
     tokens = sum(int(b["real_tokens"]) for b in batches) * repeats
+    sync()
     t0 = time.perf_counter()
     for _ in range(repeats):
         for b in batches:
             step(b)
+    sync()
     return tokens / (time.perf_counter() - t0)
 
 
-def bench_throughput(n: int, packing_length: int, batch: int, repeats: int) -> dict:
+def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, device: str = "cpu") -> dict:
     import torch
 
     from coordexp.packing import PackingPolicy, collate_packed, collate_padded, model_inputs, plan_packs
@@ -72,23 +84,23 @@ def bench_throughput(n: int, packing_length: int, batch: int, repeats: int) -> d
     plan = plan_packs([len(s.input_ids) for s in segs], PackingPolicy(packing_length=packing_length))
     packed = []
     for p in plan.packs:
-        b = collate_packed([segs[i] for i in p])
+        b = _to(collate_packed([segs[i] for i in p]), device)
         b["real_tokens"] = b["input_ids"].shape[1]
         packed.append(b)
     padded = []
     for i in range(0, n, batch):
-        b = collate_padded(segs[i:i + batch], pad_token_id=0)
+        b = _to(collate_padded(segs[i:i + batch], pad_token_id=0), device)
         b["real_tokens"] = int(b["attention_mask"].sum())
         b["padded_tokens"] = b["input_ids"].numel()
         padded.append(b)
-    model = build_tiny_model()
+    model = build_tiny_model().to(device)
     drop = ("labels", "real_tokens", "padded_tokens")
     pk = _train_tokens_per_s(model, packed, lambda b: model_inputs({k: v for k, v in b.items() if k not in drop}),
                              repeats)
-    model = build_tiny_model()
+    model = build_tiny_model().to(device)
     pd = _train_tokens_per_s(model, padded, lambda b: {k: v for k, v in b.items() if k not in drop}, repeats)
     real = sum(len(s.input_ids) for s in segs)
-    return {"samples": n, "real_tokens": real, "packing_length": packing_length, "packs": len(plan.packs),
+    return {"device": device, "samples": n, "real_tokens": real, "packing_length": packing_length, "packs": len(plan.packs),
             "pack_fill_ratio": plan.report.fill_ratio, "padded_batch": batch,
             "padded_token_efficiency": round(real / sum(b["padded_tokens"] for b in padded), 4),
             "packed_tokens_per_s": round(pk, 1), "padded_tokens_per_s": round(pd, 1),
@@ -123,10 +135,14 @@ def main(argv=None) -> int:
     ap.add_argument("--packing-length", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the throughput arm only)")
+    ap.add_argument("--skip-fill", action="store_true", help="only the throughput arm (no config, no ms-swift)")
     ap.add_argument("--config", type=Path, default=REPO / "configs/stage1/smoke/tiny_cpu.yaml")
     args = ap.parse_args(argv)
-    result = {"throughput": bench_throughput(args.samples, args.packing_length, args.batch, args.repeats),
-              "synthetic_fill": bench_fill(args.config)}
+    result = {"throughput": bench_throughput(args.samples, args.packing_length, args.batch, args.repeats,
+                                             args.device)}
+    if not args.skip_fill:
+        result["synthetic_fill"] = bench_fill(args.config)
     print(json.dumps(result, indent=2))
     return 0
 
