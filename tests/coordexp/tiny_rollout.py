@@ -1,0 +1,59 @@
+"""Shared pieces for rollout tests: an in-memory tiny Qwen3-VL, a synthetic image, requests,
+and a reference greedy decoder that never uses a KV cache."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from coordexp.rollout.request import infer_request
+
+SYSTEM = "You detect objects."
+USER = "Detect all objects."
+
+
+@functools.lru_cache(maxsize=1)
+def tiny():
+    """(model, tokenizer): the seeded tiny Qwen3-VL and the real coord tokenizer (built once per process)."""
+    from coordexp.coord import load_tokenizer
+    from coordexp.tiny import build_tiny_model
+
+    return build_tiny_model(), load_tokenizer()
+
+
+def make_image(path: Path, w: int = 64, h: int = 64) -> str:
+    from PIL import Image
+
+    Image.new("RGB", (w, h), (40, 120, 200)).save(path)
+    return str(path.resolve())
+
+
+def request(image: str | None, user: str = USER) -> dict:
+    return infer_request(SYSTEM, user, [image] if image else [])
+
+
+def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repetition_penalty, im_end_id):
+    """Greedy decoding by full forwards (no cache) with HF's repetition-penalty rule over all ids so far."""
+    import torch
+
+    from coordexp.tiny import IMAGE_TOKEN_ID
+
+    ids = list(prompt_ids)
+    gen = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            t = torch.tensor([ids])
+            kw = {"input_ids": t, "use_cache": False}
+            if pixel_values is not None:
+                kw.update(pixel_values=pixel_values, image_grid_thw=grid,
+                          mm_token_type_ids=(t == IMAGE_TOKEN_ID).to(torch.int32))
+            logits = model(**kw).logits[0, -1].clone()
+            seen = torch.tensor(sorted(set(ids)))
+            s = logits[seen]
+            logits[seen] = torch.where(s < 0, s * repetition_penalty, s / repetition_penalty)
+            nxt = int(logits.argmax())
+            ids.append(nxt)
+            gen.append(nxt)
+            if nxt == im_end_id:
+                break
+    return gen
