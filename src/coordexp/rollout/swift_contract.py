@@ -61,3 +61,32 @@ def rollout_cli_flags() -> frozenset[str]:
 
     parser = HfArgumentParser([RolloutArguments])
     return frozenset(a.dest for a in parser._actions)
+
+
+# Where ms-swift registers the rollout server's routes. The module imports vllm at load
+# time, so it is read as text, never imported.
+SWIFT_ROLLOUT_MODULE = ("pipelines", "infer", "rollout.py")
+_ROUTE_RE = r"self\.app\.(get|post)\(\s*['\"]([^'\"]+)['\"]"
+
+
+def swift_rollout_source() -> str:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ms-swift is not installed: cannot read the rollout server's routes")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*SWIFT_ROLLOUT_MODULE)
+    return path.read_text(encoding="utf-8")
+
+
+def swift_rollout_routes(source: str | None = None) -> frozenset[tuple[str, str]]:
+    """{(METHOD, path)} that ``swift rollout`` serves, parsed from ms-swift's source text."""
+    import re
+
+    text = swift_rollout_source() if source is None else source
+    routes = frozenset((m.upper(), p) for m, p in re.findall(_ROUTE_RE, text))
+    if not routes:
+        raise RuntimeError("no routes found in ms-swift's rollout module: its registration code changed; "
+                           "re-pin the route list")
+    return routes
