@@ -1,0 +1,606 @@
+"""Stage-2 AB training on transformers' Trainer (``custom.trainer_variant: stage2_ab_training``).
+
+One optimizer step s trains one channel, ``schedule.channel_for_step(s, b_ratio)``:
+
+- the raw budget is ``training.effective_batch_size`` samples per optimizer step (for B:
+  rollouts); with per-device batch 1 the Trainer's GAS = effective / world, and each
+  micro-step yields one raw sample per rank;
+- micro-steps 1..GAS-1 only collect their raw samples and return 0; the last one builds all
+  segments of the window (Channel-A: the GT targets; Channel-B: rollout -> parse -> match ->
+  FN injection -> CE weights), puts them in the channel's post-rollout buffer, packs them
+  (``stage2.post_pack``) and runs forward + backward per pack with
+  ``loss × (segments in pack / segments in step)``; DDP syncs gradients on the last pack
+  only; the Trainer then takes one optimizer step;
+- Channel-A runs ``n_softctx_iter`` soft self-context iterations (``stage2.channel_a``);
+  Channel-B is a single teacher-forced forward (N = 1);
+- metrics (DOMAIN §7) are aggregated per step with ``stage2.metrics.StepMetrics``, reduced
+  over ranks with ``reduce_ranks`` and logged once per optimizer step (after the step);
+  a Channel-A step carries no ``time/rollout_*`` key;
+- checkpoints are weight-only (the stage-1 trainer's ``save_model``).
+
+The rollout backend comes from config (``rollout_matching.rollout_backend``): ``hf`` is
+``coordexp.rollout.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
+``coordexp.rollout.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
+A caller (tests, the launcher) may pass any object with the ``RolloutBackend`` interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
+
+log = logging.getLogger("coordexp.stage2.trainer")
+
+
+class Stage2SetupError(RuntimeError):
+    """The Stage-2 run cannot start as configured; the message names the key and what to do."""
+
+
+# ----------------------------------------------------------------------------- raw samples
+
+
+@dataclass
+class RawSample:
+    """One dataset record, ready for either channel."""
+
+    index: int
+    enc: Any  # template.EncodedSample of the GT target (prompt ids, pixels, Channel-A row)
+    request: dict  # RolloutInferRequest-shaped dict (Channel-B)
+    gt_objects: list  # [{"desc", "bbox_2d": [bins]}] in GT order
+    sample: str  # "file:line"
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return list(self.enc.input_ids[:self.enc.prompt_len])
+
+
+def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
+    from coordexp.data import load_records
+    from coordexp.rollout.request import from_messages
+    from coordexp.template import TemplateError, build_messages, encode_sample
+    from coordexp.train import _record_dict
+
+    max_pixels = cfg.template.get("max_pixels", 786432)
+    fo = cfg.custom.object_field_order
+    variant = cfg.custom.extra.get("prompt_variant", "default")
+    records = load_records(path, stage="stage2", max_pixels=max_pixels, object_ordering=cfg.custom.object_ordering)
+    if limit is not None:
+        log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
+        records = records[:limit]
+    out = []
+    for i, rec in enumerate(records):
+        where = f"{rec.source}:{rec.line}"
+        d = _record_dict(rec)
+        try:
+            enc = encode_sample(d, tok, field_order=fo, prompt_variant=variant,
+                                object_ordering=cfg.custom.object_ordering, max_pixels=max_pixels, source=where)
+            msgs = build_messages(d, field_order=fo, prompt_variant=variant, object_ordering=cfg.custom.object_ordering,
+                                  with_assistant=False, source=where)
+        except TemplateError as exc:
+            raise Stage2SetupError(str(exc)) from exc
+        gt = [{"desc": o.desc, o.geometry: list(o.values)} for o in rec.objects]
+        out.append(RawSample(i, enc, from_messages(msgs, sample=where), gt, where))
+    if not out:
+        raise Stage2SetupError(f"{path}: no {split} samples")
+    return out
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+@dataclass
+class EngineConfig:
+    field_order: str
+    coord_start: int
+    b_ratio: float
+    softctx: Any  # channel_a.SoftContextConfig
+    loss_weights: Any  # objective.Stage2LossWeights
+    channel_b: Any  # channel_b.ChannelBConfig
+    decode: Any  # rollout.request.DecodeSettings
+    packing_length: int
+    packing_buffer: int
+    training_seed: int = 17
+    image_token_id: int = 151655
+    spatial_merge_size: int = 2
+    decode_mode: str = "greedy"
+    num_beams: int = 1
+
+
+@dataclass
+class StepResult:
+    channel: str
+    loss: float  # Σ_packs loss_pack × segments_in_pack / total_segments
+    metrics: dict  # this rank's finalized step metrics
+    packs: list = field(default_factory=list)  # [(segment samples,), ...] for inspection
+
+
+class Stage2Engine:
+    """One optimizer step's work on one rank, independent of the Trainer (tests call it directly)."""
+
+    def __init__(self, tokenizer, config: EngineConfig, backend=None, *, rank: int = 0, world_size: int = 1):
+        from coordexp.stage2.post_pack import PostRolloutBuffers
+
+        self.tok, self.cfg, self.backend = tokenizer, config, backend
+        self.rank, self.world_size = rank, world_size
+        self.buffers = PostRolloutBuffers(config.packing_length, config.packing_buffer)
+        self.realized = RealizedRatio()
+        self._rope = None
+
+    # -- segments
+    def _a_segments(self, samples):
+        from coordexp.stage2.segments import channel_a_segment
+
+        return [channel_a_segment(s.enc, self.tok, field_order=self.cfg.field_order,
+                                  desc_ce_weight=self.cfg.loss_weights.desc_ce_weight, sample=s.sample)
+                for s in samples]
+
+    def _b_segments(self, samples, global_step: int, timings: dict, counters: dict):
+        from coordexp.rollout.request import seed_base
+        from coordexp.stage2.channel_b import ClosureError, build_target, teacher_forced_row
+        from coordexp.stage2.segments import channel_b_segment
+
+        if self.backend is None:
+            raise Stage2SetupError("a Channel-B step needs a rollout backend (rollout_matching.rollout_backend)")
+        base = seed_base(self.cfg.training_seed, global_step)
+        t = time.perf_counter()
+        outs = self.backend.generate([s.request for s in samples], self.cfg.decode, seed_base=base,
+                                     request_offset=self.rank * len(samples))
+        timings["time/rollout_generate_s"] = time.perf_counter() - t
+        if len(outs) != len(samples):
+            raise Stage2SetupError(f"the rollout backend returned {len(outs)} outputs for {len(samples)} requests")
+        gen_tokens = sum(len(o.token_ids) for o in outs)
+        segs, parse_s, enc_s = [], 0.0, 0.0
+        for s, o in zip(samples, outs):
+            t = time.perf_counter()
+            try:
+                target = build_target(self.tok, o.token_ids, s.gt_objects, self.cfg.channel_b)
+            except ClosureError as exc:
+                log.warning("%s: Channel-B sample dropped: %s", s.sample, exc)
+                for k in ("stage2/raw_rollouts", "stage2_ab/channel_b/closure_supervision/N_drop",
+                          "stage2/invalid_rollout", "stage2_ab/channel_b/invalid_rollout"):
+                    counters[k] = counters.get(k, 0) + 1
+                parse_s += time.perf_counter() - t
+                continue
+            parse_s += time.perf_counter() - t
+            t = time.perf_counter()
+            row = teacher_forced_row(s.prompt_ids, o.prompt_token_ids, target, sample=s.sample)
+            segs.append(channel_b_segment(row, s.enc, target, sample=s.sample))
+            enc_s += time.perf_counter() - t
+        timings["time/rollout_parse_match_s"] = parse_s
+        timings["time/rollout_teacher_encode_s"] = enc_s
+        gen_s = timings["time/rollout_generate_s"]
+        counters["_gen_tokens"] = gen_tokens
+        counters["_gen_tokens_per_s"] = gen_tokens / gen_s if gen_s > 0 else 0.0
+        counters["_seed_base"] = base
+        return segs
+
+    def _rollout_flags(self) -> dict:
+        d, name = self.cfg.decode, getattr(self.backend, "name", "hf")
+        return {"rollout/backend_hf": float(name == "hf"), "rollout/backend_vllm": float(name == "vllm"),
+                "rollout/decode_mode_greedy": float(self.cfg.decode_mode == "greedy"),
+                "rollout/decode_mode_beam": float(self.cfg.decode_mode == "beam"),
+                "rollout/temperature": float(d.temperature), "rollout/top_p": float(d.top_p),
+                "rollout/top_k": float(d.top_k), "rollout/do_sample": float(d.temperature > 0),
+                "rollout/max_new_tokens": float(d.max_tokens), "rollout/num_beams": float(self.cfg.num_beams),
+                "rollout/repetition_penalty": float(d.repetition_penalty)}
+
+    # -- the step
+    def step(self, model, samples, channel: str, global_step: int, *, backward=None, no_sync=None) -> StepResult:
+        """Build, pack, forward and backward one optimizer step's raw samples on this rank.
+
+        ``backward(loss)`` defaults to ``loss.backward()``; ``no_sync()`` (a context manager
+        factory, e.g. DDP's) wraps every pack but the last.
+        """
+        import torch
+
+        from coordexp.packing import assert_packing_isolated
+        from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
+        from coordexp.stage2.metrics import StepMetrics
+        from coordexp.stage2.objective import pack_loss
+        from coordexp.stage2.segments import collate_segments
+
+        backward = backward or (lambda loss: loss.backward())
+        expected = channel_for_step(global_step, self.cfg.b_ratio)
+        if channel != expected:
+            raise ValueError(f"step {global_step} belongs to Channel-{expected} (b_ratio {self.cfg.b_ratio}), "
+                             f"not Channel-{channel}")
+        timings: dict[str, float] = {}
+        counters: dict[str, float] = {}
+        t = time.perf_counter()
+        if channel == CHANNEL_A:
+            segs = self._a_segments(samples)
+            timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
+            softctx = self.cfg.softctx
+        else:
+            segs = self._b_segments(samples, global_step, timings, counters)
+            softctx = SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
+        buffer_before = self.buffers.occupancy
+        self.buffers.add(channel, segs)
+        t = time.perf_counter()
+        packs = list(self.buffers.drain(channel))
+        pack_s = time.perf_counter() - t
+        timings["time/channel_a_pack_s" if channel == CHANNEL_A else "time/post_rollout_pack_s"] = pack_s
+
+        self.realized.record(global_step, channel == CHANNEL_B)
+        step_metrics = StepMetrics(channel)
+        total = sum(len(p) for p, _ in packs)
+        attn = _attn_impl(model)
+        device = next(model.parameters()).device
+        loss_sum = 0.0
+        done = []
+        for k, (pack, sel) in enumerate(packs):
+            t = time.perf_counter()
+            row = collate_segments(pack, image_token_id=self.cfg.image_token_id,
+                                   spatial_merge_size=self.cfg.spatial_merge_size, rope=self._get_rope())
+            assert_packing_isolated(row.batch, attn_implementation=attn, use_cache=False)
+            batch = {k2: (v.to(device) if torch.is_tensor(v) else v) for k2, v in row.batch.items()}
+            mask_s = time.perf_counter() - t
+            t = time.perf_counter()
+            ctx = no_sync() if (no_sync is not None and k < len(packs) - 1) else contextlib.nullcontext()
+            with ctx:
+                out = soft_context_forward(model, batch, slot_positions=row.slot_positions,
+                                           ce_positions=row.ce_positions, coord_start=self.cfg.coord_start,
+                                           config=softctx)
+                pl = pack_loss(out.first_rows(row.ce_positions), torch.tensor(row.ce_targets),
+                               torch.tensor(row.ce_weights), out.last_rows([p - 1 for p in row.slot_positions]),
+                               torch.tensor(row.target_bins), coord_start=self.cfg.coord_start,
+                               weights=self.cfg.loss_weights)
+                scaled = pl.loss * (len(pack) / total)
+                backward(scaled)
+            loss_sum += float(scaled.detach())
+            m = dict(pl.metrics)
+            m.update(self._pack_metrics(channel, pack, sel, len(packs), out, row))
+            m["time/forward_s"] = time.perf_counter() - t
+            m["time/mask_build_s"] = mask_s
+            if k == 0:
+                m.update(timings)
+                m.update({key: v for key, v in counters.items() if not key.startswith("_")})
+                m["packing/post_rollout_buffer"] = float(buffer_before + len(segs))
+            step_metrics.add(m, len(pack))
+            done.append(tuple(s.sample for s in pack))
+        if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
+            m = dict(timings)
+            m.update({key: v for key, v in counters.items() if not key.startswith("_")})
+            step_metrics.add(m, 1)
+        metrics = step_metrics.finalize()
+        if channel == CHANNEL_B:
+            metrics.update(self._rollout_metrics(metrics, counters))
+        if RealizedRatio.should_log(self.cfg.b_ratio):
+            metrics["stage2_ab/b_ratio_realized"] = self.realized.value
+        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done)
+
+    def _pack_metrics(self, channel, pack, sel, n_packs, out, row) -> dict:
+        m = {"packing/post_rollout_fill": sel.tokens / self.cfg.packing_length,
+             "packing/post_rollout_segments": float(len(pack))}
+        if channel == CHANNEL_B:
+            for seg in pack:
+                for key, v in seg.counters.items():
+                    m[key] = m.get(key, 0.0) + float(v)
+        else:
+            m["coord_diag/slots"] = float(len(row.slot_positions))
+            m["coord_diag/softctx_iters"] = float(out.iterations)
+        return m
+
+    def _rollout_metrics(self, metrics: dict, counters: dict) -> dict:
+        out = self._rollout_flags()
+        out["rollout/seed_base"] = float(counters.get("_seed_base", 0))
+        out["rollout/gen_tokens_per_s"] = float(counters.get("_gen_tokens_per_s", 0.0))
+        tp, fp, fn = (metrics.get(k, 0.0) for k in ("rollout/matched", "rollout/fp", "rollout/fn"))
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        out.update({"rollout/precision": p, "rollout/recall": r, "rollout/f1": 2 * p * r / (p + r) if p + r else 0.0})
+        return out
+
+    def _get_rope(self):
+        if self._rope is None:
+            from coordexp.packing import _RopeIndex
+
+            self._rope = _RopeIndex(self.cfg.spatial_merge_size)
+        return self._rope
+
+    # -- eval: rollout -> parse -> match, no teacher-forced loss
+    def evaluate(self, samples, prefix: str = "eval_rollout") -> dict:
+        from coordexp.rollout.request import seed_base
+        from coordexp.stage2.channel_b import rollout_prefix
+        from coordexp.stage2.matching import Shape, match
+
+        if self.backend is None or not samples:
+            return {}
+        outs = self.backend.generate([s.request for s in samples], self.cfg.decode,
+                                     seed_base=seed_base(self.cfg.training_seed, 0), request_offset=0)
+        tp = fp = fn = invalid = 0
+        for s, o in zip(samples, outs):
+            pre = rollout_prefix(self.tok, o.token_ids, self.cfg.field_order)
+            res = match([k.obj for k in pre.kept], [Shape.of(g) for g in s.gt_objects], self.cfg.channel_b.match)
+            tp, fp, fn = tp + len(res.matched), fp + len(res.fp), fn + len(res.fn)
+            invalid += int(pre.invalid_rollout)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        return {f"{prefix}/precision": p, f"{prefix}/recall": r, f"{prefix}/f1": f1,
+                f"{prefix}/invalid_rollout": float(invalid), f"{prefix}/samples": float(len(samples))}
+
+
+def _attn_impl(model) -> str | None:
+    cfg = getattr(getattr(model, "module", model), "config", None)
+    return getattr(getattr(cfg, "text_config", cfg), "_attn_implementation", None)
+
+
+def reduce_step_metrics(metrics: dict) -> dict:
+    """Combine this rank's step metrics with every other rank's (``reduce_ranks``); the union
+    of keys is gathered with ``all_gather_object``, so this must run on every rank."""
+    import torch.distributed as dist
+
+    from coordexp.stage2.metrics import reduce_ranks
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, metrics)
+        return reduce_ranks(gathered)
+    return reduce_ranks([metrics])
+
+
+# ----------------------------------------------------------------------------- config -> engine
+
+
+def engine_config(cfg, tok, model) -> EngineConfig:
+    from coordexp.coord import coord_token_ids
+    from coordexp.rollout.request import DecodeSettings
+    from coordexp.stage2.channel_a import SoftContextConfig
+    from coordexp.stage2.channel_b import ChannelBConfig
+    from coordexp.stage2.matching import MatchConfig
+    from coordexp.stage2.objective import Stage2LossWeights
+
+    s2, rm = cfg.stage2_ab, cfg.rollout_matching
+    if s2 is None or rm is None:
+        raise Stage2SetupError(f"{cfg.config_path}: a stage_2 config needs the stage2_ab and rollout_matching sections")
+    if rm.decode_mode != "greedy":
+        raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.decode_mode {rm.decode_mode!r}: the Stage-2 "
+                               "trainer decodes greedily or by sampling (num_beams 1); set decode_mode: greedy")
+    packing_length = int(cfg.global_max_length or cfg.template.get("max_length") or 0)
+    if packing_length < 1:
+        raise Stage2SetupError(f"{cfg.config_path}: global_max_length is required (the post-rollout pack length)")
+    match = MatchConfig(candidate_top_k=rm.candidate_top_k, maskiou_gate=rm.maskiou_gate,
+                        maskiou_resolution=rm.maskiou_resolution, fp_cost=rm.fp_cost, fn_cost=rm.fn_cost)
+    vc = getattr(model, "config", None)
+    return EngineConfig(
+        field_order=cfg.custom.object_field_order, coord_start=coord_token_ids(tok)[0],
+        b_ratio=s2.schedule.b_ratio,
+        softctx=SoftContextConfig(s2.n_softctx_iter, s2.softctx_grad_mode, s2.softctx_temperature),
+        loss_weights=Stage2LossWeights.from_config(cfg),
+        channel_b=ChannelBConfig(cfg.custom.object_field_order, s2.desc_ce_weight,
+                                 s2.channel_b.drop_invalid_struct_ce_multiplier, match),
+        decode=DecodeSettings(max_tokens=rm.max_new_tokens, temperature=rm.decoding.temperature,
+                              top_p=rm.decoding.top_p, top_k=rm.decoding.top_k,
+                              repetition_penalty=rm.repetition_penalty),
+        packing_length=packing_length, packing_buffer=int(cfg.extras.packing_buffer),
+        training_seed=cfg.dataset_seed,
+        image_token_id=getattr(vc, "image_token_id", 151655),
+        spatial_merge_size=getattr(getattr(vc, "vision_config", None), "spatial_merge_size", 2),
+        decode_mode=rm.decode_mode, num_beams=rm.num_beams)
+
+
+def make_backend(cfg, model, tok):
+    """The rollout backend named by ``rollout_matching.rollout_backend``."""
+    rm = cfg.rollout_matching
+    if rm.rollout_backend == "hf":
+        from coordexp.rollout.hf_backend import HFBackend
+
+        return HFBackend(model, tok, max_pixels=cfg.template.get("max_pixels", 786432))
+    from coordexp.rollout.backend import ServerBackend
+    from coordexp.rollout.chunking import per_rank_chunk
+
+    servers = rm.vllm.server.servers
+    if len(servers) != 1:
+        raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.vllm.server.servers needs exactly one entry")
+    chunk = per_rank_chunk(rm.decode_batch_size, 1, cfg.world_size)
+    return ServerBackend(servers[0].base_url, timeout_s=rm.vllm.server.timeout_s,
+                         infer_timeout_s=rm.vllm.server.infer_timeout_s, chunk_size=chunk)
+
+
+# ----------------------------------------------------------------------------- Trainer
+
+
+def _trainer_class():
+    import torch
+    from transformers import TrainerCallback
+
+    from coordexp.train import _trainer_class as stage1_trainer_class
+
+    Stage1Trainer, SaveDelay = stage1_trainer_class()
+
+    class Stage2ABTrainer(Stage1Trainer):
+        """The stage-1 trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
+
+        def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.engine = engine
+            self.eval_samples = eval_samples or []
+            self._window: list = []
+            self._micro = 0
+            self.step_log: list[dict] = []  # every optimizer step's reduced metrics (also in log_history)
+            self._pending: dict | None = None
+            self.add_callback(_StepLogger(self))
+
+        # the window's raw samples arrive together (transformers prefetches GAS batches)
+        def get_batch_samples(self, epoch_iterator, num_batches, device):
+            batches = []
+            for _ in range(num_batches):
+                try:
+                    batches.append(next(epoch_iterator))
+                except StopIteration:
+                    break
+            self._window = [s for b in batches for s in b]
+            self._micro = 0
+            self._window_batches = len(batches)
+            return batches, None
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            self._micro += 1
+            device = self.args.device
+            if self._micro < self._window_batches:
+                return torch.zeros((), device=device)  # micro-steps 1..GAS-1 only collect
+            model.train()
+            step = self.state.global_step
+            channel = channel_for_step(step, self.engine.cfg.b_ratio)
+            no_sync = None
+            if self.accelerator.num_processes > 1:
+                no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
+            res = self.engine.step(model, self._window, channel, step, backward=self.accelerator.backward,
+                                   no_sync=no_sync)
+            self._pending = reduce_step_metrics(res.metrics)
+            return torch.tensor(res.loss, device=device)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            raise RuntimeError("the Stage-2 trainer computes its loss per pack in training_step")
+
+        def floating_point_ops(self, inputs):
+            return 0
+
+        def _track_num_input_tokens(self, inputs):
+            return None
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            was = self.model.training
+            metrics = self.engine.evaluate(self.eval_samples, prefix=f"{metric_key_prefix}_rollout")
+            self.model.train(was)
+            if metrics:
+                metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
+                # metric_for_best_model "rollout/f1" is looked up as eval_rollout/f1
+                self.log(metrics)
+                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    class _StepLogger(TrainerCallback):
+        """Logs the step's Stage-2 metrics once, after its optimizer step (global_step = s + 1)."""
+
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.trainer._pending is not None:
+                m, self.trainer._pending = self.trainer._pending, None
+                m = {k: v for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+                self.trainer.step_log.append(dict(m, step=state.global_step))
+                self.trainer.log(dict(m))
+            return control
+
+    return Stage2ABTrainer, SaveDelay
+
+
+def _identity(batch):
+    return list(batch)
+
+
+@dataclass
+class Stage2RunResult:
+    output_dir: Path
+    step_log: list
+    final_checkpoint: Path | None
+
+
+def run(config_path, *, overrides: dict | None = None, backend=None, callbacks: list | None = None) -> Stage2RunResult:
+    """Train from a stage_2 YAML config. ``backend`` replaces the configured rollout backend
+    (tests); ``overrides`` patch ``training.*`` (tests shorten runs)."""
+    import torch
+
+    from coordexp.artifacts import write_run_manifest
+    from coordexp.config import load_config
+    from coordexp.train import SampleDataset, _training_arguments, build_model, ensure_inputs
+
+    cfg = load_config(config_path)
+    if not cfg.is_stage2:
+        raise Stage2SetupError(f"{cfg.config_path}: custom.trainer_variant is not stage2_ab_training; use "
+                               "scripts/train.sh for stage_1")
+    for k, v in (overrides or {}).items():
+        cfg.training[k] = v
+    if not cfg.extras.packing:
+        raise Stage2SetupError(f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs "
+                               "post-rollout segments)")
+    ensure_inputs(cfg)
+    torch.manual_seed(cfg.dataset_seed)
+    args = _training_arguments(cfg)
+    model, tok, adapter = build_model(cfg)
+    train = prepare_samples(cfg.custom.train_jsonl, tok, cfg, limit=cfg.custom.train_sample_limit, split="train")
+    val = prepare_samples(cfg.custom.val_jsonl, tok, cfg, limit=cfg.custom.val_sample_limit, split="val") \
+        if cfg.custom.val_jsonl else []
+    per_rank = int(cfg.training["gradient_accumulation_steps"]) * int(cfg.training["per_device_train_batch_size"])
+    if cfg.extras.packing_buffer < per_rank:
+        raise Stage2SetupError(f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
+                               f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it")
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_run_manifest(out_dir, config_path=cfg.config_path,
+                       base_config_path=cfg.base_config_paths[-1] if cfg.base_config_paths else None,
+                       resolved=cfg.to_dict(), dataset_seed=cfg.dataset_seed, repo_root=Path(cfg.repo_root),
+                       run_name=cfg.training.get("run_name"))
+    if backend is None:
+        backend = make_backend(cfg, model, tok)
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    engine = Stage2Engine(tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size)
+    from coordexp.train import _loss_weights
+
+    Stage2ABTrainer, SaveDelay = _trainer_class()
+    off = cfg.custom.coord_offset
+    trainer = Stage2ABTrainer(
+        model=model, args=args, train_dataset=SampleDataset(train), eval_dataset=SampleDataset(val) if val else None,
+        data_collator=_identity, coord_start=engine.cfg.coord_start, loss_weights=_loss_weights(cfg), packing=True,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else 0, coord_offset=adapter,
+        lr_buckets={"vit_lr": cfg.training.get("vit_lr"), "aligner_lr": cfg.training.get("aligner_lr"),
+                    "coord_offset": {"embed_lr": off.embed_lr, "head_lr": off.head_lr,
+                                     "weight_decay": off.weight_decay}},
+        callbacks=[SaveDelay(int(cfg.training.get("save_delay_steps") or 0)), *(callbacks or [])],
+        engine=engine, eval_samples=val,
+    )
+    try:
+        trainer.train()
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+    final = out_dir / f"checkpoint-{trainer.state.global_step}"
+    if not final.exists():
+        trainer.save_model(str(final))
+    (out_dir / "stage2_step_log.jsonl").write_text("".join(json.dumps(m, sort_keys=True) + "\n"
+                                                           for m in trainer.step_log))
+    return Stage2RunResult(out_dir, list(trainer.step_log), final)
+
+
+def main(config_path) -> int:
+    """The ``coordexp.train`` dispatch target for ``custom.trainer_variant: stage2_ab_training``."""
+    from coordexp.artifacts import ManifestError
+    from coordexp.config import ConfigError
+    from coordexp.data import DataError
+    from coordexp.packing import PackingError, PackingLeakError
+    from coordexp.rollout.backend import RolloutBackendError
+    from coordexp.stage2.post_pack import PostPackError
+
+    try:
+        result = run(config_path)
+    except ConfigError as exc:
+        print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
+        return 2
+    except (Stage2SetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
+            PostPackError) as exc:
+        print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
+        return 2
+    losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
+    chans = "".join("B" if m.get("stage2/channel_b") else "A" for m in result.step_log)
+    print(f"coordexp.train (stage_2): done: {result.output_dir} (channels {chans}, "
+          f"final checkpoint {result.final_checkpoint})")
+    return 0 if losses and all(math.isfinite(x) for x in losses) else 1
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    sys.exit(main(sys.argv[1]))
