@@ -481,6 +481,9 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
     ex = cfg.extras
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if ex.packing and ex.packing_collator != "padding_free_4row":
+        raise TrainSetupError(f"{cfg.config_path}: training.packing_collator {ex.packing_collator!r} is not "
+                              "implemented by the stage-1 entrypoint; use padding_free_4row")
     if ex.packing:
         policy = PackingPolicy(packing_length=int(cfg.global_max_length or cfg.template.get("max_length")),
                                allow_single_long=ex.packing_allow_single_long,
