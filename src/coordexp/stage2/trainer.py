@@ -121,6 +121,7 @@ class StepResult:
     loss: float  # Σ_packs loss_pack × segments_in_pack / total_segments
     metrics: dict  # this rank's finalized step metrics
     packs: list = field(default_factory=list)  # [(segment samples,), ...] for inspection
+    rows: list = field(default_factory=list)  # the PackedRows, when the engine keeps them (checks)
 
 
 class Stage2Engine:
@@ -134,6 +135,7 @@ class Stage2Engine:
         self.buffers = PostRolloutBuffers(config.packing_length, config.packing_buffer)
         self.realized = RealizedRatio()
         self._rope = None
+        self.keep_rows = False  # checks inspect the packed rows of a step
 
     # -- segments
     def _a_segments(self, samples):
@@ -236,7 +238,7 @@ class Stage2Engine:
         attn = _attn_impl(model)
         device = next(model.parameters()).device
         loss_sum = 0.0
-        done = []
+        done, rows = [], []
         for k, (pack, sel) in enumerate(packs):
             t = time.perf_counter()
             row = collate_segments(pack, image_token_id=self.cfg.image_token_id,
@@ -267,6 +269,8 @@ class Stage2Engine:
                 m["packing/post_rollout_buffer"] = float(buffer_before + len(segs))
             step_metrics.add(m, len(pack))
             done.append(tuple(s.sample for s in pack))
+            if self.keep_rows:
+                rows.append(row)
         if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
             m = dict(timings)
             m.update({key: v for key, v in counters.items() if not key.startswith("_")})
@@ -276,7 +280,7 @@ class Stage2Engine:
             metrics.update(self._rollout_metrics(metrics, counters))
         if RealizedRatio.should_log(self.cfg.b_ratio):
             metrics["stage2_ab/b_ratio_realized"] = self.realized.value
-        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done)
+        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
 
     def _pack_metrics(self, channel, pack, sel, n_packs, out, row) -> dict:
         m = {"packing/post_rollout_fill": sel.tokens / self.cfg.packing_length,
