@@ -28,7 +28,8 @@ def test_smoke_arguments(tmp_path):
     cfg = load_config(SMOKE)
     cfg.training["output_dir"] = str(tmp_path)
     args = _training_arguments(cfg)
-    assert args.save_only_model and args.per_device_train_batch_size == 1 and args.gradient_accumulation_steps == 2
+    assert args.save_only_model and args.per_device_train_batch_size == 1
+    assert args.gradient_accumulation_steps == cfg.training["effective_batch_size"]  # one rank: GAS = packs per step
     assert args.seed == 17 and args.data_seed == 17
 
 
