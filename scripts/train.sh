@@ -7,6 +7,11 @@ if [ $# -ne 1 ]; then
   echo "usage: scripts/train.sh <config.yaml>" >&2
   exit 2
 fi
+if [ ! -f "$1" ] || [ ! -r "$1" ]; then
+  echo "scripts/train.sh: $1: config file not found or not readable" >&2
+  echo "usage: scripts/train.sh <config.yaml>" >&2
+  exit 2
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
