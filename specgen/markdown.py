@@ -250,39 +250,10 @@ class Document:
         last = end - 1  # the content's last line: the last non-blank one
         while not lines[last].strip(ws):
             last -= 1
-        captured: list[str] = []
-        metadata: list[str] = []
-        marker = ""
-        width = 0
-        for i in range(first, last + 1):
-            line = lines[i]
-            if i == first:
-                line = line.lstrip(ws)
-            if i == last:
-                line = line.rstrip(ws)
-            if marker:
-                if marker * 3 in line:
-                    m = _FENCE_CLOSE.match(line)
-                    if m and m.group(1)[0] == marker and len(m.group(1)) >= width:
-                        marker = ""
-                continue
-            if "``" in line or "~~" in line:
-                m = _FENCE_OPEN.match(line)
-                if m:
-                    run = m.group(1)
-                    marker, width = run[0], len(run)
-                    continue
-            if line[:1] == "#" and _ANY_HEADER.match(line):
-                break
-            trimmed = line.strip(ws)
-            if not trimmed:
-                continue
-            if trimmed[:2] == "**" and _METADATA.match(trimmed):
-                metadata.append(trimmed)
-            else:
-                captured.append(trimmed)
-        text = "\n".join(captured) if captured else "\n".join(metadata)
-        return text or sec.title.strip(ws)
+        body = lines[first:last + 1]
+        body[0] = body[0].lstrip(ws)
+        body[-1] = body[-1].rstrip(ws)
+        return requirement_body(body) or sec.title.strip(ws)
 
     def find(self, title: str) -> Section | None:
         """The first section, in document order and at any level, whose title matches
