@@ -1,0 +1,335 @@
+"""Stage-2 launcher preflight and readiness (CPU only; used by ``scripts/train_stage2.sh``).
+
+    python -m coordexp.launcher preflight <config.yaml>   # shell `export` lines, or errors (exit 1/2)
+    python -m coordexp.launcher wait <base_url> [--interval S] [--timeout S] [--pid PID]
+
+Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
+- the config loads (coordexp.config: paths resolved against the config file for ``./``
+  paths, else the repo root, never the working directory);
+- ``rollout_backend: vllm``, ``vllm.mode: server`` and EXACTLY one server entry (the learner
+  would only ever talk to the first one of several);
+- the server URL is http(s) with an explicit host and port;
+- the server model folder exists;
+- ``vllm.max_model_len`` is set, ``max_new_tokens < max_model_len`` and ``max_model_len >=
+  global_max_length``; ``template.max_pixels`` and ``custom.train_jsonl`` are set;
+- server and learner GPUs (``COORDEXP_STAGE2_SERVER_GPUS`` / ``COORDEXP_STAGE2_LEARNER_GPUS``,
+  comma lists; empty on CPU) do not overlap, and the server GPU count divides by TP;
+- the train/val JSONL pass ``scripts/tools/validate_jsonl.py`` (stage2, max_pixels, images).
+
+Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata.json by
+``coordexp.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
+``COORDEXP_STAGE2_SERVER_CMD``: ``swift rollout ...`` (vLLM, production) or, with
+``COORDEXP_STAGE2_SERVER_IMPL=loopback``, the CPU loopback server ``coordexp.rollout.server``.
+Server knobs that are not training knobs come from the environment: ``COORDEXP_STAGE2_SERVER_TP``
+(default 1), ``..._SERVER_TORCH_DTYPE`` (default model.torch_dtype or bfloat16),
+``..._SERVER_ENFORCE_EAGER`` (default vllm.enforce_eager).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VALIDATE_JSONL = REPO_ROOT / "scripts" / "tools" / "validate_jsonl.py"
+
+
+class PreflightError(ValueError):
+    """Every problem found, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Preflight:
+    config: str
+    rollout_backend: str
+    vllm_mode: str
+    server_base_urls: tuple[str, ...]
+    server_host: str
+    server_port: int
+    server_model: str
+    train_jsonl_resolved: str
+    val_jsonl_resolved: str | None
+    template_max_pixels: int
+    root_image_dir_resolved: str
+    vllm_max_model_len: int
+    vllm_enable_lora: bool
+    vllm_gpu_memory_utilization: float
+    vllm_enforce_eager: bool
+    server_torch_dtype: str
+    server_gpus: tuple[int, ...]
+    learner_gpus: tuple[int, ...]
+    server_tp: int
+    server_dp: int
+
+
+def parse_server_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s)://host:port URL; ValueError says what is missing."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"server base_url {url!r} must start with http:// or https://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"server base_url {url!r} has an invalid port") from None
+    if not parts.hostname:
+        raise ValueError(f"server base_url {url!r} has no host")
+    if port is None:
+        raise ValueError(f"server base_url {url!r} has no explicit port (write http://host:PORT)")
+    return parts.scheme, parts.hostname, port
+
+
+def parse_gpus(value: str, what: str) -> tuple[int, ...]:
+    value = (value or "").strip()
+    if not value:
+        return ()
+    try:
+        gpus = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise ValueError(f"{what}={value!r}: expected a comma list of GPU indices such as 0,1") from None
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise ValueError(f"{what}={value!r}: GPU indices must be distinct and >= 0")
+    return gpus
+
+
+def check_gpus(server: tuple[int, ...], learner: tuple[int, ...], tp: int) -> int:
+    """The server's DP; raises when the GPU sets overlap or TP does not divide the server GPUs."""
+    overlap = sorted(set(server) & set(learner))
+    if overlap:
+        raise ValueError(f"server GPUs {list(server)} and learner GPUs {list(learner)} overlap on {overlap}: "
+                         "vLLM and training would fight for the same memory; give them disjoint GPUs")
+    if not server:
+        return 1
+    if len(server) % tp:
+        raise ValueError(f"{len(server)} server GPUs are not divisible by COORDEXP_STAGE2_SERVER_TP={tp}")
+    return len(server) // tp
+
+
+def _as_bool(v: str, what: str) -> bool:
+    if v.lower() in ("1", "true", "yes"):
+        return True
+    if v.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{what}={v!r}: expected true or false")
+
+
+def run_preflight(config_path: str, env: Mapping[str, str], *,
+                  validate_jsonl: Callable[[list[str], int], list[str]] | None = None) -> Preflight:
+    """All CPU-side launch checks; raises PreflightError listing every problem."""
+    from coordexp.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise PreflightError([f"{config_path}: {line}" for line in str(exc).splitlines()] or [str(exc)]) from None
+    problems: list[str] = []
+    rm = cfg.rollout_matching
+    if rm is None:
+        raise PreflightError([f"{config_path}: rollout_matching: required for the Stage-2 launcher"])
+    if rm.rollout_backend != "vllm":
+        problems.append(f"{config_path}: rollout_matching.rollout_backend is {rm.rollout_backend!r}; the launcher "
+                        "starts a rollout server, which needs 'vllm' (for local HF rollouts run scripts/train.sh)")
+    if rm.vllm.mode != "server":
+        problems.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
+    servers = rm.vllm.server.servers
+    host, port, urls = "", 0, tuple(s.base_url for s in servers)
+    if len(servers) != 1:
+        problems.append(f"{config_path}: rollout_matching.vllm.server.servers has {len(servers)} entries; exactly one "
+                        "is supported (the learner would use only the first)")
+    if servers:
+        try:
+            _, host, port = parse_server_url(servers[0].base_url)
+        except ValueError as exc:
+            problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {exc}")
+    model_dir = str(cfg.model.get("model") or "")
+    if not model_dir or not Path(model_dir).is_dir():
+        problems.append(f"{config_path}: model.model: server model folder {model_dir!r} does not exist")
+    mml = rm.vllm.max_model_len
+    gml = cfg.global_max_length
+    if mml is None:
+        problems.append(f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher")
+    else:
+        if not rm.max_new_tokens < mml:
+            problems.append(f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
+                            f"rollout_matching.vllm.max_model_len {mml}")
+        if gml is not None and mml < gml:
+            problems.append(f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length "
+                            f"{gml}")
+    max_pixels = cfg.template.get("max_pixels")
+    if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
+        problems.append(f"{config_path}: template.max_pixels: required (a positive int)")
+        max_pixels = 0
+    train = cfg.custom.train_jsonl
+    if not train:
+        problems.append(f"{config_path}: custom.train_jsonl: required")
+    tp = dp = 1
+    server_gpus = learner_gpus = ()
+    try:
+        tp = int(env.get("COORDEXP_STAGE2_SERVER_TP") or 1)
+        if tp < 1:
+            raise ValueError("COORDEXP_STAGE2_SERVER_TP must be >= 1")
+        server_gpus = parse_gpus(env.get("COORDEXP_STAGE2_SERVER_GPUS", ""), "COORDEXP_STAGE2_SERVER_GPUS")
+        learner_gpus = parse_gpus(env.get("COORDEXP_STAGE2_LEARNER_GPUS", ""), "COORDEXP_STAGE2_LEARNER_GPUS")
+        dp = check_gpus(server_gpus, learner_gpus, tp)
+        eager = _as_bool(env["COORDEXP_STAGE2_SERVER_ENFORCE_EAGER"], "COORDEXP_STAGE2_SERVER_ENFORCE_EAGER") \
+            if env.get("COORDEXP_STAGE2_SERVER_ENFORCE_EAGER") else rm.vllm.enforce_eager
+    except ValueError as exc:
+        problems.append(str(exc))
+        eager = rm.vllm.enforce_eager
+    if problems:
+        raise PreflightError(problems)
+    files = [train] + ([cfg.custom.val_jsonl] if cfg.custom.val_jsonl else [])
+    jsonl_problems = (validate_jsonl or _validate_jsonl)(files, max_pixels)
+    if jsonl_problems:
+        raise PreflightError(jsonl_problems)
+    dtype = env.get("COORDEXP_STAGE2_SERVER_TORCH_DTYPE") or cfg.model.get("torch_dtype") or "bfloat16"
+    return Preflight(
+        config=str(Path(config_path).resolve()), rollout_backend=rm.rollout_backend, vllm_mode=rm.vllm.mode,
+        server_base_urls=urls, server_host=host, server_port=port, server_model=model_dir,
+        train_jsonl_resolved=train, val_jsonl_resolved=cfg.custom.val_jsonl or None,
+        template_max_pixels=max_pixels, root_image_dir_resolved=str(Path(train).parent),
+        vllm_max_model_len=mml, vllm_enable_lora=rm.vllm.enable_lora,
+        vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization, vllm_enforce_eager=eager,
+        server_torch_dtype=str(dtype), server_gpus=server_gpus, learner_gpus=learner_gpus, server_tp=tp,
+        server_dp=dp)
+
+
+def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
+    r = subprocess.run([sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels),
+                        "--stage", "stage2"], capture_output=True, text=True)
+    if r.returncode == 0:
+        return []
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    return lines or [f"validate_jsonl exited {r.returncode} for {files}"]
+
+
+def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> list[str]:
+    if impl == "loopback":
+        return [python, "-m", "coordexp.rollout.server", "--model", pf.server_model, "--host", pf.server_host,
+                "--port", str(pf.server_port), "--max_pixels", str(pf.template_max_pixels)]
+    if impl != "swift":
+        raise ValueError(f"COORDEXP_STAGE2_SERVER_IMPL={impl!r}: use swift (vLLM) or loopback (CPU)")
+    b = lambda v: "true" if v else "false"  # noqa: E731
+    return ["swift", "rollout", "--model", pf.server_model, "--host", pf.server_host, "--port", str(pf.server_port),
+            "--infer_backend", "vllm", "--torch_dtype", pf.server_torch_dtype,
+            "--vllm_data_parallel_size", str(pf.server_dp), "--vllm_tensor_parallel_size", str(pf.server_tp),
+            "--vllm_enforce_eager", b(pf.vllm_enforce_eager),
+            "--vllm_gpu_memory_utilization", str(pf.vllm_gpu_memory_utilization),
+            "--vllm_max_model_len", str(pf.vllm_max_model_len), "--vllm_enable_lora", b(pf.vllm_enable_lora)]
+
+
+def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:
+    """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command)."""
+    gpus = lambda g: ",".join(str(i) for i in g)  # noqa: E731
+    return {
+        "COORDEXP_STAGE2_LAUNCHER": "scripts/train_stage2.sh",
+        "COORDEXP_STAGE2_SERVER_BASE_URL": pf.server_base_urls[0],
+        "COORDEXP_STAGE2_SERVER_MODEL": pf.server_model,
+        "COORDEXP_STAGE2_SERVER_TORCH_DTYPE": pf.server_torch_dtype,
+        "COORDEXP_STAGE2_SERVER_DP": str(pf.server_dp),
+        "COORDEXP_STAGE2_SERVER_TP": str(pf.server_tp),
+        "COORDEXP_STAGE2_SERVER_ENFORCE_EAGER": "true" if pf.vllm_enforce_eager else "false",
+        "COORDEXP_STAGE2_SERVER_GPU_MEMORY_UTILIZATION": str(pf.vllm_gpu_memory_utilization),
+        "COORDEXP_STAGE2_SERVER_MAX_MODEL_LEN": str(pf.vllm_max_model_len),
+        "COORDEXP_STAGE2_SERVER_ENABLE_LORA": "true" if pf.vllm_enable_lora else "false",
+        "COORDEXP_STAGE2_SERVER_GPUS": gpus(pf.server_gpus),
+        "COORDEXP_STAGE2_LEARNER_GPUS": gpus(pf.learner_gpus),
+        "COORDEXP_STAGE2_SERVER_IMPL": impl,
+        "COORDEXP_STAGE2_SERVER_CMD": shlex.join(server_command(pf, impl, python)),
+        "ROOT_IMAGE_DIR": pf.root_image_dir_resolved,
+    }
+
+
+def wait_ready(base_url: str, *, interval_s: float = 2.0, timeout_s: float = 900.0,
+               alive: Callable[[], bool] = lambda: True, log: Callable[[str], None] = print) -> int:
+    """Poll GET /health/ until HTTP 200, then GET /get_world_size/; returns the world size.
+
+    Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone.
+    """
+    from coordexp.rollout.client import RolloutClient
+
+    client = RolloutClient(base_url, timeout_s=max(1.0, min(interval_s, 10.0)))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if client.health():
+                ws = client.world_size()
+                log(f"rollout server ready at {base_url}: world_size {ws}")
+                return ws
+            if not alive():
+                raise RuntimeError(f"the rollout server process exited before {base_url}/health/ answered")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{base_url}/health/ did not answer 200 within {timeout_s:g} s")
+            time.sleep(interval_s)
+    finally:
+        client.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # an exited child that the shell has not reaped yet is a zombie: gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def main(argv=None) -> int:
+    import os
+
+    ap = argparse.ArgumentParser(prog="python -m coordexp.launcher")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("preflight", help="check a Stage-2 config and print the launch environment")
+    p.add_argument("config")
+    w = sub.add_parser("wait", help="wait for the rollout server's /health/")
+    w.add_argument("base_url")
+    w.add_argument("--interval", type=float, default=2.0)
+    w.add_argument("--timeout", type=float, default=900.0)
+    w.add_argument("--pid", type=int, default=None, help="server pid: stop waiting when it exits")
+    args = ap.parse_args(argv)
+    if args.cmd == "preflight":
+        if not Path(args.config).is_file():
+            print(f"error: {args.config}: config file not found", file=sys.stderr)
+            return 2
+        impl = os.environ.get("COORDEXP_STAGE2_SERVER_IMPL", "swift")
+        try:
+            pf = run_preflight(args.config, os.environ)
+            env = launch_env(pf, impl)
+        except PreflightError as exc:
+            for line in exc.problems:
+                print(f"preflight: {line}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            print(f"preflight: {exc}", file=sys.stderr)
+            return 1
+        for k, v in env.items():
+            print(f"export {k}={shlex.quote(v)}")
+        return 0
+    alive = (lambda: _pid_alive(args.pid)) if args.pid else (lambda: True)
+    try:
+        wait_ready(args.base_url, interval_s=args.interval, timeout_s=args.timeout, alive=alive,
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
