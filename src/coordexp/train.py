@@ -466,7 +466,8 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
 
     cfg = load_config(config_path)
     if cfg.is_stage2:
-        raise TrainSetupError(f"{cfg.config_path}: a stage_2 config; use scripts/train_stage2.sh")
+        raise TrainSetupError(f"{cfg.config_path}: a stage_2 config: run it through coordexp.train's main "
+                              "(scripts/train.sh) or scripts/train_stage2.sh, not the stage_1 run()")
     for k, v in (overrides or {}).items():  # tests shorten runs; never used by the CLI
         cfg.training[k] = v
     ensure_inputs(cfg)
@@ -557,15 +558,21 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from coordexp.artifacts import ManifestError
-    from coordexp.config import ConfigError
+    from coordexp.config import ConfigError, load_config
     from coordexp.data import DataError
     from coordexp.packing import PackingError, PackingLeakError
 
-    ap = argparse.ArgumentParser(prog="coordexp.train", description="stage-1 training from a YAML config")
-    ap.add_argument("config", help="a stage-1 training config (YAML)")
+    ap = argparse.ArgumentParser(prog="coordexp.train",
+                                 description="training from a YAML config: stage_1, or the stage_2 AB learner "
+                                             "(custom.trainer_variant: stage2_ab_training)")
+    ap.add_argument("config", help="a training config (YAML)")
     ns = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
+        if load_config(ns.config).is_stage2:  # the same entrypoint serves the stage_2 learner (scripts/train.sh)
+            from coordexp.stage2.trainer import main as stage2_main
+
+            return stage2_main(ns.config)
         result = run(ns.config)
     except ConfigError as exc:
         print(f"coordexp.train: config error:\n{exc}", file=sys.stderr)
