@@ -193,3 +193,270 @@ def check_launcher_flags_exist():
     flags = sc.rollout_cli_flags()
     missing = [f for f in sc.LAUNCHER_FLAGS if f not in flags]
     assert not missing and len(sc.LAUNCHER_FLAGS) == 11
+
+
+# ================================================================ rollout server side
+# (HF backend, loopback server, weight sync, launcher). Heavier pieces are shared with
+# the unit tests in tests/coordexp/.
+
+import copy  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import requests as _requests  # noqa: E402
+import torch  # noqa: E402
+
+from coordexp import launcher as _launcher  # noqa: E402
+from coordexp.rollout.backend import IM_END_ID, ServerBackend  # noqa: E402
+from coordexp.rollout.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
+from coordexp.rollout.server import LoopbackRolloutServer  # noqa: E402
+from coordexp.rollout.weight_sync import http_push  # noqa: E402
+from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
+from tests.coordexp.launcher_fixtures import (  # noqa: E402
+    SCRIPT, STUBBORN_SERVER, ensure_assets, pid_alive, run_launcher, write_config,
+)
+from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_img(tmp_path_factory):
+    return make_image(tmp_path_factory.mktemp("rimg") / "a.png")
+
+
+@pytest.fixture(scope="module")
+def hf():
+    model, tok = tiny()
+    return HFBackend(model, tok)
+
+
+@pytest.fixture(scope="module")
+def launch_assets(tmp_path_factory):
+    return ensure_assets(tmp_path_factory.mktemp("launch"))
+
+
+def _port_closed(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- HF Rollout Backend
+
+@check(CAP, "HF Rollout Backend", "Greedy rollout matches a no-cache reference")
+def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
+    from coordexp.rollout.request import from_messages
+    from coordexp.template import build_messages, generation_prompt_ids
+
+    model, tok = tiny()
+    rec = {"images": [tiny_img], "width": 64, "height": 64, "objects": []}
+    req = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
+    out = hf.generate([req], DecodeSettings(max_tokens=6, repetition_penalty=1.3), seed_base=1)[0]
+    enc = encode_request(req, tok)
+    ref = reference_greedy(model, enc.prompt_ids, enc.pixel_values, enc.image_grid_thw, 6, 1.3, IM_END_ID)
+    body = out.token_ids[:-1] if out.finish_reason == "length" else out.token_ids
+    assert body == ref
+    assert out.prompt_token_ids == generation_prompt_ids(rec, tok, field_order="desc_first")
+    assert model.config.text_config.use_cache is False
+
+
+@check(CAP, "HF Rollout Backend", "EOS is appended at the token limit")
+def check_eos_is_appended_at_the_token_limit(hf, tiny_img):
+    out = hf.generate([request(tiny_img)], DecodeSettings(max_tokens=3), seed_base=1)[0]
+    assert len(out.token_ids) == 4 and out.token_ids[-1] == IM_END_ID and out.token_ids.count(IM_END_ID) == 1
+    assert out.finish_reason == "length"
+
+
+@check(CAP, "HF Rollout Backend", "Sampling is seeded and the caller's RNG is restored")
+def check_sampling_is_seeded_and_the_callers_rng_is_restored(hf, tiny_img):
+    s = DecodeSettings(max_tokens=8, temperature=1.0)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = hf.generate([request(tiny_img)] * 2, s, seed_base=7)
+    assert torch.equal(before, torch.random.get_rng_state())
+    b = hf.generate([request(tiny_img)] * 2, s, seed_base=7)
+    c = hf.generate([request(tiny_img)], s, seed_base=7, request_offset=1)
+    assert [o.token_ids for o in a] == [o.token_ids for o in b] and c[0].token_ids == a[1].token_ids
+    hf.generate([request(None)] * 2, DecodeSettings(max_tokens=1), seed_base=2**31 - 1)
+    assert hf.last_seeds == [2**31 - 1, 1]
+    with pytest.raises(RolloutBackendError, match="seed_base"):
+        hf.generate([request(None)], DecodeSettings(max_tokens=1), seed_base=0)
+
+
+# ---------------------------------------------------------------- HF Rollout Length Gate
+
+@check(CAP, "HF Rollout Length Gate", "Over-long request fails before generation")
+def check_over_long_request_fails_before_generation(hf, tiny_img, monkeypatch):
+    model, tok = tiny()
+    n0 = len(encode_request(request(None), tok).prompt_ids)
+    n1 = len(encode_request(request(tiny_img), tok).prompt_ids)
+    calls = []
+    monkeypatch.setattr(model, "generate", lambda *a, **k: calls.append(1))
+    limit = model.config.text_config.max_position_embeddings
+    with pytest.raises(RolloutLengthError, match=rf"rollout request 1: prompt_len {n1} \+ max_new_tokens "
+                                                 rf"{limit - n0} = {n1 + limit - n0} exceeds "
+                                                 rf"max_position_embeddings {limit}"):
+        hf.generate([request(None), request(tiny_img)], DecodeSettings(max_tokens=limit - n0), seed_base=1)
+    assert calls == []
+
+
+# ---------------------------------------------------------------- Loopback Rollout Server
+
+@pytest.fixture()
+def loopback():
+    model, tok = tiny()
+    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+        yield srv
+
+
+@check(CAP, "Loopback Rollout Server", "Client round trip equals the in-process backend")
+def check_client_round_trip_equals_the_in_process_backend(loopback, hf, tiny_img):
+    s = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)
+    reqs = [request(tiny_img), request(None), request(tiny_img, "other")]
+    remote = ServerBackend(loopback.url, chunk_size=2).generate(reqs, s, seed_base=41)
+    assert remote == hf.generate(reqs, s, seed_base=41)
+    raw = _requests.post(f"{loopback.url}/infer/", timeout=30,
+                         json={"infer_requests": reqs, "request_config": request_config(s, 41)}).json()
+    for item in raw:
+        sc.validate_output(item)
+
+
+@check(CAP, "Loopback Rollout Server", "Weight push reaches the server model")
+def check_weight_push_reaches_the_server_model(loopback):
+    model, _ = tiny()
+    learner = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in learner.parameters():
+            p.add_(0.01)
+    http_push(loopback.url, learner, bucket_mb=1)
+    srv = loopback.service.model.state_dict()
+    assert all(torch.equal(srv[k], v) for k, v in learner.state_dict().items())
+    r = _requests.post(f"{loopback.url}/update_flattened_params/", json={"metadatas": []}, timeout=10)
+    assert r.status_code == 501 and "NCCL" in r.json()["message"]
+
+
+# ---------------------------------------------------------------- Endpoint Set Pinned To ms-swift
+
+@check(CAP, "Endpoint Set Pinned To ms-swift", "Loopback routes equal ms-swift's")
+def check_loopback_routes_equal_ms_swifts(loopback):
+    theirs = sc.swift_rollout_routes()
+    assert set(loopback.service.routes) == set(theirs)
+    must = {("GET", "/health/"), ("GET", "/get_world_size/"), ("POST", "/infer/"), ("POST", "/init_communicator/"),
+            ("POST", "/update_named_param/"), ("POST", "/update_flattened_params/"),
+            ("POST", "/reset_prefix_cache/"), ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
+    assert must <= theirs
+    for method, path in sorted(theirs):  # every route answers (none is a 404/405 on the live server)
+        r = _requests.request(method, f"{loopback.url}{path}", json={}, timeout=10)
+        assert r.status_code not in (404, 405), (method, path, r.status_code)
+
+
+# ---------------------------------------------------------------- Weight Sync Failure Reaches Every Rank
+
+@check(CAP, "Weight Sync Failure Reaches Every Rank", "Ranks take the same path")
+def check_ranks_take_the_same_path(tmp_path):
+    out = run_ranks("ok", tmp_path)
+    assert out[0]["returns"] == out[1]["returns"] == [True, False, True, True]
+    assert (out[0]["sync_calls"], out[1]["sync_calls"]) == (3, 0)
+
+
+@check(CAP, "Weight Sync Failure Reaches Every Rank", "Rank0 failure raises on every rank")
+def check_rank0_failure_raises_on_every_rank(tmp_path):
+    t0 = time.monotonic()
+    out = run_ranks("rank0_fails", tmp_path, timeout_s=40.0, pg_timeout_s=60.0)
+    assert not any(o.get("hung") for o in out.values()), f"a rank hung: {out}"
+    assert time.monotonic() - t0 < 40
+    for r in (0, 1):
+        assert out[r]["error"].startswith(f"WeightSyncError: rank {r}: rollout weight sync failed on rank 0 at "
+                                          "optimizer step 1: ConnectionError: planted")
+
+
+# ---------------------------------------------------------------- Launcher Preflight
+
+@check(CAP, "Launcher Preflight", "Paths ignore the working directory")
+def check_paths_ignore_the_working_directory(launch_assets, tmp_path, monkeypatch):
+    import shutil
+
+    model, data = launch_assets
+    repo = tmp_path / "repo"
+    (repo / "configs" / "exp" / "d").mkdir(parents=True)
+    shutil.copytree(data, repo / "configs" / "exp" / "d", dirs_exist_ok=True)
+    shutil.copytree(data, repo / "rootdata")
+    cfg = write_config(repo, 9, model=str(model), train="./d/train.coord.jsonl", val="rootdata/val.coord.jsonl")
+    seen = []
+    for cwd in (tmp_path, repo / "configs"):
+        monkeypatch.chdir(cwd)
+        pf = _launcher.run_preflight(os.path.relpath(cfg, cwd), {})
+        seen.append((pf.train_jsonl_resolved, pf.val_jsonl_resolved, pf.root_image_dir_resolved))
+    assert seen[0] == seen[1] == (str(repo / "configs/exp/d/train.coord.jsonl"), str(repo / "rootdata/val.coord.jsonl"),
+                                  str(repo / "configs/exp/d"))
+
+
+@check(CAP, "Launcher Preflight", "Multiple servers and overlapping GPUs are rejected")
+def check_multiple_servers_and_overlapping_gpus_are_rejected(launch_assets, tmp_path):
+    model, data = launch_assets
+    train = str(data / "train.coord.jsonl")
+
+    def problems(cfg, env):
+        with pytest.raises(_launcher.PreflightError) as ei:
+            _launcher.run_preflight(str(cfg), env, validate_jsonl=lambda f, m: [])
+        return "\n".join(ei.value.problems)
+
+    two = write_config(tmp_path, 1, model=str(model), train=train, servers=["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    assert "exactly one" in problems(two, {})
+    one = write_config(tmp_path, 1, model=str(model), train=train)
+    assert "overlap on [1]" in problems(one, {"COORDEXP_STAGE2_SERVER_GPUS": "0,1",
+                                              "COORDEXP_STAGE2_LEARNER_GPUS": "1,2"})
+    _launcher.run_preflight(str(one), {"COORDEXP_STAGE2_SERVER_GPUS": "0", "COORDEXP_STAGE2_LEARNER_GPUS": "1"},
+                            validate_jsonl=lambda f, m: [])
+
+
+@check(CAP, "Launcher Preflight", "Usage errors exit 2")
+@pytest.mark.parametrize("args", [[], ["/no/such.yaml"]])
+def check_usage_errors_exit_2(args):
+    r = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "usage: scripts/train_stage2.sh <config.yaml>" in r.stderr
+
+
+# ---------------------------------------------------------------- Launcher Readiness And Cleanup
+
+@check(CAP, "Launcher Readiness And Cleanup", "Learner runs after readiness with the launcher variables")
+def check_learner_runs_after_readiness_with_the_launcher_variables(launch_assets, tmp_path):
+    model, data = launch_assets
+    port = free_port()
+    cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    r = run_launcher(cfg, tmp_path, cwd=tmp_path, FAKE_RC=7)
+    assert r.returncode == 7, r.stderr
+    seen = (tmp_path / "learner.out").read_text()
+    assert f"COORDEXP_STAGE2_SERVER_BASE_URL=http://127.0.0.1:{port}" in seen
+    assert f"COORDEXP_STAGE2_SERVER_MODEL={model}" in seen and f"ROOT_IMAGE_DIR={data}" in seen
+    assert 'world={"world_size": 1}' in seen and "world_size 1" in r.stderr
+    assert _port_closed(port)
+
+
+@check(CAP, "Launcher Readiness And Cleanup", "A server ignoring TERM is killed")
+def check_a_server_ignoring_term_is_killed(launch_assets, tmp_path):
+    model, data = launch_assets
+    port = free_port()
+    cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    (tmp_path / "srv.py").write_text(STUBBORN_SERVER)
+    r = run_launcher(cfg, tmp_path, cwd=tmp_path,
+                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=f"{sys.executable} {tmp_path}/srv.py {port} {tmp_path}/pid")
+    assert r.returncode == 0 and "ignored TERM for 3 s: KILL" in r.stderr
+    assert not pid_alive(int((tmp_path / "pid").read_text()))
+
+
+@check(CAP, "Launcher Readiness And Cleanup", "Readiness timeout cleans up")
+def check_readiness_timeout_cleans_up(launch_assets, tmp_path):
+    model, data = launch_assets
+    port = free_port()
+    cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    marker = f"sleep 311.{port}"
+    r = run_launcher(cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_READY_TIMEOUT_S=1,
+                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=marker)
+    assert r.returncode == 1 and "did not answer 200 within 1 s" in r.stderr
+    assert not (tmp_path / "learner.out").exists()
+    assert subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True).returncode == 1
