@@ -283,6 +283,27 @@ class SampleDataset:
 # ----------------------------------------------------------------------------- trainer
 
 
+def restore_transformers_callbacks(handler) -> int:
+    """Put transformers' own flow/progress/printer callbacks back where a subclass stands.
+
+    Importing any ``swift.trainers`` module (ms-swift's rollout protocol pulls it in) replaces
+    ``transformers.trainer.DEFAULT_CALLBACKS`` process-wide with ms-swift's subclasses, whose flow
+    callback reads ms-swift-only arguments (``args.max_epochs``) and fails on plain
+    ``TrainingArguments``. Replaced in place: the order against our SaveDelay callback matters.
+    Returns how many were replaced.
+    """
+    from transformers import trainer_callback as tc
+
+    replaced = 0
+    for i, cb in enumerate(handler.callbacks):
+        for original in (tc.DefaultFlowCallback, tc.ProgressCallback, tc.PrinterCallback):
+            if isinstance(cb, original) and type(cb) is not original:
+                handler.callbacks[i] = original()
+                replaced += 1
+                break
+    return replaced
+
+
 def _trainer_class():
     import torch
     from transformers import Trainer, TrainerCallback
@@ -300,6 +321,7 @@ def _trainer_class():
         def __init__(self, *args, coord_start: int, loss_weights, packing: bool, pad_token_id: int,
                      coord_offset=None, lr_buckets: dict | None = None, **kwargs):
             super().__init__(*args, **kwargs)
+            restore_transformers_callbacks(self.callback_handler)
             self.coord_start, self.loss_weights, self.packing = coord_start, loss_weights, packing
             self.pad_token_id, self.coord_offset = pad_token_id, coord_offset
             if coord_offset is not None:

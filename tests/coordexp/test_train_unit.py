@@ -37,3 +37,23 @@ def test_cli_missing_config_is_a_one_line_error(capsys, tmp_path):
     assert main([str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err
     assert "config" in err and "Traceback" not in err
+
+
+def test_ms_swift_callback_patch_is_undone():
+    """ms-swift patches transformers' default callbacks on import; our trainers must not run with them."""
+    import swift.trainers.patcher as patcher  # the import applies the process-wide patch
+    from transformers import trainer_callback as tc
+    from transformers.trainer_callback import CallbackHandler
+
+    from coordexp.train import restore_transformers_callbacks
+
+    class Mine(tc.TrainerCallback):
+        pass
+
+    mine = Mine()
+    handler = CallbackHandler([patcher.DefaultFlowCallbackNew(), mine], None, None, None, None)
+    handler.add_callback(patcher.ProgressCallbackNew())
+    assert restore_transformers_callbacks(handler) == 2
+    assert [type(cb) for cb in handler.callbacks] == [tc.DefaultFlowCallback, Mine, tc.ProgressCallback]
+    assert handler.callbacks[1] is mine
+    assert restore_transformers_callbacks(handler) == 0
