@@ -75,13 +75,14 @@ def cmd_generate(args) -> int:
     # would otherwise spend its time re-reading them).
     config = load_config(_root(args))
     stamp_key = None
+    inputs = input_key(config)  # generate writes outputs and the lock, never an input: computed once
     if not args.change:
-        stamp_key = cache.outputs_key(input_key(config), config.lock_path, config.output_dir)
+        stamp_key = cache.outputs_key(inputs, config.lock_path, config.output_dir)
         stamp = cache.read_stamp(config.report_dir)
         if stamp.get("key") == stamp_key:
             print(f"specgen generate --check: up to date" if args.check else stamp["message"])
             return 0
-    comp = compile_project(config.root, [args.change] if args.change else [])
+    comp = compile_project(config.root, [args.change] if args.change else [], key=inputs)
     errors = [i for i in comp.issues if i.level == "error"]
     if errors:
         # Generating from unresolvable bindings would hide them; the gate lists them all.
@@ -125,7 +126,7 @@ def cmd_generate(args) -> int:
           f"{missing} scenario(s) without a check")
     if stamp_key is not None:
         # Keyed on the state after this run, so only an untouched tree matches it next time.
-        after = cache.outputs_key(input_key(config), config.lock_path, config.output_dir)
+        after = cache.outputs_key(inputs, config.lock_path, config.output_dir)
         cache.write_stamp(config.report_dir, after, f"specgen generate: {len(files)} file(s), 0 written, "
                           f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check")
     return 0

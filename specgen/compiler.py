@@ -115,9 +115,10 @@ def input_key(config: Config) -> str:
     return cache.key(files, [config.root / config.specs])
 
 
-def compile_project(root: Path | str, validate_changes=()) -> Compilation:
+def compile_project(root: Path | str, validate_changes=(), key: str | None = None) -> Compilation:
     """`validate_changes`: ids of active changes the caller asked for; they are applied with the
-    validator's archive semantics first, so a change that cannot be archived is an error (exit 2)."""
+    validator's archive semantics first, so a change that cannot be archived is an error (exit 2).
+    `key`: the caller's `input_key(config)`, when it already has it (stat-ing every input is not free)."""
     config = load_config(root)
     if not (config.root / config.specs).is_dir():
         raise SpecgenError(f"no {config.specs}/ folder: set tool.specgen.specs or run `openspec init`",
@@ -126,7 +127,7 @@ def compile_project(root: Path | str, validate_changes=()) -> Compilation:
     from specgen.identity import _validate_with_deltas
     from specgen.registry import module_files
 
-    k = input_key(config)
+    k = key or input_key(config)
     cached = cache.load(config.report_dir, k)
     if cached is None:
         project = load_project(config.openspec_parent)
