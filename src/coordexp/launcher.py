@@ -18,8 +18,16 @@ Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
 
 Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata.json by
 ``coordexp.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
-``COORDEXP_STAGE2_SERVER_CMD``: ``swift rollout ...`` (vLLM, production) or, with
-``COORDEXP_STAGE2_SERVER_IMPL=loopback``, the CPU loopback server ``coordexp.rollout.server``.
+``COORDEXP_STAGE2_SERVER_CMD``: ``swift rollout ...`` (vLLM, production) or the CPU loopback
+server ``coordexp.rollout.server``. Which one (``choose_server_impl``, logged on stderr):
+``COORDEXP_STAGE2_SERVER_IMPL`` (swift | loopback) when set; otherwise loopback when the
+config's model is the tiny model (``coordexp.tiny`` marker) or vLLM is not importable here
+(``swift rollout --infer_backend vllm`` could not start), else swift.
+
+Before the checks, a tiny model or synthetic JSONL that the config places under the repo's
+``build/`` and that is missing is built (as ``scripts/train.sh`` does), so the CPU smoke runs
+from a fresh clone. The server port must be free (a stale server there would answer the
+readiness probe in place of the new one).
 Server knobs that are not training knobs come from the environment: ``COORDEXP_STAGE2_SERVER_TP``
 (default 1), ``..._SERVER_TORCH_DTYPE`` (default model.torch_dtype or bfloat16),
 ``..._SERVER_ENFORCE_EAGER`` (default vllm.enforce_eager).
@@ -123,6 +131,52 @@ def _as_bool(v: str, what: str) -> bool:
     raise ValueError(f"{what}={v!r}: expected true or false")
 
 
+def build_missing_inputs(cfg) -> None:
+    """Build the tiny model / synthetic data the config places under build/ when missing.
+
+    Progress goes to stderr: the preflight's stdout is eval'ed by the launcher script.
+    Anything else that is missing is left for the checks below to report.
+    """
+    import contextlib
+
+    from coordexp.train import TrainSetupError, ensure_inputs
+
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            ensure_inputs(cfg)
+        except TrainSetupError:
+            pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def choose_server_impl(pf: "Preflight", env: Mapping[str, str],
+                       vllm_importable: Callable[[], bool] | None = None) -> tuple[str, str]:
+    """(impl, why): which rollout server the launcher starts, and the reason it logs."""
+    forced = env.get("COORDEXP_STAGE2_SERVER_IMPL")
+    if forced:
+        return forced, f"COORDEXP_STAGE2_SERVER_IMPL={forced}"
+    from coordexp.tiny import TINY_MARKER
+
+    if (Path(pf.server_model) / TINY_MARKER).is_file():
+        return "loopback", f"model {pf.server_model} is the tiny model"
+    if vllm_importable is None:
+        import importlib.util
+
+        vllm_importable = lambda: importlib.util.find_spec("vllm") is not None  # noqa: E731
+    if not vllm_importable():
+        return "loopback", "vllm is not importable here, so `swift rollout --infer_backend vllm` cannot run"
+    return "swift", "production default"
+
+
 def run_preflight(config_path: str, env: Mapping[str, str], *,
                   validate_jsonl: Callable[[list[str], int], list[str]] | None = None) -> Preflight:
     """All CPU-side launch checks; raises PreflightError listing every problem."""
@@ -132,6 +186,7 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise PreflightError([f"{config_path}: {line}" for line in str(exc).splitlines()] or [str(exc)]) from None
+    build_missing_inputs(cfg)
     problems: list[str] = []
     rm = cfg.rollout_matching
     if rm is None:
@@ -151,6 +206,10 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
             _, host, port = parse_server_url(servers[0].base_url)
         except ValueError as exc:
             problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {exc}")
+        else:
+            if port_in_use(host, port):
+                problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {host}:{port} is "
+                                "already in use (a stale rollout server?); stop it or pick another port")
     model_dir = str(cfg.model.get("model") or "")
     if not model_dir or not Path(model_dir).is_dir():
         problems.append(f"{config_path}: model.model: server model folder {model_dir!r} does not exist")
@@ -307,9 +366,10 @@ def main(argv=None) -> int:
         if not Path(args.config).is_file():
             print(f"error: {args.config}: config file not found", file=sys.stderr)
             return 2
-        impl = os.environ.get("COORDEXP_STAGE2_SERVER_IMPL", "swift")
         try:
             pf = run_preflight(args.config, os.environ)
+            impl, why = choose_server_impl(pf, os.environ)
+            print(f"preflight: rollout server: {impl} ({why})", file=sys.stderr)
             env = launch_env(pf, impl)
         except PreflightError as exc:
             for line in exc.problems:

@@ -617,3 +617,142 @@ def check_a_and_b_steps_on_the_tiny_model(tmp_path):
     assert not [p.name for p in ck.iterdir() if p.name in ("optimizer.pt", "scheduler.pt", "rng_state.pth",
                                                              "trainer_state.json.bak")]
     assert not list(ck.glob("optimizer*")) and not list(ck.glob("rng_state*"))
+
+
+# ---------------------------------------------------------------- Server-Mode Weight Sync
+
+class RecordingServerBackend:
+    """The real ``ServerBackend`` over HTTP, keeping what the server answered."""
+
+    name = "vllm"
+
+    def __init__(self, url):
+        from coordexp.rollout.backend import ServerBackend
+
+        self.inner, self.outputs = ServerBackend(url, chunk_size=2), []
+
+    def generate(self, requests, settings, *, seed_base, request_offset=0):
+        out = self.inner.generate(requests, settings, seed_base=seed_base, request_offset=request_offset)
+        self.outputs.append(out)
+        return out
+
+    def close(self):
+        self.inner.close()
+
+
+@check(CAP, "Server-Mode Weight Sync", "Channel-B rollouts come from the pushed weights")
+def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw):
+    import copy
+
+    from coordexp.rollout.hf_backend import HFBackend
+    from coordexp.rollout.request import seed_base
+    from coordexp.rollout.server import LoopbackRolloutServer
+    from coordexp.stage2.trainer import make_weight_push
+
+    learner = copy.deepcopy(model)
+    with torch.no_grad():  # the learner has trained away from the weights the server was started with
+        g = torch.Generator().manual_seed(5)
+        for p in learner.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    reqs, n_tensors = [s.request for s in raw[:2]], len(learner.state_dict())
+    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+        push, pushes = make_weight_push(srv.url), []
+        backend = RecordingServerBackend(srv.url)
+        e = engine(tok, b_ratio=1.0, backend=backend)
+        e.weight_sync = lambda m: pushes.append(push(m))
+        res = e.step(learner, raw[:2], "B", 0, backward=lambda loss: None)
+        assert len(pushes) == 1 and srv.service.weight_updates == n_tensors, "one push before step 0's rollouts"
+        assert res.metrics["rollout/weight_synced"] == 1.0 and res.metrics["rollout/backend_vllm"] == 1.0
+        settings, base = e.cfg.decode, seed_base(e.cfg.training_seed, 0)
+        fresh = HFBackend(learner, tok).generate(reqs, settings, seed_base=base)
+        stale = HFBackend(model, tok).generate(reqs, settings, seed_base=base)
+        got = [o.token_ids for o in backend.outputs[0]]
+        assert got != [o.token_ids for o in stale], "the stale weights would give the same rollouts: no signal"
+        assert got == [o.token_ids for o in fresh], "the server's rollouts are not the pushed weights'"
+        # an eval before the next step's rollouts reuses the push (same weights); step 1 pushes again
+        e.evaluate(raw[:1], model=learner, weights_step=1)
+        assert len(pushes) == 2
+        e.step(learner, raw[:2], "B", 1, backward=lambda loss: None)
+        assert len(pushes) == 2 and srv.service.weight_updates == 2 * n_tensors
+        e.step(learner, raw[:2], "B", 2, backward=lambda loss: None)
+        assert len(pushes) == 3 and e.sync_state.syncs == 3
+        backend.close()
+
+
+# ---------------------------------------------------------------- Stage-2 Server-Mode CPU Smoke
+
+SERVER_SMOKE_BUDGET_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def server_smoke(tmp_path_factory):
+    """One launcher run of the server-mode smoke profile (its settings; its own output folder and a
+    free port, so it never collides with a developer's run of the profile itself)."""
+    import os
+    import socket
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from coordexp.config import load_config
+    from coordexp.train import ensure_inputs
+
+    repo = Path(__file__).resolve().parents[2]
+    profile = repo / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
+    cfg = load_config(profile)
+    ensure_inputs(cfg)  # the launcher builds them too, but only under the leaf's own repo root
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tmp_path_factory.mktemp("server_smoke")
+    leaf = tmp / "configs" / "exp" / "leaf.yaml"
+    leaf.parent.mkdir(parents=True)
+    out = tmp / "run"
+    leaf.write_text("\n".join([
+        f"extends: {profile}", "model:", f"  model: {cfg.model['model']}",
+        "training:", f"  output_dir: {out}", f"  logging_dir: {out / 'tb'}",
+        "custom:", f"  train_jsonl: {cfg.custom.train_jsonl}", f"  val_jsonl: {cfg.custom.val_jsonl}",
+        "rollout_matching:", "  vllm:", "    server:", "      servers:", f"        - base_url: http://127.0.0.1:{port}",
+    ]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COORDEXP_STAGE2_")}  # the default rule decides
+    t = time.monotonic()
+    r = subprocess.run([str(repo / "scripts" / "train_stage2.sh"), str(leaf)], cwd=tmp, env=env,
+                       capture_output=True, text=True, timeout=600)
+    return {"rc": r.returncode, "stderr": r.stderr, "stdout": r.stdout, "seconds": time.monotonic() - t,
+            "out": out, "port": port}
+
+
+@check(CAP, "Stage-2 Server-Mode CPU Smoke", "Server-mode smoke through the launcher")
+def check_server_mode_smoke_through_the_launcher(server_smoke):
+    import json
+    import os
+    import re
+    import socket
+
+    r = server_smoke
+    assert r["rc"] == 0, r["stderr"][-3000:]
+    assert r["seconds"] < SERVER_SMOKE_BUDGET_S, f"the smoke took {r['seconds']:.0f} s"
+    assert re.search(r"rollout server: loopback \(model .* is the tiny model\)", r["stderr"]), r["stderr"][-2000:]
+    log = [json.loads(ln) for ln in (r["out"] / "stage2_step_log.jsonl").read_text().splitlines()]
+    assert [(m["stage2/channel_a"], m["stage2/channel_b"]) for m in log] == [(1.0, 0.0), (0.0, 1.0)] * 2
+    for m in log[0::2]:
+        assert not [k for k in REQUIRED_A if k not in m], [k for k in REQUIRED_A if k not in m]
+        assert "loss/total" in m and not [k for k in m if k.startswith("time/rollout_") or k.startswith("rollout/")]
+    for m in log[1::2]:
+        assert not [k for k in REQUIRED_B if k not in m], [k for k in REQUIRED_B if k not in m]
+        assert m["stage2/raw_rollouts"] == 2 and "loss/total" in m
+        assert m["rollout/backend_vllm"] == 1.0 and m["rollout/backend_hf"] == 0.0
+        assert m["rollout/weight_synced"] == 1.0 and "time/rollout_weight_sync_s" in m
+    for name in ("checkpoint-2", "checkpoint-4"):
+        ck = r["out"] / name
+        assert list(ck.glob("*.safetensors")), name
+        assert not [p.name for p in ck.iterdir() if p.name.startswith(("optimizer", "scheduler", "rng_state"))]
+    meta = json.loads((r["out"] / "run_metadata.json").read_text())["launcher"]
+    assert meta["COORDEXP_STAGE2_LAUNCHER"] == "scripts/train_stage2.sh"
+    assert meta["COORDEXP_STAGE2_SERVER_BASE_URL"] == f"http://127.0.0.1:{r['port']}"
+    assert meta["COORDEXP_STAGE2_SERVER_MODEL"].endswith("tiny-qwen3vl")
+    pgid = int(re.search(r"stopping rollout server \(process group (\d+)\)", r["stderr"]).group(1))
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", r["port"]), timeout=1).close()

@@ -74,7 +74,14 @@ def http_push(base_url: str, model, *, bucket_mb: int | None = None, timeout_s: 
     from safetensors.torch import save
 
     mb = bucket_mb if bucket_mb is not None else int(os.environ.get("SWIFT_UPDATE_WEIGHTS_BUCKET_SIZE", "512"))
-    named = {k: v.detach().to("cpu").contiguous() for k, v in sync_state(model).items()}
+    named, seen = {}, set()
+    for k, v in sync_state(model).items():
+        v = v.detach().to("cpu").contiguous()
+        # tied weights (lm_head = embed_tokens) share storage, which safetensors refuses to
+        # serialize: every tensor after the first on a storage travels as its own copy
+        ptr = v.untyped_storage().data_ptr()
+        named[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
     base = base_url.rstrip("/")
     sent = 0
     with requests.Session() as s:

@@ -22,6 +22,11 @@ The rollout backend comes from config (``rollout_matching.rollout_backend``): ``
 ``coordexp.rollout.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
 ``coordexp.rollout.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
 A caller (tests, the launcher) may pass any object with the ``RolloutBackend`` interface.
+
+Server mode (``vllm`` backend) keeps the server's weights fresh: before the rollouts of each
+Channel-B step (and of each rollout eval) every rank calls ``weight_sync.maybe_sync`` keyed by
+the number of optimizer steps the weights have taken; rank 0 alone pushes them (CPU: an HTTP
+safetensors push to the loopback server, ``make_weight_push``), once per such step.
 """
 
 from __future__ import annotations
@@ -127,7 +132,11 @@ class StepResult:
 class Stage2Engine:
     """One optimizer step's work on one rank, independent of the Trainer (tests call it directly)."""
 
-    def __init__(self, tokenizer, config: EngineConfig, backend=None, *, rank: int = 0, world_size: int = 1):
+    def __init__(self, tokenizer, config: EngineConfig, backend=None, *, rank: int = 0, world_size: int = 1,
+                 weight_sync=None):
+        """``weight_sync(model)`` pushes the learner's weights to a rollout server (rank 0 runs
+        it, through ``maybe_sync``); None = the backend needs no sync (the in-process HF one)."""
+        from coordexp.rollout.weight_sync import SyncState
         from coordexp.stage2.post_pack import PostRolloutBuffers
 
         self.tok, self.cfg, self.backend = tokenizer, config, backend
@@ -136,6 +145,24 @@ class Stage2Engine:
         self.realized = RealizedRatio()
         self._rope = None
         self.keep_rows = False  # checks inspect the packed rows of a step
+        self.weight_sync = weight_sync
+        self.sync_state = SyncState()
+
+    def sync_weights(self, model, weights_step: int, timings: dict | None = None) -> bool:
+        """Make the server's weights the learner's before rollouts (every rank calls this).
+
+        ``weights_step`` is the number of optimizer steps the weights have taken, so a step's
+        rollouts and an eval right before it share one push. Returns whether a push happened.
+        """
+        if self.weight_sync is None:
+            return False
+        from coordexp.rollout.weight_sync import maybe_sync
+
+        t = time.perf_counter()
+        pushed = maybe_sync(weights_step, self.sync_state, lambda: self.weight_sync(model))
+        if timings is not None:
+            timings["time/rollout_weight_sync_s"] = time.perf_counter() - t
+        return pushed
 
     # -- segments
     def _a_segments(self, samples):
@@ -223,6 +250,7 @@ class Stage2Engine:
             timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
             softctx = self.cfg.softctx
         else:
+            counters["_weight_synced"] = self.sync_weights(model, global_step, timings)
             segs = self._b_segments(samples, global_step, timings, counters)
             softctx = SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
         buffer_before = self.buffers.occupancy
@@ -298,6 +326,8 @@ class Stage2Engine:
         out = self._rollout_flags()
         out["rollout/seed_base"] = float(counters.get("_seed_base", 0))
         out["rollout/gen_tokens_per_s"] = float(counters.get("_gen_tokens_per_s", 0.0))
+        if self.weight_sync is not None:  # server mode: 1 when this step pushed the learner's weights
+            out["rollout/weight_synced"] = float(bool(counters.get("_weight_synced")))
         tp, fp, fn = (metrics.get(k, 0.0) for k in ("rollout/matched", "rollout/fp", "rollout/fn"))
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else 0.0
@@ -312,13 +342,17 @@ class Stage2Engine:
         return self._rope
 
     # -- eval: rollout -> parse -> match, no teacher-forced loss
-    def evaluate(self, samples, prefix: str = "eval_rollout") -> dict:
+    def evaluate(self, samples, prefix: str = "eval_rollout", *, model=None, weights_step: int | None = None) -> dict:
         from coordexp.rollout.request import seed_base
         from coordexp.stage2.channel_b import rollout_prefix
         from coordexp.stage2.matching import Shape, match
 
         if self.backend is None or not samples:
             return {}
+        if self.weight_sync is not None:
+            if model is None or weights_step is None:
+                raise Stage2SetupError("a server-mode rollout eval needs the model and its step (weight sync)")
+            self.sync_weights(model, weights_step)
         outs = self.backend.generate([s.request for s in samples], self.cfg.decode,
                                      seed_base=seed_base(self.cfg.training_seed, 0), request_offset=0)
         tp = fp = fn = invalid = 0
@@ -391,6 +425,28 @@ def engine_config(cfg, tok, model) -> EngineConfig:
         image_token_id=getattr(vc, "image_token_id", 151655),
         spatial_merge_size=getattr(getattr(vc, "vision_config", None), "spatial_merge_size", 2),
         decode_mode=rm.decode_mode, num_beams=rm.num_beams)
+
+
+def make_weight_push(base_url: str, *, timeout_s: float = 240.0):
+    """``weight_sync`` for the loopback server: the learner's weights as the server's model
+    holds them, sent over HTTP (``weight_sync.http_push``).
+
+    A PEFT model is merged on a copy (``merge_and_unload``), never merged and unmerged in
+    place as ms-swift does on GPU: that round trip would perturb the learner's base weights
+    by rounding. The copy is cheap on the CPU models this transport is for; production
+    pushes over NCCL from ms-swift's ``VLLMClient``.
+    """
+    import copy
+
+    from coordexp.rollout.weight_sync import http_push
+
+    def push(model) -> int:
+        m = getattr(model, "module", model)  # DDP / accelerate wrapper
+        if hasattr(m, "merge_and_unload"):
+            m = copy.deepcopy(m).merge_and_unload()
+        return http_push(base_url, m, timeout_s=timeout_s)
+
+    return push
 
 
 def make_backend(cfg, model, tok):
@@ -475,7 +531,8 @@ def _trainer_class():
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             was = self.model.training
-            metrics = self.engine.evaluate(self.eval_samples, prefix=f"{metric_key_prefix}_rollout")
+            metrics = self.engine.evaluate(self.eval_samples, prefix=f"{metric_key_prefix}_rollout",
+                                           model=self.model, weights_step=self.state.global_step)
             self.model.train(was)
             if metrics:
                 metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
@@ -512,9 +569,11 @@ class Stage2RunResult:
     final_checkpoint: Path | None
 
 
-def run(config_path, *, overrides: dict | None = None, backend=None, callbacks: list | None = None) -> Stage2RunResult:
-    """Train from a stage_2 YAML config. ``backend`` replaces the configured rollout backend
-    (tests); ``overrides`` patch ``training.*`` (tests shorten runs)."""
+def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync=None,
+        callbacks: list | None = None) -> Stage2RunResult:
+    """Train from a stage_2 YAML config. ``backend`` (and its ``weight_sync``) replace the
+    configured rollout backend (tests); ``overrides`` patch ``training.*`` (tests shorten runs).
+    The configured server backend (``vllm``) gets ``make_weight_push`` to its one server."""
     import torch
 
     from coordexp.artifacts import write_run_manifest
@@ -549,10 +608,16 @@ def run(config_path, *, overrides: dict | None = None, backend=None, callbacks: 
                        run_name=cfg.training.get("run_name"))
     if backend is None:
         backend = make_backend(cfg, model, tok)
+        if cfg.rollout_matching.rollout_backend == "vllm":
+            server = cfg.rollout_matching.vllm.server
+            weight_sync = make_weight_push(server.servers[0].base_url, timeout_s=server.timeout_s)
+            log.info("server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
+                     server.servers[0].base_url)
     import torch.distributed as dist
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    engine = Stage2Engine(tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size)
+    engine = Stage2Engine(tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size,
+                          weight_sync=weight_sync)
     from coordexp.train import _loss_weights
 
     Stage2ABTrainer, SaveDelay = _trainer_class()
@@ -587,6 +652,8 @@ def main(config_path) -> int:
     from coordexp.data import DataError
     from coordexp.packing import PackingError, PackingLeakError
     from coordexp.rollout.backend import RolloutBackendError
+    from coordexp.rollout.client import RolloutClientError
+    from coordexp.rollout.weight_sync import WeightSyncError
     from coordexp.stage2.post_pack import PostPackError
 
     try:
@@ -595,7 +662,7 @@ def main(config_path) -> int:
         print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
         return 2
     except (Stage2SetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
-            PostPackError) as exc:
+            PostPackError, WeightSyncError, RolloutClientError) as exc:
         print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
         return 2
     losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
