@@ -200,3 +200,13 @@ def test_swift_field_cache_roundtrip(tmp_path, monkeypatch):
         assert "beta" not in first["train"]
     finally:
         swift_fields.field_sets.cache_clear()
+
+
+@pytest.mark.parametrize("key", ["monitor_dump", "eval_detection", "offload", "desc_monitor"])
+def test_unimplemented_rollout_features_are_refused_when_on(tmp_path, key):
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
+    leaf = write(tmp_path, "configs/stage2_ab/x/leaf.yaml",
+                 f"extends: {smoke}\nrollout_matching:\n  {key}:\n    enabled: true\n")
+    errors = keys_of(leaf)
+    assert f"rollout_matching.{key}.enabled" in errors
+    assert "not implemented" in errors[f"rollout_matching.{key}.enabled"]

@@ -124,6 +124,13 @@ def check_rollout(cfg, ctx: Ctx) -> None:
                                                      "decode_mode: beam or num_beams: 1")
     if rm.decode_mode == "beam" and rm.num_beams < 2:
         ctx.error(("rollout_matching", "num_beams"), "decode_mode 'beam' needs num_beams >= 2")
+    # Parsed for parity with the reference's configs, but coordexp has no implementation: switched on
+    # they would do nothing, so they are refused rather than ignored.
+    for key, what in (("monitor_dump", "rollout monitor dumps"), ("eval_detection", "COCO mAP evaluation"),
+                      ("offload", "offloading during rollouts"), ("desc_monitor", "the desc monitor")):
+        if getattr(rm, key).enabled:
+            ctx.error(("rollout_matching", key, "enabled"),
+                      f"{what} is not implemented in coordexp, so `enabled: true` would do nothing; set it false")
     if rm.rollout_backend != "vllm":
         return
     v = rm.vllm
