@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ def _to(batch: dict, device: str) -> dict:
     return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def _train_tokens_per_s(model, batches, forward_inputs, repeats: int) -> float:
+def _epoch_runner(model, batches, forward_inputs):
+    """A function that trains one pass over `batches` and returns its tokens per second (after a warm-up)."""
     import torch
 
     from coordexp.objectives import stage1_loss_targets, supervised_positions
@@ -62,15 +64,18 @@ def _train_tokens_per_s(model, batches, forward_inputs, repeats: int) -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
+    tokens = sum(int(b["real_tokens"]) for b in batches)
     step(batches[0])  # warm-up
-    tokens = sum(int(b["real_tokens"]) for b in batches) * repeats
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
+
+    def epoch() -> float:
+        sync()
+        t0 = time.perf_counter()
         for b in batches:
             step(b)
-    sync()
-    return tokens / (time.perf_counter() - t0)
+        sync()
+        return tokens / (time.perf_counter() - t0)
+
+    return epoch
 
 
 def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, device: str = "cpu") -> dict:
@@ -93,18 +98,22 @@ def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, devi
         b["real_tokens"] = int(b["attention_mask"].sum())
         b["padded_tokens"] = b["input_ids"].numel()
         padded.append(b)
-    model = build_tiny_model().to(device)
     drop = ("labels", "real_tokens", "padded_tokens")
-    pk = _train_tokens_per_s(model, packed, lambda b: model_inputs({k: v for k, v in b.items() if k not in drop}),
-                             repeats)
-    model = build_tiny_model().to(device)
-    pd = _train_tokens_per_s(model, padded, lambda b: {k: v for k, v in b.items() if k not in drop}, repeats)
+    packed_epoch = _epoch_runner(build_tiny_model().to(device), packed,
+                                 lambda b: model_inputs({k: v for k, v in b.items() if k not in drop}))
+    padded_epoch = _epoch_runner(build_tiny_model().to(device), padded,
+                                 lambda b: {k: v for k, v in b.items() if k not in drop})
+    pk_runs, pd_runs = [], []
+    for _ in range(repeats):  # alternating, so drift in machine load hits both alike
+        pk_runs.append(packed_epoch())
+        pd_runs.append(padded_epoch())
+    pk, pd = statistics.median(pk_runs), statistics.median(pd_runs)
     real = sum(len(s.input_ids) for s in segs)
     return {"device": device, "samples": n, "real_tokens": real, "packing_length": packing_length, "packs": len(plan.packs),
             "pack_fill_ratio": plan.report.fill_ratio, "padded_batch": batch,
             "padded_token_efficiency": round(real / sum(b["padded_tokens"] for b in padded), 4),
             "packed_tokens_per_s": round(pk, 1), "padded_tokens_per_s": round(pd, 1),
-            "speedup": round(pk / pd, 3)}
+            "speedup": round(pk / pd, 3), "repeats": repeats}
 
 
 def bench_fill(config: Path) -> dict:
@@ -131,10 +140,10 @@ def bench_fill(config: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=48)
+    ap.add_argument("--samples", type=int, default=24)
     ap.add_argument("--packing-length", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating packed/padded passes; medians reported")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the throughput arm only)")
     ap.add_argument("--skip-fill", action="store_true", help="only the throughput arm (no config, no ms-swift)")
     ap.add_argument("--config", type=Path, default=REPO / "configs/stage1/smoke/tiny_cpu.yaml")
