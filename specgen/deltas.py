@@ -974,27 +974,19 @@ def build_updated_spec(spec_id: str, delta_text: str, target_text: str | None, c
         warnings.append(f'{spec_id} - requirement "{orphan["name"]}" (line {orphan["line"]}) is {where}, which is '
                         "not a delta section, so it was not applied. Move it under ADDED/MODIFIED/REMOVED/RENAMED "
                         "Requirements.")
-    added_names: dict[str, Block] = {}
-    for b in plan.added:
-        key = normalize_requirement_name(b.name)
-        if key in added_names:
-            abort(f'{spec_id} validation failed - duplicate requirement in ADDED for header "### Requirement: '
-                  f'{b.name}"', b.line)
-        added_names[key] = b
-    modified_names: dict[str, Block] = {}
-    for b in plan.modified:
-        key = normalize_requirement_name(b.name)
-        if key in modified_names:
-            abort(f'{spec_id} validation failed - duplicate requirement in MODIFIED for header "### Requirement: '
-                  f'{b.name}"', b.line)
-        modified_names[key] = b
-    removed_names: dict[str, RemovedEntry] = {}
-    for r in plan.removed:
-        key = normalize_requirement_name(r.name)
-        if key in removed_names:
-            abort(f'{spec_id} validation failed - duplicate requirement in REMOVED for header "### Requirement: '
-                  f'{r.name}"', r.line)
-        removed_names[key] = r
+    def by_name(items, section: str) -> dict:
+        seen: dict = {}
+        for item in items:
+            key = normalize_requirement_name(item.name)
+            if key in seen:
+                abort(f'{spec_id} validation failed - duplicate requirement in {section} for header '
+                      f'"### Requirement: {item.name}"', item.line)
+            seen[key] = item
+        return seen
+
+    added_names: dict[str, Block] = by_name(plan.added, "ADDED")
+    modified_names: dict[str, Block] = by_name(plan.modified, "MODIFIED")
+    removed_names: dict[str, RemovedEntry] = by_name(plan.removed, "REMOVED")
     rfrom: set[str] = set()
     rto: set[str] = set()
     for p in plan.renamed:

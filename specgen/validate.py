@@ -503,15 +503,7 @@ def parse_task_lines(content: str) -> list[tuple[bool, str]]:
 
 
 def _indent_columns(line: str) -> int:
-    col = 0
-    for ch in line:
-        if ch == " ":
-            col += 1
-        elif ch == "\t":
-            col += 4 - col % 4
-        else:
-            break
-    return col
+    return D._content_column(line[: len(line) - len(line.lstrip(" \t"))])
 
 
 def _first_list_item_line(content: str) -> int | None:

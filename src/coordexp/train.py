@@ -283,6 +283,17 @@ class SampleDataset:
 # ----------------------------------------------------------------------------- trainer
 
 
+def next_batches(epoch_iterator, n: int) -> list:
+    """Up to `n` batches of one accumulation window (fewer at the end of an epoch)."""
+    batches = []
+    for _ in range(n):
+        try:
+            batches.append(next(epoch_iterator))
+        except StopIteration:
+            break
+    return batches
+
+
 def restore_transformers_callbacks(handler) -> int:
     """Put transformers' own flow/progress/printer callbacks back where a subclass stands.
 
@@ -335,12 +346,7 @@ def _trainer_class():
 
         # -- normalisation: count (non-coord, coord) targets over the whole accumulation window
         def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batches = []
-            for _ in range(num_batches):
-                try:
-                    batches.append(next(epoch_iterator))
-                except StopIteration:
-                    break
+            batches = next_batches(epoch_iterator, num_batches)
             counts = torch.tensor([0, 0], dtype=torch.long)
             for b in batches:
                 counts += torch.tensor(count_targets(b["labels"], self.coord_start))

@@ -474,7 +474,7 @@ def _trainer_class():
     import torch
     from transformers import TrainerCallback
 
-    from coordexp.train import _trainer_class as stage1_trainer_class
+    from coordexp.train import _trainer_class as stage1_trainer_class, next_batches
 
     Stage1Trainer, SaveDelay = stage1_trainer_class()
 
@@ -493,12 +493,7 @@ def _trainer_class():
 
         # the window's raw samples arrive together (transformers prefetches GAS batches)
         def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batches = []
-            for _ in range(num_batches):
-                try:
-                    batches.append(next(epoch_iterator))
-                except StopIteration:
-                    break
+            batches = next_batches(epoch_iterator, num_batches)
             self._window = [s for b in batches for s in b]
             self._micro = 0
             self._window_batches = len(batches)
