@@ -67,11 +67,25 @@ def contiguous_batches(indices: list[int], size: int) -> list[list[int]]:
     return batches
 
 
+def output_text(tokenizer, out) -> str:
+    """The generated text, decoded here from the generated ids (special tokens kept, ``<|im_end|>`` cut):
+    a server's own text may have dropped the coord tokens (they are special tokens)."""
+    from coordexp.rollout.backend import IM_END_ID
+    from coordexp.template import DECODE_KWARGS
+
+    ids = list(out.token_ids)
+    if IM_END_ID in ids:
+        ids = ids[:ids.index(IM_END_ID)]
+    return tokenizer.decode(ids, **DECODE_KWARGS)
+
+
 def make_backend(inf: InferConfig):
+    """(backend, tokenizer) for the configured backend."""
     if inf.backend == "vllm":
+        from coordexp.coord import load_tokenizer
         from coordexp.rollout.backend import ServerBackend
 
-        return ServerBackend(inf.server_url, chunk_size=inf.batch_size), None
+        return ServerBackend(inf.server_url, chunk_size=inf.batch_size), load_tokenizer(inf.model)
     from coordexp.infer.model import load_for_inference
     from coordexp.rollout.hf_backend import HFBackend
 
@@ -80,8 +94,10 @@ def make_backend(inf: InferConfig):
     return HFBackend(model=model, tokenizer=tok, max_pixels=inf.max_pixels), tok
 
 
-def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, on_row=None) -> InferResult:
-    """Run (or resume) inference. ``backend`` replaces the configured one (tests); ``on_row`` sees each row."""
+def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, tokenizer=None,
+                  on_row=None) -> InferResult:
+    """Run (or resume) inference. ``backend`` (with ``tokenizer``) replaces the configured one; ``on_row`` sees
+    each row after it is written."""
     from coordexp.data import load_records
     from coordexp.rollout.request import DecodeSettings, norm_seed
 
@@ -103,7 +119,9 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, on_r
     if pending:
         owned = backend is None
         if owned:
-            backend, _ = make_backend(inf)
+            backend, tokenizer = make_backend(inf)
+        elif tokenizer is None:
+            raise ValueError("run_inference: a backend passed in needs its tokenizer")
         requests = _requests([by_index[i] for i in pending], inf)
         req_of = dict(zip(pending, requests))
         bar = _progress(inf, total=len(records), initial=len(records) - len(pending))
@@ -113,7 +131,7 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, on_r
                     outs = backend.generate([req_of[i] for i in batch], settings, seed_base=norm_seed(inf.seed),
                                             request_offset=batch[0])
                     for i, out in zip(batch, outs, strict=True):
-                        row = build_row(by_index[i], out.text or "", field_order=inf.prompts.field_order,
+                        row = build_row(by_index[i], output_text(tokenizer, out), field_order=inf.prompts.field_order,
                                         finish_reason=out.finish_reason)
                         writer.write(row)
                         generated += 1
