@@ -139,15 +139,17 @@ def check_interrupted_resume(assets, reference_run, tmp_path):
     ref_cfg, ref_bytes = reference_run
     cfg = infer_config(assets, tmp_path)
     backend, tok = _hf(assets)
-    written = []
+    written, on_disk = [], []
 
     def crash_after_three(row):
         written.append(row["index"])
+        on_disk.append(cfg.artifact.read_bytes().count(b"\n"))  # what a kill now would leave
         if len(written) == 3:  # mid-batch: batch_size is 2
             raise Crash("killed")
 
     with pytest.raises(Crash):
         run_inference(cfg, backend=backend, tokenizer=tok, on_row=crash_after_three)
+    assert on_disk == [1, 2, 3]  # each row is on disk before the next sample runs
     assert cfg.artifact.read_bytes().count(b"\n") == 3
     again = run_inference(cfg, backend=backend, tokenizer=tok)
     n = len(load_records(assets["jsonl"]))
