@@ -320,9 +320,8 @@ def _fresh_copy(dest: Path) -> Path:
 @check(CAP, "End-To-End Smoke", "The smoke leaves its results in build/e2e")
 def check_smoke_e2e(tmp_path):
     root = _fresh_copy(tmp_path / "clone")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src"),
-                                                        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))
-                                                        ]), "OMP_NUM_THREADS": "1"}
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src"), *extra]), "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     r = subprocess.run(["bash", "scripts/smoke_e2e.sh"], cwd=root, capture_output=True, text=True, env=env)
     took = time.monotonic() - t0

@@ -95,8 +95,10 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
     counters["coco_pred_unknown_desc"] = unknown
     report["counters"] = dict(sorted(counters.items()))
     report["per_class"] = {name: {**coco_pc.get(name, {}), **dict(per_class[name])} for name in sorted(cats)}
+    # pycocotools' stat lines only: its progress lines carry timings, which would break same-input-same-bytes
+    stats = [ln for ln in summary.split("\n") if ln.lstrip().startswith("Average")]
     report["eval"] = {"iou_thresholds": thresholds, "primary_iou_threshold": primary, "pred_scope": pred_scope,
-                      "score": SCORE, "score_rule": SCORE_RULE, "coco_summary": [ln for ln in summary.split("\n") if ln.lstrip().startswith(("Average", "(AP)", "(AR)"))]}
+                      "score": SCORE, "score_rule": SCORE_RULE, "coco_summary": stats}
     return report, match_rows
 
 
