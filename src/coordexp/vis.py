@@ -51,7 +51,12 @@ def _dashed_rect(draw, box, color, width: int, dash: int = 8) -> None:
 
 
 def _label(draw, xy, text: str, color, font) -> None:
+    """Text on a white patch, shifted left/down as needed so it stays inside the picture."""
     x, y = xy
+    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    width, height = draw.im.size
+    x = max(2, min(x, width - (r - l) - 4))
+    y = max(1, min(y, height - (b - t) - 3))
     l, t, r, b = draw.textbbox((x, y), text, font=font)
     draw.rectangle([l - 2, t - 1, r + 2, b + 1], fill=(255, 255, 255))
     draw.text((x, y), text, fill=color, font=font)
@@ -74,7 +79,7 @@ def render_overlay(row: dict, iou_threshold: float = 0.5):
         base = im.convert("RGB")
     scale = max(1.0, MIN_SIDE / min(base.size))
     w, h = round(base.width * scale), round(base.height * scale)
-    fsize = max(11, round(12 * min(2.0, scale / 2)))
+    fsize = 15
     font = _font(fsize)
     legend_h = 2 * fsize + 20
     canvas = Image.new("RGB", (w, h + legend_h), (255, 255, 255))
@@ -154,11 +159,12 @@ def _html(entries, thr: float, total: int) -> str:
         status = "parse failed" if parse.get("parse_failed") else f"{parse.get('n_valid', 0)} valid"
         status += f", {parse.get('n_dropped', 0)} dropped"
         raw = row.get("raw_output") or ""
+        shown = json.dumps(raw[:300], ensure_ascii=False)  # quoted, escapes visible: whitespace-only output shows
         cards.append(
             f'<figure><a href="{name}"><img src="{name}" alt="sample {row["index"]}"></a><figcaption>'
             f'<b>#{row["index"]}</b> {html.escape(Path(row.get("image") or "").name)} '
             f'{row["width"]}x{row["height"]}<br>TP {len(c["matched"])} / FP {len(c["fp"])} / FN {len(c["fn"])}'
-            f' &middot; {html.escape(status)}<pre>{html.escape(raw[:300])}{"…" if len(raw) > 300 else ""}</pre>'
+            f' &middot; {html.escape(status)}<pre>{html.escape(shown)}{"…" if len(raw) > 300 else ""}</pre>'
             "</figcaption></figure>")
     style = ("body{font-family:sans-serif;margin:16px}main{display:flex;flex-wrap:wrap;gap:12px}"
              "figure{margin:0;width:400px;border:1px solid #ccc;padding:6px}img{max-width:100%}"
