@@ -29,7 +29,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
 # name -> folder holding openspec/
 CORPORA: dict[str, Path] = {
     "project": REPO,
-    "openspec-self": corpora.corpus("openspec-self"),
+    **{name: corpora.corpus(name) for name in corpora.NAMES},
     **{f"fixture:{p.name}": p for p in sorted(FIXTURES.iterdir()) if (p / "openspec").is_dir()},
 }
 

@@ -1,5 +1,5 @@
 """Parity with the official OpenSpec CLI 1.13.2: for every spec and change of every corpus
-(this project's own openspec/, OpenSpec's own tree, and the tricky fixtures under
+(this project's own openspec/, the three public corpora, and the tricky fixtures under
 tests/fixtures/parity-parse/), `specgen show --json` / `specgen list --json` print exactly what
 `openspec show --json` / `openspec list --json` print, minus the `name` and `line` specgen adds.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.specgen import corpora
 from tests.specgen.corpora import marks
 from tests.specgen.parity import CORPORA, compare, corpus_items
 
@@ -21,6 +22,10 @@ def _params():
         for item in corpus_items(name):
             out.append(pytest.param(item, id=str(item), marks=marks(name)))
     return out
+
+
+def test_public_corpora_are_compared():
+    assert set(corpora.NAMES) <= set(CORPORA)
 
 
 def test_fixture_corpora_are_found():

@@ -1,7 +1,8 @@
 """Parity with the official OpenSpec CLI 1.13.2: `validate --all --json [--strict]` and `archive --yes --json`.
 
 Compared on every spec and change of: the project's own openspec/ (whatever exists at test time),
-the public corpora (tests/specgen/corpora.py; OpenSpec's own spec tree among them), and every fixture project under tests/fixtures/parity-*/.
+the public corpora (tests/specgen/corpora.py: OpenSpec's own tree and two projects that use it), and every
+fixture project under tests/fixtures/parity-*/.
 Verdicts, issue levels, paths, messages and their order, summary totals and item order must be equal;
 where the CLI reports an issue's `line`, ours must be the same line (ours also carries `line` where
 the CLI has none). Archive: the CLI's status code/message/fix on refusal, its result object on success,
@@ -18,6 +19,7 @@ import pytest
 
 from specgen import deltas as D
 from specgen import validate as V
+from tests.specgen import corpora
 from tests.specgen.corpora import marks, name_of
 from tests.specgen.oracle import REPO, SHARED_CORPUS, run
 
@@ -29,7 +31,7 @@ def _projects() -> list[Path]:
     own = REPO / "openspec"
     if any((own / d).is_dir() and any((own / d).iterdir()) for d in ("specs", "changes")):
         roots.append(REPO)
-    roots.append(SHARED_CORPUS)
+    roots.extend(corpora.corpus(name) for name in corpora.NAMES)
     for group in sorted(FIXTURES.glob("parity-*")):
         if (group / "openspec").is_dir():
             roots.append(group)
@@ -88,7 +90,7 @@ def test_validate_all_matches_cli(root: Path, strict: bool):
 
 def test_fixture_projects_are_all_compared():
     ids = {_pid(p) for p in PROJECTS}
-    assert "openspec-self" in ids
+    assert set(corpora.NAMES) <= ids
     assert {"parity-validate/specs-rules", "parity-validate/changes-rules"} <= ids
 
 
