@@ -10,7 +10,9 @@ the working folder is not put on sys.path.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,3 +84,46 @@ def assert_no_crash(proc: subprocess.CompletedProcess, what: str) -> None:
     text = output(proc)
     for marker in CRASH_MARKERS:
         assert marker not in text, f"{what} (exit {proc.returncode}) printed {marker!r}:\n{text[-3000:]}"
+
+
+def check_json(project: Path, *args: str) -> tuple[int, dict]:
+    """(exit code, parsed `specgen check --format json`)."""
+    proc = specgen(project, "check", "--format", "json", *args)
+    assert_no_crash(proc, "specgen check")
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"specgen check --format json printed no JSON (exit {proc.returncode}):\n"
+                             f"{output(proc)[-2000:]}") from None
+
+
+def unbound_ids(project: Path) -> list[str]:
+    """Scenario ids `specgen check` says have no check, in its order."""
+    _, report = check_json(project)
+    return [m[1] for i in report["issues"] if i["code"] == "unbound-scenario"
+            for m in [re.search(r"scenario (\S+) has no check", i["message"])] if m]
+
+
+def bind_passing(project: Path, ids: list[str]) -> None:
+    """What a user does for each id: `specgen stub ID --write`, then a body that passes."""
+    for sid in ids:
+        stub = specgen(project, "stub", sid, "--write")
+        assert_no_crash(stub, "specgen stub --write")
+        assert stub.returncode == 0, output(stub)
+    for module in (project / "tests" / "checks").glob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        module.write_text(re.sub(r"raise NotImplementedError\(.*\)", "assert True", text), encoding="utf-8")
+
+
+def pytest_counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The counts of pytest's last summary line ({"failed": 3, "passed": 1, "error": 0, ...})."""
+    lines = [ln for ln in output(proc).splitlines() if re.search(r"\d+ (failed|passed|errors?|skipped)", ln)]
+    found = re.findall(r"(\d+) (failed|passed|errors?|skipped)", lines[-1] if lines else "")
+    counts = {"failed": 0, "passed": 0, "error": 0, "skipped": 0}
+    for n, key in found:
+        counts[key.rstrip("s") if key.startswith("error") else key] += int(n)
+    return counts
+
+
+def report_json(project: Path) -> dict:
+    return json.loads((project / "build" / "specgen" / "report.json").read_text(encoding="utf-8"))

@@ -25,40 +25,22 @@ from tests.specgen.oracle_batch import run_batch
 
 def _cli_counts(openspec_parent: Path) -> tuple[int, int]:
     """(requirements, scenarios) of openspec/specs as the official CLI shows them."""
-    specs = run_batch([{"cmd": "list", "cwd": str(openspec_parent), "mode": "specs"}])[0]
-    ids = [s["id"] for s in json.loads(specs["stdout"])["specs"]]
-    shown = run_batch([{"cmd": "show", "cwd": str(openspec_parent), "id": i, "type": "spec"} for i in ids])
-    reqs = scns = 0
-    for i, res in zip(ids, shown):
-        if res["exitCode"] != 0:  # a spec the CLI cannot parse: counted as the list counts it
-            reqs += next(s["requirementCount"] for s in json.loads(specs["stdout"])["specs"] if s["id"] == i)
-            continue
-        spec = json.loads(res["stdout"])
-        reqs += len(spec["requirements"])
-        scns += sum(len(r["scenarios"]) for r in spec["requirements"])
-    return reqs, scns
+    listed = json.loads(run_batch([{"cmd": "list", "cwd": str(openspec_parent), "mode": "specs"}])[0]["stdout"])
+    counts = {s["id"]: s["requirementCount"] for s in listed["specs"]}
+    shown = run_batch([{"cmd": "show", "cwd": str(openspec_parent), "id": i, "type": "spec"} for i in counts])
+    scns = sum(len(r["scenarios"]) for res in shown if res["exitCode"] == 0
+               for r in json.loads(res["stdout"])["requirements"])
+    return sum(counts.values()), scns
 
 
 def _first_checks(project: Path) -> list[str]:
-    """Write passing checks for every scenario of the first uncovered requirement; their ids."""
-    issues = json.loads(P.specgen(project, "check", "--format", "json").stdout)["issues"]
+    """Bind passing checks to every scenario of the first uncovered requirement; their ids."""
+    _, report = P.check_json(project)
     first = next(re.search(r"\((\S+)\) has no scenario", i["message"])[1]
-                 for i in issues if i["code"] == "uncovered-requirement")
-    ids = [m[1] for i in issues if i["code"] == "unbound-scenario"
-           for m in [re.search(r"scenario (\S+) has no check", i["message"])] if m and m[1].startswith(first + "/")]
-    for sid in ids:
-        stub = P.specgen(project, "stub", sid, "--write")
-        P.assert_no_crash(stub, "specgen stub --write")
-        assert stub.returncode == 0, P.output(stub)
-    for module in (project / "tests" / "checks").glob("*.py"):
-        module.write_text(re.sub(r"raise NotImplementedError\(.*\)", "assert True", module.read_text("utf-8")),
-                          encoding="utf-8")
+                 for i in report["issues"] if i["code"] == "uncovered-requirement")
+    ids = [sid for sid in P.unbound_ids(project) if sid.startswith(first + "/")]
+    P.bind_passing(project, ids)
     return ids
-
-
-def _pytest_counts(text: str) -> dict[str, int]:
-    last = [line for line in text.splitlines() if re.search(r"\d+ (failed|passed|errors?|skipped)", line)]
-    return {k: int(n) for n, k in re.findall(r"(\d+) (failed|passed|error|errors|skipped)", last[-1] if last else "")}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=corpora.marks(n)) for n in corpora.NAMES])
@@ -80,17 +62,16 @@ def test_corpus_compiles_as_a_new_project(tmp_path: Path, name: str):
 
     tests = P.pytest_run(project, "tests/generated", "-q", "--tb=no", "-p", "no:cacheprovider")
     P.assert_no_crash(tests, "pytest tests/generated")
-    counts = _pytest_counts(P.output(tests))
+    counts = P.pytest_counts(tests)
     assert tests.returncode == 1, P.output(tests)[-3000:]
-    assert not counts.get("error") and not counts.get("errors"), P.output(tests)[-3000:]
-    assert counts.get("passed", 0) == len(bound), P.output(tests)[-3000:]
-    assert counts.get("failed", 0) >= scns - len(bound), (counts, scns)
+    assert counts["error"] == 0 and counts["passed"] == len(bound), P.output(tests)[-3000:]
+    assert counts["failed"] >= scns - len(bound), (counts, scns)
     assert (project / "build" / "specgen" / "results.json").is_file(), "the plugin wrote no results"
 
     report = P.specgen(project, "report", "--gate")
     P.assert_no_crash(report, "specgen report --gate")
     assert report.returncode == 1, P.output(report)[-2000:]
-    summary = json.loads((project / "build" / "specgen" / "report.json").read_text(encoding="utf-8"))["summary"]
+    summary = P.report_json(project)["summary"]
     assert (summary["requirements_total"], summary["scenarios_total"]) == (reqs, scns)
     assert (summary["requirements_verified"], summary["scenarios_verified"]) == (1, len(bound))
     assert f"1/{reqs} requirements verified" in P.output(report)
