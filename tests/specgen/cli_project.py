@@ -64,8 +64,9 @@ def make_project(root: Path, openspec: Path | None = None, specs: str = "openspe
 
 
 def run(cwd: Path, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-P", *argv], cwd=cwd, env=env(), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-P", *argv], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def specgen(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -93,15 +94,21 @@ def check_json(project: Path, *args: str) -> tuple[int, dict]:
     try:
         return proc.returncode, json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"specgen check --format json printed no JSON (exit {proc.returncode}):\n"
-                             f"{output(proc)[-2000:]}") from None
+        raise AssertionError(
+            f"specgen check --format json printed no JSON (exit {proc.returncode}):\n{output(proc)[-2000:]}"
+        ) from None
 
 
 def unbound_ids(project: Path) -> list[str]:
     """Scenario ids `specgen check` says have no check, in its order."""
     _, report = check_json(project)
-    return [m[1] for i in report["issues"] if i["code"] == "unbound-scenario"
-            for m in [re.search(r"scenario (\S+) has no check", i["message"])] if m]
+    return [
+        m[1]
+        for i in report["issues"]
+        if i["code"] == "unbound-scenario"
+        for m in [re.search(r"scenario (\S+) has no check", i["message"])]
+        if m
+    ]
 
 
 def bind_passing(project: Path, ids: list[str]) -> None:

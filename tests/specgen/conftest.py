@@ -17,7 +17,8 @@ PROPERTY = "missing_corpora"
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", f"corpus(*names): reads public corpora found under ${corpora.ENV_DIR}; not run where absent")
+        "markers", f"corpus(*names): reads public corpora found under ${corpora.ENV_DIR}; not run where absent"
+    )
 
 
 def pytest_runtest_setup(item):
@@ -28,8 +29,9 @@ def pytest_runtest_setup(item):
     item.user_properties.append((PROPERTY, ",".join(missing)))
     where = f"{corpora.corpora_dir()} (${corpora.ENV_DIR})"
     if corpora.required():
-        pytest.fail(f"corpora missing under {where}: {', '.join(missing)} (${corpora.ENV_REQUIRE} is set)",
-                    pytrace=False)
+        pytest.fail(
+            f"corpora missing under {where}: {', '.join(missing)} (${corpora.ENV_REQUIRE} is set)", pytrace=False
+        )
     pytest.skip(f"corpora missing under {where}: {', '.join(missing)}")
 
 
@@ -41,13 +43,20 @@ def _missing_of(report) -> set[str]:
 
 
 def pytest_terminal_summary(terminalreporter):
-    hit = [r for outcome in ("skipped", "failed", "error") for r in terminalreporter.stats.get(outcome, [])
-           if getattr(r, "when", "") == "setup" and _missing_of(r)]
+    hit = [
+        r
+        for outcome in ("skipped", "failed", "error")
+        for r in terminalreporter.stats.get(outcome, [])
+        if getattr(r, "when", "") == "setup" and _missing_of(r)
+    ]
     if not hit:
         return
     names = sorted(set().union(*(_missing_of(r) for r in hit)))
     verdict = "FAILED" if corpora.required() else "NOT RUN"
     terminalreporter.write_sep(
-        "!", f"{len(hit)} corpus tests {verdict}: missing {', '.join(names)} under {corpora.corpora_dir()} "
-             f"(set ${corpora.ENV_DIR}; ${corpora.ENV_REQUIRE}=1 makes absence a failure)",
-        red=True, bold=True)
+        "!",
+        f"{len(hit)} corpus tests {verdict}: missing {', '.join(names)} under {corpora.corpora_dir()} "
+        f"(set ${corpora.ENV_DIR}; ${corpora.ENV_REQUIRE}=1 makes absence a failure)",
+        red=True,
+        bold=True,
+    )

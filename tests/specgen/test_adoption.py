@@ -28,16 +28,20 @@ def _cli_counts(openspec_parent: Path) -> tuple[int, int]:
     listed = json.loads(run_batch([{"cmd": "list", "cwd": str(openspec_parent), "mode": "specs"}])[0]["stdout"])
     counts = {s["id"]: s["requirementCount"] for s in listed["specs"]}
     shown = run_batch([{"cmd": "show", "cwd": str(openspec_parent), "id": i, "type": "spec"} for i in counts])
-    scns = sum(len(r["scenarios"]) for res in shown if res["exitCode"] == 0
-               for r in json.loads(res["stdout"])["requirements"])
+    scns = sum(
+        len(r["scenarios"]) for res in shown if res["exitCode"] == 0 for r in json.loads(res["stdout"])["requirements"]
+    )
     return sum(counts.values()), scns
 
 
 def _first_checks(project: Path) -> list[str]:
     """Bind passing checks to every scenario of the first uncovered requirement; their ids."""
     _, report = P.check_json(project)
-    first = next(re.search(r"\((\S+)\) has no scenario", i["message"])[1]
-                 for i in report["issues"] if i["code"] == "uncovered-requirement")
+    first = next(
+        re.search(r"\((\S+)\) has no scenario", i["message"])[1]
+        for i in report["issues"]
+        if i["code"] == "uncovered-requirement"
+    )
     ids = [sid for sid in P.unbound_ids(project) if sid.startswith(first + "/")]
     P.bind_passing(project, ids)
     return ids

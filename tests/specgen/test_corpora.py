@@ -21,8 +21,14 @@ def _pytest(tmp_path, *extra: str, require: bool) -> tuple[int, str]:
     env.pop(corpora.ENV_REQUIRE, None)
     if require:
         env[corpora.ENV_REQUIRE] = "1"
-    proc = subprocess.run([sys.executable, "-m", "pytest", *TARGET, "-q", "-p", "no:cacheprovider", *extra],
-                          cwd=corpora.REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *TARGET, "-q", "-p", "no:cacheprovider", *extra],
+        cwd=corpora.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 

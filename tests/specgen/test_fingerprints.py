@@ -1,5 +1,5 @@
 """Fingerprints follow docs/compiler.md ("re-wrapping is not a change; a different word is"), through the
-command line (issue 9, Deliver 4): in a copy of tests/fixtures/real-trees/fingerprints, whose one scenario
+command line: in a copy of tests/fixtures/real-trees/fingerprints, whose one scenario
 is bound and reviewed, each edit of the spec text is followed by `specgen generate` and `specgen check`.
 Re-wrapping a THEN line onto a continuation line, re-indenting continuation lines, trailing spaces and
 blank lines leave the binding as reviewed; a changed word makes it suspect."""
@@ -14,25 +14,36 @@ from tests.specgen import cli_project as P
 
 FIXTURE = P.REPO / "tests" / "fixtures" / "real-trees" / "fingerprints"
 SPEC = "openspec/specs/export/spec.md"
-THEN = ("- **THEN** every requirement appears once, in the order of the spec file,\n"
-        "  with its verdict and the reason for it\n")
+THEN = (
+    "- **THEN** every requirement appears once, in the order of the spec file,\n"
+    "  with its verdict and the reason for it\n"
+)
 
 SAME = {
-    "then-rewrapped-across-lines": lambda t: t.replace(THEN, (
-        "- **THEN** every requirement appears once, in the order of the spec file, with\n"
-        "  its verdict and the reason for it\n")),
-    "then-onto-continuation-lines": lambda t: t.replace(THEN, (
-        "- **THEN** every requirement appears once,\n  in the order of the spec file,\n"
-        "  with its verdict\n  and the reason for it\n")),
+    "then-rewrapped-across-lines": lambda t: t.replace(
+        THEN,
+        (
+            "- **THEN** every requirement appears once, in the order of the spec file, with\n"
+            "  its verdict and the reason for it\n"
+        ),
+    ),
+    "then-onto-continuation-lines": lambda t: t.replace(
+        THEN,
+        (
+            "- **THEN** every requirement appears once,\n  in the order of the spec file,\n"
+            "  with its verdict\n  and the reason for it\n"
+        ),
+    ),
     "when-wrapped-onto-a-continuation-line": lambda t: t.replace(
-        "a project with many requirements", "a project\n  with many requirements"),
+        "a project with many requirements", "a project\n  with many requirements"
+    ),
     "continuation-indented-deeper": lambda t: t.replace("  with its verdict", "        with its verdict"),
     "continuation-unindented": lambda t: t.replace("  with its verdict", "with its verdict"),
     "trailing-spaces": lambda t: t.replace("\n", "   \n"),
     "trailing-tab": lambda t: t.replace("counts them\n", "counts them\t\n"),
     "blank-lines-between-steps": lambda t: t.replace("\n- **", "\n\n- **"),
     "blank-lines-after-heading": lambda t: t.replace("Many requirements\n", "Many requirements\n\n\n"),
-    "requirement-text-rewrapped": lambda t: t.replace("per requirement,\nin the order", "per requirement, in the order"),
+    "requirement-text-rewrapped": lambda t: t.replace("requirement,\nin the order", "requirement, in the order"),
 }
 
 CHANGED = {

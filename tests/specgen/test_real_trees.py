@@ -1,7 +1,14 @@
-"""What real OpenSpec trees hold and the public corpora lack, through the command line only (issue 9,
-Deliver 3; issue 14, Deliver 1): nested capability folders, slug collisions (in a spec, resolved by an
-anchor, inside an active change), a spec file that is not UTF-8, a checks folder without `__init__.py`,
-a project without pytest's `pythonpath`, a relocated `specs = "docs/openspec"`, and a 5,000-scenario spec.
+"""What real OpenSpec trees hold and the public corpora lack, through the command line only: nested
+capability folders, slug collisions (in a spec, resolved by an anchor, inside an active change), a spec
+file that is not UTF-8, a checks folder without `__init__.py`, a project without pytest's `pythonpath`,
+a relocated `specs = "docs/openspec"`, and a 5,000-scenario spec.
+
+The behaviour each must have: every project compiles, nothing crashes; a collision is reported with
+file:line, all of them in one run, blocks only its own scenarios (their requirement is unverified) and
+gates nothing inside an active change, and an anchor resolves it; an unreadable file is an error naming
+it while the rest of the tree is listed and compiled; a checks folder without `__init__.py` is scanned or
+named; the generated tests import their checks, or `specgen check` names the missing setting; every
+command honours `specs` and `--root` is the project root everywhere.
 
 Fixture trees: tests/fixtures/real-trees/ (the big spec is written at test time). Every project is built
 as a new user builds one (tests/specgen/cli_project.py), and no command may crash on any of them.
@@ -86,19 +93,33 @@ def test_collisions_are_reported_at_once_with_lines_and_an_anchor_resolves_one(t
     text = P.output(check)
     assert check.returncode == 1, text
     for path, lines in ((SPEC, (10, 14)), (SPEC, (21, 25)), (DELTA, (5, 9))):
-        assert re.search(rf"{re.escape(path)}:({lines[0]}|{lines[1]})\b.*collid", text), \
+        assert re.search(rf"{re.escape(path)}:({lines[0]}|{lines[1]})\b.*collid", text), (
             f"collision at {path}:{lines} not reported:\n{text[-3000:]}"
+        )
     assert not re.search(rf"{re.escape(SPEC)}:(32|36)\b", text), f"the anchored pair is reported:\n{text[-3000:]}"
 
 
 def test_a_collision_blocks_only_the_colliding_scenarios(tmp_path):
     project = _project(tmp_path, "collisions")
-    _checks(project, "bound", [("emoji", "Plain text", "Ascii"), ("emoji", "Render sparkles", "Sparkles ✨ shine"),
-                               ("emoji", "Render sparkles", "Sparkles shine"), ("plain", "Echo", "Word")])
+    _checks(
+        project,
+        "bound",
+        [
+            ("emoji", "Plain text", "Ascii"),
+            ("emoji", "Render sparkles", "Sparkles ✨ shine"),
+            ("emoji", "Render sparkles", "Sparkles shine"),
+            ("plain", "Echo", "Word"),
+        ],
+    )
     report = _run_all(project, gate_rc=1, passed=4)
     verdicts = _verified(report)
-    assert verdicts == {"Render emoji": False, "Render flags": False, "Render sparkles": True, "Plain text": True,
-                        "Echo": True}, verdicts
+    assert verdicts == {
+        "Render emoji": False,
+        "Render flags": False,
+        "Render sparkles": True,
+        "Plain text": True,
+        "Echo": True,
+    }, verdicts
 
 
 def test_a_collision_inside_an_active_change_gates_nothing(tmp_path):
@@ -151,10 +172,14 @@ def test_checks_folder_without_init_is_scanned_or_named(tmp_path):
     (project / "tests" / "__init__.py").unlink()
     (project / "tests" / "checks" / "__init__.py").unlink()
     rc, report = P.check_json(project)
-    named = [i for i in report["issues"] if "tests/checks" in (i.get("path", "") + i["message"])
-             or "tests.checks" in i["message"]]
-    assert report["summary"]["bindings"] == 1 or named, \
+    named = [
+        i
+        for i in report["issues"]
+        if "tests/checks" in (i.get("path", "") + i["message"]) or "tests.checks" in i["message"]
+    ]
+    assert report["summary"]["bindings"] == 1 or named, (
         f"tests/checks without __init__.py was scanned as nothing, without a word: {report}"
+    )
     if report["summary"]["bindings"] == 1:  # scanned as a namespace package: it must run as one too
         _run_all(project, gate_rc=0, passed=1, failed=0)
 
@@ -172,7 +197,10 @@ def test_generated_tests_import_their_checks_or_check_names_the_missing_setting(
     P.assert_no_crash(check, "specgen check")
     assert check.returncode != 0 and "pythonpath" in P.output(check), (
         "pytest tests/generated cannot import the checks, and specgen check does not say what is missing:\n"
-        + P.output(tests)[-1500:] + "\n--- check\n" + P.output(check)[-1500:])
+        + P.output(tests)[-1500:]
+        + "\n--- check\n"
+        + P.output(check)[-1500:]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,9 +209,11 @@ def test_generated_tests_import_their_checks_or_check_names_the_missing_setting(
 
 ADD_CSV = {
     "proposal.md": "## Why\nSome users want CSV.\n\n## What Changes\n- Export CSV.\n",
-    "specs/export/spec.md": ("## ADDED Requirements\n### Requirement: Export CSV\nThe exporter SHALL write CSV.\n\n"
-                             "#### Scenario: One row per requirement\n- **WHEN** CSV is asked for\n"
-                             "- **THEN** each requirement is one row\n"),
+    "specs/export/spec.md": (
+        "## ADDED Requirements\n### Requirement: Export CSV\nThe exporter SHALL write CSV.\n\n"
+        "#### Scenario: One row per requirement\n- **WHEN** CSV is asked for\n"
+        "- **THEN** each requirement is one row\n"
+    ),
 }
 
 
@@ -224,13 +254,23 @@ def test_relocated_specs_folder_is_honoured_by_every_command(tmp_path):
 
 
 def _big_spec(path: Path, requirements: int = 1000, scenarios: int = 5) -> None:
-    lines = ["# big Specification", "", "## Purpose", "One spec with 5,000 scenarios, as a large capability has.",
-             "", "## Requirements"]
+    lines = [
+        "# big Specification",
+        "",
+        "## Purpose",
+        "One spec with 5,000 scenarios, as a large capability has.",
+        "",
+        "## Requirements",
+    ]
     for r in range(requirements):
         lines += [f"### Requirement: Rule {r}", f"The system SHALL apply rule {r}.", ""]
         for s in range(scenarios):
-            lines += [f"#### Scenario: Case {r}.{s}", f"- **WHEN** case {s} of rule {r} happens",
-                      f"- **THEN** rule {r} holds", ""]
+            lines += [
+                f"#### Scenario: Case {r}.{s}",
+                f"- **WHEN** case {s} of rule {r} happens",
+                f"- **THEN** rule {r} holds",
+                "",
+            ]
     path.parent.mkdir(parents=True)
     path.write_text("\n".join(lines), encoding="utf-8")
 
