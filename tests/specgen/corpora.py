@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 ENV_DIR = "SPECGEN_CORPORA"
 ENV_REQUIRE = "SPECGEN_REQUIRE_CORPORA"
@@ -44,8 +46,6 @@ def required() -> bool:
 
 def marks(*names: str | None) -> list:
     """The `corpus` mark for those of `names` that are public corpora (fixtures and this project need none)."""
-    import pytest
-
     public = [n for n in names if n in NAMES]
     return [pytest.mark.corpus(*public)] if public else []
 
