@@ -20,7 +20,8 @@ from pathlib import Path
 from specgen.cli import main as specgen_main
 from specgen.parser import active_change_ids, archived_change_ids, find_root, parse_change, spec_ids
 from specgen.views import change_json, dumps
-from tests.specgen.oracle import REPO, SHARED_CORPUS
+from tests.specgen import corpora
+from tests.specgen.oracle import REPO
 from tests.specgen.oracle_batch import run_batch
 
 FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
@@ -28,7 +29,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
 # name -> folder holding openspec/
 CORPORA: dict[str, Path] = {
     "project": REPO,
-    "openspec-self": SHARED_CORPUS,
+    **{name: corpora.corpus(name) for name in corpora.NAMES},
     **{f"fixture:{p.name}": p for p in sorted(FIXTURES.iterdir()) if (p / "openspec").is_dir()},
 }
 
