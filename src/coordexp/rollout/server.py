@@ -458,10 +458,18 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     ap.add_argument("--port", type=int, default=8000, help="port (0 = any free port, printed at start)")
     ap.add_argument("--max_pixels", type=int, default=None, help="image cap (default 786432)")
+    ap.add_argument("--template", default="qwen3_vl", help="chat template (only qwen3_vl is rendered here)")
+    ap.add_argument("--do_resize", default="false", choices=("true", "false"),
+                    help="image processor resize (the learner never resizes: only false is served)")
     ap.add_argument("--world_size", type=int, default=1,
                     help="server ranks in the weight-sync group, as /get_world_size/ reports (default 1)")
     ap.add_argument("--group_timeout_s", type=float, default=None, help="weight-sync group timeout (default 60)")
     args = ap.parse_args(argv)
+    if args.template != "qwen3_vl" or args.do_resize != "false":
+        print(f"error: --template {args.template} --do_resize {args.do_resize}: the loopback server renders "
+              "coordexp's qwen3_vl template with an image processor that never resizes (the learner's)",
+              file=sys.stderr)
+        return 2
     if args.host not in LOOPBACK_HOSTS:
         print(f"error: --host {args.host!r}: the loopback rollout server binds only {', '.join(LOOPBACK_HOSTS)}",
               file=sys.stderr)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-# The flags the launcher passes to `swift rollout` (DOMAIN §8).
-LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "vllm_data_parallel_size",
-                  "vllm_tensor_parallel_size", "vllm_enforce_eager", "vllm_gpu_memory_utilization",
-                  "vllm_max_model_len", "vllm_enable_lora")
+# The flags the launcher passes to `swift rollout` (DOMAIN §8), all RolloutArguments fields.
+LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "template", "max_pixels", "max_length",
+                  "vllm_data_parallel_size", "vllm_tensor_parallel_size", "vllm_enforce_eager",
+                  "vllm_gpu_memory_utilization", "vllm_max_model_len", "vllm_enable_lora",
+                  "vllm_enable_prefix_caching", "vllm_engine_kwargs")
 
 
 @functools.lru_cache(maxsize=1)

@@ -432,7 +432,8 @@ def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int
     ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
     from coordexp.rollout.weight_sync import WeightPusher
 
-    return WeightPusher(base_url, group_port=group_port, timeout_s=timeout_s, log=log.info)
+    return WeightPusher(base_url, group_port=group_port, timeout_s=timeout_s,
+                        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True))
 
 
 def make_backend(cfg, model, tok):
