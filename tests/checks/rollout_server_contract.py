@@ -109,11 +109,15 @@ def check_the_learner_asks_the_server_for_its_world_size():
     model, tok = tiny()
     cfg = load_config(SERVER_SMOKE)
     assert (cfg.rollout_matching.decode_batch_size, cfg.world_size) == (2, 1)
+    server = cfg.rollout_matching.vllm.server
+    server.timeout_s, server.infer_timeout_s = 7.0, 9.0
     with LoopbackRolloutServer(model, tok, world_size=2, log=lambda m: None) as srv:
-        cfg.rollout_matching.vllm.server.servers[0].base_url = srv.url
+        server.servers[0].base_url = srv.url
         backend = make_backend(cfg, None, None)
         try:
             assert backend.chunk_size == 4
+            assert (backend.client.base_url, backend.client.timeout_s, backend.client.infer_timeout_s) == \
+                (srv.url, 7.0, 9.0)
         finally:
             backend.close()
 
@@ -556,6 +560,7 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
                         r.stdout + r.stderr)
     assert len(learner) == 2 and [(n, t, d) for n, t, _b, d in learner] == server, (learner, server)
     assert learner[0][3] != learner[1][3]
+    assert f"weight-sync group on 127.0.0.1:{gport}, 2 ranks" in r.stdout + r.stderr  # servers[0].group_port
     assert _port_closed(port) and _port_closed(gport)
     left = subprocess.run(["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
                           capture_output=True, text=True)

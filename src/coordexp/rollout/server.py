@@ -192,6 +192,8 @@ class RolloutService:
         self.receivers = [_Receiver(self, r, req.host, req.port, req.world_size) for r in range(self.world_size)]
         for rec in self.receivers:
             rec.start()
+        self.log(f"rollout server: weight-sync group on {req.host}:{req.port}, {req.world_size} ranks "
+                 f"(the learner is rank {req.world_size - 1})")
         return {"message": "Request received, initializing communicator"}
 
     def close_communicator(self, _body):
