@@ -318,7 +318,7 @@ def server_args(pf: Preflight, impl: str) -> list[tuple[str, object]]:
     """(RolloutArguments field name, value) pairs of the server command, learner values where they meet."""
     common = [("model", pf.server_model), ("host", pf.server_host), ("port", pf.server_port),
               ("template", pf.template), ("max_pixels", pf.template_max_pixels)]
-    mm_kwargs = json.loads(pf.mm_processor_kwargs_json)
+    mm_kwargs = json.loads(pf.mm_processor_kwargs_json)  # inventory: json-ok(our own json.dumps of a config dict)
     if impl == "loopback":
         return common + [("do_resize", mm_kwargs.get("do_resize"))]
     if impl != "swift":
