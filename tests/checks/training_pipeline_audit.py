@@ -70,10 +70,10 @@ def check_stage1_smoke_on_cuda():
     """Run by a person on a CUDA machine: tests/manual/gpu_stage1_smoke.py writes the evidence JSON."""
 
 
-@check(CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_2 server mode with vLLM",
+@check(CAP, "Stage-2 Server Mode Verified On vLLM", "Stage_2 server mode with vLLM",
        manual="tests/manual/gpu_stage2_vllm_smoke.md")
 def check_stage2_server_mode_with_vllm():
-    """Run by a person with GPUs and vLLM: see the procedure."""
+    """Run by a person with GPUs and vLLM (change verify-stage2-vllm-server-smoke): see the procedure."""
 
 
 # ---------------------------------------------------------------- anchored entrypoints
