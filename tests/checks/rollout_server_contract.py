@@ -575,7 +575,8 @@ def check_loopback_routes_equal_ms_swifts(loopback):
     assert set(loopback.service.routes) == set(theirs)
     must = {("GET", "/health/"), ("GET", "/get_world_size/"), ("POST", "/infer/"), ("POST", "/init_communicator/"),
             ("POST", "/update_named_param/"), ("POST", "/update_flattened_params/"),
-            ("POST", "/process_weights_after_loading/"), ("POST", "/reset_prefix_cache/"), ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
+            ("POST", "/process_weights_after_loading/"), ("POST", "/reset_prefix_cache/"),
+            ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
     assert must <= theirs
     for method, path in sorted(theirs):  # every route answers (none is a 404/405 on the live server)
         r = _requests.request(method, f"{loopback.url}{path}", json={}, timeout=10)

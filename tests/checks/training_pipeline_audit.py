@@ -182,8 +182,9 @@ def check_checks_need_no_gpu(tmp_path):
 
 STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
 STAGE1_SMOKE = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
-SCHEMA_ROOTS = (("custom", "CustomConfig"), ("stage2_ab", "Stage2ABConfig"), ("rollout_matching", "RolloutMatchingConfig"),
-                ("debug", "DebugConfig"), ("deepspeed", "DeepspeedConfig"), ("training", "TrainingExtras"))
+SCHEMA_ROOTS = (("custom", "CustomConfig"), ("stage2_ab", "Stage2ABConfig"),
+                ("rollout_matching", "RolloutMatchingConfig"), ("debug", "DebugConfig"),
+                ("deepspeed", "DeepspeedConfig"), ("training", "TrainingExtras"))
 
 
 def schema_keys(roots=None) -> list[str]:

@@ -177,7 +177,8 @@ CHECKED: dict[str, str] = {
     "custom.train_jsonl": "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
     "custom.val_jsonl": "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
     "custom.trainer_variant": "training_config::check_stage2_requires_sections",
-    "rollout_matching.decode_batch_size": "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
+    "rollout_matching.decode_batch_size":
+        "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
     "rollout_matching.vllm.server.timeout_s":
         "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
     "rollout_matching.vllm.server.infer_timeout_s":
