@@ -496,6 +496,10 @@ def main(argv=None) -> int:
         threading.Thread(target=srv.httpd.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _term)
+    # ms-swift's weight-sync models take seconds to import: load them while the learner starts up
+    from coordexp.rollout.swift_contract import sync_models
+
+    threading.Thread(target=sync_models, name="import-sync-models", daemon=True).start()
     print(f"rollout server listening on {srv.url}", flush=True)
     try:
         srv.httpd.serve_forever()
