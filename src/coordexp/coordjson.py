@@ -88,6 +88,9 @@ class ParseResult:
     container_end: int | None = None  # just after its closing "}" (None while unclosed)
     objects_array_open_cut: int | None = None  # just after the array-open "["
     record_end_cuts: list[int] = field(default_factory=list)  # after each balanced record
+    # salvage: containers rejected before this one (start, error, records they held): counted, never used
+    rejected_containers: list[tuple[int, str, int]] = field(default_factory=list)
+    rejected_records: int = 0  # when this container was rejected: the records it held
 
     @property
     def container_closed(self) -> bool:
@@ -330,23 +333,47 @@ def _classify(text: str, start: int, end: int, field_order: str, index: int) -> 
 
 def parse(text: str, mode: str = "strict", field_order: str | None = None) -> ParseResult:
     """Parse CoordJSON. ``strict`` raises CoordJSONError on anything invalid; ``salvage``
-    keeps the valid records of the first container and counts every drop by reason."""
+    keeps the valid records of the first container that is not rejected and counts every drop
+    by reason.
+
+    Salvage continues past a rejected container (a second top-level key, or anything but "}"
+    after its array), as the reference's salvage parser does: the scan resumes at the next
+    ``{"objects": [`` after the rejection point. Each rejected container is reported in
+    ``rejected_containers`` with the records it held; none of its records is used.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_field_order(field_order)
     if not isinstance(text, str):
         raise TypeError(f"CoordJSON text must be str, got {type(text).__name__}")
-    strict = mode == "strict"
+    if mode == "strict":
+        return _parse_from(text, True, field_order, 0)[0]
+    rejected: list[tuple[int, str, int]] = []
+    search_from = 0
+    while True:
+        res, resume = _parse_from(text, False, field_order, search_from)
+        if resume is None or _CONTAINER_OPEN.search(text, resume) is None:
+            res.rejected_containers = rejected + res.rejected_containers
+            return res
+        rejected.append((res.container_start, res.error, res.rejected_records))
+        search_from = resume
+
+
+def _parse_from(text: str, strict: bool, field_order: str | None, search_from: int) -> tuple[ParseResult, int | None]:
+    """One container from ``search_from``; the second value is where salvage may resume when
+    the container was rejected (None otherwise)."""
     res = ParseResult()
     n = len(text)
+    resume: list[int | None] = [None]
 
-    def fail(reason: str, pos: int, detail: str) -> ParseResult:
+    def fail(reason: str, pos: int, detail: str, rejected: bool = False) -> tuple[ParseResult, int | None]:
         if strict:
             raise CoordJSONError(reason, pos, detail)
         res.parse_failed = True
+        res.rejected_records = len(res.objects) + res.n_dropped
         res.objects = []
         res.error = f"{reason} at char {pos}: {detail}"
-        return res
+        return res, (pos if rejected else None)
 
     # -- container start
     if strict:
@@ -355,9 +382,9 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
         if m is None:
             return fail("no_container", i, 'text must start with {"objects": [')
     else:
-        m = _CONTAINER_OPEN.search(text)
+        m = _CONTAINER_OPEN.search(text, search_from)
         if m is None:
-            return fail("no_container", 0, 'no {"objects": [ container found')
+            return fail("no_container", search_from, 'no {"objects": [ container found')
     res.container_start = m.start()
     res.objects_array_open_cut = m.end()
 
@@ -370,7 +397,7 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
             res.truncated = True
             if strict:
                 raise CoordJSONError("truncated", j, "text ends inside the objects array")
-            return res
+            return res, None
         c = text[j]
         if c == "]" and not expect_record:
             break
@@ -382,7 +409,7 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
             res.drops["other"] += 1
             res.dropped.append(DroppedRecord("other", j, f"unreadable array content (expected {what})", (j, n)))
             res.error = f"other at char {j}: expected {what}; stopped reading"
-            return res
+            return res, None
         end = _balanced_end(text, j)
         if end is None:
             res.truncated = True
@@ -390,7 +417,7 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
                 raise CoordJSONError("truncated", j, "unclosed record at end of text")
             res.drops["dropped_incomplete_tail"] += 1
             res.dropped.append(DroppedRecord("dropped_incomplete_tail", j, "unclosed record", (j, n)))
-            return res
+            return res, None
         res.record_end_cuts.append(end)
         try:
             res.objects.append(_classify(text, j, end, field_order, index))
@@ -413,7 +440,7 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
             res.drops["other"] += 1
             res.dropped.append(DroppedRecord("other", j, f"unreadable array content (expected {what})", (j, n)))
             res.error = f"other at char {j}: expected {what}; stopped reading"
-            return res
+            return res, None
 
     # -- after "]": exactly one top-level key, then "}"
     k = _skip_ws(text, j + 1, n)
@@ -421,16 +448,16 @@ def parse(text: str, mode: str = "strict", field_order: str | None = None) -> Pa
         res.truncated = True
         if strict:
             raise CoordJSONError("truncated", k, "text ends before the container's closing '}'")
-        return res
+        return res, None
     if text[k] == ",":
-        return fail("extra_top_level_key", k, 'the container must have exactly one key, "objects"')
+        return fail("extra_top_level_key", k, 'the container must have exactly one key, "objects"', rejected=True)
     if text[k] != "}":
-        return fail("other", k, f"expected '}}' to close the container, got {text[k]!r}")
+        return fail("other", k, f"expected '}}' to close the container, got {text[k]!r}", rejected=True)
     res.container_end = k + 1
     rest = _skip_ws(text, k + 1, n)
     if strict and rest < n:
         raise CoordJSONError("junk_after", rest, "text after the container")
-    return res
+    return res, None
 
 
 def transpile(text: str, mode: str = "strict", field_order: str | None = None) -> str:

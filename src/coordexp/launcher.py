@@ -28,14 +28,22 @@ Before the checks, a tiny model or synthetic JSONL that the config places under 
 ``build/`` and that is missing is built (as ``scripts/train.sh`` does), so the CPU smoke runs
 from a fresh clone. The server port must be free (a stale server there would answer the
 readiness probe in place of the new one).
-Server knobs that are not training knobs come from the environment: ``COORDEXP_STAGE2_SERVER_TP``
-(default 1), ``..._SERVER_TORCH_DTYPE`` (default model.torch_dtype or bfloat16),
-``..._SERVER_ENFORCE_EAGER`` (default vllm.enforce_eager).
+The server command is built from ms-swift's ``RolloutArguments`` field names (``server_args``):
+the learner's ``template.template``, ``template.max_pixels`` and ``global_max_length``, the vLLM
+engine options of ``rollout_matching.vllm`` (tensor parallel size, max_model_len, memory
+utilization, eager, LoRA, prefix caching) and its ``mm_processor_kwargs`` as vLLM engine kwargs.
+``mm_processor_kwargs.do_resize`` must be stated and equal the learner's image processor's
+(``processor_parity_problems``); the loopback server gets the same template, max_pixels and
+do_resize. Server knobs that are not training knobs come from the environment:
+``COORDEXP_STAGE2_SERVER_TP`` (default ``rollout_matching.vllm.tensor_parallel_size``),
+``..._SERVER_TORCH_DTYPE`` (default model.torch_dtype or bfloat16), ``..._SERVER_ENFORCE_EAGER``
+(default vllm.enforce_eager).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -79,6 +87,11 @@ class Preflight:
     learner_gpus: tuple[int, ...]
     server_tp: int
     server_dp: int
+    # learner/server parity: what the learner uses, passed to the server under RolloutArguments names
+    template: str = "qwen3_vl"
+    max_length: int | None = None
+    vllm_enable_prefix_caching: bool = True
+    mm_processor_kwargs_json: str = '{"do_resize": false}'  # JSON of rollout_matching.vllm.mm_processor_kwargs
 
 
 def parse_server_url(url: str) -> tuple[str, str, int]:
@@ -228,13 +241,15 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
         problems.append(f"{config_path}: template.max_pixels: required (a positive int)")
         max_pixels = 0
+    mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
+    problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
     train = cfg.custom.train_jsonl
     if not train:
         problems.append(f"{config_path}: custom.train_jsonl: required")
     tp = dp = 1
     server_gpus = learner_gpus = ()
     try:
-        tp = int(env.get("COORDEXP_STAGE2_SERVER_TP") or 1)
+        tp = int(env.get("COORDEXP_STAGE2_SERVER_TP") or rm.vllm.tensor_parallel_size)
         if tp < 1:
             raise ValueError("COORDEXP_STAGE2_SERVER_TP must be >= 1")
         server_gpus = parse_gpus(env.get("COORDEXP_STAGE2_SERVER_GPUS", ""), "COORDEXP_STAGE2_SERVER_GPUS")
@@ -260,7 +275,9 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
         vllm_max_model_len=mml, vllm_enable_lora=rm.vllm.enable_lora,
         vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization, vllm_enforce_eager=eager,
         server_torch_dtype=str(dtype), server_gpus=server_gpus, learner_gpus=learner_gpus, server_tp=tp,
-        server_dp=dp)
+        server_dp=dp, template=str(cfg.template.get("template") or "qwen3_vl"), max_length=gml,
+        vllm_enable_prefix_caching=rm.vllm.enable_prefix_caching,
+        mm_processor_kwargs_json=json.dumps(mm_kwargs, sort_keys=True))
 
 
 def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
@@ -272,19 +289,68 @@ def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
     return lines or [f"validate_jsonl exited {r.returncode} for {files}"]
 
 
-def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> list[str]:
+def learner_do_resize() -> bool:
+    """Whether the learner's image processor resizes (``coordexp.template.load_image_processor``)."""
+    from coordexp.template import load_image_processor
+
+    return bool(load_image_processor().do_resize)
+
+
+def processor_parity_problems(config_path: str, mm_kwargs: dict, max_pixels: int) -> list[str]:
+    """The server's image processor must see images as the learner does (audit P1.2): the same
+    do_resize (stated explicitly) and, when given, the same max_pixels."""
+    key = "rollout_matching.vllm.mm_processor_kwargs"
+    want = learner_do_resize()
+    out = []
+    if "do_resize" not in mm_kwargs:
+        out.append(f"{config_path}: {key}.do_resize: required ({str(want).lower()}, as the learner's image processor): "
+                   "a resizing server changes the <|image_pad|> count and the prompts diverge")
+    elif mm_kwargs["do_resize"] is not want:
+        out.append(f"{config_path}: {key}.do_resize is {mm_kwargs['do_resize']!r} but the learner's image processor "
+                   f"has do_resize={want}: set it {str(want).lower()}")
+    if "max_pixels" in mm_kwargs and mm_kwargs["max_pixels"] != max_pixels:
+        out.append(f"{config_path}: {key}.max_pixels {mm_kwargs['max_pixels']!r} != template.max_pixels {max_pixels}: "
+                   "delete it (the launcher passes template.max_pixels)")
+    return out
+
+
+def server_args(pf: Preflight, impl: str) -> list[tuple[str, object]]:
+    """(RolloutArguments field name, value) pairs of the server command, learner values where they meet."""
+    common = [("model", pf.server_model), ("host", pf.server_host), ("port", pf.server_port),
+              ("template", pf.template), ("max_pixels", pf.template_max_pixels)]
+    mm_kwargs = json.loads(pf.mm_processor_kwargs_json)  # inventory: json-ok(our own json.dumps of a config dict)
     if impl == "loopback":
-        return [python, "-m", "coordexp.rollout.server", "--model", pf.server_model, "--host", pf.server_host,
-                "--port", str(pf.server_port), "--max_pixels", str(pf.template_max_pixels)]
+        return common + [("do_resize", mm_kwargs.get("do_resize"))]
     if impl != "swift":
         raise ValueError(f"COORDEXP_STAGE2_SERVER_IMPL={impl!r}: use swift (vLLM) or loopback (CPU)")
-    b = lambda v: "true" if v else "false"  # noqa: E731
-    return ["swift", "rollout", "--model", pf.server_model, "--host", pf.server_host, "--port", str(pf.server_port),
-            "--infer_backend", "vllm", "--torch_dtype", pf.server_torch_dtype,
-            "--vllm_data_parallel_size", str(pf.server_dp), "--vllm_tensor_parallel_size", str(pf.server_tp),
-            "--vllm_enforce_eager", b(pf.vllm_enforce_eager),
-            "--vllm_gpu_memory_utilization", str(pf.vllm_gpu_memory_utilization),
-            "--vllm_max_model_len", str(pf.vllm_max_model_len), "--vllm_enable_lora", b(pf.vllm_enable_lora)]
+    return common + [
+        ("max_length", pf.max_length), ("infer_backend", "vllm"), ("torch_dtype", pf.server_torch_dtype),
+        ("vllm_data_parallel_size", pf.server_dp), ("vllm_tensor_parallel_size", pf.server_tp),
+        ("vllm_enforce_eager", pf.vllm_enforce_eager), ("vllm_gpu_memory_utilization", pf.vllm_gpu_memory_utilization),
+        ("vllm_max_model_len", pf.vllm_max_model_len), ("vllm_enable_lora", pf.vllm_enable_lora),
+        ("vllm_enable_prefix_caching", pf.vllm_enable_prefix_caching),
+        # vLLM's engine argument mm_processor_kwargs carries do_resize to the server's image processor
+        ("vllm_engine_kwargs", json.dumps({"mm_processor_kwargs": mm_kwargs}, sort_keys=True)),
+    ]
+
+
+def _arg(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> list[str]:
+    head = [python, "-m", "coordexp.rollout.server"] if impl == "loopback" else ["swift", "rollout"]
+    args = [(k, v) for k, v in server_args(pf, impl) if v is not None]
+    return head + [x for k, v in args for x in (f"--{k}", _arg(v))]
+
+
+def parse_server_command(cmd: list[str]) -> dict[str, str]:
+    """``--flag value`` pairs of a server command (checks compare them with the learner's values)."""
+    start = 2 if cmd[:2] == ["swift", "rollout"] else 3
+    rest = cmd[start:]
+    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
+        raise ValueError(f"not a --flag value list: {rest}")
+    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2])}
 
 
 def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:

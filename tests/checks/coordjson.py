@@ -112,6 +112,19 @@ def check_comma_after_array_rejects_container():
     assert res.parse_failed and res.objects == []
 
 
+@check(CAP, "Container Structure", "Salvage continues after a rejected container")
+def check_salvage_continues_after_a_rejected_container():
+    text = '{"objects": [' + REC_A + '], "extra": 1} then ' + wrap(REC_B)
+    res = parse(text, "salvage", DF)
+    assert [o.desc for o in res.objects] == ["b"] and not res.parse_failed and res.container_closed
+    assert res.container_start == text.index('{"objects"', 1)
+    assert [(start, err.split(" ")[0], n) for start, err, n in res.rejected_containers] == \
+        [(0, "extra_top_level_key", 1)]
+    with pytest.raises(CoordJSONError) as e:
+        parse(text, "strict", DF)
+    assert e.value.reason == "extra_top_level_key"
+
+
 @check(CAP, "Container Structure", "No container")
 @pytest.mark.parametrize("text", ["I see a cat.", '{"detections": [], "objects": []}'])
 def check_no_container(text):

@@ -101,6 +101,27 @@ def check_infeasible_chunking_is_an_error():
         per_rank_chunk(1, 2, 3)
 
 
+@check(CAP, "Chunking By Server World Size", "The learner asks the server for its world size")
+def check_the_learner_asks_the_server_for_its_world_size():
+    from coordexp.config import load_config
+    from coordexp.stage2.trainer import make_backend
+
+    model, tok = tiny()
+    cfg = load_config(SERVER_SMOKE)
+    assert (cfg.rollout_matching.decode_batch_size, cfg.world_size) == (2, 1)
+    server = cfg.rollout_matching.vllm.server
+    server.timeout_s, server.infer_timeout_s = 7.0, 9.0
+    with LoopbackRolloutServer(model, tok, world_size=2, log=lambda m: None) as srv:
+        server.servers[0].base_url = srv.url
+        backend = make_backend(cfg, None, None)
+        try:
+            assert backend.chunk_size == 4
+            assert (backend.client.base_url, backend.client.timeout_s, backend.client.infer_timeout_s) == \
+                (srv.url, 7.0, 9.0)
+        finally:
+            backend.close()
+
+
 # ---------------------------------------------------------------- Response Validation
 
 @check(CAP, "Response Validation", "Wrapped and bare outputs are accepted")
@@ -189,10 +210,55 @@ def check_mismatch_raises_with_its_location():
 # ---------------------------------------------------------------- Rollout CLI Flags
 
 @check(CAP, "Rollout CLI Flags", "Launcher flags exist")
-def check_launcher_flags_exist():
-    flags = sc.rollout_cli_flags()
-    missing = [f for f in sc.LAUNCHER_FLAGS if f not in flags]
-    assert not missing and len(sc.LAUNCHER_FLAGS) == 11
+def check_launcher_flags_exist(smoke_preflight):
+    from coordexp.launcher import parse_server_command, server_command
+
+    flags = parse_server_command(server_command(smoke_preflight, "swift"))
+    assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
+    assert set(sc.LAUNCHER_FLAGS) <= set(flags), sorted(set(sc.LAUNCHER_FLAGS) - set(flags))
+    assert len(sc.LAUNCHER_FLAGS) == 16
+
+
+@check(CAP, "Rollout CLI Flags", "Server command carries the learner's values")
+def check_server_command_carries_the_learners_values(smoke_preflight):
+    import json as _json
+
+    from coordexp.config import load_config
+    from coordexp.launcher import parse_server_command, server_command
+    from coordexp.template import load_image_processor
+
+    cfg = load_config(SERVER_SMOKE)
+    v = cfg.rollout_matching.vllm
+    learner_resize = load_image_processor().do_resize
+    swift = parse_server_command(server_command(smoke_preflight, "swift"))
+    loop = parse_server_command(server_command(smoke_preflight, "loopback"))
+    for got in (swift, loop):
+        assert got["template"] == cfg.template["template"] and int(got["max_pixels"]) == cfg.template["max_pixels"]
+    assert int(swift["max_length"]) == cfg.global_max_length == cfg.template["max_length"]
+    assert (int(swift["vllm_tensor_parallel_size"]), int(swift["vllm_max_model_len"]),
+            float(swift["vllm_gpu_memory_utilization"])) == (v.tensor_parallel_size, v.max_model_len,
+                                                             v.gpu_memory_utilization)
+    assert (swift["vllm_enforce_eager"], swift["vllm_enable_lora"], swift["vllm_enable_prefix_caching"]) == \
+        tuple(str(x).lower() for x in (v.enforce_eager, v.enable_lora, v.enable_prefix_caching))
+    engine = _json.loads(swift["vllm_engine_kwargs"])
+    assert engine["mm_processor_kwargs"] == v.mm_processor_kwargs
+    assert engine["mm_processor_kwargs"]["do_resize"] is learner_resize is False
+    assert loop["do_resize"] == str(learner_resize).lower()
+
+
+@check(CAP, "Rollout CLI Flags", "A do_resize mismatch is refused")
+def check_a_do_resize_mismatch_is_refused(tmp_path):
+    from coordexp.launcher import PreflightError, processor_parity_problems, run_preflight
+
+    leaf = tmp_path / "leaf.yaml"
+    leaf.write_text(f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+                    f"        - base_url: http://127.0.0.1:{free_port()}\n    mm_processor_kwargs:\n"
+                    "      do_resize: true\n")
+    with pytest.raises(PreflightError) as ei:
+        run_preflight(str(leaf), {}, validate_jsonl=lambda f, m: [])
+    assert any("rollout_matching.vllm.mm_processor_kwargs.do_resize is True" in p for p in ei.value.problems)
+    missing = processor_parity_problems("c.yaml", {}, 786432)
+    assert len(missing) == 1 and "rollout_matching.vllm.mm_processor_kwargs.do_resize: required" in missing[0]
 
 
 # ================================================================ rollout server side
@@ -205,6 +271,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import requests as _requests  # noqa: E402
 import torch  # noqa: E402
@@ -213,7 +280,8 @@ from coordexp import launcher as _launcher  # noqa: E402
 from coordexp.rollout.backend import IM_END_ID, ServerBackend  # noqa: E402
 from coordexp.rollout.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
 from coordexp.rollout.server import LoopbackRolloutServer  # noqa: E402
-from coordexp.rollout.weight_sync import http_push  # noqa: E402
+from coordexp.rollout.sync_client import GlooSyncClient  # noqa: E402
+from coordexp.rollout.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
 from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
 from tests.coordexp.launcher_fixtures import (  # noqa: E402
     SCRIPT, STUBBORN_SERVER, ensure_assets, pid_alive, run_launcher, write_config,
@@ -230,6 +298,17 @@ def tiny_img(tmp_path_factory):
 def hf():
     model, tok = tiny()
     return HFBackend(model, tok)
+
+
+SERVER_SMOKE = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_preflight():
+    """The launcher's preflight of the CPU server smoke config (its JSONL guards are covered elsewhere)."""
+    from coordexp.launcher import run_preflight
+
+    return run_preflight(str(SERVER_SMOKE), {}, validate_jsonl=lambda f, m: [])
 
 
 @pytest.fixture(scope="module")
@@ -327,16 +406,165 @@ def check_client_round_trip_equals_the_in_process_backend(loopback, hf, tiny_img
 
 @check(CAP, "Loopback Rollout Server", "Weight push reaches the server model")
 def check_weight_push_reaches_the_server_model(loopback):
+    from safetensors.torch import save
+
     model, _ = tiny()
-    learner = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in learner.parameters():
-            p.add_(0.01)
-    http_push(loopback.url, learner, bucket_mb=1)
+    learner = _perturbed(model, 0.01, 0)
+    push = _pusher(loopback)
+    try:
+        push(learner)
+    finally:
+        push.close()
     srv = loopback.service.model.state_dict()
     assert all(torch.equal(srv[k], v) for k, v in learner.state_dict().items())
-    r = _requests.post(f"{loopback.url}/update_flattened_params/", json={"metadatas": []}, timeout=10)
-    assert r.status_code == 501 and "NCCL" in r.json()["message"]
+    r = _requests.post(f"{loopback.url}/update_flattened_params/", data=save({"lm_head.weight": torch.zeros(1)}),
+                       headers={"Content-Type": "application/x-safetensors"}, timeout=10)
+    assert r.status_code == 415, r.text
+
+
+# ---------------------------------------------------------------- Weight Sync On ms-swift's Protocol
+
+def _perturbed(model, scale, seed):
+    m = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return m
+
+
+def _pusher(srv, group_timeout_s=20.0):
+    port = free_port()
+    return WeightPusher(srv.url, bucket_mb=8, client_factory=lambda: GlooSyncClient(
+        srv.url, group_port=port, group_timeout_s=group_timeout_s))
+
+
+SYNC_ROUTES = ("/get_world_size/", "/init_communicator/", "/update_flattened_params/",
+               "/process_weights_after_loading/", "/reset_prefix_cache/", "/close_communicator/")
+
+
+@check(CAP, "Weight Sync On ms-swift's Protocol", "Server weights equal the learner's after each sync")
+def check_server_weights_equal_the_learners_after_each_sync():
+    model, tok = tiny()
+    for world_size in (1, 2):
+        with LoopbackRolloutServer(copy.deepcopy(model), tok, world_size=world_size, log=lambda m: None) as srv:
+            push = _pusher(srv)
+            recs = []
+            try:
+                for seed in (1, 2):
+                    learner = _perturbed(model, 0.05, seed)
+                    recs.append(push(learner))
+                    sent, got = sync_tensors(learner), srv.service.model.state_dict()
+                    assert all(torch.equal(got[k], v) for k, v in sent.items()), (world_size, seed)
+                    assert srv.service.sync_digests[-1] == recs[-1].digest == digest(sent)
+            finally:
+                push.close()
+            assert all(r.buckets > 1 for r in recs) and recs[0].digest != recs[1].digest
+            seq = [p for _m, p in srv.service.calls if p in SYNC_ROUTES]
+            per_sync = lambda r: ["/update_flattened_params/"] * r.buckets + [  # noqa: E731
+                "/process_weights_after_loading/", "/reset_prefix_cache/"]
+            assert seq == ["/get_world_size/", "/init_communicator/", *per_sync(recs[0]), *per_sync(recs[1]),
+                           "/close_communicator/"], seq
+            assert ("GET", "/get_world_size/") in srv.service.calls
+
+
+@check(CAP, "Weight Sync On ms-swift's Protocol", "Bodies ms-swift rejects are rejected")
+def check_bodies_ms_swift_rejects_are_rejected(loopback):
+    init_req, upd_req = sc.sync_models()[:2]
+    meta = {"name": "lm_head.weight", "shape": [4], "dtype": "torch.float32", "start_idx": 0, "end_idx": 16,
+            "numel": 16}
+    bad_updates = [{"metadatas": [{k: v for k, v in meta.items() if k != "numel"}]}, {"metadatas": "x"},
+                   {"metas": [meta]}, {"metadatas": [{**meta, "shape": "big"}]},
+                   {"metadatas": [{**meta, "dtype": 3}]}]
+    bad_inits = [{"host": "127.0.0.1", "port": "p", "world_size": 2}, {"host": "127.0.0.1"}, []]
+    client = GlooSyncClient(loopback.url, group_port=free_port(), group_timeout_s=5)
+    client.init_communicator()
+    try:
+        for model_cls, route, bodies in ((upd_req, "/update_flattened_params/", bad_updates),
+                                         (init_req, "/init_communicator/", bad_inits)):
+            for body in bodies:
+                with pytest.raises(pydantic.ValidationError):
+                    model_cls.model_validate(body)
+                r = _requests.post(f"{loopback.url}{route}", json=body, timeout=10)
+                assert r.status_code == 422, (route, body, r.status_code, r.text)
+        good = upd_req(metadatas=[meta]).model_dump(mode="json")
+        assert upd_req.model_validate(good) and sc.parse_update_flattened_params(good).metadatas[0].numel == 16
+    finally:
+        client.close_communicator()
+
+
+@check(CAP, "Weight Sync On ms-swift's Protocol", "A wrong metadata shape is refused before any broadcast")
+def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
+    from coordexp.rollout.sync_client import SyncClientError
+
+    model, _ = tiny()
+    t = model.state_dict()["lm_head.weight"].detach()
+    client = GlooSyncClient(loopback.url, group_port=free_port(), group_timeout_s=5)
+    client.init_communicator()
+    sent = []
+    client.group.broadcast = lambda tensor, src: sent.append(tensor)  # observe: no broadcast may happen
+    try:
+        bucket = sc.flattened_bucket([("lm_head.weight", t.reshape(t.shape[1], t.shape[0]))])
+        with pytest.raises(SyncClientError, match=r"HTTP 400.*lm_head.weight.*shape \(64, \d+\) != model shape"):
+            client.update_flattened_params(bucket.get_metadata(), bucket.get_flattened_tensor())
+        assert sent == [] and loopback.service.buckets_received == 0
+    finally:
+        client.close_communicator()
+
+
+@check(CAP, "Weight Sync On ms-swift's Protocol", "A skipped barrier fails the sync")
+def check_a_skipped_barrier_fails_the_sync():
+    from coordexp.rollout.sync_client import SyncClientError
+
+    model, tok = tiny()
+    with LoopbackRolloutServer(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
+        client = GlooSyncClient(srv.url, group_port=free_port(), group_timeout_s=3)
+        client.init_communicator()
+        client.group.barrier = lambda: None  # the slip: broadcast, then straight on
+        t0 = time.monotonic()
+        try:
+            named = sync_tensors(model)
+            bucket = sc.flattened_bucket([(n, named[n]) for n in sorted(named)[:3]])
+            client.update_flattened_params(bucket.get_metadata(), bucket.get_flattened_tensor())
+            with pytest.raises(SyncClientError, match=r"HTTP 500.*bucket 1 \(rank 0\): barrier"):
+                client.process_weights_after_loading()
+        finally:
+            client.close_communicator()
+        assert time.monotonic() - t0 < 30 and srv.service.buckets_received == 0
+
+
+@check(CAP, "Weight Sync On ms-swift's Protocol", "The CPU launcher smoke syncs on the protocol")
+def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
+    import re
+
+    from coordexp.config import load_config
+    from coordexp.train import ensure_inputs
+
+    cfg = load_config(SERVER_SMOKE)
+    ensure_inputs(cfg)
+    port, gport, out = free_port(), free_port(), tmp_path / "run"
+    leaf = tmp_path / "configs" / "leaf.yaml"
+    leaf.parent.mkdir(parents=True)
+    leaf.write_text("\n".join([
+        f"extends: {SERVER_SMOKE}", "model:", f"  model: {cfg.model['model']}",
+        "training:", f"  output_dir: {out}", f"  logging_dir: {out / 'tb'}",
+        "custom:", f"  train_jsonl: {cfg.custom.train_jsonl}", f"  val_jsonl: {cfg.custom.val_jsonl}",
+        "rollout_matching:", "  vllm:", "    server:", "      servers:",
+        f"        - base_url: http://127.0.0.1:{port}", f"          group_port: {gport}"]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COORDEXP_STAGE2_")}
+    r = subprocess.run([str(SCRIPT), str(leaf)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(channels ABAB," in r.stdout + r.stderr
+    learner = re.findall(r"learner: weight sync (\d+): (\d+) tensors in (\d+) buckets, sha256 ([0-9a-f]{64})", r.stderr)
+    server = re.findall(r"rollout server: weights after sync (\d+): (\d+) tensors, sha256 ([0-9a-f]{64})",
+                        r.stdout + r.stderr)
+    assert len(learner) == 2 and [(n, t, d) for n, t, _b, d in learner] == server, (learner, server)
+    assert learner[0][3] != learner[1][3]
+    assert f"weight-sync group on 127.0.0.1:{gport}, 2 ranks" in r.stdout + r.stderr  # servers[0].group_port
+    assert _port_closed(port) and _port_closed(gport)
+    left = subprocess.run(["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
+                          capture_output=True, text=True)
+    assert left.returncode == 1, left.stdout
 
 
 # ---------------------------------------------------------------- Endpoint Set Pinned To ms-swift
@@ -347,7 +575,8 @@ def check_loopback_routes_equal_ms_swifts(loopback):
     assert set(loopback.service.routes) == set(theirs)
     must = {("GET", "/health/"), ("GET", "/get_world_size/"), ("POST", "/infer/"), ("POST", "/init_communicator/"),
             ("POST", "/update_named_param/"), ("POST", "/update_flattened_params/"),
-            ("POST", "/reset_prefix_cache/"), ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
+            ("POST", "/process_weights_after_loading/"), ("POST", "/reset_prefix_cache/"),
+            ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
     assert must <= theirs
     for method, path in sorted(theirs):  # every route answers (none is a 404/405 on the live server)
         r = _requests.request(method, f"{loopback.url}{path}", json={}, timeout=10)

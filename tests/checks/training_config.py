@@ -180,11 +180,14 @@ def check_swift_sections(tmp_path):
 
 @check(CAP, "Strict Keys With Dotted Paths", "coordexp's training extras are accepted")
 def check_training_extras(tmp_path):
+    # save_delay_epochs, save_last_epoch, packing_avg_samples, packing_wait_timeout_s and
+    # packing_length_cache_persist_every are accepted at their defaults only (coordexp.config.coverage
+    # refuses any other value: nothing implements them)
     extras = {
-        "effective_batch_size": 4, "save_delay_steps": 10, "save_delay_epochs": 0.5, "save_last_epoch": False,
+        "effective_batch_size": 4, "save_delay_steps": 10, "save_delay_epochs": None, "save_last_epoch": True,
         "packing": True, "packing_mode": "static", "packing_buffer": 64, "packing_min_fill_ratio": 0.6,
         "packing_drop_last": True, "packing_allow_single_long": False, "eval_packing": False,
-        "packing_avg_samples": 3.5, "packing_wait_timeout_s": 30.0, "packing_length_cache_persist_every": 100,
+        "packing_avg_samples": None, "packing_wait_timeout_s": None, "packing_length_cache_persist_every": None,
     }
     body = "model:\n  attn_impl: flash_attention_2\ntraining:\n" + "".join(
         f"  {k}: {json.dumps(v)}\n" for k, v in extras.items())

@@ -70,10 +70,10 @@ def check_stage1_smoke_on_cuda():
     """Run by a person on a CUDA machine: tests/manual/gpu_stage1_smoke.py writes the evidence JSON."""
 
 
-@check(CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_2 server mode with vLLM",
+@check(CAP, "Stage-2 Server Mode Verified On vLLM", "Stage_2 server mode with vLLM",
        manual="tests/manual/gpu_stage2_vllm_smoke.md")
 def check_stage2_server_mode_with_vllm():
-    """Run by a person with GPUs and vLLM: see the procedure."""
+    """Run by a person with GPUs and vLLM (change verify-stage2-vllm-server-smoke): see the procedure."""
 
 
 # ---------------------------------------------------------------- anchored entrypoints
@@ -175,3 +175,264 @@ def check_checks_need_no_gpu(tmp_path):
         "@check('c', 'R', 'T', manual='tests/manual/x.md')\ndef check_manual():\n    '''needs CUDA'''\n"
     )
     assert [(n, f) for _, n, f in gpu_bound_checks(tmp_path)] == [(6, "check_gpu")]
+
+
+# ---------------------------------------------------------------- Config Key Coverage
+# The registry is coordexp.config.coverage; these checks enumerate the schema and prove each entry.
+
+STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
+STAGE1_SMOKE = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
+SCHEMA_ROOTS = (("custom", "CustomConfig"), ("stage2_ab", "Stage2ABConfig"),
+                ("rollout_matching", "RolloutMatchingConfig"), ("debug", "DebugConfig"),
+                ("deepspeed", "DeepspeedConfig"), ("training", "TrainingExtras"))
+
+
+def schema_keys(roots=None) -> list[str]:
+    """Every leaf of coordexp's typed config sections, dotted (``servers[]`` for list items)."""
+    import dataclasses
+    import typing
+
+    from coordexp.config import sections
+
+    def leaves(cls, prefix):
+        out, hints = [], typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp, args = hints[f.name], typing.get_args(hints[f.name])
+            nested = [a for a in (tp, *args) if dataclasses.is_dataclass(a)]
+            if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
+                out += leaves(args[0], f"{prefix}{f.name}[].")
+            elif nested:
+                out += leaves(nested[0], f"{prefix}{f.name}.")
+            else:
+                out.append(prefix + f.name)
+        return out
+
+    roots = roots or [(name, getattr(sections, cls)) for name, cls in SCHEMA_ROOTS]
+    return [k for name, cls in roots for k in leaves(cls, f"{name}.")]
+
+
+def coverage_problems(keys) -> list[str]:
+    """Keys in no table or in several, and table entries that are not schema keys."""
+    from coordexp.config import coverage as cov
+
+    tables = {"PROBED": cov.PROBED, "CHECKED": cov.CHECKED, "REFUSED": cov.REFUSED,
+              "NOT_IMPLEMENTED": cov.NOT_IMPLEMENTED}
+    out = []
+    for k in keys:
+        where = [t for t, table in tables.items() if k in table]
+        if len(where) != 1:
+            out.append(f"{k}: in {where or 'no table'}: a config key must be wired (PROBED or CHECKED) or refused "
+                       "(REFUSED or NOT_IMPLEMENTED) in coordexp.config.coverage, exactly once")
+    for t, table in tables.items():
+        out += [f"{t}: {k}: not a schema key" for k in table if k not in keys]
+    return out
+
+
+def _nest(overrides: dict) -> dict:
+    out: dict = {}
+    for dotted, value in overrides.items():
+        d = out
+        *parents, last = dotted.split(".")
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[last] = value
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "extra" else v
+    return out
+
+
+def write_leaf(tmp: Path, base: Path, overrides: dict, name: str) -> Path:
+    """A leaf extending ``base`` with absolute model/data/output paths plus ``overrides`` (dotted keys)."""
+    import yaml
+
+    from coordexp.config import load_config
+    from coordexp.train import ensure_inputs
+
+    cfg = load_config(base)
+    ensure_inputs(cfg)
+    fixed = {"model.model": cfg.model["model"], "custom.train_jsonl": cfg.custom.train_jsonl,
+             "custom.val_jsonl": cfg.custom.val_jsonl, "training.output_dir": str(tmp / name / "out"),
+             "training.logging_dir": str(tmp / name / "tb")}
+    body = _merge(_nest(fixed), _nest(overrides))
+    leaf = tmp / name / "leaf.yaml"
+    leaf.parent.mkdir(parents=True, exist_ok=True)
+    leaf.write_text(f"extends: {base}\n" + yaml.safe_dump(body, sort_keys=True))
+    return leaf
+
+
+class _Stop(Exception):
+    """Raised instead of training: the stage_1 probe records what run() built, then stops."""
+
+
+def stage1_built(leaf: Path) -> object:
+    """What coordexp.train.run builds from a config before training: trainer kwargs, packing policy,
+    dataset contents (or the setup error it raises)."""
+    import hashlib
+
+    from unittest import mock
+
+    from coordexp import packing as packing_mod
+    from coordexp import train
+
+    seen: dict = {}
+    real_policy, real_classes = packing_mod.PackingPolicy, train._trainer_class()
+
+    def policy(**kw):
+        seen["policy"] = sorted(kw.items())
+        return real_policy(**kw)
+
+    class Recorder:
+        def __init__(self, **kw):
+            ds = kw["train_dataset"]
+            samples = getattr(ds, "samples", [])
+            seen["trainer"] = {
+                "gas": kw["args"].gradient_accumulation_steps, "packing": kw["packing"],
+                "lr_buckets": repr(kw["lr_buckets"]), "loss_weights": repr(kw["loss_weights"]),
+                "coord_offset": None if kw["coord_offset"] is None else
+                (kw["coord_offset"].start, kw["coord_offset"].head is None),
+                "callbacks": [sorted(vars(c).items()) for c in kw["callbacks"]],
+                "train": (len(samples), hashlib.sha256(repr([[int(i) for i in s.input_ids]
+                                                              for s in samples]).encode()).hexdigest()),
+                "val": len(kw["eval_dataset"]) if kw["eval_dataset"] is not None else 0,
+                "collator": type(kw["data_collator"]).__name__}
+
+        def train(self):
+            raise _Stop
+
+    with mock.patch.object(packing_mod, "PackingPolicy", policy), \
+            mock.patch.object(train, "_trainer_class", lambda: (Recorder, real_classes[1])):
+        try:
+            train.run(leaf)
+        except _Stop:
+            return seen
+        except (train.TrainSetupError, ValueError) as exc:  # ConfigError is a ValueError
+            return f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    raise AssertionError("stage_1 run() trained instead of stopping at the recording trainer")
+
+
+def stage2_built(leaf: Path) -> object:
+    from coordexp.config import load_config
+    from coordexp.coord import load_tokenizer
+    from coordexp.stage2.trainer import Stage2SetupError, engine_config
+
+    try:
+        return repr(engine_config(load_config(leaf), load_tokenizer(), None))
+    except Stage2SetupError as exc:
+        return f"error: {exc}"
+
+
+def launcher_built(leaf: Path) -> object:
+    from coordexp.launcher import PreflightError, run_preflight, server_command
+
+    try:
+        return server_command(run_preflight(str(leaf), {}, validate_jsonl=lambda f, m: []), "swift")
+    except PreflightError as exc:
+        return f"error: {exc}"
+
+
+CONSUMERS = {"stage1_run": (STAGE1_SMOKE, stage1_built), "stage2_engine": (STAGE2_SMOKE, stage2_built),
+             "launcher": (STAGE2_SMOKE, launcher_built)}
+
+
+@check(CAP, "Config Key Coverage", "Every schema key is registered once")
+def check_every_schema_key_is_registered_once():
+    keys = schema_keys()
+    assert len(keys) > 100 and "rollout_matching.vllm.sync.mode" in keys and "training.packing_buffer" in keys
+    problems = coverage_problems(keys)
+    assert not problems, "\n".join(problems)
+
+
+@check(CAP, "Config Key Coverage", "A key added without wiring is reported")
+def check_a_key_added_without_wiring_is_reported():
+    import dataclasses
+
+    from coordexp.config import sections
+
+    planted = dataclasses.make_dataclass("PlantedRollout", [("new_knob", bool, dataclasses.field(default=False))],
+                                         bases=(sections.RolloutMatchingConfig,))
+    roots = [(name, planted if cls == "RolloutMatchingConfig" else getattr(sections, cls))
+             for name, cls in SCHEMA_ROOTS]
+    problems = coverage_problems(schema_keys(roots))
+    assert [p for p in problems if p.startswith("rollout_matching.new_knob: in no table")], problems
+    assert len(problems) == 1, problems
+
+
+@check(CAP, "Config Key Coverage", "Probed keys change what the run is built from")
+def check_probed_keys_change_what_the_run_is_built_from(tmp_path):
+    from coordexp.config import coverage as cov
+
+    base = {name: fn(write_leaf(tmp_path, path, {}, f"base-{name}")) for name, (path, fn) in CONSUMERS.items()}
+    for name, b in base.items():
+        assert not (isinstance(b, str) and b.startswith("error")), (name, b)
+    same = []
+    for i, (key, (consumer, value)) in enumerate(sorted(cov.PROBED.items())):
+        path, fn = CONSUMERS[consumer]
+        overrides = value if isinstance(value, dict) else {key: value}
+        got = fn(write_leaf(tmp_path, path, overrides, f"probe-{i}"))
+        if got == base[consumer]:
+            same.append(f"{key} = {value!r}: {consumer} unchanged")
+    assert not same, "keys that change nothing (silent knobs):\n" + "\n".join(same)
+
+
+@check(CAP, "Config Key Coverage", "Checked keys name a bound check")
+def check_checked_keys_name_a_bound_check():
+    import importlib
+    import inspect
+
+    from coordexp.config import coverage as cov
+    from specgen.registry import bindings
+
+    assert cov.CHECKED
+    for key, ref in sorted(cov.CHECKED.items()):
+        module, func = ref.split("::")
+        fn = getattr(importlib.import_module(f"tests.checks.{module}"), func, None)
+        assert fn is not None, f"{key}: {ref} does not exist"
+        assert any(b.func is fn for b in bindings()), f"{key}: {ref} is not bound to a scenario"
+        leaf = key.rsplit(".", 1)[-1].replace("[]", "")
+        assert leaf in inspect.getsource(fn), f"{key}: {ref} never names {leaf!r}"
+
+
+def _refused_value(key: str):
+    """A value other than the schema default for a NOT_IMPLEMENTED key."""
+    from coordexp.config import sections
+
+    special = {"rollout_matching.vllm.mode": "colocate", "rollout_matching.vllm.sync.mode": "adapter",
+               "rollout_matching.ot_cost": "l1", "deepspeed.config": "zero2",
+               "rollout_matching.eval_prompt_variant": "coco_80"}
+    if key in special:
+        return special[key]
+    root, rest = key.split(".", 1)
+    cls = dict(SCHEMA_ROOTS)[root]
+    obj = getattr(sections, cls)()
+    for part in rest.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, bool):
+        return not obj
+    if isinstance(obj, (int, float)):
+        return obj + 1
+    return 1 if obj is None and "limit" in key or key.endswith(("_s", "_every", "_samples", "_epochs")) else "x"
+
+
+@check(CAP, "Config Key Coverage", "Refused keys fail naming the key")
+def check_refused_keys_fail_naming_the_key(tmp_path):
+    from coordexp.config import ConfigError, load_config
+    from coordexp.config import coverage as cov
+
+    cases = {**cov.REFUSED, **{k: _refused_value(k) for k in cov.NOT_IMPLEMENTED}}
+    assert "deepspeed.enabled" in cases and "rollout_matching.vllm.server.debug_dump.enabled" in cases
+    missed = []
+    for i, (key, value) in enumerate(sorted(cases.items())):
+        leaf = write_leaf(tmp_path, STAGE2_SMOKE, {key: value}, f"refused-{i}")
+        try:
+            load_config(leaf)
+        except ConfigError as exc:
+            if f": {key}: " not in str(exc):
+                missed.append(f"{key} = {value!r}: refused, but not at the key: {str(exc)[:200]}")
+        else:
+            missed.append(f"{key} = {value!r}: loads")
+    assert not missed, "\n".join(missed)

@@ -127,7 +127,7 @@ def test_rollout_decode_and_sync_rules(tmp_path):
     body = STAGE2.replace("  rollout_backend: hf\n", "  rollout_backend: vllm\n  vllm:\n    max_model_len: 100\n"
                                                      "    sync: {mode: adapter}\n") + "global_max_length: 100\n"
     keys = keys_of(write(tmp_path, "configs/b.yaml", body))
-    assert "enable_lora" in keys["rollout_matching.vllm.sync.mode"]
+    assert "only full weight sync is implemented" in keys["rollout_matching.vllm.sync.mode"]
     assert "rollout_matching.max_new_tokens" in keys  # 512 default >= 100
     assert "exactly one" in keys["rollout_matching.vllm.server.servers"]
 

@@ -1,5 +1,5 @@
 """The loopback rollout server: ms-swift's route set, /infer/ through the real client,
-safetensors weight pushes, refusals."""
+refusals (weight sync: test_rollout_sync_protocol.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import requests
-import torch
 
 from coordexp.rollout import swift_contract as sc
 from coordexp.rollout.backend import IM_END_ID, ServerBackend
@@ -15,7 +14,6 @@ from coordexp.rollout.client import RolloutClient, RolloutContractError
 from coordexp.rollout.hf_backend import HFBackend
 from coordexp.rollout.request import DecodeSettings, request_config
 from coordexp.rollout.server import LoopbackRolloutServer
-from coordexp.rollout.weight_sync import http_push
 from tests.coordexp.tiny_rollout import make_image, request, tiny
 
 S = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)
@@ -73,35 +71,6 @@ def test_length_gate_is_a_refusal_not_a_retry(server):
     with pytest.raises(RolloutContractError, match="max_position_embeddings 32768"):
         c.infer([request(None)], DecodeSettings(max_tokens=32768), seed_base=1)
     assert c.attempts == 1
-
-
-def test_weight_push_makes_the_server_model_equal_the_learner(server, img):
-    model, _ = tiny()
-    learner = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in learner.parameters():
-            p.add_(0.01)
-    n = http_push(server.url, learner, bucket_mb=1)
-    assert n == len(learner.state_dict())
-    srv_sd = server.service.model.state_dict()
-    assert all(torch.equal(srv_sd[k], v) for k, v in learner.state_dict().items())
-    assert server.service.weight_updates == n
-
-
-def test_weight_refusals(server):
-    r = requests.post(f"{server.url}/update_flattened_params/", timeout=10,
-                      json={"metadatas": [{"name": "x", "shape": [1], "dtype": "torch.float32", "start_idx": 0,
-                                           "end_idx": 1, "numel": 1}]})
-    assert r.status_code == 501 and "NCCL" in r.json()["message"]
-    from safetensors.torch import save
-
-    bad = requests.post(f"{server.url}/update_named_param/", data=save({"no.such": torch.zeros(1)}), timeout=10,
-                        headers={"Content-Type": "application/x-safetensors"})
-    assert bad.status_code == 400 and "no.such" in bad.json()["message"]
-    junk = requests.post(f"{server.url}/update_named_param/", data=b"junk", timeout=10,
-                         headers={"Content-Type": "application/x-safetensors"})
-    assert junk.status_code == 400
-    assert requests.post(f"{server.url}/update_adapter_param/", json={}, timeout=10).status_code == 501
 
 
 def test_bad_infer_config_is_422(server):

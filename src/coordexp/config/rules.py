@@ -124,13 +124,11 @@ def check_rollout(cfg, ctx: Ctx) -> None:
                                                      "decode_mode: beam or num_beams: 1")
     if rm.decode_mode == "beam" and rm.num_beams < 2:
         ctx.error(("rollout_matching", "num_beams"), "decode_mode 'beam' needs num_beams >= 2")
-    # Parsed for parity with the reference's configs, but coordexp has no implementation: switched on
-    # they would do nothing, so they are refused rather than ignored.
-    for key, what in (("monitor_dump", "rollout monitor dumps"), ("eval_detection", "COCO mAP evaluation"),
-                      ("offload", "offloading during rollouts"), ("desc_monitor", "the desc monitor")):
-        if getattr(rm, key).enabled:
-            ctx.error(("rollout_matching", key, "enabled"),
-                      f"{what} is not implemented in coordexp, so `enabled: true` would do nothing; set it false")
+    # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
+    # anything but the default they would do nothing, so they are refused rather than ignored.
+    from .coverage import refuse_not_implemented
+
+    refuse_not_implemented(cfg, ctx)
     if rm.rollout_backend != "vllm":
         return
     v = rm.vllm
@@ -149,9 +147,6 @@ def check_rollout(cfg, ctx: Ctx) -> None:
             ctx.error(("rollout_matching", "vllm", "max_model_len"),
                       f"must be >= global_max_length ({v.max_model_len} < {cfg.global_max_length}): the server would "
                       "truncate sequences the learner trains on")
-    if v.sync.mode == "adapter" and not v.enable_lora:
-        ctx.error(("rollout_matching", "vllm", "sync", "mode"), "'adapter' sync needs rollout_matching.vllm.enable_lora: "
-                                                                "true")
     if v.mode == "server":
         servers = v.server.servers
         if not servers:

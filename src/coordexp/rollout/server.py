@@ -16,15 +16,22 @@ the checks require the sets to be equal), with the same request and response sha
   in-process ``HFBackend``. As with vLLM, a rollout cut by max_tokens comes back without
   ``<|im_end|>`` and with finish_reason "length" (the learner's backend appends it);
 - POST ``/get_engine_type/`` -> ``{"engine_type": "LLMEngine", "enable_lora": false, ...}``;
-- POST ``/init_communicator/``, ``/close_communicator/``, ``/reset_prefix_cache/``,
-  ``/reset_encoder_cache/``, ``/reset_mm_cache/``, ``/process_weights_after_loading/`` ->
+- POST ``/reset_prefix_cache/``, ``/reset_encoder_cache/``, ``/reset_mm_cache/`` ->
   ``{"message": ...}`` (a local ``generate`` keeps no cache across requests);
-- weights: ``/update_flattened_params/`` and ``/update_named_param/`` take a **safetensors
-  body** (``Content-Type: application/x-safetensors``) of named tensors, copied into the
-  model under a lock between rollouts. In production the body is only JSON metadata and
-  the tensors travel over NCCL from ms-swift's ``VLLMClient``; a JSON body here gets 501
-  saying so. The adapter routes answer 501 (adapter sync is single-process only and not
-  used by the loopback server: sync mode full).
+- weight sync, ms-swift 4.6.0's protocol (``swift/pipelines/infer/rollout.py``), bodies parsed
+  with ms-swift's own pydantic models (``swift_contract``): POST ``/init_communicator/``
+  ``InitCommunicatorRequest`` starts one receiver thread per server rank (``--world_size``,
+  default 1), each joining the gloo group (``sync_group``) as ranks 0..n-1 with the learner as
+  rank n; POST ``/update_flattened_params/`` ``UpdateFlattenedParamsRequest`` (JSON metadata
+  only; a safetensors or other non-JSON body is refused) is checked against the model (names,
+  shapes, dtypes, contiguous byte ranges), answered at once, and each rank then receives the
+  flattened tensor by broadcast and waits at the barrier; rank 0 writes the tensors into the
+  model under the lock. POST ``/process_weights_after_loading/`` waits for every bucket, answers
+  500 naming a failed one (a missing barrier or broadcast times out) and logs the sha256 of the
+  synced tensors (``weight_sync.digest``, the learner logs the same); ``/infer/`` also waits
+  for pending buckets, so no rollout runs on half-written weights. POST
+  ``/close_communicator/`` stops the receivers. ``/update_named_param/`` and the adapter routes
+  answer 501: the learner syncs flattened buckets in full mode only.
 
 Only loopback addresses are accepted: the server has no authentication and overwrites
 its weights on request.
@@ -46,7 +53,7 @@ from coordexp.rollout.backend import RolloutBackendError
 from coordexp.rollout.request import SEED_MASK, DecodeSettings, RequestBuildError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-SAFETENSORS_TYPE = "application/x-safetensors"
+JSON_TYPE = "application/json"
 
 
 class RequestError(ValueError):
@@ -103,31 +110,46 @@ def chat_completion(i: int, out, model_name: str) -> dict:
 class RolloutService:
     """The route logic, independent of the HTTP plumbing (one model, one lock)."""
 
-    def __init__(self, model, tokenizer, *, model_name: str = "coordexp-loopback", max_pixels: int | None = None):
+    def __init__(self, model, tokenizer, *, model_name: str = "coordexp-loopback", max_pixels: int | None = None,
+                 world_size: int = 1, group_timeout_s: float | None = None,
+                 log: Callable[[str], None] = lambda m: print(m, flush=True)):
         from coordexp.rollout.hf_backend import HFBackend
+        from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S
         from coordexp.template import MAX_PIXELS
 
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
         self.backend = HFBackend(model, tokenizer, max_pixels=max_pixels or MAX_PIXELS)
         self.model = model
         self.model_name = model_name
+        self.world_size = world_size
+        self.group_timeout_s = group_timeout_s or DEFAULT_TIMEOUT_S
+        self.log = log
         self.lock = threading.Lock()  # generation and weight updates never interleave
-        self.communicator: dict | None = None
+        self.receivers: list[_Receiver] = []
+        self.pending = threading.Condition()  # guards _pending and sync_errors
+        self._pending = 0
+        self.sync_errors: list[str] = []
+        self._synced: set[str] = set()
+        self.buckets_received = 0
         self.weight_updates = 0  # tensors written (observability and tests)
+        self.sync_digests: list[str] = []  # sha256 of the synced tensors, one per process_weights_after_loading
+        self.calls: list[tuple[str, str]] = []  # (method, path) of every request, in arrival order
         self.routes: dict[tuple[str, str], Callable[[Any], Any]] = {
             ("GET", "/health"): self.health,
             ("GET", "/health/"): self.health,
-            ("GET", "/get_world_size/"): lambda _b: {"world_size": 1},
+            ("GET", "/get_world_size/"): lambda _b: {"world_size": self.world_size},
             ("GET", "/get_model_state_keys/"): lambda _b: {"keys": sorted(self.model.state_dict())},
             ("POST", "/infer/"): self.infer,
             ("POST", "/get_engine_type/"): lambda _b: {"engine_type": "LLMEngine", "enable_multi_turn": False,
                                                        "use_gym_env": False, "enable_lora": False},
             ("POST", "/init_communicator/"): self.init_communicator,
             ("POST", "/close_communicator/"): self.close_communicator,
-            ("POST", "/update_named_param/"): self.update_params,
-            ("POST", "/update_flattened_params/"): self.update_params,
-            ("POST", "/update_adapter_flattened_param/"): self.adapter_update,
-            ("POST", "/update_adapter_param/"): self.adapter_update,
-            ("POST", "/process_weights_after_loading/"): lambda _b: {"message": "nothing to process"},
+            ("POST", "/update_named_param/"): self.not_served,
+            ("POST", "/update_flattened_params/"): self.update_flattened_params,
+            ("POST", "/update_adapter_flattened_param/"): self.not_served,
+            ("POST", "/update_adapter_param/"): self.not_served,
+            ("POST", "/process_weights_after_loading/"): self.process_weights_after_loading,
             ("POST", "/reset_prefix_cache/"): lambda _b: {"message": "no prefix cache: status True"},
             ("POST", "/reset_encoder_cache/"): lambda _b: {"message": "no encoder cache: status True"},
             ("POST", "/reset_mm_cache/"): lambda _b: {"message": "no mm cache: status True"},
@@ -142,6 +164,7 @@ class RolloutService:
             raise RequestError(422, "body: expected {\"infer_requests\": [...], \"request_config\": {...}}")
         settings, seed = settings_from_config(body.get("request_config"))
         reqs = body["infer_requests"]
+        self._wait_for_buckets()
         with self.lock:
             try:
                 outs = self.backend.generate(reqs, settings, seed_base=seed)
@@ -149,38 +172,184 @@ class RolloutService:
                 raise RequestError(400, str(exc)) from None
         return [chat_completion(i, o, self.model_name) for i, o in enumerate(outs)]
 
+    # -- weight sync
     def init_communicator(self, body):
-        if not isinstance(body, dict) or not {"host", "port", "world_size"} <= set(body):
-            raise RequestError(422, "body: expected {host, port, world_size}")
-        self.communicator = dict(body)
-        return {"message": "communicator ready: weights arrive as safetensors bodies over HTTP"}
+        from pydantic import ValidationError
+
+        from coordexp.rollout.swift_contract import parse_init_communicator
+
+        try:
+            req = parse_init_communicator(body)
+        except ValidationError as exc:
+            raise RequestError(422, f"/init_communicator/: {_pydantic_errors(exc)}") from None
+        if req.world_size != self.world_size + 1:
+            raise RequestError(422, f"/init_communicator/: world_size {req.world_size} != server ranks "
+                                    f"{self.world_size} + 1 (the learner is the last rank)")
+        if req.host not in LOOPBACK_HOSTS:
+            raise RequestError(422, f"/init_communicator/: host {req.host!r}: the loopback server hosts the group "
+                                    f"only on {', '.join(LOOPBACK_HOSTS)}")
+        self.close_communicator(None)  # a new learner replaces a previous group
+        self.receivers = [_Receiver(self, r, req.host, req.port, req.world_size) for r in range(self.world_size)]
+        for rec in self.receivers:
+            rec.start()
+        self.log(f"rollout server: weight-sync group on {req.host}:{req.port}, {req.world_size} ranks "
+                 f"(the learner is rank {req.world_size - 1})")
+        return {"message": "Request received, initializing communicator"}
 
     def close_communicator(self, _body):
-        self.communicator = None
+        for rec in self.receivers:
+            rec.stop()
+        self.receivers = []
         return {"message": "communicator closed"}
 
-    def update_params(self, tensors):
+    def update_flattened_params(self, body):
+        from pydantic import ValidationError
+
+        from coordexp.rollout.swift_contract import parse_update_flattened_params
+
+        if not self.receivers:
+            raise RequestError(409, "/update_flattened_params/: no communicator: POST /init_communicator/ first")
+        try:
+            req = parse_update_flattened_params(body)
+        except ValidationError as exc:
+            raise RequestError(422, f"/update_flattened_params/: {_pydantic_errors(exc)}") from None
+        check_metadatas(req.metadatas, self.model.state_dict())
+        with self.pending:
+            self._pending += len(self.receivers)
+        for rec in self.receivers:
+            rec.jobs.put(list(req.metadatas))
+        return {"message": "Request received, updating flattened parameters"}
+
+    def apply_bucket(self, metadatas, flat) -> None:
+        """Rank 0: write a received bucket into the model (ms-swift's reconstruct, then copy)."""
         import torch
 
-        if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
-            raise RequestError(501, "this loopback server takes weights as a safetensors body "
-                                    f"(Content-Type: {SAFETENSORS_TYPE}); the JSON metadata form pairs with an NCCL "
-                                    "broadcast from ms-swift's VLLMClient, which only a vLLM server joins")
+        from coordexp.rollout.swift_contract import reconstruct
+
+        named = reconstruct(metadatas, flat)
         params = self.model.state_dict(keep_vars=True)  # every name, tied ones included
-        for name, t in sorted(tensors.items()):
-            if name not in params:
-                raise RequestError(400, f"unknown parameter {name!r} (see GET /get_model_state_keys/)")
-            if tuple(t.shape) != tuple(params[name].shape):
-                raise RequestError(400, f"{name}: shape {tuple(t.shape)} != model shape {tuple(params[name].shape)}")
         with self.lock, torch.no_grad():
-            for name, t in sorted(tensors.items()):
-                params[name].copy_(t.to(dtype=params[name].dtype, device=params[name].device))
+            for name, t in named.items():
+                params[name].copy_(t.to(device=params[name].device))
                 self.weight_updates += 1
-        return {"message": f"updated {len(tensors)} tensors"}
+                self._synced.add(name)
+        self.buckets_received += 1
+
+    def bucket_done(self, error: str | None) -> None:
+        with self.pending:
+            self._pending -= 1
+            if error is not None:
+                self.sync_errors.append(error)
+            self.pending.notify_all()
+
+    def _wait_for_buckets(self) -> None:
+        with self.pending:
+            done = self.pending.wait_for(lambda: self._pending == 0, timeout=self.group_timeout_s * 2 + 5)
+            errors, self.sync_errors = self.sync_errors, []
+        if not done:
+            raise RequestError(500, f"weight buckets still pending after {self.group_timeout_s * 2 + 5:g} s")
+        if errors:
+            raise RequestError(500, "weight sync failed: " + "; ".join(errors))
+
+    def process_weights_after_loading(self, _body):
+        from coordexp.rollout.weight_sync import digest
+
+        self._wait_for_buckets()
+        with self.lock:
+            params = self.model.state_dict()
+            d = digest({n: params[n] for n in self._synced})
+            n, self._synced = len(self._synced), set()
+        self.sync_digests.append(d)
+        self.log(f"rollout server: weights after sync {len(self.sync_digests)}: {n} tensors, sha256 {d}")
+        return {"message": "weights processed"}
 
     @staticmethod
-    def adapter_update(_body):
-        raise RequestError(501, "adapter weight sync is not served by the loopback server; use sync mode full")
+    def not_served(_body):
+        raise RequestError(501, "not served by the loopback server: the learner syncs flattened buckets in full mode "
+                                "(/update_flattened_params/)")
+
+
+def _pydantic_errors(exc) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def check_metadatas(metadatas, params: dict) -> None:
+    """Refuse (400) a bucket that cannot be written into the model: unknown name, shape or dtype
+    unlike the model's, byte ranges that are not contiguous from 0 or disagree with the shape."""
+    import math
+
+    import torch
+
+    if not metadatas:
+        raise RequestError(400, "/update_flattened_params/: empty metadatas")
+    pos = 0
+    for i, m in enumerate(metadatas):
+        where = f"/update_flattened_params/: metadatas[{i}] {m.name!r}"
+        if m.name not in params:
+            raise RequestError(400, f"{where}: unknown parameter (see GET /get_model_state_keys/)")
+        p = params[m.name]
+        if tuple(m.shape) != tuple(p.shape):
+            raise RequestError(400, f"{where}: shape {tuple(m.shape)} != model shape {tuple(p.shape)}")
+        dtype = getattr(torch, m.dtype.split(".")[-1], None)
+        if not isinstance(dtype, torch.dtype) or dtype != p.dtype:
+            raise RequestError(400, f"{where}: dtype {m.dtype!r} != model dtype {p.dtype}")
+        nbytes = math.prod(m.shape) * p.element_size()
+        if m.start_idx != pos or m.end_idx - m.start_idx != nbytes or m.numel != nbytes:
+            raise RequestError(400, f"{where}: byte range [{m.start_idx}, {m.end_idx}) numel {m.numel} does not "
+                                    f"follow {pos} with {nbytes} bytes")
+        pos = m.end_idx
+
+
+class _Receiver:
+    """One server rank of the weight-sync group: receives each bucket by broadcast, then the
+    barrier; rank 0 writes it into the model. Jobs run in order, as vLLM's worker runs RPCs."""
+
+    def __init__(self, service: RolloutService, rank: int, host: str, port: int, world_size: int):
+        import queue
+
+        self.service, self.rank = service, rank
+        self.host, self.port, self.world_size = host, port, world_size
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name=f"weight-sync-rank{rank}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout=self.service.group_timeout_s + 5)
+
+    def _run(self) -> None:
+        import torch
+
+        from coordexp.rollout.sync_group import GlooGroup, SyncGroupError
+
+        group = None
+        try:
+            group = GlooGroup.create(self.host, self.port, self.rank, self.world_size, self.service.group_timeout_s)
+        except SyncGroupError as exc:
+            self.service.log(f"rollout server: rank {self.rank}: {exc}")
+        src = self.world_size - 1  # the learner
+        bucket = 0
+        while True:
+            metadatas = self.jobs.get()
+            if metadatas is None:
+                break
+            bucket += 1
+            error = None
+            try:
+                if group is None:
+                    raise SyncGroupError("the weight-sync group never formed")
+                flat = torch.empty(metadatas[-1].end_idx, dtype=torch.uint8)
+                group.broadcast(flat, src=src)
+                group.barrier()
+                if self.rank == 0:
+                    self.service.apply_bucket(metadatas, flat)
+            except SyncGroupError as exc:
+                error = f"bucket {bucket} (rank {self.rank}): {exc}"
+            self.service.bucket_done(error)
+        if group is not None:
+            group.close()
 
 
 def _make_handler(service: RolloutService):
@@ -200,16 +369,12 @@ def _make_handler(service: RolloutService):
 
         def _body(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.headers.get("Content-Type", "").startswith(SAFETENSORS_TYPE):
-                from safetensors import SafetensorError
-                from safetensors.torch import load
-
-                try:
-                    return load(raw)
-                except SafetensorError as exc:
-                    raise RequestError(400, f"body is not a safetensors file: {exc}") from None
             if not raw:
                 return None
+            ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
+            if ctype != JSON_TYPE:
+                raise RequestError(415, f"body Content-Type {ctype or 'none'!r}: the routes take JSON ({JSON_TYPE}); "
+                                        "weights travel by the weight-sync group's broadcast, never in a body")
             try:
                 return json.loads(raw)  # inventory: json-ok(HTTP request body, not CoordJSON)
             except ValueError as exc:
@@ -217,6 +382,7 @@ def _make_handler(service: RolloutService):
 
         def _dispatch(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
+            service.calls.append((method, path))
             fn = service.routes.get((method, path))
             if fn is None:
                 known = any(p == path for _m, p in service.routes)
@@ -256,6 +422,7 @@ class LoopbackRolloutServer:
         return self
 
     def stop(self) -> None:
+        self.service.close_communicator(None)
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:
@@ -293,7 +460,18 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     ap.add_argument("--port", type=int, default=8000, help="port (0 = any free port, printed at start)")
     ap.add_argument("--max_pixels", type=int, default=None, help="image cap (default 786432)")
+    ap.add_argument("--template", default="qwen3_vl", help="chat template (only qwen3_vl is rendered here)")
+    ap.add_argument("--do_resize", default="false", choices=("true", "false"),
+                    help="image processor resize (the learner never resizes: only false is served)")
+    ap.add_argument("--world_size", type=int, default=1,
+                    help="server ranks in the weight-sync group, as /get_world_size/ reports (default 1)")
+    ap.add_argument("--group_timeout_s", type=float, default=None, help="weight-sync group timeout (default 60)")
     args = ap.parse_args(argv)
+    if args.template != "qwen3_vl" or args.do_resize != "false":
+        print(f"error: --template {args.template} --do_resize {args.do_resize}: the loopback server renders "
+              "coordexp's qwen3_vl template with an image processor that never resizes (the learner's)",
+              file=sys.stderr)
+        return 2
     if args.host not in LOOPBACK_HOSTS:
         print(f"error: --host {args.host!r}: the loopback rollout server binds only {', '.join(LOOPBACK_HOSTS)}",
               file=sys.stderr)
@@ -305,7 +483,11 @@ def main(argv=None) -> int:
         return 2
     try:
         srv = LoopbackRolloutServer(model, tok, host=args.host, port=args.port, model_name=str(args.model),
-                                    max_pixels=args.max_pixels)
+                                    max_pixels=args.max_pixels, world_size=args.world_size,
+                                    group_timeout_s=args.group_timeout_s)
+    except ValueError as exc:
+        print(f"error: --world_size: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
@@ -314,6 +496,10 @@ def main(argv=None) -> int:
         threading.Thread(target=srv.httpd.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _term)
+    # ms-swift's weight-sync models take seconds to import: load them while the learner starts up
+    from coordexp.rollout.swift_contract import sync_models
+
+    threading.Thread(target=sync_models, name="import-sync-models", daemon=True).start()
     print(f"rollout server listening on {srv.url}", flush=True)
     try:
         srv.httpd.serve_forever()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-# The flags the launcher passes to `swift rollout` (DOMAIN §8).
-LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "vllm_data_parallel_size",
-                  "vllm_tensor_parallel_size", "vllm_enforce_eager", "vllm_gpu_memory_utilization",
-                  "vllm_max_model_len", "vllm_enable_lora")
+# The flags the launcher passes to `swift rollout` (DOMAIN §8), all RolloutArguments fields.
+LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "template", "max_pixels", "max_length",
+                  "vllm_data_parallel_size", "vllm_tensor_parallel_size", "vllm_enforce_eager",
+                  "vllm_gpu_memory_utilization", "vllm_max_model_len", "vllm_enable_lora",
+                  "vllm_enable_prefix_caching", "vllm_engine_kwargs")
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,3 +91,49 @@ def swift_rollout_routes(source: str | None = None) -> frozenset[tuple[str, str]
         raise RuntimeError("no routes found in ms-swift's rollout module: its registration code changed; "
                            "re-pin the route list")
     return routes
+
+
+# ----------------------------------------------------------------------------- weight sync
+# ms-swift's weight-sync request models and bucket class (``swift.rlhf_trainers.utils`` and
+# ``swift.infer_engine.protocol``): pydantic models and a plain class, importable without vLLM.
+# Both sides of our CPU sync build and parse bodies with them, so a body ms-swift's server
+# would refuse is refused here too.
+
+
+@functools.lru_cache(maxsize=1)
+def sync_models():
+    """(InitCommunicatorRequest, UpdateFlattenedParamsRequest, FlattenedTensorMetadata, FlattenedTensorBucket)."""
+    from swift.rlhf_trainers.utils import FlattenedTensorBucket, FlattenedTensorMetadata, UpdateFlattenedParamsRequest
+
+    return protocol().InitCommunicatorRequest, UpdateFlattenedParamsRequest, FlattenedTensorMetadata, \
+        FlattenedTensorBucket
+
+
+def init_communicator_body(host: str, port: int, world_size: int) -> dict:
+    init_req = sync_models()[0]
+    return init_req(host=host, port=port, world_size=world_size).model_dump(mode="json")
+
+
+def update_flattened_params_body(metadatas) -> dict:
+    """The JSON body of ``/update_flattened_params/`` as ms-swift's client sends it."""
+    req = sync_models()[1]
+    return req(metadatas=list(metadatas)).model_dump(mode="json")
+
+
+def parse_init_communicator(body):
+    """``InitCommunicatorRequest`` (raises pydantic.ValidationError, as the FastAPI route would)."""
+    return sync_models()[0].model_validate(body)
+
+
+def parse_update_flattened_params(body):
+    """``UpdateFlattenedParamsRequest`` (raises pydantic.ValidationError)."""
+    return sync_models()[1].model_validate(body)
+
+
+def flattened_bucket(named_tensors: list):
+    """ms-swift's ``FlattenedTensorBucket`` over [(name, tensor), ...] (one uint8 tensor + metadata)."""
+    return sync_models()[3](named_tensors=named_tensors)
+
+
+def reconstruct(metadatas, flattened_tensor) -> dict:
+    return sync_models()[3](metadata=list(metadatas), flattened_tensor=flattened_tensor).reconstruct_tensors()

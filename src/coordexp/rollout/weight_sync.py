@@ -5,7 +5,7 @@ Control flow (DOMAIN §8), once per optimizer step that needs fresh rollouts
 
 1. rank 0 decides whether this step needs a sync and broadcasts the flag; barrier;
    (other ranks never decide on their own: their view of "last synced" may differ)
-2. rank 0 alone syncs (production: ms-swift ``VLLMClient`` over NCCL; CPU: ``http_push``);
+2. rank 0 alone syncs (``WeightPusher``: ms-swift's ``VLLMClient`` on CUDA, a gloo group on CPU);
 3. rank 0 broadcasts ``None`` or the failure message (``broadcast_object_list``); barrier;
 4. if rank 0 failed, EVERY rank raises ``WeightSyncError`` together.
 
@@ -13,11 +13,15 @@ Step 3 is the point: if rank 0 raised on its own, the other ranks would wait in 
 collective until the NCCL timeout (a hang of tens of minutes, or forever), and the run
 would die without saying why.
 
-CPU weight transport (the loopback ``coordexp.rollout.server``): the full state dict,
-names rewritten as ms-swift does for vLLM, sent in buckets (``SWIFT_UPDATE_WEIGHTS_BUCKET_SIZE``
-MB, default 512) as safetensors bodies to ``/update_flattened_params/``, then
-``/reset_prefix_cache/``. Production sends only JSON metadata over HTTP and the tensors
-over NCCL (``VLLMClient.init_communicator`` / ``update_flattened_params``).
+The sync itself (``push_full``, ``WeightPusher``) follows ms-swift 4.6.0's server-mode sequence
+(``swift/rlhf_trainers/rollout_mixin.py`` ``_move_full_model_to_vllm``): the client's
+communicator is initialised once (``/get_world_size/``, ``/init_communicator/``); then per
+bucket of tensors (``SWIFT_UPDATE_WEIGHTS_BUCKET_SIZE`` MB, default 512, ms-swift's
+``FlattenedTensorBucket``) ``/update_flattened_params/`` with the JSON metadata while the
+flattened tensor goes by a group broadcast, then a barrier; then
+``/process_weights_after_loading/`` and ``/reset_prefix_cache/``; ``/close_communicator/`` at
+exit. The transport is one seam (``sync_client``): ms-swift's ``VLLMClient`` over vLLM's PyNccl
+on CUDA, a gloo group on CPU. Names are rewritten as ms-swift does for vLLM (PEFT prefixes off).
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterable
-
-SAFETENSORS_TYPE = "application/x-safetensors"
 
 
 class WeightSyncError(RuntimeError):
@@ -68,34 +70,118 @@ def buckets(named: dict, bucket_bytes: int) -> list[list[str]]:
     return out
 
 
-def http_push(base_url: str, model, *, bucket_mb: int | None = None, timeout_s: float = 240.0) -> int:
-    """Send the model's weights to the loopback server; returns the number of tensors sent."""
-    import requests
-    from safetensors.torch import save
+def sync_tensors(model) -> dict:
+    """name -> detached CPU tensor, as the server's model names them (tied tensors each sent)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in sync_state(model).items()}
 
+
+def digest(named: dict) -> str:
+    """sha256 over the names and raw bytes, in name order: the same weights give the same digest."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(named):
+        t = named[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.flatten().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def bucket_bytes_from_env(bucket_mb: int | None = None) -> int:
     mb = bucket_mb if bucket_mb is not None else int(os.environ.get("SWIFT_UPDATE_WEIGHTS_BUCKET_SIZE", "512"))
-    named, seen = {}, set()
-    for k, v in sync_state(model).items():
-        v = v.detach().to("cpu").contiguous()
-        # tied weights (lm_head = embed_tokens) share storage, which safetensors refuses to
-        # serialize: every tensor after the first on a storage travels as its own copy
-        ptr = v.untyped_storage().data_ptr()
-        named[k] = v.clone() if ptr in seen else v
-        seen.add(ptr)
-    base = base_url.rstrip("/")
-    sent = 0
-    with requests.Session() as s:
-        for names in buckets(named, mb * 1024 * 1024):
-            body = save({n: named[n] for n in names})
-            r = s.post(f"{base}/update_flattened_params/", data=body, headers={"Content-Type": SAFETENSORS_TYPE},
-                       timeout=timeout_s)
-            if r.status_code != 200:
-                raise WeightSyncError(f"{base}/update_flattened_params/: HTTP {r.status_code}: {r.text[:300]}")
-            sent += len(names)
-        r = s.post(f"{base}/reset_prefix_cache/", timeout=timeout_s)
-        if r.status_code != 200:
-            raise WeightSyncError(f"{base}/reset_prefix_cache/: HTTP {r.status_code}: {r.text[:300]}")
-    return sent
+    return mb * 1024 * 1024
+
+
+def push_full(client, named: dict, bucket_bytes: int) -> int:
+    """One full sync, ms-swift's sequence: per bucket ``update_flattened_params`` (JSON metadata +
+    broadcast + barrier), then ``process_weights_after_loading`` and ``reset_prefix_cache``.
+
+    ``client`` is ms-swift's ``VLLMClient`` or ``sync_client.GlooSyncClient``, already
+    initialised. Buckets are ms-swift's ``FlattenedTensorBucket``. Returns the bucket count.
+    """
+    from coordexp.rollout.swift_contract import flattened_bucket
+
+    groups = buckets(named, bucket_bytes)
+    for names in groups:
+        bucket = flattened_bucket([(n, named[n]) for n in names])
+        client.update_flattened_params(bucket.get_metadata(), bucket.get_flattened_tensor())
+    client.process_weights_after_loading()
+    client.reset_prefix_cache()
+    if hasattr(client, "reset_encoder_cache") and _vllm_at_least("0.16"):
+        client.reset_encoder_cache()  # as ms-swift does with vLLM >= 0.16 (its encoder cache survives otherwise)
+    return len(groups)
+
+
+def _vllm_at_least(v: str) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    from swift.rlhf_trainers.utils import check_vllm_version_ge
+
+    return bool(check_vllm_version_ge(v))
+
+
+@dataclass
+class PushRecord:
+    tensors: int
+    buckets: int
+    digest: str
+
+
+class WeightPusher:
+    """``weight_sync(model)`` for server mode: full sync on ms-swift's protocol (rank 0 only).
+
+    The client is created and its communicator initialised on the first push (so only the rank
+    that syncs ever joins the group) and closed by ``close()`` or at interpreter exit. A PEFT
+    model is merged on a copy (``merge_and_unload``), never merged and unmerged in place as
+    ms-swift does on GPU: that round trip would perturb the learner's base weights by rounding.
+    """
+
+    def __init__(self, base_url: str, *, group_port: int = 51216, timeout_s: float = 240.0,
+                 bucket_mb: int | None = None, client_factory: Callable[[], object] | None = None,
+                 log: Callable[[str], None] | None = None):
+        from urllib.parse import urlsplit
+
+        from coordexp.rollout.sync_client import make_sync_client
+
+        host = urlsplit(base_url).hostname or "127.0.0.1"
+        self.client_factory = client_factory or (lambda: make_sync_client(base_url, group_port=group_port,
+                                                                          timeout_s=timeout_s, host=host))
+        self.bucket_bytes = bucket_bytes_from_env(bucket_mb)
+        self.client = None
+        self.records: list[PushRecord] = []
+        self.log = log
+
+    def __call__(self, model) -> PushRecord:
+        import copy
+
+        from coordexp.rollout.sync_client import init_client
+
+        m = getattr(model, "module", model)  # DDP / accelerate wrapper
+        if hasattr(m, "merge_and_unload"):
+            m = copy.deepcopy(m).merge_and_unload()
+        named = sync_tensors(m)
+        if self.client is None:
+            client = self.client_factory()
+            init_client(client)
+            self.client = client
+        n_buckets = push_full(self.client, named, self.bucket_bytes)
+        rec = PushRecord(tensors=len(named), buckets=n_buckets, digest=digest(named))
+        self.records.append(rec)
+        if self.log is not None:
+            self.log(f"weight sync {len(self.records)}: {rec.tensors} tensors in {rec.buckets} buckets, "
+                     f"sha256 {rec.digest}")
+        return rec
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close_communicator()
+            self.client = None
 
 
 @dataclass

@@ -25,8 +25,8 @@ A caller (tests, the launcher) may pass any object with the ``RolloutBackend`` i
 
 Server mode (``vllm`` backend) keeps the server's weights fresh: before the rollouts of each
 Channel-B step (and of each rollout eval) every rank calls ``weight_sync.maybe_sync`` keyed by
-the number of optimizer steps the weights have taken; rank 0 alone pushes them (CPU: an HTTP
-safetensors push to the loopback server, ``make_weight_push``), once per such step.
+the number of optimizer steps the weights have taken; rank 0 alone pushes them on ms-swift's
+sync protocol (``make_weight_push``: ``weight_sync.WeightPusher``), once per such step.
 """
 
 from __future__ import annotations
@@ -427,26 +427,13 @@ def engine_config(cfg, tok, model) -> EngineConfig:
         decode_mode=rm.decode_mode, num_beams=rm.num_beams)
 
 
-def make_weight_push(base_url: str, *, timeout_s: float = 240.0):
-    """``weight_sync`` for the loopback server: the learner's weights as the server's model
-    holds them, sent over HTTP (``weight_sync.http_push``).
+def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
+    """``weight_sync`` for server mode: ``weight_sync.WeightPusher`` (ms-swift's sequence; its
+    ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
+    from coordexp.rollout.weight_sync import WeightPusher
 
-    A PEFT model is merged on a copy (``merge_and_unload``), never merged and unmerged in
-    place as ms-swift does on GPU: that round trip would perturb the learner's base weights
-    by rounding. The copy is cheap on the CPU models this transport is for; production
-    pushes over NCCL from ms-swift's ``VLLMClient``.
-    """
-    import copy
-
-    from coordexp.rollout.weight_sync import http_push
-
-    def push(model) -> int:
-        m = getattr(model, "module", model)  # DDP / accelerate wrapper
-        if hasattr(m, "merge_and_unload"):
-            m = copy.deepcopy(m).merge_and_unload()
-        return http_push(base_url, m, timeout_s=timeout_s)
-
-    return push
+    return WeightPusher(base_url, group_port=group_port, timeout_s=timeout_s,
+                        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True))
 
 
 def make_backend(cfg, model, tok):
@@ -457,12 +444,16 @@ def make_backend(cfg, model, tok):
 
         return HFBackend(model, tok, max_pixels=cfg.template.get("max_pixels", 786432))
     from coordexp.rollout.backend import ServerBackend
-    from coordexp.rollout.chunking import per_rank_chunk
+    from coordexp.rollout.chunking import ChunkingError, server_chunk_size
 
     servers = rm.vllm.server.servers
     if len(servers) != 1:
         raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.vllm.server.servers needs exactly one entry")
-    chunk = per_rank_chunk(rm.decode_batch_size, 1, cfg.world_size)
+    try:  # the server's reported world size (GET /get_world_size/), never an assumed one
+        chunk = server_chunk_size(servers[0].base_url, rm.decode_batch_size, cfg.world_size,
+                                  timeout_s=rm.vllm.server.timeout_s)
+    except ChunkingError as exc:
+        raise Stage2SetupError(f"{cfg.config_path}: {exc}") from None
     return ServerBackend(servers[0].base_url, timeout_s=rm.vllm.server.timeout_s,
                          infer_timeout_s=rm.vllm.server.infer_timeout_s, chunk_size=chunk)
 
@@ -605,7 +596,8 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
         backend = make_backend(cfg, model, tok)
         if cfg.rollout_matching.rollout_backend == "vllm":
             server = cfg.rollout_matching.vllm.server
-            weight_sync = make_weight_push(server.servers[0].base_url, timeout_s=server.timeout_s)
+            weight_sync = make_weight_push(server.servers[0].base_url, timeout_s=server.timeout_s,
+                                           group_port=server.servers[0].group_port)
             log.info("server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
                      server.servers[0].base_url)
     import torch.distributed as dist
@@ -632,6 +624,8 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
     finally:
         if hasattr(backend, "close"):
             backend.close()
+        if hasattr(weight_sync, "close"):
+            weight_sync.close()
     final = out_dir / f"checkpoint-{trainer.state.global_step}"
     if not final.exists():
         trainer.save_model(str(final))

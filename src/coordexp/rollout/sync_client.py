@@ -1,0 +1,126 @@
+"""The learner's weight-sync client: ms-swift's ``VLLMClient`` on CUDA, its CPU twin elsewhere.
+
+Both expose the methods the sync sequence (``weight_sync.push_full``) calls, with ms-swift
+4.6.0's names and semantics (``swift/rlhf_trainers/vllm_client.py``):
+
+- ``init_communicator()``: GET ``/get_world_size/`` (n server ranks), POST
+  ``/init_communicator/`` ``{host, port, world_size: n + 1}``, then join the group as rank n
+  (the learner is the last rank);
+- ``update_flattened_params(metadatas, flattened_tensor)``: POST ``/update_flattened_params/``
+  with JSON ``{metadatas: [...]}`` (ms-swift's ``UpdateFlattenedParamsRequest``), then
+  broadcast the flattened uint8 tensor from the learner's rank, then a group barrier;
+- ``process_weights_after_loading()``, ``reset_prefix_cache()``: one POST each;
+- ``close_communicator()``: POST ``/close_communicator/`` (registered with ``atexit`` on init).
+
+Which one (``make_sync_client``): ms-swift's own ``VLLMClient`` (vLLM's PyNccl communicator)
+when CUDA is available and vLLM is importable; that path cannot run on this project's CPU
+machines and is exercised by the manual vLLM smoke. Otherwise ``GlooSyncClient``: the same
+HTTP calls and bodies, with the tensor going over a gloo group (``sync_group``). Only
+learner rank 0 ever builds a client (``weight_sync.maybe_sync``).
+"""
+
+from __future__ import annotations
+
+import atexit
+from dataclasses import dataclass, field
+
+import requests
+
+from coordexp.rollout import swift_contract
+from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
+
+
+class SyncClientError(RuntimeError):
+    """A weight-sync call failed (HTTP status, network, or group operation)."""
+
+
+@dataclass
+class GlooSyncClient:
+    base_url: str
+    group_port: int = 51216
+    host: str = "127.0.0.1"  # where the server hosts the group store (the loopback server's address)
+    timeout_s: float = 240.0  # HTTP timeout
+    group_timeout_s: float = DEFAULT_TIMEOUT_S
+    group: GlooGroup | None = field(default=None, init=False)
+    rank: int | None = field(default=None, init=False)
+    _session: requests.Session = field(default_factory=requests.Session, init=False, repr=False)
+
+    def __post_init__(self):
+        self.base_url = self.base_url.rstrip("/")
+
+    def _call(self, method: str, route: str, json=None):
+        try:
+            r = self._session.request(method, f"{self.base_url}{route}", json=json, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise SyncClientError(f"{self.base_url}{route}: {type(exc).__name__}: {exc}") from None
+        if r.status_code != 200:
+            raise SyncClientError(f"{self.base_url}{route}: HTTP {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def get_world_size(self) -> int:
+        ws = self._call("GET", "/get_world_size/").get("world_size")
+        if isinstance(ws, bool) or not isinstance(ws, int) or ws < 1:
+            raise SyncClientError(f"{self.base_url}/get_world_size/: expected an int >= 1, got {ws!r}")
+        return ws
+
+    def init_communicator(self) -> None:
+        n = self.get_world_size()
+        self._call("POST", "/init_communicator/",
+                   swift_contract.init_communicator_body(self.host, self.group_port, n + 1))
+        self.rank = n
+        self.group = GlooGroup.create(self.host, self.group_port, n, n + 1, self.group_timeout_s)
+        atexit.register(self.close_communicator)
+
+    def update_flattened_params(self, metadatas, flattened_tensor) -> None:
+        if self.group is None:
+            raise SyncClientError("update_flattened_params before init_communicator")
+        self._call("POST", "/update_flattened_params/", swift_contract.update_flattened_params_body(metadatas))
+        self.group.broadcast(flattened_tensor, src=self.rank)
+        self.group.barrier()
+
+    def process_weights_after_loading(self) -> None:
+        self._call("POST", "/process_weights_after_loading/")
+
+    def reset_prefix_cache(self) -> None:
+        self._call("POST", "/reset_prefix_cache/")
+
+    def close_communicator(self) -> None:
+        """Idempotent; never raises (it also runs at interpreter exit, when the server may be gone)."""
+        if self.group is None:
+            return
+        self.group.close()
+        self.group = None
+        atexit.unregister(self.close_communicator)
+        try:
+            self._session.post(f"{self.base_url}/close_communicator/", timeout=min(self.timeout_s, 10.0))
+        except requests.RequestException:
+            pass  # the server is gone: nothing is left to close on its side
+        self._session.close()
+
+
+def production_path_available() -> bool:
+    """CUDA and vLLM: ms-swift's own client can build its PyNccl communicator."""
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+
+
+def make_sync_client(base_url: str, *, group_port: int, timeout_s: float, host: str):
+    """ms-swift's ``VLLMClient`` (production) or ``GlooSyncClient`` (CPU); not yet initialised."""
+    if production_path_available():
+        from swift.rlhf_trainers.vllm_client import VLLMClient
+
+        return VLLMClient(base_urls=[base_url], group_ports=[group_port], connection_timeout=timeout_s)
+    return GlooSyncClient(base_url, group_port=group_port, host=host, timeout_s=timeout_s)
+
+
+def init_client(client) -> None:
+    """``init_communicator`` on the learner's device (ms-swift's client takes a CUDA device)."""
+    if isinstance(client, GlooSyncClient):
+        client.init_communicator()
+        return
+    import torch
+
+    client.init_communicator(device=torch.cuda.current_device())
