@@ -506,9 +506,35 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), **DECODE_KWARGS)
 
 
+def _decoded_piece(tokenizer, i) -> str:
+    return tokenizer.decode([i], **DECODE_KWARGS)
+
+
+def _piece_table(tokenizer) -> dict:
+    return {}  # filled on demand: id -> that id decoded on its own
+
+
 def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
-    """Each token decoded on its own, special tokens kept."""
-    return [tokenizer.decode([i], **DECODE_KWARGS) for i in ids]
+    """Each token decoded on its own, special tokens kept.
+
+    Every id is decoded once per tokenizer (``coord.tokenizer_table``: keyed by the
+    tokenizer object and its vocabulary size, so an added token never meets a stale
+    table); a piece depends on its id alone, so the table returns exactly what a fresh
+    ``decode([id])`` would."""
+    from coordexp.coord import tokenizer_table
+
+    table = tokenizer_table(tokenizer, "decode_pieces", _piece_table)
+    try:
+        return [table[i] for i in ids]
+    except (KeyError, TypeError):  # an id not seen yet (or not hashable): decode the misses once
+        out = []
+        for i in ids:
+            key = int(i)
+            piece = table.get(key)
+            if piece is None:
+                piece = table[key] = _decoded_piece(tokenizer, key)
+            out.append(piece)
+        return out
 
 
 def decode_frame(tokenizer, ids: Sequence[int]) -> DecodeFrame:

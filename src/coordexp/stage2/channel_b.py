@@ -39,9 +39,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 from json.decoder import scanstring
 
-from coordexp.coord import COORD_BINS, coord_token_ids
+from coordexp.coord import COORD_BINS, coord_id_start, tokenizer_table
 from coordexp.coordjson import (
     FALLBACK_PREFIX,
     REASONS,
@@ -167,10 +168,11 @@ class ChannelBTarget:
 
 
 def _offsets(pieces) -> list[int]:
-    out = [0]
-    for piece in pieces:
-        out.append(out[-1] + len(piece))
-    return out
+    return list(accumulate(map(len, pieces), initial=0))
+
+
+def _im_end_id(tokenizer) -> int:
+    return tokenizer_table(tokenizer, "im_end_id", lambda tok: tok.convert_tokens_to_ids(IM_END))
 
 
 def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
@@ -233,26 +235,23 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     if cut is None:
         return _fallback(tokenizer, text, "no append-ready cut", res, drops)
 
-    # whole tokens before the cut; a token straddling it is re-encoded up to the cut
-    prefix_ids: list[int] = []
-    for t, tid in enumerate(ids):
-        if offsets[t + 1] <= cut:
-            prefix_ids.append(tid)
-            continue
-        if offsets[t] < cut:
-            head = pieces[t][:cut - offsets[t]]
-            head_ids = list(tokenizer.encode(head, add_special_tokens=False))
-            if "".join(decode_pieces(tokenizer, head_ids)) != head:
-                raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
-                                     "which does not re-encode to the same text")
-            prefix_ids.extend(head_ids)
-        break
+    # whole tokens before the cut (offsets only grow: they are a head of the ids); a token
+    # straddling the cut is re-encoded up to the cut
+    t = bisect_right(offsets, cut) - 1  # tokens 0..t-1 end at or before the cut
+    prefix_ids = ids[:t]
+    if t < len(ids) and offsets[t] < cut:
+        tid = ids[t]
+        head = pieces[t][:cut - offsets[t]]
+        head_ids = list(tokenizer.encode(head, add_special_tokens=False))
+        if "".join(decode_pieces(tokenizer, head_ids)) != head:
+            raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
+                                 "which does not re-encode to the same text")
+        prefix_ids.extend(head_ids)
     prefix_text = text[:cut]
     if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
         return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
 
-    coord_ids = coord_token_ids(tokenizer)
-    first_coord = coord_ids[0]
+    first_coord = coord_id_start(tokenizer)
     kept: list[KeptPrediction] = []
     for obj in res.objects:
         slots = tuple(t for t in _overlapping(offsets, obj.geometry_span)
@@ -282,10 +281,11 @@ def closure_char(text: str, field_order: str) -> int | None:
     """Position of the container's closing ``}`` in an assistant text: the string-aware
     brace scan of the parser (braces inside quoted descs do not count). None when the
     container never closes (e.g. a target truncated by a length limit)."""
-    res = parse(text, "salvage", field_order)
-    if res.parse_failed or res.container_end is None:
-        return None
-    return res.container_end - 1
+    return _closure_pos(parse(text, "salvage", field_order))
+
+
+def _closure_pos(res: ParseResult) -> int | None:
+    return None if res.parse_failed or res.container_end is None else res.container_end - 1
 
 
 def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int]:
@@ -296,13 +296,18 @@ def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int
     text = "".join(pieces)
     stop = text.find(IM_END)
     pos = closure_char(text if stop < 0 else text[:stop], field_order)
+    return _closure_tokens(ids, offsets, pos, _im_end_id(tokenizer))
+
+
+def _closure_tokens(ids: list[int], offsets: list[int], pos: int | None, im_end_id: int) -> tuple[int, int]:
+    """The token holding character ``pos`` (the closing brace) and the first <|im_end|> after it."""
     if pos is None:
         raise ClosureError("the assistant target's closing '}' cannot be located (container never closes)")
-    brace = next(t for t in range(len(ids)) if offsets[t] <= pos < offsets[t + 1])
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
-    im_end = next((t for t in range(brace + 1, len(ids)) if ids[t] == im_end_id), None)
-    if im_end is None:
-        raise ClosureError(f"no {IM_END} after the assistant target's closing '}}'")
+    brace = bisect_right(offsets, pos) - 1  # the one token with offsets[t] <= pos < offsets[t + 1]
+    try:
+        im_end = ids.index(im_end_id, brace + 1)
+    except ValueError:
+        raise ClosureError(f"no {IM_END} after the assistant target's closing '}}'") from None
     return brace, im_end
 
 
@@ -328,7 +333,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     fn_objects = [gt_objects[j] for j in result.fn]
     fragment = fn_fragment(prefix.prefix_text, fn_objects, fo)
     fragment_ids = list(tokenizer.encode(fragment, add_special_tokens=False))
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
+    im_end_id = _im_end_id(tokenizer)
     assistant_ids = prefix.prefix_ids + fragment_ids + [im_end_id]
     n_prefix = len(prefix.prefix_ids)
 
@@ -342,8 +347,9 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     if offsets[n_prefix] != cut:
         raise ChannelBError("the prefix ids do not end exactly at the cut")
 
-    first_coord = coord_token_ids(tokenizer)[0]
-    is_coord = [first_coord <= i < first_coord + COORD_BINS for i in assistant_ids]
+    first_coord = coord_id_start(tokenizer)
+    stop_coord = first_coord + COORD_BINS
+    is_coord = [first_coord <= i < stop_coord for i in assistant_ids]
     weights = [0.0] * len(assistant_ids)
 
     # -- matched prefix records: structure only
@@ -365,7 +371,8 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
 
     # -- tail: fragment + <|im_end|>
     struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
-    full = parse(text[:len(text) - len(IM_END)], "salvage", fo)
+    body = text[:len(text) - len(IM_END)]
+    full = parse(body, "salvage", fo)
     fn_objs = [o for o in full.objects if o.span[0] >= cut]
     if len(fn_objs) != len(fn_objects):
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
@@ -378,7 +385,14 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         weights[t] = config.desc_ce_weight if t in fn_desc else struct_w
 
     # -- closure: located, then supervised
-    brace, im_end = locate_closure(tokenizer, assistant_ids, fo)
+    # the closure scan of locate_closure, on the text it would parse: everything before the
+    # first <|im_end|> (the target's last token unless the prefix holds one)
+    stop = text.find(IM_END)
+    if stop == len(body):
+        pos = _closure_pos(full)
+    else:
+        pos = closure_char(text if stop < 0 else text[:stop], fo)
+    brace, im_end = _closure_tokens(assistant_ids, offsets, pos, im_end_id)
     weights[brace] = max(weights[brace], struct_w)
     weights[im_end] = max(weights[im_end], struct_w)
 
