@@ -164,15 +164,77 @@ def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
     centers (ties by index) when the best IoU is <= 0."""
     if not gts:
         return []
-    pe = pred.extent()
-    ious = [bbox_iou(pe, g.extent()) for g in gts]
-    if max(ious) > 0:
-        order = sorted(range(len(gts)), key=lambda j: (-ious[j], j))
-    else:
-        cx, cy = _center(pe)
-        dist = [(c[0] - cx) ** 2 + (c[1] - cy) ** 2 for c in (_center(g.extent()) for g in gts)]
-        order = sorted(range(len(gts)), key=lambda j: (dist[j], j))
-    return order[:k]
+    return _candidate_table(np.array([pred.extent()], dtype=np.int64),
+                            np.array([g.extent() for g in gts], dtype=np.int64), k)[0].tolist()
+
+
+def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
+    """``candidates`` for every prediction at once: (P, min(k, G)) GT indices.
+
+    The same integer and float operations as ``bbox_iou`` and ``_center`` (all values are
+    small ints or halves of them, so every product and sum is exact) and a stable sort
+    (ties keep GT order), so the order equals the per-pair Python one."""
+    px1, py1, px2, py2 = (pe[:, c:c + 1] for c in range(4))  # (P, 1)
+    gx1, gy1, gx2, gy2 = (ge[None, :, c] for c in range(4))  # (1, G)
+    iw = np.minimum(px2, gx2) - np.maximum(px1, gx1)
+    ih = np.minimum(py2, gy2) - np.maximum(py1, gy1)
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0)
+    union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    dist = ((gx1 + gx2) / 2 - (px1 + px2) / 2) ** 2 + ((gy1 + gy2) / 2 - (py1 + py2) / 2) ** 2
+    key = np.where(iou.max(axis=1, keepdims=True) > 0, -iou, dist)
+    return np.argsort(key, axis=1, kind="stable")[:, :k]
+
+
+# ----------------------------------------------------------------------------- mask IoU
+
+
+def _pixel_ranges(lo, hi, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """[start, stop) of the pixel rows (or columns) whose centers c satisfy
+    min(lo, hi)*s <= c < max(lo, hi)*s, s = (R-1)/999: the scanlines that ``rasterize``
+    finds between a box's two edges on that axis (equal bins: none)."""
+    scale = (resolution - 1) / COORD_MAX
+    centers = np.arange(resolution, dtype=np.float64) + 0.5
+    # searchsorted "left" counts the centers < v: the same strict comparisons as rasterize
+    a = np.asarray(lo, dtype=np.int64) * scale
+    b = np.asarray(hi, dtype=np.int64) * scale
+    return (np.searchsorted(centers, np.minimum(a, b), side="left"),
+            np.searchsorted(centers, np.maximum(a, b), side="left"))
+
+
+def box_mask_ious(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
+    """maskIoU of bbox pairs ``a[n]`` and ``b[n]`` ((N, 4) bins) on the R x R canvas, equal
+    to ``mask_iou(rasterize(a), rasterize(b))``: a rasterized box is the product of a row
+    range and a column range, so its pixel counts are products of range lengths, and the
+    IoU is the same int / int division."""
+    ax0, ax1 = _pixel_ranges(a[:, 0], a[:, 2], resolution)
+    ay0, ay1 = _pixel_ranges(a[:, 1], a[:, 3], resolution)
+    bx0, bx1 = _pixel_ranges(b[:, 0], b[:, 2], resolution)
+    by0, by1 = _pixel_ranges(b[:, 1], b[:, 3], resolution)
+    area_a = (ax1 - ax0) * (ay1 - ay0)
+    area_b = (bx1 - bx0) * (by1 - by0)
+    inter = (np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
+             * np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None))
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _pair_ious(preds: list[Shape], gts: list[Shape], rows: list[int], cols: list[int], r: int) -> list[float]:
+    """maskIoU of each (preds[rows[n]], gts[cols[n]]): boxes by ``box_mask_ious``, any pair
+    with a polygon through ``rasterize`` (each shape rasterized once)."""
+    if all(preds[i].geometry == "bbox_2d" for i in set(rows)) and all(gts[j].geometry == "bbox_2d" for j in set(cols)):
+        a = np.array([preds[i].values for i in rows], dtype=np.int64).reshape(-1, 4)
+        b = np.array([gts[j].values for j in cols], dtype=np.int64).reshape(-1, 4)
+        return box_mask_ious(a, b, r).tolist()
+    masks: dict[tuple[str, int], np.ndarray] = {}
+
+    def mask(side: str, idx: int, shape: Shape) -> np.ndarray:
+        if (side, idx) not in masks:
+            masks[(side, idx)] = rasterize(shape, r)
+        return masks[(side, idx)]
+
+    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j])) for i, j in zip(rows, cols)]
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -189,24 +251,21 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
         res.fn = list(range(n_g))
         return res
 
-    r = config.maskiou_resolution
-    gt_masks: dict[int, np.ndarray] = {}
+    cands = _candidate_table(np.array([p.extent() for p in preds], dtype=np.int64),
+                             np.array([g.extent() for g in gts], dtype=np.int64), config.candidate_top_k)
+    k = cands.shape[1]
+    rows = [i for i in range(n_p) for _ in range(k)]  # pred-major, candidates in order
+    cols = cands.ravel().tolist()
+    ious = _pair_ious(preds, gts, rows, cols, config.maskiou_resolution)
     cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
-    for i, p in enumerate(preds):
-        cands = candidates(p, gts, config.candidate_top_k)
-        if not cands:
-            continue
-        pm = rasterize(p, r)
-        for j in cands:
-            if j not in gt_masks:
-                gt_masks[j] = rasterize(gts[j], r)
-            iou = mask_iou(pm, gt_masks[j])
-            res.mask_iou[(i, j)] = iou
-            res.n_candidate_pairs += 1
-            if iou < config.maskiou_gate:
-                res.gating_rejections += 1
-            else:
-                cost[i, j] = 1.0 - iou
+    gate = config.maskiou_gate
+    for i, j, iou in zip(rows, cols, ious):
+        res.mask_iou[(i, j)] = iou
+        if iou < gate:
+            res.gating_rejections += 1
+        else:
+            cost[i, j] = 1.0 - iou
+    res.n_candidate_pairs = len(ious)
 
     n = n_p + n_g
     full = np.zeros((n, n), dtype=np.float64)
