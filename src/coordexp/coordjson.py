@@ -289,9 +289,45 @@ def _scan_pairs(text: str, i: int, end: int, depth: int = 0):
         raise _Fail("other", j, "expected ',' or '}' between fields")
 
 
+# A well-formed record in one field order, as the scanner below would read it: quoted desc
+# (escapes allowed, no raw control characters), a geometry key, an array of coord literals.
+# Matching it is a shortcut only; any other text, or a value this pattern cannot vouch for,
+# goes through the full scanner, which decides.
+_W = r"[ \t\n\r]*"
+_DESC = rf'"desc"{_W}:{_W}("(?:[^"\\\x00-\x1f]|\\.)*")'
+_GEOM = rf'"(bbox_2d|poly)"{_W}:{_W}(\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
+_FAST_RECORD = {
+    "desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{_GEOM}{_W}\}}"),
+    "geometry_first": re.compile(rf"\{{{_W}{_GEOM}{_W},{_W}{_DESC}{_W}\}}"),
+}
+
+
+def _classify_fast(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject | None:
+    """``_classify`` for a record that is valid as written, or None to use the scanner."""
+    m = _FAST_RECORD[field_order].match(text, start, end)
+    if m is None or m.end() != end:
+        return None
+    d, g, a = (1, 2, 3) if field_order == "desc_first" else (3, 1, 2)
+    try:
+        desc, _ = scanstring(text, m.start(d) + 1, True)  # the pattern ends where the string does
+    except ValueError:  # a bad escape: the scanner reports it
+        return None
+    lits = list(_COORD_LITERAL.finditer(text, m.start(a), m.end(a)))
+    values = tuple(int(x.group(1)) for x in lits)
+    gkey, n = m.group(g), len(values)
+    if not desc.strip() or len(lits) != text.count("<", m.start(a), m.end(a)) or max(values) > COORD_MAX \
+            or (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
+        return None
+    return ParsedObject(desc=desc.strip(), geometry=gkey, values=values, span=(start, end),
+                        geometry_span=m.span(a), value_spans=tuple(x.span() for x in lits), index=index)
+
+
 def _classify(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject:
     """One balanced record text[start:end] -> ParsedObject, or _Fail with the first reason
     in precedence order (see REASONS)."""
+    fast = _classify_fast(text, start, end, field_order, index)
+    if fast is not None:
+        return fast
     pairs, stop = _scan_pairs(text, start, end)  # 0. syntax (other) / coord literal (wrong_arity)
     if stop != end:  # cannot happen for a balanced record; keep the invariant loud
         raise _Fail("other", stop, "record does not end at its closing brace")
