@@ -506,12 +506,11 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), **DECODE_KWARGS)
 
 
-def _decoded_piece(tokenizer, i) -> str:
-    return tokenizer.decode([i], **DECODE_KWARGS)
+def piece_table(tokenizer) -> dict:
+    """The tokenizer's id -> piece table (``decode_pieces``), for ``pieces_from``."""
+    from coordexp.coord import tokenizer_table
 
-
-def _piece_table(tokenizer) -> dict:
-    return {}  # filled on demand: id -> that id decoded on its own
+    return tokenizer_table(tokenizer, "decode_pieces", lambda tok: {})  # filled on demand
 
 
 def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
@@ -521,9 +520,11 @@ def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
     tokenizer object and its vocabulary size, so an added token never meets a stale
     table); a piece depends on its id alone, so the table returns exactly what a fresh
     ``decode([id])`` would."""
-    from coordexp.coord import tokenizer_table
+    return pieces_from(tokenizer, piece_table(tokenizer), ids)
 
-    table = tokenizer_table(tokenizer, "decode_pieces", _piece_table)
+
+def pieces_from(tokenizer, table: dict, ids: Sequence[int]) -> list[str]:
+    """``decode_pieces`` with the table already in hand (``piece_table(tokenizer)``)."""
     try:
         return [table[i] for i in ids]
     except (KeyError, TypeError):  # an id not seen yet (or not hashable): decode the misses once
@@ -532,7 +533,7 @@ def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
             key = int(i)
             piece = table.get(key)
             if piece is None:
-                piece = table[key] = _decoded_piece(tokenizer, key)
+                piece = table[key] = tokenizer.decode([key], **DECODE_KWARGS)
             out.append(piece)
         return out
 

@@ -53,7 +53,7 @@ from coordexp.coordjson import (
     parse,
 )
 from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
-from coordexp.template import IM_END, decode_pieces
+from coordexp.template import IM_END, decode_pieces, piece_table, pieces_from
 
 # Drop reasons on top of the parser's (coordjson.REASONS).
 STRICT_REASONS = ("poly_unsupported", "unknown_geom", "bbox_invalid")
@@ -171,8 +171,18 @@ def _offsets(pieces) -> list[int]:
     return list(accumulate(map(len, pieces), initial=0))
 
 
-def _im_end_id(tokenizer) -> int:
-    return tokenizer_table(tokenizer, "im_end_id", lambda tok: tok.convert_tokens_to_ids(IM_END))
+@dataclass(frozen=True)
+class _Vocab:
+    """What Channel-B reads from a tokenizer, looked up once per tokenizer (coord.tokenizer_table)."""
+
+    pieces: dict  # template.piece_table: id -> piece, filled on demand
+    coord_start: int  # <|coord_0|>
+    im_end_id: int
+
+    @classmethod
+    def of(cls, tokenizer) -> "_Vocab":
+        return tokenizer_table(tokenizer, "channel_b_vocab", lambda tok: cls(
+            piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)))
 
 
 def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
@@ -218,8 +228,12 @@ def _fallback(tokenizer, text: str, reason: str, res: ParseResult | None, drops:
 
 def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     """Step 1: the append-ready prefix of one rollout, its kept predictions and drops."""
+    return _rollout_prefix(tokenizer, _Vocab.of(tokenizer), rollout_ids, field_order)
+
+
+def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> RolloutPrefix:
     ids = [int(i) for i in rollout_ids]
-    pieces = decode_pieces(tokenizer, ids)
+    pieces = pieces_from(tokenizer, vocab.pieces, ids)
     offsets = _offsets(pieces)
     full = "".join(pieces)
     stop = full.find(IM_END)
@@ -243,7 +257,7 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
         tid = ids[t]
         head = pieces[t][:cut - offsets[t]]
         head_ids = list(tokenizer.encode(head, add_special_tokens=False))
-        if "".join(decode_pieces(tokenizer, head_ids)) != head:
+        if "".join(pieces_from(tokenizer, vocab.pieces, head_ids)) != head:
             raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
                                  "which does not re-encode to the same text")
         prefix_ids.extend(head_ids)
@@ -251,7 +265,7 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
         return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
 
-    first_coord = coord_id_start(tokenizer)
+    first_coord = vocab.coord_start
     kept: list[KeptPrediction] = []
     for obj in res.objects:
         slots = tuple(t for t in _overlapping(offsets, obj.geometry_span)
@@ -296,7 +310,7 @@ def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int
     text = "".join(pieces)
     stop = text.find(IM_END)
     pos = closure_char(text if stop < 0 else text[:stop], field_order)
-    return _closure_tokens(ids, offsets, pos, _im_end_id(tokenizer))
+    return _closure_tokens(ids, offsets, pos, _Vocab.of(tokenizer).im_end_id)
 
 
 def _closure_tokens(ids: list[int], offsets: list[int], pos: int | None, im_end_id: int) -> tuple[int, int]:
@@ -327,17 +341,20 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     located (the caller drops the sample and counts it)."""
     fo = config.field_order
     gts = [_gt_shape(o, i) for i, o in enumerate(gt_objects)]
-    prefix = rollout_prefix(tokenizer, rollout_ids, fo)
+    vocab = _Vocab.of(tokenizer)
+    prefix = _rollout_prefix(tokenizer, vocab, rollout_ids, fo)
     result = match([k.obj for k in prefix.kept], gts, config.match)
 
     fn_objects = [gt_objects[j] for j in result.fn]
-    fragment = fn_fragment(prefix.prefix_text, fn_objects, fo)
+    # fn_fragment reads the prefix's last non-space character; given the whole prefix it
+    # would re-parse it to refuse a closed container, which an append-ready cut never is
+    fragment = fn_fragment(prefix.prefix_text.rstrip(_WS)[-1:], fn_objects, fo)
     fragment_ids = list(tokenizer.encode(fragment, add_special_tokens=False))
-    im_end_id = _im_end_id(tokenizer)
+    im_end_id = vocab.im_end_id
     assistant_ids = prefix.prefix_ids + fragment_ids + [im_end_id]
     n_prefix = len(prefix.prefix_ids)
 
-    pieces = decode_pieces(tokenizer, assistant_ids)
+    pieces = pieces_from(tokenizer, vocab.pieces, assistant_ids)
     offsets = _offsets(pieces)
     text = "".join(pieces)
     cut = len(prefix.prefix_text)
@@ -347,7 +364,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     if offsets[n_prefix] != cut:
         raise ChannelBError("the prefix ids do not end exactly at the cut")
 
-    first_coord = coord_id_start(tokenizer)
+    first_coord = vocab.coord_start
     stop_coord = first_coord + COORD_BINS
     is_coord = [first_coord <= i < stop_coord for i in assistant_ids]
     weights = [0.0] * len(assistant_ids)
