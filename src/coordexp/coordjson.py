@@ -173,6 +173,9 @@ def _balanced_end(text: str, start: int) -> int | None:
 
     String-aware: braces inside quoted strings do not count; backslash escapes are honoured.
     """
+    fast = _fast_record_end(text, start)
+    if fast is not None:
+        return fast
     depth = 0
     i = start
     n = len(text)
@@ -294,32 +297,61 @@ def _scan_pairs(text: str, i: int, end: int, depth: int = 0):
 # Matching it is a shortcut only; any other text, or a value this pattern cannot vouch for,
 # goes through the full scanner, which decides.
 _W = r"[ \t\n\r]*"
-_DESC = rf'"desc"{_W}:{_W}("(?:[^"\\\x00-\x1f]|\\.)*")'
-_GEOM = rf'"(bbox_2d|poly)"{_W}:{_W}(\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
-_FAST_RECORD = {
-    "desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{_GEOM}{_W}\}}"),
-    "geometry_first": re.compile(rf"\{{{_W}{_GEOM}{_W},{_W}{_DESC}{_W}\}}"),
-}
+_DESC = rf'"desc"{_W}:{_W}(?P<desc>"(?:[^"\\\x00-\x1f]|\\.)*")'
+_GEOM = rf'"(?P<geom>bbox_2d|poly)"{_W}:{_W}(?P<arr>\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
+# the common case, a bbox_2d of 4 literals 0..999 spelled as the vocabulary spells them
+_LIT = r"(?P<l{k}><\|coord_(?P<v{k}>0|[1-9][0-9]{{0,2}})\|>)"
+_BOX = (rf'"(?P<geom>bbox_2d)"{_W}:{_W}(?P<arr>\[{_W}' + f"{_W},{_W}".join(_LIT.format(k=k) for k in range(4))
+        + rf"{_W}\])")
+
+
+def _record_patterns(geom: str) -> dict:
+    return {"desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{geom}{_W}\}}"),
+            "geometry_first": re.compile(rf"\{{{_W}{geom}{_W},{_W}{_DESC}{_W}\}}")}
+
+
+_FAST_RECORD = _record_patterns(_GEOM)
+_FAST_BOX = _record_patterns(_BOX)
+
+
+def _fast_record_end(text: str, start: int) -> int | None:
+    """``_balanced_end`` of a record the shortcut pattern matches (in either field order):
+    its strings hold no unescaped quote, its array no brace, so the brace that closes it
+    is the pattern's last character."""
+    m = _FAST_RECORD["desc_first"].match(text, start) or _FAST_RECORD["geometry_first"].match(text, start)
+    return None if m is None else m.end()
 
 
 def _classify_fast(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject | None:
     """``_classify`` for a record that is valid as written, or None to use the scanner."""
-    m = _FAST_RECORD[field_order].match(text, start, end)
-    if m is None or m.end() != end:
+    m = _FAST_BOX[field_order].match(text, start, end)
+    if m is not None and m.end() == end:
+        values = (int(m.group("v0")), int(m.group("v1")), int(m.group("v2")), int(m.group("v3")))
+        spans = (m.span("l0"), m.span("l1"), m.span("l2"), m.span("l3"))
+    else:
+        m = _FAST_RECORD[field_order].match(text, start, end)
+        if m is None or m.end() != end:
+            return None
+        lits = list(_COORD_LITERAL.finditer(text, m.start("arr"), m.end("arr")))
+        values = tuple(int(x.group(1)) for x in lits)
+        spans = tuple(x.span() for x in lits)
+        gkey, n = m.group("geom"), len(values)
+        if len(lits) != text.count("<", m.start("arr"), m.end("arr")) or max(values) > COORD_MAX \
+                or (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
+            return None
+    raw = m.group("desc")
+    if "\\" in raw:
+        try:
+            desc, _ = scanstring(text, m.start("desc") + 1, True)  # the pattern ends where the string does
+        except ValueError:  # a bad escape: the scanner reports it
+            return None
+    else:  # no escape (and the pattern admits no control character): the text between the quotes
+        desc = raw[1:-1]
+    desc = desc.strip()
+    if not desc:
         return None
-    d, g, a = (1, 2, 3) if field_order == "desc_first" else (3, 1, 2)
-    try:
-        desc, _ = scanstring(text, m.start(d) + 1, True)  # the pattern ends where the string does
-    except ValueError:  # a bad escape: the scanner reports it
-        return None
-    lits = list(_COORD_LITERAL.finditer(text, m.start(a), m.end(a)))
-    values = tuple(int(x.group(1)) for x in lits)
-    gkey, n = m.group(g), len(values)
-    if not desc.strip() or len(lits) != text.count("<", m.start(a), m.end(a)) or max(values) > COORD_MAX \
-            or (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
-        return None
-    return ParsedObject(desc=desc.strip(), geometry=gkey, values=values, span=(start, end),
-                        geometry_span=m.span(a), value_spans=tuple(x.span() for x in lits), index=index)
+    return ParsedObject(desc=desc, geometry=m.group("geom"), values=values, span=(start, end),
+                        geometry_span=m.span("arr"), value_spans=spans, index=index)
 
 
 def _classify(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject:

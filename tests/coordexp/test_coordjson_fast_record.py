@@ -1,8 +1,9 @@
 """The parser's well-formed-record shortcut reads every record exactly as the full scanner does.
 
-``coordjson._classify_fast`` is only a shortcut: for each record text below (valid ones,
-and near misses in every direction the pattern could get wrong), parsing with it gives the
-same result, object for object and drop for drop, as parsing with the scanner alone.
+``coordjson._classify_fast`` and ``coordjson._fast_record_end`` are only shortcuts: for each
+record text below (valid ones, and near misses in every direction the patterns could get
+wrong), parsing with them gives the same result, object for object, drop for drop and cut
+for cut, as parsing with the scanner alone.
 """
 
 import json
@@ -14,7 +15,7 @@ from coordexp import coordjson
 from coordexp.coordjson import parse
 
 DESCS = ["cat", "  padded ", "a}{b", 'say "hi"', "back\\slash", "caf\u00e9", "x]y", "tab\there", "\u2028", "",
-         "   ", "\\u0063at"]
+         "   ", "\\u0063at", "slash at end\\", "{", "}}", 'q"}']
 
 
 def _lit(v):
@@ -43,12 +44,18 @@ def _records(rng):
             pairs.append('"score": 1')
         if rng.random() < 0.03:
             pairs = [d]
-        yield "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
+        rec = "{" + w() + f"{w()},{w()}".join(pairs) + w() + "}"
+        if rng.random() < 0.03:
+            rec = rec.replace('"', '\\"', 2)  # an escaped quote where the key should close
+        if rng.random() < 0.03:
+            rec = rec[: rng.randrange(1, len(rec))]  # cut short: unbalanced
+        yield rec
 
 
 def _summary(res):
     return ([(o.desc, o.geometry, o.values, o.span, o.geometry_span, o.value_spans, o.index) for o in res.objects],
-            res.drops, [(d.reason, d.pos, d.detail, d.span) for d in res.dropped], res.error)
+            res.drops, [(d.reason, d.pos, d.detail, d.span) for d in res.dropped], res.error, res.record_end_cuts,
+            res.truncated, res.parse_failed, res.container_end)
 
 
 @pytest.mark.parametrize("order", coordjson.FIELD_ORDERS)
@@ -59,6 +66,7 @@ def test_shortcut_equals_scanner(order, monkeypatch):
     fast = [_summary(parse(t, "salvage", order)) for t in texts]
     n_fast_kept = sum(len(f[0]) for f in fast)
     monkeypatch.setattr(coordjson, "_classify_fast", lambda *a: None)
+    monkeypatch.setattr(coordjson, "_fast_record_end", lambda *a: None)
     slow = [_summary(parse(t, "salvage", order)) for t in texts]
     assert fast == slow
     n_drops = sum(sum(s[1].values()) for s in slow)
