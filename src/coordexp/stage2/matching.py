@@ -25,6 +25,7 @@ rule. maskIoU is then |A and B| / |A or B| in pixels; two empty masks have IoU 0
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,8 @@ class Shape:
                 raise ValueError(f"poly needs an even count >= 6 of values, got {n}")
         else:
             raise ValueError(f"unknown geometry {self.geometry!r} (bbox_2d or poly)")
+        if all(type(v) is int and 0 <= v <= COORD_MAX for v in self.values):  # the common case, at once
+            return
         for v in self.values:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= COORD_MAX:
                 raise ValueError(f"{self.geometry} values must be int bins 0..999, got {list(self.values)}")
@@ -190,12 +193,19 @@ def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- mask IoU
 
 
+@functools.lru_cache(maxsize=8)
+def _centers(resolution: int) -> np.ndarray:
+    out = np.arange(resolution, dtype=np.float64) + 0.5
+    out.flags.writeable = False
+    return out
+
+
 def _pixel_ranges(lo, hi, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """[start, stop) of the pixel rows (or columns) whose centers c satisfy
     min(lo, hi)*s <= c < max(lo, hi)*s, s = (R-1)/999: the scanlines that ``rasterize``
     finds between a box's two edges on that axis (equal bins: none)."""
     scale = (resolution - 1) / COORD_MAX
-    centers = np.arange(resolution, dtype=np.float64) + 0.5
+    centers = _centers(resolution)
     # searchsorted "left" counts the centers < v: the same strict comparisons as rasterize
     a = np.asarray(lo, dtype=np.int64) * scale
     b = np.asarray(hi, dtype=np.int64) * scale
@@ -203,30 +213,38 @@ def _pixel_ranges(lo, hi, resolution: int) -> tuple[np.ndarray, np.ndarray]:
             np.searchsorted(centers, np.maximum(a, b), side="left"))
 
 
+def _box_ranges(boxes: np.ndarray, resolution: int) -> np.ndarray:
+    """(N, 4) [x start, x stop, y start, y stop] pixel ranges of (N, 4) bbox bins."""
+    x0, x1 = _pixel_ranges(boxes[:, 0], boxes[:, 2], resolution)
+    y0, y1 = _pixel_ranges(boxes[:, 1], boxes[:, 3], resolution)
+    return np.stack([x0, x1, y0, y1], axis=1)
+
+
+def _range_ious(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    area_a = (ra[:, 1] - ra[:, 0]) * (ra[:, 3] - ra[:, 2])
+    area_b = (rb[:, 1] - rb[:, 0]) * (rb[:, 3] - rb[:, 2])
+    inter = (np.clip(np.minimum(ra[:, 1], rb[:, 1]) - np.maximum(ra[:, 0], rb[:, 0]), 0, None)
+             * np.clip(np.minimum(ra[:, 3], rb[:, 3]) - np.maximum(ra[:, 2], rb[:, 2]), 0, None))
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
 def box_mask_ious(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
     """maskIoU of bbox pairs ``a[n]`` and ``b[n]`` ((N, 4) bins) on the R x R canvas, equal
     to ``mask_iou(rasterize(a), rasterize(b))``: a rasterized box is the product of a row
     range and a column range, so its pixel counts are products of range lengths, and the
     IoU is the same int / int division."""
-    ax0, ax1 = _pixel_ranges(a[:, 0], a[:, 2], resolution)
-    ay0, ay1 = _pixel_ranges(a[:, 1], a[:, 3], resolution)
-    bx0, bx1 = _pixel_ranges(b[:, 0], b[:, 2], resolution)
-    by0, by1 = _pixel_ranges(b[:, 1], b[:, 3], resolution)
-    area_a = (ax1 - ax0) * (ay1 - ay0)
-    area_b = (bx1 - bx0) * (by1 - by0)
-    inter = (np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
-             * np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None))
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return _range_ious(_box_ranges(np.asarray(a, dtype=np.int64), resolution),
+                       _box_ranges(np.asarray(b, dtype=np.int64), resolution))
 
 
-def _pair_ious(preds: list[Shape], gts: list[Shape], rows: list[int], cols: list[int], r: int) -> list[float]:
-    """maskIoU of each (preds[rows[n]], gts[cols[n]]): boxes by ``box_mask_ious``, any pair
-    with a polygon through ``rasterize`` (each shape rasterized once)."""
-    if all(preds[i].geometry == "bbox_2d" for i in set(rows)) and all(gts[j].geometry == "bbox_2d" for j in set(cols)):
-        a = np.array([preds[i].values for i in rows], dtype=np.int64).reshape(-1, 4)
-        b = np.array([gts[j].values for j in cols], dtype=np.int64).reshape(-1, 4)
-        return box_mask_ious(a, b, r).tolist()
+def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndarray, rows: np.ndarray,
+               cols: np.ndarray, r: int) -> list[float]:
+    """maskIoU of each (preds[rows[n]], gts[cols[n]]): boxes by their pixel ranges (each
+    box's once; ``pe``/``ge`` are the extents, a box's own values), any pair with a polygon
+    through ``rasterize`` (each shape rasterized once)."""
+    if all(p.geometry == "bbox_2d" for p in preds) and all(g.geometry == "bbox_2d" for g in gts):
+        return _range_ious(_box_ranges(pe, r)[rows], _box_ranges(ge, r)[cols]).tolist()
     masks: dict[tuple[str, int], np.ndarray] = {}
 
     def mask(side: str, idx: int, shape: Shape) -> np.ndarray:
@@ -234,7 +252,7 @@ def _pair_ious(preds: list[Shape], gts: list[Shape], rows: list[int], cols: list
             masks[(side, idx)] = rasterize(shape, r)
         return masks[(side, idx)]
 
-    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j])) for i, j in zip(rows, cols)]
+    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j])) for i, j in zip(rows.tolist(), cols.tolist())]
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -251,15 +269,15 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
         res.fn = list(range(n_g))
         return res
 
-    cands = _candidate_table(np.array([p.extent() for p in preds], dtype=np.int64),
-                             np.array([g.extent() for g in gts], dtype=np.int64), config.candidate_top_k)
-    k = cands.shape[1]
-    rows = [i for i in range(n_p) for _ in range(k)]  # pred-major, candidates in order
-    cols = cands.ravel().tolist()
-    ious = _pair_ious(preds, gts, rows, cols, config.maskiou_resolution)
+    pe = np.array([p.extent() for p in preds], dtype=np.int64)
+    ge = np.array([g.extent() for g in gts], dtype=np.int64)
+    cands = _candidate_table(pe, ge, config.candidate_top_k)
+    rows = np.repeat(np.arange(n_p), cands.shape[1])  # pred-major, candidates in order
+    cols = cands.ravel()
+    ious = _pair_ious(preds, gts, pe, ge, rows, cols, config.maskiou_resolution)
     cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
     gate = config.maskiou_gate
-    for i, j, iou in zip(rows, cols, ious):
+    for i, j, iou in zip(rows.tolist(), cols.tolist(), ious):
         res.mask_iou[(i, j)] = iou
         if iou < gate:
             res.gating_rejections += 1
