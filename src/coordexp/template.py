@@ -526,7 +526,7 @@ def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
 def pieces_from(tokenizer, table: dict, ids: Sequence[int]) -> list[str]:
     """``decode_pieces`` with the table already in hand (``piece_table(tokenizer)``)."""
     try:
-        return [table[i] for i in ids]
+        return list(map(table.__getitem__, ids))
     except (KeyError, TypeError):  # an id not seen yet (or not hashable): decode the misses once
         out = []
         for i in ids:

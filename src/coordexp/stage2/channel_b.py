@@ -232,7 +232,7 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
 
 
 def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> RolloutPrefix:
-    ids = [int(i) for i in rollout_ids]
+    ids = list(map(int, rollout_ids))
     pieces = pieces_from(tokenizer, vocab.pieces, ids)
     offsets = _offsets(pieces)
     full = "".join(pieces)
@@ -366,7 +366,6 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
 
     first_coord = vocab.coord_start
     stop_coord = first_coord + COORD_BINS
-    is_coord = [first_coord <= i < stop_coord for i in assistant_ids]
     weights = [0.0] * len(assistant_ids)
 
     # -- matched prefix records: structure only
@@ -381,9 +380,10 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
             neutral.update(_overlapping(offsets, (d.span[0], min(d.span[1], cut))))
         for i in sorted(matched_pred):
             obj = prefix.kept[i].obj
-            desc = set(_overlapping(offsets, _desc_content_span(text, obj)))
+            desc = _overlapping(offsets, _desc_content_span(text, obj))  # a range: O(1) membership
             for t in _overlapping(offsets, obj.span):
-                if t < n_prefix and t not in neutral and t not in desc and not is_coord[t]:
+                if t < n_prefix and t not in neutral and t not in desc \
+                        and not first_coord <= assistant_ids[t] < stop_coord:
                     weights[t] = 1.0
 
     # -- tail: fragment + <|im_end|>
@@ -397,7 +397,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     for o in fn_objs:
         fn_desc.update(_overlapping(offsets, _desc_content_span(text, o)))
     for t in range(n_prefix, len(assistant_ids)):
-        if is_coord[t]:
+        if first_coord <= assistant_ids[t] < stop_coord:
             continue
         weights[t] = config.desc_ce_weight if t in fn_desc else struct_w
 
@@ -419,7 +419,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         j = matched_pred[i]
         groups.append(GeometryGroup("matched", prefix.kept[i].coord_positions, tuple(gts[j].values), j))
     for o, j in zip(fn_objs, result.fn):
-        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if is_coord[t])
+        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if first_coord <= assistant_ids[t] < stop_coord)
         if len(slots) != 4 or [assistant_ids[t] - first_coord for t in slots] != list(gts[j].values):
             raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
         groups.append(GeometryGroup("fn", slots, tuple(gts[j].values), j))
