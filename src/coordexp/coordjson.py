@@ -326,10 +326,12 @@ def _fast_record_end(text: str, start: int) -> int | None:
 
 def _classify_fast(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject | None:
     """``_classify`` for a record that is valid as written, or None to use the scanner."""
-    m = _FAST_BOX[field_order].match(text, start, end)
+    box = _FAST_BOX[field_order]
+    m = box.match(text, start, end)
     if m is not None and m.end() == end:
-        values = (int(m.group("v0")), int(m.group("v1")), int(m.group("v2")), int(m.group("v3")))
-        spans = (m.span("l0"), m.span("l1"), m.span("l2"), m.span("l3"))
+        g, regs, at = m.groups(), m.regs, box.groupindex  # regs[k]: the span of group k
+        values = (int(g[at["v0"] - 1]), int(g[at["v1"] - 1]), int(g[at["v2"] - 1]), int(g[at["v3"] - 1]))
+        spans = (regs[at["l0"]], regs[at["l1"]], regs[at["l2"]], regs[at["l3"]])
     else:
         m = _FAST_RECORD[field_order].match(text, start, end)
         if m is None or m.end() != end:

@@ -266,11 +266,11 @@ def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> 
         return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
 
     first_coord = vocab.coord_start
+    stop_coord = first_coord + COORD_BINS
     kept: list[KeptPrediction] = []
     for obj in res.objects:
-        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span)
-                      if first_coord <= ids[t] < first_coord + COORD_BINS)
-        if len(slots) != len(obj.values) or any(ids[t] - first_coord != v for t, v in zip(slots, obj.values)):
+        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span) if first_coord <= ids[t] < stop_coord)
+        if tuple(ids[t] - first_coord for t in slots) != obj.values:
             drops["wrong_arity"] += 1  # coord tokens do not line up with the values: ambiguous
             continue
         if obj.geometry == "poly":

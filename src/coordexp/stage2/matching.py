@@ -34,6 +34,8 @@ from scipy.optimize import linear_sum_assignment
 from coordexp.coord import COORD_MAX
 
 GATED_COST = 1e6
+_INT = {int}
+_BINS = frozenset(range(COORD_MAX + 1))
 MATCH_COST_LIMIT = 5e5
 
 
@@ -78,7 +80,7 @@ class Shape:
                 raise ValueError(f"poly needs an even count >= 6 of values, got {n}")
         else:
             raise ValueError(f"unknown geometry {self.geometry!r} (bbox_2d or poly)")
-        if all(type(v) is int and 0 <= v <= COORD_MAX for v in self.values):  # the common case, at once
+        if set(map(type, self.values)) == _INT and _BINS.issuperset(self.values):  # the common case, at once
             return
         for v in self.values:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= COORD_MAX:
