@@ -26,8 +26,9 @@ Steps (DOMAIN §3 and §7; each is a function below):
      structure is scaled by ``drop_invalid_struct_ce_multiplier`` when the rollout had
      invalid drops;
    - closure: the container's closing ``}`` is located by the parser's string-aware brace
-     scan over the decoded target (never "the last ``}``"), and the first ``<|im_end|>``
-     after it; both are supervised. If either cannot be located the sample is dropped
+     scan over the decoded target (never "the last ``}``"; the prefix was read in step 1,
+     so only the fragment is read again, from the state the prefix leaves the parser in:
+     ``_read_fragment``), and the first ``<|im_end|>`` after it; both are supervised. If either cannot be located the sample is dropped
      (``ClosureError``; counted by the caller under ``closure_supervision/N_drop``).
 4. Geometry targets: each matched prefix box's 4 coord slots take the matched GT's bins;
    each FN box's slots take its own bins; FP boxes get nothing.
@@ -38,7 +39,7 @@ Everything works on token-id lists and the real tokenizer; nothing here needs to
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from json.decoder import scanstring
 
@@ -328,6 +329,30 @@ def _closure_tokens(ids: list[int], offsets: list[int], pos: int | None, im_end_
 # ----------------------------------------------------------------------------- step 2-4
 
 
+def _read_fragment(prefix_text: str, fragment: str, field_order: str) -> tuple[list[ParsedObject], int | None]:
+    """The records the fragment adds and the container's closing ``}``, in target-text
+    positions: what ``parse(prefix_text + fragment)`` reads after the cut, without
+    re-reading the prefix.
+
+    The parser reads a record array left to right, and at the cut its state is one of two:
+    just after the array-open ``[`` (a prefix ending in ``[``: no record yet), or just
+    after a record (a prefix ending in ``}``). ``{"objects": [`` and ``{"objects": [{}``
+    leave it in the same state, so the fragment after either reads the same, shifted by
+    the length difference (record indices, which the target does not use, differ).
+    """
+    head = FALLBACK_PREFIX + ("{}" if prefix_text.endswith("}") else "")
+    res = parse(head + fragment, "salvage", field_order)
+    shift = len(prefix_text) - len(head)
+
+    def moved(o: ParsedObject) -> ParsedObject:
+        return replace(o, span=(o.span[0] + shift, o.span[1] + shift),
+                       geometry_span=(o.geometry_span[0] + shift, o.geometry_span[1] + shift),
+                       value_spans=tuple((a + shift, b + shift) for a, b in o.value_spans))
+
+    closing = _closure_pos(res)
+    return [moved(o) for o in res.objects if o.span[0] >= len(head)], None if closing is None else closing + shift
+
+
 def _gt_shape(obj, i: int) -> Shape:
     if not isinstance(obj, dict) or "poly" in obj:
         raise ChannelBError(f"gt objects[{i}]: Channel-B trains bbox_2d GT only, got "
@@ -389,8 +414,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     # -- tail: fragment + <|im_end|>
     struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
     body = text[:len(text) - len(IM_END)]
-    full = parse(body, "salvage", fo)
-    fn_objs = [o for o in full.objects if o.span[0] >= cut]
+    fn_objs, closing = _read_fragment(prefix.prefix_text, fragment, fo)
     if len(fn_objs) != len(fn_objects):
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
     fn_desc = set()
@@ -406,7 +430,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     # first <|im_end|> (the target's last token unless the prefix holds one)
     stop = text.find(IM_END)
     if stop == len(body):
-        pos = _closure_pos(full)
+        pos = closing
     else:
         pos = closure_char(text if stop < 0 else text[:stop], fo)
     brace, im_end = _closure_tokens(assistant_ids, offsets, pos, im_end_id)
