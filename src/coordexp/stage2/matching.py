@@ -185,10 +185,12 @@ def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
     ih = np.minimum(py2, gy2) - np.maximum(py1, gy1)
     inter = np.where((iw > 0) & (ih > 0), iw * ih, 0)
     union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    dist = ((gx1 + gx2) / 2 - (px1 + px2) / 2) ** 2 + ((gy1 + gy2) / 2 - (py1 + py2) / 2) ** 2
-    key = np.where(iou.max(axis=1, keepdims=True) > 0, -iou, dist)
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    key = -iou
+    far = np.flatnonzero(iou.max(axis=1) <= 0)  # overlaps nothing: nearest centers instead
+    if far.size:
+        fx1, fy1, fx2, fy2 = (pe[far, c:c + 1] for c in range(4))
+        key[far] = ((gx1 + gx2) / 2 - (fx1 + fx2) / 2) ** 2 + ((gy1 + gy2) / 2 - (fy1 + fy2) / 2) ** 2
     return np.argsort(key, axis=1, kind="stable")[:, :k]
 
 
@@ -202,24 +204,16 @@ def _centers(resolution: int) -> np.ndarray:
     return out
 
 
-def _pixel_ranges(lo, hi, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """[start, stop) of the pixel rows (or columns) whose centers c satisfy
-    min(lo, hi)*s <= c < max(lo, hi)*s, s = (R-1)/999: the scanlines that ``rasterize``
-    finds between a box's two edges on that axis (equal bins: none)."""
-    scale = (resolution - 1) / COORD_MAX
-    centers = _centers(resolution)
-    # searchsorted "left" counts the centers < v: the same strict comparisons as rasterize
-    a = np.asarray(lo, dtype=np.int64) * scale
-    b = np.asarray(hi, dtype=np.int64) * scale
-    return (np.searchsorted(centers, np.minimum(a, b), side="left"),
-            np.searchsorted(centers, np.maximum(a, b), side="left"))
-
-
 def _box_ranges(boxes: np.ndarray, resolution: int) -> np.ndarray:
-    """(N, 4) [x start, x stop, y start, y stop] pixel ranges of (N, 4) bbox bins."""
-    x0, x1 = _pixel_ranges(boxes[:, 0], boxes[:, 2], resolution)
-    y0, y1 = _pixel_ranges(boxes[:, 1], boxes[:, 3], resolution)
-    return np.stack([x0, x1, y0, y1], axis=1)
+    """(N, 4) [x start, x stop, y start, y stop] pixel ranges of (N, 4) bbox bins: on each
+    axis the rows (or columns) whose centers c satisfy min(a, b)*s <= c < max(a, b)*s,
+    s = (R-1)/999, which are the scanlines ``rasterize`` finds between a box's two edges
+    on that axis (equal bins: none)."""
+    scaled = np.asarray(boxes, dtype=np.int64).reshape(-1, 4) * ((resolution - 1) / COORD_MAX)
+    x1, y1, x2, y2 = scaled.T
+    bounds = np.stack([np.minimum(x1, x2), np.maximum(x1, x2), np.minimum(y1, y2), np.maximum(y1, y2)], axis=1)
+    # searchsorted "left" counts the centers < v: the same strict comparisons as rasterize
+    return np.searchsorted(_centers(resolution), bounds.ravel(), side="left").reshape(-1, 4)
 
 
 def _range_ious(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
@@ -236,8 +230,7 @@ def box_mask_ious(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
     to ``mask_iou(rasterize(a), rasterize(b))``: a rasterized box is the product of a row
     range and a column range, so its pixel counts are products of range lengths, and the
     IoU is the same int / int division."""
-    return _range_ious(_box_ranges(np.asarray(a, dtype=np.int64), resolution),
-                       _box_ranges(np.asarray(b, dtype=np.int64), resolution))
+    return _range_ious(_box_ranges(a, resolution), _box_ranges(b, resolution))
 
 
 def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndarray, rows: np.ndarray,
@@ -246,7 +239,8 @@ def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndar
     box's once; ``pe``/``ge`` are the extents, a box's own values), any pair with a polygon
     through ``rasterize`` (each shape rasterized once)."""
     if all(p.geometry == "bbox_2d" for p in preds) and all(g.geometry == "bbox_2d" for g in gts):
-        return _range_ious(_box_ranges(pe, r)[rows], _box_ranges(ge, r)[cols]).tolist()
+        ranges = _box_ranges(np.concatenate([pe, ge]), r)
+        return _range_ious(ranges[rows], ranges[len(preds) + cols]).tolist()
     masks: dict[tuple[str, int], np.ndarray] = {}
 
     def mask(side: str, idx: int, shape: Shape) -> np.ndarray:
