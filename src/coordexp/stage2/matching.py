@@ -271,15 +271,13 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
     rows = np.repeat(np.arange(n_p), cands.shape[1])  # pred-major, candidates in order
     cols = cands.ravel()
     ious = _pair_ious(preds, gts, pe, ge, rows, cols, config.maskiou_resolution)
-    cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
-    gate = config.maskiou_gate
-    for i, j, iou in zip(rows.tolist(), cols.tolist(), ious):
-        res.mask_iou[(i, j)] = iou
-        if iou < gate:
-            res.gating_rejections += 1
-        else:
-            cost[i, j] = 1.0 - iou
+    res.mask_iou = dict(zip(zip(rows.tolist(), cols.tolist()), ious))
     res.n_candidate_pairs = len(ious)
+    iou = np.array(ious, dtype=np.float64)
+    passed = ~(iou < config.maskiou_gate)
+    res.gating_rejections = len(ious) - int(passed.sum())
+    cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
+    cost[rows[passed], cols[passed]] = 1.0 - iou[passed]  # (pred, gt) pairs are distinct
 
     n = n_p + n_g
     full = np.zeros((n, n), dtype=np.float64)
@@ -287,13 +285,11 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
     full[:n_p, n_g:] = config.fp_cost
     full[n_p:, :n_g] = config.fn_cost
     rows, cols = linear_sum_assignment(full)
-    matched_pred, matched_gt = set(), set()
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        if i < n_p and j < n_g and full[i, j] < MATCH_COST_LIMIT:
-            res.matched.append((i, j))
-            matched_pred.add(i)
-            matched_gt.add(j)
-    res.matched.sort()
+    real = (rows < n_p) & (cols < n_g)
+    rows, cols = rows[real], cols[real]
+    ok = full[rows, cols] < MATCH_COST_LIMIT  # a gated pair the solver was forced into is no match
+    res.matched = sorted(zip(rows[ok].tolist(), cols[ok].tolist()))
+    matched_pred, matched_gt = {i for i, _ in res.matched}, {j for _, j in res.matched}
     res.fp = [i for i in range(n_p) if i not in matched_pred]
     res.fn = [j for j in range(n_g) if j not in matched_gt]
     return res
