@@ -293,11 +293,12 @@ def _scan_pairs(text: str, i: int, end: int, depth: int = 0):
 
 
 # A well-formed record in one field order, as the scanner below would read it: quoted desc
-# (escapes allowed, no raw control characters), a geometry key, an array of coord literals.
+# (escapes allowed, no raw control characters; written unrolled, which `re` matches fast), a
+# geometry key, an array of coord literals.
 # Matching it is a shortcut only; any other text, or a value this pattern cannot vouch for,
 # goes through the full scanner, which decides.
 _W = r"[ \t\n\r]*"
-_DESC = rf'"desc"{_W}:{_W}(?P<desc>"(?:[^"\\\x00-\x1f]|\\.)*")'
+_DESC = rf'"desc"{_W}:{_W}(?P<desc>"[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*")'
 _GEOM = rf'"(?P<geom>bbox_2d|poly)"{_W}:{_W}(?P<arr>\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
 # the common case, a bbox_2d of 4 literals 0..999 spelled as the vocabulary spells them
 _LIT = r"(?P<l{k}><\|coord_(?P<v{k}>0|[1-9][0-9]{{0,2}})\|>)"
