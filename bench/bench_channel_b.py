@@ -4,9 +4,16 @@ A batch of 256 rollouts with 30 objects each: every rollout holds the GT boxes j
 a few bins (most match), a few boxes far from every GT (FP), and misses a few GT (FN), so
 the FN injection, CE weights and closure scan all run. Prints rollouts per second of
 ``stage2.channel_b.build_target`` (decode frame, salvage parse, cut, strict drops,
-matching, fragment encode, weights, geometry targets).
+matching, fragment encode, weights, geometry targets): the median wall time of
+``--repeat`` passes over the batch (after one warm-up pass: per-tokenizer tables are built
+once per process), and the median process CPU time of the same passes (on a shared machine
+the CPU figure moves less with the neighbours' load). ``--profile`` adds a cProfile of one
+more pass (top functions by own CPU time) on stderr.
 
-    .venv/bin/python bench/bench_channel_b.py [--rollouts 256] [--objects 30] [--repeat 3]
+    PYTHONPATH=.:src .venv/bin/python bench/bench_channel_b.py [--rollouts 256] [--objects 30] [--repeat 5]
+        [--profile [N]]
+
+See docs/performance.md for the figures measured here.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 
 
@@ -56,22 +64,41 @@ def main(argv=None) -> int:
     ap.add_argument("--rollouts", type=int, default=256)
     ap.add_argument("--objects", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--profile", type=int, nargs="?", const=25, default=0, metavar="N",
+                    help="after the timed passes, profile one more pass and print the top N functions")
     ns = ap.parse_args(argv)
+    if ns.rollouts < 1 or ns.objects < 4 or ns.repeat < 1:
+        ap.error("--rollouts and --repeat must be >= 1, --objects >= 4")
     tok = load_tokenizer()
     batch = synthetic(tok, ns.rollouts, ns.objects)
     cfg = ChannelBConfig("geometry_first", match=MatchConfig(fp_cost=0.5, fn_cost=2.0))
-    times = []
-    for _ in range(ns.repeat):
-        t = time.perf_counter()
+
+    def one_pass() -> tuple[int, int]:
         matched = fn = 0
         for ids, gt in batch:
             tgt = build_target(tok, ids, gt, cfg)
             matched += len(tgt.match.matched)
             fn += len(tgt.match.fn)
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
+        return matched, fn
+
+    one_pass()  # warm-up: per-tokenizer tables, imports
+    wall, cpu = [], []
+    for _ in range(ns.repeat):
+        t, c = time.perf_counter(), time.process_time()
+        matched, fn = one_pass()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    med, med_cpu = statistics.median(wall), statistics.median(cpu)
     print(f"channel_b build_target: {ns.rollouts} rollouts x {ns.objects} objects: median of {ns.repeat} "
-          f"{med:.3f} s -> {ns.rollouts / med:.1f} rollouts/s (matched {matched}, fn {fn} per pass)")
+          f"{med:.3f} s -> {ns.rollouts / med:.1f} rollouts/s (cpu {med_cpu:.3f} s -> "
+          f"{ns.rollouts / med_cpu:.1f} rollouts/cpu-s; matched {matched}, fn {fn} per pass)")
+    if ns.profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile(time.process_time)  # CPU time: the neighbours' load does not count
+        prof.runcall(one_pass)
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(ns.profile)
     return 0
 
 

@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import math
 import re
+import weakref
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,8 +48,46 @@ def qwen_tokenizer_dir() -> Path:
     return folder
 
 
+# ----------------------------------------------------------------------------- per-tokenizer tables
+
+_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def tokenizer_table(tokenizer, name: str, build):
+    """A table derived from ``tokenizer`` (``build(tokenizer)``), built once and reused.
+
+    Keyed by the tokenizer object itself (weakly: a table dies with its tokenizer, and an
+    id reused by a new object can never hit an old table) and by ``len(tokenizer)``, the
+    vocabulary including added tokens: adding a token gives every table a fresh build.
+    A failed build (an exception) caches nothing.
+    """
+    try:
+        size = len(tokenizer)
+        tables = _TABLES.get(tokenizer)
+    except TypeError:  # no len() or not weak-referenceable: nothing safe to key on
+        return build(tokenizer)
+    if tables is None or tables[0] != size:
+        tables = (size, {})
+        _TABLES[tokenizer] = tables
+    table = tables[1].get(name)
+    if table is None:
+        table = tables[1][name] = build(tokenizer)
+    return table
+
+
 def coord_token_ids(tokenizer) -> list[int]:
-    """The 1000 coord ids in bin order, validated: present, distinct, contiguous, one token each."""
+    """The 1000 coord ids in bin order, validated: present, distinct, contiguous, one token each.
+
+    Computed once per tokenizer (``tokenizer_table``); each call returns a fresh list."""
+    return list(tokenizer_table(tokenizer, "coord_token_ids", _coord_token_ids))
+
+
+def coord_id_start(tokenizer) -> int:
+    """The id of ``<|coord_0|>``; ``<|coord_k|>`` is this plus k (validated as coord_token_ids)."""
+    return tokenizer_table(tokenizer, "coord_token_ids", _coord_token_ids)[0]
+
+
+def _coord_token_ids(tokenizer) -> tuple[int, ...]:
     ids = tokenizer.convert_tokens_to_ids(coord_tokens())
     unk = getattr(tokenizer, "unk_token_id", None)
     missing = [k for k, i in enumerate(ids) if i is None or (unk is not None and i == unk)]
@@ -58,7 +97,7 @@ def coord_token_ids(tokenizer) -> list[int]:
         raise CoordTokenError("coord token ids are not distinct")
     if ids != list(range(ids[0], ids[0] + COORD_BINS)):
         raise CoordTokenError(f"coord token ids are not one contiguous block starting at {ids[0]}")
-    return ids
+    return tuple(ids)
 
 
 @functools.lru_cache(maxsize=None)

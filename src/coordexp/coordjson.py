@@ -176,6 +176,9 @@ def _balanced_end(text: str, start: int) -> int | None:
 
     String-aware: braces inside quoted strings do not count; backslash escapes are honoured.
     """
+    fast = _fast_record_end(text, start)
+    if fast is not None:
+        return fast
     depth = 0
     i = start
     n = len(text)
@@ -292,9 +295,79 @@ def _scan_pairs(text: str, i: int, end: int, depth: int = 0):
         raise _Fail("other", j, "expected ',' or '}' between fields")
 
 
+# A well-formed record in one field order, as the scanner below would read it: quoted desc
+# (escapes allowed, no raw control characters; written unrolled, which `re` matches fast), a
+# geometry key, an array of coord literals.
+# Matching it is a shortcut only; any other text, or a value this pattern cannot vouch for,
+# goes through the full scanner, which decides.
+_W = r"[ \t\n\r]*"
+_DESC = rf'"desc"{_W}:{_W}(?P<desc>"[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*")'
+_GEOM = rf'"(?P<geom>bbox_2d|poly)"{_W}:{_W}(?P<arr>\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
+# the common case, a bbox_2d of 4 literals 0..999 spelled as the vocabulary spells them
+_LIT = r"(?P<l{k}><\|coord_(?P<v{k}>0|[1-9][0-9]{{0,2}})\|>)"
+_BOX = (rf'"(?P<geom>bbox_2d)"{_W}:{_W}(?P<arr>\[{_W}' + f"{_W},{_W}".join(_LIT.format(k=k) for k in range(4))
+        + rf"{_W}\])")
+
+
+def _record_patterns(geom: str) -> dict:
+    return {"desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{geom}{_W}\}}"),
+            "geometry_first": re.compile(rf"\{{{_W}{geom}{_W},{_W}{_DESC}{_W}\}}")}
+
+
+_FAST_RECORD = _record_patterns(_GEOM)
+_FAST_BOX = _record_patterns(_BOX)
+_D, _G = (re.sub(r"\?P<\w+>", "", p) for p in (_DESC, _GEOM))  # unnamed: one pattern holds both orders
+_FAST_EITHER = re.compile(rf"\{{{_W}(?:{_D}{_W},{_W}{_G}|{_G}{_W},{_W}{_D}){_W}\}}")
+
+
+def _fast_record_end(text: str, start: int) -> int | None:
+    """``_balanced_end`` of a record the shortcut pattern matches (in either field order):
+    its strings hold no unescaped quote, its array no brace, so the brace that closes it
+    is the pattern's last character."""
+    m = _FAST_EITHER.match(text, start)
+    return None if m is None else m.end()
+
+
+def _classify_fast(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject | None:
+    """``_classify`` for a record that is valid as written, or None to use the scanner."""
+    box = _FAST_BOX[field_order]
+    m = box.match(text, start, end)
+    if m is not None and m.end() == end:
+        g, regs, at = m.groups(), m.regs, box.groupindex  # regs[k]: the span of group k
+        values = (int(g[at["v0"] - 1]), int(g[at["v1"] - 1]), int(g[at["v2"] - 1]), int(g[at["v3"] - 1]))
+        spans = (regs[at["l0"]], regs[at["l1"]], regs[at["l2"]], regs[at["l3"]])
+    else:
+        m = _FAST_RECORD[field_order].match(text, start, end)
+        if m is None or m.end() != end:
+            return None
+        lits = list(_COORD_LITERAL.finditer(text, m.start("arr"), m.end("arr")))
+        values = tuple(int(x.group(1)) for x in lits)
+        spans = tuple(x.span() for x in lits)
+        gkey, n = m.group("geom"), len(values)
+        if len(lits) != text.count("<", m.start("arr"), m.end("arr")) or max(values) > COORD_MAX \
+                or (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
+            return None
+    raw = m.group("desc")
+    if "\\" in raw:
+        try:
+            desc, _ = scanstring(text, m.start("desc") + 1, True)  # the pattern ends where the string does
+        except ValueError:  # a bad escape: the scanner reports it
+            return None
+    else:  # no escape (and the pattern admits no control character): the text between the quotes
+        desc = raw[1:-1]
+    desc = desc.strip()
+    if not desc:
+        return None
+    return ParsedObject(desc=desc, geometry=m.group("geom"), values=values, span=(start, end),
+                        geometry_span=m.span("arr"), value_spans=spans, index=index)
+
+
 def _classify(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject:
     """One balanced record text[start:end] -> ParsedObject, or _Fail with the first reason
     in precedence order (see REASONS)."""
+    fast = _classify_fast(text, start, end, field_order, index)
+    if fast is not None:
+        return fast
     pairs, stop = _scan_pairs(text, start, end)  # 0. syntax (other) / coord literal (wrong_arity)
     if stop != end:  # cannot happen for a balanced record; keep the invariant loud
         raise _Fail("other", stop, "record does not end at its closing brace")

@@ -506,9 +506,36 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), **DECODE_KWARGS)
 
 
+def piece_table(tokenizer) -> dict:
+    """The tokenizer's id -> piece table (``decode_pieces``), for ``pieces_from``."""
+    from coordexp.coord import tokenizer_table
+
+    return tokenizer_table(tokenizer, "decode_pieces", lambda tok: {})  # filled on demand
+
+
 def decode_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
-    """Each token decoded on its own, special tokens kept."""
-    return [tokenizer.decode([i], **DECODE_KWARGS) for i in ids]
+    """Each token decoded on its own, special tokens kept.
+
+    Every id is decoded once per tokenizer (``coord.tokenizer_table``: keyed by the
+    tokenizer object and its vocabulary size, so an added token never meets a stale
+    table); a piece depends on its id alone, so the table returns exactly what a fresh
+    ``decode([id])`` would."""
+    return pieces_from(tokenizer, piece_table(tokenizer), ids)
+
+
+def pieces_from(tokenizer, table: dict, ids: Sequence[int]) -> list[str]:
+    """``decode_pieces`` with the table already in hand (``piece_table(tokenizer)``)."""
+    try:
+        return list(map(table.__getitem__, ids))
+    except (KeyError, TypeError):  # an id not seen yet (or not hashable): decode the misses once
+        out = []
+        for i in ids:
+            key = int(i)
+            piece = table.get(key)
+            if piece is None:
+                piece = table[key] = tokenizer.decode([key], **DECODE_KWARGS)
+            out.append(piece)
+        return out
 
 
 def decode_frame(tokenizer, ids: Sequence[int]) -> DecodeFrame:

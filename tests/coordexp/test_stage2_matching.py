@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+import random
+
 from coordexp.stage2.matching import (
-    MatchConfig, Shape, bbox_iou, candidates, mask_iou, match, rasterize,
+    MatchConfig, Shape, bbox_iou, box_mask_ious, candidates, mask_iou, match, rasterize,
 )
 
 B = lambda *v: Shape("bbox_2d", tuple(v))  # noqa: E731
@@ -99,3 +101,53 @@ def test_bad_config():
         MatchConfig(candidate_top_k=0)
     with pytest.raises(ValueError, match="fp_cost"):
         MatchConfig(fp_cost=1e6)
+
+
+def _random_box(rng):
+    kind = rng.random()
+    if kind < 0.1:  # degenerate on one axis
+        x, y = rng.randrange(1000), rng.randrange(1000)
+        return (x, y, x, rng.randrange(1000)) if rng.random() < 0.5 else (x, y, rng.randrange(1000), y)
+    if kind < 0.2:  # inverted (the rasterizer still defines a mask for it)
+        return tuple(rng.randrange(1000) for _ in range(4))
+    if kind < 0.3:  # on the canvas edges
+        return (rng.choice((0, 1, 998)), rng.choice((0, 1)), rng.choice((998, 999)), 999)
+    x1, y1 = rng.randrange(1000), rng.randrange(1000)
+    return (x1, y1, min(999, x1 + rng.randrange(1, 200)), min(999, y1 + rng.randrange(1, 200)))
+
+
+@pytest.mark.parametrize("resolution", [8, 13, 64, 100, 255, 256, 999, 1000])
+def test_box_mask_ious_equal_the_rasterizer_exactly(resolution):
+    """The closed form is the rasterizer's result, bit for bit, for many random box pairs
+    (near pairs too, so that the intersection is rarely empty)."""
+    rng = random.Random(resolution)
+    pairs = []
+    for _ in range(150):
+        a = _random_box(rng)
+        b = tuple(min(999, max(0, v + rng.randrange(-15, 16))) for v in a) if rng.random() < 0.6 else _random_box(rng)
+        pairs.append((a, b))
+    got = box_mask_ious(np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]), resolution).tolist()
+    want = [mask_iou(rasterize(B(*a), resolution), rasterize(B(*b), resolution)) for a, b in pairs]
+    assert got == want
+    assert sum(0 < w < 1 for w in want) > (50 if resolution >= 64 else 0) and 0.0 in want
+
+
+def _reference_candidates(pred, gts, k):
+    """The per-pair definition: top-k by bbox_iou, ties by index; nearest centers if none overlaps."""
+    pe = pred.extent()
+    ious = [bbox_iou(pe, g.extent()) for g in gts]
+    if max(ious) > 0:
+        return sorted(range(len(gts)), key=lambda j: (-ious[j], j))[:k]
+    cx, cy = (pe[0] + pe[2]) / 2, (pe[1] + pe[3]) / 2
+    dist = [((e[0] + e[2]) / 2 - cx) ** 2 + ((e[1] + e[3]) / 2 - cy) ** 2 for e in (g.extent() for g in gts)]
+    return sorted(range(len(gts)), key=lambda j: (dist[j], j))[:k]
+
+
+def test_candidates_equal_the_per_pair_definition():
+    rng = random.Random(7)
+    for _ in range(300):
+        gts = [B(*_random_box(rng)) for _ in range(rng.randrange(1, 12))]
+        gts += [gts[0]] * rng.randrange(0, 2)  # exact ties
+        pred = B(*_random_box(rng)) if rng.random() < 0.8 else B(990, 990, 999, 999)
+        k = rng.choice((1, 3, 5, 20))
+        assert candidates(pred, gts, k) == _reference_candidates(pred, gts, k)

@@ -26,8 +26,9 @@ Steps (DOMAIN §3 and §7; each is a function below):
      structure is scaled by ``drop_invalid_struct_ce_multiplier`` when the rollout had
      invalid drops;
    - closure: the container's closing ``}`` is located by the parser's string-aware brace
-     scan over the decoded target (never "the last ``}``"), and the first ``<|im_end|>``
-     after it; both are supervised. If either cannot be located the sample is dropped
+     scan over the decoded target (never "the last ``}``"; the prefix was read in step 1,
+     so only the fragment is read again, from the state the prefix leaves the parser in:
+     ``_read_fragment``), and the first ``<|im_end|>`` after it; both are supervised. If either cannot be located the sample is dropped
      (``ClosureError``; counted by the caller under ``closure_supervision/N_drop``).
 4. Geometry targets: each matched prefix box's 4 coord slots take the matched GT's bins;
    each FN box's slots take its own bins; FP boxes get nothing.
@@ -38,10 +39,11 @@ Everything works on token-id lists and the real tokenizer; nothing here needs to
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from json.decoder import scanstring
 
-from coordexp.coord import COORD_BINS, coord_token_ids
+from coordexp.coord import COORD_BINS, coord_id_start, tokenizer_table
 from coordexp.coordjson import (
     FALLBACK_PREFIX,
     REASONS,
@@ -52,7 +54,7 @@ from coordexp.coordjson import (
     parse,
 )
 from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
-from coordexp.template import IM_END, decode_pieces
+from coordexp.template import IM_END, decode_pieces, piece_table, pieces_from
 
 # Drop reasons on top of the parser's (coordjson.REASONS).
 STRICT_REASONS = ("poly_unsupported", "unknown_geom", "bbox_invalid")
@@ -167,10 +169,21 @@ class ChannelBTarget:
 
 
 def _offsets(pieces) -> list[int]:
-    out = [0]
-    for piece in pieces:
-        out.append(out[-1] + len(piece))
-    return out
+    return list(accumulate(map(len, pieces), initial=0))
+
+
+@dataclass(frozen=True)
+class _Vocab:
+    """What Channel-B reads from a tokenizer, looked up once per tokenizer (coord.tokenizer_table)."""
+
+    pieces: dict  # template.piece_table: id -> piece, filled on demand
+    coord_start: int  # <|coord_0|>
+    im_end_id: int
+
+    @classmethod
+    def of(cls, tokenizer) -> "_Vocab":
+        return tokenizer_table(tokenizer, "channel_b_vocab", lambda tok: cls(
+            piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)))
 
 
 def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
@@ -216,8 +229,12 @@ def _fallback(tokenizer, text: str, reason: str, res: ParseResult | None, drops:
 
 def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     """Step 1: the append-ready prefix of one rollout, its kept predictions and drops."""
-    ids = [int(i) for i in rollout_ids]
-    pieces = decode_pieces(tokenizer, ids)
+    return _rollout_prefix(tokenizer, _Vocab.of(tokenizer), rollout_ids, field_order)
+
+
+def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> RolloutPrefix:
+    ids = list(map(int, rollout_ids))
+    pieces = pieces_from(tokenizer, vocab.pieces, ids)
     offsets = _offsets(pieces)
     full = "".join(pieces)
     stop = full.find(IM_END)
@@ -233,31 +250,28 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
     if cut is None:
         return _fallback(tokenizer, text, "no append-ready cut", res, drops)
 
-    # whole tokens before the cut; a token straddling it is re-encoded up to the cut
-    prefix_ids: list[int] = []
-    for t, tid in enumerate(ids):
-        if offsets[t + 1] <= cut:
-            prefix_ids.append(tid)
-            continue
-        if offsets[t] < cut:
-            head = pieces[t][:cut - offsets[t]]
-            head_ids = list(tokenizer.encode(head, add_special_tokens=False))
-            if "".join(decode_pieces(tokenizer, head_ids)) != head:
-                raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
-                                     "which does not re-encode to the same text")
-            prefix_ids.extend(head_ids)
-        break
+    # whole tokens before the cut (offsets only grow: they are a head of the ids); a token
+    # straddling the cut is re-encoded up to the cut
+    t = bisect_right(offsets, cut) - 1  # tokens 0..t-1 end at or before the cut
+    prefix_ids = ids[:t]
+    if t < len(ids) and offsets[t] < cut:
+        tid = ids[t]
+        head = pieces[t][:cut - offsets[t]]
+        head_ids = list(tokenizer.encode(head, add_special_tokens=False))
+        if "".join(pieces_from(tokenizer, vocab.pieces, head_ids)) != head:
+            raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
+                                 "which does not re-encode to the same text")
+        prefix_ids.extend(head_ids)
     prefix_text = text[:cut]
     if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
         return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
 
-    coord_ids = coord_token_ids(tokenizer)
-    first_coord = coord_ids[0]
+    first_coord = vocab.coord_start
+    stop_coord = first_coord + COORD_BINS
     kept: list[KeptPrediction] = []
     for obj in res.objects:
-        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span)
-                      if first_coord <= ids[t] < first_coord + COORD_BINS)
-        if len(slots) != len(obj.values) or any(ids[t] - first_coord != v for t, v in zip(slots, obj.values)):
+        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span) if first_coord <= ids[t] < stop_coord)
+        if tuple(ids[t] - first_coord for t in slots) != obj.values:
             drops["wrong_arity"] += 1  # coord tokens do not line up with the values: ambiguous
             continue
         if obj.geometry == "poly":
@@ -282,10 +296,11 @@ def closure_char(text: str, field_order: str) -> int | None:
     """Position of the container's closing ``}`` in an assistant text: the string-aware
     brace scan of the parser (braces inside quoted descs do not count). None when the
     container never closes (e.g. a target truncated by a length limit)."""
-    res = parse(text, "salvage", field_order)
-    if res.parse_failed or res.container_end is None:
-        return None
-    return res.container_end - 1
+    return _closure_pos(parse(text, "salvage", field_order))
+
+
+def _closure_pos(res: ParseResult) -> int | None:
+    return None if res.parse_failed or res.container_end is None else res.container_end - 1
 
 
 def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int]:
@@ -296,17 +311,46 @@ def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int
     text = "".join(pieces)
     stop = text.find(IM_END)
     pos = closure_char(text if stop < 0 else text[:stop], field_order)
+    return _closure_tokens(ids, offsets, pos, _Vocab.of(tokenizer).im_end_id)
+
+
+def _closure_tokens(ids: list[int], offsets: list[int], pos: int | None, im_end_id: int) -> tuple[int, int]:
+    """The token holding character ``pos`` (the closing brace) and the first <|im_end|> after it."""
     if pos is None:
         raise ClosureError("the assistant target's closing '}' cannot be located (container never closes)")
-    brace = next(t for t in range(len(ids)) if offsets[t] <= pos < offsets[t + 1])
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
-    im_end = next((t for t in range(brace + 1, len(ids)) if ids[t] == im_end_id), None)
-    if im_end is None:
-        raise ClosureError(f"no {IM_END} after the assistant target's closing '}}'")
+    brace = bisect_right(offsets, pos) - 1  # the one token with offsets[t] <= pos < offsets[t + 1]
+    try:
+        im_end = ids.index(im_end_id, brace + 1)
+    except ValueError:
+        raise ClosureError(f"no {IM_END} after the assistant target's closing '}}'") from None
     return brace, im_end
 
 
 # ----------------------------------------------------------------------------- step 2-4
+
+
+def _read_fragment(prefix_text: str, fragment: str, field_order: str) -> tuple[list[ParsedObject], int | None]:
+    """The records the fragment adds and the container's closing ``}``, in target-text
+    positions: what ``parse(prefix_text + fragment)`` reads after the cut, without
+    re-reading the prefix.
+
+    The parser reads a record array left to right, and at the cut its state is one of two:
+    just after the array-open ``[`` (a prefix ending in ``[``: no record yet), or just
+    after a record (a prefix ending in ``}``). ``{"objects": [`` and ``{"objects": [{}``
+    leave it in the same state, so the fragment after either reads the same, shifted by
+    the length difference (record indices, which the target does not use, differ).
+    """
+    head = FALLBACK_PREFIX + ("{}" if prefix_text.endswith("}") else "")
+    res = parse(head + fragment, "salvage", field_order)
+    shift = len(prefix_text) - len(head)
+
+    def moved(o: ParsedObject) -> ParsedObject:
+        return replace(o, span=(o.span[0] + shift, o.span[1] + shift),
+                       geometry_span=(o.geometry_span[0] + shift, o.geometry_span[1] + shift),
+                       value_spans=tuple((a + shift, b + shift) for a, b in o.value_spans))
+
+    closing = _closure_pos(res)
+    return [moved(o) for o in res.objects if o.span[0] >= len(head)], None if closing is None else closing + shift
 
 
 def _gt_shape(obj, i: int) -> Shape:
@@ -322,17 +366,20 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     located (the caller drops the sample and counts it)."""
     fo = config.field_order
     gts = [_gt_shape(o, i) for i, o in enumerate(gt_objects)]
-    prefix = rollout_prefix(tokenizer, rollout_ids, fo)
+    vocab = _Vocab.of(tokenizer)
+    prefix = _rollout_prefix(tokenizer, vocab, rollout_ids, fo)
     result = match([k.obj for k in prefix.kept], gts, config.match)
 
     fn_objects = [gt_objects[j] for j in result.fn]
-    fragment = fn_fragment(prefix.prefix_text, fn_objects, fo)
+    # fn_fragment reads the prefix's last non-space character; given the whole prefix it
+    # would re-parse it to refuse a closed container, which an append-ready cut never is
+    fragment = fn_fragment(prefix.prefix_text.rstrip(_WS)[-1:], fn_objects, fo)
     fragment_ids = list(tokenizer.encode(fragment, add_special_tokens=False))
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END)
+    im_end_id = vocab.im_end_id
     assistant_ids = prefix.prefix_ids + fragment_ids + [im_end_id]
     n_prefix = len(prefix.prefix_ids)
 
-    pieces = decode_pieces(tokenizer, assistant_ids)
+    pieces = pieces_from(tokenizer, vocab.pieces, assistant_ids)
     offsets = _offsets(pieces)
     text = "".join(pieces)
     cut = len(prefix.prefix_text)
@@ -342,8 +389,8 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     if offsets[n_prefix] != cut:
         raise ChannelBError("the prefix ids do not end exactly at the cut")
 
-    first_coord = coord_token_ids(tokenizer)[0]
-    is_coord = [first_coord <= i < first_coord + COORD_BINS for i in assistant_ids]
+    first_coord = vocab.coord_start
+    stop_coord = first_coord + COORD_BINS
     weights = [0.0] * len(assistant_ids)
 
     # -- matched prefix records: structure only
@@ -358,27 +405,35 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
             neutral.update(_overlapping(offsets, (d.span[0], min(d.span[1], cut))))
         for i in sorted(matched_pred):
             obj = prefix.kept[i].obj
-            desc = set(_overlapping(offsets, _desc_content_span(text, obj)))
+            desc = _overlapping(offsets, _desc_content_span(text, obj))  # a range: O(1) membership
             for t in _overlapping(offsets, obj.span):
-                if t < n_prefix and t not in neutral and t not in desc and not is_coord[t]:
+                if t < n_prefix and t not in neutral and t not in desc \
+                        and not first_coord <= assistant_ids[t] < stop_coord:
                     weights[t] = 1.0
 
     # -- tail: fragment + <|im_end|>
     struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
-    full = parse(text[:len(text) - len(IM_END)], "salvage", fo)
-    fn_objs = [o for o in full.objects if o.span[0] >= cut]
+    body = text[:len(text) - len(IM_END)]
+    fn_objs, closing = _read_fragment(prefix.prefix_text, fragment, fo)
     if len(fn_objs) != len(fn_objects):
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
     fn_desc = set()
     for o in fn_objs:
         fn_desc.update(_overlapping(offsets, _desc_content_span(text, o)))
     for t in range(n_prefix, len(assistant_ids)):
-        if is_coord[t]:
+        if first_coord <= assistant_ids[t] < stop_coord:
             continue
         weights[t] = config.desc_ce_weight if t in fn_desc else struct_w
 
     # -- closure: located, then supervised
-    brace, im_end = locate_closure(tokenizer, assistant_ids, fo)
+    # the closure scan of locate_closure, on the text it would parse: everything before the
+    # first <|im_end|> (the target's last token unless the prefix holds one)
+    stop = text.find(IM_END)
+    if stop == len(body):
+        pos = closing
+    else:
+        pos = closure_char(text if stop < 0 else text[:stop], fo)
+    brace, im_end = _closure_tokens(assistant_ids, offsets, pos, im_end_id)
     weights[brace] = max(weights[brace], struct_w)
     weights[im_end] = max(weights[im_end], struct_w)
 
@@ -388,7 +443,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         j = matched_pred[i]
         groups.append(GeometryGroup("matched", prefix.kept[i].coord_positions, tuple(gts[j].values), j))
     for o, j in zip(fn_objs, result.fn):
-        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if is_coord[t])
+        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if first_coord <= assistant_ids[t] < stop_coord)
         if len(slots) != 4 or [assistant_ids[t] - first_coord for t in slots] != list(gts[j].values):
             raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
         groups.append(GeometryGroup("fn", slots, tuple(gts[j].values), j))

@@ -25,6 +25,7 @@ rule. maskIoU is then |A and B| / |A or B| in pixels; two empty masks have IoU 0
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,8 @@ from scipy.optimize import linear_sum_assignment
 from coordexp.coord import COORD_MAX
 
 GATED_COST = 1e6
+_INT = {int}
+_BINS = frozenset(range(COORD_MAX + 1))
 MATCH_COST_LIMIT = 5e5
 
 
@@ -77,6 +80,8 @@ class Shape:
                 raise ValueError(f"poly needs an even count >= 6 of values, got {n}")
         else:
             raise ValueError(f"unknown geometry {self.geometry!r} (bbox_2d or poly)")
+        if set(map(type, self.values)) == _INT and _BINS.issuperset(self.values):  # the common case, at once
+            return
         for v in self.values:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= COORD_MAX:
                 raise ValueError(f"{self.geometry} values must be int bins 0..999, got {list(self.values)}")
@@ -164,15 +169,86 @@ def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
     centers (ties by index) when the best IoU is <= 0."""
     if not gts:
         return []
-    pe = pred.extent()
-    ious = [bbox_iou(pe, g.extent()) for g in gts]
-    if max(ious) > 0:
-        order = sorted(range(len(gts)), key=lambda j: (-ious[j], j))
-    else:
-        cx, cy = _center(pe)
-        dist = [(c[0] - cx) ** 2 + (c[1] - cy) ** 2 for c in (_center(g.extent()) for g in gts)]
-        order = sorted(range(len(gts)), key=lambda j: (dist[j], j))
-    return order[:k]
+    return _candidate_table(np.array([pred.extent()], dtype=np.int64),
+                            np.array([g.extent() for g in gts], dtype=np.int64), k)[0].tolist()
+
+
+def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
+    """``candidates`` for every prediction at once: (P, min(k, G)) GT indices.
+
+    The same integer and float operations as ``bbox_iou`` and ``_center`` (all values are
+    small ints or halves of them, so every product and sum is exact) and a stable sort
+    (ties keep GT order), so the order equals the per-pair Python one."""
+    px1, py1, px2, py2 = (pe[:, c:c + 1] for c in range(4))  # (P, 1)
+    gx1, gy1, gx2, gy2 = (ge[None, :, c] for c in range(4))  # (1, G)
+    iw = np.minimum(px2, gx2) - np.maximum(px1, gx1)
+    ih = np.minimum(py2, gy2) - np.maximum(py1, gy1)
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0)
+    union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    key = -iou
+    far = np.flatnonzero(iou.max(axis=1) <= 0)  # overlaps nothing: nearest centers instead
+    if far.size:
+        fx1, fy1, fx2, fy2 = (pe[far, c:c + 1] for c in range(4))
+        key[far] = ((gx1 + gx2) / 2 - (fx1 + fx2) / 2) ** 2 + ((gy1 + gy2) / 2 - (fy1 + fy2) / 2) ** 2
+    return np.argsort(key, axis=1, kind="stable")[:, :k]
+
+
+# ----------------------------------------------------------------------------- mask IoU
+
+
+@functools.lru_cache(maxsize=8)
+def _centers(resolution: int) -> np.ndarray:
+    out = np.arange(resolution, dtype=np.float64) + 0.5
+    out.flags.writeable = False
+    return out
+
+
+def _box_ranges(boxes: np.ndarray, resolution: int) -> np.ndarray:
+    """(N, 4) [x start, x stop, y start, y stop] pixel ranges of (N, 4) bbox bins: on each
+    axis the rows (or columns) whose centers c satisfy min(a, b)*s <= c < max(a, b)*s,
+    s = (R-1)/999, which are the scanlines ``rasterize`` finds between a box's two edges
+    on that axis (equal bins: none)."""
+    scaled = np.asarray(boxes, dtype=np.int64).reshape(-1, 4) * ((resolution - 1) / COORD_MAX)
+    x1, y1, x2, y2 = scaled.T
+    bounds = np.stack([np.minimum(x1, x2), np.maximum(x1, x2), np.minimum(y1, y2), np.maximum(y1, y2)], axis=1)
+    # searchsorted "left" counts the centers < v: the same strict comparisons as rasterize
+    return np.searchsorted(_centers(resolution), bounds.ravel(), side="left").reshape(-1, 4)
+
+
+def _range_ious(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    area_a = (ra[:, 1] - ra[:, 0]) * (ra[:, 3] - ra[:, 2])
+    area_b = (rb[:, 1] - rb[:, 0]) * (rb[:, 3] - rb[:, 2])
+    inter = (np.clip(np.minimum(ra[:, 1], rb[:, 1]) - np.maximum(ra[:, 0], rb[:, 0]), 0, None)
+             * np.clip(np.minimum(ra[:, 3], rb[:, 3]) - np.maximum(ra[:, 2], rb[:, 2]), 0, None))
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def box_mask_ious(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
+    """maskIoU of bbox pairs ``a[n]`` and ``b[n]`` ((N, 4) bins) on the R x R canvas, equal
+    to ``mask_iou(rasterize(a), rasterize(b))``: a rasterized box is the product of a row
+    range and a column range, so its pixel counts are products of range lengths, and the
+    IoU is the same int / int division."""
+    return _range_ious(_box_ranges(a, resolution), _box_ranges(b, resolution))
+
+
+def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndarray, rows: np.ndarray,
+               cols: np.ndarray, r: int) -> list[float]:
+    """maskIoU of each (preds[rows[n]], gts[cols[n]]): boxes by their pixel ranges (each
+    box's once; ``pe``/``ge`` are the extents, a box's own values), any pair with a polygon
+    through ``rasterize`` (each shape rasterized once)."""
+    if all(p.geometry == "bbox_2d" for p in preds) and all(g.geometry == "bbox_2d" for g in gts):
+        ranges = _box_ranges(np.concatenate([pe, ge]), r)
+        return _range_ious(ranges[rows], ranges[len(preds) + cols]).tolist()
+    masks: dict[tuple[str, int], np.ndarray] = {}
+
+    def mask(side: str, idx: int, shape: Shape) -> np.ndarray:
+        if (side, idx) not in masks:
+            masks[(side, idx)] = rasterize(shape, r)
+        return masks[(side, idx)]
+
+    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j])) for i, j in zip(rows.tolist(), cols.tolist())]
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -189,24 +265,19 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
         res.fn = list(range(n_g))
         return res
 
-    r = config.maskiou_resolution
-    gt_masks: dict[int, np.ndarray] = {}
+    pe = np.array([p.extent() for p in preds], dtype=np.int64)
+    ge = np.array([g.extent() for g in gts], dtype=np.int64)
+    cands = _candidate_table(pe, ge, config.candidate_top_k)
+    rows = np.repeat(np.arange(n_p), cands.shape[1])  # pred-major, candidates in order
+    cols = cands.ravel()
+    ious = _pair_ious(preds, gts, pe, ge, rows, cols, config.maskiou_resolution)
+    res.mask_iou = dict(zip(zip(rows.tolist(), cols.tolist()), ious))
+    res.n_candidate_pairs = len(ious)
+    iou = np.array(ious, dtype=np.float64)
+    passed = ~(iou < config.maskiou_gate)
+    res.gating_rejections = len(ious) - int(passed.sum())
     cost = np.full((n_p, n_g), GATED_COST, dtype=np.float64)
-    for i, p in enumerate(preds):
-        cands = candidates(p, gts, config.candidate_top_k)
-        if not cands:
-            continue
-        pm = rasterize(p, r)
-        for j in cands:
-            if j not in gt_masks:
-                gt_masks[j] = rasterize(gts[j], r)
-            iou = mask_iou(pm, gt_masks[j])
-            res.mask_iou[(i, j)] = iou
-            res.n_candidate_pairs += 1
-            if iou < config.maskiou_gate:
-                res.gating_rejections += 1
-            else:
-                cost[i, j] = 1.0 - iou
+    cost[rows[passed], cols[passed]] = 1.0 - iou[passed]  # (pred, gt) pairs are distinct
 
     n = n_p + n_g
     full = np.zeros((n, n), dtype=np.float64)
@@ -214,13 +285,11 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
     full[:n_p, n_g:] = config.fp_cost
     full[n_p:, :n_g] = config.fn_cost
     rows, cols = linear_sum_assignment(full)
-    matched_pred, matched_gt = set(), set()
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        if i < n_p and j < n_g and full[i, j] < MATCH_COST_LIMIT:
-            res.matched.append((i, j))
-            matched_pred.add(i)
-            matched_gt.add(j)
-    res.matched.sort()
+    real = (rows < n_p) & (cols < n_g)
+    rows, cols = rows[real], cols[real]
+    ok = full[rows, cols] < MATCH_COST_LIMIT  # a gated pair the solver was forced into is no match
+    res.matched = sorted(zip(rows[ok].tolist(), cols[ok].tolist()))
+    matched_pred, matched_gt = {i for i, _ in res.matched}, {j for _, j in res.matched}
     res.fp = [i for i in range(n_p) if i not in matched_pred]
     res.fn = [j for j in range(n_g) if j not in matched_gt]
     return res

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordexp.coord import COORD_BINS, coord_token_ids
+from coordexp.coord import COORD_BINS, coord_id_start
 from coordexp.coordjson import parse
 from coordexp.stage2.channel_b import GeometryGroup, _desc_content_span, _offsets, _overlapping
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
@@ -62,7 +62,7 @@ def channel_a_segment(enc, tokenizer, *, field_order: str, desc_ce_weight: float
     stop = text.find(IM_END)
     body = text if stop < 0 else text[:stop]
     res = parse(body, "strict", field_order)
-    first = coord_token_ids(tokenizer)[0]
+    first = coord_id_start(tokenizer)
     is_coord = [first <= i < first + COORD_BINS for i in assistant]
     desc: set[int] = set()
     groups: list[GeometryGroup] = []
