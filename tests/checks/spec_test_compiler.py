@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from specgen import check
-from specgen.identity import fingerprint
+from specgen.compile.identity import fingerprint
 from tests.checks.specgen_harness import CHECKS, SPEC, Proj
 
 CAP = "spec-test-compiler"

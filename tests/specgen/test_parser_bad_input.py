@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from specgen.parser import count_tasks, parse_delta_text, parse_proposal_text, parse_spec_text
+from specgen.reader.changes import count_tasks, parse_proposal_text
+from specgen.reader.deltas import parse_delta_text
+from specgen.reader.specs import parse_spec_text
 from tests.specgen.oracle import REPO
 from tests.specgen.parity import run_specgen
 

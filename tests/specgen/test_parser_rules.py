@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from specgen.markdown import (
-    Document, fence_mask, header_parts, js_trim, normalize, requirement_text, scenario_name, strip_closing_run,
-    tail_text,
+from specgen.reader.markdown import (
+    Document, fence_mask, header_parts, requirement_text, scenario_name, strip_closing_run, tail_text,
 )
-from specgen.parser import count_tasks, delta_requirement_name, parse_delta_text, proposal_title
+from specgen.reader.text import js_trim, normalize
+from specgen.reader.changes import count_tasks, proposal_title
+from specgen.reader.deltas import delta_requirement_name, parse_delta_text
 
 
 def test_normalize_drops_one_bom_and_all_cr():

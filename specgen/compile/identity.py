@@ -1,0 +1,207 @@
+"""Identity: spec model -> stable scenario ids and content fingerprints.
+
+A scenario's id is ``capability/requirement-slug/scenario-slug``. Two ways keep an
+id stable when names change:
+- an explicit anchor, ``<!-- specgen-id: cap/req/scn -->`` under the scenario header
+  (the parser fills ``Scenario.anchor``), which wins over the names;
+- RENAMED deltas: a requirement renamed by a change (active, or archived earlier)
+  keeps the requirement slug of its first name.
+Fingerprints hash normalized text, so whitespace-only edits do not count as changes.
+
+A *view* is the set of requirements one compilation is about: ``specs`` (everything
+under openspec/specs/) or one active change (the requirements that change adds,
+modifies or renames, as they read with the change applied).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from specgen.errors import SpecgenError
+from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement, Scenario
+
+SPECS_VIEW = "specs"
+_ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def slugify(name: str) -> str:
+    """Lowercase ASCII words joined by '-'. Names with no ASCII letters or digits get a hash slug."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug or "h" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+
+
+def normalize(text: str) -> str:
+    """Text with anchor comments, blank lines and runs of whitespace removed: what a fingerprint hashes."""
+    lines = []
+    anchored = "specgen-id" in text
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if anchored and _ANCHOR_LINE.match(line):
+            continue
+        line = " ".join(line.split())
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def fingerprint(*parts: str) -> str:
+    digest = hashlib.sha256("\n\x1f\n".join(normalize(p) for p in parts).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def is_valid_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+@dataclass(frozen=True)
+class ScenarioRef:
+    id: str
+    capability: str
+    requirement: str  # the requirement's name (as it reads in this view)
+    scenario: Scenario
+    path: Path  # the file the scenario text lives in (spec.md, or the change's delta spec.md)
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def line(self) -> int:
+        return self.scenario.line
+
+
+@dataclass(frozen=True)
+class RequirementRef:
+    capability: str
+    requirement: Requirement
+    slug: str
+    path: Path
+    fingerprint: str
+    scenarios: tuple[ScenarioRef, ...]
+    operation: str = ""  # in a change view: ADDED, MODIFIED or RENAMED
+
+    @property
+    def name(self) -> str:
+        return self.requirement.name
+
+    @property
+    def line(self) -> int:
+        return self.requirement.line
+
+    @property
+    def key(self) -> str:
+        return f"{self.capability}/{self.slug}"
+
+
+@dataclass(frozen=True)
+class View:
+    name: str  # SPECS_VIEW or the change id
+    change: str | None
+    requirements: tuple[RequirementRef, ...]
+    by_id: dict[str, ScenarioRef] = field(default_factory=dict, compare=False)
+    by_name: dict[tuple[str, str, str], ScenarioRef] = field(default_factory=dict, compare=False)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.capability for r in self.requirements))
+
+    def scenarios(self):
+        for req in self.requirements:
+            yield from req.scenarios
+
+
+def _archived_renames(project: Project) -> dict[str, dict[str, str]]:
+    """capability -> {current requirement name: slug of its first name}, from archived changes in order."""
+    carried: dict[str, dict[str, str]] = {}
+    for change in sorted(project.archived, key=lambda c: c.id):
+        for delta in change.deltas:
+            if delta.operation == RENAMED and delta.rename_from and delta.name:
+                cap = carried.setdefault(delta.spec, {})
+                cap[delta.name] = cap.pop(delta.rename_from, slugify(delta.rename_from))
+    return carried
+
+
+def _build_view(name: str, change: str | None,
+                items: list[tuple[str, Requirement, Path, str]],
+                carried: dict[str, dict[str, str]]) -> View:
+    """items: (capability, requirement, file, operation) in display order."""
+    reqs: list[RequirementRef] = []
+    by_id: dict[str, ScenarioRef] = {}
+    by_name: dict[tuple[str, str, str], ScenarioRef] = {}
+    req_slugs: dict[tuple[str, str], RequirementRef] = {}
+    for cap, req, path, op in items:
+        rslug = carried.get(cap, {}).get(req.name, slugify(req.name))
+        if (cap, rslug) in req_slugs:
+            other = req_slugs[(cap, rslug)]
+            raise SpecgenError(
+                f"requirement id {cap}/{rslug} collides with \"{other.name}\" ({other.path}:{other.line}); "
+                "rename one of the requirements", path, req.line)
+        refs: list[ScenarioRef] = []
+        scn_slugs: dict[str, Scenario] = {}
+        for scn in req.scenarios:
+            sslug = slugify(scn.name)
+            if sslug in scn_slugs:
+                raise SpecgenError(
+                    f"scenario id {cap}/{rslug}/{sslug} collides with \"{scn_slugs[sslug].name}\" "
+                    f"(line {scn_slugs[sslug].line}); rename one of the scenarios or give one an explicit "
+                    "<!-- specgen-id: ... --> anchor", path, scn.line)
+            scn_slugs[sslug] = scn
+            sid = f"{cap}/{rslug}/{sslug}"
+            if scn.anchor is not None:
+                if not is_valid_id(scn.anchor):
+                    raise SpecgenError(
+                        f"specgen-id anchor {scn.anchor!r} is not an id of the form "
+                        "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')",
+                        path, scn.line)
+                sid = scn.anchor
+            if sid in by_id:
+                other = by_id[sid]
+                raise SpecgenError(f"scenario id {sid} is also the id of \"{other.name}\" ({other.path}:{other.line}); "
+                                   "ids must be unique: change the anchor or the names", path, scn.line)
+            ref = ScenarioRef(sid, cap, req.name, scn, path, fingerprint(scn.name, scn.raw_text))
+            by_id[sid] = ref
+            by_name[(cap, req.name, scn.name)] = ref
+            refs.append(ref)
+        rref = RequirementRef(cap, req, rslug, path, fingerprint(req.name, req.text), tuple(refs), op)
+        req_slugs[(cap, rslug)] = rref
+        reqs.append(rref)
+    return View(name, change, tuple(reqs), by_id, by_name)
+
+
+def specs_view(project: Project) -> View:
+    carried = _archived_renames(project)
+    items = [(spec.id, req, spec.path, "") for spec in project.specs for req in spec.requirements]
+    return _build_view(SPECS_VIEW, None, items, carried)
+
+
+def change_view(project: Project, change: Change) -> View:
+    """The requirements `change` adds, modifies or renames, as they read once it is applied.
+    (Whether archive would accept the change is checked only when that change is asked for, by
+    the compiler: a broken change must not stop the rest.)"""
+    carried = _archived_renames(project)
+    renamed: dict[tuple[str, str], str] = {}  # (cap, new name) -> old name
+    for delta in change.deltas:
+        if delta.operation == RENAMED and delta.rename_from and delta.name:
+            renamed[(delta.spec, delta.name)] = delta.rename_from
+            cap = carried.setdefault(delta.spec, {})
+            cap[delta.name] = cap.get(delta.rename_from, slugify(delta.rename_from))
+    items: list[tuple[str, Requirement, Path, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for delta in change.deltas:
+        if delta.operation in (ADDED, MODIFIED) and delta.requirement is not None:
+            items.append((delta.spec, delta.requirement, delta.path, delta.operation))
+            seen.add((delta.spec, delta.requirement.name))
+    for (cap, new), old in renamed.items():
+        if (cap, new) in seen:
+            continue
+        spec = project.spec(cap)
+        base = next((r for r in spec.requirements if r.name == old), None) if spec else None
+        if base is not None:
+            items.append((cap, replace(base, name=new), spec.path, RENAMED))
+    return _build_view(change.id, change.id, items, carried)
