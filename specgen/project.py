@@ -82,8 +82,8 @@ class Config:
             if "specs" in self.configured:
                 raise SpecgenError(f"no OpenSpec root: tool.specgen.specs = {self.specs!r} is not a folder; fix the "
                                    "path or run `openspec init` there", self.root / "pyproject.toml")
-            raise SpecgenError("no OpenSpec root: no openspec/ folder in the project root; run `openspec init`, "
-                               "set tool.specgen.specs in pyproject.toml, or pass --root DIR", self.openspec_dir)
+            raise SpecgenError("no OpenSpec root: no openspec/ folder in this project root; run `openspec init`, "
+                               "set tool.specgen.specs in pyproject.toml, or pass --root DIR", self.root)
         return self.openspec_parent
 
 

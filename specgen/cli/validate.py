@@ -32,9 +32,14 @@ from specgen.rules.merge import ArchiveAbort
 from specgen.rules.tasks import parse_task_lines
 
 
-def find_root(root: str | None) -> Path:
-    """The folder holding the project's OpenSpec folder (see specgen.project)."""
-    return project.resolve(root).require_openspec()
+def _openspec_root(root_arg: str | None) -> tuple[Path, str]:
+    """The folder holding the project's OpenSpec folder (what the rules take as `root`; see
+    specgen.project), and that folder relative to the project root ("" when it is the root), so
+    that paths are printed as seen from the project root."""
+    config = project.resolve(root_arg)
+    root = config.require_openspec()
+    prefix = Path(os.path.relpath(root, os.path.realpath(config.root))).as_posix()
+    return root, "" if prefix == "." else prefix + "/"
 
 
 def _nearest(name: str, candidates: list[str]) -> list[str]:
@@ -49,7 +54,7 @@ def _status(code: str, message: str, fix: str | None = None) -> str:
 
 
 def run_validate(args) -> int:
-    root = find_root(args.root)
+    root, prefix = _openspec_root(args.root)
     bulk = args.all or args.changes or args.specs
     out = sys.stdout
     if bulk:
@@ -104,7 +109,7 @@ def run_validate(args) -> int:
         for r in results:
             for issue in r.issues:
                 where = issue.path or f"openspec/{'changes' if r.type == 'change' else 'specs'}/{r.id}"
-                lines.append(issue.human(where))
+                lines.append(issue.human(prefix + where))
         if lines:
             out.write("\n".join(lines) + "\n")
         t = summary["totals"]
@@ -115,17 +120,18 @@ def run_validate(args) -> int:
 
 
 def run_apply(args) -> int:
-    root = find_root(args.root)
+    root, prefix = _openspec_root(args.root)
     try:
         outcome = archive_change(root, args.change, dry_run=args.dry_run)
     except ArchiveAbort as exc:
         where = os.path.relpath(exc.path, root) if exc.path else f"openspec/changes/{args.change}"
-        loc = f"{Path(where).as_posix()}:{exc.line}" if exc.line else Path(where).as_posix()
+        where = prefix + Path(where).as_posix()
+        loc = f"{where}:{exc.line}" if exc.line else where
         msg = exc.message.replace("\n", "\n    ")
         print(f"{loc}: error: {msg}", file=sys.stderr)
-        for detail in getattr(exc, "details", ()):
-            print(f"    {detail.human() if hasattr(detail, 'human') else detail}", file=sys.stderr)
-        if getattr(exc, "fix", None):
+        for detail in exc.details:
+            print(f"    {detail.human(prefix + str(detail.path) if detail.path else None)}", file=sys.stderr)
+        if exc.fix:
             print(f"fix: {exc.fix}", file=sys.stderr)
         print("Aborted. No files were changed.", file=sys.stderr)
         return 1
@@ -140,7 +146,7 @@ def run_apply(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     out = sys.stdout
     for spec_id, m in outcome.merged.items():
-        rel = Path(os.path.relpath(m.target, root)).as_posix()
+        rel = prefix + Path(os.path.relpath(m.target, root)).as_posix()
         c = m.counts
         kind = outcome.outcomes.get(spec_id, "write")
         verb = "retire" if kind == "retire" else "create" if m.created else "update" if m.changed else "in sync"

@@ -19,35 +19,95 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specgen.reader.markdown import fence_mask
+from specgen.reader.markdown import fence_mask, header_parts, scenario_name, strip_closing_run
 from specgen.reader.text import (
-    DOT, S, ci, js_trim, js_trim_end, normalize, normalize_eol, read_text_as_node,
+    EOL_IN_LINE, S, WS, WS_CHARS, ci, js_trim, js_trim_end, normalize, normalize_eol, read_text_as_node,
 )
 
 
-REQUIREMENT_HEADER = re.compile("^###" + S + "*" + ci("Requirement:") + S + "*(" + DOT + "+)" + S + "*\\Z")
-_CLOSING_HASHES = re.compile("[ \t]+#+[ \t]*\\Z")
-_H2 = re.compile("^(##)" + S + "+(" + DOT + "+)\\Z")
 LEVEL2_HEADER = re.compile("^##" + S + "+")
-_H3_ANY = re.compile("^###" + S + "+(" + DOT + "+?)" + S + "*\\Z")
 REQUIREMENTS_HEADER = re.compile("^##" + S + "+" + ci("Requirements") + S + "*\\Z")
-_REMOVED_BULLET = re.compile(
-    "^" + S + "*[-*+]" + S + "*`?###" + S + "*Requirement:" + S + "*(" + DOT + "+?)`?" + S + "*\\Z")
-_RENAME_FROM = re.compile(
-    "^" + S + "*[-*+]?" + S + "*FROM:" + S + "*`?###" + S + "*Requirement:" + S + "*(" + DOT + "+?)`?"
-    + S + "*\\Z")
-_RENAME_TO = re.compile(
-    "^" + S + "*[-*+]?" + S + "*TO:" + S + "*`?###" + S + "*Requirement:" + S + "*(" + DOT + "+?)`?"
-    + S + "*\\Z")
+# The prefixes of REMOVED bullets and RENAMED lines, up to `Requirement:` (the name is read after).
+_REMOVED_BULLET = re.compile(rf"[{WS}]*[-*+][{WS}]*`?###[{WS}]*Requirement:")
+_RENAME_FROM = re.compile(rf"[{WS}]*[-*+]?[{WS}]*FROM:[{WS}]*`?###[{WS}]*Requirement:")
+_RENAME_TO = re.compile(rf"[{WS}]*[-*+]?[{WS}]*TO:[{WS}]*`?###[{WS}]*Requirement:")
 SCENARIO_HEADER = re.compile("^####" + S + "+")
 _SCENARIO_BODY_END = re.compile("^#{1,4}" + S)
-_SCENARIO_PREFIX = re.compile("^" + ci("Scenario:") + S + "*")
 _SHALL_MUST = re.compile(r"\b(SHALL|MUST)\b", re.ASCII)
 
 
 def normalize_requirement_name(name: str) -> str:
     """The requirement's matching key: an ATX closing `#` run dropped, then trimmed (case kept)."""
-    return js_trim(_CLOSING_HASHES.sub("", name, count=1))
+    return strip_closing_run(name)
+
+
+def delta_requirement_name(line: str) -> str | None:
+    r"""The name in a delta reader's requirement header (JavaScript
+    `/^###\s*Requirement:\s*(.+)\s*$/i`, then the closing run dropped and trimmed), or None.
+    Decided without backtracking."""
+    if not line.startswith("###"):
+        return None
+    rest = line[3:].lstrip(WS_CHARS)
+    if rest[:12].lower() != "requirement:":
+        return None
+    r = rest[12:]
+    p = len(r) - len(r.lstrip(WS_CHARS))
+    if p == len(r):  # blanks only: a one-blank name, if any blank is no line terminator
+        return "" if any(c not in EOL_IN_LINE for c in r) else None
+    e = min([i for i in (r.find(c, p) for c in EOL_IN_LINE) if i != -1] or [len(r)])
+    if r[e:].strip(WS_CHARS):
+        return None
+    return strip_closing_run(r[p:e])
+
+
+def _lazy_tail(r: str) -> str | None:
+    r"""JavaScript `\s*(.+?)`?\s*$` over `r`: the group (the text up to an optional closing
+    backtick and trailing blanks), or None."""
+    p = len(r) - len(r.lstrip(WS_CHARS))
+    if p == len(r):
+        return "" if any(c not in EOL_IN_LINE for c in r) else None
+    n = len(r.rstrip(WS_CHARS))
+    x = n - 1 if r[n - 1] == "`" and n - 1 >= p + 1 else n
+    name = r[p:x]
+    if any(c in name for c in EOL_IN_LINE):
+        return None
+    return name
+
+
+def _prefixed_name(pattern: re.Pattern, line: str) -> str | None:
+    """The name after a REMOVED bullet or RENAMED prefix (`pattern`), or None."""
+    m = pattern.match(line)
+    if not m:
+        return None
+    name = _lazy_tail(line[m.end():])
+    return None if name is None else strip_closing_run(name)
+
+
+def level2_title(line: str) -> str | None:
+    r"""The trimmed title of a `## ` header (JavaScript `/^(##)\s+(.+)$/`), or None. Linear."""
+    h = header_parts(line) if line.startswith("##") else None
+    return h[1] if h is not None and h[0] == 2 else None
+
+
+def h3_title(line: str) -> str | None:
+    r"""The trimmed title of any `### ` header (JavaScript `/^###\s+(.+?)\s*$/`), or None.
+    Decided without backtracking: after the blanks, the title runs to the last non-blank and
+    holds no line terminator; a line of blanks only has the empty title when a blank after the
+    first is no line terminator."""
+    if not line.startswith("###"):
+        return None
+    r = line[3:]
+    if not r or r[0] not in WS_CHARS:
+        return None
+    p = len(r) - len(r.lstrip(WS_CHARS))
+    if p == len(r):
+        return "" if any(c not in EOL_IN_LINE for c in r[1:]) else None
+    title = r[p:len(r.rstrip(WS_CHARS))]
+    return None if any(c in EOL_IN_LINE for c in title) else title
+
+
+def is_requirement_header(line: str) -> bool:
+    return line.startswith("###") and delta_requirement_name(line) is not None
 
 
 def fold_requirement_name(name: str) -> str:
@@ -130,7 +190,7 @@ def _extract_requirements_section(content: str) -> RequirementsParts:
     bmask = mask[idx + 1:end]
 
     def is_req(c: int) -> bool:
-        return not bmask[c] and body[c].startswith("###") and REQUIREMENT_HEADER.match(body[c]) is not None
+        return not bmask[c] and is_requirement_header(body[c])
 
     def is_top(c: int) -> bool:
         return not bmask[c] and body[c].startswith("##") and LEVEL2_HEADER.match(body[c]) is not None
@@ -146,7 +206,7 @@ def _extract_requirements_section(content: str) -> RequirementsParts:
             cursor += 1
             continue
         hl = body[cursor]
-        name = normalize_requirement_name(REQUIREMENT_HEADER.match(hl).group(1))
+        name = delta_requirement_name(hl)
         start = cursor
         cursor += 1
         buf = [hl]
@@ -201,9 +261,9 @@ def _split_top_level_sections(lines: list[str], mask: list[bool]):
     for i, line in enumerate(lines):
         if mask[i] or not line.startswith("##"):
             continue
-        m = _H2.match(line)
-        if m:
-            idx.append((js_trim(m.group(2)), i))
+        title = level2_title(line)
+        if title is not None:
+            idx.append((title, i))
     out = []
     for k, (title, i) in enumerate(idx):
         end = idx[k + 1][1] if k + 1 < len(idx) else len(lines)
@@ -217,14 +277,14 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         return []
 
     def is_req(i):
-        return not mask[i] and lines[i].startswith("###") and REQUIREMENT_HEADER.match(lines[i]) is not None
+        return not mask[i] and is_requirement_header(lines[i])
 
     def record(i):
         if sink is None or mask[i] or not lines[i].startswith("###"):
             return
-        m = _H3_ANY.match(lines[i])
-        if m and not REQUIREMENT_HEADER.match(lines[i]):
-            sink.append({"header": js_trim(m.group(1)), "section": section_title, "line": start_line + i})
+        title = h3_title(lines[i])
+        if title is not None and not is_requirement_header(lines[i]):
+            sink.append({"header": title, "section": section_title, "line": start_line + i})
 
     blocks = []
     i = 0
@@ -235,7 +295,7 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         if i >= n:
             break
         hl = lines[i]
-        name = normalize_requirement_name(REQUIREMENT_HEADER.match(hl).group(1))
+        name = delta_requirement_name(hl)
         line = start_line + i
         buf = [hl]
         i += 1
@@ -274,13 +334,11 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
         for i, line in enumerate(blines):
             if bmask[i]:
                 continue
-            m = REQUIREMENT_HEADER.match(line)
-            if m:
-                removed.append(RemovedEntry(normalize_requirement_name(m.group(1)), start + i))
-                continue
-            m = _REMOVED_BULLET.match(line)
-            if m:
-                removed.append(RemovedEntry(normalize_requirement_name(m.group(1)), start + i))
+            name = delta_requirement_name(line)
+            if name is None:
+                name = _prefixed_name(_REMOVED_BULLET, line)
+            if name is not None:
+                removed.append(RemovedEntry(name, start + i))
         removed_blocks.extend(_parse_blocks(blines, bmask, start))
     unpaired: list[dict] = []
     renamed: list[RenamePair] = []
@@ -289,14 +347,13 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
         for i, line in enumerate(blines):
             if bmask[i]:
                 continue
-            fm = _RENAME_FROM.match(line)
-            tm = None if fm else _RENAME_TO.match(line)
-            if fm:
+            frm = _prefixed_name(_RENAME_FROM, line) if "FROM:" in line else None
+            to = None if frm is not None or "TO:" not in line else _prefixed_name(_RENAME_TO, line)
+            if frm is not None:
                 if pending:
                     unpaired.append({"side": "FROM", "name": pending[0], "line": pending[1]})
-                pending = (normalize_requirement_name(fm.group(1)), start + i)
-            elif tm:
-                to = normalize_requirement_name(tm.group(1))
+                pending = (frm, start + i)
+            elif to is not None:
                 if not pending:
                     unpaired.append({"side": "TO", "name": to, "line": start + i})
                     continue
@@ -312,15 +369,15 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
     for i, line in enumerate(lines):
         if mask[i]:
             continue
-        m = _H2.match(line) if line.startswith("##") else None
-        if m:
-            section = js_trim(m.group(2))
+        title = level2_title(line)
+        if title is not None:
+            section = title
             continue
         if section is not None and section.lower() in _DELTA_TITLES:
             continue
-        h = REQUIREMENT_HEADER.match(line) if line.startswith("###") else None
-        if h:
-            orphans.append({"name": normalize_requirement_name(h.group(1)), "section": section, "line": i + 1})
+        name = delta_requirement_name(line)
+        if name is not None:
+            orphans.append({"name": name, "section": section, "line": i + 1})
     return DeltaPlan(
         added, modified, removed, removed_blocks, renamed, unpaired, orphans, skipped,
         {k: bool(v[1]) for k, v in lookups.items()},
@@ -328,20 +385,15 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
     )
 
 
-# --------------------------------------------------------------------------------------------
-
-
 def scenario_names(raw: str) -> list[str]:
+    """The names of a block's scenarios (`#### ` headers outside fences), as `show` names them."""
     lines = normalize_eol(raw).split("\n")
     mask = fence_mask(lines)
     names = []
     for i, line in enumerate(lines):
         if mask[i] or not line.startswith("####") or not SCENARIO_HEADER.match(line):
             continue
-        name = SCENARIO_HEADER.sub("", line, count=1)
-        name = _CLOSING_HASHES.sub("", name, count=1)
-        name = _SCENARIO_PREFIX.sub("", name, count=1)
-        names.append(js_trim(name))
+        names.append(scenario_name(SCENARIO_HEADER.sub("", line, count=1)))
     return names
 
 

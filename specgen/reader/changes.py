@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.model import ADDED, MODIFIED, REMOVED, RENAMED, Change, Delta
-from specgen.reader.deltas import DropFile, delta_requirements, parse_delta_text
+from specgen.reader.deltas import DropFile, delta_requirements, has_delta_sections, parse_delta_text
 from specgen.reader.markdown import Document, tail_text
 from specgen.reader.text import NOT_EOL, WS, WS_CHARS, js_trim, read_text
 from specgen.reader.tree import discover_spec_files
@@ -216,7 +216,7 @@ def parse_change(folder: Path | str, archived: bool = False, root: Path | None =
     for sid, spec_file in discover_spec_files(folder / "specs"):
         text = read_text(spec_file)
         dt = parse_delta_text(text)
-        any_sections = any_sections or dt.has_sections
+        any_sections = any_sections or has_delta_sections(dt)
         try:
             deltas.extend(delta_requirements(sid, spec_file, dt))
         except DropFile:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from specgen.errors import SpecgenError
 from specgen.reader.blocks import (
-    REQUIREMENT_HEADER, Block, DeltaPlan, RequirementsParts, extract_purpose_section, extract_requirements_section,
-    fold_requirement_name, normalize_requirement_name, parse_delta_spec,
+    Block, DeltaPlan, RequirementsParts, extract_purpose_section, extract_requirements_section,
+    delta_requirement_name, fold_requirement_name, normalize_requirement_name, parse_delta_spec,
 )
 from specgen.reader.markdown import fence_mask
 from specgen.reader.specs import parse_spec_text
@@ -356,8 +356,7 @@ def _apply_modifications(m: _Merge, plan: DeltaPlan, blocks: _Blocks, origins: d
         cur = blocks.get(key)
         if cur is None:
             m.abort(f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - not found', mod.line)
-        hm = REQUIREMENT_HEADER.match(mod.raw.split("\n")[0])
-        if not hm or normalize_requirement_name(hm.group(1)) != key:
+        if delta_requirement_name(mod.raw.split("\n")[0]) != key:
             m.abort(f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - header mismatch in '
                     "content", mod.line)
         diff = diff_scenario_names(cur.raw, mod.raw)

@@ -10,7 +10,7 @@ import pytest
 from specgen.reader.markdown import header_of
 from specgen.model import ADDED, MODIFIED, REMOVED, RENAMED
 from specgen.reader.changes import parse_change
-from specgen.reader.deltas import delta_requirement_name
+from specgen.reader.blocks import delta_requirement_name
 from specgen.reader.project import load_project
 from specgen.reader.specs import parse_spec, parse_spec_text
 from specgen.reader.text import normalize
