@@ -1,6 +1,7 @@
 """Benchmark: `specgen validate --all --json` against `openspec validate --all --json`.
 
-Whole-process wall time on the shared corpus (OpenSpec's own openspec/ tree), the two commands
+Whole-process wall time on OpenSpec's own openspec/ tree (the `openspec-self` corpus under $SPECGEN_CORPORA,
+see tests/specgen/corpora.py), the two commands
 ALTERNATING so that machine load hits both alike; median of N runs each (default 7). Both
 commands must exit the same way and print the same verdicts (checked once before timing).
 
@@ -25,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OPENSPEC = REPO / "tools" / "openspec" / "node_modules" / ".bin" / "openspec"
 PYTHON = REPO / ".venv" / "bin" / "python"
-CORPUS = REPO.parent / "shared" / "corpora" / "openspec-self"
+CORPUS = (REPO / os.environ.get("SPECGEN_CORPORA", "../shared/corpora")).resolve() / "openspec-self"
 TARGET = 3.0
 ENV = {**os.environ, "OPENSPEC_TELEMETRY": "0", "DO_NOT_TRACK": "1", "OPENSPEC_NO_UPDATE_CHECK": "1", "CI": "1",
        "NO_COLOR": "1"}

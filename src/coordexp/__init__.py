@@ -1,6 +1,7 @@
 """coordexp: the CoordExp training pipeline (stage_1 SFT, stage_2 AB rollout matching).
 
-Knows nothing about specgen. See ../shared/DOMAIN.md (in the developer workspace) for the facts it implements.
+Knows nothing about specgen. What it implements is specified by the capabilities under openspec/specs/ (all but
+spec-test-compiler) and described in docs/ (config-and-data, coordjson, chat-template, stage1, stage2).
 """
 
 __version__ = "0.1.0"

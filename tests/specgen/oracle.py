@@ -12,9 +12,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.specgen import corpora
+
 REPO = Path(__file__).resolve().parents[2]
 OPENSPEC = REPO / "tools" / "openspec" / "node_modules" / ".bin" / "openspec"
-SHARED_CORPUS = REPO.parent / "shared" / "corpora" / "openspec-self"
+SHARED_CORPUS = corpora.corpus("openspec-self")
 ENV = {
     **os.environ,
     "OPENSPEC_TELEMETRY": "0",

@@ -22,6 +22,7 @@ from specgen.cli.views import change_json, dumps
 from specgen.reader.changes import parse_change
 from specgen.reader.project import find_openspec_root as find_root
 from specgen.reader.tree import active_change_ids, archived_change_ids, spec_ids
+from tests.specgen import corpora
 from tests.specgen.oracle import REPO, SHARED_CORPUS
 from tests.specgen.oracle_batch import run_batch
 
@@ -30,7 +31,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
 # name -> folder holding openspec/
 CORPORA: dict[str, Path] = {
     "project": REPO,
-    "openspec-self": SHARED_CORPUS,
+    **{name: corpora.corpus(name) for name in corpora.NAMES},
     **{f"fixture:{p.name}": p for p in sorted(FIXTURES.iterdir()) if (p / "openspec").is_dir()},
 }
 

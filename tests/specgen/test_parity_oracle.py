@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.specgen import oracle
+from tests.specgen.corpora import marks
 from tests.specgen.parity import CORPORA, Item, _job, oracle_outputs
 
 SAMPLE = [
@@ -22,7 +23,7 @@ SAMPLE = [
 ]
 
 
-@pytest.mark.parametrize("item", SAMPLE, ids=str)
+@pytest.mark.parametrize("item", [pytest.param(i, id=str(i), marks=marks(i.corpus)) for i in SAMPLE])
 def test_batch_driver_matches_the_binary(item):
     batch = oracle_outputs(item.corpus)[item]
     job = _job(item)
