@@ -6,13 +6,13 @@ bindings and the same suspect/unreviewed verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from specgen.compile import cache, generator, lock
 from specgen.compile.identity import ScenarioRef, View, change_view, specs_view
-from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, resolve
-from specgen.errors import Issue, SpecgenError
+from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, near_misses, resolve
+from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
 from specgen.project import Config
 from specgen.reader.project import load_project
@@ -36,6 +36,8 @@ class Compilation:
     digests: dict[str, str] = field(default_factory=dict)
     _cache_key: str = ""
     _read_issues: list = field(default_factory=list)
+    # (view, scenario id) -> the misspelt bindings that most likely meant it (its failing test names them)
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for b in self.bound:
@@ -60,6 +62,19 @@ class Compilation:
 
     def decls_for(self, view: str, scenario_id: str) -> list[Decl]:
         return self._index.get((view, scenario_id), [])
+
+    def note_for(self, view: str, scenario_id: str) -> str:
+        return self.notes.get((view, scenario_id), "")
+
+    def problems(self, gated_changes=()) -> list[Issue]:
+        """Everything that blocks part of the build, each naming its file:line: binding errors and
+        unreadable check modules, id collisions in openspec/specs and in the gated changes (errors),
+        and those in other active changes (warnings: an active change gates nothing unless asked)."""
+        found = list(self.issues) + list(self.specs.problems)
+        for view in self.views[1:]:
+            gated = view.name in gated_changes
+            found += [replace(i, level=ERROR) if gated else i for i in view.problems]
+        return found
 
     def scenario(self, view: str, scenario_id: str) -> ScenarioRef:
         return self.view(view).by_id[scenario_id]
@@ -99,7 +114,8 @@ class Compilation:
 
     def generated_files(self, views: list[View] | None = None) -> dict:
         known = dict(self.digests)
-        files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests)
+        files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests,
+                               self.note_for)
         if self.digests != known and self._cache_key:
             cache.store(self.config.report_dir, self._cache_key,
                         (self.project, self.views, self.modules, self._read_issues, self.digests))
@@ -136,4 +152,5 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
     decls = [d for m in modules for d in m.checks]
     bound, more = resolve(decls, views)
     return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
-                       digests=dict(digests), _cache_key=k, _read_issues=issues)
+                       digests=dict(digests), _cache_key=k, _read_issues=issues,
+                       notes=near_misses(decls, bound, views))

@@ -148,6 +148,7 @@ class Planned:
     alias: str = ""
     func: str = ""
     stub: str = ""
+    why: str = ""  # blocked: the collision; missing: near-miss bindings (a misspelt @check) to fix
 
 
 def file_name(view: View, capability: str) -> str:
@@ -157,7 +158,7 @@ def file_name(view: View, capability: str) -> str:
     return f"{CHANGES_DIR}/test_{view.change.replace('-', '_')}__{cap}.py"
 
 
-def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path) -> list[Planned]:
+def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path, notes_of) -> list[Planned]:
     tests: list[Planned] = []
     names: set[str] = set()
     for req in reqs:
@@ -169,12 +170,16 @@ def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path) -> l
                           view=view.name, source=f"{rel_path(ref.path, root)}:{ref.line}",
                           doc=test_doc(req.name, ref))
             if not decls:
-                tests.append(Planned(name=_unique(base, names), kind="missing", check=None,
+                kind, why = ("blocked", ref.blocked) if ref.blocked else ("missing", notes_of(view.name, ref.id))
+                tests.append(Planned(name=_unique(base, names), kind=kind, check=None, why=why,
                                      stub=stub_code(ref), **common))
                 continue
             for decl in decls:
                 name = _unique(base if len(decls) == 1 else f"{base}__{decl.func}", names)
-                if decl.manual:
+                if ref.blocked:  # the check exists but the scenario cannot be compiled: fail saying why
+                    tests.append(Planned(name=name, kind="blocked", check=decl.check_key, why=ref.blocked,
+                                         **common))
+                elif decl.manual:
                     tests.append(Planned(name=name, kind="manual", check=decl.check_key, manual=decl.manual,
                                          **common))
                 else:
@@ -190,8 +195,9 @@ class FilePlan:
     change can tell that a file is current without rendering it (and without importing Jinja2)."""
 
     def __init__(self, view: View, capability: str, reqs: list[RequirementRef], bindings_of, root: Path,
-                 checks_hint: str, digest: str | None = None):
+                 checks_hint: str, digest: str | None = None, notes_of=None):
         self.view, self.capability, self.reqs = view, capability, reqs
+        self.notes_of = notes_of or _no_notes
         self.bindings_of, self.root, self.checks_hint = bindings_of, root, checks_hint
         self.source = rel_path(reqs[0].path, root)
         self._text: str | None = None
@@ -209,11 +215,13 @@ class FilePlan:
                 decls = [(d.module, d.func, d.check_key, d.manual) for d in bindings_of(view.name, ref.id)]
                 h.update(repr((ref.id, ref.name, ref.line, ref.fingerprint, ref.scenario.raw_text,
                                rel_path(ref.path, root), decls)).encode())
+                if ref.blocked or self.notes_of(view.name, ref.id):  # only then: older digests stay as they were
+                    h.update(repr((ref.blocked, self.notes_of(view.name, ref.id))).encode())
         return h.hexdigest()[:16]
 
     def text(self) -> str:
         if self._text is None:
-            tests = _tests(self.view, self.reqs, self.bindings_of, self.root)
+            tests = _tests(self.view, self.reqs, self.bindings_of, self.root, self.notes_of)
             aliases: dict[str, str] = {}
             for t in tests:
                 if t.kind == "auto":
@@ -272,8 +280,12 @@ def rel_path(path, root: Path) -> str:
         return Path(path).as_posix()
 
 
+def _no_notes(view: str, scenario_id: str) -> str:
+    return ""
+
+
 def plan(views: list[View], bindings_of, root: Path, checks_hint: str,
-         memo: dict[str, str] | None = None) -> dict[str, FilePlan]:
+         memo: dict[str, str] | None = None, notes_of=_no_notes) -> dict[str, FilePlan]:
     """relative file name (under the output folder) -> its plan, for every capability of every view.
     `memo`: file name -> digest, known from an identical earlier compilation (filled in here)."""
     memo = {} if memo is None else memo
@@ -287,7 +299,7 @@ def plan(views: list[View], bindings_of, root: Path, checks_hint: str,
             if name in files:
                 raise SpecgenError(f"capabilities {cap!r} and another one map to the same generated file {name}; "
                                    "rename one capability folder", reqs[0].path)
-            files[name] = FilePlan(view, cap, reqs, bindings_of, root, checks_hint, memo.get(name))
+            files[name] = FilePlan(view, cap, reqs, bindings_of, root, checks_hint, memo.get(name), notes_of)
             memo[name] = files[name].digest
     return files
 

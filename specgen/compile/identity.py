@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from specgen.errors import SpecgenError
+from specgen.errors import ERROR, WARNING, Issue
 from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement, Scenario
 
 SPECS_VIEW = "specs"
@@ -66,6 +66,7 @@ class ScenarioRef:
     scenario: Scenario
     path: Path  # the file the scenario text lives in (spec.md, or the change's delta spec.md)
     fingerprint: str
+    blocked: str = ""  # why it cannot be compiled (an id collision): its generated test fails saying so
 
     @property
     def name(self) -> str:
@@ -106,6 +107,7 @@ class View:
     requirements: tuple[RequirementRef, ...]
     by_id: dict[str, ScenarioRef] = field(default_factory=dict, compare=False)
     by_name: dict[tuple[str, str, str], ScenarioRef] = field(default_factory=dict, compare=False)
+    problems: tuple[Issue, ...] = ()  # id collisions and bad anchors (errors in specs, warnings in a change)
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -130,48 +132,99 @@ def _archived_renames(project: Project) -> dict[str, dict[str, str]]:
 def _build_view(name: str, change: str | None,
                 items: list[tuple[str, Requirement, Path, str]],
                 carried: dict[str, dict[str, str]]) -> View:
-    """items: (capability, requirement, file, operation) in display order."""
+    """items: (capability, requirement, file, operation) in display order.
+
+    Ids are proposed first (anchors included), then checked for collisions all at once: every
+    colliding requirement or scenario is *blocked* (a unique stand-in id, a problem naming each
+    file:line), and the rest of the view compiles as if nothing happened."""
+    problems: list[Issue] = []
+    level = ERROR if change is None else WARNING  # an active change is gated only when asked
+    where = f" (change {change})" if change else ""
+    rslugs = [carried.get(cap, {}).get(req.name, slugify(req.name)) for cap, req, _, _ in items]
+    req_blocked = _requirement_collisions(items, rslugs, problems, level, where)
+    proposed: list[tuple[int, Scenario, str, str]] = []  # (item index, scenario, id, why blocked)
+    for n, (cap, req, path, _) in enumerate(items):
+        for scn in req.scenarios:
+            sid, why = f"{cap}/{rslugs[n]}/{slugify(scn.name)}", req_blocked.get(n, "")
+            if scn.anchor is not None and is_valid_id(scn.anchor):
+                sid = scn.anchor
+            elif scn.anchor is not None:
+                why = (f"specgen-id anchor {scn.anchor!r} is not an id of the form "
+                       "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')")
+                problems.append(Issue(level, path, scn.line, why + where, "bad-anchor"))
+            proposed.append((n, scn, sid, why))
+    proposed = _scenario_collisions(items, proposed, problems, level, where)
     reqs: list[RequirementRef] = []
     by_id: dict[str, ScenarioRef] = {}
     by_name: dict[tuple[str, str, str], ScenarioRef] = {}
-    req_slugs: dict[tuple[str, str], RequirementRef] = {}
-    for cap, req, path, op in items:
-        rslug = carried.get(cap, {}).get(req.name, slugify(req.name))
-        if (cap, rslug) in req_slugs:
-            other = req_slugs[(cap, rslug)]
-            raise SpecgenError(
-                f"requirement id {cap}/{rslug} collides with \"{other.name}\" ({other.path}:{other.line}); "
-                "rename one of the requirements", path, req.line)
-        refs: list[ScenarioRef] = []
-        scn_slugs: dict[str, Scenario] = {}
-        for scn in req.scenarios:
-            sslug = slugify(scn.name)
-            if sslug in scn_slugs:
-                raise SpecgenError(
-                    f"scenario id {cap}/{rslug}/{sslug} collides with \"{scn_slugs[sslug].name}\" "
-                    f"(line {scn_slugs[sslug].line}); rename one of the scenarios or give one an explicit "
-                    "<!-- specgen-id: ... --> anchor", path, scn.line)
-            scn_slugs[sslug] = scn
-            sid = f"{cap}/{rslug}/{sslug}"
-            if scn.anchor is not None:
-                if not is_valid_id(scn.anchor):
-                    raise SpecgenError(
-                        f"specgen-id anchor {scn.anchor!r} is not an id of the form "
-                        "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')",
-                        path, scn.line)
-                sid = scn.anchor
-            if sid in by_id:
-                other = by_id[sid]
-                raise SpecgenError(f"scenario id {sid} is also the id of \"{other.name}\" ({other.path}:{other.line}); "
-                                   "ids must be unique: change the anchor or the names", path, scn.line)
-            ref = ScenarioRef(sid, cap, req.name, scn, path, fingerprint(scn.name, scn.raw_text))
-            by_id[sid] = ref
-            by_name[(cap, req.name, scn.name)] = ref
-            refs.append(ref)
-        rref = RequirementRef(cap, req, rslug, path, fingerprint(req.name, req.text), tuple(refs), op)
-        req_slugs[(cap, rslug)] = rref
-        reqs.append(rref)
-    return View(name, change, tuple(reqs), by_id, by_name)
+    refs_of: dict[int, list[ScenarioRef]] = {n: [] for n in range(len(items))}
+    for n, scn, sid, why in proposed:
+        cap, req, path, _ = items[n]
+        ref = ScenarioRef(sid, cap, req.name, scn, path, fingerprint(scn.name, scn.raw_text), why)
+        by_id[sid] = ref
+        by_name[(cap, req.name, scn.name)] = ref
+        refs_of[n].append(ref)
+    for n, (cap, req, path, op) in enumerate(items):
+        reqs.append(RequirementRef(cap, req, rslugs[n], path, fingerprint(req.name, req.text), tuple(refs_of[n]), op))
+    return View(name, change, tuple(reqs), by_id, by_name, tuple(problems))
+
+
+def _where(path: Path, line: int, here: Path) -> str:
+    """Where the other side of a collision is, without an absolute path (messages reach generated files):
+    its line in the same file, else its path from the OpenSpec folder on."""
+    if path == here:
+        return f"line {line}"
+    parts = Path(path).parts
+    start = max((i for i, p in enumerate(parts) if p == "openspec"), default=max(len(parts) - 3, 0))
+    return f"{Path(*parts[start:]).as_posix()}:{line}"
+
+
+def _requirement_collisions(items, rslugs: list[str], problems: list[Issue], level: str,
+                            where: str) -> dict[int, str]:
+    """Item index -> why it is blocked, for requirements whose ids collide; their slugs get the line."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, (cap, _, _, _) in enumerate(items):
+        groups.setdefault((cap, rslugs[n]), []).append(n)
+    blocked: dict[int, str] = {}
+    for (cap, rslug), members in groups.items():
+        if len(members) < 2:
+            continue
+        for n in members:
+            _, req, path, _ = items[n]
+            others = "; ".join(f'"{items[m][1].name}" ({_where(items[m][2], items[m][1].line, path)})'
+                               for m in members if m != n)
+            why = (f"requirement id {cap}/{rslug} collides with {others}: rename one of the requirements; "
+                   "its scenarios are blocked until then")
+            problems.append(Issue(level, path, req.line, why + where, "id-collision"))
+            blocked[n] = why
+            rslugs[n] = f"{rslug}-line-{req.line}"
+    return blocked
+
+
+def _scenario_collisions(items, proposed, problems: list[Issue], level: str, where: str):
+    """`proposed` with every scenario whose id collides blocked under a unique stand-in id."""
+    groups: dict[str, list[int]] = {}
+    for k, (_, _, sid, _) in enumerate(proposed):
+        groups.setdefault(sid, []).append(k)
+    out = list(proposed)
+    taken = set(groups)
+    for sid, members in groups.items():
+        if len(members) < 2:
+            continue
+        for k in members:
+            n, scn, _, _ = proposed[k]
+            path = items[n][2]
+            others = "; ".join(f'"{proposed[m][1].name}" ({_where(items[proposed[m][0]][2], proposed[m][1].line, path)})'
+                               for m in members if m != k)
+            why = (f"scenario id {sid} collides with {others}: rename one of the scenarios or give one an "
+                   "explicit <!-- specgen-id: ... --> anchor")
+            problems.append(Issue(level, path, scn.line, why + where, "id-collision"))
+            stand_in, i = f"{sid}-line-{scn.line}", 2
+            while stand_in in taken:
+                stand_in, i = f"{sid}-line-{scn.line}-{i}", i + 1
+            taken.add(stand_in)
+            out[k] = (n, scn, stand_in, why)
+    return out
 
 
 def specs_view(project: Project) -> View:

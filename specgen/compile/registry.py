@@ -16,6 +16,7 @@ Check modules are found by import path from ``[tool.specgen] checks``.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import importlib.util
 import os
@@ -136,12 +137,14 @@ def module_files(root: Path, import_paths: tuple[str, ...]) -> list[tuple[str, P
 
 
 def _package_modules(base: Path, dotted: str, found: dict[str, Path]) -> None:
-    """Every importable module of the package at `base` (folders without __init__.py are not packages)."""
+    """Every importable module of the package at `base`. The folder named in `checks` may be a
+    namespace package (no __init__.py: Python imports it as one); below it, a folder without
+    __init__.py is not scanned (it often holds data or helpers, not checks)."""
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames.sort()
         rel = os.path.relpath(dirpath, base)
         parts = [] if rel == "." else rel.split(os.sep)
-        if "__init__.py" not in filenames or any(not p.isidentifier() for p in parts):
+        if (parts and "__init__.py" not in filenames) or any(not p.isidentifier() for p in parts):
             dirnames[:] = []  # not a package: neither it nor what it holds is importable as a check module
             continue
         for name in sorted(filenames):
@@ -190,14 +193,21 @@ def _source_fingerprint(source_lines: list[str], node: ast.FunctionDef, kept: li
 
 
 def read_module(name: str, path: Path) -> tuple[CheckModule, list[Issue]]:
+    """The module's declarations, or (when it cannot be read or parsed) none and an error naming it:
+    one broken module leaves its scenarios without a check, never the others."""
     issues: list[Issue] = []
     try:
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, filename=str(path))
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecgenError(f"cannot read check module: {exc}", path) from None
+        why = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+        return CheckModule(name, path, (), ()), [Issue(ERROR, path, None, f"cannot read check module {name}: {why}; "
+                                                       "its checks are not bound until it reads as UTF-8",
+                                                       "unreadable-check-module")]
     except SyntaxError as exc:
-        raise SpecgenError(f"check module does not parse: {exc.msg}", path, exc.lineno) from None
+        return CheckModule(name, path, (), ()), [Issue(ERROR, path, exc.lineno, f"check module {name} does not "
+                                                       f"parse: {exc.msg}; its checks are not bound until it does",
+                                                       "unreadable-check-module")]
     lines = source.splitlines(keepends=True)
     names, modules = _check_names(tree)
     constants = _constants(tree)
@@ -310,8 +320,10 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             if ref is not None:
                 hits.append((view, ref))
         if not hits:
+            near = nearest(decl, views)
+            hint = f"; did you mean {near[1].id}?" if near else ""
             issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario {decl.target} in openspec/specs "
-                                "or an active change (a typo, or a renamed or deleted scenario?)", "unknown-scenario"))
+                                f"or an active change (a typo, or a renamed or deleted scenario?){hint}", "unknown-scenario"))
             continue
         for view, ref in hits:
             key = (view.name, ref.id, decl.check_key)
@@ -321,3 +333,34 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             seen.add(key)
             bound.append(Bound(decl, view.name, ref.id))
     return bound, issues
+
+
+def nearest(decl: Decl, views: list[View]):
+    """(view, scenario) a binding to nothing most likely meant (same capability, closest names), or None."""
+    wanted = decl.target_id or f"{decl.requirement}\x1f{decl.scenario}"
+    best, best_score = None, 0.6  # below this the names are too far apart to guess
+    for view in views:
+        for ref in view.scenarios():
+            if ref.capability != decl.capability:
+                continue
+            have = ref.id if decl.target_id else f"{ref.requirement}\x1f{ref.name}"
+            score = difflib.SequenceMatcher(None, wanted.lower(), have.lower()).ratio()
+            if score > best_score:
+                best, best_score = (view, ref), score
+    return best
+
+
+def near_misses(decls: list[Decl], bound: list[Bound], views: list[View]) -> dict[tuple[str, str], str]:
+    """(view, scenario id) -> why its check is likely misspelt: the bindings to nothing that most
+    likely meant it, for the scenario's failing generated test to name."""
+    hit = {(b.decl.check_key, b.decl.line) for b in bound}
+    notes: dict[tuple[str, str], list[str]] = {}
+    for decl in decls:
+        if (decl.check_key, decl.line) in hit:
+            continue
+        near = nearest(decl, views)
+        if near is not None:
+            where = f"{decl.path.name}:{decl.line}"
+            notes.setdefault((near[0].name, near[1].id), []).append(
+                f"{decl.func} ({where}) is bound to {decl.target}, which matches no scenario: fix the name")
+    return {k: "; ".join(v) for k, v in notes.items()}

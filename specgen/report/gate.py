@@ -24,6 +24,8 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
         scenario_issues = []
         for ref in req.scenarios:
             decls = comp.decls_for(view.name, ref.id)
+            if ref.blocked:
+                continue  # the collision itself is the issue (comp.problems), at this scenario's line
             if not decls:
                 scenario_issues.append(Issue(ERROR, ref.path, ref.line, f"scenario {ref.id} has no check{where}: `specgen stub {ref.id}`", "unbound-scenario"))
                 continue
@@ -42,7 +44,7 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
 
 
 def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issue]:
-    issues = list(comp.issues)
+    issues = comp.problems(gated_changes)
     for mod in comp.modules:
         for name, line in mod.unbound:
             issues.append(Issue(ERROR, mod.path, line, f"{name} is bound to nothing: add @check(...) or rename it (check_* names "

@@ -111,7 +111,9 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                 checks = [check_result(comp, view, ref, d, results, evidence)
                           for d in comp.decls_for(view.name, ref.id)]
                 verdict = worst(c.verdict for c in checks)
-                if checks:
+                if ref.blocked:  # an id collision: never verified, whatever a result file says
+                    verdict, reason = "failing", ref.blocked
+                elif checks:
                     bad = [c for c in checks if c.verdict == verdict]
                     reason = f"{bad[0].check.split(':')[-1]}: {bad[0].reason}"
                 else:
