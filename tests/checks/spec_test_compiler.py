@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -491,3 +494,107 @@ def check_broken_check(proj):
     assert tests.rc == 1 and gate.rc == 1
     assert proj.scenario("greeting/greet-by-name/empty-name")["verdict"] == "failing"
     assert "Greet by name [failing]" in gate.err and "Hello, nobody!" in gate.err
+
+
+# ---------------------------------------------------------------- per-item degradation
+def _counts(run) -> dict[str, int]:
+    return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped|deselected)\b", run.text)}
+
+
+@check(CAP, "Per-Item Degradation", "A misspelt binding fails only its scenario")
+def check_misspelt_binding(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting", "Farewell", "Godbye")')
+    run = proj.specgen("generate")
+    assert run.rc == 1, run.text
+    line = proj.read(CHECKS).splitlines().index('@check("greeting", "Farewell", "Godbye")') + 1
+    assert re.search(rf"{CHECKS}:{line}: error: check_goodbye is bound to nothing", run.err), run.err
+    tests = proj.pytest("-rf")
+    assert _counts(tests) == {"failed": 1, "passed": 3}, tests.text
+    failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED generated/test_greeting.py::test_farewell__goodbye "), failed
+    assert 'check_goodbye (greeting.py:{}) is bound to greeting / "Farewell" / "Godbye"'.format(line) in tests.text
+
+
+@check(CAP, "Per-Item Degradation", "An unreadable check module is named and the rest compiles")
+def check_unreadable_check_module(proj):
+    (proj.root / "checks" / "latin1.py").write_bytes(b'"""caf\xe9"""\nfrom specgen import check\n')
+    run = proj.specgen("generate")
+    assert run.rc == 1 and "checks/latin1.py" in run.err and "UTF-8" in run.err, run.text
+    check_run = proj.specgen("check")
+    assert check_run.rc == 1 and "checks/latin1.py" in check_run.out, check_run.text
+    tests = proj.pytest()
+    assert tests.rc == 0 and _counts(tests) == {"passed": 4}, tests.text
+
+
+@check(CAP, "Per-Item Degradation", "A check module that fails to import fails only its checks")
+def check_failing_import(proj):
+    proj.write("checks/extra.py", 'from specgen import check\n\nraise RuntimeError("no GPU here")\n\n\n'
+               '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye_again():\n    assert True\n')
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest("-rf")
+    assert _counts(tests) == {"failed": 1, "passed": 4}, tests.text
+    failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
+    assert failed == ["FAILED generated/test_greeting.py::test_farewell__goodbye__check_goodbye_again"], failed
+    assert "check module checks.extra failed to import, so check_goodbye_again cannot run: RuntimeError: no GPU here" \
+        in tests.text, tests.text
+
+
+# ---------------------------------------------------------------- imports and markers
+@check(CAP, "Check Imports", "A checks folder without __init__.py is scanned and imported")
+def check_namespace_checks_folder(proj):
+    (proj.root / "checks" / "__init__.py").unlink()
+    proj.edit("pyproject.toml", 'pythonpath = ["."]\n', "")
+    assert json.loads(proj.specgen("check", "--format", "json").out)["summary"]["bindings"] == 3
+    assert proj.specgen("generate").rc == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    # -P: the current folder is not put on sys.path, as with the `pytest` script
+    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "generated", "-q", "-p", "no:cacheprovider"],
+                          cwd=proj.root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and re.search(r"\b4 passed\b", proc.stdout), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+MARKED = '''import pytest
+
+from specgen import check
+
+pytestmark = pytest.mark.greeting
+
+
+@check("greeting", "Greet by name", "Named person")
+@pytest.mark.smoke
+def check_named():
+    assert True
+
+
+@check("greeting/greet-by-name/empty-name")
+def check_empty():
+    assert True
+
+
+@check("greeting", "Farewell", "Goodbye")
+@pytest.mark.skip(reason="not today")
+def check_goodbye():
+    assert True
+'''
+
+
+@check(CAP, "Markers Reach Generated Tests", "A -m selection picks the same checks")
+def check_marks_select(proj):
+    proj.write(CHECKS, MARKED)
+    assert proj.specgen("generate").rc == 0
+    smoke = proj.pytest("-m", "smoke", "-rA")
+    assert _counts(smoke) == {"passed": 1, "deselected": 2}, smoke.text
+    assert "PASSED generated/test_greeting.py::test_greet_by_name__named_person" in smoke.text, smoke.text
+    module = proj.pytest("-m", "greeting")
+    assert _counts(module) == {"passed": 2, "skipped": 1}, module.text
+    assert _counts(proj.pytest("-m", "not greeting")) == {"deselected": 3}
+
+
+@check(CAP, "Markers Reach Generated Tests", "A skip mark never counts as verified")
+def check_skip_is_not_verified(proj):
+    proj.write(CHECKS, MARKED)
+    gen, tests, gate = (proj.specgen("generate"), proj.pytest(), proj.specgen("report", "--gate"))
+    assert gen.rc == 0 and _counts(tests) == {"passed": 2, "skipped": 1}, tests.text
+    scenario = proj.scenario("greeting/farewell/goodbye")
+    assert scenario["verdict"] == "skipped" and not scenario["verified"], scenario
+    assert gate.rc == 1 and proj.requirement("Greet by name")["verified"]
