@@ -17,8 +17,9 @@ back to a default; an error names only paths the user gave or configured (or the
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from specgen.errors import SpecgenError
@@ -43,6 +44,11 @@ class Config:
     lock: str = "specgen.lock"
     report: str = "build/specgen"
     configured: frozenset[str] = frozenset()  # the keys [tool.specgen] sets
+    # Several roots (see the block at the end): the glob patterns, and for one root's config its
+    # name (the id namespace, "" in a single-root project) and the names of all roots.
+    roots: tuple[str, ...] = ()
+    namespace: str = ""
+    siblings: tuple[str, ...] = ()
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -126,14 +132,17 @@ def load_config(root: Path | str) -> Config:
             raise SpecgenError("tool.specgen: expected a table", pyproject)
     values = dict(_DEFAULTS)
     for key, value in table.items():
-        values[key] = _checked(key, value, pyproject)
+        if key != "roots":
+            values[key] = _checked(key, value, pyproject)
     values["checks"] = tuple(values["checks"])
-    return Config(root=root, configured=frozenset(table), **values)
+    patterns = _checked_roots(table["roots"], pyproject) if "roots" in table else ()
+    return Config(root=root, configured=frozenset(table), roots=patterns, **values)
 
 
 def _checked(key: str, value, pyproject: Path):
     if key not in _DEFAULTS:
-        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {', '.join(sorted(_DEFAULTS))}", pyproject)
+        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {', '.join(sorted([*_DEFAULTS, 'roots']))}",
+                           pyproject)
     if key == "checks":
         if isinstance(value, str):
             value = [value]
@@ -148,3 +157,74 @@ def _checked(key: str, value, pyproject: Path):
                            "<folder>/openspec/specs and <folder>/openspec/changes), e.g. \"docs/openspec\"",
                            pyproject)
     return value
+
+
+# ------------------------------------------------------------------ several OpenSpec roots
+# ``roots = ["packages/*/openspec", ...]`` (globs relative to the project root, each matching
+# folders called ``openspec``) replaces ``specs`` when a repository keeps several OpenSpec trees.
+# Each root is compiled on its own, as a single-root project would be, with a config derived here:
+# output ``<output>/<name>``, lock ``<lock stem>.<name>.lock``, report ``<report>/<name>``, and its
+# capabilities (so its ids and @check capability names) prefixed ``<name>:``. A pattern list that
+# matches one folder is a single-root project: no namespace, today's paths, ids and bytes.
+
+
+@dataclass(frozen=True)
+class Root:
+    name: str  # the folder holding openspec/, as a slug ("" when it is the only root)
+    config: Config
+
+
+def roots(config: Config, only: str | None = None) -> list[Root]:
+    """The OpenSpec roots of the project, each with its own config; `only`: one root's name or path."""
+    if not config.roots:
+        found = [Root("", config)]
+    else:
+        folders = _matched(config)
+        if len(folders) == 1:
+            found = [Root("", replace(config, specs=folders[0]))]
+        else:
+            names = _names(folders)
+            found = [Root(n, _root_config(config, n, f, tuple(names))) for n, f in zip(names, folders)]
+    if only is None:
+        return found
+    picked = [r for r in found if only in (r.name, r.config.specs, str(Path(r.config.specs).parent))]
+    if not picked:
+        raise SpecgenError(f"--only {only}: no such root; roots: "
+                           + ", ".join(f"{r.name or '(the only one)'} ({r.config.specs})" for r in found))
+    return picked
+
+
+def _matched(config: Config) -> list[str]:
+    folders: set[str] = set()
+    for pattern in config.roots:
+        hits = [p for p in config.root.glob(pattern) if p.is_dir() and p.name == "openspec"]
+        if not hits:
+            raise SpecgenError(f"tool.specgen.roots: {pattern!r} matches no folder called openspec under "
+                               f"{config.root}; fix the pattern", config.root / "pyproject.toml")
+        folders.update(p.relative_to(config.root).as_posix() for p in hits)
+    return sorted(folders)
+
+
+def _names(folders: list[str]) -> list[str]:
+    """Each root's name: the slug of the folder holding it, or of its whole path where two share one."""
+    def slug(text: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "root"
+
+    short = [slug(Path(f).parent.name) for f in folders]
+    return [n if short.count(n) == 1 else slug(str(Path(f).parent)) for n, f in zip(short, folders)]
+
+
+def _root_config(config: Config, name: str, folder: str, names: tuple[str, ...]) -> Config:
+    lock = Path(config.lock)
+    return replace(config, specs=folder, output=f"{config.output}/{name}", report=f"{config.report}/{name}",
+                   lock=str(lock.with_name(f"{lock.stem}.{name}{lock.suffix or '.lock'}")),
+                   namespace=name, siblings=names)
+
+
+def _checked_roots(value, pyproject: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SpecgenError("tool.specgen.roots: expected a list of folder globs, e.g. [\"packages/*/openspec\"]",
+                           pyproject)
+    return tuple(value)

@@ -84,6 +84,7 @@ def _compile_commands(sub) -> None:
                              "folder; a scenario without a check gets a failing test that shows the check to add.")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff if files are stale")
     p.add_argument("--change", metavar="ID", help="compile only active change ID (the specs with it applied)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
     p = _command(sub, "check", "compile:cmd_check", help="static gate: coverage, bindings, suspect links, stale files",
                  description="Report uncovered requirements, unbound scenarios, checks bound to nothing, "
@@ -91,6 +92,7 @@ def _compile_commands(sub) -> None:
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--change", metavar="ID", action="append", default=[],
                    help="also gate active change ID (repeatable)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
     p = _command(sub, "stub", "compile:cmd_stub", help="print (or --write) a check skeleton for a scenario")
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
@@ -110,6 +112,7 @@ def _compile_commands(sub) -> None:
     p.add_argument("--source-url", metavar="URL", default="",
                    help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ "
                    "(default: relative file links)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:

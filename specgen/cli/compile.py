@@ -5,7 +5,9 @@ Exit status: 0 ok; 1 gate failed or drift; 2 bad input or usage (raised as Specg
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from specgen import project
 from specgen.compile import cache, generator, lock
@@ -16,11 +18,26 @@ from specgen.errors import SpecgenError
 from specgen.report.gate import format_issues, static_issues
 
 
+def _each_root(args, run) -> int:
+    """`run(config)` for every OpenSpec root of the project (or the one `--only` names); the worst exit
+    status wins. With several roots each one's output is headed by its name and folder."""
+    found = project.roots(project.resolve(args.root), getattr(args, "only", None))
+    rc = 0
+    for r in found:
+        if r.name:
+            print(f"== root {r.name} ({r.config.specs})", flush=True)
+        rc = max(rc, run(r.config))
+    return rc
+
+
 def cmd_generate(args) -> int:
+    return _each_root(args, lambda config: _generate(config, args))
+
+
+def _generate(config, args) -> int:
     # A run after which nothing was touched (inputs, lock, generated files) has nothing to do: the
     # stamp left by the last full run says so without reading a spec (a no-op on 10,000 scenarios
     # would otherwise spend its time re-reading them).
-    config = project.resolve(args.root)
     stamp_key = None
     inputs = input_key(config)  # generate writes outputs and the lock, never an input: computed once
     if not args.change:
@@ -91,7 +108,11 @@ def _problem_lines(problems, comp) -> str:
 
 
 def cmd_check(args) -> int:
-    comp = compile_project(project.resolve(args.root), args.change)
+    return _each_root(args, lambda config: _check(config, args))
+
+
+def _check(config, args) -> int:
+    comp = compile_project(config, args.change)
     issues = static_issues(comp, args.change)
     sys.stdout.write(format_issues(issues, comp, args.format, args.change))
     return 1 if any(i.level == "error" for i in issues) else 0
@@ -150,6 +171,21 @@ def cmd_review(args) -> int:
 def cmd_report(args) -> int:
     from specgen.report import write  # the report (and Jinja2) only for `report`
 
-    comp = compile_project(project.resolve(args.root))
-    return write.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
-                      source_url=args.source_url)
+    base = project.resolve(args.root)
+    found = project.roots(base, args.only)
+    if not found[0].name:  # one root: the report as it always was
+        comp = compile_project(found[0].config)
+        return write.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
+                         source_url=args.source_url)
+    # Several roots: a section (report folder) per root, all fed by the one results file, and a total.
+    results = args.results or str(base.report_dir / "results.json")
+    out = Path(args.out).resolve() if args.out else base.report_dir
+    rc, sections = 0, []
+    for r in found:
+        print(f"== root {r.name} ({r.config.specs})", flush=True)
+        comp = compile_project(r.config)
+        rc = max(rc, write.run(comp, gate=args.gate, no_manual=args.no_manual, results=results,
+                               out=str(out / r.name), source_url=args.source_url))
+        sections.append((r, json.loads((out / r.name / "report.json").read_text(encoding="utf-8"))))
+    print(write.total(sections, out, base.root))
+    return rc

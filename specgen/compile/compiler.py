@@ -138,7 +138,8 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
     cached = cache.load(config.report_dir, k)
     if cached is None:
         project = load_project(openspec_parent)
-        views = [specs_view(project)] + [change_view(project, c) for c in project.changes]
+        ns = config.namespace
+        views = [specs_view(project, ns)] + [change_view(project, c, ns) for c in project.changes]
         modules, issues = discover(config.root, config.checks)
         cached = (project, views, modules, issues, {})
         cache.store(config.report_dir, k, cached)
@@ -149,8 +150,26 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
             raise SpecgenError(f"no active change {change_id!r}; active changes: "
                                + (", ".join(c.id for c in project.changes) or "none"))
         apply_change(project, change.id)  # refuses a change archive would refuse
-    decls = [d for m in modules for d in m.checks]
+    decls, foreign = _own_decls([d for m in modules for d in m.checks], config)
     bound, more = resolve(decls, views)
+    more += foreign
     return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
                        digests=dict(digests), _cache_key=k, _read_issues=issues,
                        notes=near_misses(decls, bound, views))
+
+
+def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:
+    """With several roots, the declarations whose capability names this root (`name:cap`); the first
+    root also reports those that name no root. One root: all of them, no issue."""
+    if not config.namespace:
+        return decls, []
+    mine, issues = [], []
+    for d in decls:
+        ns = d.capability.split(":", 1)[0] if ":" in d.capability else None
+        if ns == config.namespace:
+            mine.append(d)
+        elif ns not in config.siblings and config.namespace == config.siblings[0]:
+            issues.append(Issue(ERROR, d.path, d.line, f"{d.func} is bound to {d.target}, which names no OpenSpec "
+                                "root: with several roots a capability reads <root>:<capability>, roots: "
+                                + ", ".join(config.siblings), "unknown-root"))
+    return mine, issues

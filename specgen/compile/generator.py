@@ -152,7 +152,7 @@ class Planned:
 
 
 def file_name(view: View, capability: str) -> str:
-    cap = capability.replace("-", "_")
+    cap = capability.replace("-", "_").replace(":", "__")  # `root:cap` with several OpenSpec roots
     if view.change is None:
         return f"test_{cap}.py"
     return f"{CHANGES_DIR}/test_{view.change.replace('-', '_')}__{cap}.py"

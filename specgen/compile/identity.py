@@ -26,7 +26,7 @@ from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement
 
 SPECS_VIEW = "specs"
 _ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
-_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
+_ID = re.compile(r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*:)?[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 def slugify(name: str) -> str:
@@ -227,13 +227,19 @@ def _scenario_collisions(items, proposed, problems: list[Issue], level: str, whe
     return out
 
 
-def specs_view(project: Project) -> View:
-    carried = _archived_renames(project)
-    items = [(spec.id, req, spec.path, "") for spec in project.specs for req in spec.requirements]
+def _namespaced(carried: dict[str, dict[str, str]], ns: str) -> dict[str, dict[str, str]]:
+    return {f"{ns}:{cap}": v for cap, v in carried.items()} if ns else carried
+
+
+def specs_view(project: Project, ns: str = "") -> View:
+    """`ns`: the root's name in a project with several OpenSpec roots; capabilities read `ns:cap`."""
+    carried = _namespaced(_archived_renames(project), ns)
+    prefix = f"{ns}:" if ns else ""
+    items = [(prefix + spec.id, req, spec.path, "") for spec in project.specs for req in spec.requirements]
     return _build_view(SPECS_VIEW, None, items, carried)
 
 
-def change_view(project: Project, change: Change) -> View:
+def change_view(project: Project, change: Change, ns: str = "") -> View:
     """The requirements `change` adds, modifies or renames, as they read once it is applied.
     (Whether archive would accept the change is checked only when that change is asked for, by
     the compiler: a broken change must not stop the rest.)"""
@@ -244,11 +250,13 @@ def change_view(project: Project, change: Change) -> View:
             renamed[(delta.spec, delta.name)] = delta.rename_from
             cap = carried.setdefault(delta.spec, {})
             cap[delta.name] = cap.get(delta.rename_from, slugify(delta.rename_from))
+    carried = _namespaced(carried, ns)
+    prefix = f"{ns}:" if ns else ""
     items: list[tuple[str, Requirement, Path, str]] = []
     seen: set[tuple[str, str]] = set()
     for delta in change.deltas:
         if delta.operation in (ADDED, MODIFIED) and delta.requirement is not None:
-            items.append((delta.spec, delta.requirement, delta.path, delta.operation))
+            items.append((prefix + delta.spec, delta.requirement, delta.path, delta.operation))
             seen.add((delta.spec, delta.requirement.name))
     for (cap, new), old in renamed.items():
         if (cap, new) in seen:
@@ -256,5 +264,5 @@ def change_view(project: Project, change: Change) -> View:
         spec = project.spec(cap)
         base = next((r for r in spec.requirements if r.name == old), None) if spec else None
         if base is not None:
-            items.append((cap, replace(base, name=new), spec.path, RENAMED))
+            items.append((prefix + cap, replace(base, name=new), spec.path, RENAMED))
     return _build_view(change.id, change.id, items, carried)

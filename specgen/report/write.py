@@ -48,3 +48,39 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
     print(summary_line(data, where))
     return 1 if gate and (failed or data["issues"]) else 0
+
+
+def total(sections: list, out_dir: Path, root: Path) -> str:
+    """With several OpenSpec roots: `<out>/report.{json,md,html}` holding a section per root (its
+    summary and a link to its own report) and the total; returns the total's summary line."""
+    keys = ("requirements_total", "requirements_verified", "scenarios_total", "scenarios_verified")
+    rows = [{"root": r.name, "specs": r.config.specs, "report": f"{r.name}/report.html",
+             **{k: data["summary"][k] for k in keys}} for r, data in sections]
+    sums = {k: sum(row[k] for row in rows) for k in keys}
+    data = {"version": 1, "roots": rows, "total": sums}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    md = ["# Spec traceability: every root", "", "| root | folder | requirements verified | scenarios verified |",
+          "|---|---|---|---|"]
+    html_rows = []
+    for row in rows:
+        md.append(f"| [{row['root']}]({row['report']}) | {row['specs']} | {row['requirements_verified']}/"
+                  f"{row['requirements_total']} | {row['scenarios_verified']}/{row['scenarios_total']} |")
+        html_rows.append(f"<tr><td><a href=\"{_esc(row['report'])}\">{_esc(row['root'])}</a></td>"
+                         f"<td>{_esc(row['specs'])}</td><td>{row['requirements_verified']}/{row['requirements_total']}"
+                         f"</td><td>{row['scenarios_verified']}/{row['scenarios_total']}</td></tr>")
+    totals = (f"{sums['requirements_verified']}/{sums['requirements_total']} requirements verified, "
+              f"{sums['scenarios_verified']}/{sums['scenarios_total']} scenarios")
+    md += [f"| **total** | | {sums['requirements_verified']}/{sums['requirements_total']} | "
+           f"{sums['scenarios_verified']}/{sums['scenarios_total']} |", ""]
+    (out_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
+    (out_dir / "report.html").write_text(
+        "<!doctype html>\n<meta charset=\"utf-8\"><title>Spec traceability: every root</title>\n"
+        "<h1>Spec traceability: every root</h1>\n<table>\n<tr><th>root</th><th>folder</th>"
+        "<th>requirements verified</th><th>scenarios verified</th></tr>\n" + "\n".join(html_rows)
+        + f"\n<tr><th>total</th><td></td><td colspan=\"2\">{_esc(totals)}</td></tr>\n</table>\n", encoding="utf-8")
+    return f"specgen: total over {len(rows)} roots: {totals}; report: {rel_path(out_dir / 'report.html', root)}"
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

@@ -13,7 +13,7 @@ import pytest
 
 from specgen import check
 from specgen.compile.identity import fingerprint
-from tests.checks.specgen_harness import CHECKS, SPEC, Proj
+from tests.checks.specgen_harness import CHECKS, REPO, SPEC, Proj
 
 CAP = "spec-test-compiler"
 GEN = "generated/test_greeting.py"
@@ -598,3 +598,59 @@ def check_skip_is_not_verified(proj):
     scenario = proj.scenario("greeting/farewell/goodbye")
     assert scenario["verdict"] == "skipped" and not scenario["verified"], scenario
     assert gate.rc == 1 and proj.requirement("Greet by name")["verified"]
+
+
+# ---------------------------------------------------------------- several roots
+MONOREPO = REPO / "tests" / "fixtures" / "monorepo"
+
+
+@pytest.fixture
+def mono(tmp_path):
+    return Proj(tmp_path / "mono", MONOREPO)
+
+
+@check(CAP, "Several OpenSpec Roots", "A two-root monorepo compiles, runs and reports in one run")
+def check_two_roots_in_one_run(mono):
+    gen, tests, gate = mono.pipeline()
+    assert tests.rc == 0 and _counts(tests) == {"passed": 3}, tests.text
+    assert gate.rc == 0, gate.text
+    for name, ids in (("alpha", ["alpha:greet/greet-by-name/named-person"]),
+                      ("beta", ["beta:greet/greet-by-name/named-person", "beta:greet/farewell/goodbye"])):
+        assert f"== root {name} (packages/{name}/openspec)" in gen.out
+        assert f'id="{ids[0]}"' in mono.read(f"generated/{name}/test_{name}__greet.py")
+        assert all(f"{i} " in mono.read(f"specgen.{name}.lock") for i in ids)
+        section = json.loads(mono.read(f"build/specgen/{name}/report.json"))
+        assert [s["id"] for r in section["requirements"] for s in r["scenarios"]] == ids
+        assert all(r["verified"] for r in section["requirements"])
+    total = json.loads(mono.read("build/specgen/report.json"))
+    assert [r["root"] for r in total["roots"]] == ["alpha", "beta"]
+    assert total["total"] == {"requirements_total": 3, "requirements_verified": 3, "scenarios_total": 3,
+                              "scenarios_verified": 3}
+    assert "total over 2 roots: 3/3 requirements verified" in gate.out
+
+
+@check(CAP, "Several OpenSpec Roots", "One root at a time")
+def check_only_one_root(mono):
+    assert mono.specgen("generate").rc == 0
+    mono.write("packages/alpha/openspec/specs/greet/spec.md", mono.read("packages/alpha/openspec/specs/greet/spec.md")
+               + "\n#### Scenario: Empty name\n- **WHEN** the alpha greeter is given no name\n"
+               "- **THEN** it greets a stranger\n")
+    alpha = mono.specgen("check", "--only", "alpha")
+    assert alpha.rc == 1 and "== root beta" not in alpha.out, alpha.text
+    assert "scenario alpha:greet/greet-by-name/empty-name has no check" in alpha.out, alpha.text
+    beta = mono.specgen("check", "--only", "packages/beta/openspec")
+    assert beta.rc == 0 and "== root alpha" not in beta.out, beta.text
+    unknown = mono.specgen("check", "--only", "gamma")
+    assert unknown.rc == 2 and "--only gamma: no such root" in unknown.err, unknown.text
+
+
+@check(CAP, "Several OpenSpec Roots", "A single root keeps its ids")
+def check_single_root_keeps_ids(proj, tmp_path):
+    assert proj.specgen("generate").rc == 0
+    before = {rel: proj.read(rel) for rel in (GEN, "specgen.lock")}
+    proj.edit("pyproject.toml", 'specs = "openspec"\n', 'roots = ["open*"]\n')
+    (proj.root / "specgen.lock").unlink()
+    (proj.root / GEN).unlink()
+    assert proj.specgen("generate").rc == 0
+    assert {rel: proj.read(rel) for rel in before} == before
+    assert proj.specgen("check").rc == 0
