@@ -128,8 +128,18 @@ def _find_scenario(comp, scenario_id: str):
     raise SpecgenError(f"no scenario {scenario_id!r}{hint} (`specgen list` shows the specs)")
 
 
+def _root_of(args, scenario_id: str):
+    """The config of the root a scenario id belongs to (`<root>:` ids with several roots)."""
+    found = project.roots(project.resolve(args.root))
+    if found[0].name and ":" in scenario_id:
+        named = [r for r in found if r.name == scenario_id.split(":", 1)[0]]
+        if named:
+            return named[0].config
+    return found[0].config
+
+
 def cmd_stub(args) -> int:
-    comp = compile_project(project.resolve(args.root))
+    comp = compile_project(_root_of(args, args.scenario_id))
     view, ref = _find_scenario(comp, args.scenario_id)
     if not args.write:
         sys.stdout.write(stub_code(ref))
@@ -143,8 +153,13 @@ def cmd_stub(args) -> int:
 def cmd_review(args) -> int:
     if not args.all and not args.target:
         raise SpecgenError("review needs a scenario id (or a prefix ending at '/') or --all")
-    comp = compile_project(project.resolve(args.root))
     target = args.target or ""
+    if args.all:  # every root
+        return _each_root(args, lambda config: _review(compile_project(config), args, target))
+    return _review(compile_project(_root_of(args, target)), args, target)
+
+
+def _review(comp, args, target: str) -> int:
 
     def wanted(sid: str) -> bool:
         return args.all or sid == target or (target.endswith("/") and sid.startswith(target))
