@@ -184,7 +184,7 @@ def roots(config: Config, only: str | None = None) -> list[Root]:
             found = [Root("", replace(config, specs=folders[0]))]
         else:
             names = _names(folders)
-            found = [Root(n, _root_config(config, n, f, tuple(names))) for n, f in zip(names, folders)]
+            found = [Root(n, _root_config(config, n, f, tuple(names))) for n, f in zip(names, folders, strict=True)]
     if only is None:
         return found
     picked = [r for r in found if only in (r.name, r.config.specs, str(Path(r.config.specs).parent))]
@@ -211,7 +211,7 @@ def _names(folders: list[str]) -> list[str]:
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "root"
 
     short = [slug(Path(f).parent.name) for f in folders]
-    return [n if short.count(n) == 1 else slug(str(Path(f).parent)) for n, f in zip(short, folders)]
+    return [n if short.count(n) == 1 else slug(str(Path(f).parent)) for n, f in zip(short, folders, strict=True)]
 
 
 def _root_config(config: Config, name: str, folder: str, names: tuple[str, ...]) -> Config:

@@ -26,7 +26,8 @@ from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement
 
 SPECS_VIEW = "specs"
 _ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
-_ID = re.compile(r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*:)?[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_ID = re.compile(rf"^(?:{_SLUG}:)?{_SLUG}/{_SLUG}/{_SLUG}$")  # `root:` only with several OpenSpec roots
 
 
 def slugify(name: str) -> str:
@@ -214,8 +215,9 @@ def _scenario_collisions(items, proposed, problems: list[Issue], level: str, whe
         for k in members:
             n, scn, _, _ = proposed[k]
             path = items[n][2]
-            others = "; ".join(f'"{proposed[m][1].name}" ({_where(items[proposed[m][0]][2], proposed[m][1].line, path)})'
-                               for m in members if m != k)
+            others = "; ".join(
+                f'"{proposed[m][1].name}" ({_where(items[proposed[m][0]][2], proposed[m][1].line, path)})'
+                for m in members if m != k)
             why = (f"scenario id {sid} collides with {others}: rename one of the scenarios or give one an "
                    "explicit <!-- specgen-id: ... --> anchor")
             problems.append(Issue(level, path, scn.line, why + where, "id-collision"))

@@ -323,7 +323,8 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             near = nearest(decl, views)
             hint = f"; did you mean {near[1].id}?" if near else ""
             issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario {decl.target} in openspec/specs "
-                                f"or an active change (a typo, or a renamed or deleted scenario?){hint}", "unknown-scenario"))
+                                "or an active change (a typo, or a renamed or deleted scenario?)" + hint,
+                                "unknown-scenario"))
             continue
         for view, ref in hits:
             key = (view.name, ref.id, decl.check_key)

@@ -69,8 +69,8 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
     names = {v.name for v in views}
     wanted = {k: e for k, e in comp.wanted_lock().items() if k[0] in names}
     if wanted != {k: e for k, e in comp.lock.items() if k[0] in names}:
-        issues.append(Issue(ERROR, comp.config.lock_path, None, f"{comp.config.lock} lacks new bindings or keeps gone ones: "
-                            "run `specgen generate`", "stale-lock"))
+        issues.append(Issue(ERROR, comp.config.lock_path, None, f"{comp.config.lock} lacks new bindings or keeps "
+                            "gone ones: run `specgen generate`", "stale-lock"))
     return sorted(set(issues), key=lambda i: (str(i.path or ""), i.line or 0, i.code, i.message))
 
 

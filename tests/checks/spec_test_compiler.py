@@ -511,8 +511,9 @@ def check_misspelt_binding(proj):
     tests = proj.pytest("-rf")
     assert _counts(tests) == {"failed": 1, "passed": 3}, tests.text
     failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
-    assert len(failed) == 1 and failed[0].startswith("FAILED generated/test_greeting.py::test_farewell__goodbye "), failed
-    assert 'check_goodbye (greeting.py:{}) is bound to greeting / "Farewell" / "Godbye"'.format(line) in tests.text
+    assert len(failed) == 1, failed
+    assert failed[0].startswith("FAILED generated/test_greeting.py::test_farewell__goodbye "), failed
+    assert f'check_goodbye (greeting.py:{line}) is bound to greeting / "Farewell" / "Godbye"' in tests.text
 
 
 @check(CAP, "Per-Item Degradation", "An unreadable check module is named and the rest compiles")
