@@ -22,12 +22,30 @@ def _each_root(args, run) -> int:
     """`run(config)` for every OpenSpec root of the project (or the one `--only` names); the worst exit
     status wins. With several roots each one's output is headed by its name and folder."""
     found = project.roots(project.resolve(args.root), getattr(args, "only", None))
+    asked = getattr(args, "change", None)
+    asked = [asked] if isinstance(asked, str) else list(asked or [])
+    if found[0].name and asked:  # several roots: an active change belongs to the roots that hold it
+        unknown = [c for c in asked if not any(_holds(r.config, c) for r in found)]
+        if unknown:
+            raise SpecgenError(f"no active change {unknown[0]!r} in any OpenSpec root: "
+                               + ", ".join(f"{r.name} ({r.config.specs})" for r in found))
+        found = [r for r in found if any(_holds(r.config, c) for c in asked)]
     rc = 0
     for r in found:
         if r.name:
             print(f"== root {r.name} ({r.config.specs})", flush=True)
         rc = max(rc, run(r.config))
     return rc
+
+
+def _holds(config, change_id: str) -> bool:
+    return (config.openspec_dir / "changes" / change_id).is_dir()
+
+
+def _changes_here(config, changes: list[str]) -> list[str]:
+    """The asked-for changes this root holds (all of them in a single-root project, so an unknown id
+    is reported as before)."""
+    return [c for c in changes if not config.namespace or _holds(config, c)]
 
 
 def cmd_generate(args) -> int:
@@ -112,9 +130,10 @@ def cmd_check(args) -> int:
 
 
 def _check(config, args) -> int:
-    comp = compile_project(config, args.change)
-    issues = static_issues(comp, args.change)
-    sys.stdout.write(format_issues(issues, comp, args.format, args.change))
+    changes = _changes_here(config, args.change)
+    comp = compile_project(config, changes)
+    issues = static_issues(comp, changes)
+    sys.stdout.write(format_issues(issues, comp, args.format, changes))
     return 1 if any(i.level == "error" for i in issues) else 0
 
 
