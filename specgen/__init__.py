@@ -12,7 +12,7 @@ def __getattr__(name):
     # `from specgen import check` without importing the registry (and pytest) at
     # package import time: `python -m specgen validate` stays fast.
     if name == "check":
-        from specgen.registry import check
+        from specgen.compile.registry import check
 
         return check
     raise AttributeError(name)

@@ -92,22 +92,3 @@ class Project:
 
     def change(self, change_id: str) -> Change | None:
         return next((c for c in self.changes if c.id == change_id), None)
-
-
-class SpecgenError(Exception):
-    """Bad input: unreadable file, missing folder, unknown id. CLI exit 2.
-
-    ``path`` and ``line`` locate the problem when known; the message says what to do.
-    """
-
-    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.line = line
-
-    def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
-        return f"{where}error: {self.message}"

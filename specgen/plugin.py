@@ -38,7 +38,7 @@ def _rewrite_check_asserts(config) -> None:
     import pytest
 
     try:
-        from specgen.project_config import load_config
+        from specgen.project import load_config
 
         checks = load_config(config.rootpath).checks
     except Exception:  # no or broken [tool.specgen]: nothing to register; the CLI reports the config
@@ -97,7 +97,7 @@ class _Recorder:
             return Path(opt)
         report_dir = "build/specgen"
         try:
-            from specgen.project_config import load_config
+            from specgen.project import load_config
 
             report_dir = load_config(self.config.rootpath).report
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it

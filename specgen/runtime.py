@@ -1,8 +1,16 @@
-"""What generated test modules call at run time. Small on purpose: the logic lives in the compiler."""
+"""What generated test modules call at run time. Small on purpose: the logic lives in the compiler.
+
+Per-item degradation (docs/compiler.md): a check module that fails to import, or a scenario the
+compiler could not compile (an id collision), fails only the tests that use it, each saying why;
+the rest of the generated module collects and runs.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +29,64 @@ def bind(check_func):
         test.__doc__ = stub.__doc__
         test.__module__ = stub.__module__
         test.__signature__ = inspect.signature(check_func)
-        test.pytestmark = list(getattr(check_func, "pytestmark", [])) + list(getattr(stub, "pytestmark", []))
+        test.pytestmark = _module_marks(check_func) + list(getattr(check_func, "pytestmark", [])) \
+            + list(getattr(stub, "pytestmark", []))
         test.specgen_check = check_func
         return test
 
     return decorate
+
+
+def _module_marks(check_func) -> list:
+    """The check module's own `pytestmark` (one mark or a list): pytest applies it to the tests the
+    module defines, so it must reach the generated tests that run its checks too."""
+    marks = getattr(sys.modules.get(getattr(check_func, "__module__", ""), None), "pytestmark", [])
+    return list(marks) if isinstance(marks, (list, tuple)) else [marks]
+
+
+class BrokenModule:
+    """Stands for a check module that failed to import: each check taken from it fails with the error."""
+
+    def __init__(self, name: str, error: str):
+        self.specgen_module, self.specgen_error = name, error
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        name, error = self.specgen_module, self.specgen_error
+
+        def broken():
+            pytest.fail(f"check module {name} failed to import, so {attr} cannot run: {error}", pytrace=False)
+
+        broken.__name__ = broken.__qualname__ = attr
+        return broken
+
+
+def load(name: str, generated_file: str):
+    """Import check module `name` for a generated test module. When pytest runs without the project
+    root on sys.path (no `pythonpath` setting), the root found above `generated_file` is added, so a
+    plain `pytest tests/generated` imports the checks. Any other failure becomes a BrokenModule."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        root, top = _project_root(generated_file), name.split(".")[0]
+        if exc.name is None or not name.startswith(exc.name) or root is None or str(root) in sys.path:
+            return BrokenModule(name, f"{type(exc).__name__}: {exc}")
+        if not (root / top).exists() and not (root / f"{top}.py").exists():
+            return BrokenModule(name, f"{type(exc).__name__}: {exc}")
+        sys.path.insert(0, str(root))
+        return load(name, generated_file)
+    except Exception as exc:  # any error raised while importing the check module
+        return BrokenModule(name, f"{type(exc).__name__}: {exc}")
+
+
+def _project_root(generated_file: str) -> Path | None:
+    try:
+        from specgen.project import find_root
+
+        return find_root(Path(generated_file).parent)
+    except Exception:  # no project above: nothing to add
+        return None
 
 
 def _fixture_marker(obj):
@@ -41,6 +102,8 @@ def fixtures(*modules) -> dict:
     found: dict = {}
     origin: dict = {}
     for module in modules:
+        if isinstance(module, BrokenModule):
+            continue
         for name, obj in vars(module).items():
             if name.startswith("__") or _fixture_marker(obj) is None:
                 continue
@@ -52,12 +115,16 @@ def fixtures(*modules) -> dict:
     return found
 
 
-def missing(scenario_id: str, stub: str) -> None:
+def missing(scenario_id: str, stub: str, why: str = "") -> None:
     pytest.fail(
-        f"scenario {scenario_id} has no check. Add this to a check module "
+        f"scenario {scenario_id} has no check{': ' + why if why else ''}. Add this to a check module "
         f"(or run `specgen stub {scenario_id} --write`):\n\n{stub}",
         pytrace=False,
     )
+
+
+def blocked(scenario_id: str, why: str) -> None:
+    pytest.fail(f"scenario {scenario_id} cannot be compiled: {why}", pytrace=False)
 
 
 def manual(scenario_id: str, procedure: str) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from specgen import check
-from specgen.identity import fingerprint
-from tests.checks.specgen_harness import CHECKS, SPEC, Proj
+from specgen.compile.identity import fingerprint
+from tests.checks.specgen_harness import CHECKS, REPO, SPEC, Proj
 
 CAP = "spec-test-compiler"
 GEN = "generated/test_greeting.py"
@@ -38,15 +41,23 @@ def check_ids_from_names(proj):
     assert 'id="greeting/greet-by-name/named-person"' in proj.read(GEN)
 
 
-@check(CAP, "Stable Scenario Identity", "Colliding ids are refused")
-def check_collision_refused(proj):
+@check(CAP, "Stable Scenario Identity", "Colliding ids block only their scenarios")
+def check_collision_blocks_only_its_scenarios(proj):
     proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n- **WHEN** x\n- **THEN** y\n\n"
               "#### Scenario: Goodbye!\n")
     run = proj.specgen("generate")
-    assert run.rc == 2, run.text
-    line = proj.read(SPEC).splitlines().index("#### Scenario: Goodbye!") + 1
-    assert f"{SPEC}:{line}:" in run.err.replace(str(proj.root) + "/", "")
-    assert "Traceback" not in run.text and len(run.err.strip().splitlines()) == 1
+    assert run.rc == 1, run.text
+    lines = proj.read(SPEC).splitlines()
+    err = run.err.replace(str(proj.root) + "/", "")
+    for heading in ("#### Scenario: Goodbye", "#### Scenario: Goodbye!"):
+        assert re.search(rf"{SPEC}:{lines.index(heading) + 1}: error: .*collides", err), err
+    assert "Traceback" not in run.text
+    tests = proj.pytest("-rf")
+    assert re.search(r"\b2 failed, 3 passed\b", tests.text), tests.text  # the named person runs twice
+    assert tests.text.count("cannot be compiled: scenario id greeting/farewell/goodbye collides") == 2, tests.text
+    proj.edit(SPEC, "#### Scenario: Goodbye!\n", "#### Scenario: Goodbye!\n<!-- specgen-id: greeting/farewell/bye -->\n")
+    run = proj.specgen("generate")
+    assert run.rc == 0 and "collides" not in run.text, run.text
 
 
 @check(CAP, "Stable Scenario Identity", "An anchor keeps the id across a rename")
@@ -483,3 +494,164 @@ def check_broken_check(proj):
     assert tests.rc == 1 and gate.rc == 1
     assert proj.scenario("greeting/greet-by-name/empty-name")["verdict"] == "failing"
     assert "Greet by name [failing]" in gate.err and "Hello, nobody!" in gate.err
+
+
+# ---------------------------------------------------------------- per-item degradation
+def _counts(run) -> dict[str, int]:
+    return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped|deselected)\b", run.text)}
+
+
+@check(CAP, "Per-Item Degradation", "A misspelt binding fails only its scenario")
+def check_misspelt_binding(proj):
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting", "Farewell", "Godbye")')
+    run = proj.specgen("generate")
+    assert run.rc == 1, run.text
+    line = proj.read(CHECKS).splitlines().index('@check("greeting", "Farewell", "Godbye")') + 1
+    assert re.search(rf"{CHECKS}:{line}: error: check_goodbye is bound to nothing", run.err), run.err
+    tests = proj.pytest("-rf")
+    assert _counts(tests) == {"failed": 1, "passed": 3}, tests.text
+    failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
+    assert len(failed) == 1, failed
+    assert failed[0].startswith("FAILED generated/test_greeting.py::test_farewell__goodbye "), failed
+    assert f'check_goodbye (greeting.py:{line}) is bound to greeting / "Farewell" / "Godbye"' in tests.text
+
+
+@check(CAP, "Per-Item Degradation", "An unreadable check module is named and the rest compiles")
+def check_unreadable_check_module(proj):
+    (proj.root / "checks" / "latin1.py").write_bytes(b'"""caf\xe9"""\nfrom specgen import check\n')
+    run = proj.specgen("generate")
+    assert run.rc == 1 and "checks/latin1.py" in run.err and "UTF-8" in run.err, run.text
+    check_run = proj.specgen("check")
+    assert check_run.rc == 1 and "checks/latin1.py" in check_run.out, check_run.text
+    tests = proj.pytest()
+    assert tests.rc == 0 and _counts(tests) == {"passed": 4}, tests.text
+
+
+@check(CAP, "Per-Item Degradation", "A check module that fails to import fails only its checks")
+def check_failing_import(proj):
+    proj.write("checks/extra.py", 'from specgen import check\n\nraise RuntimeError("no GPU here")\n\n\n'
+               '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye_again():\n    assert True\n')
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest("-rf")
+    assert _counts(tests) == {"failed": 1, "passed": 4}, tests.text
+    failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
+    assert failed == ["FAILED generated/test_greeting.py::test_farewell__goodbye__check_goodbye_again"], failed
+    assert "check module checks.extra failed to import, so check_goodbye_again cannot run: RuntimeError: no GPU here" \
+        in tests.text, tests.text
+
+
+# ---------------------------------------------------------------- imports and markers
+@check(CAP, "Check Imports", "A checks folder without __init__.py is scanned and imported")
+def check_namespace_checks_folder(proj):
+    (proj.root / "checks" / "__init__.py").unlink()
+    proj.edit("pyproject.toml", 'pythonpath = ["."]\n', "")
+    assert json.loads(proj.specgen("check", "--format", "json").out)["summary"]["bindings"] == 3
+    assert proj.specgen("generate").rc == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    # -P: the current folder is not put on sys.path, as with the `pytest` script
+    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "generated", "-q", "-p", "no:cacheprovider"],
+                          cwd=proj.root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and re.search(r"\b4 passed\b", proc.stdout), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+MARKED = '''import pytest
+
+from specgen import check
+
+pytestmark = pytest.mark.greeting
+
+
+@check("greeting", "Greet by name", "Named person")
+@pytest.mark.smoke
+def check_named():
+    assert True
+
+
+@check("greeting/greet-by-name/empty-name")
+def check_empty():
+    assert True
+
+
+@check("greeting", "Farewell", "Goodbye")
+@pytest.mark.skip(reason="not today")
+def check_goodbye():
+    assert True
+'''
+
+
+@check(CAP, "Markers Reach Generated Tests", "A -m selection picks the same checks")
+def check_marks_select(proj):
+    proj.write(CHECKS, MARKED)
+    assert proj.specgen("generate").rc == 0
+    smoke = proj.pytest("-m", "smoke", "-rA")
+    assert _counts(smoke) == {"passed": 1, "deselected": 2}, smoke.text
+    assert "PASSED generated/test_greeting.py::test_greet_by_name__named_person" in smoke.text, smoke.text
+    module = proj.pytest("-m", "greeting")
+    assert _counts(module) == {"passed": 2, "skipped": 1}, module.text
+    assert _counts(proj.pytest("-m", "not greeting")) == {"deselected": 3}
+
+
+@check(CAP, "Markers Reach Generated Tests", "A skip mark never counts as verified")
+def check_skip_is_not_verified(proj):
+    proj.write(CHECKS, MARKED)
+    gen, tests, gate = (proj.specgen("generate"), proj.pytest(), proj.specgen("report", "--gate"))
+    assert gen.rc == 0 and _counts(tests) == {"passed": 2, "skipped": 1}, tests.text
+    scenario = proj.scenario("greeting/farewell/goodbye")
+    assert scenario["verdict"] == "skipped" and not scenario["verified"], scenario
+    assert gate.rc == 1 and proj.requirement("Greet by name")["verified"]
+
+
+# ---------------------------------------------------------------- several roots
+MONOREPO = REPO / "tests" / "fixtures" / "monorepo"
+
+
+@pytest.fixture
+def mono(tmp_path):
+    return Proj(tmp_path / "mono", MONOREPO)
+
+
+@check(CAP, "Several OpenSpec Roots", "A two-root monorepo compiles, runs and reports in one run")
+def check_two_roots_in_one_run(mono):
+    gen, tests, gate = mono.pipeline()
+    assert tests.rc == 0 and _counts(tests) == {"passed": 3}, tests.text
+    assert gate.rc == 0, gate.text
+    for name, ids in (("alpha", ["alpha:greet/greet-by-name/named-person"]),
+                      ("beta", ["beta:greet/greet-by-name/named-person", "beta:greet/farewell/goodbye"])):
+        assert f"== root {name} (packages/{name}/openspec)" in gen.out
+        assert f'id="{ids[0]}"' in mono.read(f"generated/{name}/test_{name}__greet.py")
+        assert all(f"{i} " in mono.read(f"specgen.{name}.lock") for i in ids)
+        section = json.loads(mono.read(f"build/specgen/{name}/report.json"))
+        assert [s["id"] for r in section["requirements"] for s in r["scenarios"]] == ids
+        assert all(r["verified"] for r in section["requirements"])
+    total = json.loads(mono.read("build/specgen/report.json"))
+    assert [r["root"] for r in total["roots"]] == ["alpha", "beta"]
+    assert total["total"] == {"requirements_total": 3, "requirements_verified": 3, "scenarios_total": 3,
+                              "scenarios_verified": 3}
+    assert "total over 2 roots: 3/3 requirements verified" in gate.out
+
+
+@check(CAP, "Several OpenSpec Roots", "One root at a time")
+def check_only_one_root(mono):
+    assert mono.specgen("generate").rc == 0
+    mono.write("packages/alpha/openspec/specs/greet/spec.md", mono.read("packages/alpha/openspec/specs/greet/spec.md")
+               + "\n#### Scenario: Empty name\n- **WHEN** the alpha greeter is given no name\n"
+               "- **THEN** it greets a stranger\n")
+    alpha = mono.specgen("check", "--only", "alpha")
+    assert alpha.rc == 1 and "== root beta" not in alpha.out, alpha.text
+    assert "scenario alpha:greet/greet-by-name/empty-name has no check" in alpha.out, alpha.text
+    beta = mono.specgen("check", "--only", "packages/beta/openspec")
+    assert beta.rc == 0 and "== root alpha" not in beta.out, beta.text
+    unknown = mono.specgen("check", "--only", "gamma")
+    assert unknown.rc == 2 and "--only gamma: no such root" in unknown.err, unknown.text
+
+
+@check(CAP, "Several OpenSpec Roots", "A single root keeps its ids")
+def check_single_root_keeps_ids(proj, tmp_path):
+    assert proj.specgen("generate").rc == 0
+    before = {rel: proj.read(rel) for rel in (GEN, "specgen.lock")}
+    proj.edit("pyproject.toml", 'specs = "openspec"\n', 'roots = ["open*"]\n')
+    (proj.root / "specgen.lock").unlink()
+    (proj.root / GEN).unlink()
+    assert proj.specgen("generate").rc == 0
+    assert {rel: proj.read(rel) for rel in before} == before
+    assert proj.specgen("check").rc == 0

@@ -126,7 +126,7 @@ AUDITED = ("training-config", "jsonl-contract", "coord-token-mode", "coordjson",
 
 @check(CAP, "Pipeline Capabilities Specified And Verified", "Every audited capability is in the specs")
 def check_audited_capabilities_in_specs():
-    from specgen.parser import load_project
+    from specgen.reader.project import load_project
 
     specs = {s.id: s for s in load_project(REPO).specs}
     missing = [c for c in AUDITED if c not in specs]

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.cli import main as specgen_main
-from specgen.parser import active_change_ids, archived_change_ids, find_root, parse_change, spec_ids
-from specgen.views import change_json, dumps
+from specgen.cli.views import change_json, dumps
+from specgen.reader.changes import parse_change
+from specgen.reader.project import find_openspec_root as find_root
+from specgen.reader.tree import active_change_ids, archived_change_ids, spec_ids
 from tests.specgen import corpora
-from tests.specgen.oracle import REPO
+from tests.specgen.oracle import REPO, SHARED_CORPUS
 from tests.specgen.oracle_batch import run_batch
 
 FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
@@ -132,7 +134,7 @@ def specgen_output(item: Item) -> tuple[int, str]:
     elif item.kind == "archived":
         change = parse_change(Path(folder) / "openspec" / "changes" / "archive" / item.id, True, Path(folder))
         if change.error:
-            from specgen.views import status_json
+            from specgen.cli.views import status_json
 
             msg = change.error
             if not change.has_proposal:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from specgen import generator, lock, manual
-from specgen.identity import fingerprint, is_valid_id, normalize, slugify
-from specgen.model import SpecgenError
-from specgen.project_config import load_config
-from specgen.registry import read_module
+from specgen.compile import generator, lock
+from specgen.compile.identity import fingerprint, is_valid_id, normalize, slugify
+from specgen.compile.registry import read_module
+from specgen.errors import SpecgenError
+from specgen.project import load_config
+from specgen.report import manual
 
 
 @pytest.mark.parametrize("name, slug", [

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from specgen import deltas as D
 from specgen.cli import main
-from specgen.model import Project, SpecgenError
+from specgen.errors import SpecgenError
+from specgen.model import Project
+from specgen.reader.blocks import fold_requirement_name, normalize_requirement_name, parse_delta_spec
+from specgen.rules.archive import apply_change, archive_change
+from specgen.rules.merge import ArchiveAbort, build_updated_spec
 
 PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "parity-validate" / "changes-rules"
 
@@ -31,7 +34,7 @@ def test_parse_delta_spec_sections_and_lines():
     text = ("## ADDED Requirements\n### Requirement: A\nThe system SHALL a.\n\n#### Scenario: s\n- x\n\n"
             "## REMOVED Requirements\n- `### Requirement: Old`\n\n"
             "## RENAMED Requirements\n- FROM: `### Requirement: X`\n- TO: `### Requirement: Y`\n")
-    plan = D.parse_delta_spec(text)
+    plan = parse_delta_spec(text)
     assert [(b.name, b.line) for b in plan.added] == [("A", 2)]
     assert plan.added[0].raw.endswith("- x")
     assert [(r.name, r.line) for r in plan.removed] == [("Old", 9)]
@@ -41,19 +44,19 @@ def test_parse_delta_spec_sections_and_lines():
 
 def test_fenced_headers_are_not_structure():
     text = "## ADDED Requirements\n### Requirement: A\nSHALL.\n```\n### Requirement: B\n## REMOVED Requirements\n```\n"
-    plan = D.parse_delta_spec(text)
+    plan = parse_delta_spec(text)
     assert [b.name for b in plan.added] == ["A"] and not plan.removed
 
 
 def test_requirement_names_normalise_closing_hashes_only():
-    assert D.normalize_requirement_name("  Foo ###  ") == "Foo"
-    assert D.normalize_requirement_name("C#") == "C#"
-    assert D.fold_requirement_name("Sign  Out") == D.fold_requirement_name("sign out")
+    assert normalize_requirement_name("  Foo ###  ") == "Foo"
+    assert normalize_requirement_name("C#") == "C#"
+    assert fold_requirement_name("Sign  Out") == fold_requirement_name("sign out")
 
 
 def test_apply_change_merges_in_memory_and_returns_a_model(project: Path):
     before = _tree(project)
-    result = D.apply_change(project, "renamed-then-modified")
+    result = apply_change(project, "renamed-then-modified")
     assert _tree(project) == before, "apply_change must not write"
     merged = result.specs["auth"]
     assert merged.changed and not merged.created
@@ -68,7 +71,7 @@ def test_apply_change_merges_in_memory_and_returns_a_model(project: Path):
 
 
 def test_apply_change_creates_new_capabilities(project: Path):
-    result = D.apply_change(project, "new-capability")
+    result = apply_change(project, "new-capability")
     spec = result.specs["payments"]
     assert spec.created and spec.text.startswith("# payments Specification\n\n## Purpose\nTake payments")
     assert result.project.spec("payments") is not None
@@ -82,8 +85,8 @@ def test_apply_change_creates_new_capabilities(project: Path):
     ("new-capability-modified", "only ADDED requirements are allowed for new specs", 2),
 ])
 def test_abort_conditions_raise_with_the_delta_location(project: Path, change, needle, line):
-    with pytest.raises(D.ArchiveAbort) as info:
-        D.apply_change(project, change)
+    with pytest.raises(ArchiveAbort) as info:
+        apply_change(project, change)
     exc = info.value
     assert isinstance(exc, SpecgenError) and needle in exc.message
     assert Path(exc.path).name == "spec.md" and exc.line == line
@@ -91,7 +94,7 @@ def test_abort_conditions_raise_with_the_delta_location(project: Path, change, n
 
 def test_unknown_change_is_bad_input(project: Path):
     with pytest.raises(SpecgenError, match="not found. Available changes:"):
-        D.apply_change(project, "no-such-change")
+        apply_change(project, "no-such-change")
 
 
 def test_dry_run_never_writes(project: Path, capsys):
@@ -125,24 +128,24 @@ def test_refused_apply_writes_nothing_and_exits_1(project: Path, capsys):
 def test_crlf_specs_keep_their_line_endings(project: Path):
     spec = project / "openspec/specs/auth/spec.md"
     spec.write_bytes(spec.read_bytes().replace(b"\n", b"\r\n"))
-    D.archive_change(project, "added-ok")
+    archive_change(project, "added-ok")
     data = spec.read_bytes()
     assert b"Password reset" in data and data.count(b"\r\n") == data.count(b"\n")
 
 
 def test_archive_dated_change_keeps_its_name_and_refuses_a_taken_destination(project: Path):
-    out = D.archive_change(project, "2026-02-02-dated")
+    out = archive_change(project, "2026-02-02-dated")
     assert out.archived_as == "2026-02-02-dated"
     shutil.copytree(project / "openspec/changes/added-ok", project / "openspec/changes/archive/2026-01-01-added-ok")
-    with pytest.raises(D.ArchiveAbort, match="already exists"):
-        D.archive_change(project, "added-ok", today=dt.date(2026, 1, 1))
+    with pytest.raises(ArchiveAbort, match="already exists"):
+        archive_change(project, "added-ok", today=dt.date(2026, 1, 1))
 
 
 def test_retirement_deletes_the_emptied_spec_only_when_declared(project: Path):
-    with pytest.raises(D.ArchiveAbort) as info:
-        D.archive_change(project, "removed-all", dry_run=True)
+    with pytest.raises(ArchiveAbort) as info:
+        archive_change(project, "removed-all", dry_run=True)
     assert info.value.code == "archive_spec_validation_failed" and "retire_capabilities: true" in info.value.fix
-    out = D.archive_change(project, "removed-all-retire")
+    out = archive_change(project, "removed-all-retire")
     assert out.outcomes == {"empty-ish": "retire"}
     assert not (project / "openspec/specs/empty-ish").exists()
 
@@ -150,7 +153,7 @@ def test_retirement_deletes_the_emptied_spec_only_when_declared(project: Path):
 def test_merged_text_matches_build_updated_spec_formatting():
     target = "# t\n\n## Purpose\nP.\n## Requirements\n### Requirement: A\nThe system SHALL a.\n\n\n\n#### Scenario: s\n- x\n"
     delta = "## ADDED Requirements\n### Requirement: B\nThe system SHALL b.\n\n#### Scenario: s\n- y\n"
-    res = D.build_updated_spec("t", delta, target, "c")
+    res = build_updated_spec("t", delta, target, "c")
     assert res.rebuilt == ("# t\n\n## Purpose\nP.\n\n## Requirements\n\n### Requirement: A\nThe system SHALL a.\n\n"
                            "#### Scenario: s\n- x\n\n### Requirement: B\nThe system SHALL b.\n\n#### Scenario: s\n- y\n")
 
@@ -161,5 +164,5 @@ def test_a_failed_move_puts_the_written_specs_back(project: Path):
     archive.write_text("not a folder")  # the move into changes/archive/ must fail
     before = _tree(project)
     with pytest.raises(OSError):
-        D.archive_change(project, "added-ok")
+        archive_change(project, "added-ok")
     assert _tree(project) == before

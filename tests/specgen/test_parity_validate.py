@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from specgen import deltas as D
-from specgen import validate as V
+from specgen.rules.archive import apply_change, archive_change
+from specgen.rules.merge import ArchiveAbort
+from specgen.rules.validate import report_json
 from tests.specgen import corpora
 from tests.specgen.corpora import marks, name_of
 from tests.specgen.oracle import REPO, SHARED_CORPUS, run
@@ -83,7 +84,7 @@ def assert_same_report(cli: dict, ours: dict) -> None:
 def test_validate_all_matches_cli(root: Path, strict: bool):
     assert (root / "openspec").is_dir(), f"{root}: no openspec/"
     code, cli = _cli_validate(root, strict)
-    ours = V.report_json(root, strict=strict)
+    ours = report_json(root, strict=strict)
     assert_same_report(cli, ours)
     assert (0 if all(i["valid"] for i in ours["items"]) else 1) == code
 
@@ -141,9 +142,9 @@ def test_archive_matches_cli(tmp_path: Path, root: Path, change: str):
     cli = json.loads(proc.stdout)
     cli.pop("root", None)
     try:
-        outcome = D.archive_change(b, change)
+        outcome = archive_change(b, change)
         ours = {"archive": json.loads(json.dumps(outcome.to_json()).replace(str(b), str(a)))}
-    except D.ArchiveAbort as exc:
+    except ArchiveAbort as exc:
         status = {"severity": "error", "code": exc.code, "message": exc.message}
         if exc.fix:
             status["fix"] = exc.fix
@@ -162,6 +163,6 @@ def test_archive_cases_cover_every_abort_condition():
         "new-capability-modified": "only ADDED requirements are allowed", "no-delta-sections": "no operations",
     }
     for change, needle in expected.items():
-        with pytest.raises(D.ArchiveAbort) as info:
-            D.apply_change(ARCHIVE_PROJECT, change)
+        with pytest.raises(ArchiveAbort) as info:
+            apply_change(ARCHIVE_PROJECT, change)
         assert needle in info.value.message

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from specgen.parser import count_tasks, parse_delta_text, parse_proposal_text, parse_spec_text
+from specgen.reader.changes import count_tasks, parse_proposal_text
+from specgen.reader.deltas import parse_delta_text
+from specgen.reader.specs import parse_spec_text
 from tests.specgen.oracle import REPO
 from tests.specgen.parity import run_specgen
 
@@ -87,7 +89,8 @@ def test_missing_or_empty_openspec(tmp_path, layout):
         assert rc == 2
         status = json.loads(out)["status"][0]
         assert status["code"] == "no_openspec_root"  # the CLI's JSON failure payload
-        _one_line_error(err, "openspec: error:", "no OpenSpec root")
+        # Located at the folder that is there: the openspec/ folder when it exists, else the root.
+        _one_line_error(err, "openspec: error:" if layout == "empty" else f"{tmp_path}: error:", "no OpenSpec root")
 
 
 def test_root_that_does_not_exist(tmp_path):

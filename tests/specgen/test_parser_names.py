@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from specgen.markdown import header_of, normalize
+from specgen.reader.markdown import header_of
 from specgen.model import ADDED, MODIFIED, REMOVED, RENAMED
-from specgen.parser import delta_requirement_name, load_project, parse_change, parse_spec, parse_spec_text
+from specgen.reader.changes import parse_change
+from specgen.reader.blocks import delta_requirement_name
+from specgen.reader.project import load_project
+from specgen.reader.specs import parse_spec, parse_spec_text
+from specgen.reader.text import normalize
 from tests.specgen.parity import CORPORA, FIXTURES
 
 STRUCT = FIXTURES / "specs-structure" / "openspec" / "specs"

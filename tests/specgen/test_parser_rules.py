@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from specgen.markdown import (
-    Document, fence_mask, header_parts, js_trim, normalize, requirement_text, scenario_name, strip_closing_run,
-    tail_text,
+from specgen.reader.markdown import (
+    Document, fence_mask, header_parts, requirement_text, scenario_name, strip_closing_run, tail_text,
 )
-from specgen.parser import count_tasks, delta_requirement_name, parse_delta_text, proposal_title
+from specgen.reader.text import js_trim, normalize
+from specgen.reader.changes import count_tasks, proposal_title
+from specgen.reader.blocks import delta_requirement_name
+from specgen.reader.deltas import parse_delta_text
 
 
 def test_normalize_drops_one_bom_and_all_cr():
@@ -101,8 +103,8 @@ def test_delta_sections_and_forms():
                           "## RENAMED Requirements\n- from: `### Requirement: X`\n- FROM: `### Requirement: E`\n"
                           "TO: ### Requirement: F\n")
     assert [b.name for b in dt.added] == ["A"]
-    assert [n for n, _ in dt.removed] == ["B", "C"]
-    assert dt.renamed == [("E", "F", 11)]
+    assert [r.name for r in dt.removed] == ["B", "C"]
+    assert [(p.frm, p.to, p.line) for p in dt.renamed] == [("E", "F", 11)]
 
 
 @pytest.mark.parametrize("raw, expected", [

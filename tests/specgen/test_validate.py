@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from specgen import deltas as D
-from specgen import validate as V
 from specgen.cli import main
+from specgen.reader.text import js_len
+from specgen.rules.collate import collation_key
+from specgen.rules.validate import validate, validate_all
+from specgen.rules.validate_spec import is_valid
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "parity-validate"
 SPECS = FIX / "specs-rules"
@@ -26,48 +28,48 @@ def _line_of(path: Path, needle: str, nth: int = 1) -> int:
 
 
 def test_spec_issues_point_at_the_requirement_header():
-    issues = V.validate(SPECS, "no-shall")
+    issues = validate(SPECS, "no-shall")
     spec = SPECS / "openspec/specs/no-shall/spec.md"
     by_msg = {i.message.split(" ")[1]: i for i in issues if i.message.startswith("Requirement ")}
     assert by_msg['"Alpha"'].line == _line_of(spec, "### Requirement: Alpha")
-    assert by_msg['"Alpha"'].level == "WARNING" and by_msg['"Alpha"'].path == "requirements[0]"
-    assert all(i.file == "openspec/specs/no-shall/spec.md" for i in issues)
+    assert by_msg['"Alpha"'].level == "warning" and by_msg['"Alpha"'].locator == "requirements[0]"
+    assert all(i.path == "openspec/specs/no-shall/spec.md" for i in issues)
     gamma = next(i for i in issues if "gamma" in i.message)
-    assert gamma.level == "ERROR" and gamma.line == _line_of(spec, "SHALL gamma")
+    assert gamma.level == "error" and gamma.line == _line_of(spec, "SHALL gamma")
 
 
 def test_delta_issues_point_at_the_delta_line():
-    issues = V.validate(CHANGES, "added-dup")
+    issues = validate(CHANGES, "added-dup")
     delta = CHANGES / "openspec/changes/added-dup/specs/auth/spec.md"
     dup = next(i for i in issues if i.message.startswith("Duplicate requirement in ADDED"))
-    assert dup.file == "openspec/changes/added-dup/specs/auth/spec.md"
+    assert dup.path == "openspec/changes/added-dup/specs/auth/spec.md"
     assert dup.line == _line_of(delta, "### Requirement: Twice", 2)
-    loss = next(i for i in V.validate(CHANGES, "modified-drops-scenario") if "omits scenario" in i.message)
-    assert loss.line == 2 and loss.path == "auth/spec.md"
+    loss = next(i for i in validate(CHANGES, "modified-drops-scenario") if "omits scenario" in i.message)
+    assert loss.line == 2 and loss.locator == "auth/spec.md"
 
 
 def test_purpose_and_section_issues_are_located():
-    brief = next(i for i in V.validate(SPECS, "brief-purpose") if i.path == "overview")
+    brief = next(i for i in validate(SPECS, "brief-purpose") if i.locator == "overview")
     assert brief.line == _line_of(SPECS / "openspec/specs/brief-purpose/spec.md", "## Purpose")
-    generated = next(i for i in V.validate(SPECS, "placeholder-generated") if i.path == "overview")
+    generated = next(i for i in validate(SPECS, "placeholder-generated") if i.locator == "overview")
     assert generated.line == _line_of(SPECS / "openspec/specs/placeholder-generated/spec.md", "TBD - created")
-    missing = V.validate(SPECS, "no-purpose")
-    assert [(i.level, i.path, i.line) for i in missing] == [("ERROR", "file", 1)]
+    missing = validate(SPECS, "no-purpose")
+    assert [(i.level, i.locator, i.line) for i in missing] == [("error", "file", 1)]
     assert missing[0].message.startswith("Spec must have a Purpose section. Missing required sections.")
 
 
 def test_strict_turns_warnings_into_failures():
-    issues = V.validate(SPECS, "brief-purpose")
-    assert {i.level for i in issues} == {"WARNING"}
-    assert V.is_valid(issues) and not V.is_valid(issues, strict=True)
-    info_only = V.validate(SPECS, "long-text")
-    assert {i.level for i in info_only} == {"INFO"} and V.is_valid(info_only, strict=True)
+    issues = validate(SPECS, "brief-purpose")
+    assert {i.level for i in issues} == {"warning"}
+    assert is_valid(issues) and not is_valid(issues, strict=True)
+    info_only = validate(SPECS, "long-text")
+    assert {i.level for i in info_only} == {"info"} and is_valid(info_only, strict=True)
 
 
 def test_requirement_length_counts_utf16_units_like_javascript():
-    long = {i.path for i in V.validate(SPECS, "long-text") if i.level == "INFO"}
+    long = {i.locator for i in validate(SPECS, "long-text") if i.level == "info"}
     emoji = "The system SHALL " + "\U0001F600" * 242 + "."  # 260 code points, 502 UTF-16 units
-    assert len(emoji) <= 500 < D.js_len(emoji)
+    assert len(emoji) <= 500 < js_len(emoji)
     assert "requirements[1]" in long  # the emoji requirement: JavaScript counts UTF-16 units
 
 
@@ -82,7 +84,7 @@ def test_human_output_is_one_line_per_issue(capsys):
     assert code == 1
     lines = out.splitlines()
     assert lines and all(re.match(r"^openspec/specs/[^:]+:\d+: (error|warning|info): \S", ln) for ln in lines), lines[:5]
-    assert sum(len(r.issues) for r in V.validate_all(SPECS)["results"]) == len(lines)
+    assert sum(len(r.issues) for r in validate_all(SPECS)["results"]) == len(lines)
     assert "Totals:" in err
 
 
@@ -122,7 +124,7 @@ def test_unknown_item_json_status_and_missing_root(capsys, tmp_path):
 
 
 def test_changes_and_specs_scopes(capsys):
-    report = V.validate_all(CHANGES, specs=False)
+    report = validate_all(CHANGES, specs=False)
     assert {r.type for r in report["results"]} == {"change"}
     assert list(report["summary"]["byType"]) == ["change"]
     code, out, _ = _run(capsys, "validate", "--specs", "--json", "--root", str(CHANGES))
@@ -134,11 +136,11 @@ def test_unreadable_bytes_are_read_like_node(tmp_path):
     shutil.copytree(SPECS / "openspec/specs/good", tmp_path / "openspec/specs/good")
     spec = tmp_path / "openspec/specs/good/spec.md"
     spec.write_bytes(spec.read_bytes().replace(b"Describe", b"Descr\xffibe"))
-    assert V.validate(tmp_path, "good") == []
+    assert validate(tmp_path, "good") == []
 
 
 def test_item_order_follows_javascript_localecompare():
     names = ["b", "A", "a-b", "a_b", "a1", "ab", "B-2", "a", "Zeta", "alpha/beta", "alpha-beta", "x.y", "x-y"]
     js = subprocess.run(["node", "-e", f"console.log(JSON.stringify({json.dumps(names)}.sort((a,b)=>a.localeCompare(b))))"],
                         capture_output=True, text=True, check=True)
-    assert sorted(names, key=V.collation_key) == json.loads(js.stdout)
+    assert sorted(names, key=collation_key) == json.loads(js.stdout)

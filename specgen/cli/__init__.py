@@ -1,0 +1,164 @@
+"""Command line: argv -> the layers. Exit 0 ok, 1 gate failed or spec invalid, 2 bad input or usage.
+
+This module only parses arguments (standard library only) and imports the one module that runs
+the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
+
+- :mod:`specgen.cli.specs`: list, show (reading OpenSpec)
+- :mod:`specgen.cli.validate`: validate, apply (OpenSpec's validation rules and archive semantics)
+- :mod:`specgen.cli.compile`: generate, check, stub, review, report (the compiler and the gate)
+
+Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from specgen import __version__
+from specgen.errors import SpecgenError
+
+ROOT_HELP = ("the project root: the folder with pyproject.toml, or the one holding openspec/ (default: the "
+             "nearest such folder from here); [tool.specgen] specs says where openspec/ is")
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse exits 2 on usage errors already; keep its message on one line with a hint.
+    def error(self, message: str) -> None:  # noqa: D401
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(sub, name: str, run: str, **kw) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, **kw)
+    p.add_argument("--root", metavar="DIR", default=None, help=ROOT_HELP)
+    p.set_defaults(run=run)
+    return p
+
+
+def _reading_commands(sub) -> None:
+    p = _command(sub, "list", "specs:cmd_list", help="list specs or active changes (as `openspec list`)",
+                 description="List active changes (default) or specs, as `openspec list` does.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--specs", action="store_true", help="list specs instead of changes")
+    g.add_argument("--changes", action="store_true", help="list changes (the default)")
+    p.add_argument("--sort", choices=("recent", "name"), default="recent",
+                   help="changes: newest first (default) or by name")
+    p.add_argument("--json", action="store_true", help="JSON output, as `openspec list --json`")
+
+    p = _command(sub, "show", "specs:cmd_show", help="show a spec or a change (as `openspec show`)",
+                 description="Show a spec or an active change, as `openspec show` does.")
+    p.add_argument("id", help="spec id (e.g. `auth` or `area/auth`) or change id")
+    p.add_argument("--type", type=str.lower, choices=("spec", "change"), default=None,
+                   help="what the id names, when it could be both")
+    p.add_argument("--json", action="store_true", help="JSON output, as `openspec show --json`")
+    p.add_argument("--no-interactive", action="store_true", help="accepted for OpenSpec compatibility (never prompts)")
+
+
+def _validation_commands(sub) -> None:
+    p = _command(sub, "validate", "validate:run_validate",
+                 help="validate changes and specs exactly as `openspec validate` does",
+                 description="Validate OpenSpec changes and specs with the official CLI's rules, levels and "
+                             "messages. Exit 0 valid, 1 invalid, 2 usage error or unreadable input.")
+    p.add_argument("item", nargs="?", help="a change id or spec id (capability)")
+    p.add_argument("--all", action="store_true", help="validate every active change and every spec")
+    p.add_argument("--changes", action="store_true", help="validate every active change")
+    p.add_argument("--specs", action="store_true", help="validate every spec")
+    p.add_argument("--type", choices=["spec", "change"], help="the item's type, when its id names both")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--json", action="store_true", help="print the report as `openspec validate --json` does")
+
+    p = _command(sub, "apply", "validate:run_apply", help="apply (archive) a change's deltas into openspec/specs/",
+                 description="Merge a change's delta specs into openspec/specs/ and move the change to "
+                             "openspec/changes/archive/, as `openspec archive <change> --yes` does. "
+                             "--dry-run prints the merged specs and writes nothing.")
+    p.add_argument("change", help="the change id")
+    p.add_argument("--dry-run", action="store_true", help="print the merged specs; write nothing")
+
+
+def _compile_commands(sub) -> None:
+    p = _command(sub, "generate", "compile:cmd_generate", help="write tests/generated/ from the specs and the checks",
+                 description="Compile every scenario into a pytest test (one per binding) under the output "
+                             "folder; a scenario without a check gets a failing test that shows the check to add.")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff if files are stale")
+    p.add_argument("--change", metavar="ID", help="compile only active change ID (the specs with it applied)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
+
+    p = _command(sub, "check", "compile:cmd_check", help="static gate: coverage, bindings, suspect links, stale files",
+                 description="Report uncovered requirements, unbound scenarios, checks bound to nothing, "
+                             "duplicate, suspect or unreviewed bindings, and stale generated files.")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--change", metavar="ID", action="append", default=[],
+                   help="also gate active change ID (repeatable)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
+
+    p = _command(sub, "stub", "compile:cmd_stub", help="print (or --write) a check skeleton for a scenario")
+    p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
+    p.add_argument("--write", action="store_true", help="append it to the capability's check module")
+
+    p = _command(sub, "review", "compile:cmd_review",
+                 help="stamp bindings as reviewed against the current spec and check text")
+    p.add_argument("target", nargs="?", help="a scenario id, or a prefix ending at '/' (capability/ ...)")
+    p.add_argument("--all", action="store_true", help="stamp every binding")
+
+    p = _command(sub, "report", "compile:cmd_report",
+                 help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified")
+    p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
+    p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
+    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")
+    p.add_argument("--source-url", metavar="URL", default="",
+                   help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ "
+                   "(default: relative file links)")
+    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="specgen",
+        description="OpenSpec-driven spec-to-test compiler: read openspec/, bind scenarios to checks, "
+        "generate pytest files, and gate CI on verified requirements.",
+        epilog="Exit status: 0 ok; 1 gate failed or spec invalid; 2 bad input or usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"specgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _reading_commands(sub)
+    _validation_commands(sub)
+    _compile_commands(sub)
+    return parser
+
+
+def _run(args) -> int:
+    module, func = args.run.split(":")
+    return int(getattr(importlib.import_module(f"specgen.cli.{module}"), func)(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except SpecgenError as exc:
+        print(f"specgen: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("specgen: interrupted", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `specgen show ... | head`: the reader went away; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except RecursionError:
+        print("specgen: error: input nested too deeply to process", file=sys.stderr)
+        return 2
+    except Exception as exc:  # never a traceback for a user; SPECGEN_DEBUG=1 shows it
+        if os.environ.get("SPECGEN_DEBUG"):
+            raise
+        print(f"specgen: internal error: {type(exc).__name__}: {exc} "
+              "(rerun with SPECGEN_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+        return 2

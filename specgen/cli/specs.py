@@ -1,0 +1,365 @@
+"""`specgen list` and `specgen show`: the OpenSpec CLI's `list` / `show` over specgen's reader.
+
+With --json the output is the official CLI's JSON (same keys, values and order) plus `name`
+and `line` on requirements and scenarios. Failures print the CLI's JSON failure payload on
+stdout in --json mode, and always one line `path[:line]: error: message` on stderr; exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from specgen import project
+from specgen.cli.views import (
+    change_json, dumps, iso_ms, last_modified_ms, root_output, spec_json, status_json, task_status,
+)
+from specgen.errors import SpecgenError
+from specgen.reader.changes import parse_change, task_progress
+from specgen.reader.specs import parse_spec
+from specgen.reader.text import utf16_key
+from specgen.reader.tree import active_change_ids, discover_spec_files, spec_ids
+from specgen.rules.collate import collation_key
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class _Fail(SpecgenError):
+    """A failure with the CLI's JSON status entry and specgen's one-line message."""
+
+    def __init__(self, status: dict, path, line: int | None = None, message: str | None = None):
+        super().__init__(message or status["message"], path, line)
+        self.status = status
+
+
+def _emit_failure(args, fail: _Fail, payload: dict | None = None) -> int:
+    if args.json:
+        print(dumps({**(payload or {}), "status": [fail.status]}))
+    print(f"specgen: {SpecgenError(fail.message, fail.path, fail.line)}", file=sys.stderr)
+    return 2
+
+
+def _resolve_root(args) -> Path:
+    """The folder holding the project's OpenSpec folder (see specgen.project)."""
+    status = status_json("No OpenSpec root found from the current directory.", "no_openspec_root",
+                         target="openspec.root", fix="Run openspec init to create a root here.")
+    try:
+        config = project.resolve(args.root)
+        parent = config.require_openspec()
+    except SpecgenError as exc:
+        raise _Fail(status, exc.path, exc.line, exc.message) from None
+    if not ((config.openspec_dir / "specs").is_dir() or (config.openspec_dir / "changes").is_dir()):
+        # The CLI reads only an openspec/ that holds specs/ or changes/.
+        raise _Fail(status, config.openspec_dir, message="no OpenSpec root: the folder holds neither specs/ nor "
+                    "changes/; run `openspec init`")
+    return parent
+
+
+def _from_specgen_error(exc, code: str) -> _Fail:
+    where = f"{exc.path}: " if exc.path is not None else ""
+    return _Fail(status_json(f"{where}{exc.message}", code), exc.path, exc.line, exc.message)
+
+
+# ---------------------------------------------------------------------------- list
+
+
+def cmd_list(args) -> int:
+    payload = {"specs": [], "root": None} if args.specs else {"changes": [], "root": None}
+    try:
+        root = _resolve_root(args)
+        if args.specs:
+            return _list_specs(args, root)
+        return _list_changes(args, root)
+    except _Fail as fail:
+        return _emit_failure(args, fail, payload)
+    except SpecgenError as exc:
+        return _emit_failure(args, _from_specgen_error(exc, "list_error"), payload)
+
+
+def _list_specs(args, root: Path) -> int:
+    specs_dir = root / "openspec" / "specs"
+    rows = []
+    if specs_dir.exists():
+        for sid, path in discover_spec_files(specs_dir):
+            spec = parse_spec(path, sid)
+            rows.append({"id": sid, "requirementCount": len(spec.requirements)})
+        rows.sort(key=lambda r: collation_key(r["id"]))
+    if args.json:
+        print(dumps({"specs": rows, "root": root_output(root)}))
+        return 0
+    if not rows:
+        print("No specs found.")
+        return 0
+    width = max(len(r["id"]) for r in rows)
+    print("Specs:")
+    for r in rows:
+        print(f"  {r['id'].ljust(width)}     requirements {r['requirementCount']}")
+    return 0
+
+
+_MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")
+
+
+def _has_any_file(folder: Path) -> bool:
+    todo = [folder]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_symlink() or e.is_file(follow_symlinks=False):
+                return True
+            if e.is_dir(follow_symlinks=False):
+                todo.append(Path(e.path))
+    return False
+
+
+def _looks_like_change(folder: Path) -> bool:
+    return any((folder / m).is_file() for m in _MARKERS) or _has_any_file(folder / "specs")
+
+
+def _nested_changes(changes_dir: Path, name: str) -> list[str] | None:
+    """Change folders wrapped in a namespace folder (`changes/area/x/`), which OpenSpec does
+    not read as changes; None for an ordinary change."""
+    if name == "archive" or name.startswith("."):
+        return None
+    folder = changes_dir / name
+    if _looks_like_change(folder):
+        return None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        entries = []
+    if any(not e.name.startswith(".") and not e.is_dir(follow_symlinks=False) for e in entries):
+        return None
+    found: list[str] = []
+
+    def walk(d: Path, prefix: str, depth: int) -> None:
+        if depth > 3:
+            return
+        try:
+            subs = sorted((e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")),
+                          key=lambda n: n.encode("utf-8", "surrogateescape"))
+        except OSError:
+            subs = []
+        for child in subs:
+            cid = f"{prefix}/{child}"
+            if _looks_like_change(d / child):
+                found.append(cid)
+            else:
+                walk(d / child, cid, depth + 1)
+
+    walk(folder, name, 1)
+    return sorted(found, key=utf16_key) or None
+
+
+def _describe_nested(name: str, nested: list[str]) -> str:
+    where = ", ".join(f"openspec/changes/{n}/" for n in nested)
+    example = nested[0].replace("/", "-")
+    return (f'"{name}" is not a change: it is a folder wrapping {where}. A change must be a directory '
+            "directly under openspec/changes/, so those nested directories are invisible to OpenSpec while the "
+            "folder around them is reported as a change. Nested paths are supported under openspec/specs/ only. "
+            f'Rename each nested change to a flat name (for example "{example}").')
+
+
+def _list_changes(args, root: Path) -> int:
+    changes_dir = root / "openspec" / "changes"
+    try:
+        names = sorted((e.name for e in os.scandir(changes_dir) if e.is_dir(follow_symlinks=False) and e.name != "archive"),
+                       key=lambda n: n.encode("utf-8", "surrogateescape"))
+    except FileNotFoundError:
+        names = []
+    rows = []
+    warnings = []
+    for name in names:
+        folder = changes_dir / name
+        total, done = task_progress(folder, root)
+        nested = _nested_changes(changes_dir, name)
+        row = {"name": name, "completedTasks": done, "totalTasks": total,
+               "lastModified": last_modified_ms(folder), "status": task_status(total, done)}
+        if nested:
+            row["nested"] = nested
+            warnings.append({"code": "nested_change_directory", "name": name, "nested": nested,
+                             "message": _describe_nested(name, nested)})
+        rows.append(row)
+    if args.sort == "recent":
+        rows.sort(key=lambda r: -r["lastModified"])
+    else:
+        rows.sort(key=lambda r: collation_key(r["name"]))
+    if args.json:
+        for r in rows:
+            r["lastModified"] = iso_ms(r["lastModified"])
+        out = {"changes": rows}
+        if warnings:
+            out["warnings"] = warnings
+        out["root"] = root_output(root)
+        print(dumps(out))
+        return 0
+    if not rows:
+        print("No active changes found.")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print("Changes:")
+    for r in rows:
+        if r.get("nested"):
+            status = "not a change"
+        elif r["totalTasks"] == 0:
+            status = "No tasks"
+        elif r["completedTasks"] == r["totalTasks"]:
+            status = "\u2713 Complete"
+        else:
+            status = f"{r['completedTasks']}/{r['totalTasks']} tasks"
+        print(f"  {r['name'].ljust(width)}     {status.ljust(12)}  {iso_ms(r['lastModified'])}")
+    for w in warnings:
+        print(f"\nWarning: {w['message']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- show
+
+
+def _levenshtein(a, b) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _utf16(s: str) -> tuple[int, ...]:
+    # The CLI measures and compares ids in UTF-16 code units.
+    b = s.encode("utf-16-le", "surrogatepass")
+    return tuple(b[i] | (b[i + 1] << 8) for i in range(0, len(b), 2))
+
+
+def cmd_show(args) -> int:
+    try:
+        root = _resolve_root(args)
+        return _show(args, root)
+    except _Fail as fail:
+        return _emit_failure(args, fail)
+    except SpecgenError as exc:
+        return _emit_failure(args, _from_specgen_error(exc, "show_error"))
+
+
+def _show(args, root: Path) -> int:
+    item = args.id
+    kind = args.type
+    if kind is None:
+        changes = active_change_ids(root)
+        specs = spec_ids(root)
+        is_change, is_spec = item in changes, item in specs
+        if not is_change and not is_spec:
+            cands = changes + specs
+            # Stable sort by edit distance, at most five (the CLI's suggestion rule).
+            u = _utf16(item)
+            best = sorted(cands, key=lambda c: _levenshtein(u, _utf16(c)))[:5]
+            msg = f"Unknown item '{item}'. Did you mean: {', '.join(best)}?" if best else f"Unknown item '{item}'."
+            raise _Fail(status_json(msg, "unknown_item"), root / "openspec")
+        if is_change and is_spec:
+            raise _Fail(status_json(f"Ambiguous item '{item}' matches both a change and a spec.", "ambiguous_item",
+                                    fix="Pass --type change|spec."), root / "openspec",
+                        message=f"Ambiguous item '{item}' matches both a change and a spec; pass --type change|spec")
+        kind = "change" if is_change else "spec"
+    if kind == "spec":
+        return _show_spec(args, root, item)
+    return _show_change(args, root, item)
+
+
+def _show_spec(args, root: Path, spec_id: str) -> int:
+    specs_dir = root / "openspec" / "specs"
+    path = Path(os.path.normpath(os.path.join(specs_dir, spec_id, "spec.md")))  # as Node's path.join
+    rel = os.path.relpath(path, specs_dir)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise _Fail(status_json(f"Path is outside the allowed directory: {path}", "show_error"), path)
+    if not os.path.exists(path):
+        raise _Fail(status_json(f"Spec '{spec_id}' not found at {path}", "show_error"), path)
+    spec = parse_spec(path, spec_id)
+    if spec.error:
+        raise _Fail(status_json(spec.error, "show_error"), path)
+    if args.json:
+        print(dumps(spec_json(spec, root)))
+        return 0
+    _print_spec(spec)
+    return 0
+
+
+def _show_change(args, root: Path, change_id: str) -> int:
+    changes_dir = root / "openspec" / "changes"
+    folder = Path(os.path.join(changes_dir, change_id))
+    proposal = os.path.normpath(folder / "proposal.md")
+    if os.path.dirname(os.path.normpath(folder)) != os.path.normpath(changes_dir):
+        raise _Fail(status_json(f'Change "{change_id}" not found at {proposal}', "show_error"), folder)
+    if not os.path.exists(proposal):
+        if folder.is_dir():
+            msg = (f'Change "{change_id}" has no proposal.md yet. Run "openspec status --change {change_id}" '
+                   "to see which artifact comes next.")
+            nested = _nested_changes(changes_dir, change_id)
+            if nested:
+                msg = _describe_nested(change_id, nested)
+            raise _Fail(status_json(msg, "show_error"), folder)
+        raise _Fail(status_json(f'Change "{change_id}" not found at {proposal}', "show_error"), folder)
+    change = parse_change(folder, False, root)
+    if change.error:
+        raise _Fail(status_json(change.error, "show_error"), Path(proposal))
+    if args.json:
+        print(dumps(change_json(change, root)))
+        return 0
+    _print_change(change)
+    return 0
+
+
+# ---------------------------------------------------------------------------- human output
+
+
+def _indent(text: str, pad: str) -> str:
+    return "\n".join(pad + ln if ln else ln for ln in text.split("\n"))
+
+
+def _print_requirement(req, pad: str = "  ") -> None:
+    print(f"{pad}Requirement: {req.name}  (line {req.line})")
+    print(_indent(req.text, pad + "  "))
+    for s in req.scenarios:
+        anchor = f"  [id: {s.anchor}]" if s.anchor else ""
+        print(f"{pad}  Scenario: {s.name}  (line {s.line}){anchor}")
+        print(_indent(s.raw_text, pad + "    "))
+
+
+def _print_spec(spec) -> None:
+    print(f"{spec.id}: {spec.heading or spec.title}  ({spec.path})")
+    print()
+    print("Purpose:")
+    print(_indent(spec.overview, "  "))
+    print()
+    print(f"Requirements ({len(spec.requirements)}):")
+    for req in spec.requirements:
+        _print_requirement(req)
+        print()
+
+
+def _print_change(change) -> None:
+    print(f"{change.id}: {change.title}  ({change.path})")
+    if change.tasks_total:
+        print(f"Tasks: {change.tasks_done}/{change.tasks_total}")
+    print()
+    print("Why:")
+    print(_indent(change.why, "  "))
+    print()
+    print("What Changes:")
+    print(_indent(change.what_changes, "  "))
+    print()
+    print(f"Deltas ({len(change.deltas)}):")
+    for d in change.deltas:
+        if d.operation == "RENAMED":
+            print(f"  {d.spec}: RENAMED {d.rename_from!r} -> {d.name!r}  (line {d.line})")
+        elif d.requirement is None:
+            print(f"  {d.spec}: {d.operation} (from What Changes) {d.description}")
+        else:
+            print(f"  {d.spec}: {d.operation}")
+            _print_requirement(d.requirement, "    ")

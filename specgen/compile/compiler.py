@@ -1,0 +1,175 @@
+"""One compilation: config + spec model + views + check declarations + lock, resolved together.
+
+Every command (generate, check, stub, review, report) starts here, so they all see the same
+bindings and the same suspect/unreviewed verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from specgen.compile import cache, generator, lock
+from specgen.compile.identity import ScenarioRef, View, change_view, specs_view
+from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, near_misses, resolve
+from specgen.errors import ERROR, Issue, SpecgenError
+from specgen.model import Project
+from specgen.project import Config
+from specgen.reader.project import load_project
+from specgen.rules.archive import apply_change
+
+# Lock states of a binding.
+REVIEWED, SUSPECT, UNREVIEWED = "reviewed", "suspect", "unreviewed"
+
+
+@dataclass
+class Compilation:
+    config: Config
+    project: Project
+    views: list[View]
+    modules: list[CheckModule]
+    bound: list[Bound]
+    issues: list[Issue]  # from reading and resolving the check modules
+    lock: dict[tuple[str, str, str], lock.Entry]
+    _index: dict[tuple[str, str], list[Decl]] = field(default_factory=dict)
+    # Generated-file digests, kept in the compile cache: they depend only on what the cache key covers.
+    digests: dict[str, str] = field(default_factory=dict)
+    _cache_key: str = ""
+    _read_issues: list = field(default_factory=list)
+    # (view, scenario id) -> the misspelt bindings that most likely meant it (its failing test names them)
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for b in self.bound:
+            self._index.setdefault((b.view, b.scenario_id), []).append(b.decl)
+        for decls in self._index.values():
+            decls.sort(key=lambda d: (d.check_key, d.line))
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    def view(self, name: str) -> View:
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise SpecgenError(f"no active change {name!r}; active changes: "
+                           + (", ".join(v.name for v in self.views[1:]) or "none"))
+
+    @property
+    def specs(self) -> View:
+        return self.views[0]
+
+    def decls_for(self, view: str, scenario_id: str) -> list[Decl]:
+        return self._index.get((view, scenario_id), [])
+
+    def note_for(self, view: str, scenario_id: str) -> str:
+        return self.notes.get((view, scenario_id), "")
+
+    def problems(self, gated_changes=()) -> list[Issue]:
+        """Everything that blocks part of the build, each naming its file:line: binding errors and
+        unreadable check modules, id collisions in openspec/specs and in the gated changes (errors),
+        and those in other active changes (warnings: an active change gates nothing unless asked)."""
+        found = list(self.issues) + list(self.specs.problems)
+        for view in self.views[1:]:
+            gated = view.name in gated_changes
+            found += [replace(i, level=ERROR) if gated else i for i in view.problems]
+        return found
+
+    def scenario(self, view: str, scenario_id: str) -> ScenarioRef:
+        return self.view(view).by_id[scenario_id]
+
+    def lock_state(self, view: str, scenario_id: str, decl: Decl) -> tuple[str, str]:
+        """(REVIEWED|SUSPECT|UNREVIEWED, why)."""
+        entry = self.lock.get((view, scenario_id, decl.check_key))
+        if entry is None:
+            return UNREVIEWED, "not in specgen.lock yet: run `specgen generate` (new binding) or `specgen review`"
+        ref = self.scenario(view, scenario_id)
+        why = []
+        if entry.spec_fp != ref.fingerprint:
+            why.append("the scenario text changed")
+        if entry.check_fp != decl.source_fingerprint:
+            why.append("the check's source changed")
+        if why:
+            return SUSPECT, " and ".join(why) + f" since the last review: run `specgen review {scenario_id}`"
+        return REVIEWED, ""
+
+    def current_entry(self, b: Bound) -> lock.Entry:
+        ref = self.scenario(b.view, b.scenario_id)
+        return lock.Entry(b.view, b.scenario_id, b.decl.check_key, ref.fingerprint, b.decl.source_fingerprint)
+
+    def wanted_lock(self, views: set[str] | None = None) -> dict:
+        """The lock `generate` writes: existing lines for live bindings kept as they are, new bindings
+        stamped, lines of gone bindings dropped (for views outside `views`, lines are left alone)."""
+        out = {k: e for k, e in self.lock.items() if views is not None and k[0] not in views}
+        for b in self.bound:
+            if views is not None and b.view not in views:
+                continue
+            key = (b.view, b.scenario_id, b.decl.check_key)
+            out[key] = self.lock.get(key) or self.current_entry(b)
+        return out
+
+    def checks_hint(self) -> str:
+        return ", ".join(self.config.checks)
+
+    def generated_files(self, views: list[View] | None = None) -> dict:
+        known = dict(self.digests)
+        files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests,
+                               self.note_for)
+        if self.digests != known and self._cache_key:
+            cache.store(self.config.report_dir, self._cache_key,
+                        (self.project, self.views, self.modules, self._read_issues, self.digests))
+        return files
+
+
+def input_key(config: Config) -> str:
+    """A digest of the stat of every file a compilation reads (specs, check modules, config, specgen)."""
+    files = [p for _, p in module_files(config.root, config.checks)] + [config.root / "pyproject.toml"]
+    return cache.key(files, [config.root / config.specs])
+
+
+def compile_project(config: Config, validate_changes=(), key: str | None = None) -> Compilation:
+    """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
+    changes the caller asked for; they are applied with the validator's archive semantics first, so
+    a change that cannot be archived is an error (exit 2). `key`: the caller's `input_key(config)`,
+    when it already has it (stat-ing every input is not free)."""
+    openspec_parent = config.require_openspec()
+    k = key or input_key(config)
+    cached = cache.load(config.report_dir, k)
+    if cached is None:
+        project = load_project(openspec_parent)
+        ns = config.namespace
+        views = [specs_view(project, ns)] + [change_view(project, c, ns) for c in project.changes]
+        modules, issues = discover(config.root, config.checks)
+        cached = (project, views, modules, issues, {})
+        cache.store(config.report_dir, k, cached)
+    project, views, modules, issues, digests = cached
+    for change_id in validate_changes:
+        change = project.change(change_id)
+        if change is None:
+            raise SpecgenError(f"no active change {change_id!r}; active changes: "
+                               + (", ".join(c.id for c in project.changes) or "none"))
+        apply_change(project, change.id)  # refuses a change archive would refuse
+    decls, foreign = _own_decls([d for m in modules for d in m.checks], config)
+    bound, more = resolve(decls, views)
+    more += foreign
+    return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
+                       digests=dict(digests), _cache_key=k, _read_issues=issues,
+                       notes=near_misses(decls, bound, views))
+
+
+def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:
+    """With several roots, the declarations whose capability names this root (`name:cap`); the first
+    root also reports those that name no root. One root: all of them, no issue."""
+    if not config.namespace:
+        return decls, []
+    mine, issues = [], []
+    for d in decls:
+        ns = d.capability.split(":", 1)[0] if ":" in d.capability else None
+        if ns == config.namespace:
+            mine.append(d)
+        elif ns not in config.siblings and config.namespace == config.siblings[0]:
+            issues.append(Issue(ERROR, d.path, d.line, f"{d.func} is bound to {d.target}, which names no OpenSpec "
+                                "root: with several roots a capability reads <root>:<capability>, roots: "
+                                + ", ".join(config.siblings), "unknown-root"))
+    return mine, issues

@@ -1,0 +1,270 @@
+"""Identity: spec model -> stable scenario ids and content fingerprints.
+
+A scenario's id is ``capability/requirement-slug/scenario-slug``. Two ways keep an
+id stable when names change:
+- an explicit anchor, ``<!-- specgen-id: cap/req/scn -->`` under the scenario header
+  (the parser fills ``Scenario.anchor``), which wins over the names;
+- RENAMED deltas: a requirement renamed by a change (active, or archived earlier)
+  keeps the requirement slug of its first name.
+Fingerprints hash normalized text, so whitespace-only edits do not count as changes.
+
+A *view* is the set of requirements one compilation is about: ``specs`` (everything
+under openspec/specs/) or one active change (the requirements that change adds,
+modifies or renames, as they read with the change applied).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from specgen.errors import ERROR, WARNING, Issue
+from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement, Scenario
+
+SPECS_VIEW = "specs"
+_ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
+_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_ID = re.compile(rf"^(?:{_SLUG}:)?{_SLUG}/{_SLUG}/{_SLUG}$")  # `root:` only with several OpenSpec roots
+
+
+def slugify(name: str) -> str:
+    """Lowercase ASCII words joined by '-'. Names with no ASCII letters or digits get a hash slug."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug or "h" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+
+
+def normalize(text: str) -> str:
+    """Text with anchor comments, blank lines and runs of whitespace removed: what a fingerprint hashes."""
+    lines = []
+    anchored = "specgen-id" in text
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if anchored and _ANCHOR_LINE.match(line):
+            continue
+        line = " ".join(line.split())
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def fingerprint(*parts: str) -> str:
+    digest = hashlib.sha256("\n\x1f\n".join(normalize(p) for p in parts).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def is_valid_id(text: str) -> bool:
+    return bool(_ID.match(text))
+
+
+@dataclass(frozen=True)
+class ScenarioRef:
+    id: str
+    capability: str
+    requirement: str  # the requirement's name (as it reads in this view)
+    scenario: Scenario
+    path: Path  # the file the scenario text lives in (spec.md, or the change's delta spec.md)
+    fingerprint: str
+    blocked: str = ""  # why it cannot be compiled (an id collision): its generated test fails saying so
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def line(self) -> int:
+        return self.scenario.line
+
+
+@dataclass(frozen=True)
+class RequirementRef:
+    capability: str
+    requirement: Requirement
+    slug: str
+    path: Path
+    fingerprint: str
+    scenarios: tuple[ScenarioRef, ...]
+    operation: str = ""  # in a change view: ADDED, MODIFIED or RENAMED
+
+    @property
+    def name(self) -> str:
+        return self.requirement.name
+
+    @property
+    def line(self) -> int:
+        return self.requirement.line
+
+    @property
+    def key(self) -> str:
+        return f"{self.capability}/{self.slug}"
+
+
+@dataclass(frozen=True)
+class View:
+    name: str  # SPECS_VIEW or the change id
+    change: str | None
+    requirements: tuple[RequirementRef, ...]
+    by_id: dict[str, ScenarioRef] = field(default_factory=dict, compare=False)
+    by_name: dict[tuple[str, str, str], ScenarioRef] = field(default_factory=dict, compare=False)
+    problems: tuple[Issue, ...] = ()  # id collisions and bad anchors (errors in specs, warnings in a change)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.capability for r in self.requirements))
+
+    def scenarios(self):
+        for req in self.requirements:
+            yield from req.scenarios
+
+
+def _archived_renames(project: Project) -> dict[str, dict[str, str]]:
+    """capability -> {current requirement name: slug of its first name}, from archived changes in order."""
+    carried: dict[str, dict[str, str]] = {}
+    for change in sorted(project.archived, key=lambda c: c.id):
+        for delta in change.deltas:
+            if delta.operation == RENAMED and delta.rename_from and delta.name:
+                cap = carried.setdefault(delta.spec, {})
+                cap[delta.name] = cap.pop(delta.rename_from, slugify(delta.rename_from))
+    return carried
+
+
+def _build_view(name: str, change: str | None,
+                items: list[tuple[str, Requirement, Path, str]],
+                carried: dict[str, dict[str, str]]) -> View:
+    """items: (capability, requirement, file, operation) in display order.
+
+    Ids are proposed first (anchors included), then checked for collisions all at once: every
+    colliding requirement or scenario is *blocked* (a unique stand-in id, a problem naming each
+    file:line), and the rest of the view compiles as if nothing happened."""
+    problems: list[Issue] = []
+    level = ERROR if change is None else WARNING  # an active change is gated only when asked
+    where = f" (change {change})" if change else ""
+    rslugs = [carried.get(cap, {}).get(req.name, slugify(req.name)) for cap, req, _, _ in items]
+    req_blocked = _requirement_collisions(items, rslugs, problems, level, where)
+    proposed: list[tuple[int, Scenario, str, str]] = []  # (item index, scenario, id, why blocked)
+    for n, (cap, req, path, _) in enumerate(items):
+        for scn in req.scenarios:
+            sid, why = f"{cap}/{rslugs[n]}/{slugify(scn.name)}", req_blocked.get(n, "")
+            if scn.anchor is not None and is_valid_id(scn.anchor):
+                sid = scn.anchor
+            elif scn.anchor is not None:
+                why = (f"specgen-id anchor {scn.anchor!r} is not an id of the form "
+                       "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')")
+                problems.append(Issue(level, path, scn.line, why + where, "bad-anchor"))
+            proposed.append((n, scn, sid, why))
+    proposed = _scenario_collisions(items, proposed, problems, level, where)
+    reqs: list[RequirementRef] = []
+    by_id: dict[str, ScenarioRef] = {}
+    by_name: dict[tuple[str, str, str], ScenarioRef] = {}
+    refs_of: dict[int, list[ScenarioRef]] = {n: [] for n in range(len(items))}
+    for n, scn, sid, why in proposed:
+        cap, req, path, _ = items[n]
+        ref = ScenarioRef(sid, cap, req.name, scn, path, fingerprint(scn.name, scn.raw_text), why)
+        by_id[sid] = ref
+        by_name[(cap, req.name, scn.name)] = ref
+        refs_of[n].append(ref)
+    for n, (cap, req, path, op) in enumerate(items):
+        reqs.append(RequirementRef(cap, req, rslugs[n], path, fingerprint(req.name, req.text), tuple(refs_of[n]), op))
+    return View(name, change, tuple(reqs), by_id, by_name, tuple(problems))
+
+
+def _where(path: Path, line: int, here: Path) -> str:
+    """Where the other side of a collision is, without an absolute path (messages reach generated files):
+    its line in the same file, else its path from the OpenSpec folder on."""
+    if path == here:
+        return f"line {line}"
+    parts = Path(path).parts
+    start = max((i for i, p in enumerate(parts) if p == "openspec"), default=max(len(parts) - 3, 0))
+    return f"{Path(*parts[start:]).as_posix()}:{line}"
+
+
+def _requirement_collisions(items, rslugs: list[str], problems: list[Issue], level: str,
+                            where: str) -> dict[int, str]:
+    """Item index -> why it is blocked, for requirements whose ids collide; their slugs get the line."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, (cap, _, _, _) in enumerate(items):
+        groups.setdefault((cap, rslugs[n]), []).append(n)
+    blocked: dict[int, str] = {}
+    for (cap, rslug), members in groups.items():
+        if len(members) < 2:
+            continue
+        for n in members:
+            _, req, path, _ = items[n]
+            others = "; ".join(f'"{items[m][1].name}" ({_where(items[m][2], items[m][1].line, path)})'
+                               for m in members if m != n)
+            why = (f"requirement id {cap}/{rslug} collides with {others}: rename one of the requirements; "
+                   "its scenarios are blocked until then")
+            problems.append(Issue(level, path, req.line, why + where, "id-collision"))
+            blocked[n] = why
+            rslugs[n] = f"{rslug}-line-{req.line}"
+    return blocked
+
+
+def _scenario_collisions(items, proposed, problems: list[Issue], level: str, where: str):
+    """`proposed` with every scenario whose id collides blocked under a unique stand-in id."""
+    groups: dict[str, list[int]] = {}
+    for k, (_, _, sid, _) in enumerate(proposed):
+        groups.setdefault(sid, []).append(k)
+    out = list(proposed)
+    taken = set(groups)
+    for sid, members in groups.items():
+        if len(members) < 2:
+            continue
+        for k in members:
+            n, scn, _, _ = proposed[k]
+            path = items[n][2]
+            others = "; ".join(
+                f'"{proposed[m][1].name}" ({_where(items[proposed[m][0]][2], proposed[m][1].line, path)})'
+                for m in members if m != k)
+            why = (f"scenario id {sid} collides with {others}: rename one of the scenarios or give one an "
+                   "explicit <!-- specgen-id: ... --> anchor")
+            problems.append(Issue(level, path, scn.line, why + where, "id-collision"))
+            stand_in, i = f"{sid}-line-{scn.line}", 2
+            while stand_in in taken:
+                stand_in, i = f"{sid}-line-{scn.line}-{i}", i + 1
+            taken.add(stand_in)
+            out[k] = (n, scn, stand_in, why)
+    return out
+
+
+def _namespaced(carried: dict[str, dict[str, str]], ns: str) -> dict[str, dict[str, str]]:
+    return {f"{ns}:{cap}": v for cap, v in carried.items()} if ns else carried
+
+
+def specs_view(project: Project, ns: str = "") -> View:
+    """`ns`: the root's name in a project with several OpenSpec roots; capabilities read `ns:cap`."""
+    carried = _namespaced(_archived_renames(project), ns)
+    prefix = f"{ns}:" if ns else ""
+    items = [(prefix + spec.id, req, spec.path, "") for spec in project.specs for req in spec.requirements]
+    return _build_view(SPECS_VIEW, None, items, carried)
+
+
+def change_view(project: Project, change: Change, ns: str = "") -> View:
+    """The requirements `change` adds, modifies or renames, as they read once it is applied.
+    (Whether archive would accept the change is checked only when that change is asked for, by
+    the compiler: a broken change must not stop the rest.)"""
+    carried = _archived_renames(project)
+    renamed: dict[tuple[str, str], str] = {}  # (cap, new name) -> old name
+    for delta in change.deltas:
+        if delta.operation == RENAMED and delta.rename_from and delta.name:
+            renamed[(delta.spec, delta.name)] = delta.rename_from
+            cap = carried.setdefault(delta.spec, {})
+            cap[delta.name] = cap.get(delta.rename_from, slugify(delta.rename_from))
+    carried = _namespaced(carried, ns)
+    prefix = f"{ns}:" if ns else ""
+    items: list[tuple[str, Requirement, Path, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for delta in change.deltas:
+        if delta.operation in (ADDED, MODIFIED) and delta.requirement is not None:
+            items.append((prefix + delta.spec, delta.requirement, delta.path, delta.operation))
+            seen.add((delta.spec, delta.requirement.name))
+    for (cap, new), old in renamed.items():
+        if (cap, new) in seen:
+            continue
+        spec = project.spec(cap)
+        base = next((r for r in spec.requirements if r.name == old), None) if spec else None
+        if base is not None:
+            items.append((prefix + cap, replace(base, name=new), spec.path, RENAMED))
+    return _build_view(change.id, change.id, items, carried)

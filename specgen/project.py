@@ -1,0 +1,230 @@
+"""The one project model: which folder is the project, and where its specs, checks and outputs are.
+
+Every command and the pytest plugin resolve the project here, the same way (docs/compiler.md):
+
+- the **project root** is ``--root DIR`` when given; else the nearest folder, from the current one
+  upwards, with a ``pyproject.toml`` holding ``[tool.specgen]`` or an ``openspec/`` folder;
+- ``[tool.specgen]`` in the root's ``pyproject.toml`` (all keys optional) names the rest, every path
+  relative to the root. ``specs`` is the OpenSpec folder (``openspec`` by default, e.g.
+  ``docs/openspec``); every command reads it, ``list``, ``show``, ``validate`` and ``apply`` included.
+  Its parent is what the OpenSpec layers read (they see ``<parent>/openspec/``), so the folder
+  must be called ``openspec``, as OpenSpec itself requires.
+
+Unknown keys and wrong types are errors naming the dotted key, so a typo never silently falls
+back to a default; an error names only paths the user gave or configured (or the default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from specgen.errors import SpecgenError
+
+_DEFAULTS = {
+    "specs": "openspec",  # the OpenSpec folder (holding specs/ and changes/)
+    "checks": ["tests.checks"],  # import paths: a module, or a package whose every module is scanned
+    "output": "tests/generated",
+    "manual": "tests/manual",
+    "lock": "specgen.lock",
+    "report": "build/specgen",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    specs: str = "openspec"
+    checks: tuple[str, ...] = ("tests.checks",)
+    output: str = "tests/generated"
+    manual: str = "tests/manual"
+    lock: str = "specgen.lock"
+    report: str = "build/specgen"
+    configured: frozenset[str] = frozenset()  # the keys [tool.specgen] sets
+    # Several roots (see the block at the end): the glob patterns, and for one root's config its
+    # name (the id namespace, "" in a single-root project) and the names of all roots.
+    roots: tuple[str, ...] = ()
+    namespace: str = ""
+    siblings: tuple[str, ...] = ()
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / self.output
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / self.lock
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / self.report
+
+    @property
+    def manual_dir(self) -> Path:
+        return self.root / self.manual
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.root / self.manual / "evidence"
+
+    @property
+    def openspec_dir(self) -> Path:
+        return self.root / self.specs
+
+    @property
+    def openspec_parent(self) -> Path:
+        """The folder holding the OpenSpec folder: what the reader and the rules take as `root`."""
+        return Path(os.path.realpath(self.openspec_dir)).parent
+
+    def require_openspec(self) -> Path:
+        """The OpenSpec folder's parent, once the folder exists; else an error naming what to fix."""
+        if not self.openspec_dir.is_dir():
+            if "specs" in self.configured:
+                raise SpecgenError(f"no OpenSpec root: tool.specgen.specs = {self.specs!r} is not a folder; fix the "
+                                   "path or run `openspec init` there", self.root / "pyproject.toml")
+            raise SpecgenError("no OpenSpec root: no openspec/ folder in this project root; run `openspec init`, "
+                               "set tool.specgen.specs in pyproject.toml, or pass --root DIR", self.root)
+        return self.openspec_parent
+
+
+def find_root(start: Path | str = ".") -> Path:
+    """The nearest folder, from `start` upwards, with a pyproject.toml [tool.specgen] or an openspec/ folder."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.specgen]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+            return folder
+        if (folder / "openspec").is_dir():
+            return folder
+    raise SpecgenError("no project found: no pyproject.toml with [tool.specgen] and no openspec/ folder here "
+                       "or above; pass --root DIR", start)
+
+
+def resolve(root_arg: str | Path | None = None) -> Config:
+    """The project every command works on: `--root` (or the search from the current folder) and
+    its [tool.specgen]."""
+    if root_arg is not None:
+        root = Path(root_arg)
+        if not root.is_dir():
+            raise SpecgenError(f"--root {root_arg}: no such folder")
+    else:
+        root = find_root(Path.cwd())
+    return load_config(root)
+
+
+def load_config(root: Path | str) -> Config:
+    root = Path(root).resolve()
+    pyproject = root / "pyproject.toml"
+    table: dict = {}
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SpecgenError(f"not valid TOML: {exc}", pyproject) from None
+        table = data.get("tool", {}).get("specgen", {})
+        if not isinstance(table, dict):
+            raise SpecgenError("tool.specgen: expected a table", pyproject)
+    values = dict(_DEFAULTS)
+    for key, value in table.items():
+        if key != "roots":
+            values[key] = _checked(key, value, pyproject)
+    values["checks"] = tuple(values["checks"])
+    patterns = _checked_roots(table["roots"], pyproject) if "roots" in table else ()
+    return Config(root=root, configured=frozenset(table), roots=patterns, **values)
+
+
+def _checked(key: str, value, pyproject: Path):
+    if key not in _DEFAULTS:
+        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {', '.join(sorted([*_DEFAULTS, 'roots']))}",
+                           pyproject)
+    if key == "checks":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise SpecgenError("tool.specgen.checks: expected a list of import paths, e.g. [\"tests.checks\"]",
+                               pyproject)
+        return value
+    if not isinstance(value, str) or not value:
+        raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
+    if key == "specs" and Path(value).name != "openspec":
+        raise SpecgenError(f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
+                           "<folder>/openspec/specs and <folder>/openspec/changes), e.g. \"docs/openspec\"",
+                           pyproject)
+    return value
+
+
+# ------------------------------------------------------------------ several OpenSpec roots
+# ``roots = ["packages/*/openspec", ...]`` (globs relative to the project root, each matching
+# folders called ``openspec``) replaces ``specs`` when a repository keeps several OpenSpec trees.
+# Each root is compiled on its own, as a single-root project would be, with a config derived here:
+# output ``<output>/<name>``, lock ``<lock stem>.<name>.lock``, report ``<report>/<name>``, and its
+# capabilities (so its ids and @check capability names) prefixed ``<name>:``. A pattern list that
+# matches one folder is a single-root project: no namespace, today's paths, ids and bytes.
+
+
+@dataclass(frozen=True)
+class Root:
+    name: str  # the folder holding openspec/, as a slug ("" when it is the only root)
+    config: Config
+
+
+def roots(config: Config, only: str | None = None) -> list[Root]:
+    """The OpenSpec roots of the project, each with its own config; `only`: one root's name or path."""
+    if not config.roots:
+        found = [Root("", config)]
+    else:
+        folders = _matched(config)
+        if len(folders) == 1:
+            found = [Root("", replace(config, specs=folders[0]))]
+        else:
+            names = _names(folders)
+            found = [Root(n, _root_config(config, n, f, tuple(names))) for n, f in zip(names, folders, strict=True)]
+    if only is None:
+        return found
+    picked = [r for r in found if only in (r.name, r.config.specs, str(Path(r.config.specs).parent))]
+    if not picked:
+        raise SpecgenError(f"--only {only}: no such root; roots: "
+                           + ", ".join(f"{r.name or '(the only one)'} ({r.config.specs})" for r in found))
+    return picked
+
+
+def _matched(config: Config) -> list[str]:
+    folders: set[str] = set()
+    for pattern in config.roots:
+        hits = [p for p in config.root.glob(pattern) if p.is_dir() and p.name == "openspec"]
+        if not hits:
+            raise SpecgenError(f"tool.specgen.roots: {pattern!r} matches no folder called openspec under "
+                               f"{config.root}; fix the pattern", config.root / "pyproject.toml")
+        folders.update(p.relative_to(config.root).as_posix() for p in hits)
+    return sorted(folders)
+
+
+def _names(folders: list[str]) -> list[str]:
+    """Each root's name: the slug of the folder holding it, or of its whole path where two share one."""
+    def slug(text: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "root"
+
+    short = [slug(Path(f).parent.name) for f in folders]
+    return [n if short.count(n) == 1 else slug(str(Path(f).parent)) for n, f in zip(short, folders, strict=True)]
+
+
+def _root_config(config: Config, name: str, folder: str, names: tuple[str, ...]) -> Config:
+    lock = Path(config.lock)
+    return replace(config, specs=folder, output=f"{config.output}/{name}", report=f"{config.report}/{name}",
+                   lock=str(lock.with_name(f"{lock.stem}.{name}{lock.suffix or '.lock'}")),
+                   namespace=name, siblings=names)
+
+
+def _checked_roots(value, pyproject: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SpecgenError("tool.specgen.roots: expected a list of folder globs, e.g. [\"packages/*/openspec\"]",
+                           pyproject)
+    return tuple(value)

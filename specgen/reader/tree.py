@@ -1,0 +1,116 @@
+"""The OpenSpec tree: which files are specs and changes, and the whole project model.
+
+``discover_spec_files`` is the one walk over a ``specs/`` folder (main specs and a change's
+delta specs alike): every ``<id>/spec.md`` at any depth, ids sorted as the CLI sorts them. The
+CLI's code paths differ on one point, named here as a mode: ``show``/``list`` refuse a spec.md
+that links outside its specs folder (``LINKS_INSIDE``); ``validate``/``archive`` read whatever a
+link points at (``LINKS_ANY``). ``load_project(root)`` reads ``<root>/openspec`` into a
+:class:`specgen.model.Project` (see docs/reading-openspec.md).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as _stat
+from pathlib import Path
+
+from specgen.errors import SpecgenError
+from specgen.reader.text import utf16_key
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+# How a symlinked spec.md is read (the CLI's code paths differ).
+LINKS_INSIDE = "inside"  # show / list: a link must point inside the specs tree or its own folder
+LINKS_ANY = "any"  # validate / archive: a link to any regular file is read
+
+
+def discover_spec_files(specs_root: Path, links: str = LINKS_INSIDE) -> list[tuple[str, Path]]:
+    """Every `<id>/spec.md` under `specs_root`, at any depth (`area/cap/spec.md` has id
+    `area/cap`), sorted as the CLI sorts ids. Dot entries are skipped; symlinked directories
+    are not followed (so a link loop is harmless); a dangling symlinked spec.md is skipped, one
+    to a regular file counts (with LINKS_INSIDE, only when it points inside the specs tree or
+    its own capability folder: else SpecgenError)."""
+    results: list[tuple[str, Path]] = []
+    root_real = None
+    todo: list[tuple[Path, tuple[str, ...]]] = [(specs_root, ())]
+    while todo:
+        folder, segs = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            if segs:
+                continue
+            raise SpecgenError("is not a folder", folder) from None
+        except OSError as exc:
+            raise SpecgenError(f"cannot list folder: {exc.strerror or exc}", folder) from None
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                todo.append((Path(entry.path), segs + (name,)))
+                continue
+            if name != "spec.md" or not segs:
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue  # dangling link: not content
+                except OSError as exc:
+                    raise SpecgenError(f"cannot read: {exc.strerror or exc}", path) from None
+                if not _stat.S_ISREG(st.st_mode):
+                    continue
+                if links != LINKS_ANY and root_real is None:
+                    root_real = os.path.realpath(specs_root)
+                if links != LINKS_ANY and not _inside(root_real, folder, path):
+                    raise SpecgenError("spec.md links outside its specs folder", path)
+            elif not entry.is_file(follow_symlinks=False):
+                continue
+            results.append(("/".join(segs), path))
+    results.sort(key=lambda r: utf16_key(r[0]))
+    return results
+
+
+def _inside(root_real: str, folder: Path, path: Path) -> bool:
+    target = os.path.realpath(path)
+    return _within(root_real, target) or _within(os.path.realpath(folder), target)
+
+
+def _within(folder: str, target: str) -> bool:
+    return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _subdirs(folder: Path) -> list[str]:
+    """Names of the real (not symlinked) sub-folders, in byte order as Node's readdir lists them."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise SpecgenError(f"cannot list folder: {exc.strerror or exc}", folder) from None
+    return sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape"))
+
+
+def active_change_ids(root: Path) -> list[str]:
+    """Folders directly under openspec/changes/, except archive/ and dot folders."""
+    names = [n for n in _subdirs(root / "openspec" / "changes") if n != "archive" and not n.startswith(".")]
+    return sorted(names, key=utf16_key)
+
+
+def archived_change_ids(root: Path) -> list[str]:
+    names = [n for n in _subdirs(root / "openspec" / "changes" / "archive") if not n.startswith(".")]
+    return sorted(names, key=utf16_key)
+
+
+def spec_ids(root: Path) -> list[str]:
+    return [sid for sid, _ in discover_spec_files(root / "openspec" / "specs")]

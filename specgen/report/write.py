@@ -1,0 +1,86 @@
+"""Report files and the gate: model + lock + test outcomes + manual evidence -> report.json
+(machines), report.md (a CI step summary), report.html (one self-contained page) in the report
+folder, and the exit code of ``specgen report [--gate]`` (see docs/compiler.md). junit.xml,
+written there by pytest, is left as it is. Imports Jinja2 (through the renderer): only
+``specgen report`` loads this module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from specgen.compile.compiler import Compilation
+from specgen.compile.generator import rel_path, stub_code
+from specgen.plugin import RESULTS_NAME
+from specgen.report import render
+from specgen.report.gate import static_issues
+from specgen.report.verdicts import build, load_results, summary_line
+
+
+def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
+        source_url: str) -> int:
+    out_dir = Path(out).resolve() if out else comp.config.report_dir
+    res_path = Path(results) if results else out_dir / RESULTS_NAME
+    data = build(comp, load_results(res_path), no_manual, source_url)
+    issues = [i for i in static_issues(comp) if i.level == "error"
+              and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
+    data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
+                       "line": i.line} for i in issues]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
+                                         encoding="utf-8")
+    (out_dir / "report.md").write_text(render.markdown(data, out_dir, comp.root), encoding="utf-8")
+    (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
+    where = rel_path(out_dir / "report.html", comp.root)
+    failed = [r for r in data["requirements"] if not r["verified"]]
+    if gate:
+        for r in failed:
+            print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
+                  f"{r['reason']}", file=sys.stderr)
+            for s in r["scenarios"]:
+                if not s["checks"]:  # show the code to add, not only where to get it
+                    stub = stub_code(comp.specs.by_id[s["id"]])
+                    print("    " + stub.rstrip("\n").replace("\n", "\n    "), file=sys.stderr)
+        for i in data["issues"]:
+            loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
+            print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
+    print(summary_line(data, where))
+    return 1 if gate and (failed or data["issues"]) else 0
+
+
+def total(sections: list, out_dir: Path, root: Path) -> str:
+    """With several OpenSpec roots: `<out>/report.{json,md,html}` holding a section per root (its
+    summary and a link to its own report) and the total; returns the total's summary line."""
+    keys = ("requirements_total", "requirements_verified", "scenarios_total", "scenarios_verified")
+    rows = [{"root": r.name, "specs": r.config.specs, "report": f"{r.name}/report.html",
+             **{k: data["summary"][k] for k in keys}} for r, data in sections]
+    sums = {k: sum(row[k] for row in rows) for k in keys}
+    data = {"version": 1, "roots": rows, "total": sums}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    md = ["# Spec traceability: every root", "", "| root | folder | requirements verified | scenarios verified |",
+          "|---|---|---|---|"]
+    html_rows = []
+    for row in rows:
+        md.append(f"| [{row['root']}]({row['report']}) | {row['specs']} | {row['requirements_verified']}/"
+                  f"{row['requirements_total']} | {row['scenarios_verified']}/{row['scenarios_total']} |")
+        html_rows.append(f"<tr><td><a href=\"{_esc(row['report'])}\">{_esc(row['root'])}</a></td>"
+                         f"<td>{_esc(row['specs'])}</td><td>{row['requirements_verified']}/{row['requirements_total']}"
+                         f"</td><td>{row['scenarios_verified']}/{row['scenarios_total']}</td></tr>")
+    totals = (f"{sums['requirements_verified']}/{sums['requirements_total']} requirements verified, "
+              f"{sums['scenarios_verified']}/{sums['scenarios_total']} scenarios")
+    md += [f"| **total** | | {sums['requirements_verified']}/{sums['requirements_total']} | "
+           f"{sums['scenarios_verified']}/{sums['scenarios_total']} |", ""]
+    (out_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
+    (out_dir / "report.html").write_text(
+        "<!doctype html>\n<meta charset=\"utf-8\"><title>Spec traceability: every root</title>\n"
+        "<h1>Spec traceability: every root</h1>\n<table>\n<tr><th>root</th><th>folder</th>"
+        "<th>requirements verified</th><th>scenarios verified</th></tr>\n" + "\n".join(html_rows)
+        + f"\n<tr><th>total</th><td></td><td colspan=\"2\">{_esc(totals)}</td></tr>\n</table>\n", encoding="utf-8")
+    return f"specgen: total over {len(rows)} roots: {totals}; report: {rel_path(out_dir / 'report.html', root)}"
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

@@ -1,0 +1,243 @@
+"""Validation of a main spec: OpenSpec CLI 1.13.2 ``validate <spec> [--strict]`` rules, levels and
+messages, each issue with its file and line (see docs/validation.md).
+
+A spec is read with the section-tree reader (:func:`specgen.reader.specs.parse_spec_text`),
+checked against the spec schema, then by the spec rules (structure, Purpose, requirement
+length, scenarios, SHALL/MUST). Verdict: valid when no error (and, with strict, no warning).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from specgen.errors import ERROR, INFO, WARNING, Issue
+from specgen.reader.blocks import contains_shall_or_must, extract_requirements_section
+from specgen.reader.markdown import fence_mask, requirement_body
+from specgen.reader.specs import parse_spec_text
+from specgen.reader.text import js_len, js_trim, normalize_eol, read_text_as_node
+from specgen.rules.structure import find_main_spec_structure_issues
+
+PURPOSE_PLACEHOLDER_PREFIX = "TBD - created by archiving change "
+PURPOSE_PLACEHOLDER_SUFFIX = ". Update Purpose after archive."
+
+
+MIN_PURPOSE_LENGTH = 50
+MAX_REQUIREMENT_TEXT_LENGTH = 500
+
+GUIDE_NO_DELTAS = (
+    "No deltas found. Ensure your change has a specs/ directory with capability folders (e.g. "
+    "specs/http-server/spec.md) containing .md files that use delta headers (## ADDED/MODIFIED/REMOVED/RENAMED "
+    'Requirements) and that each requirement includes at least one "#### Scenario:" block. If this change '
+    'intentionally modifies no specs (pure refactor, tooling, docs), set "skip_specs: true" in the change\'s '
+    '.openspec.yaml instead. Tip: run "openspec change show <change-id> --json --deltas-only" to inspect parsed '
+    "deltas."
+)
+GUIDE_MISSING_SPEC_SECTIONS = (
+    'Missing required sections. Expected headers: "## Purpose" and "## Requirements". Example:\n## Purpose\n'
+    "[brief purpose]\n\n## Requirements\n### Requirement: Clear requirement statement\nUsers SHALL ...\n\n"
+    "#### Scenario: Descriptive name\n- **WHEN** ...\n- **THEN** ..."
+)
+GUIDE_SCENARIO_FORMAT = (
+    "Scenarios must use level-4 headers. Convert bullet lists into:\n#### Scenario: Short name\n- **WHEN** ...\n"
+    "- **THEN** ...\n- **AND** ..."
+)
+MSG_CHANGE_NO_DELTAS = "Change must have at least one delta"
+MSG_SKIP_CONFLICT = ("skip_specs is set in .openspec.yaml but spec files exist under specs/. Remove skip_specs or "
+                     "delete the delta spec files")
+MSG_SKIP_ACCEPTED = ("skip_specs is set in .openspec.yaml: change declares no spec-level behavior changes, zero "
+                     "deltas accepted")
+MSG_SKIP_INVALID = ("skip_specs is set but .openspec.yaml is not valid change metadata, so the marker is not "
+                    "honored. Fix the metadata")
+MSG_PURPOSE_TOO_BRIEF = f"Purpose section is too brief (less than {MIN_PURPOSE_LENGTH} characters)"
+MSG_PURPOSE_PLACEHOLDER = (
+    "Purpose section is still a placeholder rather than a Purpose anyone wrote (the sentence `openspec archive` "
+    "writes for a new capability, or a `TBD`/`TODO` marker left in its place). Replace it with what this "
+    "capability is for, editing the main spec directly: a `## Purpose` in a delta is read only when the "
+    "capability is created, so it cannot replace this one."
+)
+MSG_REQUIREMENT_TOO_LONG = (f"Requirement text is very long (>{MAX_REQUIREMENT_TEXT_LENGTH} characters). "
+                            "Consider breaking it down.")
+MSG_NO_SCENARIOS = "Requirement must have at least one scenario"
+MSG_NO_REQUIREMENTS = "Spec must have at least one requirement"
+MSG_TASKS_NO_CHECKBOX = (
+    'This change counts as 0 tasks: no line in its tracked task files is a checkbox, so "openspec list" and '
+    '"openspec status" report no work and "openspec archive" has nothing to flag as incomplete. Write each task '
+    'as "- [ ] 1.1 Description".'
+)
+
+
+def issue(level: str, locator: str, message: str, line: int | None = None, file: str | None = None,
+          cli_line: bool = False) -> Issue:
+    """A validation issue: ``locator`` is the CLI's own (``requirements[3]``, ``overview``...),
+    ``file`` the file holding it relative to the project root (POSIX)."""
+    return Issue(level, file, line, message, locator=locator, cli_line=cli_line)
+
+
+def issue_json(i: Issue) -> dict:
+    """One issue as `openspec validate --json` prints it, plus `line` where known."""
+    out = {"level": i.level.upper(), "path": i.locator}
+    if i.line is not None:
+        out["line"] = i.line
+    out["message"] = i.message
+    return out
+
+
+def rel(path: Path, root: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, root)).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def is_valid(issues: list[Issue], strict: bool = False) -> bool:
+    if strict:
+        return not any(i.level in (ERROR, WARNING) for i in issues)
+    return not any(i.level == ERROR for i in issues)
+
+
+def shall_message(prefix: str, name: str, guidance: bool = False) -> str:
+    base = f"{prefix} {'should' if guidance else 'must'} contain SHALL or MUST"
+    suffix = " (RFC 2119 best practice for English specs)" if guidance else ""
+    if contains_shall_or_must(name):
+        return (f"{base} in the requirement body, not only in the header. Move the SHALL/MUST statement to the line "
+                f'immediately after the "### Requirement: ..." header.{suffix}')
+    return f"{base}{suffix}"
+
+
+def block_text(raw: str) -> str:
+    """A requirement block's text: its body after the header line."""
+    return requirement_body(raw.split("\n")[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Purpose placeholder
+# --------------------------------------------------------------------------------------------
+
+_MARKER_PUNCT = re.compile("[ \t]*(?:\\Z|\n|[:\\-\u2013\u2014.,;()\\[\\]{}])")
+_PURPOSE_HEADER = re.compile("^ {0,3}##(?!#)[ \t]+Purpose[ \t]*\\Z", re.I | re.A)
+_TOP_HEADER = re.compile("^ {0,3}#{1,2}(?!#)[ \t]+")
+
+
+def _is_word_char(ch: str) -> bool:
+    if ch == "_":
+        return True
+    cat = unicodedata.category(ch)
+    return cat[0] in ("L", "N", "M")
+
+
+def _leading_marker(prose: str) -> bool:
+    for word in ("TBD", "TODO"):
+        n = len(word)
+        head = prose[:n]
+        if head.upper() != word or (len(prose) > n and _is_word_char(prose[n])):
+            continue
+        if head == word:
+            return True
+        if _MARKER_PUNCT.match(prose, n):
+            return True
+    return False
+
+
+def _placeholder_prefix_index(text: str) -> int | None:
+    suffix_at = text.find(PURPOSE_PLACEHOLDER_SUFFIX)
+    while suffix_at != -1:
+        prefix_at = text.rfind(PURPOSE_PLACEHOLDER_PREFIX, 0, suffix_at + len(PURPOSE_PLACEHOLDER_PREFIX))
+        if prefix_at != -1 and prefix_at <= suffix_at:
+            return prefix_at
+        suffix_at = text.find(PURPOSE_PLACEHOLDER_SUFFIX, suffix_at + 1)
+    return None
+
+
+def _purpose_placeholder(overview: str, content: str):
+    """(found, line) for a Purpose that is still a TBD/TODO or archive's generated sentence."""
+    lines = normalize_eol(overview).split("\n")
+    fm = fence_mask(lines)
+    prose = js_trim("\n".join(l for i, l in enumerate(lines) if not fm[i]))
+    leading = _leading_marker(prose)
+    if not leading and _placeholder_prefix_index(prose) is None:
+        return False, None
+    lines = normalize_eol(content).split("\n")
+    fm = fence_mask(lines)
+    hdr = next((i for i, l in enumerate(lines) if not fm[i] and _PURPOSE_HEADER.match(l)), -1)
+    if hdr == -1:
+        return True, None
+    purpose_lines = []
+    for i in range(hdr + 1, len(lines)):
+        if fm[i]:
+            continue
+        if _TOP_HEADER.match(lines[i]):
+            break
+        if leading and js_trim(lines[i]):
+            return True, i + 1
+        purpose_lines.append((i + 1, lines[i]))
+    if leading:
+        return True, None
+    purpose = "\n".join(t for _, t in purpose_lines)
+    at = _placeholder_prefix_index(purpose)
+    if at is None:
+        return True, None
+    offset = purpose[:at].count("\n")
+    return True, purpose_lines[offset][0] if offset < len(purpose_lines) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------
+
+def validate_spec_content(name: str, content: str, file: str | None = None) -> list[Issue]:
+    """All issues of one main spec's text (the level decides the verdict; see :func:`is_valid`)."""
+    issues: list[Issue] = []
+    spec = parse_spec_text(content)
+    if spec.error:
+        return [issue(ERROR, "file", f"{spec.error}. {GUIDE_MISSING_SPEC_SECTIONS}", 1, file)]
+    reqs = spec.requirements
+    # The spec schema: at least one requirement; each with text and at least one scenario.
+    if not reqs:
+        issues.append(issue(ERROR, "requirements", MSG_NO_REQUIREMENTS, spec.requirements_line, file))
+    for i, r in enumerate(reqs):
+        if not r.text:
+            issues.append(issue(ERROR, f"requirements.{i}.text", "Requirement text cannot be empty", r.line, file))
+        if not r.scenarios:
+            issues.append(issue(ERROR, f"requirements.{i}.scenarios", MSG_NO_SCENARIOS, r.line, file))
+    for s in find_main_spec_structure_issues(content):
+        issues.append(issue(ERROR, "file", s["message"], s["line"], file, True))
+    found, pline = _purpose_placeholder(spec.overview, content)
+    if found:
+        line = pline if pline is not None else spec.purpose_line
+        issues.append(issue(WARNING, "overview", MSG_PURPOSE_PLACEHOLDER, line, file, pline is not None))
+    elif js_len(spec.overview) < MIN_PURPOSE_LENGTH:
+        issues.append(issue(WARNING, "overview", MSG_PURPOSE_TOO_BRIEF, spec.purpose_line, file))
+    for i, r in enumerate(reqs):
+        if js_len(r.text) > MAX_REQUIREMENT_TEXT_LENGTH:
+            issues.append(issue(INFO, f"requirements[{i}]", MSG_REQUIREMENT_TOO_LONG, r.line, file))
+        if not r.scenarios:
+            issues.append(issue(WARNING, f"requirements[{i}].scenarios", f"{MSG_NO_SCENARIOS}. {GUIDE_SCENARIO_FORMAT}",
+                                r.line, file))
+    for i, block in enumerate(extract_requirements_section(content).body_blocks):
+        text = block_text(block.raw)
+        if not text:
+            issues.append(issue(ERROR, f"requirements[{i}]", shall_message(f'Requirement "{block.name}"', block.name),
+                                block.line, file))
+        elif not contains_shall_or_must(text):
+            issues.append(issue(WARNING, f"requirements[{i}]",
+                                shall_message(f'Requirement "{block.name}"', block.name, True), block.line, file))
+    return issues
+
+
+def validate_spec_file(path: Path, name: str, file: str | None = None) -> list[Issue]:
+    try:
+        content = read_text_as_node(path)
+    except OSError as exc:
+        return [issue(ERROR, "file", node_fs_message(exc, "open", path), 1, file)]
+    return validate_spec_content(name, content, file)
+
+
+def node_fs_message(exc: OSError, syscall: str, path: Path) -> str:
+    code = _errno.errorcode.get(exc.errno or 0, "EIO")
+    text = {"ENOENT": "no such file or directory", "EACCES": "permission denied",
+            "EISDIR": "illegal operation on a directory", "ENOTDIR": "not a directory"}.get(code, exc.strerror or "")
+    return f"{code}: {text}, {syscall} '{path}'"
