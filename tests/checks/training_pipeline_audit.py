@@ -385,7 +385,7 @@ def check_checked_keys_name_a_bound_check():
     import inspect
 
     from coordexp.config import coverage as cov
-    from specgen.registry import bindings
+    from specgen.compile.registry import bindings
 
     assert cov.CHECKED
     for key, ref in sorted(cov.CHECKED.items()):
