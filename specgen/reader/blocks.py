@@ -432,21 +432,6 @@ def find_unread_delta_files(specs_root: Path) -> list[dict]:
     return results
 
 
-def has_any_file_under(d: Path) -> bool:
-    try:
-        entries = list(os.scandir(d))
-    except FileNotFoundError:
-        return False
-    for e in entries:
-        if e.name.startswith("."):
-            continue
-        if e.is_file(follow_symlinks=False) or e.is_symlink():
-            return True
-        if e.is_dir(follow_symlinks=False) and has_any_file_under(Path(e.path)):
-            return True
-    return False
-
-
 def _mask_html_comments(content: str) -> str:
     out = []
     index = 0
