@@ -17,7 +17,6 @@ back to a default; an error names only paths the user gave or configured (or the
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,10 +115,13 @@ def load_config(root: Path | str) -> Config:
     root = Path(root).resolve()
     pyproject = root / "pyproject.toml"
     table: dict = {}
-    if pyproject.is_file():
+    text = _read_pyproject(pyproject)
+    if text is not None and "specgen" in text:  # only then is there a table to read (tomllib costs start-up)
+        import tomllib
+
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise SpecgenError(f"not valid TOML: {exc}", pyproject) from None
         table = data.get("tool", {}).get("specgen", {})
         if not isinstance(table, dict):
@@ -129,6 +131,15 @@ def load_config(root: Path | str) -> Config:
         values[key] = _checked(key, value, pyproject)
     values["checks"] = tuple(values["checks"])
     return Config(root=root, configured=frozenset(table), **values)
+
+
+def _read_pyproject(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecgenError(f"cannot read: {exc}", path) from None
 
 
 def _checked(key: str, value, pyproject: Path):
