@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,10 +121,13 @@ def load_config(root: Path | str) -> Config:
     root = Path(root).resolve()
     pyproject = root / "pyproject.toml"
     table: dict = {}
-    if pyproject.is_file():
+    text = _read_pyproject(pyproject)
+    if text is not None and "specgen" in text:  # only then is there a table to read (tomllib costs start-up)
+        import tomllib
+
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise SpecgenError(f"not valid TOML: {exc}", pyproject) from None
         table = data.get("tool", {}).get("specgen", {})
         if not isinstance(table, dict):
@@ -137,6 +139,15 @@ def load_config(root: Path | str) -> Config:
     values["checks"] = tuple(values["checks"])
     patterns = _checked_roots(table["roots"], pyproject) if "roots" in table else ()
     return Config(root=root, configured=frozenset(table), roots=patterns, **values)
+
+
+def _read_pyproject(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecgenError(f"cannot read: {exc}", path) from None
 
 
 def _checked(key: str, value, pyproject: Path):

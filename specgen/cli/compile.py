@@ -62,7 +62,7 @@ def _generate(config, args) -> int:
         stamp_key = cache.outputs_key(inputs, config.lock_path, config.output_dir)
         stamp = cache.read_stamp(config.report_dir)
         if stamp.get("key") == stamp_key:
-            print(f"specgen generate --check: up to date" if args.check else stamp["message"])
+            print("specgen generate --check: up to date" if args.check else stamp["message"])
             return 0
     comp = compile_project(config, [args.change] if args.change else [], key=inputs)
     # A broken item (a misspelt binding, an id collision, an unreadable check module) blocks only the

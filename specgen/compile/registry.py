@@ -322,14 +322,15 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
         if not hits:
             near = nearest(decl, views)
             hint = f"; did you mean {near[1].id}?" if near else ""
-            issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario {decl.target} in openspec/specs "
-                                "or an active change (a typo, or a renamed or deleted scenario?)" + hint,
-                                "unknown-scenario"))
+            issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario "
+                                f"{decl.target} in openspec/specs or an active change (a typo, or a renamed or "
+                                "deleted scenario?)" + hint, "unknown-scenario"))
             continue
         for view, ref in hits:
             key = (view.name, ref.id, decl.check_key)
             if key in seen:
-                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound twice to {ref.id}; remove one @check", "duplicate-binding"))
+                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound twice to {ref.id}; remove "
+                                    "one @check", "duplicate-binding"))
                 continue
             seen.add(key)
             bound.append(Bound(decl, view.name, ref.id))
