@@ -95,7 +95,7 @@ class Stage1Trainer(CoordExpTrainer):
             n_text = n_coord = None
             world = 1
         if "cu_seq_lens_q" in inputs:
-            cfg = getattr(model, "config", None)
+            cfg = getattr(getattr(model, "module", model), "config", None)  # DDP wraps the model
             attn = getattr(getattr(cfg, "text_config", cfg), "_attn_implementation", None)
             assert_packing_isolated(inputs, attn_implementation=attn, use_cache=False)
             self.gated_batches += 1
