@@ -66,13 +66,15 @@ def write_json(path: Path, doc) -> bool:
 
 
 def save_coord_offset(adapter, output_dir) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(output_dir) / COORD_OFFSET_FILE
     tensors = {"embed": adapter.embed.detach().cpu().contiguous()}
     if adapter.head is not None:
         tensors["head"] = adapter.head.detach().cpu().contiguous()
-    save_file(tensors, str(out), metadata={"start": str(adapter.start), "tie_head": str(adapter.tie_head)})
+    # Serialised in memory and written by Python (1000 x hidden: a few MB), so the write is a
+    # Python-level open that the multi-process write audit sees.
+    out.write_bytes(save(tensors, metadata={"start": str(adapter.start), "tie_head": str(adapter.tie_head)}))
     return out
 
 
@@ -116,7 +118,7 @@ def restore_weights(model, adapter, checkpoint: Path, *, where: str = "") -> dic
             adapter.head.data.copy_(tensors["head"])
         restored["coord_offset"] = sorted(tensors)
     elif off_file.is_file():
-        raise TrainSetupError(f"{key}: holds coord offsets but custom.coord_offset is disabled: they would be "
+        raise TrainSetupError(f"{key}: holds {COORD_OFFSET_FILE} but custom.coord_offset is disabled: they would be "
                               "dropped; enable it, or merge the checkpoint first (scripts/tools/merge_checkpoint.py)")
     log.warning("resume_from_checkpoint %s: weights restored (%s); the optimizer, LR scheduler, step counter and "
                 "data order restart from zero (checkpoints are weight-only)", ckpt,
