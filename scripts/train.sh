@@ -29,6 +29,10 @@ if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
   echo "scripts/train.sh: NPROC_PER_NODE=$NPROC: must be a positive integer (processes on this node)" >&2
   exit 2
 fi
+if ! [[ "${NNODES:-1}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "scripts/train.sh: NNODES=${NNODES}: must be a positive integer (nodes)" >&2
+  exit 2
+fi
 if [ "$NPROC" -eq 1 ] && [ "${NNODES:-1}" = "1" ]; then
   exec "$PY" -m coordexp.train "$1"
 fi
@@ -37,5 +41,9 @@ if [ -n "${MASTER_PORT:-}" ] || [ "${NNODES:-1}" != "1" ]; then
   RDZV=(--nnodes "${NNODES:-1}" --node_rank "${NODE_RANK:-0}" --master_addr "${MASTER_ADDR:-127.0.0.1}"
         --master_port "${MASTER_PORT:-29500}")
 fi
+# Check the config once, at the launch's world size, before any rank starts: a bad config is then
+# one error report instead of one per rank followed by torchrun's failure summary.
+WORLD=$(( NPROC * ${NNODES:-1} ))
+WORLD_SIZE="$WORLD" "$PY" -m coordexp.config "$1" > /dev/null || exit 2
 echo "scripts/train.sh: torchrun: ${NPROC} process(es) per node (${RDZV[*]})" >&2
 exec "$PY" -m torch.distributed.run "${RDZV[@]}" --nproc_per_node "$NPROC" -m coordexp.train "$1"
