@@ -252,8 +252,9 @@ def _train_sh(config: Path, *, env: dict, timeout: int = 900) -> subprocess.Comp
 def two_runs(tmp_path_factory):
     """The 2-rank smoke leaf, shortened, through train.sh with 2 ranks (write-audited) and 1 process."""
     tmp = tmp_path_factory.mktemp("ddp")
+    # dropout off: each rank draws its own dropout masks, one process draws them in sequence
     body = "training:\n  output_dir: {out}\n  max_steps: 2\n  eval_strategy: 'no'\n  save_strategy: steps\n" \
-           "  save_steps: 2\n  logging_steps: 1\n"
+           "  save_steps: 2\n  logging_steps: 1\ntuner:\n  lora_dropout: 0.0\n"
     runs = {}
     for name, nproc in (("two", "2"), ("one", "1")):
         out = tmp / f"run_{name}"
@@ -281,6 +282,15 @@ def check_two_ranks_match(two_runs):
         assert abs(x - y) <= 2e-4 * abs(y), (a, b)
     # rank 0's trainer gated its own packs only: half of the single process's
     assert 2 * summaries["two"]["gated_batches"] == summaries["one"]["gated_batches"]
+    # the same global batch gives the same update: the saved weights agree, coord offsets included
+    # (they sit outside the DDP module; a rank stepping them on its own share is off by ~lr = 1e-4)
+    from safetensors.torch import load_file
+
+    for name in ("adapter_model.safetensors", "coord_offset.safetensors"):
+        a_t, b_t = (load_file(str(runs[k][0] / "checkpoint-2" / name)) for k in ("two", "one"))
+        assert a_t.keys() == b_t.keys()
+        worst = max(float((a_t[k] - b_t[k]).abs().max()) for k in a_t)
+        assert worst <= 1e-5, (name, worst)
 
 
 @check("multi-process-training", "Torchrun launch", "A bad process count is refused")

@@ -4,6 +4,7 @@
   own optimizer helpers (``get_decay_parameter_names``, ``get_optimizer_cls_and_kwargs``);
 - weight-only saves: the model's weights plus ``coord_offset.safetensors``, on the saving
   rank only (``args.should_save``);
+- under several ranks, the coord-offset gradients averaged like DDP averages the model's;
 - transformers' own flow/progress/printer callbacks, even after ms-swift has patched them.
 
 Each stage subclasses it with its loss and step (``coordexp.stage1.trainer``,
@@ -51,6 +52,8 @@ class CoordExpTrainer(Trainer):
             # Trainer's move of the model to args.device does not move it: found on CUDA.
             coord_offset.to(self.args.device)
         self.lr_buckets = lr_buckets or LrBuckets()
+        if coord_offset is not None:
+            self.add_callback(CoordOffsetGradSync(coord_offset))
 
     # -- optimizer: LR buckets (LLM / ViT / aligner / coord offset) through the Trainer helpers
     def create_optimizer(self, model=None):
@@ -85,6 +88,31 @@ class CoordExpTrainer(Trainer):
         super().save_model(output_dir, _internal_call=_internal_call)
         if self.coord_offset is not None and self.args.should_save:
             save_coord_offset(self.coord_offset, output_dir or self.args.output_dir)
+
+
+class CoordOffsetGradSync(TrainerCallback):
+    """Average the coord-offset gradients over the ranks before each optimizer step.
+
+    The adapter sits beside the model, not inside the DDP-wrapped module, so DDP's gradient
+    all-reduce never sees its tables: without this, each rank would step its own offsets on its
+    own share of the batch and the ranks' copies would drift apart (rank 0's is the one saved).
+    Averaging matches what DDP does for the model's parameters.
+    """
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return control
+        for p in self.adapter.parameters():
+            if p.grad is None:  # a rank without coord tokens this step still joins the reduction
+                p.grad = p.detach().new_zeros(p.shape)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(dist.get_world_size())
+        return control
 
 
 class SaveDelay(TrainerCallback):
