@@ -121,12 +121,14 @@ def bench_fill(config: Path) -> dict:
     from coordexp.config import load_config
     from coordexp.coord import load_tokenizer
     from coordexp.packing import PackingPolicy, plan_packs
-    from coordexp.train import encode_split, ensure_inputs
+    from coordexp.stage1.trainer import encode_split
+    from coordexp.training.inputs import ensure_inputs
+    from coordexp.training.settings import RunSettings
 
     cfg = load_config(config)
     ensure_inputs(cfg)
     tok = load_tokenizer()
-    samples = encode_split(cfg.custom.train_jsonl, tok, cfg, limit=None, split="train")
+    samples = encode_split(cfg.custom.train_jsonl, tok, cfg, RunSettings.from_config(cfg), limit=None, split="train")
     lengths = [len(s.input_ids) for s in samples]
     out = {"samples": len(lengths), "min_len": min(lengths), "max_len": max(lengths),
            "mean_len": round(sum(lengths) / len(lengths), 1)}

@@ -152,7 +152,8 @@ def build_missing_inputs(cfg) -> None:
     """
     import contextlib
 
-    from coordexp.train import TrainSetupError, ensure_inputs
+    from coordexp.training.inputs import ensure_inputs
+    from coordexp.training.settings import TrainSetupError
 
     with contextlib.redirect_stdout(sys.stderr):
         try:

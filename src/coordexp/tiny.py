@@ -7,6 +7,11 @@ deterministic (seeded), so two builds give the same tensors.
 
 The tokenizer is ``coordexp.coord.load_tokenizer()`` (the real Qwen3 vocabulary plus the
 1000 coord tokens, len 152670); the embedding matrix is sized to it exactly.
+
+``save_tiny_base`` writes the same architecture as a stock Qwen3-VL release is shipped:
+the plain Qwen3 tokenizer (151669 tokens, no coord vocabulary) and 151936 embedding rows
+(the released checkpoints pad their vocabulary past the tokenizer), the input of
+``scripts/tools/expand_coord_vocab.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ VISION_START_TOKEN_ID = 151652
 VISION_END_TOKEN_ID = 151653
 
 TINY_MARKER = "coordexp_tiny.json"
+BASE_VOCAB_ROWS = 151936  # the embedding rows of the released Qwen3-VL checkpoints
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,22 @@ def save_tiny(out: str | Path, spec: TinySpec = TinySpec()) -> Path:
     marker = {"schema_version": 1, "spec": {k: list(v) if isinstance(v, tuple) else v
                                              for k, v in spec.__dict__.items()}}
     (out / TINY_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def save_tiny_base(out: str | Path, spec: TinySpec = TinySpec(vocab_size=BASE_VOCAB_ROWS)) -> Path:
+    """A tiny model shaped like a stock Qwen3-VL release: no coord vocabulary, padded rows."""
+    from transformers import AutoTokenizer
+
+    from coordexp.coord import qwen_tokenizer_dir
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(qwen_tokenizer_dir())
+    if len(tok) > spec.vocab_size:
+        raise ValueError(f"tokenizer has {len(tok)} tokens, more than the spec's {spec.vocab_size} rows")
+    build_tiny_model(spec).save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
     return out
 
 

@@ -23,7 +23,7 @@ def smoke_run(tmp_path_factory):
     """Two optimizer steps of the smoke profile, recording what exists when training starts."""
     from transformers import TrainerCallback
 
-    from coordexp.train import run
+    from coordexp.stage1.trainer import run
 
     out = tmp_path_factory.mktemp("stage1_run") / "run"
     seen: dict = {}
@@ -173,15 +173,14 @@ PINNED = {
 def check_trainer_signatures():
     from transformers import Trainer
 
-    from coordexp.train import _trainer_class
+    from coordexp.stage1.trainer import Stage1Trainer
 
     got = {name: list(inspect.signature(getattr(Trainer, name)).parameters) for name in PINNED}
     assert got == PINNED
     assert isinstance(inspect.getattr_static(Trainer, "get_optimizer_cls_and_kwargs"), staticmethod)
     # our overrides keep the same parameter lists
-    stage1 = _trainer_class()[0]
     for name in ("compute_loss", "get_batch_samples", "create_optimizer"):
-        assert list(inspect.signature(getattr(stage1, name)).parameters) == PINNED[name]
+        assert list(inspect.signature(getattr(Stage1Trainer, name)).parameters) == PINNED[name]
 
 
 @check("run-artifacts", "Stage-1 training entrypoint", "The smoke run trains packed and the loss goes down")

@@ -361,14 +361,14 @@ def raw(tok):
     from coordexp.stage2.trainer import RawSample
     from coordexp.synthetic import make_dataset
     from coordexp.template import build_messages, encode_sample
-    from coordexp.train import _record_dict
+    from coordexp.training.inputs import record_dict
 
     root = Path(__file__).resolve().parents[2] / "build" / "synthetic"
     if not (root / "train.coord.jsonl").exists():
         make_dataset(root, seed=17)
     out = []
     for i, r in enumerate(load_records(root / "train.coord.jsonl", stage="stage2")[:3]):
-        d = _record_dict(r)
+        d = record_dict(r)
         enc = encode_sample(d, tok, field_order=GF)
         req = from_messages(build_messages(d, field_order=GF, with_assistant=False))
         out.append(RawSample(i, enc, req, [{"desc": o.desc, "bbox_2d": list(o.values)} for o in r.objects],
@@ -695,7 +695,7 @@ def server_smoke(tmp_path_factory):
     from pathlib import Path
 
     from coordexp.config import load_config
-    from coordexp.train import ensure_inputs
+    from coordexp.training.inputs import ensure_inputs
 
     repo = Path(__file__).resolve().parents[2]
     profile = repo / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"

@@ -1,33 +1,47 @@
-"""Unit tests for coordexp.train's config mapping (no training)."""
+"""Unit tests for the training core's config mapping (coordexp.training.settings) and the
+coordexp.train dispatch (no training)."""
 
 from pathlib import Path
 
 import pytest
 
 from coordexp.config import load_config
-from coordexp.train import TrainSetupError, _training_arguments, main
+from coordexp.train import main
+from coordexp.training.settings import RunSettings, TrainSetupError, training_arguments
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
 
 
 def test_unsupported_training_key_is_refused():
-    cfg = load_config(SMOKE)
-    cfg.training["torch_compile"] = True
+    cfg = load_config(SMOKE, overrides={"training.torch_compile": True})
     with pytest.raises(TrainSetupError, match="training.torch_compile"):
-        _training_arguments(cfg)
+        RunSettings.from_config(cfg)
 
 
 def test_checkpoints_must_be_weight_only():
-    cfg = load_config(SMOKE)
-    cfg.training["save_only_model"] = False
+    cfg = load_config(SMOKE, overrides={"training.save_only_model": False})
     with pytest.raises(TrainSetupError, match="save_only_model"):
-        _training_arguments(cfg)
+        RunSettings.from_config(cfg)
+
+
+def test_overrides_reach_the_typed_extras_and_the_batch_rule():
+    """An override goes through load_config's checks: the typed extras and the derived GAS follow it."""
+    cfg = load_config(SMOKE, overrides={"training.effective_batch_size": 4, "training.packing_buffer": 64})
+    assert cfg.extras.effective_batch_size == 4 and cfg.extras.packing_buffer == 64
+    assert cfg.training["gradient_accumulation_steps"] == 4
+    assert RunSettings.from_config(cfg).per_rank_batch == 4
+
+
+def test_image_cap_default_is_read_in_one_place():
+    cfg = load_config(SMOKE)
+    cfg.template.pop("max_pixels", None)
+    assert RunSettings.from_config(cfg).max_pixels == 786432
+    assert RunSettings.from_config(load_config(SMOKE, overrides={"template.max_pixels": 4096})).max_pixels == 4096
 
 
 def test_smoke_arguments(tmp_path):
-    cfg = load_config(SMOKE)
-    cfg.training["output_dir"] = str(tmp_path)
-    args = _training_arguments(cfg)
+    cfg = load_config(SMOKE, overrides={"training.output_dir": str(tmp_path)})
+    args = training_arguments(RunSettings.from_config(cfg))
     assert args.save_only_model and args.per_device_train_batch_size == 1
     assert args.gradient_accumulation_steps == cfg.training["effective_batch_size"]  # one rank: GAS = packs per step
     assert args.seed == 17 and args.data_seed == 17
@@ -45,7 +59,7 @@ def test_ms_swift_callback_patch_is_undone():
     from transformers import trainer_callback as tc
     from transformers.trainer_callback import CallbackHandler
 
-    from coordexp.train import restore_transformers_callbacks
+    from coordexp.training.trainer import restore_transformers_callbacks
 
     class Mine(tc.TrainerCallback):
         pass

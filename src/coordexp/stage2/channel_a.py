@@ -119,7 +119,7 @@ def soft_context_forward(model, batch: dict, *, slot_positions, ce_positions, co
     ce = [int(t) for t in ce_positions]
     n = config.n_iter
     fwd = {k: v for k, v in model_inputs(batch).items() if k != "input_ids"}
-    embed = model.get_input_embeddings()
+    embed = getattr(model, "module", model).get_input_embeddings()  # DDP wraps the model
 
     def run(inputs_embeds, keep):
         out = model(inputs_embeds=inputs_embeds, **fwd, use_cache=False, logits_to_keep=keep.to(ids.device))

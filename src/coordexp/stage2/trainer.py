@@ -16,7 +16,7 @@ One optimizer step s trains one channel, ``schedule.channel_for_step(s, b_ratio)
 - metrics (DOMAIN §7) are aggregated per step with ``stage2.metrics.StepMetrics``, reduced
   over ranks with ``reduce_ranks`` and logged once per optimizer step (after the step);
   a Channel-A step carries no ``time/rollout_*`` key;
-- checkpoints are weight-only (the stage-1 trainer's ``save_model``).
+- checkpoints are weight-only (``coordexp.training.trainer.CoordExpTrainer.save_model``).
 
 The rollout backend comes from config (``rollout_matching.rollout_backend``): ``hf`` is
 ``coordexp.rollout.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
@@ -72,9 +72,10 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
     from coordexp.data import load_records
     from coordexp.rollout.request import from_messages
     from coordexp.template import TemplateError, build_messages, encode_sample
-    from coordexp.train import _record_dict
+    from coordexp.training.inputs import record_dict
+    from coordexp.training.settings import image_cap
 
-    max_pixels = cfg.template.get("max_pixels", 786432)
+    max_pixels = image_cap(cfg)
     fo = cfg.custom.object_field_order
     variant = cfg.custom.extra.get("prompt_variant", "default")
     records = load_records(path, stage="stage2", max_pixels=max_pixels, object_ordering=cfg.custom.object_ordering)
@@ -84,7 +85,7 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
     out = []
     for i, rec in enumerate(records):
         where = f"{rec.source}:{rec.line}"
-        d = _record_dict(rec)
+        d = record_dict(rec)
         try:
             enc = encode_sample(d, tok, field_order=fo, prompt_variant=variant,
                                 object_ordering=cfg.custom.object_ordering, max_pixels=max_pixels, source=where)
@@ -441,8 +442,9 @@ def make_backend(cfg, model, tok):
     rm = cfg.rollout_matching
     if rm.rollout_backend == "hf":
         from coordexp.rollout.hf_backend import HFBackend
+        from coordexp.training.settings import image_cap
 
-        return HFBackend(model, tok, max_pixels=cfg.template.get("max_pixels", 786432))
+        return HFBackend(model, tok, max_pixels=image_cap(cfg))
     from coordexp.rollout.backend import ServerBackend
     from coordexp.rollout.chunking import ChunkingError, server_chunk_size
 
@@ -465,12 +467,11 @@ def _trainer_class():
     import torch
     from transformers import TrainerCallback
 
-    from coordexp.train import _trainer_class as stage1_trainer_class, next_batches
+    from coordexp.training.inputs import next_batches
+    from coordexp.training.trainer import CoordExpTrainer, SaveDelay
 
-    Stage1Trainer, SaveDelay = stage1_trainer_class()
-
-    class Stage2ABTrainer(Stage1Trainer):
-        """The stage-1 trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
+    class Stage2ABTrainer(CoordExpTrainer):
+        """The shared trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
 
         def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
             super().__init__(*args, **kwargs)
@@ -562,36 +563,35 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
     The configured server backend (``vllm``) gets ``make_weight_push`` to its one server."""
     import torch
 
-    from coordexp.artifacts import write_run_manifest
     from coordexp.config import load_config
-    from coordexp.train import SampleDataset, _training_arguments, build_model, ensure_inputs
+    from coordexp.training.inputs import SampleDataset, ensure_inputs
+    from coordexp.training.model import build_model
+    from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
+    from coordexp.training.settings import RunSettings, training_arguments, training_overrides
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, overrides=training_overrides(overrides))
     if not cfg.is_stage2:
         raise Stage2SetupError(f"{cfg.config_path}: custom.trainer_variant is not stage2_ab_training; use "
                                "scripts/train.sh for stage_1")
-    for k, v in (overrides or {}).items():
-        cfg.training[k] = v
     if not cfg.extras.packing:
         raise Stage2SetupError(f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs "
                                "post-rollout segments)")
+    settings = RunSettings.from_config(cfg)
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
-    args = _training_arguments(cfg)
+    args = training_arguments(settings)
     model, tok, adapter = build_model(cfg)
+    if settings.resume_from_checkpoint:
+        restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
     train = prepare_samples(cfg.custom.train_jsonl, tok, cfg, limit=cfg.custom.train_sample_limit, split="train")
     val = prepare_samples(cfg.custom.val_jsonl, tok, cfg, limit=cfg.custom.val_sample_limit, split="val") \
         if cfg.custom.val_jsonl else []
-    per_rank = int(cfg.training["gradient_accumulation_steps"]) * int(cfg.training["per_device_train_batch_size"])
+    per_rank = settings.per_rank_batch
     if cfg.extras.packing_buffer < per_rank:
         raise Stage2SetupError(f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
                                f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it")
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_run_manifest(out_dir, config_path=cfg.config_path,
-                       base_config_path=cfg.base_config_paths[-1] if cfg.base_config_paths else None,
-                       resolved=cfg.to_dict(), dataset_seed=cfg.dataset_seed, repo_root=Path(cfg.repo_root),
-                       run_name=cfg.training.get("run_name"))
+    out_dir = settings.output_dir
+    write_manifest(cfg, settings)
     if backend is None:
         backend = make_backend(cfg, model, tok)
         if cfg.rollout_matching.rollout_backend == "vllm":
@@ -605,18 +605,11 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     engine = Stage2Engine(tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size,
                           weight_sync=weight_sync)
-    from coordexp.train import _loss_weights
-
     Stage2ABTrainer, SaveDelay = _trainer_class()
-    off = cfg.custom.coord_offset
     trainer = Stage2ABTrainer(
         model=model, args=args, train_dataset=SampleDataset(train), eval_dataset=SampleDataset(val) if val else None,
-        data_collator=_identity, coord_start=engine.cfg.coord_start, loss_weights=_loss_weights(cfg), packing=True,
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else 0, coord_offset=adapter,
-        lr_buckets={"vit_lr": cfg.training.get("vit_lr"), "aligner_lr": cfg.training.get("aligner_lr"),
-                    "coord_offset": {"embed_lr": off.embed_lr, "head_lr": off.head_lr,
-                                     "weight_decay": off.weight_decay}},
-        callbacks=[SaveDelay(int(cfg.training.get("save_delay_steps") or 0)), *(callbacks or [])],
+        data_collator=_identity, coord_offset=adapter, lr_buckets=settings.lr_buckets,
+        callbacks=[SaveDelay(settings.save_delay_steps), *(callbacks or [])],
         engine=engine, eval_samples=val,
     )
     try:
@@ -626,11 +619,9 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
             backend.close()
         if hasattr(weight_sync, "close"):
             weight_sync.close()
-    final = out_dir / f"checkpoint-{trainer.state.global_step}"
-    if not final.exists():
-        trainer.save_model(str(final))
-    (out_dir / "stage2_step_log.jsonl").write_text("".join(json.dumps(m, sort_keys=True) + "\n"
-                                                           for m in trainer.step_log))
+    final = final_checkpoint(trainer, out_dir)
+    write_text(out_dir / "stage2_step_log.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n"
+                                                          for m in trainer.step_log))
     return Stage2RunResult(out_dir, list(trainer.step_log), final)
 
 
@@ -644,13 +635,14 @@ def main(config_path) -> int:
     from coordexp.rollout.client import RolloutClientError
     from coordexp.rollout.weight_sync import WeightSyncError
     from coordexp.stage2.post_pack import PostPackError
+    from coordexp.training.settings import TrainSetupError
 
     try:
         result = run(config_path)
     except ConfigError as exc:
         print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
         return 2
-    except (Stage2SetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
+    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
             PostPackError, WeightSyncError, RolloutClientError) as exc:
         print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
         return 2

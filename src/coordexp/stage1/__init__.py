@@ -1,0 +1,1 @@
+"""Stage-1 (SFT) recipe: ``coordexp.stage1.trainer``."""

@@ -1,0 +1,14 @@
+"""The training core both stages share (each stage's recipe calls these public pieces; no recipe
+imports another's private parts):
+
+- ``settings``: the typed run settings read once from a ``TrainingConfig`` (TrainingArguments,
+  loss weights, LR buckets, image cap, save delay, resume), and ``TrainSetupError``;
+- ``inputs``: building missing smoke inputs, record -> template dict, the datasets;
+- ``model``: the Qwen3-VL model, its tuner (full / LoRA / DoRA) and the coord-offset adapter;
+- ``trainer``: ``CoordExpTrainer`` (LR-bucket optimizer, weight-only saves, transformers'
+  own callbacks) and the ``SaveDelay`` callback;
+- ``saving``: rank-0 writes (manifest, summaries, final checkpoint) and weight-only resume.
+
+Stage recipes: ``coordexp.stage1.trainer`` and ``coordexp.stage2.trainer``; ``coordexp.train``
+only dispatches between them.
+"""
