@@ -538,7 +538,7 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     import re
 
     from coordexp.config import load_config
-    from coordexp.train import ensure_inputs
+    from coordexp.training.inputs import ensure_inputs
 
     cfg = load_config(SERVER_SMOKE)
     ensure_inputs(cfg)

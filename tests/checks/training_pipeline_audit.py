@@ -251,7 +251,7 @@ def write_leaf(tmp: Path, base: Path, overrides: dict, name: str) -> Path:
     import yaml
 
     from coordexp.config import load_config
-    from coordexp.train import ensure_inputs
+    from coordexp.training.inputs import ensure_inputs
 
     cfg = load_config(base)
     ensure_inputs(cfg)
@@ -270,17 +270,18 @@ class _Stop(Exception):
 
 
 def stage1_built(leaf: Path) -> object:
-    """What coordexp.train.run builds from a config before training: trainer kwargs, packing policy,
+    """What the stage_1 recipe's run() builds from a config before training: trainer kwargs, packing policy,
     dataset contents (or the setup error it raises)."""
     import hashlib
 
     from unittest import mock
 
     from coordexp import packing as packing_mod
-    from coordexp import train
+    from coordexp.stage1 import trainer as stage1
+    from coordexp.training.settings import TrainSetupError
 
     seen: dict = {}
-    real_policy, real_classes = packing_mod.PackingPolicy, train._trainer_class()
+    real_policy = packing_mod.PackingPolicy
 
     def policy(**kw):
         seen["policy"] = sorted(kw.items())
@@ -304,13 +305,12 @@ def stage1_built(leaf: Path) -> object:
         def train(self):
             raise _Stop
 
-    with mock.patch.object(packing_mod, "PackingPolicy", policy), \
-            mock.patch.object(train, "_trainer_class", lambda: (Recorder, real_classes[1])):
+    with mock.patch.object(packing_mod, "PackingPolicy", policy), mock.patch.object(stage1, "Stage1Trainer", Recorder):
         try:
-            train.run(leaf)
+            stage1.run(leaf)
         except _Stop:
             return seen
-        except (train.TrainSetupError, ValueError) as exc:  # ConfigError is a ValueError
+        except (TrainSetupError, ValueError) as exc:  # ConfigError is a ValueError
             return f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     raise AssertionError("stage_1 run() trained instead of stopping at the recording trainer")
 
