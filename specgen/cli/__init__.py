@@ -6,6 +6,7 @@ the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
 - :mod:`specgen.cli.specs`: list, show (reading OpenSpec)
 - :mod:`specgen.cli.validate`: validate, apply (OpenSpec's validation rules and archive semantics)
 - :mod:`specgen.cli.compile`: generate, check, stub, review, report (the compiler and the gate)
+- :mod:`specgen.cli.adopt`: init, baseline, evidence (adopting specgen in an existing project)
 
 Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
 """
@@ -112,6 +113,12 @@ def _compile_commands(sub) -> None:
                    "(default: relative file links)")
 
 
+def _adoption_commands(sub) -> None:
+    _command(sub, "init", "adopt:cmd_init", help="set up an existing OpenSpec project for specgen (idempotent)",
+             description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
+                         "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="specgen",
@@ -124,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_commands(sub)
     _validation_commands(sub)
     _compile_commands(sub)
+    _adoption_commands(sub)
     return parser
 
 
