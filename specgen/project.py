@@ -16,6 +16,7 @@ back to a default; an error names only paths the user gave or configured (or the
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tomllib
 from dataclasses import dataclass
@@ -32,6 +33,17 @@ _DEFAULTS = {
     "report": "build/specgen",
 }
 
+# --- Adoption settings (docs/compiler.md "Gradual adoption", "JUnit for test-management tools") -----------
+# `baseline`: the committed file of tolerated gaps; `gate`: the capabilities the gate holds to account
+# (names or fnmatch patterns, e.g. ["auth", "billing/*"]; all by default); `junit`: junit.xml property
+# names for importers, a table {xray = true, testrail = true, test_key_prefix = "PROJ-"}.
+_ADOPTION_DEFAULTS = {
+    "baseline": "specgen.baseline.json",
+    "gate": ["*"],
+    "junit": {},
+}
+_JUNIT_KEYS = {"xray": bool, "testrail": bool, "test_key_prefix": str, "testrail_ids": dict}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -43,6 +55,18 @@ class Config:
     lock: str = "specgen.lock"
     report: str = "build/specgen"
     configured: frozenset[str] = frozenset()  # the keys [tool.specgen] sets
+    # Adoption settings (see _ADOPTION_DEFAULTS).
+    baseline: str = "specgen.baseline.json"
+    gate: tuple[str, ...] = ("*",)
+    junit: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def baseline_path(self) -> Path:
+        return self.root / self.baseline
+
+    def gated(self, capability: str) -> bool:
+        """Whether the gate holds `capability` to account ([tool.specgen] gate)."""
+        return any(fnmatch.fnmatchcase(capability, pattern) for pattern in self.gate)
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -124,16 +148,20 @@ def load_config(root: Path | str) -> Config:
         table = data.get("tool", {}).get("specgen", {})
         if not isinstance(table, dict):
             raise SpecgenError("tool.specgen: expected a table", pyproject)
-    values = dict(_DEFAULTS)
+    values = dict(_DEFAULTS) | dict(_ADOPTION_DEFAULTS)
     for key, value in table.items():
-        values[key] = _checked(key, value, pyproject)
+        values[key] = _adoption_checked(key, value, pyproject) if key in _ADOPTION_DEFAULTS else (
+            _checked(key, value, pyproject))
     values["checks"] = tuple(values["checks"])
+    values["gate"] = tuple(values["gate"])
+    values["junit"] = tuple(sorted(values["junit"].items()))
     return Config(root=root, configured=frozenset(table), **values)
 
 
 def _checked(key: str, value, pyproject: Path):
     if key not in _DEFAULTS:
-        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {', '.join(sorted(_DEFAULTS))}", pyproject)
+        known = ", ".join(sorted([*_DEFAULTS, *_ADOPTION_DEFAULTS]))
+        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {known}", pyproject)
     if key == "checks":
         if isinstance(value, str):
             value = [value]
@@ -147,4 +175,27 @@ def _checked(key: str, value, pyproject: Path):
         raise SpecgenError(f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
                            "<folder>/openspec/specs and <folder>/openspec/changes), e.g. \"docs/openspec\"",
                            pyproject)
+    return value
+
+
+def _adoption_checked(key: str, value, pyproject: Path):
+    if key == "gate":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise SpecgenError('tool.specgen.gate: expected a list of capability names or patterns, e.g. '
+                               '["auth", "billing/*"]', pyproject)
+        return value
+    if key == "junit":
+        if not isinstance(value, dict):
+            raise SpecgenError("tool.specgen.junit: expected a table, e.g. [tool.specgen.junit] xray = true", pyproject)
+        for k, v in value.items():
+            if k not in _JUNIT_KEYS:
+                raise SpecgenError(f"tool.specgen.junit.{k}: unknown key; known keys: {', '.join(sorted(_JUNIT_KEYS))}",
+                                   pyproject)
+            if not isinstance(v, _JUNIT_KEYS[k]):
+                raise SpecgenError(f"tool.specgen.junit.{k}: expected a {_JUNIT_KEYS[k].__name__}", pyproject)
+        return value
+    if not isinstance(value, str) or not value:
+        raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
     return value

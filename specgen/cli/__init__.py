@@ -118,6 +118,13 @@ def _adoption_commands(sub) -> None:
              description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
                          "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.")
 
+    p = _command(sub, "baseline", "adopt:cmd_baseline", help="record today's unverified requirements; the gate "
+                 "then fails only on new gaps", description="Write [tool.specgen] baseline (specgen.baseline.json): "
+                 "the gated requirements not verified now. `report --gate` tolerates them (verdict baselined) and "
+                 "fails on a listed one that is verified now. --update shrinks the file; it never grows.")
+    p.add_argument("--update", action="store_true", help="drop the entries verified or gone since (never adds)")
+    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 
 from specgen.report.verdicts import VERDICTS, spec_link, summary_line
 
-ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "missing": "⬜", "stale": "⌛", "suspect": "⚠️",
+ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "baselined": "📌", "missing": "⬜", "stale": "⌛", "suspect": "⚠️",
         "failing": "❌"}
 
 

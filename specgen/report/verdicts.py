@@ -25,7 +25,8 @@ from specgen.compile.identity import View
 from specgen.errors import SpecgenError
 from specgen.report import manual as manualmod
 
-VERDICTS = ("failing", "stale", "suspect", "missing", "skipped", "manual", "verified")
+# `baselined` is given to requirements only, by specgen.adopt.baseline: an unverified one the baseline tolerates.
+VERDICTS = ("failing", "stale", "suspect", "missing", "skipped", "baselined", "manual", "verified")
 _RANK = {v: i for i, v in enumerate(VERDICTS)}
 
 
@@ -132,7 +133,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                 "path": rel_path(req.path, comp.root), "line": req.line, "text": req.requirement.text,
                 "fingerprint": req.fingerprint, "scenarios": scns,
             })
-        views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": _summary(reqs)})
+        views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": summarize(reqs)})
     return {
         "version": 1,
         "manual_counted": not no_manual,
@@ -144,7 +145,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
     }
 
 
-def _summary(reqs: list[dict]) -> dict:
+def summarize(reqs: list[dict]) -> dict:
     scns = [s for r in reqs for s in r["scenarios"]]
     return {
         "requirements_total": len(reqs),

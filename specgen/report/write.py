@@ -16,7 +16,8 @@ from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
 from specgen.report import render
 from specgen.report.gate import static_issues
-from specgen.report.verdicts import build, load_results, summary_line
+from specgen.adopt import baseline
+from specgen.report.verdicts import build, load_results, summarize, summary_line
 
 
 def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
@@ -28,13 +29,16 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
               and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
     data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
                        "line": i.line} for i in issues]
+    ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
+    data["summary"] = summarize(data["requirements"])
+    data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
                                          encoding="utf-8")
     (out_dir / "report.md").write_text(render.markdown(data, out_dir, comp.root), encoding="utf-8")
     (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
     where = rel_path(out_dir / "report.html", comp.root)
-    failed = [r for r in data["requirements"] if not r["verified"]]
+    failed = [r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED]
     if gate:
         for r in failed:
             print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
@@ -46,5 +50,7 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
         for i in data["issues"]:
             loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
+        for message in data["ratchet"]:
+            print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
     print(summary_line(data, where))
-    return 1 if gate and (failed or data["issues"]) else 0
+    return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
