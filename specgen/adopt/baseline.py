@@ -28,8 +28,10 @@ class Ratchet:
 
     def message(self, baseline_name: str) -> str:
         what = "is verified now" if self.why == "verified" else "no longer exists"
-        return (f"ratchet: {self.requirement} {what} but is still listed in {baseline_name}; "
-                "run `specgen baseline --update` and commit it (the baseline only shrinks)")
+        return (
+            f"ratchet: {self.requirement} {what} but is still listed in {baseline_name}; "
+            "run `specgen baseline --update` and commit it (the baseline only shrinks)"
+        )
 
 
 def read(path: Path) -> dict[str, str]:
@@ -42,8 +44,9 @@ def read(path: Path) -> dict[str, str]:
         if data.get("version") != VERSION or not isinstance(entries, dict):
             raise ValueError(f"expected version {VERSION} with a requirements object")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SpecgenError(f"not a specgen baseline: {exc}; rewrite it with `specgen baseline --update`",
-                           path) from None
+        raise SpecgenError(
+            f"not a specgen baseline: {exc}; rewrite it with `specgen baseline --update`", path
+        ) from None
     return {str(k): str(v) for k, v in entries.items()}
 
 
@@ -78,3 +81,17 @@ def update(old: dict[str, str], now: dict[str, str]) -> tuple[dict[str, str], li
     """The shrunk baseline: the old entries still unverified now; (new entries, dropped ids, new gaps not added)."""
     kept = {k: now[k] for k in old if k in now}
     return kept, sorted(set(old) - set(kept)), sorted(set(now) - set(old))
+
+
+GAPS = ("uncovered-requirement", "unbound-scenario")
+
+
+def tolerated_gaps(issues: list, requirements, entries: dict[str, str], gated) -> tuple[list, int]:
+    """`check`'s issues less the gaps (no check) of baselined or ungated requirements; (kept, dropped count)."""
+    where = set()
+    for req in requirements:
+        if req.key in entries or not gated(req.capability):
+            where.add((str(req.path), req.line))
+            where.update((str(ref.path), ref.line) for ref in req.scenarios)
+    kept = [i for i in issues if not (i.code in GAPS and (str(i.path), i.line) in where)]
+    return kept, len(issues) - len(kept)

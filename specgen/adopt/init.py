@@ -49,21 +49,39 @@ def plan(root: Path, checks: str = "tests.checks") -> list[Edit]:
         if not (root / folder).exists():
             edits.append(Edit(root / folder / "__init__.py", f"created {folder.as_posix()}/__init__.py", "create", ""))
     if not (package / "__init__.py").exists():
-        edits.append(Edit(package / "__init__.py", f"created {package.relative_to(root).as_posix()}/__init__.py "
-                          "(the checks package)", "create", ""))
+        edits.append(
+            Edit(
+                package / "__init__.py",
+                f"created {package.relative_to(root).as_posix()}/__init__.py (the checks package)",
+                "create",
+                "",
+            )
+        )
     gitignore = root / ".gitignore"
     lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []
     if not any(line.strip().rstrip("/").lstrip("/") == IGNORED.rstrip("/") for line in lines):
-        edits.append(Edit(gitignore, f"added {IGNORED} to .gitignore (reports are built, not committed)",
-                          "append" if gitignore.exists() else "create", IGNORED + "\n"))
+        edits.append(
+            Edit(
+                gitignore,
+                f"added {IGNORED} to .gitignore (reports are built, not committed)",
+                "append" if gitignore.exists() else "create",
+                IGNORED + "\n",
+            )
+        )
     return edits
 
 
 def _pyproject_edits(root: Path) -> list[Edit]:
     path = root / "pyproject.toml"
     if not path.is_file():
-        return [Edit(path, "created pyproject.toml with [tool.specgen] and the pytest settings", "create",
-                     SPECGEN_TABLE + "\n" + PYTEST_TABLE)]
+        return [
+            Edit(
+                path,
+                "created pyproject.toml with [tool.specgen] and the pytest settings",
+                "create",
+                SPECGEN_TABLE + "\n" + PYTEST_TABLE,
+            )
+        ]
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
@@ -75,18 +93,34 @@ def _pyproject_edits(root: Path) -> list[Edit]:
         edits.append(Edit(path, "appended [tool.specgen] to pyproject.toml", "append", SPECGEN_TABLE))
     pytest_table = tool.get("pytest", {}).get("ini_options")
     if pytest_table is None:
-        edits.append(Edit(path, "appended [tool.pytest.ini_options] pythonpath to pyproject.toml", "append",
-                          PYTEST_TABLE))
+        edits.append(
+            Edit(path, "appended [tool.pytest.ini_options] pythonpath to pyproject.toml", "append", PYTEST_TABLE)
+        )
     elif "pythonpath" not in pytest_table:
         if PYTEST_HEADER not in text.splitlines():
-            raise SpecgenError(f"{PYTEST_HEADER} has no pythonpath and is not written as one table header; add "
-                               f"`pythonpath = [\".\"]` to it by hand", path)
-        edits.append(Edit(path, "added pythonpath to [tool.pytest.ini_options] in pyproject.toml",
-                          f"insert-after:{PYTEST_HEADER}", PYTHONPATH_LINE + "\n"))
-    elif "." not in (pytest_table["pythonpath"] if isinstance(pytest_table["pythonpath"], list)
-                     else str(pytest_table["pythonpath"]).split()):
-        raise SpecgenError('tool.pytest.ini_options.pythonpath lacks "."; generated tests import the check '
-                           'modules from the project root: add "." to it', path)
+            raise SpecgenError(
+                f"{PYTEST_HEADER} has no pythonpath and is not written as one table header; add "
+                f'`pythonpath = ["."]` to it by hand',
+                path,
+            )
+        edits.append(
+            Edit(
+                path,
+                "added pythonpath to [tool.pytest.ini_options] in pyproject.toml",
+                f"insert-after:{PYTEST_HEADER}",
+                PYTHONPATH_LINE + "\n",
+            )
+        )
+    elif "." not in (
+        pytest_table["pythonpath"]
+        if isinstance(pytest_table["pythonpath"], list)
+        else str(pytest_table["pythonpath"]).split()
+    ):
+        raise SpecgenError(
+            'tool.pytest.ini_options.pythonpath lacks "."; generated tests import the check '
+            'modules from the project root: add "." to it',
+            path,
+        )
     return edits
 
 

@@ -105,6 +105,8 @@ def _compile_commands(sub) -> None:
     p = _command(sub, "report", "compile:cmd_report",
                  help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified")
     p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
+    p.add_argument("--format", choices=("text", "github"), default="text",
+                   help="github: the gate's findings as at most 10 annotations, worst first, and a notice")
     p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
     p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")

@@ -23,8 +23,11 @@ def cmd_init(args) -> int:
     initmod.apply(edits)
     for e in edits:
         print(f"specgen init: {e.what}")
-    print("specgen init: nothing to do; the project is set up" if not edits else
-          f"specgen init: {len(edits)} change(s); next: `specgen check`, then `specgen baseline` to adopt gradually")
+    print(
+        "specgen init: nothing to do; the project is set up"
+        if not edits
+        else f"specgen init: {len(edits)} change(s); next: `specgen check`, then `specgen baseline` to adopt gradually"
+    )
     return 0
 
 
@@ -45,11 +48,16 @@ def cmd_baseline(args) -> int:
     now = baseline.unverified(_report_data(config, args.results), config.gated)
     if not args.update:
         if path.exists():
-            raise SpecgenError("a baseline exists; `specgen baseline --update` shrinks it (the baseline only "
-                               "shrinks: to start over, delete it and rerun `specgen baseline`)", path)
+            raise SpecgenError(
+                "a baseline exists; `specgen baseline --update` shrinks it (the baseline only "
+                "shrinks: to start over, delete it and rerun `specgen baseline`)",
+                path,
+            )
         path.write_text(baseline.render(now), encoding="utf-8")
-        print(f"specgen baseline: recorded {len(now)} unverified requirement(s) in {name}; commit it. The gate now "
-              "fails only on new gaps, and on listed ones that are fixed")
+        print(
+            f"specgen baseline: recorded {len(now)} unverified requirement(s) in {name}; commit it. The gate now "
+            "fails only on new gaps, and on listed ones that are fixed"
+        )
         return 0
     old = baseline.read(path)
     kept, dropped, new = baseline.update(old, now)
@@ -60,6 +68,9 @@ def cmd_baseline(args) -> int:
         print(f"dropped {req} (verified or gone)")
     print(f"specgen baseline --update: {len(kept)} requirement(s) remain in {name}, {len(dropped)} dropped")
     if new:
-        print(f"specgen baseline --update: {len(new)} unverified requirement(s) are not in the baseline and were not "
-              f"added (it only shrinks): {', '.join(new[:10])}{' ...' if len(new) > 10 else ''}", file=sys.stderr)
+        print(
+            f"specgen baseline --update: {len(new)} unverified requirement(s) are not in the baseline and were not "
+            f"added (it only shrinks): {', '.join(new[:10])}{' ...' if len(new) > 10 else ''}",
+            file=sys.stderr,
+        )
     return 0

@@ -14,14 +14,14 @@ from pathlib import Path
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
-from specgen.report import render
+from specgen.report import github, render
 from specgen.report.gate import static_issues
 from specgen.adopt import baseline
-from specgen.report.verdicts import build, load_results, summarize, summary_line
+from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
 
 
 def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
-        source_url: str) -> int:
+        source_url: str, fmt: str = "text") -> int:
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
     data = build(comp, load_results(res_path), no_manual, source_url)
@@ -39,7 +39,10 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
     (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
     where = rel_path(out_dir / "report.html", comp.root)
     failed = [r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED]
-    if gate:
+    summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
+    if gate and fmt == "github":
+        print("\n".join(_annotations(failed, data, comp.config.baseline)))
+    elif gate:
         for r in failed:
             print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
                   f"{r['reason']}", file=sys.stderr)
@@ -52,5 +55,16 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
-    print(summary_line(data, where))
+    print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
     return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
+
+
+def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
+    """The gate's findings as GitHub annotations: ratchets and static issues, then requirements by verdict."""
+    items = [github.Annotation("error", baseline_name, None, "specgen ratchet", m) for m in data["ratchet"]]
+    items += [github.Annotation("error", i["path"], i["line"], f"specgen {i['code']}", i["message"])
+              for i in data["issues"]]
+    for r in sorted(failed, key=lambda r: (VERDICTS.index(r["verdict"]), r["path"], r["line"])):
+        items.append(github.Annotation("error", r["path"], r["line"], f"specgen {r['verdict']}",
+                                       f"not verified: {r['capability']} / {r['name']}: {r['reason']}"))
+    return github.annotations(items, "finding(s)")
