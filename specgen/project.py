@@ -35,14 +35,15 @@ _DEFAULTS = {
 
 # --- Adoption settings (docs/compiler.md "Gradual adoption", "JUnit for test-management tools") -----------
 # `baseline`: the committed file of tolerated gaps; `gate`: the capabilities the gate holds to account
-# (names or fnmatch patterns, e.g. ["auth", "billing/*"]; all by default); `junit`: junit.xml property
-# names for importers, a table {xray = true, testrail = true, test_key_prefix = "PROJ-"}.
+# (names or fnmatch patterns, e.g. ["auth", "billing/*"]; all by default); `junit`: the junit.xml properties
+# test-management importers read, a table: xray = true (Xray's requirements, test_summary), requirements =
+# {spec requirement id = Jira key}, test_keys = {scenario id = Jira test key}, testrail_ids = {scenario id = "C123"}.
 _ADOPTION_DEFAULTS = {
     "baseline": "specgen.baseline.json",
     "gate": ["*"],
     "junit": {},
 }
-_JUNIT_KEYS = {"xray": bool, "testrail": bool, "test_key_prefix": str, "testrail_ids": dict}
+_JUNIT_KEYS = {"xray": bool, "requirements": dict, "test_keys": dict, "testrail_ids": dict}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Config:
     # Adoption settings (see _ADOPTION_DEFAULTS).
     baseline: str = "specgen.baseline.json"
     gate: tuple[str, ...] = ("*",)
-    junit: tuple[tuple[str, object], ...] = ()
+    junit: tuple[tuple[str, object], ...] = ()  # [tool.specgen.junit] as sorted (key, value) pairs
 
     @property
     def baseline_path(self) -> Path:
