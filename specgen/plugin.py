@@ -57,7 +57,8 @@ def pytest_itemcollected(item) -> None:
               "view": kw.get("view") or "specs"}
     for name in _PROPS:
         item.user_properties.append((name, values[name]))
-    item.user_properties.extend(importer_properties(_junit_settings(item.config), {**values, "scenario": kw.get("scenario")}))
+    importer = importer_properties(_junit_settings(item.config), {**values, "scenario": kw.get("scenario")})
+    item.user_properties.extend(importer)
 
 
 # --- Test-management importers (docs/compiler.md "JUnit for test-management tools") ----------------------
