@@ -74,3 +74,26 @@ def cmd_baseline(args) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def cmd_evidence(args) -> int:
+    from specgen.adopt import evidence
+    from specgen.cli.compile import _find_scenario
+    from specgen.compile.compiler import compile_project
+
+    comp = compile_project(project.resolve(args.root))
+    view, ref = _find_scenario(comp, args.scenario_id)
+    if not any(d.manual for d in comp.decls_for(view.name, ref.id)):
+        raise SpecgenError(f"{ref.id} has no manual check: evidence is for @check(..., manual=...) procedures")
+    path, data = evidence.record(comp.root, ref.id, ref.fingerprint, args.result, args.notes, comp.config.manual_dir)
+    print(
+        f"specgen evidence: wrote {path.relative_to(comp.root).as_posix()} ({data['result']}, fingerprint "
+        f"{data['fingerprint']}, commit {data['commit'][:12]}); commit it"
+    )
+    why_not = evidence.flag(comp.root, data["commit"], data["dirty"])
+    if why_not:
+        print(
+            f"specgen evidence: warning: this record is flagged ({why_not}); the report will not count it",
+            file=sys.stderr,
+        )
+    return 0

@@ -77,6 +77,12 @@ def check_result(comp: Compilation, view: View, ref, decl, results, evidence) ->
             manualmod.NONE: ("missing", f"no evidence yet: follow {decl.manual}, record it under "
                              f"{comp.config.manual}/evidence/ with fingerprint {ref.fingerprint}"),
         }[status]
+        if status == manualmod.FRESH:
+            from specgen.adopt.evidence import flag  # git, only for fresh evidence
+
+            why_not = flag(comp.root, ev.commit, ev.dirty)
+            if why_not:
+                verdict, reason = "suspect", f"evidence {ev.path.name} is flagged: {why_not}; run the procedure again"
         result = CheckResult(kind="manual", verdict=verdict, reason=reason, procedure=decl.manual, **base)
     else:
         recs = results.get((view.name, ref.id, decl.check_key), [])
