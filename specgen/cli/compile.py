@@ -8,12 +8,12 @@ from __future__ import annotations
 import sys
 
 from specgen import project
-from specgen.compile import cache, generator, lock
+from specgen.compile import cache, generator, lock, renames
 from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
-from specgen.report.gate import format_issues, static_issues
+from specgen.report.gate import format_issues, static_issues, worst_first
 
 
 def cmd_generate(args) -> int:
@@ -81,7 +81,8 @@ def cmd_check(args) -> int:
     from specgen.adopt import baseline
 
     comp = compile_project(project.resolve(args.root), args.change)
-    issues, tolerated = baseline.tolerated_gaps(static_issues(comp, args.change), comp.specs.requirements,
+    found = sorted(static_issues(comp, args.change) + renames.issues(comp), key=worst_first)
+    issues, tolerated = baseline.tolerated_gaps(found, comp.specs.requirements,
                                                 baseline.read(comp.config.baseline_path), comp.config.gated)
     sys.stdout.write(format_issues(issues, comp, args.format, args.change))
     if tolerated:
