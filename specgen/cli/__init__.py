@@ -92,6 +92,7 @@ def _compile_commands(sub) -> None:
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--change", metavar="ID", action="append", default=[],
                    help="also gate active change ID (repeatable)")
+    p.add_argument("--verbose", action="store_true", help="text: every issue (default: the summary and the worst 40)")
 
     p = _command(sub, "stub", "compile:cmd_stub", help="print (or --write) a check skeleton for a scenario")
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
@@ -107,6 +108,7 @@ def _compile_commands(sub) -> None:
     p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
     p.add_argument("--format", choices=("text", "github"), default="text",
                    help="github: the gate's findings as at most 10 annotations, worst first, and a notice")
+    p.add_argument("--verbose", action="store_true", help="--gate: every finding (default: the summary and the worst 20)")
     p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
     p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")

@@ -13,7 +13,7 @@ from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
-from specgen.report.gate import format_issues, static_issues, worst_first
+from specgen.report.gate import TERMINAL_LIMIT, format_issues, static_issues, worst_first
 
 
 def cmd_generate(args) -> int:
@@ -84,7 +84,8 @@ def cmd_check(args) -> int:
     found = sorted(static_issues(comp, args.change) + renames.issues(comp), key=worst_first)
     issues, tolerated = baseline.tolerated_gaps(found, comp.specs.requirements,
                                                 baseline.read(comp.config.baseline_path), comp.config.gated)
-    sys.stdout.write(format_issues(issues, comp, args.format, args.change))
+    limit = None if args.verbose else TERMINAL_LIMIT
+    sys.stdout.write(format_issues(issues, comp, args.format, args.change, limit))
     if tolerated:
         print(f"specgen check: {tolerated} gap(s) of baselined or ungated requirements not shown "
               f"({comp.config.baseline}, [tool.specgen] gate)", file=sys.stderr)
@@ -146,4 +147,4 @@ def cmd_report(args) -> int:
 
     comp = compile_project(project.resolve(args.root))
     return write.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
-                      source_url=args.source_url, fmt=args.format)
+                      source_url=args.source_url, fmt=args.format, verbose=args.verbose)

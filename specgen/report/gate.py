@@ -8,6 +8,7 @@ generated files. Active changes are gated only when asked (`--change`).
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from specgen.compile import generator
 from specgen.compile.compiler import SUSPECT, UNREVIEWED, Compilation
@@ -96,7 +97,11 @@ def change_summaries(comp: Compilation, gated: list[str]) -> list[str]:
 
 
 
-def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[str]) -> str:
+TERMINAL_LIMIT = 40  # per-item lines a person reads; --verbose prints all
+
+
+def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[str], limit: int | None = None) -> str:
+    """`limit`: text only, the summary first and at most `limit` issue lines (None: all, no head line)."""
     root = comp.root
     errors = [i for i in issues if i.level == "error"]
     scen = list(comp.specs.scenarios())
@@ -118,13 +123,25 @@ def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[
         ranked = sorted(issues, key=worst_first)
         out = github.annotations([github.Annotation(i.level, rel_path(i.path, root) or None, i.line,
                                                     f"specgen {i.code}", i.message) for i in ranked], "issue(s)")
-    for i in issues if fmt != "github" else ():
+    verdict = "ok" if not errors else f"{len(errors)} error(s)"
+    last = (f"specgen check: {verdict}; {summary['requirements']} requirements, {summary['scenarios']} "
+            f"scenarios, {summary['bindings']} bindings in openspec/specs")
+    shown = issues if fmt != "text" or limit is None else sorted(issues, key=worst_first)[:limit]
+    if fmt == "text" and limit is not None:
+        codes = Counter(i.code for i in issues)
+        out.append(last + ("; " + ", ".join(f"{n} {c}" for c, n in sorted(codes.items(), key=lambda x: -x[1]))
+                           if codes else ""))
+    for i in shown if fmt != "github" else ():
         path = rel_path(i.path, root)
         loc = f"{path}:{i.line}: " if i.line else (f"{path}: " if path else "")
         out.append(f"{loc}{i.level}: {i.message} [{i.code}]")
     if fmt == "text":
-        out.extend(change_summaries(comp, gated))
-        verdict = "ok" if not errors else f"{len(errors)} error(s)"
-        out.append(f"specgen check: {verdict}; {summary['requirements']} requirements, {summary['scenarios']} "
-                   f"scenarios, {summary['bindings']} bindings in openspec/specs")
+        if len(shown) < len(issues):
+            out.append(f"... {len(issues) - len(shown)} more issue(s), worst first above: `specgen check --verbose` "
+                       "or `--format json` for all")
+        changes = change_summaries(comp, gated)
+        if limit is not None and len(changes) > limit // 4:
+            changes = changes[: limit // 4] + [f"... {len(changes) - limit // 4} more change(s) (--verbose)"]
+        out.extend(changes)
+        out.append(last)
     return "\n".join(out) + ("\n" if out else "")

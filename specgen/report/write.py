@@ -20,8 +20,11 @@ from specgen.adopt import baseline
 from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
 
 
+GATE_LIMIT = 20  # requirements shown in the terminal, each with its stubs; --verbose for all
+
+
 def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
-        source_url: str, fmt: str = "text") -> int:
+        source_url: str, fmt: str = "text", verbose: bool = False) -> int:
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
     data = build(comp, load_results(res_path), no_manual, source_url)
@@ -43,7 +46,9 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
     if gate and fmt == "github":
         print("\n".join(_annotations(failed, data, comp.config.baseline)))
     elif gate:
-        for r in failed:
+        print(summary_line(data, where), file=sys.stderr)  # the summary first; the same line ends the run
+        shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
+        for r in shown:
             print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
                   f"{r['reason']}", file=sys.stderr)
             for s in r["scenarios"]:
@@ -55,6 +60,9 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
+        if len(shown) < len(failed):
+            print(f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
+                  "`specgen report --gate --verbose` for all, or report.md", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
     return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
 
