@@ -23,8 +23,8 @@ from specgen.errors import SpecgenError
 def git(root: Path, *args: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SpecgenError(f"git {' '.join(args)}: {exc}", root) from None
+    except (OSError, subprocess.TimeoutExpired) as exc:  # no git at all: nothing can be told
+        return subprocess.CompletedProcess(["git", *args], 127, "", str(exc))
 
 
 def _git_out(root: Path, *args: str) -> str:
@@ -73,9 +73,9 @@ def flag(root: Path, commit: str, dirty: bool) -> str | None:
     """Why a record is not to be trusted as it stands, or None."""
     if dirty:
         return "made on a work tree with uncommitted changes"
+    # Exit 1: both commits are known and the record's is not in HEAD's history. Any other failure (no git
+    # repository, a commit a shallow CI clone does not have) cannot tell, so it flags nothing.
     proc = git(root, "merge-base", "--is-ancestor", commit, "HEAD")
     if proc.returncode == 1:
         return f"commit {commit[:12]} is not an ancestor of HEAD"
-    if proc.returncode != 0:
-        return f"commit {commit[:12]} is unknown to this repository"
     return None

@@ -127,6 +127,7 @@ def _adoption_commands(sub) -> None:
                  "the gated requirements not verified now. `report --gate` tolerates them (verdict baselined) and "
                  "fails on a listed one that is verified now. --update shrinks the file; it never grows.")
     p.add_argument("--update", action="store_true", help="drop the entries verified or gone since (never adds)")
+    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
 
     p = _command(sub, "evidence", "adopt:cmd_evidence", help="record a manual check's run (evidence YAML)",
                  description="Write the evidence record of a manual scenario under <manual>/evidence/: the current "
@@ -135,7 +136,6 @@ def _adoption_commands(sub) -> None:
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
     p.add_argument("--result", required=True, choices=("pass", "fail"))
     p.add_argument("--notes", default="", help="free text: machine, driver, duration, what you saw")
-    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
