@@ -13,8 +13,8 @@ from markdown_it import MarkdownIt
 
 from specgen.report.verdicts import VERDICTS, spec_link, summary_line
 
-ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "baselined": "📌", "missing": "⬜", "stale": "⌛", "suspect": "⚠️",
-        "failing": "❌"}
+ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "baselined": "📌", "missing": "⬜", "stale": "⌛",
+        "suspect": "⚠️", "failing": "❌"}
 
 
 def _md_cell(text: str) -> str:

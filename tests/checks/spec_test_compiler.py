@@ -549,7 +549,7 @@ def check_ratchet(proj):
 
 
 @check(CAP, "CI Integrations", "Annotations are capped at ten")
-def check_github_annotations(proj):
+def check_github_annotations_capped(proj):
     proj.write(SPEC, proj.read(SPEC) + "".join(
         f"\n### Requirement: Gap {k}\nThe greeter SHALL close gap {k}.\n\n#### Scenario: Gap {k} closes\n"
         f"- **WHEN** gap {k} is probed\n- **THEN** it is closed\n" for k in range(30)))
