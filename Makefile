@@ -24,11 +24,11 @@ help:
 
 setup: $(STAMPS)/venv $(STAMPS)/oracle
 
-$(STAMPS)/venv: pyproject.toml
+$(STAMPS)/venv: pyproject.toml src/pyproject.toml
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[pipeline,dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -e './src[pipeline]'
 	@touch $@
 
 $(STAMPS)/oracle: tools/openspec/package.json tools/openspec/package-lock.json

@@ -57,6 +57,41 @@ def pytest_itemcollected(item) -> None:
               "view": kw.get("view") or "specs"}
     for name in _PROPS:
         item.user_properties.append((name, values[name]))
+    importer = importer_properties(_junit_settings(item.config), {**values, "scenario": kw.get("scenario")})
+    item.user_properties.extend(importer)
+
+
+# --- Test-management importers (docs/compiler.md "JUnit for test-management tools") ----------------------
+# Xray reads the test case properties `requirements` (Jira keys, comma-separated), `test_key` and
+# `test_summary`; TestRail's trcli reads `test_id` ("C123"). [tool.specgen.junit] maps spec ids to them.
+
+
+def _junit_settings(config) -> dict:
+    cached = getattr(config, "_specgen_junit", None)
+    if cached is None:
+        try:
+            from specgen.project import load_config
+
+            cached = dict(load_config(config.rootpath).junit)
+        except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it
+            cached = {}
+        config._specgen_junit = cached
+    return cached
+
+
+def importer_properties(settings: dict, values: dict) -> list[tuple[str, str]]:
+    """The importer properties of one generated test (scenario `values`), as `settings` ask."""
+    sid = values["scenario_id"] or ""
+    req = sid.rsplit("/", 1)[0]  # the spec requirement id: capability/requirement-slug
+    out = []
+    if settings.get("xray"):
+        out.append(("requirements", str(settings.get("requirements", {}).get(req, req))))
+        out.append(("test_summary", f"{values['requirement']}: {values.get('scenario') or sid}"))
+    if sid in settings.get("test_keys", {}):
+        out.append(("test_key", str(settings["test_keys"][sid])))
+    if sid in settings.get("testrail_ids", {}):
+        out.append(("test_id", str(settings["testrail_ids"][sid])))
+    return out
 
 
 class _Recorder:

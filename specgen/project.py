@@ -16,6 +16,7 @@ back to a default; an error names only paths the user gave or configured (or the
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, replace
@@ -31,6 +32,18 @@ _DEFAULTS = {
     "lock": "specgen.lock",
     "report": "build/specgen",
 }
+
+# --- Adoption settings (docs/compiler.md "Gradual adoption", "JUnit for test-management tools") -----------
+# `baseline`: the committed file of tolerated gaps; `gate`: the capabilities the gate holds to account
+# (names or fnmatch patterns, e.g. ["auth", "billing/*"]; all by default); `junit`: the junit.xml properties
+# test-management importers read, a table: xray = true (Xray's requirements, test_summary), requirements =
+# {spec requirement id = Jira key}, test_keys = {scenario id = Jira test key}, testrail_ids = {scenario id = "C123"}.
+_ADOPTION_DEFAULTS = {
+    "baseline": "specgen.baseline.json",
+    "gate": ["*"],
+    "junit": {},
+}
+_JUNIT_KEYS = {"xray": bool, "requirements": dict, "test_keys": dict, "testrail_ids": dict}
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,19 @@ class Config:
     roots: tuple[str, ...] = ()
     namespace: str = ""
     siblings: tuple[str, ...] = ()
+
+    # Adoption settings (see _ADOPTION_DEFAULTS).
+    baseline: str = "specgen.baseline.json"
+    gate: tuple[str, ...] = ("*",)
+    junit: tuple[tuple[str, object], ...] = ()  # [tool.specgen.junit] as sorted (key, value) pairs
+
+    @property
+    def baseline_path(self) -> Path:
+        return self.root / self.baseline
+
+    def gated(self, capability: str) -> bool:
+        """Whether the gate holds `capability` to account ([tool.specgen] gate)."""
+        return any(fnmatch.fnmatchcase(capability, pattern) for pattern in self.gate)
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -132,11 +158,15 @@ def load_config(root: Path | str) -> Config:
         table = data.get("tool", {}).get("specgen", {})
         if not isinstance(table, dict):
             raise SpecgenError("tool.specgen: expected a table", pyproject)
-    values = dict(_DEFAULTS)
+    values = dict(_DEFAULTS) | dict(_ADOPTION_DEFAULTS)
     for key, value in table.items():
-        if key != "roots":
-            values[key] = _checked(key, value, pyproject)
+        if key == "roots":
+            continue
+        values[key] = _adoption_checked(key, value, pyproject) if key in _ADOPTION_DEFAULTS else (
+            _checked(key, value, pyproject))
     values["checks"] = tuple(values["checks"])
+    values["gate"] = tuple(values["gate"])
+    values["junit"] = tuple(sorted(values["junit"].items()))
     patterns = _checked_roots(table["roots"], pyproject) if "roots" in table else ()
     return Config(root=root, configured=frozenset(table), roots=patterns, **values)
 
@@ -152,8 +182,8 @@ def _read_pyproject(path: Path) -> str | None:
 
 def _checked(key: str, value, pyproject: Path):
     if key not in _DEFAULTS:
-        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {', '.join(sorted([*_DEFAULTS, 'roots']))}",
-                           pyproject)
+        known = ", ".join(sorted([*_DEFAULTS, *_ADOPTION_DEFAULTS, "roots"]))
+        raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {known}", pyproject)
     if key == "checks":
         if isinstance(value, str):
             value = [value]
@@ -167,6 +197,29 @@ def _checked(key: str, value, pyproject: Path):
         raise SpecgenError(f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
                            "<folder>/openspec/specs and <folder>/openspec/changes), e.g. \"docs/openspec\"",
                            pyproject)
+    return value
+
+
+def _adoption_checked(key: str, value, pyproject: Path):
+    if key == "gate":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise SpecgenError('tool.specgen.gate: expected a list of capability names or patterns, e.g. '
+                               '["auth", "billing/*"]', pyproject)
+        return value
+    if key == "junit":
+        if not isinstance(value, dict):
+            raise SpecgenError("tool.specgen.junit: expected a table, e.g. [tool.specgen.junit] xray = true", pyproject)
+        for k, v in value.items():
+            if k not in _JUNIT_KEYS:
+                raise SpecgenError(f"tool.specgen.junit.{k}: unknown key; known keys: {', '.join(sorted(_JUNIT_KEYS))}",
+                                   pyproject)
+            if not isinstance(v, _JUNIT_KEYS[k]):
+                raise SpecgenError(f"tool.specgen.junit.{k}: expected a {_JUNIT_KEYS[k].__name__}", pyproject)
+        return value
+    if not isinstance(value, str) or not value:
+        raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
     return value
 
 

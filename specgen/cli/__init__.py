@@ -6,6 +6,7 @@ the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
 - :mod:`specgen.cli.specs`: list, show (reading OpenSpec)
 - :mod:`specgen.cli.validate`, :mod:`specgen.cli.apply`: validate, apply (OpenSpec's rules and archive semantics)
 - :mod:`specgen.cli.compile`: generate, check, stub, review, report (the compiler and the gate)
+- :mod:`specgen.cli.adopt`: init, baseline, evidence (adopting specgen in an existing project)
 
 Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
 """
@@ -93,6 +94,7 @@ def _compile_commands(sub) -> None:
     p.add_argument("--change", metavar="ID", action="append", default=[],
                    help="also gate active change ID (repeatable)")
     p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
+    p.add_argument("--verbose", action="store_true", help="text: every issue (default: the summary and the worst 40)")
 
     p = _command(sub, "stub", "compile:cmd_stub", help="print (or --write) a check skeleton for a scenario")
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
@@ -106,6 +108,9 @@ def _compile_commands(sub) -> None:
     p = _command(sub, "report", "compile:cmd_report",
                  help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified")
     p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
+    p.add_argument("--format", choices=("text", "github"), default="text",
+                   help="github: the gate's findings as at most 10 annotations, worst first, and a notice")
+    p.add_argument("--verbose", action="store_true", help="--gate: every finding (default: the summary and the worst 20)")
     p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
     p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")
@@ -113,6 +118,27 @@ def _compile_commands(sub) -> None:
                    help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ "
                    "(default: relative file links)")
     p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
+
+
+def _adoption_commands(sub) -> None:
+    _command(sub, "init", "adopt:cmd_init", help="set up an existing OpenSpec project for specgen (idempotent)",
+             description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
+                         "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.")
+
+    p = _command(sub, "baseline", "adopt:cmd_baseline", help="record today's unverified requirements; the gate "
+                 "then fails only on new gaps", description="Write [tool.specgen] baseline (specgen.baseline.json): "
+                 "the gated requirements not verified now. `report --gate` tolerates them (verdict baselined) and "
+                 "fails on a listed one that is verified now. --update shrinks the file; it never grows.")
+    p.add_argument("--update", action="store_true", help="drop the entries verified or gone since (never adds)")
+    p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
+
+    p = _command(sub, "evidence", "adopt:cmd_evidence", help="record a manual check's run (evidence YAML)",
+                 description="Write the evidence record of a manual scenario under <manual>/evidence/: the current "
+                 "fingerprint, commit, who (git config), when, machine. A record made on a dirty tree, or for a "
+                 "commit that is not an ancestor of HEAD, is flagged and does not count.")
+    p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
+    p.add_argument("--result", required=True, choices=("pass", "fail"))
+    p.add_argument("--notes", default="", help="free text: machine, driver, duration, what you saw")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_commands(sub)
     _validation_commands(sub)
     _compile_commands(sub)
+    _adoption_commands(sub)
     return parser
 
 

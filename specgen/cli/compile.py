@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from specgen import project
-from specgen.compile import cache, generator, lock
+from specgen.compile import cache, generator, lock, renames
 from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
-from specgen.report.gate import format_issues, static_issues
+from specgen.report.gate import TERMINAL_LIMIT, format_issues, static_issues, worst_first
 
 
 def _each_root(args, run) -> int:
@@ -130,10 +130,18 @@ def cmd_check(args) -> int:
 
 
 def _check(config, args) -> int:
+    from specgen.adopt import baseline
+
     changes = _changes_here(config, args.change)
     comp = compile_project(config, changes)
-    issues = static_issues(comp, changes)
-    sys.stdout.write(format_issues(issues, comp, args.format, changes))
+    found = sorted(static_issues(comp, changes) + renames.issues(comp), key=worst_first)
+    issues, tolerated = baseline.tolerated_gaps(found, comp.specs.requirements,
+                                                baseline.read(comp.config.baseline_path), comp.config.gated)
+    limit = None if args.verbose else TERMINAL_LIMIT
+    sys.stdout.write(format_issues(issues, comp, args.format, changes, limit))
+    if tolerated:
+        print(f"specgen check: {tolerated} gap(s) of baselined or ungated requirements not shown "
+              f"({comp.config.baseline}, [tool.specgen] gate)", file=sys.stderr)
     return 1 if any(i.level == "error" for i in issues) else 0
 
 
@@ -210,7 +218,7 @@ def cmd_report(args) -> int:
     if not found[0].name:  # one root: the report as it always was
         comp = compile_project(found[0].config)
         return write.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
-                         source_url=args.source_url)
+                         source_url=args.source_url, fmt=args.format, verbose=args.verbose)
     # Several roots: a section (report folder) per root, all fed by the one results file, and a total.
     results = args.results or str(base.report_dir / "results.json")
     out = Path(args.out).resolve() if args.out else base.report_dir
@@ -219,7 +227,8 @@ def cmd_report(args) -> int:
         print(f"== root {r.name} ({r.config.specs})", flush=True)
         comp = compile_project(r.config)
         rc = max(rc, write.run(comp, gate=args.gate, no_manual=args.no_manual, results=results,
-                               out=str(out / r.name), source_url=args.source_url))
+                               out=str(out / r.name), source_url=args.source_url, fmt=args.format,
+                               verbose=args.verbose))
         sections.append((r, json.loads((out / r.name / "report.json").read_text(encoding="utf-8"))))
     print(write.total(sections, out, base.root))
     return rc

@@ -231,10 +231,30 @@ def _show_spec(args, root: Path, spec_id: str) -> int:
     if spec.error:
         raise _Fail(status_json(spec.error, "show_error"), path)
     if args.json:
-        print(dumps(spec_json(spec, root)))
+        print(dumps(_with_ids(spec_json(spec, root), root, spec_id)))
         return 0
     _print_spec(spec)
     return 0
+
+
+def _with_ids(payload: dict, root: Path, spec_id: str) -> dict:
+    """specgen's ids (`id`) on each requirement and scenario, after the CLI's keys; as `specgen check` names them."""
+    from specgen.compile.identity import specs_view
+    from specgen.reader.project import load_project
+
+    try:
+        view = specs_view(load_project(root))
+    except SpecgenError as exc:  # an id collision elsewhere: the JSON stays the CLI's, and says why
+        print(f"specgen show: ids not shown: {exc}", file=sys.stderr)
+        return payload
+    reqs = {r.name: r for r in view.requirements if r.capability == spec_id}
+    for req in payload["requirements"]:
+        ref = reqs.get(req["name"])
+        if ref is not None:
+            req["id"] = ref.key
+            for scn, sref in zip(req["scenarios"], ref.scenarios, strict=False):
+                scn["id"] = sref.id
+    return payload
 
 
 def _show_change(args, root: Path, change_id: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from specgen.compile import cache, generator, lock
+from specgen.compile import cache, generator, lock, renames
 from specgen.compile.identity import ScenarioRef, View, change_view, specs_view
 from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, near_misses, resolve
 from specgen.errors import ERROR, Issue, SpecgenError
@@ -106,7 +106,7 @@ class Compilation:
             if views is not None and b.view not in views:
                 continue
             key = (b.view, b.scenario_id, b.decl.check_key)
-            out[key] = self.lock.get(key) or self.current_entry(b)
+            out[key] = self.lock.get(key) or renames.moved_entry(self, b) or self.current_entry(b)
         return out
 
     def checks_hint(self) -> str:

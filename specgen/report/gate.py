@@ -8,6 +8,7 @@ generated files. Active changes are gated only when asked (`--change`).
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from specgen.compile import generator
 from specgen.compile.compiler import SUSPECT, UNREVIEWED, Compilation
@@ -79,6 +80,17 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
     return sorted(set(issues), key=lambda i: (str(i.path or ""), i.line or 0, i.code, i.message))
 
 
+# Worst first, for capped output: what breaks trust in a verdict, then gaps, then housekeeping.
+# Codes not listed (binding and configuration errors) come first.
+_CODE_RANK = {"suspect-binding": 1, "missing-procedure": 2, "uncovered-requirement": 3, "unbound-scenario": 4,
+              "unreviewed-binding": 5, "renamed-scenario": 6, "unbound-check": 7, "stale-generated": 8,
+              "stale-lock": 9}
+
+
+def worst_first(i: Issue) -> tuple:
+    return ({"error": 0, "warning": 1}.get(i.level, 2), _CODE_RANK.get(i.code, 0), str(i.path or ""), i.line or 0)
+
+
 def change_summaries(comp: Compilation, gated: list[str]) -> list[str]:
     lines = []
     for view in comp.views[1:]:
@@ -92,7 +104,11 @@ def change_summaries(comp: Compilation, gated: list[str]) -> list[str]:
 
 
 
-def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[str]) -> str:
+TERMINAL_LIMIT = 40  # per-item lines a person reads; --verbose prints all
+
+
+def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[str], limit: int | None = None) -> str:
+    """`limit`: text only, the summary first and at most `limit` issue lines (None: all, no head line)."""
     root = comp.root
     errors = [i for i in issues if i.level == "error"]
     scen = list(comp.specs.scenarios())
@@ -108,18 +124,31 @@ def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[
                 "changes": change_summaries(comp, gated)}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     out = []
-    for i in issues:
+    if fmt == "github":
+        from specgen.report import github
+
+        ranked = sorted(issues, key=worst_first)
+        out = github.annotations([github.Annotation(i.level, rel_path(i.path, root) or None, i.line,
+                                                    f"specgen {i.code}", i.message) for i in ranked], "issue(s)")
+    verdict = "ok" if not errors else f"{len(errors)} error(s)"
+    last = (f"specgen check: {verdict}; {summary['requirements']} requirements, {summary['scenarios']} "
+            f"scenarios, {summary['bindings']} bindings in openspec/specs")
+    shown = issues if fmt != "text" or limit is None else sorted(issues, key=worst_first)[:limit]
+    if fmt == "text" and limit is not None:
+        codes = Counter(i.code for i in issues)
+        out.append(last + ("; " + ", ".join(f"{n} {c}" for c, n in sorted(codes.items(), key=lambda x: -x[1]))
+                           if codes else ""))
+    for i in shown if fmt != "github" else ():
         path = rel_path(i.path, root)
-        if fmt == "github":
-            loc = ",".join(p for p in (f"file={path}" if path else "", f"line={i.line}" if i.line else "") if p)
-            msg = i.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            out.append(f"::{i.level} {loc + ',' if loc else ''}title=specgen {i.code}::{msg}")
-        else:
-            loc = f"{path}:{i.line}: " if i.line else (f"{path}: " if path else "")
-            out.append(f"{loc}{i.level}: {i.message} [{i.code}]")
+        loc = f"{path}:{i.line}: " if i.line else (f"{path}: " if path else "")
+        out.append(f"{loc}{i.level}: {i.message} [{i.code}]")
     if fmt == "text":
-        out.extend(change_summaries(comp, gated))
-        verdict = "ok" if not errors else f"{len(errors)} error(s)"
-        out.append(f"specgen check: {verdict}; {summary['requirements']} requirements, {summary['scenarios']} "
-                   f"scenarios, {summary['bindings']} bindings in openspec/specs")
+        if len(shown) < len(issues):
+            out.append(f"... {len(issues) - len(shown)} more issue(s), worst first above: `specgen check --verbose` "
+                       "or `--format json` for all")
+        changes = change_summaries(comp, gated)
+        if limit is not None and len(changes) > limit // 4:
+            changes = changes[: limit // 4] + [f"... {len(changes) - limit // 4} more change(s) (--verbose)"]
+        out.extend(changes)
+        out.append(last)
     return "\n".join(out) + ("\n" if out else "")

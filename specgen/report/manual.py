@@ -10,6 +10,8 @@ procedure says what a person runs. Each run leaves an evidence record, a YAML fi
     who: Jane Doe
     when: 2025-01-31T12:00:00Z
     commit: 1a2b3c4
+    machine: host: Linux 6.1 x86_64, Python 3.11, 16 CPU(s)   # optional
+    dirty: false            # optional: the work tree had uncommitted changes
     notes: free text
 
 The latest record (by `when`) of a scenario decides. A record for an older fingerprint is
@@ -41,6 +43,7 @@ class Evidence:
     when: str
     commit: str
     notes: str = ""
+    dirty: bool = False
 
 
 def read_evidence(folder: Path) -> dict[str, list[Evidence]]:
@@ -58,14 +61,14 @@ def read_evidence(folder: Path) -> dict[str, list[Evidence]]:
         missing = [k for k in REQUIRED if data.get(k) in (None, "")]
         if missing:
             raise SpecgenError(f"evidence record lacks {', '.join(missing)} (see docs/compiler.md)", path)
-        unknown = sorted(set(data) - set(REQUIRED) - {"notes"})
+        unknown = sorted(set(data) - set(REQUIRED) - {"notes", "machine", "dirty"})
         if unknown:
             raise SpecgenError(f"evidence record has unknown key(s) {', '.join(unknown)}", path)
         result = str(data["result"]).strip().lower()
         if result not in RESULTS:
             raise SpecgenError(f"evidence result: {data['result']!r}; expected pass or fail", path)
         ev = Evidence(path, str(data["scenario"]), str(data["fingerprint"]), result, str(data["who"]),
-                      _iso(data["when"]), str(data["commit"]), str(data.get("notes") or ""))
+                      _iso(data["when"]), str(data["commit"]), str(data.get("notes") or ""), data.get("dirty") is True)
         found.setdefault(ev.scenario, []).append(ev)
     for records in found.values():
         records.sort(key=lambda e: (e.when, str(e.path)))

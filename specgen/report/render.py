@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
+import re
 from pathlib import Path
 
 import jinja2
@@ -10,8 +13,8 @@ from markdown_it import MarkdownIt
 
 from specgen.report.verdicts import VERDICTS, spec_link, summary_line
 
-ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "missing": "⬜", "stale": "⌛", "suspect": "⚠️",
-        "failing": "❌"}
+ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "baselined": "📌", "missing": "⬜", "stale": "⌛",
+        "suspect": "⚠️", "failing": "❌"}
 
 
 def _md_cell(text: str) -> str:
@@ -72,19 +75,76 @@ def _env() -> jinja2.Environment:
     return env
 
 
+_ANCHOR = re.compile(r"^\s*<!--\s*specgen-id:.*?-->\s*$\n?", re.MULTILINE)
+
+
+def _text(text: str) -> str:
+    """Spec text for the page: the anchor comment is an id, not prose (the id is shown beside it)."""
+    return _ANCHOR.sub("", text or "")
+
+
+def _check_row(c: dict) -> list:
+    return [c["check"], c["path"], c["line"], c["verdict"], c["reason"], c["kind"] == "manual"]
+
+
+def _scenario_row(s: dict) -> list:
+    # The commonest reason, "no check bound: `specgen stub <id>`", is rebuilt by the page (0): 13,000 of them
+    # would be a third of the file.
+    reason = 0 if s["reason"] == f"no check bound: `specgen stub {s['id']}`" else s["reason"]
+    return [s["id"], s["name"], s["path"], s["line"], s["verdict"], s["verified"], reason, _text(s["text"]),
+            [_check_row(c) for c in s["checks"]]]
+
+
+def _requirement_row(r: dict) -> list:
+    # A requirement's reason repeats its scenarios' (shown on their rows): the first 240 characters say enough.
+    reason = r["reason"] if len(r["reason"]) <= 240 else r["reason"][:240] + "…"
+    return [r["capability"], r["name"], r["id"], r["path"], r["line"], r["verdict"], r["verified"], reason,
+            _text(r["text"]), r.get("operation") or "", [_scenario_row(s) for s in r["scenarios"]]]
+
+
+def capability_rows(requirements: list[dict]) -> list[dict]:
+    """Per capability: requirement and scenario counts, and scenario counts by verdict (the bar)."""
+    caps: dict[str, dict] = {}
+    for r in requirements:
+        c = caps.setdefault(r["capability"], {"name": r["capability"], "reqs": 0, "reqs_ok": 0, "scns": 0,
+                                              "scns_ok": 0, "by": dict.fromkeys(VERDICTS, 0)})
+        c["reqs"] += 1
+        c["reqs_ok"] += r["verified"]
+        for s in r["scenarios"]:
+            c["scns"] += 1
+            c["scns_ok"] += s["verified"]
+            c["by"][s["verdict"]] += 1
+        if r["verdict"] == "baselined":  # a requirement-only verdict: its scenarios show as baselined in the bar
+            for s in r["scenarios"]:
+                if not s["verified"]:
+                    c["by"][s["verdict"]] -= 1
+                    c["by"]["baselined"] += 1
+    return list(caps.values())
+
+
+def _json_for_script(payload) -> str:
+    # Inside <script>: no "</" may close it, no "<!--" may open a comment.
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/").replace(
+        "<!--", "<\\u0021--")
+
+
 def html(data: dict, out_dir: Path, root: Path) -> str:
+    """One self-contained page: the summary and the per-capability table rendered here; the rows of
+    requirements, scenarios and checks travel once, as JSON, and the page renders those that match
+    the filters (so 13,000 scenarios open in a moment and filtering stays fast)."""
     sections = [{"title": "openspec/specs", "key": "specs", "gated": True, "summary": data["summary"],
                  "requirements": data["requirements"]}]
     sections += [{"title": f"change {c['id']}", "key": c["id"], "gated": False, "summary": c["summary"],
                   "requirements": c["requirements"]} for c in data["changes"]]
-    for sec in sections:
-        for r in sec["requirements"]:
-            r["link"] = spec_link(data, r["path"], r["line"], out_dir, root)
-            for s in r["scenarios"]:
-                s["link"] = spec_link(data, s["path"], s["line"], out_dir, root)
-                for c in s["checks"]:
-                    c["link"] = spec_link(data, c["path"], c["line"], out_dir, root)
+    if data.get("source_url"):
+        base = data["source_url"].rstrip("/")
+    else:
+        base = os.path.relpath(root, out_dir).replace(os.sep, "/")
+    rows = {"base": base, "sections": [
+        {"key": s["key"], "title": s["title"], "gated": s["gated"],
+         "reqs": [_requirement_row(r) for r in s["requirements"]]} for s in sections]}
     return _env().get_template("report.html.j2").render(
-        data=data, sections=sections, verdicts=VERDICTS, icon=ICON,
+        data=data, sections=sections, verdicts=VERDICTS, icon=ICON, caps=capability_rows(data["requirements"]),
+        rows_json=jinja2.utils.markupsafe.Markup(_json_for_script(rows)),
         headline=summary_line(data, "report.html").split("; report:")[0],
     )

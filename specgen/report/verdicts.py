@@ -25,7 +25,8 @@ from specgen.compile.identity import View
 from specgen.errors import SpecgenError
 from specgen.report import manual as manualmod
 
-VERDICTS = ("failing", "stale", "suspect", "missing", "skipped", "manual", "verified")
+# `baselined` is given to requirements only, by specgen.adopt.baseline: an unverified one the baseline tolerates.
+VERDICTS = ("failing", "stale", "suspect", "missing", "skipped", "baselined", "manual", "verified")
 _RANK = {v: i for i, v in enumerate(VERDICTS)}
 
 
@@ -76,6 +77,12 @@ def check_result(comp: Compilation, view: View, ref, decl, results, evidence) ->
             manualmod.NONE: ("missing", f"no evidence yet: follow {decl.manual}, record it under "
                              f"{comp.config.manual}/evidence/ with fingerprint {ref.fingerprint}"),
         }[status]
+        if status == manualmod.FRESH:
+            from specgen.adopt.evidence import flag  # git, only for fresh evidence
+
+            why_not = flag(comp.root, ev.commit, ev.dirty)
+            if why_not:
+                verdict, reason = "suspect", f"evidence {ev.path.name} is flagged: {why_not}; run the procedure again"
         result = CheckResult(kind="manual", verdict=verdict, reason=reason, procedure=decl.manual, **base)
     else:
         recs = results.get((view.name, ref.id, decl.check_key), [])
@@ -134,7 +141,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                 "path": rel_path(req.path, comp.root), "line": req.line, "text": req.requirement.text,
                 "fingerprint": req.fingerprint, "scenarios": scns,
             })
-        views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": _summary(reqs)})
+        views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": summarize(reqs)})
     return {
         "version": 1,
         "manual_counted": not no_manual,
@@ -146,7 +153,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
     }
 
 
-def _summary(reqs: list[dict]) -> dict:
+def summarize(reqs: list[dict]) -> dict:
     scns = [s for r in reqs for s in r["scenarios"]]
     return {
         "requirements_total": len(reqs),

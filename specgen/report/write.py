@@ -14,13 +14,17 @@ from pathlib import Path
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
-from specgen.report import render
+from specgen.report import github, render
 from specgen.report.gate import static_issues
-from specgen.report.verdicts import build, load_results, summary_line
+from specgen.adopt import baseline
+from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
+
+
+GATE_LIMIT = 20  # requirements shown in the terminal, each with its stubs; --verbose for all
 
 
 def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
-        source_url: str) -> int:
+        source_url: str, fmt: str = "text", verbose: bool = False) -> int:
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
     data = build(comp, load_results(res_path), no_manual, source_url)
@@ -28,15 +32,23 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
               and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
     data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
                        "line": i.line} for i in issues]
+    ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
+    data["summary"] = summarize(data["requirements"])
+    data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
                                          encoding="utf-8")
     (out_dir / "report.md").write_text(render.markdown(data, out_dir, comp.root), encoding="utf-8")
     (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
     where = rel_path(out_dir / "report.html", comp.root)
-    failed = [r for r in data["requirements"] if not r["verified"]]
-    if gate:
-        for r in failed:
+    failed = [r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED]
+    summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
+    if gate and fmt == "github":
+        print("\n".join(_annotations(failed, data, comp.config.baseline)))
+    elif gate:
+        print(summary_line(data, where), file=sys.stderr)  # the summary first; the same line ends the run
+        shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
+        for r in shown:
             print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
                   f"{r['reason']}", file=sys.stderr)
             for s in r["scenarios"]:
@@ -46,8 +58,24 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
         for i in data["issues"]:
             loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
             print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
-    print(summary_line(data, where))
-    return 1 if gate and (failed or data["issues"]) else 0
+        for message in data["ratchet"]:
+            print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
+        if len(shown) < len(failed):
+            print(f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
+                  "`specgen report --gate --verbose` for all, or report.md", file=sys.stderr)
+    print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
+    return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
+
+
+def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
+    """The gate's findings as GitHub annotations: ratchets and static issues, then requirements by verdict."""
+    items = [github.Annotation("error", baseline_name, None, "specgen ratchet", m) for m in data["ratchet"]]
+    items += [github.Annotation("error", i["path"], i["line"], f"specgen {i['code']}", i["message"])
+              for i in data["issues"]]
+    for r in sorted(failed, key=lambda r: (VERDICTS.index(r["verdict"]), r["path"], r["line"])):
+        items.append(github.Annotation("error", r["path"], r["line"], f"specgen {r['verdict']}",
+                                       f"not verified: {r['capability']} / {r['name']}: {r['reason']}"))
+    return github.annotations(items, "finding(s)")
 
 
 def total(sections: list, out_dir: Path, root: Path) -> str:

@@ -37,12 +37,13 @@ CORPORA: dict[str, Path] = {
 
 
 def strip_extras(payload):
-    """specgen's JSON minus what it adds (`name`, `line` on requirements and scenarios)."""
+    """specgen's JSON minus what it adds (`name`, `line`, `id` on requirements and scenarios)."""
     if isinstance(payload, dict):
         out = {k: strip_extras(v) for k, v in payload.items()}
         if "rawText" in out or ("text" in out and "scenarios" in out):
             out.pop("name", None)
             out.pop("line", None)
+            out.pop("id", None)
         return out
     if isinstance(payload, list):
         return [strip_extras(x) for x in payload]

@@ -1,0 +1,140 @@
+"""``specgen init``: what an existing OpenSpec project needs to adopt specgen, and nothing else.
+
+:func:`plan` reads the project (``tomllib`` for pyproject.toml) and returns the edits still needed,
+each a :class:`Edit` (a file, what it adds, the text to write); :func:`apply` writes them. Run twice,
+the second plan is empty. Existing content is never rewritten: a missing ``[tool.specgen]`` or
+``[tool.pytest.ini_options]`` table is appended as text; a pytest table without ``pythonpath`` gets
+that one line after its header; ``.gitignore`` gets one line; the checks package gets an empty
+``__init__.py``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from specgen.errors import SpecgenError
+
+SPECGEN_TABLE = """\
+[tool.specgen]
+specs = "openspec"
+checks = ["tests.checks"]
+output = "tests/generated"
+"""
+PYTEST_TABLE = """\
+[tool.pytest.ini_options]
+pythonpath = ["."]  # generated tests import the check modules from the project root
+"""
+PYTEST_HEADER = "[tool.pytest.ini_options]"
+PYTHONPATH_LINE = 'pythonpath = ["."]  # generated tests import the check modules from the project root'
+IGNORED = "build/specgen/"
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: Path
+    what: str  # one line for the user: "appended [tool.specgen]"
+    mode: str  # "create" | "append" | "insert-after:<line>"
+    text: str
+
+
+def plan(root: Path, checks: str = "tests.checks") -> list[Edit]:
+    """The edits `root` still needs; empty when it is adopted."""
+    edits = _pyproject_edits(root)
+    package = root.joinpath(*checks.split("."))
+    # A parent folder that exists already (a project's tests/) is left as it is: an __init__.py there would
+    # change how pytest imports the project's own tests, and a namespace package imports as well.
+    for folder in reversed(package.relative_to(root).parents[:-1]):
+        if not (root / folder).exists():
+            edits.append(Edit(root / folder / "__init__.py", f"created {folder.as_posix()}/__init__.py", "create", ""))
+    if not (package / "__init__.py").exists():
+        edits.append(
+            Edit(
+                package / "__init__.py",
+                f"created {package.relative_to(root).as_posix()}/__init__.py (the checks package)",
+                "create",
+                "",
+            )
+        )
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []
+    if not any(line.strip().rstrip("/").lstrip("/") == IGNORED.rstrip("/") for line in lines):
+        edits.append(
+            Edit(
+                gitignore,
+                f"added {IGNORED} to .gitignore (reports are built, not committed)",
+                "append" if gitignore.exists() else "create",
+                IGNORED + "\n",
+            )
+        )
+    return edits
+
+
+def _pyproject_edits(root: Path) -> list[Edit]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return [
+            Edit(
+                path,
+                "created pyproject.toml with [tool.specgen] and the pytest settings",
+                "create",
+                SPECGEN_TABLE + "\n" + PYTEST_TABLE,
+            )
+        ]
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecgenError(f"not valid TOML: {exc}; fix it and rerun `specgen init`", path) from None
+    tool = data.get("tool", {})
+    edits = []
+    if "specgen" not in tool:
+        edits.append(Edit(path, "appended [tool.specgen] to pyproject.toml", "append", SPECGEN_TABLE))
+    pytest_table = tool.get("pytest", {}).get("ini_options")
+    if pytest_table is None:
+        edits.append(
+            Edit(path, "appended [tool.pytest.ini_options] pythonpath to pyproject.toml", "append", PYTEST_TABLE)
+        )
+    elif "pythonpath" not in pytest_table:
+        if PYTEST_HEADER not in text.splitlines():
+            raise SpecgenError(
+                f"{PYTEST_HEADER} has no pythonpath and is not written as one table header; add "
+                f'`pythonpath = ["."]` to it by hand',
+                path,
+            )
+        edits.append(
+            Edit(
+                path,
+                "added pythonpath to [tool.pytest.ini_options] in pyproject.toml",
+                f"insert-after:{PYTEST_HEADER}",
+                PYTHONPATH_LINE + "\n",
+            )
+        )
+    elif "." not in (
+        pytest_table["pythonpath"]
+        if isinstance(pytest_table["pythonpath"], list)
+        else str(pytest_table["pythonpath"]).split()
+    ):
+        raise SpecgenError(
+            'tool.pytest.ini_options.pythonpath lacks "."; generated tests import the check '
+            'modules from the project root: add "." to it',
+            path,
+        )
+    return edits
+
+
+def apply(edits: list[Edit]) -> None:
+    for e in edits:
+        e.path.parent.mkdir(parents=True, exist_ok=True)
+        if e.mode == "create":
+            e.path.write_text(e.text, encoding="utf-8")
+        elif e.mode == "append":
+            old = e.path.read_text(encoding="utf-8")
+            sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
+            e.path.write_text(old + sep + e.text, encoding="utf-8")
+        else:
+            header = e.mode.split(":", 1)[1]
+            lines = e.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            at = next(i for i, line in enumerate(lines) if line.rstrip("\r\n") == header)
+            e.path.write_text("".join(lines[: at + 1] + [e.text] + lines[at + 1 :]), encoding="utf-8")
