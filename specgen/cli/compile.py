@@ -27,7 +27,7 @@ def cmd_generate(args) -> int:
         stamp_key = cache.outputs_key(inputs, config.lock_path, config.output_dir)
         stamp = cache.read_stamp(config.report_dir)
         if stamp.get("key") == stamp_key:
-            print(f"specgen generate --check: up to date" if args.check else stamp["message"])
+            print("specgen generate --check: up to date" if args.check else stamp["message"])
             return 0
     comp = compile_project(config, [args.change] if args.change else [], key=inputs)
     errors = [i for i in comp.issues if i.level == "error"]

@@ -310,13 +310,15 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             if ref is not None:
                 hits.append((view, ref))
         if not hits:
-            issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario {decl.target} in openspec/specs "
-                                "or an active change (a typo, or a renamed or deleted scenario?)", "unknown-scenario"))
+            issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario "
+                                f"{decl.target} in openspec/specs or an active change (a typo, or a renamed or "
+                                "deleted scenario?)", "unknown-scenario"))
             continue
         for view, ref in hits:
             key = (view.name, ref.id, decl.check_key)
             if key in seen:
-                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound twice to {ref.id}; remove one @check", "duplicate-binding"))
+                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound twice to {ref.id}; remove "
+                                    "one @check", "duplicate-binding"))
                 continue
             seen.add(key)
             bound.append(Bound(decl, view.name, ref.id))

@@ -90,10 +90,11 @@ def _within(folder: str, target: str) -> bool:
     return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _subdirs(folder: Path) -> list[str]:
-    """Names of the real (not symlinked) sub-folders, in byte order as Node's readdir lists them."""
+def _subdirs(folder: Path, follow_links: bool = False) -> list[str]:
+    """Names of the sub-folders (symlinked ones only with `follow_links`), in byte order as Node's
+    readdir lists them."""
     try:
-        names = [e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+        names = [e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=follow_links)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
@@ -101,9 +102,11 @@ def _subdirs(folder: Path) -> list[str]:
     return sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape"))
 
 
-def active_change_ids(root: Path) -> list[str]:
-    """Folders directly under openspec/changes/, except archive/ and dot folders."""
-    names = [n for n in _subdirs(root / "openspec" / "changes") if n != "archive" and not n.startswith(".")]
+def active_change_ids(root: Path, links: str = LINKS_INSIDE) -> list[str]:
+    """Folders directly under openspec/changes/, except archive/ and dot folders. A symlinked
+    folder counts only with LINKS_ANY (what `validate` lists; `show` and `list` skip it)."""
+    names = [n for n in _subdirs(root / "openspec" / "changes", links == LINKS_ANY)
+             if n != "archive" and not n.startswith(".")]
     return sorted(names, key=utf16_key)
 
 

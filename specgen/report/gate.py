@@ -25,18 +25,22 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
         for ref in req.scenarios:
             decls = comp.decls_for(view.name, ref.id)
             if not decls:
-                scenario_issues.append(Issue(ERROR, ref.path, ref.line, f"scenario {ref.id} has no check{where}: `specgen stub {ref.id}`", "unbound-scenario"))
+                scenario_issues.append(Issue(ERROR, ref.path, ref.line, f"scenario {ref.id} has no check{where}: "
+                                             f"`specgen stub {ref.id}`", "unbound-scenario"))
                 continue
             bound_any = True
             for decl in decls:
                 state, why = comp.lock_state(view.name, ref.id, decl)
                 if state == SUSPECT:
-                    scenario_issues.append(Issue(ERROR, ref.path, ref.line, f"{decl.func} ({rel_path(decl.path, comp.root)}:{decl.line}) "
-                                                 f"is suspect for {ref.id}{where}: {why}", "suspect-binding"))
+                    message = (f"{decl.func} ({rel_path(decl.path, comp.root)}:{decl.line}) is suspect for "
+                               f"{ref.id}{where}: {why}")
+                    scenario_issues.append(Issue(ERROR, ref.path, ref.line, message, "suspect-binding"))
                 elif state == UNREVIEWED:
-                    scenario_issues.append(Issue(ERROR, ref.path, ref.line, f"{decl.func} for {ref.id}{where} is {why}", "unreviewed-binding"))
+                    message = f"{decl.func} for {ref.id}{where} is {why}"
+                    scenario_issues.append(Issue(ERROR, ref.path, ref.line, message, "unreviewed-binding"))
         if not bound_any:
-            issues.append(Issue(ERROR, req.path, req.line, f"requirement \"{req.name}\" ({req.key}){where} has no scenario with a check", "uncovered-requirement"))
+            message = f"requirement \"{req.name}\" ({req.key}){where} has no scenario with a check"
+            issues.append(Issue(ERROR, req.path, req.line, message, "uncovered-requirement"))
         issues.extend(scenario_issues)
     return issues
 
@@ -45,11 +49,12 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
     issues = list(comp.issues)
     for mod in comp.modules:
         for name, line in mod.unbound:
-            issues.append(Issue(ERROR, mod.path, line, f"{name} is bound to nothing: add @check(...) or rename it (check_* names "
-                                "are reserved for checks)", "unbound-check"))
+            issues.append(Issue(ERROR, mod.path, line, f"{name} is bound to nothing: add @check(...) or rename it "
+                                "(check_* names are reserved for checks)", "unbound-check"))
         for decl in mod.checks:
             if decl.manual and not (comp.root / decl.manual).is_file():
-                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func}: manual procedure {decl.manual} does not exist; write it", "missing-procedure"))
+                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func}: manual procedure {decl.manual} does "
+                                    "not exist; write it", "missing-procedure"))
     issues += view_issues(comp, comp.specs)
     for change in gated_changes:
         issues += view_issues(comp, comp.view(change))

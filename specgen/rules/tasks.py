@@ -8,15 +8,13 @@ import re
 from pathlib import Path
 
 from specgen.errors import WARNING, Issue
+from specgen.reader.changes import task_line
 from specgen.reader.text import DOT, NS, S, content_column, js_trim, js_trim_end, js_trim_start, read_text_as_node
 from specgen.rules.collate import collation_key
 from specgen.rules.metadata import SchemaError, resolve_schema, resolve_schema_name, schema_dir
 from specgen.rules.validate_spec import MSG_TASKS_NO_CHECKBOX, issue
 
 
-_TASK_LINE = re.compile(
-    "^" + S + "*(?:[-*+]|[0-9]{1,9}[.)])" + S + "*\\[(?:" + S + "*((?:[\\x1c-\\x1f\\x85]|(?!\\ufeff)[^\\]\\s])?)"
-    + S + "*\\](?![(\\[])|" + S + "+\\])" + S + "*(" + DOT + "*)")
 _LEVEL_TWO = re.compile("^ {0,3}##(?!#)(?:[ \t]+|[ \t]*\r?\\Z)")
 _NUMBERED_GROUP = re.compile("^ {0,3}##[ \t]+([0-9]+)\\.(?:[ \t]|\r?\\Z)")
 _TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + S + "|\\Z)")
@@ -26,11 +24,12 @@ _FRONT_MATTER = re.compile("^-{3}" + S + "*\\Z")
 
 
 def parse_task_lines(content: str) -> list[tuple[bool, str]]:
+    """(done, text) of every task line (:func:`specgen.reader.changes.task_line`, the one rule)."""
     out = []
     for line in content.split("\n"):
-        m = _TASK_LINE.match(line)
-        if m:
-            out.append(((m.group(1) or "").lower() == "x", js_trim(m.group(2))))
+        task = task_line(line) if "[" in line else None
+        if task is not None:
+            out.append((task[0].lower() == "x", task[1]))
     return out
 
 

@@ -12,20 +12,14 @@ from pathlib import Path
 
 from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
-from specgen.reader.text import utf16_key
-from specgen.reader.tree import LINKS_ANY, discover_spec_files
+from specgen.reader.tree import LINKS_ANY, active_change_ids, discover_spec_files
 from specgen.rules.collate import collation_key
 from specgen.rules.validate_change import nested_change_message, validate_change_dir
 from specgen.rules.validate_spec import is_valid, issue, issue_json, rel, validate_spec_file
 
 
 def change_ids(root: Path) -> list[str]:
-    d = root / "openspec" / "changes"
-    try:
-        names = [e.name for e in os.scandir(d) if e.is_dir() and e.name != "archive" and not e.name.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(names, key=utf16_key)
+    return active_change_ids(root, LINKS_ANY)
 
 
 def spec_ids(root: Path) -> list[str]:

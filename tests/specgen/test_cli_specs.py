@@ -106,3 +106,19 @@ def test_import_specgen_parser_stays_light():
             "print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_reading_commands_load_neither_the_compiler_nor_its_heavy_imports():
+    import subprocess
+    import sys
+
+    from tests.specgen.oracle import REPO
+
+    code = ("import contextlib, io, sys\nfrom specgen.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            f"    for argv in (['list', '--specs'], ['list'], ['show', 'packing'], ['validate', '--all']):\n"
+            f"        assert main([*argv, '--root', {str(REPO)!r}]) == 0, argv\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'pytest', 'markdown_it', 'torch')\n"
+            "             or m.startswith(('specgen.compile', 'specgen.report'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

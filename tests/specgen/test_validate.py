@@ -140,7 +140,10 @@ def test_unreadable_bytes_are_read_like_node(tmp_path):
 
 
 def test_item_order_follows_javascript_localecompare():
-    names = ["b", "A", "a-b", "a_b", "a1", "ab", "B-2", "a", "Zeta", "alpha/beta", "alpha-beta", "x.y", "x-y"]
+    # One key for every call site (list, validate --all, task files): symbols such as `€` before
+    # digits, accents breaking ties before case, other scripts after Latin letters.
+    names = ["b", "A", "a-b", "a_b", "a1", "ab", "B-2", "a", "Zeta", "alpha/beta", "alpha-beta", "x.y", "x-y",
+             "€", "a€", "é", "e", "E", "É", "eb", "éa", "1", "9z", "—x", "α", "z", "Ω", "_", "a b", "ä", "b€", "b1", "b$"]
     js = subprocess.run(["node", "-e", f"console.log(JSON.stringify({json.dumps(names)}.sort((a,b)=>a.localeCompare(b))))"],
                         capture_output=True, text=True, check=True)
     assert sorted(names, key=collation_key) == json.loads(js.stdout)
