@@ -11,6 +11,7 @@ from specgen import project
 from specgen.compile import cache, generator, lock
 from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
+from specgen.compile.identity import id_shaped, split_id
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
 from specgen.report.gate import format_issues, static_issues
@@ -89,7 +90,8 @@ def _find_scenario(comp, scenario_id: str):
         ref = view.by_id.get(scenario_id)
         if ref is not None:
             return view, ref
-    close = sorted(i for v in comp.views for i in v.by_id if i.split("/")[0] == scenario_id.split("/")[0])
+    cap = split_id(scenario_id)[0] if id_shaped(scenario_id) else scenario_id
+    close = sorted(i for v in comp.views for i in v.by_id if split_id(i)[0] == cap)
     hint = f"; ids of that capability: {', '.join(close[:5])}{' ...' if len(close) > 5 else ''}" if close else ""
     raise SpecgenError(f"no scenario {scenario_id!r}{hint} (`specgen list` shows the specs)")
 

@@ -1,6 +1,8 @@
 """Identity: spec model -> stable scenario ids and content fingerprints.
 
-A scenario's id is ``capability/requirement-slug/scenario-slug``. Two ways keep an
+A scenario's id is ``capability/requirement-slug/scenario-slug``; the capability is its folder path
+under openspec/specs/ (``group/cap`` for a nested one), so the last two segments are always the
+requirement and scenario slugs (`split_id`). Two ways keep an
 id stable when names change:
 - an explicit anchor, ``<!-- specgen-id: cap/req/scn -->`` under the scenario header
   (the parser fills ``Scenario.anchor``), which wins over the names;
@@ -26,7 +28,8 @@ from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement
 
 SPECS_VIEW = "specs"
 _ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
-_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SEG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_ID = re.compile(rf"^{_SEG}(?:/{_SEG})*/{_SEG}/{_SEG}$")  # a nested capability has several segments
 
 
 def slugify(name: str) -> str:
@@ -56,6 +59,17 @@ def fingerprint(*parts: str) -> str:
 
 def is_valid_id(text: str) -> bool:
     return bool(_ID.match(text))
+
+
+def split_id(scenario_id: str) -> tuple[str, str, str]:
+    """(capability, requirement slug, scenario slug); the capability may hold '/' (nested folders)."""
+    cap, rslug, sslug = scenario_id.rsplit("/", 2)
+    return cap, rslug, sslug
+
+
+def id_shaped(text: str) -> bool:
+    """Has at least the three parts of an id (what `@check("...")` must be given)."""
+    return text.count("/") >= 2
 
 
 @dataclass(frozen=True)
@@ -157,7 +171,8 @@ def _build_view(name: str, change: str | None,
                 if not is_valid_id(scn.anchor):
                     raise SpecgenError(
                         f"specgen-id anchor {scn.anchor!r} is not an id of the form "
-                        "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')",
+                        "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-'; "
+                        "a nested capability reads group/capability)",
                         path, scn.line)
                 sid = scn.anchor
             if sid in by_id:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from specgen.compile import generator, lock
-from specgen.compile.identity import fingerprint, is_valid_id, normalize, slugify
+from specgen.compile.identity import SPECS_VIEW, View, fingerprint, is_valid_id, normalize, slugify, split_id
 from specgen.compile.registry import read_module
 from specgen.errors import SpecgenError
 from specgen.project import load_config
@@ -27,6 +27,16 @@ def test_slugify(name, slug):
 def test_slugify_of_no_ascii_is_a_stable_hash():
     assert slugify("日本語") == slugify("日本語") != slugify("中文")
     assert slugify("日本語").startswith("h") and is_valid_id(f"a/{slugify('日本語')}/b")
+
+
+def test_nested_capability_ids_split_from_the_right_and_flatten_to_one_file():
+    assert is_valid_id("billing/api/create-invoice/order-exists") and is_valid_id("core/a/b")
+    assert not is_valid_id("core/a") and not is_valid_id("billing//a/b")
+    assert split_id("billing/api/create-invoice/order-exists") == ("billing/api", "create-invoice", "order-exists")
+    specs, change = View(SPECS_VIEW, None, ()), View("add-x", "add-x", ())
+    assert generator.file_name(specs, "chat-template") == "test_chat_template.py"  # single level: unchanged
+    assert generator.file_name(specs, "billing/api") == "test_billing__api.py"
+    assert generator.file_name(change, "billing/api") == "changes/test_add_x__billing__api.py"
 
 
 def test_normalize_drops_anchor_blank_lines_and_runs_of_spaces():
