@@ -38,6 +38,7 @@ def cmd_generate(args) -> int:
         print(f"specgen generate: {len(errors)} binding error(s); fix them first", file=sys.stderr)
         return 1
     out = comp.config.output_dir
+    unreadable = comp.project.unreadable
     if args.change:
         view = comp.view(args.change)
         files = comp.generated_files([view])
@@ -49,9 +50,17 @@ def cmd_generate(args) -> int:
         files = comp.generated_files()
         d = generator.drift(out, files)
         wanted_lock = comp.wanted_lock()
+    if unreadable:
+        # What an unreadable file held is unknown, not gone: keep its generated files and lock lines.
+        d = generator.Drift(d.changed, d.missing, ())
+        wanted_lock = comp.lock
     lock_stale = wanted_lock != comp.lock
     label = comp.config.output
     if args.check:
+        if unreadable:
+            _say_unreadable(comp, "the rest was compared")
+            if d.clean:
+                return 1
         if d.clean and not lock_stale:
             print("specgen generate --check: up to date")
             return 0
@@ -70,6 +79,9 @@ def cmd_generate(args) -> int:
     print(f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
           f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
           f"{missing} scenario(s) without a check")
+    if unreadable:
+        _say_unreadable(comp, "the rest was generated")
+        return 1
     if stamp_key is not None:
         # Keyed on the state after this run, so only an untouched tree matches it next time.
         after = cache.outputs_key(inputs, config.lock_path, config.output_dir)
@@ -83,6 +95,12 @@ def cmd_check(args) -> int:
     issues = static_issues(comp, args.change)
     sys.stdout.write(format_issues(issues, comp, args.format, args.change))
     return 1 if any(i.level == "error" for i in issues) else 0
+
+
+def _say_unreadable(comp, what: str) -> None:
+    unreadable = comp.project.unreadable
+    sys.stderr.write("".join(f"{i.human(generator.rel_path(i.path, comp.root))}\n" for i in unreadable))
+    print(f"specgen generate: {len(unreadable)} file(s) could not be read; {what}", file=sys.stderr)
 
 
 def _find_scenario(comp, scenario_id: str):

@@ -79,23 +79,29 @@ def cmd_list(args) -> int:
 
 def _list_specs(args, root: Path) -> int:
     specs_dir = root / "openspec" / "specs"
-    rows = []
+    rows, unreadable = [], []
     if specs_dir.exists():
         for sid, path in discover_spec_files(specs_dir):
-            spec = parse_spec(path, sid)
+            try:
+                spec = parse_spec(path, sid)
+            except SpecgenError as exc:  # named below; the rest is still listed
+                unreadable.append(exc)
+                continue
             rows.append({"id": sid, "requirementCount": len(spec.requirements)})
         rows.sort(key=lambda r: collation_key(r["id"]))
     if args.json:
-        print(dumps({"specs": rows, "root": root_output(root)}))
-        return 0
-    if not rows:
+        status = [_from_specgen_error(exc, "list_error").status for exc in unreadable]
+        print(dumps({"specs": rows, "root": root_output(root), **({"status": status} if status else {})}))
+    elif not rows:
         print("No specs found.")
-        return 0
-    width = max(len(r["id"]) for r in rows)
-    print("Specs:")
-    for r in rows:
-        print(f"  {r['id'].ljust(width)}     requirements {r['requirementCount']}")
-    return 0
+    else:
+        width = max(len(r["id"]) for r in rows)
+        print("Specs:")
+        for r in rows:
+            print(f"  {r['id'].ljust(width)}     requirements {r['requirementCount']}")
+    for exc in unreadable:
+        print(f"specgen: {exc}", file=sys.stderr)
+    return 2 if unreadable else 0
 
 
 _MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")

@@ -112,6 +112,17 @@ def input_key(config: Config) -> str:
     return cache.key(files, [config.root / config.specs])
 
 
+def _unreadable_capabilities(project: Project) -> set[str]:
+    """Capability ids of the spec files (main or delta) in `project.unreadable`."""
+    caps: set[str] = set()
+    for issue in project.unreadable:
+        parts = Path(issue.path).parts
+        if "specs" in parts and parts[-1] == "spec.md":
+            at = len(parts) - 1 - parts[::-1].index("specs")
+            caps.add("/".join(parts[at + 1:-1]))
+    return caps
+
+
 def compile_project(config: Config, validate_changes=(), key: str | None = None) -> Compilation:
     """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
     changes the caller asked for; they are applied with the validator's archive semantics first, so
@@ -133,7 +144,9 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
             raise SpecgenError(f"no active change {change_id!r}; active changes: "
                                + (", ".join(c.id for c in project.changes) or "none"))
         apply_change(project, change.id)  # refuses a change archive would refuse
-    decls = [d for m in modules for d in m.checks]
+    unread = _unreadable_capabilities(project)
+    # A check bound to a spec that could not be read is not "bound to nothing": the read error says why.
+    decls = [d for m in modules for d in m.checks if d.capability not in unread]
     bound, more = resolve(decls, views)
     return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
                        digests=dict(digests), _cache_key=k, _read_issues=issues)

@@ -46,7 +46,7 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
 
 
 def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issue]:
-    issues = list(comp.issues)
+    issues = list(comp.project.unreadable) + list(comp.issues)
     for mod in comp.modules:
         for name, line in mod.unbound:
             issues.append(Issue(ERROR, mod.path, line, f"{name} is bound to nothing: add @check(...) or rename it "
