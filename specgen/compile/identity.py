@@ -52,8 +52,34 @@ def normalize(text: str) -> str:
     return "\n".join(lines)
 
 
+# A line that starts a markdown block of its own (a list item, heading, table row, fence, quote):
+# anything else continues the line before it (re-wrapping, lazy or indented continuation lines).
+_BLOCK_START = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:\s|$)|#{1,6}(?:\s|$)|\||>|```|~~~")
+_FENCE = re.compile(r"```|~~~")
+
+
+def normalize_prose(text: str) -> str:
+    """Spec text as a fingerprint reads it: `normalize`, then each continuation line joined to the
+    line it continues with one space, so re-wrapping and re-indenting change nothing while a new
+    list item, heading or table row still starts a line. Lines inside a code fence stay lines.
+    Text whose blocks are one line each normalizes exactly as `normalize` does (fingerprints in a
+    lock written before continuation lines were joined stay valid for it)."""
+    out: list[str] = []
+    fenced = False
+    for line in normalize(text).split("\n"):
+        starts = _BLOCK_START.match(line)
+        if fenced or starts or not out or _FENCE.match(out[-1]):
+            out.append(line)
+        else:
+            out[-1] += " " + line
+        if _FENCE.match(line):
+            fenced = not fenced
+    return "\n".join(out)
+
+
 def fingerprint(*parts: str) -> str:
-    digest = hashlib.sha256("\n\x1f\n".join(normalize(p) for p in parts).encode("utf-8"))
+    """The first 16 hex digits of the SHA-256 of the parts (a name, its text) as `normalize_prose` reads them."""
+    digest = hashlib.sha256("\n\x1f\n".join(normalize_prose(p) for p in parts).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from specgen.compile import generator, lock
-from specgen.compile.identity import SPECS_VIEW, View, fingerprint, is_valid_id, normalize, slugify, split_id
+from specgen.compile.identity import (
+    SPECS_VIEW, View, fingerprint, is_valid_id, normalize, normalize_prose, slugify, split_id,
+)
 from specgen.compile.registry import read_module
 from specgen.errors import SpecgenError
 from specgen.project import load_config
@@ -44,6 +46,18 @@ def test_normalize_drops_anchor_blank_lines_and_runs_of_spaces():
     assert normalize(text) == "- **WHEN** x\n- **THEN** y"
     assert fingerprint("n", text) == fingerprint("n", "- **WHEN** x\n- **THEN** y")
     assert fingerprint("n", text) != fingerprint("m", text)
+
+
+def test_normalize_prose_joins_continuation_lines_only():
+    one_line_steps = "- **WHEN** x\n- **THEN** y\n| a | b |\n#### Heading"
+    assert normalize_prose(one_line_steps) == normalize(one_line_steps)  # old lock fingerprints stay valid
+    assert normalize_prose("- **THEN** a b,\n  c d\n- **AND** e") == "- **THEN** a b, c d\n- **AND** e"
+    assert normalize_prose("- **THEN** a\n-100 is kept") == "- **THEN** a -100 is kept"  # not a list item
+    assert normalize_prose("1. a\n2) b\n* c\n+ d\n> e") == "1. a\n2) b\n* c\n+ d\n> e"
+    fenced = "- **THEN** prints\n```\nline one\nline two\n```\nafter"
+    assert normalize_prose(fenced) == "- **THEN** prints\n```\nline one\nline two\n```\nafter"
+    assert fingerprint("n", "- **THEN** a b\n  c") == fingerprint("n", "- **THEN** a\nb c")
+    assert fingerprint("n", "- **THEN** a b c") != fingerprint("n", "- **THEN** a b\n- c")
 
 
 SAMPLES = [
