@@ -30,7 +30,7 @@ def cmd_generate(args) -> int:
         if stamp.get("key") == stamp_key:
             print("specgen generate --check: up to date" if args.check else stamp["message"])
             return 0
-    comp = compile_project(config, [args.change] if args.change else [], key=inputs)
+    comp = compile_project(config, [args.change] if args.change else [], key=inputs, defer_store=True)
     errors = [i for i in comp.issues if i.level == "error"]
     if errors:
         # Generating from unresolvable bindings would hide them; the gate lists them all.

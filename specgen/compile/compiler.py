@@ -36,6 +36,7 @@ class Compilation:
     digests: dict[str, str] = field(default_factory=dict)
     _cache_key: str = ""
     _read_issues: list = field(default_factory=list)
+    _unstored: bool = False  # compiled afresh and not yet in the cache (compile_project's defer_store)
 
     def __post_init__(self) -> None:
         for b in self.bound:
@@ -100,7 +101,8 @@ class Compilation:
     def generated_files(self, views: list[View] | None = None) -> dict:
         known = dict(self.digests)
         files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests)
-        if self.digests != known and self._cache_key:
+        if (self.digests != known or self._unstored) and self._cache_key:
+            self._unstored = False
             cache.store(self.config.report_dir, self._cache_key,
                         (self.project, self.views, self.modules, self._read_issues, self.digests))
         return files
@@ -123,11 +125,13 @@ def _unreadable_capabilities(project: Project) -> set[str]:
     return caps
 
 
-def compile_project(config: Config, validate_changes=(), key: str | None = None) -> Compilation:
+def compile_project(config: Config, validate_changes=(), key: str | None = None,
+                    defer_store: bool = False) -> Compilation:
     """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
     changes the caller asked for; they are applied with the validator's archive semantics first, so
     a change that cannot be archived is an error (exit 2). `key`: the caller's `input_key(config)`,
-    when it already has it (stat-ing every input is not free)."""
+    when it already has it (stat-ing every input is not free). `defer_store`: the caller will call
+    `generated_files`, which stores the cache with the digests (pickling 13,000 scenarios once, not twice)."""
     openspec_parent = config.require_openspec()
     k = key or input_key(config)
     cached = cache.load(config.report_dir, k)
@@ -136,7 +140,8 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
         views = [specs_view(project)] + [change_view(project, c) for c in project.changes]
         modules, issues = discover(config.root, config.checks)
         cached = (project, views, modules, issues, {})
-        cache.store(config.report_dir, k, cached)
+        if not defer_store:
+            cache.store(config.report_dir, k, cached)
     project, views, modules, issues, digests = cached
     for change_id in validate_changes:
         change = project.change(change_id)
@@ -149,4 +154,4 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
     decls = [d for m in modules for d in m.checks if d.capability not in unread]
     bound, more = resolve(decls, views)
     return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
-                       digests=dict(digests), _cache_key=k, _read_issues=issues)
+                       digests=dict(digests), _cache_key=k, _read_issues=issues, _unstored=defer_store)

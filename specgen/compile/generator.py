@@ -75,14 +75,28 @@ _KEYWORD = re.compile(r"^(WHEN|THEN|AND|GIVEN|BUT)\b[:\s]*", re.I)
 _SIMPLE = re.compile(r"^- \*\*(WHEN|THEN|AND|GIVEN|BUT)\*\*:? +([^\\`*_\[\]<>&!~]*?) *$")
 
 
+# A continuation line (re-wrapped step text) with nothing markdown would read as a block start or
+# inline markup: markdown-it gives its words as a line of their own, so the fast path can too.
+_PLAIN_CONTINUATION = re.compile(r"^[ \t]*+(?![-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$))[^\\`*_\[\]<>&!~\x00]+$")
+
+
 @functools.lru_cache(maxsize=4096)
 def steps(raw_text: str) -> tuple[str, ...]:
     """Scenario body -> one plain line per step ('WHEN ...', 'THEN ...'), via the markdown token stream."""
-    lines = [ln for ln in raw_text.split("\n") if ln.strip()]
-    fast = [_SIMPLE.match(ln) for ln in lines]
-    if lines and all(fast):
-        return tuple(f"{m.group(1)} {' '.join(m.group(2).split())}".rstrip() for m in fast)
-    return markdown_steps(raw_text)
+    out: list[str] = []
+    for ln in raw_text.split("\n"):
+        if not ln.strip():
+            continue
+        m = _SIMPLE.match(ln)
+        if m:
+            out.append(f"{m.group(1)} {' '.join(m.group(2).split())}".rstrip())
+        elif out and _PLAIN_CONTINUATION.match(ln):
+            line = " ".join(ln.split())
+            k = _KEYWORD.match(line)
+            out.append(f"{k.group(1).upper()} {line[k.end():]}" if k else line)
+        else:
+            return markdown_steps(raw_text)
+    return tuple(out) if out else markdown_steps(raw_text)
 
 
 def markdown_steps(raw_text: str) -> tuple[str, ...]:

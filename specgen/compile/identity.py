@@ -64,6 +64,8 @@ def normalize_prose(text: str) -> str:
     list item, heading or table row still starts a line. Lines inside a code fence stay lines.
     Text whose blocks are one line each normalizes exactly as `normalize` does (fingerprints in a
     lock written before continuation lines were joined stay valid for it)."""
+    if "\n" not in text and "specgen-id" not in text:
+        return " ".join(text.split())  # one line (a name): what `normalize` gives for it
     out: list[str] = []
     fenced = False
     for line in normalize(text).split("\n"):

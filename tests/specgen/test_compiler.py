@@ -68,6 +68,13 @@ SAMPLES = [
     "- **WHEN** a [link](x)\n- **THEN** b &amp; c",
     "Free text line\n- **THEN** x",
     "- **WHEN** wrapped\n  continuation\n- **THEN** y",
+    "- **WHEN** wrapped\nlazy continuation\n- **THEN** y\n        deeper one",
+    "- **WHEN** a\n  and then b\n- **THEN** c\n  when:   d",
+    "- **WHEN** a\n\n  second paragraph\n\nafter the list\n- **THEN** c",
+    "- **WHEN** a\n  - nested item\n- **THEN** c\n  1. ordered",
+    "- **WHEN** a\n  2) b\n- **THEN** c\n  +\n  # not a heading",
+    "- **WHEN** a\n  with `code` and *stars*\n- **THEN** c",
+    "- **WHEN** 中文 ✨ and\n  emoji 🎉 -100 %\n- **THEN** c",
 ]
 
 
