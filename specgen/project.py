@@ -17,7 +17,6 @@ back to a default; an error names only paths the user gave or configured (or the
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +116,8 @@ def load_config(root: Path | str) -> Config:
     pyproject = root / "pyproject.toml"
     table: dict = {}
     if pyproject.is_file():
+        import tomllib  # only where there is a pyproject.toml (an OpenSpec tree alone has none)
+
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

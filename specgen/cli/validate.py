@@ -18,7 +18,6 @@ Imports stay lazy: `specgen validate` is timed against the Node CLI (bench/bench
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import sys
@@ -27,7 +26,6 @@ from pathlib import Path
 from specgen import project
 from specgen.reader.text import read_text_as_node
 from specgen.rules import validate as V
-from specgen.rules.archive import archive_change
 from specgen.rules.merge import ArchiveAbort
 from specgen.rules.tasks import parse_task_lines
 
@@ -43,6 +41,8 @@ def _openspec_root(root_arg: str | None) -> tuple[Path, str]:
 
 
 def _nearest(name: str, candidates: list[str]) -> list[str]:
+    import difflib  # only for an unknown id
+
     return difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
 
 
@@ -120,6 +120,8 @@ def run_validate(args) -> int:
 
 
 def run_apply(args) -> int:
+    from specgen.rules.archive import archive_change  # validate never archives: keep it off its start-up
+
     root, prefix = _openspec_root(args.root)
     try:
         outcome = archive_change(root, args.change, dry_run=args.dry_run)

@@ -6,8 +6,9 @@ warning issues (``missing-results``, ``stale-results``), which `specgen report` 
 `--gate` fails on (see docs/compiler.md):
 
 - missing: no results file at the path the report reads;
-- stale: the file is older than a generated test module, the lock, or a check module (a test run
-  since then would have used other code or other bindings);
+- stale: the file is older than a generated test module or a check module (a test run since then
+  would have run other code). The lock is not one of them: `specgen review` stamps it without
+  changing any test, and the review is what clears a suspect binding (openspec/specs/spec-test-compiler);
 - from another run: the file holds records, and none of them is for a binding of this project.
 """
 
@@ -31,10 +32,9 @@ def _mtime(path: Path) -> float | None:
 
 
 def _newest_input(comp: Compilation) -> tuple[float, Path] | None:
-    """The newest of the generated test modules, the lock and the check modules: (mtime, path)."""
+    """The newest of the generated test modules and the check modules: (mtime, path)."""
     out = comp.config.output_dir
-    paths = [out / name for name in existing_generated(out)]
-    paths += [comp.config.lock_path] + [m.path for m in comp.modules]
+    paths = [out / name for name in existing_generated(out)] + [m.path for m in comp.modules]
     stamped = [(t, p) for p in paths if (t := _mtime(p)) is not None]
     return max(stamped, default=None)
 

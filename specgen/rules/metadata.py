@@ -18,9 +18,33 @@ from specgen.rules.validate_spec import node_fs_message
 _YAML_LOADER = None
 
 
+# `key: word` lines only (what `openspec new change` writes: schema and created date): the fast path.
+_SIMPLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*): +([A-Za-z][A-Za-z0-9_.-]*|[0-9]{4}-[0-9]{2}-[0-9]{2})[ \t]*")
+_NOT_STRINGS = frozenset({"null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE"})
+
+
+def _simple_mapping(text: str) -> dict | None:
+    """The mapping a file of `key: word` lines holds (every value a string under the loader below),
+    or None for anything else (which goes to PyYAML): validate need not import PyYAML for it."""
+    if "\r" in text or text.startswith("\ufeff"):
+        return None
+    out: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line:
+            continue
+        m = _SIMPLE_LINE.fullmatch(line)
+        if m is None or m.group(2) in _NOT_STRINGS:
+            return None
+        out[m.group(1)] = m.group(2)
+    return out or None
+
+
 def _yaml_load(text: str):
     """YAML 1.2 core-ish: like the `yaml` npm package, no timestamps and no yes/no/on/off booleans."""
     global _YAML_LOADER
+    simple = _simple_mapping(text)
+    if simple is not None:
+        return simple
     import yaml
 
     if _YAML_LOADER is None:
