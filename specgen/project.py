@@ -115,12 +115,13 @@ def load_config(root: Path | str) -> Config:
     root = Path(root).resolve()
     pyproject = root / "pyproject.toml"
     table: dict = {}
-    if pyproject.is_file():
-        import tomllib  # only where there is a pyproject.toml (an OpenSpec tree alone has none)
+    text = _read_pyproject(pyproject)
+    if text is not None and "specgen" in text:  # only then is there a table to read (tomllib costs start-up)
+        import tomllib
 
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise SpecgenError(f"not valid TOML: {exc}", pyproject) from None
         table = data.get("tool", {}).get("specgen", {})
         if not isinstance(table, dict):
@@ -130,6 +131,15 @@ def load_config(root: Path | str) -> Config:
         values[key] = _checked(key, value, pyproject)
     values["checks"] = tuple(values["checks"])
     return Config(root=root, configured=frozenset(table), **values)
+
+
+def _read_pyproject(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecgenError(f"cannot read: {exc}", path) from None
 
 
 def _checked(key: str, value, pyproject: Path):

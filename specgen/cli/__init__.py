@@ -4,7 +4,7 @@ This module only parses arguments (standard library only) and imports the one mo
 the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
 
 - :mod:`specgen.cli.specs`: list, show (reading OpenSpec)
-- :mod:`specgen.cli.validate`: validate, apply (OpenSpec's validation rules and archive semantics)
+- :mod:`specgen.cli.validate`, :mod:`specgen.cli.apply`: validate, apply (OpenSpec's rules and archive semantics)
 - :mod:`specgen.cli.compile`: generate, check, stub, review, report (the compiler and the gate)
 
 Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
@@ -95,7 +95,7 @@ def _validation_commands(sub) -> None:
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--json", action="store_true", help="print the report as `openspec validate --json` does")
 
-    p = _command(sub, "apply", "validate:run_apply", help="apply (archive) a change's deltas into openspec/specs/",
+    p = _command(sub, "apply", "apply:run_apply", help="apply (archive) a change's deltas into openspec/specs/",
                  description="Merge a change's delta specs into openspec/specs/ and move the change to "
                              "openspec/changes/archive/, as `openspec archive <change> --yes` does. "
                              "--dry-run prints the merged specs and writes nothing.")

@@ -18,8 +18,10 @@ from specgen.cli.views import (
 from specgen.errors import SpecgenError
 from specgen.reader.changes import parse_change, task_progress
 from specgen.reader.specs import parse_spec
-from specgen.reader.text import utf16_key
-from specgen.reader.tree import active_change_ids, discover_spec_files, spec_ids
+from specgen.reader.tree import (
+    CHANGE_MARKERS, LINKS_INSIDE, active_change_ids, describe_nested, discover_spec_files, has_any_file_under,
+    nested_changes, spec_ids,
+)
 from specgen.rules.collate import collation_key
 
 # ---------------------------------------------------------------------------- helpers
@@ -104,72 +106,17 @@ def _list_specs(args, root: Path) -> int:
     return 2 if unreadable else 0
 
 
-_MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")
-
-
-def _has_any_file(folder: Path) -> bool:
-    todo = [folder]
-    while todo:
-        try:
-            entries = list(os.scandir(todo.pop()))
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            if e.is_symlink() or e.is_file(follow_symlinks=False):
-                return True
-            if e.is_dir(follow_symlinks=False):
-                todo.append(Path(e.path))
-    return False
-
-
 def _looks_like_change(folder: Path) -> bool:
-    return any((folder / m).is_file() for m in _MARKERS) or _has_any_file(folder / "specs")
-
-
-def _nested_changes(changes_dir: Path, name: str) -> list[str] | None:
-    """Change folders wrapped in a namespace folder (`changes/area/x/`), which OpenSpec does
-    not read as changes; None for an ordinary change."""
-    if name == "archive" or name.startswith("."):
-        return None
-    folder = changes_dir / name
-    if _looks_like_change(folder):
-        return None
+    if any((folder / m).is_file() for m in CHANGE_MARKERS):
+        return True
     try:
-        entries = list(os.scandir(folder))
+        return has_any_file_under(folder / "specs")
     except OSError:
-        entries = []
-    if any(not e.name.startswith(".") and not e.is_dir(follow_symlinks=False) for e in entries):
-        return None
-    found: list[str] = []
-
-    def walk(d: Path, prefix: str, depth: int) -> None:
-        if depth > 3:
-            return
-        try:
-            subs = sorted((e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")),
-                          key=lambda n: n.encode("utf-8", "surrogateescape"))
-        except OSError:
-            subs = []
-        for child in subs:
-            cid = f"{prefix}/{child}"
-            if _looks_like_change(d / child):
-                found.append(cid)
-            else:
-                walk(d / child, cid, depth + 1)
-
-    walk(folder, name, 1)
-    return sorted(found, key=utf16_key) or None
+        return False
 
 
-def _describe_nested(name: str, nested: list[str]) -> str:
-    where = ", ".join(f"openspec/changes/{n}/" for n in nested)
-    example = nested[0].replace("/", "-")
-    return (f'"{name}" is not a change: it is a folder wrapping {where}. A change must be a directory '
-            "directly under openspec/changes/, so those nested directories are invisible to OpenSpec while the "
-            "folder around them is reported as a change. Nested paths are supported under openspec/specs/ only. "
-            f'Rename each nested change to a flat name (for example "{example}").')
+def _nested_changes(changes_dir: Path, name: str) -> list[str]:
+    return nested_changes(changes_dir, name, _looks_like_change, LINKS_INSIDE)
 
 
 def _list_changes(args, root: Path) -> int:
@@ -190,7 +137,7 @@ def _list_changes(args, root: Path) -> int:
         if nested:
             row["nested"] = nested
             warnings.append({"code": "nested_change_directory", "name": name, "nested": nested,
-                             "message": _describe_nested(name, nested)})
+                             "message": describe_nested(name, nested)})
         rows.append(row)
     if args.sort == "recent":
         rows.sort(key=lambda r: -r["lastModified"])
@@ -308,7 +255,7 @@ def _show_change(args, root: Path, change_id: str) -> int:
                    "to see which artifact comes next.")
             nested = _nested_changes(changes_dir, change_id)
             if nested:
-                msg = _describe_nested(change_id, nested)
+                msg = describe_nested(change_id, nested)
             raise _Fail(status_json(msg, "show_error"), folder)
         raise _Fail(status_json(f'Change "{change_id}" not found at {proposal}', "show_error"), folder)
     change = parse_change(folder, False, root)

@@ -1,4 +1,4 @@
-"""`specgen validate` and `specgen apply`: OpenSpec's validation and archive semantics.
+"""`specgen validate`: OpenSpec's validation rules, levels and messages.
 
 validate [<id>|--all|--specs|--changes] [--type spec|change] [--strict] [--json] [--root DIR]
     --json prints exactly what `openspec validate ... --json` prints (same fields, values and
@@ -6,14 +6,8 @@ validate [<id>|--all|--specs|--changes] [--type spec|change] [--strict] [--json]
     `path:line: level: message`, on stdout; the totals on stderr.
     Exit 0 every item valid, 1 some item invalid, 2 usage error or unreadable input.
 
-apply <change> [--dry-run] [--root DIR]
-    What `openspec archive <change> --yes` does: validate the delta specs, merge them into the
-    current specs (RENAMED, REMOVED, MODIFIED, ADDED), validate the rebuilt specs, write them to
-    openspec/specs/ and move the change to openspec/changes/archive/YYYY-MM-DD-<change>/.
-    --dry-run runs every check and prints the merged specs; it never writes anything.
-    Exit 0 applied, 1 archive would refuse the change (nothing written), 2 bad input.
-
-Imports stay lazy: `specgen validate` is timed against the Node CLI (bench/bench_validate.py).
+Only this module is imported for `specgen validate`, which is timed against the Node CLI
+(bench/bench_validate.py); `apply` lives in specgen/cli/apply.py.
 """
 
 from __future__ import annotations
@@ -24,13 +18,10 @@ import sys
 from pathlib import Path
 
 from specgen import project
-from specgen.reader.text import read_text_as_node
 from specgen.rules import validate as V
-from specgen.rules.merge import ArchiveAbort
-from specgen.rules.tasks import parse_task_lines
 
 
-def _openspec_root(root_arg: str | None) -> tuple[Path, str]:
+def openspec_root(root_arg: str | None) -> tuple[Path, str]:
     """The folder holding the project's OpenSpec folder (what the rules take as `root`; see
     specgen.project), and that folder relative to the project root ("" when it is the root), so
     that paths are printed as seen from the project root."""
@@ -41,7 +32,7 @@ def _openspec_root(root_arg: str | None) -> tuple[Path, str]:
 
 
 def _nearest(name: str, candidates: list[str]) -> list[str]:
-    import difflib  # only for an unknown id
+    import difflib  # only for an unknown item
 
     return difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
 
@@ -54,7 +45,7 @@ def _status(code: str, message: str, fix: str | None = None) -> str:
 
 
 def run_validate(args) -> int:
-    root, prefix = _openspec_root(args.root)
+    root, prefix = openspec_root(args.root)
     bulk = args.all or args.changes or args.specs
     out = sys.stdout
     if bulk:
@@ -117,52 +108,3 @@ def run_validate(args) -> int:
         tail = f" (invalid: {', '.join(failed)})" if failed else ""
         print(f"Totals: {t['passed']} passed, {t['failed']} failed ({t['items']} items){tail}", file=sys.stderr)
     return 0 if all(r.valid for r in results) else 1
-
-
-def run_apply(args) -> int:
-    from specgen.rules.archive import archive_change  # validate never archives: keep it off its start-up
-
-    root, prefix = _openspec_root(args.root)
-    try:
-        outcome = archive_change(root, args.change, dry_run=args.dry_run)
-    except ArchiveAbort as exc:
-        where = os.path.relpath(exc.path, root) if exc.path else f"openspec/changes/{args.change}"
-        where = prefix + Path(where).as_posix()
-        loc = f"{where}:{exc.line}" if exc.line else where
-        msg = exc.message.replace("\n", "\n    ")
-        print(f"{loc}: error: {msg}", file=sys.stderr)
-        for detail in exc.details:
-            print(f"    {detail.human(prefix + str(detail.path) if detail.path else None)}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        print("Aborted. No files were changed.", file=sys.stderr)
-        return 1
-    change_dir = root / "openspec" / "changes" / args.change
-    tasks_file = (outcome.archive_path if not args.dry_run else change_dir) / "tasks.md"
-    if tasks_file.is_file():
-        left = sum(1 for done, _ in parse_task_lines(read_text_as_node(tasks_file)) if not done)
-        if left:
-            print(f"warning: {left} incomplete task(s) found; continuing (as `openspec archive --yes`).",
-                  file=sys.stderr)
-    for w in outcome.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    out = sys.stdout
-    for spec_id, m in outcome.merged.items():
-        rel = prefix + Path(os.path.relpath(m.target, root)).as_posix()
-        c = m.counts
-        kind = outcome.outcomes.get(spec_id, "write")
-        verb = "retire" if kind == "retire" else "create" if m.created else "update" if m.changed else "in sync"
-        counts = f"+{c['added']} ~{c['modified']} -{c['removed']} \u2192{c['renamed']}"
-        if args.dry_run:
-            out.write(f"==> {rel} ({verb}: {counts})\n")
-            if kind != "retire":
-                out.write(m.text)
-        else:
-            out.write(f"{rel}: {verb} ({counts})\n")
-    t = outcome.totals or {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
-    out.write(f"Totals: + {t['added']}, ~ {t['modified']}, - {t['removed']}, \u2192 {t['renamed']}\n")
-    if args.dry_run:
-        out.write(f"Dry run: would archive '{args.change}' as '{outcome.archived_as}'. Nothing was written.\n")
-    else:
-        out.write(f"Change '{args.change}' archived as '{outcome.archived_as}'.\n")
-    return 0

@@ -328,9 +328,21 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
     added = [b for s in lookups["added"][1] for b in _parse_blocks(s[1], s[2], s[3], lookups["added"][0], skipped)]
     modified = [b for s in lookups["modified"][1]
                 for b in _parse_blocks(s[1], s[2], s[3], lookups["modified"][0], skipped)]
+    removed, removed_blocks = _removed_entries(lookups["removed"][1])
+    renamed, unpaired = _rename_pairs(lookups["renamed"][1])
+    skipped.sort(key=lambda s: s["line"])
+    return DeltaPlan(
+        added, modified, removed, removed_blocks, renamed, unpaired, _orphans(lines, mask), skipped,
+        {k: bool(v[1]) for k, v in lookups.items()},
+        {k: v[1][0][3] - 1 for k, v in lookups.items() if v[1]},
+    )
+
+
+def _removed_entries(sections) -> tuple[list[RemovedEntry], list[Block]]:
+    """REMOVED: every `### Requirement:` header or `- ### Requirement:` bullet, and the blocks."""
     removed: list[RemovedEntry] = []
     removed_blocks: list[Block] = []
-    for _, blines, bmask, start in lookups["removed"][1]:
+    for _, blines, bmask, start in sections:
         for i, line in enumerate(blines):
             if bmask[i]:
                 continue
@@ -340,9 +352,14 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
             if name is not None:
                 removed.append(RemovedEntry(name, start + i))
         removed_blocks.extend(_parse_blocks(blines, bmask, start))
+    return removed, removed_blocks
+
+
+def _rename_pairs(sections) -> tuple[list[RenamePair], list[dict]]:
+    """RENAMED: each FROM line pairs with the next TO line; the rest are unpaired (by line)."""
     unpaired: list[dict] = []
     renamed: list[RenamePair] = []
-    for _, blines, bmask, start in lookups["renamed"][1]:
+    for _, blines, bmask, start in sections:
         pending = None
         for i, line in enumerate(blines):
             if bmask[i]:
@@ -362,8 +379,11 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
         if pending:
             unpaired.append({"side": "FROM", "name": pending[0], "line": pending[1]})
     unpaired.sort(key=lambda u: u["line"])
-    skipped.sort(key=lambda s: s["line"])
-    # Canonical requirement headers outside every delta section are ignored by the merge.
+    return renamed, unpaired
+
+
+def _orphans(lines: list[str], mask: list[bool]) -> list[dict]:
+    """Canonical requirement headers outside every delta section: the merge ignores them."""
     orphans = []
     section = None
     for i, line in enumerate(lines):
@@ -378,11 +398,7 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
         name = delta_requirement_name(line)
         if name is not None:
             orphans.append({"name": name, "section": section, "line": i + 1})
-    return DeltaPlan(
-        added, modified, removed, removed_blocks, renamed, unpaired, orphans, skipped,
-        {k: bool(v[1]) for k, v in lookups.items()},
-        {k: v[1][0][3] - 1 for k, v in lookups.items() if v[1]},
-    )
+    return orphans
 
 
 def scenario_names(raw: str) -> list[str]:
@@ -430,21 +446,6 @@ def find_unread_delta_files(specs_root: Path) -> list[dict]:
     walk(Path(specs_root), [])
     results.sort(key=lambda r: r["path"])
     return results
-
-
-def has_any_file_under(d: Path) -> bool:
-    try:
-        entries = list(os.scandir(d))
-    except FileNotFoundError:
-        return False
-    for e in entries:
-        if e.name.startswith("."):
-            continue
-        if e.is_file(follow_symlinks=False) or e.is_symlink():
-            return True
-        if e.is_dir(follow_symlinks=False) and has_any_file_under(Path(e.path)):
-            return True
-    return False
 
 
 def _mask_html_comments(content: str) -> str:

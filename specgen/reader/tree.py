@@ -117,3 +117,69 @@ def archived_change_ids(root: Path) -> list[str]:
 
 def spec_ids(root: Path) -> list[str]:
     return [sid for sid, _ in discover_spec_files(root / "openspec" / "specs")]
+
+
+# Files whose presence makes a folder under changes/ a change (besides any file under its specs/).
+CHANGE_MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")
+
+
+def has_any_file_under(folder: Path) -> bool:
+    """A file (or a symlink) anywhere under `folder`, dot entries skipped. False when the folder
+    does not exist; another OSError propagates (the caller decides what an unreadable folder means)."""
+    todo = [folder]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except FileNotFoundError:
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_file(follow_symlinks=False) or e.is_symlink():
+                return True
+            if e.is_dir(follow_symlinks=False):
+                todo.append(Path(e.path))
+    return False
+
+
+def nested_changes(changes_dir: Path, name: str, looks_like_change, links: str = LINKS_INSIDE) -> list[str]:
+    """Change folders wrapped in the namespace folder `changes/<name>/` (up to three levels), which
+    OpenSpec does not read as changes; [] for an ordinary change. `looks_like_change(folder)` is the
+    caller's test (validate also counts the schema's artifacts); with LINKS_ANY symlinked folders
+    count as folders (validate), else not (list, show)."""
+    if name == "archive" or name.startswith("."):
+        return []
+    folder = changes_dir / name
+    if looks_like_change(folder):
+        return []
+    follow = links == LINKS_ANY
+    try:
+        if any(not e.name.startswith(".") and not e.is_dir(follow_symlinks=follow) for e in os.scandir(folder)):
+            return []
+    except OSError:
+        return []
+    found: list[str] = []
+    todo = [(folder, name, 1)]
+    while todo:
+        d, prefix, depth = todo.pop()
+        try:
+            subs = sorted(e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=follow) and not e.name.startswith("."))
+        except OSError:
+            continue
+        for child in reversed(subs):  # depth-first, in name order
+            cid = f"{prefix}/{child}"
+            if looks_like_change(d / child):
+                found.append(cid)
+            elif depth < 3:
+                todo.append((d / child, cid, depth + 1))
+    return sorted(found, key=utf16_key)
+
+
+def describe_nested(name: str, nested: list[str]) -> str:
+    """The message for a namespace folder wrapping changes (the CLI's words)."""
+    where = ", ".join(f"openspec/changes/{n}/" for n in nested)
+    example = nested[0].replace("/", "-")
+    return (f'"{name}" is not a change: it is a folder wrapping {where}. A change must be a directory '
+            "directly under openspec/changes/, so those nested directories are invisible to OpenSpec while the "
+            "folder around them is reported as a change. Nested paths are supported under openspec/specs/ only. "
+            f'Rename each nested change to a flat name (for example "{example}").')

@@ -48,8 +48,20 @@ def content_the_merge_cannot_name(parts: RequirementsParts) -> list[str]:
     Expected parts are the title, the `## Purpose` section, the `## Requirements` header and each
     requirement's header, statement and scenario bullets; everything else is reported.
     """
+    left = _unnamed_before_requirements(parts.before)
+    for sl in (parts.preamble, parts.after):
+        for line in sl.split("\n"):
+            if js_trim(line):
+                left.append(js_trim(line))
+    for block in parts.body_blocks:
+        left.extend(_unnamed_in_block(block.raw))
+    return list(dict.fromkeys(left))
+
+
+def _unnamed_before_requirements(before: str) -> list[str]:
+    """Lines above `## Requirements` other than the title and the Purpose section."""
     left: list[str] = []
-    before = parts.before[1:] if parts.before.startswith("\ufeff") else parts.before
+    before = before[1:] if before.startswith("\ufeff") else before
     blines = normalize_eol(before).split("\n")
     bmask = fence_mask(blines)
     in_purpose = title_seen = False
@@ -85,64 +97,66 @@ def content_the_merge_cannot_name(parts: RequirementsParts) -> list[str]:
         if in_purpose:
             continue
         left.append(js_trim(line))
-    for sl in (parts.preamble, parts.after):
-        for line in sl.split("\n"):
-            if js_trim(line):
-                left.append(js_trim(line))
-    for block in parts.body_blocks:
-        tail = first_foreign_tail(block.raw)
-        if tail:
-            left.append(tail[0])
-        lines = normalize_eol(block.raw).split("\n")
-        mask = fence_mask(lines)
-        seen_scenario = in_bullets = bullets_seen = para_open = False
-        list_indent = None
-        for i, line in enumerate(lines):
-            if not js_trim(line):
-                if bullets_seen:
-                    in_bullets = False
+    return left
+
+
+def _unnamed_in_block(raw: str) -> list[str]:
+    """Lines of a requirement block other than its header, statement and scenario bullets
+    (CommonMark list continuation and lazy lines included)."""
+    left: list[str] = []
+    tail = first_foreign_tail(raw)
+    if tail:
+        left.append(tail[0])
+    lines = normalize_eol(raw).split("\n")
+    mask = fence_mask(lines)
+    seen_scenario = in_bullets = bullets_seen = para_open = False
+    list_indent = None
+    for i, line in enumerate(lines):
+        if not js_trim(line):
+            if bullets_seen:
+                in_bullets = False
+            list_indent = None
+            para_open = False
+            continue
+        if i == 0:
+            continue
+        indent = content_column(re.match("^[ \t]*", line).group(0))
+        inside = list_indent is not None and indent >= list_indent
+        within = _drop_indent(line, list_indent) if inside else line
+        lazy = para_open and in_bullets and not _INTERRUPTS.match(within)
+        continues = (inside or lazy) and not _is_heading_line(within)
+        if mask[i]:
+            if not inside:
                 list_indent = None
-                para_open = False
+            para_open = False
+            continue
+        if i > 1 and _SETEXT.match(within) and js_trim(lines[i - 1]):
+            left.append(js_trim(lines[i - 1]))
+            list_indent = None
+            para_open = False
+            continue
+        if continues:
+            para_open = not _INTERRUPTS.match(within)
+            continue
+        bullet = _LIST_ITEM.match(line)
+        list_indent = content_column(bullet.group(1)) if bullet else None
+        para_open = bullet is not None
+        if re.match("^ {0,3}####" + S + "+" + ci("Scenario:"), line):
+            seen_scenario = in_bullets = True
+            bullets_seen = False
+            continue
+        if bullet:
+            if in_bullets:
+                bullets_seen = True
                 continue
-            if i == 0:
-                continue
-            indent = content_column(re.match("^[ \t]*", line).group(0))
-            inside = list_indent is not None and indent >= list_indent
-            within = _drop_indent(line, list_indent) if inside else line
-            lazy = para_open and in_bullets and not _INTERRUPTS.match(within)
-            continues = (inside or lazy) and not _is_heading_line(within)
-            if mask[i]:
-                if not inside:
-                    list_indent = None
-                para_open = False
-                continue
-            if i > 1 and _SETEXT.match(within) and js_trim(lines[i - 1]):
-                left.append(js_trim(lines[i - 1]))
-                list_indent = None
-                para_open = False
-                continue
-            if continues:
-                para_open = not _INTERRUPTS.match(within)
-                continue
-            bullet = _LIST_ITEM.match(line)
-            list_indent = content_column(bullet.group(1)) if bullet else None
-            para_open = bullet is not None
-            if re.match("^ {0,3}####" + S + "+" + ci("Scenario:"), line):
-                seen_scenario = in_bullets = True
-                bullets_seen = False
-                continue
-            if bullet:
-                if in_bullets:
-                    bullets_seen = True
-                    continue
-                if not seen_scenario:
-                    continue
-                left.append(js_trim(line))
-                continue
-            if not seen_scenario and not re.match("^" + S + "*[|<]", line):
+            if not seen_scenario:
                 continue
             left.append(js_trim(line))
-    return list(dict.fromkeys(left))
+            continue
+        if not seen_scenario and not re.match("^" + S + "*[|<]", line):
+            continue
+        left.append(js_trim(line))
+    return left
 
 
 def describe_unaccounted(lines: list[str]) -> str:

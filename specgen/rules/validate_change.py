@@ -7,17 +7,18 @@ run against the current specs, the ``skip_specs`` marker and the task-file lints
 from __future__ import annotations
 
 import errno as _errno
-import os
 import re
 from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
 from specgen.reader.blocks import (
     DeltaPlan, contains_shall_or_must, count_empty_scenarios, count_scenarios, extract_requirements_section,
-    find_unread_delta_files, has_any_file_under, normalize_requirement_name, parse_delta_spec,
+    find_unread_delta_files, normalize_requirement_name, parse_delta_spec,
 )
 from specgen.reader.text import S, ci, read_text_as_node
-from specgen.reader.tree import LINKS_ANY, discover_spec_files
+from specgen.reader.tree import (
+    CHANGE_MARKERS, LINKS_ANY, describe_nested, discover_spec_files, has_any_file_under, nested_changes,
+)
 from specgen.rules.conflicts import (
     BOTH, DUPLICATE, RENAME_OLD_MODIFIED, RENAME_REMOVED, RENAME_TO_ADDED, find_conflicts,
 )
@@ -31,11 +32,9 @@ from specgen.rules.validate_spec import (
 )
 
 
-_CHANGE_ROOT_MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")
-
-
 def _looks_like_change(d: Path, root: Path) -> bool:
-    if any((d / m).is_file() for m in _CHANGE_ROOT_MARKERS):
+    """Markers, a file under specs/, or one of the artifacts its schema generates."""
+    if any((d / m).is_file() for m in CHANGE_MARKERS):
         return True
     try:
         if has_any_file_under(d / "specs"):
@@ -56,42 +55,9 @@ def _looks_like_change(d: Path, root: Path) -> bool:
 
 
 def nested_change_message(changes_dir: Path, name: str, root: Path) -> str | None:
-    if name == "archive" or name.startswith("."):
-        return None
-    d = changes_dir / name
-    if _looks_like_change(d, root):
-        return None
-    try:
-        if any(not e.name.startswith(".") and not e.is_dir() for e in os.scandir(d)):
-            return None
-    except OSError:
-        return None
-    found: list[str] = []
-
-    def collect(cur: Path, prefix: str, depth: int) -> None:
-        if depth > 3:
-            return
-        try:
-            subs = sorted(e.name for e in os.scandir(cur) if e.is_dir() and not e.name.startswith("."))
-        except OSError:
-            return
-        for child in subs:
-            cid = f"{prefix}/{child}"
-            if _looks_like_change(cur / child, root):
-                found.append(cid)
-                continue
-            collect(cur / child, cid, depth + 1)
-
-    collect(d, name, 1)
-    if not found:
-        return None
-    found.sort()
-    listed = ", ".join(f"openspec/changes/{i}/" for i in found)
-    example = found[0].replace("/", "-")
-    return (f'"{name}" is not a change: it is a folder wrapping {listed}. A change must be a directory directly under '
-            "openspec/changes/, so those nested directories are invisible to OpenSpec while the folder around them is "
-            "reported as a change. Nested paths are supported under openspec/specs/ only. Rename each nested change "
-            f'to a flat name (for example "{example}").')
+    """Why `changes/<name>/` is not a change but a folder wrapping changes, or None."""
+    nested = nested_changes(changes_dir, name, lambda d: _looks_like_change(d, root), LINKS_ANY)
+    return describe_nested(name, nested) if nested else None
 
 
 # --------------------------------------------------------------------------------------------
