@@ -232,6 +232,18 @@ def read_marker(change_dir: Path, key: str, root: Path | None = None) -> Marker:
     return Marker(False)
 
 
+_DEFAULT_SCHEMA_LINE = re.compile(r"^schema: spec-driven[ \t]*\r?$", re.M)
+
+
+def _names_the_default_schema(config_text: str) -> bool:
+    """True when the project config's schema is spec-driven whatever the rest of the file holds:
+    its one mention of `schema` is the top-level line `schema: spec-driven`, and there are no
+    escapes (a quoted key could spell `schema` otherwise). Valid YAML then gives spec-driven, and
+    invalid YAML falls back to spec-driven: the answer needs no YAML parser (start-up of validate)."""
+    return (config_text.count("schema") == 1 and "\\" not in config_text
+            and _DEFAULT_SCHEMA_LINE.search(config_text) is not None)
+
+
 def resolve_schema_name(change_dir: Path, root: Path) -> str:
     """The change's schema: its .openspec.yaml, else openspec/config.yaml, else spec-driven.
 
@@ -251,8 +263,11 @@ def resolve_schema_name(change_dir: Path, root: Path) -> str:
     for name in ("config.yaml", "config.yml"):
         cfg = root / "openspec" / name
         if cfg.exists():
+            text = read_text_as_node(cfg)
+            if _names_the_default_schema(text):
+                return "spec-driven"
             try:
-                data = _yaml_load(read_text_as_node(cfg))
+                data = _yaml_load(text)
             except Exception:
                 break
             if isinstance(data, dict) and isinstance(data.get("schema"), str) and data["schema"]:

@@ -64,3 +64,17 @@ def test_metadata_fast_path_reads_what_pyyaml_reads(text, monkeypatch):
     except Exception as exc:  # noqa: BLE001 - PyYAML refuses it: the fast path must refuse it too
         slow = exc
     assert fast is None or fast == slow, (fast, slow)
+
+
+CONFIGS = ["schema: spec-driven\n", "schema: spec-driven\ncontext: |\n  Tech stack\n", "schema: flokay\n",
+           "schema: spec-driven\nschema: flokay\n", "schema: spec-driven\n\"sch\\x65ma\": flokay\n",
+           "schema: spec-driven\n: : bad [yaml\n", "# the schema\nschema: spec-driven\n", "schema: spec-driven\r\n"]
+
+
+@pytest.mark.parametrize("text", CONFIGS)
+def test_config_schema_shortcut_agrees_with_pyyaml(tmp_path, text, monkeypatch):
+    (tmp_path / "openspec" / "changes" / "c").mkdir(parents=True)
+    (tmp_path / "openspec" / "config.yaml").write_bytes(text.encode("utf-8"))
+    fast = metadata.resolve_schema_name(tmp_path / "openspec" / "changes" / "c", tmp_path)
+    monkeypatch.setattr(metadata, "_names_the_default_schema", lambda _text: False)
+    assert metadata.resolve_schema_name(tmp_path / "openspec" / "changes" / "c", tmp_path) == fast
