@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, normalize_requirement_name, scenario_names
+from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, delta_requirement_name, scenario_names
 from specgen.reader.markdown import fence_mask
-from specgen.reader.text import DOT, S, ci, js_trim, normalize_eol
+from specgen.reader.text import S, WS_CHARS, ci, js_trim, normalize_eol
 
 
 @dataclass
@@ -55,7 +55,14 @@ def describe_scenario_balance(diff: ScenarioDiff) -> str:
 
 _DELTA_HEADER = re.compile("^##" + S + "+(" + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
                            + ")" + S + "+" + ci("Requirements") + S + "*\\Z")
-_STRUCT_REQ = re.compile("^###" + S + "+" + ci("Requirement:") + S + "*(" + DOT + "+)" + S + "*\\Z")
+
+
+def _structural_requirement_name(line: str) -> str | None:
+    r"""The name in `/^###\s+Requirement:\s*(.+)\s*$/i` (a blank required after `###`), or None.
+    Linear: the block reader's rule plus that blank."""
+    if line[3:4] == "" or line[3] not in WS_CHARS:
+        return None
+    return delta_requirement_name(line)
 
 
 def find_main_spec_structure_issues(content: str) -> list[dict]:
@@ -89,8 +96,8 @@ def find_main_spec_structure_issues(content: str) -> list[dict]:
                            "## Requirements section.",
             })
             continue
-        m = _STRUCT_REQ.match(line)
-        if not m:
+        name = _structural_requirement_name(line)
+        if name is None:
             continue
         if not (hdr != -1 and hdr < i < end):
             issues.append({
@@ -100,7 +107,6 @@ def find_main_spec_structure_issues(content: str) -> list[dict]:
                            "currently invisible to validate, list, and archive.",
             })
             continue
-        name = normalize_requirement_name(m.group(1))
         if name in seen:
             issues.append({
                 "kind": "duplicate-requirement", "line": i + 1, "header": trimmed,

@@ -15,6 +15,7 @@ import pytest
 from specgen.reader.changes import count_tasks, parse_proposal_text
 from specgen.reader.deltas import parse_delta_text
 from specgen.reader.specs import parse_spec_text
+from specgen.rules.validate_spec import validate_spec_content
 from tests.specgen.oracle import REPO
 from tests.specgen.parity import run_specgen
 
@@ -182,6 +183,7 @@ def test_pathological_lines_stay_linear():
     parse_delta_text(delta)
     parse_proposal_text(proposal, "x")
     count_tasks("- [" + sp + "x\n- [ ]" + sp + "\n")
+    validate_spec_content("s", spec + "### Requirement: x" + sp + "\u2028y\n")  # the structural check too
     assert time.perf_counter() - t < 20
 
 
