@@ -13,14 +13,27 @@ from pathlib import Path
 
 from specgen import project
 from specgen.cli.views import (
-    change_json, dumps, iso_ms, last_modified_ms, root_output, spec_json, status_json, task_status,
+    change_json,
+    dumps,
+    iso_ms,
+    last_modified_ms,
+    root_output,
+    spec_json,
+    status_json,
+    task_status,
 )
 from specgen.errors import SpecgenError
 from specgen.reader.changes import parse_change, task_progress
 from specgen.reader.specs import parse_spec
 from specgen.reader.tree import (
-    CHANGE_MARKERS, LINKS_INSIDE, active_change_ids, describe_nested, discover_spec_files, has_any_file_under,
-    nested_changes, spec_ids,
+    CHANGE_MARKERS,
+    LINKS_INSIDE,
+    active_change_ids,
+    describe_nested,
+    discover_spec_files,
+    has_any_file_under,
+    nested_changes,
+    spec_ids,
 )
 from specgen.rules.collate import collation_key
 
@@ -122,7 +135,8 @@ def _nested_changes(changes_dir: Path, name: str) -> list[str]:
 def _list_changes(args, root: Path) -> int:
     changes_dir = root / "openspec" / "changes"
     try:
-        names = sorted((e.name for e in os.scandir(changes_dir) if e.is_dir(follow_symlinks=False) and e.name != "archive"),
+        names = sorted((e.name for e in os.scandir(changes_dir)
+                        if e.is_dir(follow_symlinks=False) and e.name != "archive"),
                        key=lambda n: n.encode("utf-8", "surrogateescape"))
     except FileNotFoundError:
         names = []

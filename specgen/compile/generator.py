@@ -13,10 +13,10 @@ or modifies (the gate over openspec/specs never counts those).
 from __future__ import annotations
 
 import difflib
-import os
 import functools
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -276,7 +276,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rel_path(path, root: Path) -> str:
     """`path` relative to the project root, POSIX style (as printed in messages and links)."""
     # resolve() walks the file system: once per file is enough (10,000 scenarios share 1,000 paths)

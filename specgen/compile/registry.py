@@ -19,9 +19,9 @@ import ast
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from specgen.compile.identity import View, id_shaped, normalize, split_id
 from specgen.errors import ERROR, Issue, SpecgenError

@@ -42,7 +42,8 @@ that cannot be read is an error in ``Project.unreadable``, not an exception (the
         raise SpecgenError("no openspec/ folder here; pass --root DIR or run `openspec init`", base)
     unreadable: list[Issue] = []
     specs = _each(unreadable, parse_spec, [(path, sid) for sid, path in discover_spec_files(base / "specs")])
-    changes = _each(unreadable, parse_change, [(base / "changes" / cid, False, root) for cid in active_change_ids(root)])
+    changes = _each(unreadable, parse_change,
+                    [(base / "changes" / cid, False, root) for cid in active_change_ids(root)])
     archived = _each(unreadable, parse_change,
                      [(base / "changes" / "archive" / cid, True, root) for cid in archived_change_ids(root)])
     return Project(root, specs, changes, archived, tuple(unreadable))

@@ -14,7 +14,6 @@ from specgen.errors import SpecgenError
 from specgen.reader.text import read_text_as_node
 from specgen.rules.validate_spec import node_fs_message
 
-
 _YAML_LOADER = None
 
 
@@ -176,8 +175,8 @@ def _metadata_issues(data) -> list[tuple[str, str]]:
                 got = "undefined" if key not in ini else _js_type(ini[key])
                 out.append((f"initiative.{key}", f"Invalid input: expected string, received {got}"))
             elif not _KEBAB.match(ini[key]):
-                out.append((f"initiative.{key}",
-                            f"{label} must be kebab-case with lowercase letters, numbers, and single hyphen separators"))
+                out.append((f"initiative.{key}", f"{label} must be kebab-case with lowercase letters, numbers, "
+                            "and single hyphen separators"))
         extra = [k for k in ini if k not in ("store", "id")]
         if extra:
             out.append(("initiative", "Unrecognized key" + ("s" if len(extra) > 1 else "") + ": "
