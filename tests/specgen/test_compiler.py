@@ -8,7 +8,14 @@ import pytest
 
 from specgen.compile import generator, lock
 from specgen.compile.identity import (
-    SPECS_VIEW, View, fingerprint, is_valid_id, normalize, normalize_prose, slugify, split_id,
+    SPECS_VIEW,
+    View,
+    fingerprint,
+    is_valid_id,
+    normalize,
+    normalize_prose,
+    slugify,
+    split_id,
 )
 from specgen.compile.registry import read_module
 from specgen.errors import SpecgenError
@@ -96,7 +103,8 @@ def test_docstring_escapes_triple_quotes():
 
 def test_lock_round_trip_and_bad_line(tmp_path):
     path = tmp_path / "specgen.lock"
-    entries = [lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16), lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16)]
+    entries = [lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16),
+               lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16)]
     assert lock.write(path, entries) is True and lock.write(path, entries) is False
     body = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
     assert body == sorted(body)
@@ -128,7 +136,8 @@ def test_registry_reads_literals_constants_and_flags_the_rest(tmp_path):
 
 
 def test_source_fingerprint_ignores_check_decorator_but_not_parametrize(tmp_path):
-    base = "from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\ndef check_x(v):\n    assert v\n"
+    base = ("from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\n"
+            "def check_x(v):\n    assert v\n")
     fp = _module(tmp_path, base)[0].checks[0].source_fingerprint
     assert _module(tmp_path, base.replace("'a/b/c'", "'a/b/d'"))[0].checks[0].source_fingerprint == fp
     assert _module(tmp_path, base.replace("[1]", "[1, 2]"))[0].checks[0].source_fingerprint != fp
