@@ -86,6 +86,9 @@ class Project:
     specs: tuple[Spec, ...] = ()
     changes: tuple[Change, ...] = ()  # active changes only
     archived: tuple[Change, ...] = field(default=())
+    # Files that could not be read (not UTF-8, binary, unreadable): one error Issue each, naming the
+    # file and line. What they hold is left out of the model; everything else is read.
+    unreadable: tuple = ()
 
     def spec(self, spec_id: str) -> Spec | None:
         return next((s for s in self.specs if s.id == spec_id), None)

@@ -25,7 +25,32 @@ ROOT_HELP = ("the project root: the folder with pyproject.toml, or the one holdi
              "nearest such folder from here); [tool.specgen] specs says where openspec/ is")
 
 
+def _columns() -> int:
+    """The terminal width as shutil.get_terminal_size() reads it (COLUMNS, then the terminal, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    # argparse makes a formatter for every add_argument and its default one imports shutil (and
+    # with it bz2 and lzma) for the width: a few ms of every command's start-up.
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kw)
+
     # argparse exits 2 on usage errors already; keep its message on one line with a hint.
     def error(self, message: str) -> None:  # noqa: D401
         self.print_usage(sys.stderr)

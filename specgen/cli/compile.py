@@ -13,6 +13,7 @@ from specgen import project
 from specgen.compile import cache, generator, lock, renames
 from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
+from specgen.compile.identity import id_shaped, split_id
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
 from specgen.report.gate import TERMINAL_LIMIT, format_issues, static_issues, worst_first
@@ -64,13 +65,14 @@ def _generate(config, args) -> int:
         if stamp.get("key") == stamp_key:
             print("specgen generate --check: up to date" if args.check else stamp["message"])
             return 0
-    comp = compile_project(config, [args.change] if args.change else [], key=inputs)
+    comp = compile_project(config, [args.change] if args.change else [], key=inputs, defer_store=True)
     # A broken item (a misspelt binding, an id collision, an unreadable check module) blocks only the
     # scenarios it touches: everything is still generated, those get failing tests saying why, and
     # the run exits 1 naming each item (docs/compiler.md, "Per-item degradation").
     problems = comp.problems([args.change] if args.change else [])
     errors = [i for i in problems if i.level == "error"]
     out = comp.config.output_dir
+    unreadable = comp.project.unreadable
     if args.change:
         view = comp.view(args.change)
         files = comp.generated_files([view])
@@ -82,11 +84,19 @@ def _generate(config, args) -> int:
         files = comp.generated_files()
         d = generator.drift(out, files)
         wanted_lock = comp.wanted_lock()
+    if unreadable:
+        # What an unreadable file held is unknown, not gone: keep its generated files and lock lines.
+        d = generator.Drift(d.changed, d.missing, ())
+        wanted_lock = comp.lock
     lock_stale = wanted_lock != comp.lock
     label = comp.config.output
     if args.check:
         if errors:
             sys.stderr.write(_problem_lines(problems, comp))
+        if unreadable:
+            _say_unreadable(comp, "the rest was compared")
+            if d.clean:
+                return 1
         if d.clean and not lock_stale:
             print("specgen generate --check: up to date")
             return 1 if errors else 0
@@ -110,6 +120,9 @@ def _generate(config, args) -> int:
     if errors:
         print(f"specgen generate: {len(errors)} broken item(s) above; their scenarios got failing tests, "
               "everything else was generated", file=sys.stderr)
+    if unreadable:
+        _say_unreadable(comp, "the rest was generated")
+    if errors or unreadable:
         return 1
     if stamp_key is not None:
         # Keyed on the state after this run, so only an untouched tree matches it next time.
@@ -145,12 +158,19 @@ def _check(config, args) -> int:
     return 1 if any(i.level == "error" for i in issues) else 0
 
 
+def _say_unreadable(comp, what: str) -> None:
+    unreadable = comp.project.unreadable
+    sys.stderr.write("".join(f"{i.human(generator.rel_path(i.path, comp.root))}\n" for i in unreadable))
+    print(f"specgen generate: {len(unreadable)} file(s) could not be read; {what}", file=sys.stderr)
+
+
 def _find_scenario(comp, scenario_id: str):
     for view in comp.views:
         ref = view.by_id.get(scenario_id)
         if ref is not None:
             return view, ref
-    close = sorted(i for v in comp.views for i in v.by_id if i.split("/")[0] == scenario_id.split("/")[0])
+    cap = split_id(scenario_id)[0] if id_shaped(scenario_id) else scenario_id
+    close = sorted(i for v in comp.views for i in v.by_id if split_id(i)[0] == cap)
     hint = f"; ids of that capability: {', '.join(close[:5])}{' ...' if len(close) > 5 else ''}" if close else ""
     raise SpecgenError(f"no scenario {scenario_id!r}{hint} (`specgen list` shows the specs)")
 

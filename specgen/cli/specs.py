@@ -13,14 +13,27 @@ from pathlib import Path
 
 from specgen import project
 from specgen.cli.views import (
-    change_json, dumps, iso_ms, last_modified_ms, root_output, spec_json, status_json, task_status,
+    change_json,
+    dumps,
+    iso_ms,
+    last_modified_ms,
+    root_output,
+    spec_json,
+    status_json,
+    task_status,
 )
 from specgen.errors import SpecgenError
 from specgen.reader.changes import parse_change, task_progress
 from specgen.reader.specs import parse_spec
 from specgen.reader.tree import (
-    CHANGE_MARKERS, LINKS_INSIDE, active_change_ids, describe_nested, discover_spec_files, has_any_file_under,
-    nested_changes, spec_ids,
+    CHANGE_MARKERS,
+    LINKS_INSIDE,
+    active_change_ids,
+    describe_nested,
+    discover_spec_files,
+    has_any_file_under,
+    nested_changes,
+    spec_ids,
 )
 from specgen.rules.collate import collation_key
 
@@ -81,23 +94,29 @@ def cmd_list(args) -> int:
 
 def _list_specs(args, root: Path) -> int:
     specs_dir = root / "openspec" / "specs"
-    rows = []
+    rows, unreadable = [], []
     if specs_dir.exists():
         for sid, path in discover_spec_files(specs_dir):
-            spec = parse_spec(path, sid)
+            try:
+                spec = parse_spec(path, sid)
+            except SpecgenError as exc:  # named below; the rest is still listed
+                unreadable.append(exc)
+                continue
             rows.append({"id": sid, "requirementCount": len(spec.requirements)})
         rows.sort(key=lambda r: collation_key(r["id"]))
     if args.json:
-        print(dumps({"specs": rows, "root": root_output(root)}))
-        return 0
-    if not rows:
+        status = [_from_specgen_error(exc, "list_error").status for exc in unreadable]
+        print(dumps({"specs": rows, "root": root_output(root), **({"status": status} if status else {})}))
+    elif not rows:
         print("No specs found.")
-        return 0
-    width = max(len(r["id"]) for r in rows)
-    print("Specs:")
-    for r in rows:
-        print(f"  {r['id'].ljust(width)}     requirements {r['requirementCount']}")
-    return 0
+    else:
+        width = max(len(r["id"]) for r in rows)
+        print("Specs:")
+        for r in rows:
+            print(f"  {r['id'].ljust(width)}     requirements {r['requirementCount']}")
+    for exc in unreadable:
+        print(f"specgen: {exc}", file=sys.stderr)
+    return 2 if unreadable else 0
 
 
 def _looks_like_change(folder: Path) -> bool:
@@ -116,7 +135,8 @@ def _nested_changes(changes_dir: Path, name: str) -> list[str]:
 def _list_changes(args, root: Path) -> int:
     changes_dir = root / "openspec" / "changes"
     try:
-        names = sorted((e.name for e in os.scandir(changes_dir) if e.is_dir(follow_symlinks=False) and e.name != "archive"),
+        names = sorted((e.name for e in os.scandir(changes_dir)
+                        if e.is_dir(follow_symlinks=False) and e.name != "archive"),
                        key=lambda n: n.encode("utf-8", "surrogateescape"))
     except FileNotFoundError:
         names = []

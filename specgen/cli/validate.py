@@ -50,7 +50,8 @@ def run_validate(args) -> int:
     out = sys.stdout
     if bulk:
         if args.item:
-            print("specgen validate: error: an item id cannot be combined with --all/--changes/--specs", file=sys.stderr)
+            print("specgen validate: error: an item id cannot be combined with --all/--changes/--specs",
+                  file=sys.stderr)
             return 2
         report = V.validate_all(root, changes=args.all or args.changes, specs=args.all or args.specs,
                                 strict=args.strict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from specgen.model import RENAMED, Change, Delta, Requirement, Spec
@@ -130,7 +130,7 @@ def _ms(ns: int) -> int:
 
 
 def iso_ms(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 

@@ -38,6 +38,7 @@ class Compilation:
     _read_issues: list = field(default_factory=list)
     # (view, scenario id) -> the misspelt bindings that most likely meant it (its failing test names them)
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
+    _unstored: bool = False  # compiled afresh and not yet in the cache (compile_project's defer_store)
 
     def __post_init__(self) -> None:
         for b in self.bound:
@@ -116,7 +117,8 @@ class Compilation:
         known = dict(self.digests)
         files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests,
                                self.note_for)
-        if self.digests != known and self._cache_key:
+        if (self.digests != known or self._unstored) and self._cache_key:
+            self._unstored = False
             cache.store(self.config.report_dir, self._cache_key,
                         (self.project, self.views, self.modules, self._read_issues, self.digests))
         return files
@@ -128,11 +130,24 @@ def input_key(config: Config) -> str:
     return cache.key(files, [config.root / config.specs])
 
 
-def compile_project(config: Config, validate_changes=(), key: str | None = None) -> Compilation:
+def _unreadable_capabilities(project: Project) -> set[str]:
+    """Capability ids of the spec files (main or delta) in `project.unreadable`."""
+    caps: set[str] = set()
+    for issue in project.unreadable:
+        parts = Path(issue.path).parts
+        if "specs" in parts and parts[-1] == "spec.md":
+            at = len(parts) - 1 - parts[::-1].index("specs")
+            caps.add("/".join(parts[at + 1:-1]))
+    return caps
+
+
+def compile_project(config: Config, validate_changes=(), key: str | None = None,
+                    defer_store: bool = False) -> Compilation:
     """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
     changes the caller asked for; they are applied with the validator's archive semantics first, so
     a change that cannot be archived is an error (exit 2). `key`: the caller's `input_key(config)`,
-    when it already has it (stat-ing every input is not free)."""
+    when it already has it (stat-ing every input is not free). `defer_store`: the caller will call
+    `generated_files`, which stores the cache with the digests (pickling 13,000 scenarios once, not twice)."""
     openspec_parent = config.require_openspec()
     k = key or input_key(config)
     cached = cache.load(config.report_dir, k)
@@ -142,7 +157,8 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
         views = [specs_view(project, ns)] + [change_view(project, c, ns) for c in project.changes]
         modules, issues = discover(config.root, config.checks)
         cached = (project, views, modules, issues, {})
-        cache.store(config.report_dir, k, cached)
+        if not defer_store:
+            cache.store(config.report_dir, k, cached)
     project, views, modules, issues, digests = cached
     for change_id in validate_changes:
         change = project.change(change_id)
@@ -150,12 +166,14 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None)
             raise SpecgenError(f"no active change {change_id!r}; active changes: "
                                + (", ".join(c.id for c in project.changes) or "none"))
         apply_change(project, change.id)  # refuses a change archive would refuse
-    decls, foreign = _own_decls([d for m in modules for d in m.checks], config)
+    unread = _unreadable_capabilities(project)
+    # A check bound to a spec that could not be read is not "bound to nothing": the read error says why.
+    decls, foreign = _own_decls([d for m in modules for d in m.checks if d.capability not in unread], config)
     bound, more = resolve(decls, views)
     more += foreign
     return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
                        digests=dict(digests), _cache_key=k, _read_issues=issues,
-                       notes=near_misses(decls, bound, views))
+                       notes=near_misses(decls, bound, views), _unstored=defer_store)
 
 
 def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:

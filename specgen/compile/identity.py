@@ -1,6 +1,8 @@
 """Identity: spec model -> stable scenario ids and content fingerprints.
 
-A scenario's id is ``capability/requirement-slug/scenario-slug``. Two ways keep an
+A scenario's id is ``capability/requirement-slug/scenario-slug``; the capability is its folder path
+under openspec/specs/ (``group/cap`` for a nested one), so the last two segments are always the
+requirement and scenario slugs (`split_id`). Two ways keep an
 id stable when names change:
 - an explicit anchor, ``<!-- specgen-id: cap/req/scn -->`` under the scenario header
   (the parser fills ``Scenario.anchor``), which wins over the names;
@@ -26,8 +28,9 @@ from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement
 
 SPECS_VIEW = "specs"
 _ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
-_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
-_ID = re.compile(rf"^(?:{_SLUG}:)?{_SLUG}/{_SLUG}/{_SLUG}$")  # `root:` only with several OpenSpec roots
+_SEG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+# `root:` only with several OpenSpec roots; a nested capability has several segments
+_ID = re.compile(rf"^(?:{_SEG}:)?{_SEG}(?:/{_SEG})*/{_SEG}/{_SEG}$")
 
 
 def slugify(name: str) -> str:
@@ -50,13 +53,52 @@ def normalize(text: str) -> str:
     return "\n".join(lines)
 
 
+# A line that starts a markdown block of its own (a list item, heading, table row, fence, quote):
+# anything else continues the line before it (re-wrapping, lazy or indented continuation lines).
+_BLOCK_START = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:\s|$)|#{1,6}(?:\s|$)|\||>|```|~~~")
+_FENCE = re.compile(r"```|~~~")
+
+
+def normalize_prose(text: str) -> str:
+    """Spec text as a fingerprint reads it: `normalize`, then each continuation line joined to the
+    line it continues with one space, so re-wrapping and re-indenting change nothing while a new
+    list item, heading or table row still starts a line. Lines inside a code fence stay lines.
+    Text whose blocks are one line each normalizes exactly as `normalize` does (fingerprints in a
+    lock written before continuation lines were joined stay valid for it)."""
+    if "\n" not in text and "specgen-id" not in text:
+        return " ".join(text.split())  # one line (a name): what `normalize` gives for it
+    out: list[str] = []
+    fenced = False
+    for line in normalize(text).split("\n"):
+        starts = _BLOCK_START.match(line)
+        if fenced or starts or not out or _FENCE.match(out[-1]):
+            out.append(line)
+        else:
+            out[-1] += " " + line
+        if _FENCE.match(line):
+            fenced = not fenced
+    return "\n".join(out)
+
+
 def fingerprint(*parts: str) -> str:
-    digest = hashlib.sha256("\n\x1f\n".join(normalize(p) for p in parts).encode("utf-8"))
+    """The first 16 hex digits of the SHA-256 of the parts (a name, its text) as `normalize_prose` reads them."""
+    digest = hashlib.sha256("\n\x1f\n".join(normalize_prose(p) for p in parts).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
 def is_valid_id(text: str) -> bool:
     return bool(_ID.match(text))
+
+
+def split_id(scenario_id: str) -> tuple[str, str, str]:
+    """(capability, requirement slug, scenario slug); the capability may hold '/' (nested folders)."""
+    cap, rslug, sslug = scenario_id.rsplit("/", 2)
+    return cap, rslug, sslug
+
+
+def id_shaped(text: str) -> bool:
+    """Has at least the three parts of an id (what `@check("...")` must be given)."""
+    return text.count("/") >= 2
 
 
 @dataclass(frozen=True)
@@ -151,7 +193,8 @@ def _build_view(name: str, change: str | None,
                 sid = scn.anchor
             elif scn.anchor is not None:
                 why = (f"specgen-id anchor {scn.anchor!r} is not an id of the form "
-                       "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-')")
+                       "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-'; "
+                       "a nested capability reads group/capability)")
                 problems.append(Issue(level, path, scn.line, why + where, "bad-anchor"))
             proposed.append((n, scn, sid, why))
     proposed = _scenario_collisions(items, proposed, problems, level, where)

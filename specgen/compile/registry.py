@@ -20,11 +20,11 @@ import difflib
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from specgen.compile.identity import View, normalize
+from specgen.compile.identity import View, id_shaped, normalize, split_id
 from specgen.errors import ERROR, Issue, SpecgenError
 
 
@@ -48,7 +48,7 @@ def _check_args(capability_or_id, requirement, scenario, manual) -> None:
     for value in (capability_or_id, requirement, scenario, manual):
         if value is not None and (not isinstance(value, str) or not value):
             raise TypeError("check() arguments must be non-empty strings")
-    if requirement is None and capability_or_id.count("/") != 2:
+    if requirement is None and not id_shaped(capability_or_id):
         raise TypeError(f"check({capability_or_id!r}): a scenario id reads capability/requirement-slug/scenario-slug")
 
 
@@ -59,7 +59,7 @@ def check(capability_or_id: str, requirement: str | None = None, scenario: str |
 
     def decorate(func: Callable) -> Callable:
         if requirement is None:
-            cap = capability_or_id.split("/", 1)[0]
+            cap = split_id(capability_or_id)[0]
             _BINDINGS.append(RuntimeBinding(cap, None, None, capability_or_id, func, manual))
         else:
             _BINDINGS.append(RuntimeBinding(capability_or_id, requirement, scenario, None, func, manual))
@@ -277,10 +277,10 @@ def _decl_from_call(module: str, path: Path, node, dec: ast.Call, fp: str, issue
     common = dict(module=module, path=path, func=node.name, line=dec.lineno, def_line=node.lineno,
                   source_fingerprint=fp, manual=manual)
     if len(args) == 1:
-        if args[0].count("/") != 2:
+        if not id_shaped(args[0]):
             bad(f"@check({args[0]!r}): a scenario id reads capability/requirement-slug/scenario-slug")
             return None
-        return Decl(target_id=args[0], capability=args[0].split("/")[0], requirement=None, scenario=None, **common)
+        return Decl(target_id=args[0], capability=split_id(args[0])[0], requirement=None, scenario=None, **common)
     if len(args) == 3:
         return Decl(target_id=None, capability=args[0], requirement=args[1], scenario=args[2], **common)
     bad("@check takes a scenario id, or capability, requirement and scenario names")

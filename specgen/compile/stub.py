@@ -16,8 +16,7 @@ def target_module(comp, ref: ScenarioRef) -> Path:
     """The first check module (in import-path order) already binding this capability; else a new
     module named for the capability in the first checks package."""
     for mod in comp.modules:
-        if any(d.capability == ref.capability or (d.target_id or "").startswith(ref.capability + "/")
-               for d in mod.checks):
+        if any(d.capability == ref.capability for d in mod.checks):  # bound by id: capability of the id
             return mod.path
     first = comp.config.checks[0]
     base = comp.root.joinpath(*first.split("."))
@@ -26,7 +25,7 @@ def target_module(comp, ref: ScenarioRef) -> Path:
     if not (base / "__init__.py").is_file():
         raise SpecgenError(f"tool.specgen.checks: {first!r} is not a package folder with __init__.py under the "
                            "project; create it or pass the module explicitly", comp.root / "pyproject.toml")
-    return base / (ref.capability.replace("-", "_") + ".py")
+    return base / (ref.capability.replace("-", "_").replace("/", "__") + ".py")
 
 
 def write_stub(comp, ref: ScenarioRef) -> tuple[Path, str]:

@@ -21,9 +21,17 @@ from pathlib import Path
 
 from specgen.reader.markdown import fence_mask, header_parts, scenario_name, strip_closing_run
 from specgen.reader.text import (
-    EOL_IN_LINE, S, WS, WS_CHARS, ci, js_trim, js_trim_end, normalize, normalize_eol, read_text_as_node,
+    EOL_IN_LINE,
+    WS,
+    WS_CHARS,
+    S,
+    ci,
+    js_trim,
+    js_trim_end,
+    normalize,
+    normalize_eol,
+    read_text_as_node,
 )
-
 
 LEVEL2_HEADER = re.compile("^##" + S + "+")
 REQUIREMENTS_HEADER = re.compile("^##" + S + "+" + ci("Requirements") + S + "*\\Z")
@@ -175,7 +183,8 @@ def extract_requirements_section(content: str) -> RequirementsParts:
 def _extract_requirements_section(content: str) -> RequirementsParts:
     lines = normalize(content).split("\n")
     mask = fence_mask(lines)
-    idx = next((i for i, l in enumerate(lines) if not mask[i] and l.startswith("##") and REQUIREMENTS_HEADER.match(l)), -1)
+    idx = next((i for i, ln in enumerate(lines)
+                if not mask[i] and ln.startswith("##") and REQUIREMENTS_HEADER.match(ln)), -1)
     if idx == -1:
         before = js_trim_end(content)
         return RequirementsParts(before + "\n\n" if before else "", "## Requirements", "", [], "\n")
@@ -299,7 +308,8 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         line = start_line + i
         buf = [hl]
         i += 1
-        while i < n and not is_req(i) and not (not mask[i] and lines[i].startswith("##") and LEVEL2_HEADER.match(lines[i])):
+        while i < n and not is_req(i) and not (not mask[i] and lines[i].startswith("##")
+                                               and LEVEL2_HEADER.match(lines[i])):
             record(i)
             buf.append(lines[i])
             i += 1
@@ -483,7 +493,7 @@ def extract_purpose_section(content: str) -> str | None:
     lines = normalized.split("\n")
     masked = _mask_html_comments(normalized).split("\n")
     fm = fence_mask(masked)
-    start = next((i for i, l in enumerate(masked) if not fm[i] and _PURPOSE_H2.match(l)), -1)
+    start = next((i for i, ln in enumerate(masked) if not fm[i] and _PURPOSE_H2.match(ln)), -1)
     if start == -1:
         return None
     end = len(masked)

@@ -14,7 +14,6 @@ from specgen.reader.markdown import Document, tail_text
 from specgen.reader.text import EOL_IN_LINE, NOT_EOL, WS, WS_CHARS, js_trim, read_text
 from specgen.reader.tree import discover_spec_files
 
-
 # ---------------------------------------------------------------------------- proposals
 
 _TITLE = re.compile(
@@ -168,7 +167,8 @@ def _task_files(folder: Path, root: Path) -> list[Path]:
         schema = yaml.safe_load(schema_file.read_text(encoding="utf-8")) or {}
         artifacts = schema.get("artifacts") or []
         tracks = (schema.get("apply") or {}).get("tracks")
-        art = next((a for a in artifacts if (a.get("generates") == tracks if tracks is not None else a.get("id") == "tasks")), None)
+        art = next((a for a in artifacts
+                    if (a.get("generates") == tracks if tracks is not None else a.get("id") == "tasks")), None)
         generates = art.get("generates") if art else None
     except Exception:
         return fallback

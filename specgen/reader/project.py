@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from specgen.errors import SpecgenError
+from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
 from specgen.reader.changes import parse_change
 from specgen.reader.specs import parse_spec
@@ -34,12 +34,28 @@ def find_openspec_root(start: Path | str = ".") -> Path | None:
 
 
 def load_project(root: Path | str = ".") -> Project:
-    """Parse ``<root>/openspec``: every spec, every active change, every archived change."""
+    """Parse ``<root>/openspec``: every spec, every active change, every archived change. A file
+that cannot be read is an error in ``Project.unreadable``, not an exception (the rest is read)."""
     root = Path(root)
     base = root / "openspec"
     if not base.is_dir():
         raise SpecgenError("no openspec/ folder here; pass --root DIR or run `openspec init`", base)
-    specs = tuple(parse_spec(path, sid) for sid, path in discover_spec_files(base / "specs"))
-    changes = tuple(parse_change(base / "changes" / cid, False, root) for cid in active_change_ids(root))
-    archived = tuple(parse_change(base / "changes" / "archive" / cid, True, root) for cid in archived_change_ids(root))
-    return Project(root, specs, changes, archived)
+    unreadable: list[Issue] = []
+    specs = _each(unreadable, parse_spec, [(path, sid) for sid, path in discover_spec_files(base / "specs")])
+    changes = _each(unreadable, parse_change,
+                    [(base / "changes" / cid, False, root) for cid in active_change_ids(root)])
+    archived = _each(unreadable, parse_change,
+                     [(base / "changes" / "archive" / cid, True, root) for cid in archived_change_ids(root)])
+    return Project(root, specs, changes, archived, tuple(unreadable))
+
+
+def _each(unreadable: list[Issue], parse, calls: list[tuple]) -> tuple:
+    """parse(*args) for each call; a file that cannot be read (SpecgenError naming it) becomes an
+    error Issue, and the item it belongs to is left out, so one bad file never hides the rest."""
+    out = []
+    for args in calls:
+        try:
+            out.append(parse(*args))
+        except SpecgenError as exc:
+            unreadable.append(Issue(ERROR, exc.path, exc.line, exc.message, "unreadable-file"))
+    return tuple(out)

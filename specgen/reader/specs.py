@@ -16,7 +16,6 @@ from specgen.model import Requirement, Scenario, Spec
 from specgen.reader.markdown import Document, Section, requirement_name, scenario_name
 from specgen.reader.text import WS_CHARS, read_text
 
-
 # ---------------------------------------------------------------------------- anchors
 
 _ANCHOR = re.compile(r"<!--\s*specgen-id:\s*(\S+?)\s*-->")

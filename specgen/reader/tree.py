@@ -17,7 +17,6 @@ from pathlib import Path
 from specgen.errors import SpecgenError
 from specgen.reader.text import utf16_key
 
-
 # ---------------------------------------------------------------------------- discovery
 
 
@@ -163,7 +162,8 @@ def nested_changes(changes_dir: Path, name: str, looks_like_change, links: str =
     while todo:
         d, prefix, depth = todo.pop()
         try:
-            subs = sorted(e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=follow) and not e.name.startswith("."))
+            subs = sorted(e.name for e in os.scandir(d)
+                          if e.is_dir(follow_symlinks=follow) and not e.name.startswith("."))
         except OSError:
             continue
         for child in reversed(subs):  # depth-first, in name order

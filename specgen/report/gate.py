@@ -49,7 +49,7 @@ def view_issues(comp: Compilation, view: View) -> list[Issue]:
 
 
 def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issue]:
-    issues = comp.problems(gated_changes)
+    issues = list(comp.project.unreadable) + comp.problems(gated_changes)
     for mod in comp.modules:
         for name, line in mod.unbound:
             issues.append(Issue(ERROR, mod.path, line, f"{name} is bound to nothing: add @check(...) or rename it "

@@ -15,6 +15,7 @@ from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
 from specgen.report import github, render
+from specgen.report.freshness import results_issues
 from specgen.report.gate import static_issues
 from specgen.adopt import baseline
 from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
@@ -27,9 +28,11 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
         source_url: str, fmt: str = "text", verbose: bool = False) -> int:
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
-    data = build(comp, load_results(res_path), no_manual, source_url)
-    issues = [i for i in static_issues(comp) if i.level == "error"
-              and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
+    results_data = load_results(res_path)
+    data = build(comp, results_data, no_manual, source_url)
+    stale = results_issues(comp, res_path, results_data)  # said loudly, and --gate fails on it
+    issues = stale + [i for i in static_issues(comp) if i.level == "error"
+                      and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
     data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
                        "line": i.line} for i in issues]
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
@@ -57,12 +60,16 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
                     print("    " + stub.rstrip("\n").replace("\n", "\n    "), file=sys.stderr)
         for i in data["issues"]:
             loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
-            print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
+            level = "warning" if i["code"] in ("missing-results", "stale-results") else "error"
+            print(f"{loc}{level}: {i['message']} [{i['code']}]", file=sys.stderr)
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
         if len(shown) < len(failed):
             print(f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
                   "`specgen report --gate --verbose` for all, or report.md", file=sys.stderr)
+    for i in stale:
+        if not gate:  # under --gate every issue is printed above
+            print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
     return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
 

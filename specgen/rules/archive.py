@@ -23,10 +23,20 @@ from specgen.reader.project import load_project
 from specgen.reader.specs import spec_from_text
 from specgen.reader.text import utf16_key
 from specgen.rules.merge import (
-    ArchiveAbort, BuildResult, SpecUpdate, build_update, find_spec_updates, match_line_ending,
+    ArchiveAbort,
+    BuildResult,
+    SpecUpdate,
+    build_update,
+    find_spec_updates,
+    match_line_ending,
 )
 from specgen.rules.metadata import read_marker
-from specgen.rules.retire import content_the_merge_cannot_name, describe_unaccounted, is_retirable_spec, prune_empty_dirs
+from specgen.rules.retire import (
+    content_the_merge_cannot_name,
+    describe_unaccounted,
+    is_retirable_spec,
+    prune_empty_dirs,
+)
 from specgen.rules.validate_change import nested_change_message, validate_change_for_archive
 from specgen.rules.validate_spec import validate_spec_content
 
@@ -209,7 +219,8 @@ def _archivable_change(root: Path, change_id: str) -> Path:
     nested = nested_change_message(root / "openspec" / "changes", change_id, root)
     if nested:
         first = re.search(r"openspec/changes/(\S+?)/(?:,|\.)", nested).group(1)
-        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir, code="archive_change_is_namespace_folder",
+        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir,
+                           code="archive_change_is_namespace_folder",
                            fix=f"Rename openspec/changes/{first}/ to a flat change directory, then archive it.")
     issues = validate_change_for_archive(root, change_id)
     errors = [i for i in issues if i.level == ERROR]

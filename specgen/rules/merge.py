@@ -18,14 +18,28 @@ from pathlib import Path
 
 from specgen.errors import SpecgenError
 from specgen.reader.blocks import (
-    Block, DeltaPlan, RequirementsParts, extract_purpose_section, extract_requirements_section,
-    delta_requirement_name, fold_requirement_name, normalize_requirement_name, parse_delta_spec,
+    Block,
+    DeltaPlan,
+    RequirementsParts,
+    delta_requirement_name,
+    extract_purpose_section,
+    extract_requirements_section,
+    fold_requirement_name,
+    normalize_requirement_name,
+    parse_delta_spec,
 )
 from specgen.reader.markdown import fence_mask
 from specgen.reader.specs import parse_spec_text
 from specgen.reader.text import js_len, js_trim, js_trim_end, normalize_eol, read_text_as_node
 from specgen.reader.tree import LINKS_ANY, discover_spec_files
-from specgen.rules.conflicts import BOTH, DUPLICATE, RENAME_OLD_MODIFIED, RENAME_REMOVED, RENAME_TO_ADDED, find_conflicts
+from specgen.rules.conflicts import (
+    BOTH,
+    DUPLICATE,
+    RENAME_OLD_MODIFIED,
+    RENAME_REMOVED,
+    RENAME_TO_ADDED,
+    find_conflicts,
+)
 from specgen.rules.structure import describe_scenario_balance, diff_scenario_names, find_main_spec_structure_issues
 from specgen.rules.validate_spec import MIN_PURPOSE_LENGTH, PURPOSE_PLACEHOLDER_PREFIX, PURPOSE_PLACEHOLDER_SUFFIX
 
@@ -75,7 +89,8 @@ def find_spec_updates(change_dir: Path, main_specs_dir: Path) -> list[SpecUpdate
 
 
 def build_spec_skeleton(spec_id: str, change_name: str, purpose: str | None = None) -> str:
-    body = (js_trim(purpose) if purpose else "") or f"{PURPOSE_PLACEHOLDER_PREFIX}{change_name}{PURPOSE_PLACEHOLDER_SUFFIX}"
+    placeholder = f"{PURPOSE_PLACEHOLDER_PREFIX}{change_name}{PURPOSE_PLACEHOLDER_SUFFIX}"
+    body = (js_trim(purpose) if purpose else "") or placeholder
     return f"# {spec_id} Specification\n\n## Purpose\n{body}\n\n## Requirements\n"
 
 

@@ -14,13 +14,36 @@ from specgen.errors import SpecgenError
 from specgen.reader.text import read_text_as_node
 from specgen.rules.validate_spec import node_fs_message
 
-
 _YAML_LOADER = None
+
+
+# `key: word` lines only (what `openspec new change` writes: schema and created date): the fast path.
+_SIMPLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*): +([A-Za-z][A-Za-z0-9_.-]*|[0-9]{4}-[0-9]{2}-[0-9]{2})[ \t]*")
+_NOT_STRINGS = frozenset({"null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE"})
+
+
+def _simple_mapping(text: str) -> dict | None:
+    """The mapping a file of `key: word` lines holds (every value a string under the loader below),
+    or None for anything else (which goes to PyYAML): validate need not import PyYAML for it."""
+    if "\r" in text or text.startswith("\ufeff"):
+        return None
+    out: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line:
+            continue
+        m = _SIMPLE_LINE.fullmatch(line)
+        if m is None or m.group(2) in _NOT_STRINGS:
+            return None
+        out[m.group(1)] = m.group(2)
+    return out or None
 
 
 def _yaml_load(text: str):
     """YAML 1.2 core-ish: like the `yaml` npm package, no timestamps and no yes/no/on/off booleans."""
     global _YAML_LOADER
+    simple = _simple_mapping(text)
+    if simple is not None:
+        return simple
     import yaml
 
     if _YAML_LOADER is None:
@@ -152,8 +175,8 @@ def _metadata_issues(data) -> list[tuple[str, str]]:
                 got = "undefined" if key not in ini else _js_type(ini[key])
                 out.append((f"initiative.{key}", f"Invalid input: expected string, received {got}"))
             elif not _KEBAB.match(ini[key]):
-                out.append((f"initiative.{key}",
-                            f"{label} must be kebab-case with lowercase letters, numbers, and single hyphen separators"))
+                out.append((f"initiative.{key}", f"{label} must be kebab-case with lowercase letters, numbers, "
+                            "and single hyphen separators"))
         extra = [k for k in ini if k not in ("store", "id")]
         if extra:
             out.append(("initiative", "Unrecognized key" + ("s" if len(extra) > 1 else "") + ": "
@@ -208,6 +231,18 @@ def read_marker(change_dir: Path, key: str, root: Path | None = None) -> Marker:
     return Marker(False)
 
 
+_DEFAULT_SCHEMA_LINE = re.compile(r"^schema: spec-driven[ \t]*\r?$", re.M)
+
+
+def _names_the_default_schema(config_text: str) -> bool:
+    """True when the project config's schema is spec-driven whatever the rest of the file holds:
+    its one mention of `schema` is the top-level line `schema: spec-driven`, and there are no
+    escapes (a quoted key could spell `schema` otherwise). Valid YAML then gives spec-driven, and
+    invalid YAML falls back to spec-driven: the answer needs no YAML parser (start-up of validate)."""
+    return (config_text.count("schema") == 1 and "\\" not in config_text
+            and _DEFAULT_SCHEMA_LINE.search(config_text) is not None)
+
+
 def resolve_schema_name(change_dir: Path, root: Path) -> str:
     """The change's schema: its .openspec.yaml, else openspec/config.yaml, else spec-driven.
 
@@ -227,8 +262,11 @@ def resolve_schema_name(change_dir: Path, root: Path) -> str:
     for name in ("config.yaml", "config.yml"):
         cfg = root / "openspec" / name
         if cfg.exists():
+            text = read_text_as_node(cfg)
+            if _names_the_default_schema(text):
+                return "spec-driven"
             try:
-                data = _yaml_load(read_text_as_node(cfg))
+                data = _yaml_load(text)
             except Exception:
                 break
             if isinstance(data, dict) and isinstance(data.get("schema"), str) and data["schema"]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, delta_requirement_name, scenario_names
 from specgen.reader.markdown import fence_mask
-from specgen.reader.text import S, WS_CHARS, ci, js_trim, normalize_eol
+from specgen.reader.text import WS_CHARS, S, ci, js_trim, normalize_eol
 
 
 @dataclass
@@ -72,10 +72,10 @@ def find_main_spec_structure_issues(content: str) -> list[dict]:
     """
     lines = normalize_eol(content).split("\n")
     mask = fence_mask(lines)
-    lines = ["" if mask[i] else l for i, l in enumerate(lines)]
+    lines = ["" if mask[i] else ln for i, ln in enumerate(lines)]
     issues = []
     seen: dict[str, int] = {}
-    hdr = next((i for i, l in enumerate(lines) if REQUIREMENTS_HEADER.match(l)), -1)
+    hdr = next((i for i, ln in enumerate(lines) if REQUIREMENTS_HEADER.match(ln)), -1)
     end = len(lines)
     if hdr != -1:
         for i in range(hdr + 1, len(lines)):

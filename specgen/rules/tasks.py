@@ -14,7 +14,6 @@ from specgen.rules.collate import collation_key
 from specgen.rules.metadata import SchemaError, resolve_schema, resolve_schema_name, schema_dir
 from specgen.rules.validate_spec import MSG_TASKS_NO_CHECKBOX, issue
 
-
 _LEVEL_TWO = re.compile("^ {0,3}##(?!#)(?:[ \t]+|[ \t]*\r?\\Z)")
 _NUMBERED_GROUP = re.compile("^ {0,3}##[ \t]+([0-9]+)\\.(?:[ \t]|\r?\\Z)")
 _TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + S + "|\\Z)")
@@ -78,7 +77,7 @@ def _numbering_issues(documents: list[tuple[str, str]]) -> list[tuple[str, int, 
     first: dict[str, tuple[str, int]] = {}
     for path, content in documents:
         lines = content.split("\n")
-        if not any(_NUMBERED_GROUP.match(l) for l in lines):
+        if not any(_NUMBERED_GROUP.match(ln) for ln in lines):
             continue
         group = None
         for idx, line in enumerate(lines):

@@ -12,23 +12,46 @@ from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
 from specgen.reader.blocks import (
-    DeltaPlan, contains_shall_or_must, count_empty_scenarios, count_scenarios, extract_requirements_section,
-    find_unread_delta_files, normalize_requirement_name, parse_delta_spec,
+    DeltaPlan,
+    contains_shall_or_must,
+    count_empty_scenarios,
+    count_scenarios,
+    extract_requirements_section,
+    find_unread_delta_files,
+    normalize_requirement_name,
+    parse_delta_spec,
 )
 from specgen.reader.text import S, ci, read_text_as_node
 from specgen.reader.tree import (
-    CHANGE_MARKERS, LINKS_ANY, describe_nested, discover_spec_files, has_any_file_under, nested_changes,
+    CHANGE_MARKERS,
+    LINKS_ANY,
+    describe_nested,
+    discover_spec_files,
+    has_any_file_under,
+    nested_changes,
 )
 from specgen.rules.conflicts import (
-    BOTH, DUPLICATE, RENAME_OLD_MODIFIED, RENAME_REMOVED, RENAME_TO_ADDED, find_conflicts,
+    BOTH,
+    DUPLICATE,
+    RENAME_OLD_MODIFIED,
+    RENAME_REMOVED,
+    RENAME_TO_ADDED,
+    find_conflicts,
 )
 from specgen.rules.merge import ArchiveAbort, build_update, find_spec_updates
 from specgen.rules.metadata import SchemaError, read_marker, resolve_schema, resolve_schema_name
 from specgen.rules.structure import describe_scenario_balance, diff_scenario_names
 from specgen.rules.tasks import task_issues
 from specgen.rules.validate_spec import (
-    GUIDE_NO_DELTAS, MSG_CHANGE_NO_DELTAS, MSG_SKIP_ACCEPTED, MSG_SKIP_CONFLICT, MSG_SKIP_INVALID, block_text,
-    issue, rel, shall_message,
+    GUIDE_NO_DELTAS,
+    MSG_CHANGE_NO_DELTAS,
+    MSG_SKIP_ACCEPTED,
+    MSG_SKIP_CONFLICT,
+    MSG_SKIP_INVALID,
+    block_text,
+    issue,
+    rel,
+    shall_message,
 )
 
 
@@ -118,12 +141,14 @@ def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = Tr
                                               f"applied or archived. Move its requirements into specs/{u['expected']}.",
                             1, f"{rel_specs}/{u['path']}"))
     for entry, sections, line in found.empty_sections:
-        issues.append(issue(ERROR, entry, f"Delta sections {_format_sections(sections)} were found, but no requirement "
-                                          'entries parsed. Ensure each section includes at least one "### Requirement:" '
-                                          "block (REMOVED may use bullet list syntax).", line, f"{rel_specs}/{entry}"))
+        message = (f"Delta sections {_format_sections(sections)} were found, but no requirement entries parsed. "
+                   'Ensure each section includes at least one "### Requirement:" block (REMOVED may use bullet '
+                   "list syntax).")
+        issues.append(issue(ERROR, entry, message, line, f"{rel_specs}/{entry}"))
     for entry in found.missing_header:
-        issues.append(issue(ERROR, entry, 'No delta sections found. Add headers such as "## ADDED Requirements" or move '
-                                          "non-delta notes outside specs/.", 1, f"{rel_specs}/{entry}"))
+        message = ('No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes '
+                   "outside specs/.")
+        issues.append(issue(ERROR, entry, message, 1, f"{rel_specs}/{entry}"))
     issues.extend(_skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec
                                       and not unread))
     if tasks:
@@ -303,10 +328,10 @@ def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> l
         if not diff.missing:
             continue
         names = ", ".join(f'"{n}"' for n in diff.missing)
-        out.append(issue(ERROR, entry, f'MODIFIED "{block.name}" omits scenario(s) the current spec still has: {names}. '
-                                       f"{describe_scenario_balance(diff)} Copy the omitted scenarios into the "
-                                       "MODIFIED block (a MODIFIED requirement replaces the whole block, so archive "
-                                       "refuses to drop them).", block.line, file))
+        message = (f'MODIFIED "{block.name}" omits scenario(s) the current spec still has: {names}. '
+                   f"{describe_scenario_balance(diff)} Copy the omitted scenarios into the MODIFIED block (a "
+                   "MODIFIED requirement replaces the whole block, so archive refuses to drop them).")
+        out.append(issue(ERROR, entry, message, block.line, file))
     return out
 
 

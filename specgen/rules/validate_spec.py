@@ -156,13 +156,13 @@ def _purpose_placeholder(overview: str, content: str):
     """(found, line) for a Purpose that is still a TBD/TODO or archive's generated sentence."""
     lines = normalize_eol(overview).split("\n")
     fm = fence_mask(lines)
-    prose = js_trim("\n".join(l for i, l in enumerate(lines) if not fm[i]))
+    prose = js_trim("\n".join(ln for i, ln in enumerate(lines) if not fm[i]))
     leading = _leading_marker(prose)
     if not leading and _placeholder_prefix_index(prose) is None:
         return False, None
     lines = normalize_eol(content).split("\n")
     fm = fence_mask(lines)
-    hdr = next((i for i, l in enumerate(lines) if not fm[i] and _PURPOSE_HEADER.match(l)), -1)
+    hdr = next((i for i, ln in enumerate(lines) if not fm[i] and _PURPOSE_HEADER.match(ln)), -1)
     if hdr == -1:
         return True, None
     purpose_lines = []

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from specgen.compile import generator, lock
-from specgen.compile.identity import fingerprint, is_valid_id, normalize, slugify
+from specgen.compile.identity import (
+    SPECS_VIEW,
+    View,
+    fingerprint,
+    is_valid_id,
+    normalize,
+    normalize_prose,
+    slugify,
+    split_id,
+)
 from specgen.compile.registry import read_module
 from specgen.errors import SpecgenError
 from specgen.project import load_config
@@ -29,11 +38,33 @@ def test_slugify_of_no_ascii_is_a_stable_hash():
     assert slugify("日本語").startswith("h") and is_valid_id(f"a/{slugify('日本語')}/b")
 
 
+def test_nested_capability_ids_split_from_the_right_and_flatten_to_one_file():
+    assert is_valid_id("billing/api/create-invoice/order-exists") and is_valid_id("core/a/b")
+    assert not is_valid_id("core/a") and not is_valid_id("billing//a/b")
+    assert split_id("billing/api/create-invoice/order-exists") == ("billing/api", "create-invoice", "order-exists")
+    specs, change = View(SPECS_VIEW, None, ()), View("add-x", "add-x", ())
+    assert generator.file_name(specs, "chat-template") == "test_chat_template.py"  # single level: unchanged
+    assert generator.file_name(specs, "billing/api") == "test_billing__api.py"
+    assert generator.file_name(change, "billing/api") == "changes/test_add_x__billing__api.py"
+
+
 def test_normalize_drops_anchor_blank_lines_and_runs_of_spaces():
     text = "<!-- specgen-id: a/b/c -->\n- **WHEN**   x \n\n- **THEN** y\r\n"
     assert normalize(text) == "- **WHEN** x\n- **THEN** y"
     assert fingerprint("n", text) == fingerprint("n", "- **WHEN** x\n- **THEN** y")
     assert fingerprint("n", text) != fingerprint("m", text)
+
+
+def test_normalize_prose_joins_continuation_lines_only():
+    one_line_steps = "- **WHEN** x\n- **THEN** y\n| a | b |\n#### Heading"
+    assert normalize_prose(one_line_steps) == normalize(one_line_steps)  # old lock fingerprints stay valid
+    assert normalize_prose("- **THEN** a b,\n  c d\n- **AND** e") == "- **THEN** a b, c d\n- **AND** e"
+    assert normalize_prose("- **THEN** a\n-100 is kept") == "- **THEN** a -100 is kept"  # not a list item
+    assert normalize_prose("1. a\n2) b\n* c\n+ d\n> e") == "1. a\n2) b\n* c\n+ d\n> e"
+    fenced = "- **THEN** prints\n```\nline one\nline two\n```\nafter"
+    assert normalize_prose(fenced) == "- **THEN** prints\n```\nline one\nline two\n```\nafter"
+    assert fingerprint("n", "- **THEN** a b\n  c") == fingerprint("n", "- **THEN** a\nb c")
+    assert fingerprint("n", "- **THEN** a b c") != fingerprint("n", "- **THEN** a b\n- c")
 
 
 SAMPLES = [
@@ -44,6 +75,13 @@ SAMPLES = [
     "- **WHEN** a [link](x)\n- **THEN** b &amp; c",
     "Free text line\n- **THEN** x",
     "- **WHEN** wrapped\n  continuation\n- **THEN** y",
+    "- **WHEN** wrapped\nlazy continuation\n- **THEN** y\n        deeper one",
+    "- **WHEN** a\n  and then b\n- **THEN** c\n  when:   d",
+    "- **WHEN** a\n\n  second paragraph\n\nafter the list\n- **THEN** c",
+    "- **WHEN** a\n  - nested item\n- **THEN** c\n  1. ordered",
+    "- **WHEN** a\n  2) b\n- **THEN** c\n  +\n  # not a heading",
+    "- **WHEN** a\n  with `code` and *stars*\n- **THEN** c",
+    "- **WHEN** 中文 ✨ and\n  emoji 🎉 -100 %\n- **THEN** c",
 ]
 
 
@@ -65,7 +103,8 @@ def test_docstring_escapes_triple_quotes():
 
 def test_lock_round_trip_and_bad_line(tmp_path):
     path = tmp_path / "specgen.lock"
-    entries = [lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16), lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16)]
+    entries = [lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16),
+               lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16)]
     assert lock.write(path, entries) is True and lock.write(path, entries) is False
     body = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
     assert body == sorted(body)
@@ -97,7 +136,8 @@ def test_registry_reads_literals_constants_and_flags_the_rest(tmp_path):
 
 
 def test_source_fingerprint_ignores_check_decorator_but_not_parametrize(tmp_path):
-    base = "from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\ndef check_x(v):\n    assert v\n"
+    base = ("from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\n"
+            "def check_x(v):\n    assert v\n")
     fp = _module(tmp_path, base)[0].checks[0].source_fingerprint
     assert _module(tmp_path, base.replace("'a/b/c'", "'a/b/d'"))[0].checks[0].source_fingerprint == fp
     assert _module(tmp_path, base.replace("[1]", "[1, 2]"))[0].checks[0].source_fingerprint != fp

@@ -75,7 +75,7 @@ def base_of(checkpoint: Path) -> Path | None:
     cfg = Path(checkpoint) / ADAPTER_CONFIG
     if not cfg.is_file():
         return None
-    base = json.loads(cfg.read_text()).get("base_model_name_or_path")
+    base = json.loads(cfg.read_text()).get("base_model_name_or_path")  # inventory: json-ok(PEFT adapter_config.json)
     if not base:
         raise CheckpointError(f"{cfg}: no base_model_name_or_path; pass --base <model folder>")
     return Path(base)
@@ -99,7 +99,7 @@ def load_unmerged(checkpoint: Path, base: Path | None = None, *, dtype: str = "a
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(_load(Qwen3VLForConditionalGeneration, base, dtype), str(checkpoint))
-    cfg = json.loads((checkpoint / ADAPTER_CONFIG).read_text())
+    cfg = json.loads((checkpoint / ADAPTER_CONFIG).read_text())  # inventory: json-ok(PEFT adapter_config.json)
     return model, "dora" if cfg.get("use_dora") else "lora", base
 
 
