@@ -16,6 +16,7 @@ Check modules are found by import path from ``[tool.specgen] checks``.
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import hashlib
 import importlib.util
@@ -183,12 +184,14 @@ def _is_check_call(dec: ast.expr, names: set[str], modules: set[str]) -> bool:
     return False
 
 
-def _source_fingerprint(source_lines: list[str], node: ast.FunctionDef, kept: list[ast.expr]) -> str:
-    # The function's own text plus its other decorators (parametrize data is part of the check);
-    # the @check lines are left out: re-binding is tracked by the binding itself.
-    parts = ["".join(source_lines[d.lineno - 1: d.end_lineno]) for d in kept]
-    body = "".join(source_lines[node.lineno - 1: node.end_lineno])
-    text = "\n".join(normalize(p) for p in [*parts, body])
+def _source_fingerprint(node: ast.FunctionDef, kept: list[ast.expr]) -> str:
+    # The function's syntax tree plus its other decorators (parametrize data is part of the check);
+    # the @check lines are left out: re-binding is tracked by the binding itself. The tree, not the
+    # text: re-formatting, re-wrapping and comments change no meaning, so they leave a review valid.
+    parts = [ast.dump(d, include_attributes=False) for d in kept]
+    bare = copy.copy(node)
+    bare.decorator_list = []
+    text = "\n".join([*parts, ast.dump(bare, include_attributes=False)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -222,7 +225,7 @@ def read_module(name: str, path: Path) -> tuple[CheckModule, list[Issue]]:
                 unbound.append((node.name, node.lineno))
             continue
         kept = [d for d in node.decorator_list if d not in checks]
-        fp = _source_fingerprint(lines, node, kept)
+        fp = _source_fingerprint(node, kept)
         for dec in checks:
             decl = _decl_from_call(name, path, node, dec, fp, issues, constants)
             if decl is not None:

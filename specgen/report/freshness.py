@@ -5,7 +5,8 @@ every check as missing or, worse, passing for code that never ran. ``results_iss
 warning issues (``missing-results``, ``stale-results``), which `specgen report` prints and
 `--gate` fails on (see docs/compiler.md):
 
-- missing: no results file at the path the report reads;
+- missing: no results file at the path the report reads, while some automated check is bound (a
+  project with no automated check yet, say one adopting specgen with a baseline, has nothing to run);
 - stale: the file is older than a generated test module or a check module (a test run since then
   would have run other code). The lock is not one of them: `specgen review` stamps it without
   changing any test, and the review is what clears a suspect binding (openspec/specs/spec-test-compiler);
@@ -44,6 +45,8 @@ def results_issues(comp: Compilation, path: Path, results: dict) -> list[Issue]:
     where = path.resolve()
     when = _mtime(path)
     if when is None:
+        if not any(b.decl.manual is None for b in comp.bound):
+            return []
         return [Issue(WARNING, where, None, f"no test results: {RERUN}; until then every automated check "
                       "counts as missing", "missing-results")]
     newest = _newest_input(comp)

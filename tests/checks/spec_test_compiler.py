@@ -310,7 +310,11 @@ def check_edited_scenario_suspect(proj):
 @check(CAP, "Suspect Links", "An edited check makes its binding suspect")
 def check_edited_check_suspect(proj):
     assert proj.specgen("generate").rc == 0
-    proj.edit(CHECKS, '(tmp_path / "out.txt").write_text("Bye.")', '(tmp_path / "out.txt").write_text("Bye." )')
+    # Layout and comments are not a change of meaning: the review stays valid.
+    proj.edit(CHECKS, '(tmp_path / "out.txt").write_text("Bye.")',
+              '(tmp_path / "out.txt").write_text(  # reworded later\n        "Bye."\n    )')
+    assert proj.specgen("check").rc == 0
+    proj.edit(CHECKS, '"Bye."\n', '"Bye!"\n')
     run = proj.specgen("check")
     assert run.rc == 1 and "the check's source changed" in run.out and "check_goodbye" in run.out
     assert "scenario text changed" not in run.out
