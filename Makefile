@@ -14,11 +14,12 @@ export DO_NOT_TRACK := 1
 export OPENSPEC_NO_UPDATE_CHECK := 1
 export NO_COLOR := 1
 
-.PHONY: help setup spec-tests test unit bench clean
+.PHONY: help setup spec-tests test unit lint bench clean
 
 help:
 	@echo "make spec-tests   generate tests from openspec/, run them, write $(REPORT)/report.*, gate"
 	@echo "make test         the whole suite: spec-tests, then specgen's and coordexp's own tests"
+	@echo "make lint         ruff check and ruff format --check (part of test)"
 	@echo "make bench        the benchmarks under bench/ (not part of test)"
 	@echo "make setup        only install (venv + pinned packages + OpenSpec CLI)"
 
@@ -48,7 +49,14 @@ spec-tests: setup
 unit: setup
 	$(BIN)/python -m pytest tests --ignore=tests/generated -q -n 2
 
-test: spec-tests unit
+# Lint and format over the hand-written code (the configuration is in pyproject.toml).
+LINTED := specgen src/coordexp scripts tests/checks
+
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+test: lint spec-tests unit
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
