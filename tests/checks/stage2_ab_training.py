@@ -10,7 +10,11 @@ import torch
 from coordexp.coord import load_tokenizer
 from coordexp.coordjson import parse
 from coordexp.stage2.channel_b import (
-    ChannelBConfig, ClosureError, build_target, locate_closure, rollout_prefix,
+    ChannelBConfig,
+    ClosureError,
+    build_target,
+    locate_closure,
+    rollout_prefix,
 )
 from coordexp.stage2.losses import ciou_loss, expectation_decode, geometry_losses
 from coordexp.stage2.matching import MatchConfig, Shape, candidates, match
@@ -79,7 +83,8 @@ def check_extremes():
 def check_resume_continues_the_sequence():
     import subprocess
     import sys
-    code = "from coordexp.stage2.schedule import channel_for_step as c; print(''.join(c(s, 0.85) for s in range(137, 300)))"
+    code = ("from coordexp.stage2.schedule import channel_for_step as c; "
+            "print(''.join(c(s, 0.85) for s in range(137, 300)))")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert fresh == "".join(channel_for_step(s, 0.85) for s in range(300))[137:]
 
@@ -462,7 +467,7 @@ def check_em_detach_keeps_the_first_and_last_iterations(tok, model, raw):
     modes = {}
     for mode in ("unroll", "em_detach"):
         seen = []
-        h = model.register_forward_pre_hook(lambda mod, args: seen.append(torch.is_grad_enabled()))
+        h = model.register_forward_pre_hook(lambda mod, args, seen=seen: seen.append(torch.is_grad_enabled()))
         try:
             out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions,
                                        ce_positions=row.ce_positions, coord_start=COORD0,

@@ -191,7 +191,7 @@ class Stage2Engine:
             raise Stage2SetupError(f"the rollout backend returned {len(outs)} outputs for {len(samples)} requests")
         gen_tokens = sum(len(o.token_ids) for o in outs)
         segs, parse_s, enc_s = [], 0.0, 0.0
-        for s, o in zip(samples, outs):
+        for s, o in zip(samples, outs, strict=True):
             t = time.perf_counter()
             try:
                 target = build_target(self.tok, o.token_ids, s.gt_objects, self.cfg.channel_b)
@@ -359,7 +359,7 @@ class Stage2Engine:
         outs = self.backend.generate([s.request for s in samples], self.cfg.decode,
                                      seed_base=seed_base(self.cfg.training_seed, 0), request_offset=0)
         tp = fp = fn = invalid = 0
-        for s, o in zip(samples, outs):
+        for s, o in zip(samples, outs, strict=True):
             pre = rollout_prefix(self.tok, o.token_ids, self.cfg.field_order)
             res = match([k.obj for k in pre.kept], [Shape.of(g) for g in s.gt_objects], self.cfg.channel_b.match)
             tp, fp, fn = tp + len(res.matched), fp + len(res.fp), fn + len(res.fn)
@@ -649,8 +649,8 @@ def main(config_path) -> int:
     except ConfigError as exc:
         print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
         return 2
-    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
-            PostPackError, WeightSyncError, RolloutClientError) as exc:
+    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError,
+            RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError) as exc:
         print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
         return 2
     losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
