@@ -59,12 +59,13 @@ def read_record(path: Path, index: int) -> tuple[dict, int]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise BadInput(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the line")
+                    raise BadInput(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                   "fix the line") from None
                 if not isinstance(record, dict):
                     raise BadInput(f"{path}:{lineno}: a record must be a JSON object, got {type(record).__name__}")
                 return record, lineno
     except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     raise BadInput(f"{path}: --index {index} is past the end ({lineno} records)")
 
 
@@ -114,13 +115,13 @@ def run(args: argparse.Namespace, out) -> None:
         tok = load_tokenizer()
         enc = encode_sample(record, tok, **settings, max_pixels=args.max_pixels, source=source)
     except (TemplateError, PromptConfigError) as exc:
-        raise BadInput(str(exc))
+        raise BadInput(str(exc)) from None
     n_sup = sum(1 for x in enc.labels if x != IGNORE_INDEX)
     print(f"sample: {source} (index {args.index})", file=out)
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + f", max_pixels={args.max_pixels}",
           file=out)
     grids = enc.image_grid_thw.tolist() if enc.image_grid_thw is not None else []
-    for path, grid, n in zip(record["images"], grids, counts):
+    for path, grid, n in zip(record["images"], grids, counts, strict=True):
         print(f"image: {path} {record['width']}x{record['height']} grid {grid} -> {n} image tokens", file=out)
     last = decode(tok, enc.input_ids[-1:])
     print(f"tokens: {len(enc.input_ids)} total, prompt_len {enc.prompt_len}, supervised {n_sup} (last: {last})",
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace, out) -> None:
     print(masked_text(tok, enc.input_ids, enc.labels), file=out)
     if args.tokens:
         print("--- tokens (position, id, label, piece) ---", file=out)
-        for i, (tid, lab, piece) in enumerate(zip(enc.input_ids, enc.labels, decode_pieces(tok, enc.input_ids))):
+        pieces = decode_pieces(tok, enc.input_ids)
+        for i, (tid, lab, piece) in enumerate(zip(enc.input_ids, enc.labels, pieces, strict=True)):
             print(f"{i:6d} {tid:7d} {lab:7d} {piece!r}", file=out)
 
 

@@ -24,9 +24,10 @@ import platform
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def write_run_manifest(output_dir: str | Path, *, config_path: str | Path, resol
 
     meta = {
         "schema_version": SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": str(config_path),
         "base_config": str(base_config_path) if base_config_path else None,
         "run_name": run_name,

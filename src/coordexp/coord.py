@@ -50,7 +50,7 @@ def qwen_tokenizer_dir() -> Path:
 
 # ----------------------------------------------------------------------------- per-tokenizer tables
 
-_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tokenizer_table(tokenizer, name: str, build):
@@ -100,7 +100,7 @@ def _coord_token_ids(tokenizer) -> tuple[int, ...]:
     return tuple(ids)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(folder: str):
     from transformers import AutoTokenizer
 
@@ -249,7 +249,7 @@ def canonicalize_poly(points) -> list:
 def poly_area2(points) -> Fraction:
     """Twice the absolute shoelace area of a flat polygon (0 means degenerate)."""
     pts = [(Fraction(points[i]), Fraction(points[i + 1])) for i in range(0, len(points), 2)]
-    s = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
+    s = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True))
     return abs(s)
 
 

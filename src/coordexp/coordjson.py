@@ -437,7 +437,6 @@ def _parse_from(text: str, strict: bool, field_order: str | None, search_from: i
     the container was rejected (None otherwise)."""
     res = ParseResult()
     n = len(text)
-    resume: list[int | None] = [None]
 
     def fail(reason: str, pos: int, detail: str, rejected: bool = False) -> tuple[ParseResult, int | None]:
         if strict:

@@ -19,9 +19,10 @@ import json
 import math
 import random
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from coordexp.coord import parse_coord_value
 
@@ -201,7 +202,7 @@ def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObjec
             c.add(f"{where}.{key}", LEGACY_GEOMETRY[key])
             ok = False
         elif key not in OBJECT_KEYS:
-            c.add(f"{where}.{key}", f"unknown object key (allowed: desc, bbox_2d or poly, poly_points)")
+            c.add(f"{where}.{key}", "unknown object key (allowed: desc, bbox_2d or poly, poly_points)")
             ok = False
     if "desc" not in obj:
         c.add(f"{where}.desc", "missing")

@@ -48,9 +48,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def port_in_use(host: str, port: int) -> bool:
     return True
 
 
-def choose_server_impl(pf: "Preflight", env: Mapping[str, str],
+def choose_server_impl(pf: Preflight, env: Mapping[str, str],
                        vllm_importable: Callable[[], bool] | None = None) -> tuple[str, str]:
     """(impl, why): which rollout server the launcher starts, and the reason it logs."""
     forced = env.get("COORDEXP_STAGE2_SERVER_IMPL")
@@ -351,7 +351,7 @@ def parse_server_command(cmd: list[str]) -> dict[str, str]:
     rest = cmd[start:]
     if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
         raise ValueError(f"not a --flag value list: {rest}")
-    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2])}
+    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}
 
 
 def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 IGNORE_INDEX = -100
 
@@ -421,7 +422,7 @@ def assert_packing_isolated(batch: dict, *, attn_implementation: str, use_cache:
     length = batch["input_ids"].shape[-1]
     if cu is None or int(cu[0]) != 0 or int(cu[-1]) != length:
         raise PackingLeakError(f"packed batch cu_seq_lens_q must run from 0 to the row length {length}")
-    expected = torch.cat([torch.arange(int(b - a)) for a, b in zip(cu[:-1], cu[1:])])
+    expected = torch.cat([torch.arange(int(b - a)) for a, b in zip(cu[:-1], cu[1:], strict=True)])
     if not torch.equal(pos[0, 0].cpu(), expected):
         raise PackingLeakError("the text position row does not restart at 0 at each cu_seq_lens boundary "
                                "(and count up by 1 inside a sample): packed samples would not be isolated")

@@ -26,9 +26,10 @@ positions as ``input_ids`` (the one-token shift happens in the loss).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from coordexp.prompts import PromptConfigError, system_prompt, user_prompt
 
@@ -216,10 +217,9 @@ def strip_trailing_assistant(messages: Sequence[dict]) -> list[dict]:
 
 @functools.lru_cache(maxsize=1)
 def _compiled_template():
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     # Sandboxed like HF chat templates; StrictUndefined so a typo is an error, not "".
     from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
     return env.from_string(QWEN3_VL_CHAT_TEMPLATE)
@@ -279,7 +279,8 @@ def _validate_messages(messages: Sequence[dict], image_token_counts: Sequence[in
             raise TemplateError(f"image_token_counts[{k}]: {n!r}; must be a positive int")
 
 
-def render_chat(messages: Sequence[dict], image_token_counts: Sequence[int], add_generation_prompt: bool = False) -> str:
+def render_chat(messages: Sequence[dict], image_token_counts: Sequence[int],
+                add_generation_prompt: bool = False) -> str:
     """Render messages with the project's Qwen3-VL template; image pads already expanded."""
     counts = list(image_token_counts)
     _validate_messages(messages, counts)
@@ -551,7 +552,7 @@ def decode_frame(tokenizer, ids: Sequence[int]) -> DecodeFrame:
     joined = "".join(pieces)
     if joined != full:
         pos = 0
-        for i, piece in enumerate(pieces):
+        for i, piece in enumerate(pieces):  # noqa: B007 (i names the diverging token after the loop)
             if full[pos:pos + len(piece)] != piece:
                 break
             pos += len(piece)

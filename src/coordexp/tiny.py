@@ -206,6 +206,6 @@ def synthetic_segment(generator, *, prompt_len: int, answer_len: int, grid: tupl
     if coord_every:
         bins = torch.randint(0, 1000, (answer_len,), generator=generator).tolist()
         answer = [coord_start + b if i % coord_every == coord_every - 1 else a
-                  for i, (a, b) in enumerate(zip(answer, bins))]
+                  for i, (a, b) in enumerate(zip(answer, bins, strict=True))]
     ids = prompt + answer
     return TinySegment(ids, [-100] * len(prompt) + answer, pixels, grid_t)

@@ -53,12 +53,12 @@ def _dashed_rect(draw, box, color, width: int, dash: int = 8) -> None:
 def _label(draw, xy, text: str, color, font) -> None:
     """Text on a white patch, shifted left/down as needed so it stays inside the picture."""
     x, y = xy
-    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
     width, height = draw.im.size
-    x = max(2, min(x, width - (r - l) - 4))
-    y = max(1, min(y, height - (b - t) - 3))
-    l, t, r, b = draw.textbbox((x, y), text, font=font)
-    draw.rectangle([l - 2, t - 1, r + 2, b + 1], fill=(255, 255, 255))
+    x = max(2, min(x, width - (x1 - x0) - 4))
+    y = max(1, min(y, height - (y1 - y0) - 3))
+    x0, y0, x1, y1 = draw.textbbox((x, y), text, font=font)
+    draw.rectangle([x0 - 2, y0 - 1, x1 + 2, y1 + 1], fill=(255, 255, 255))
     draw.text((x, y), text, fill=color, font=font)
 
 
@@ -88,7 +88,7 @@ def render_overlay(row: dict, iou_threshold: float = 0.5):
     sb = lambda b: [b[0] * scale, b[1] * scale, (b[2] + 1) * scale - 1, (b[3] + 1) * scale - 1]  # noqa: E731
     c = classify(row, iou_threshold)
     mismatch = dict(c["desc_mismatch"])
-    for p, g in c["matched"]:
+    for _p, g in c["matched"]:
         draw.rectangle(sb(row["gt"][g]["bbox"]), outline=GREEN, width=1)
     for g in c["fn"]:
         draw.rectangle(sb(row["gt"][g]["bbox"]), outline=ORANGE, width=4)

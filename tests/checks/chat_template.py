@@ -213,7 +213,7 @@ def _vision_spans(tok, ids):
     opens = [i for i, t in enumerate(ids) if t == start]
     closes = [i for i, t in enumerate(ids) if t == end]
     assert len(opens) == len(closes)
-    return [ids[a + 1:b] for a, b in zip(opens, closes)]
+    return [ids[a + 1:b] for a, b in zip(opens, closes, strict=True)]
 
 
 @check(CAP, "Qwen3-VL Chat Rendering", "Vision placeholder count matches the image grid")
@@ -325,7 +325,7 @@ def check_im_end_supervised(tok, encoded):
 @check(CAP, "Training Labels", "Labels are not shifted")
 def check_labels_not_shifted(encoded):
     assert len(encoded.labels) == len(encoded.input_ids)
-    pairs = [(lab, tid) for lab, tid in zip(encoded.labels, encoded.input_ids) if lab != T.IGNORE_INDEX]
+    pairs = [(lab, tid) for lab, tid in zip(encoded.labels, encoded.input_ids, strict=True) if lab != T.IGNORE_INDEX]
     assert pairs and all(lab == tid for lab, tid in pairs)
 
 

@@ -60,7 +60,8 @@ def expanded(stock, tmp_path_factory):
     return dst, proc
 
 
-@check("checkpoint-preparation", "Coord vocabulary expansion", "The expanded tokenizer holds one contiguous coord block")
+@check("checkpoint-preparation", "Coord vocabulary expansion",
+       "The expanded tokenizer holds one contiguous coord block")
 def check_expanded_ids(expanded):
     from transformers import AutoTokenizer
 
@@ -77,7 +78,8 @@ def check_expanded_ids(expanded):
     assert json.loads((dst / "coord_tokens.json").read_text())[:2] == [COORD_WILDCARD, coord_token(0)]
 
 
-@check("checkpoint-preparation", "Coord vocabulary expansion", "Old rows are unchanged and new rows are at the old mean")
+@check("checkpoint-preparation", "Coord vocabulary expansion",
+       "Old rows are unchanged and new rows are at the old mean")
 def check_expanded_rows(stock, expanded, tmp_path):
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -278,7 +280,7 @@ def check_two_ranks_match(two_runs):
     assert "torchrun: 2 process(es)" in runs["two"][1].stderr
     a, b = summaries["two"]["logged_losses"], summaries["one"]["logged_losses"]
     assert len(a) == len(b) == 2
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert abs(x - y) <= 2e-4 * abs(y), (a, b)
     # rank 0's trainer gated its own packs only: half of the single process's
     assert 2 * summaries["two"]["gated_batches"] == summaries["one"]["gated_batches"]

@@ -226,7 +226,7 @@ def check_overlay_styles(tmp_path):
                 [y1 * scale + (y2 - y1) * scale * t / 40 for t in range(12, 30)]]
 
     def near(px, color, tol=40):
-        return all(abs(a - b) <= tol for a, b in zip(px, color))
+        return all(abs(a - b) <= tol for a, b in zip(px, color, strict=False))
 
     matched, fp, fn = r["pred"][0], r["pred"][1], r["gt"][1]
     assert all(near(p, vis.GREEN) for p in edge(matched))

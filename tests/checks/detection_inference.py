@@ -100,7 +100,7 @@ def check_gt_pixels_cover_drawn(assets):
         row = build_row(rec, "", field_order="desc_first")
         for obj in row["gt"]:
             drawn = assets["drawn"][(rec.width, rec.height, tuple(obj["bins"]))]
-            assert all(abs(a - b) <= 1 for a, b in zip(obj["bbox"], drawn)), (obj, drawn)
+            assert all(abs(a - b) <= 1 for a, b in zip(obj["bbox"], drawn, strict=True)), (obj, drawn)
             n += 1
     assert n >= 6 and any(r.width != r.height for r in records)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zlib
@@ -357,7 +356,7 @@ def check_sample_seed_and_id():
     forward = [sample_seed(*c) for c in cases]
     backward = [sample_seed(*c) for c in reversed(cases)][::-1]
     assert forward == backward
-    for (es, b, i), got in zip(cases, forward):
+    for (es, b, i), got in zip(cases, forward, strict=True):
         assert got == (es ^ ((b + 1) * 0x9E3779B1) ^ ((i + 1) * 0xC2B2AE35)) % (1 << 32)
         assert 0 <= got < 1 << 32
     for name, b in (("coco_train", 0), ("lvis", 123456)):

@@ -196,7 +196,7 @@ def check_labels_aligned():
         assert got[0] == IGNORE_INDEX
         assert got[1:] == seg.labels[1:]
         # supervised labels sit on the token they name (ms-swift alignment; the loss shifts)
-        assert all(lab == tok for lab, tok in zip(got, seg.input_ids) if lab != IGNORE_INDEX)
+        assert all(lab == tok for lab, tok in zip(got, seg.input_ids, strict=True) if lab != IGNORE_INDEX)
 
 
 # ------------------------------------------------------------------ packed == alone

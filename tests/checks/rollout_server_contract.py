@@ -13,7 +13,12 @@ from coordexp.rollout.alignment import PromptMismatchError
 from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
 from coordexp.rollout.client import RolloutClient, RolloutContractError
 from coordexp.rollout.request import (
-    DecodeSettings, RequestBuildError, from_messages, infer_request, request_config, seed_base,
+    DecodeSettings,
+    RequestBuildError,
+    from_messages,
+    infer_request,
+    request_config,
+    seed_base,
 )
 from coordexp.rollout.response import RolloutResponseError, parse_infer_response
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
@@ -284,7 +289,12 @@ from coordexp.rollout.sync_client import GlooSyncClient  # noqa: E402
 from coordexp.rollout.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
 from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
 from tests.coordexp.launcher_fixtures import (  # noqa: E402
-    SCRIPT, STUBBORN_SERVER, ensure_assets, pid_alive, run_launcher, write_config,
+    SCRIPT,
+    STUBBORN_SERVER,
+    ensure_assets,
+    pid_alive,
+    run_launcher,
+    write_config,
 )
 from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
 

@@ -103,7 +103,8 @@ def check_git_sha_and_dirty(tmp_path, monkeypatch):
     assert meta["git_dirty"] is True and any("f.txt" in line for line in meta["git_status_porcelain"])
 
 
-@check("run-artifacts", "Run metadata and upstream provenance", "Upstream versions are recorded or marked not installed")
+@check("run-artifacts", "Run metadata and upstream provenance",
+       "Upstream versions are recorded or marked not installed")
 def check_upstream_versions(tmp_path, monkeypatch):
     import importlib.metadata as md
 

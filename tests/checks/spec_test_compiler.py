@@ -55,14 +55,16 @@ def check_collision_blocks_only_its_scenarios(proj):
     tests = proj.pytest("-rf")
     assert re.search(r"\b2 failed, 3 passed\b", tests.text), tests.text  # the named person runs twice
     assert tests.text.count("cannot be compiled: scenario id greeting/farewell/goodbye collides") == 2, tests.text
-    proj.edit(SPEC, "#### Scenario: Goodbye!\n", "#### Scenario: Goodbye!\n<!-- specgen-id: greeting/farewell/bye -->\n")
+    proj.edit(SPEC, "#### Scenario: Goodbye!\n",
+              "#### Scenario: Goodbye!\n<!-- specgen-id: greeting/farewell/bye -->\n")
     run = proj.specgen("generate")
     assert run.rc == 0 and "collides" not in run.text, run.text
 
 
 @check(CAP, "Stable Scenario Identity", "An anchor keeps the id across a rename")
 def check_anchor_survives_rename(proj):
-    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n<!-- specgen-id: greeting/farewell/goodbye -->\n")
+    proj.edit(SPEC, "#### Scenario: Goodbye\n",
+              "#### Scenario: Goodbye\n<!-- specgen-id: greeting/farewell/goodbye -->\n")
     proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting/farewell/goodbye")')
     assert proj.specgen("generate").rc == 0
     proj.edit(SPEC, "#### Scenario: Goodbye", "#### Scenario: Saying goodbye")
@@ -355,7 +357,8 @@ def check_stub_written(proj):
 
 
 # ---------------------------------------------------------------- manual
-MANUAL_CHECK = '\n\n@check("greeting", "Farewell", "Goodbye", manual="manual/goodbye.md")\ndef check_goodbye_on_gpu():\n    ...\n'
+MANUAL_CHECK = ('\n\n@check("greeting", "Farewell", "Goodbye", manual="manual/goodbye.md")\n'
+                'def check_goodbye_on_gpu():\n    ...\n')
 
 
 def _manual_project(proj):
@@ -452,7 +455,8 @@ def check_skip_never_counts(proj):
 
 
 # ---------------------------------------------------------------- pipeline
-NEW_SCENARIO = "\n#### Scenario: Goodbye in French\n- **WHEN** the greeter says goodbye in French\n- **THEN** it returns \"Au revoir.\"\n"
+NEW_SCENARIO = ("\n#### Scenario: Goodbye in French\n- **WHEN** the greeter says goodbye in French\n"
+                "- **THEN** it returns \"Au revoir.\"\n")
 
 
 @check(CAP, "Spec Test Pipeline", "A new scenario fails until its check is added")

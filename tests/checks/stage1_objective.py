@@ -83,9 +83,9 @@ def _reference_terms(z, k, w: CoordLossWeights):
          for j in range(COORD_BINS)]
     zq = sum(q)
     q = [x / zq for x in q]
-    soft = -sum(qj * math.log(pj) for qj, pj in zip(q, p) if qj > 0)
+    soft = -sum(qj * math.log(pj) for qj, pj in zip(q, p, strict=True) if qj > 0)
     cp = cq = w1 = 0.0
-    for pj, qj in zip(p, q):
+    for pj, qj in zip(p, q, strict=True):
         cp += pj
         cq += qj
         w1 += abs(cp - cq)
@@ -104,7 +104,7 @@ def check_terms_match_formulas():
     got = coord_terms(z, bins, CS, w)
     for i in range(4):
         ref = _reference_terms(z[i], int(bins[i]), w)
-        for name, a, b in zip(("softCE", "W1", "gate", "hardCE"), (t[i].item() for t in got), ref):
+        for name, a, b in zip(("softCE", "W1", "gate", "hardCE"), (t[i].item() for t in got), ref, strict=True):
             assert abs(a - b) < TOL, (name, i, a, b)
     # the weighted mean over coord positions is what the loss uses
     labels = torch.full((1, 5), -100)
@@ -199,8 +199,9 @@ def check_packed_equals_padded_loss(model):
     # a per-row mean (the defect this normalisation avoids) would differ on rows of unequal length
     row_means = []
     for r in range(len(segs)):
-        row = stage1_loss(model(input_ids=padded["input_ids"][r:r + 1], attention_mask=padded["attention_mask"][r:r + 1],
-                                use_cache=False).logits.detach(), padded["labels"][r:r + 1], coord_start=151670)
+        logits = model(input_ids=padded["input_ids"][r:r + 1], attention_mask=padded["attention_mask"][r:r + 1],
+                       use_cache=False).logits.detach()
+        row = stage1_loss(logits, padded["labels"][r:r + 1], coord_start=151670)
         row_means.append(row.loss.item())
     assert abs(sum(row_means) / len(row_means) - lu.loss.item()) > 1e-3
 

@@ -10,7 +10,11 @@ import torch
 from coordexp.coord import load_tokenizer
 from coordexp.coordjson import parse
 from coordexp.stage2.channel_b import (
-    ChannelBConfig, ClosureError, build_target, locate_closure, rollout_prefix,
+    ChannelBConfig,
+    ClosureError,
+    build_target,
+    locate_closure,
+    rollout_prefix,
 )
 from coordexp.stage2.losses import ciou_loss, expectation_decode, geometry_losses
 from coordexp.stage2.matching import MatchConfig, Shape, candidates, match
@@ -79,7 +83,8 @@ def check_extremes():
 def check_resume_continues_the_sequence():
     import subprocess
     import sys
-    code = "from coordexp.stage2.schedule import channel_for_step as c; print(''.join(c(s, 0.85) for s in range(137, 300)))"
+    code = ("from coordexp.stage2.schedule import channel_for_step as c; "
+            "print(''.join(c(s, 0.85) for s in range(137, 300)))")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert fresh == "".join(channel_for_step(s, 0.85) for s in range(300))[137:]
 
@@ -372,7 +377,7 @@ def raw(tok):
         enc = encode_sample(d, tok, field_order=GF)
         req = from_messages(build_messages(d, field_order=GF, with_assistant=False))
         out.append(RawSample(i, enc, req, [{"desc": o.desc, "bbox_2d": list(o.values)} for o in r.objects],
-                             f"{r.source}:{r.line}"))
+                             f"{r.source}:{r.line}", r))
     return out
 
 
@@ -462,7 +467,7 @@ def check_em_detach_keeps_the_first_and_last_iterations(tok, model, raw):
     modes = {}
     for mode in ("unroll", "em_detach"):
         seen = []
-        h = model.register_forward_pre_hook(lambda mod, args: seen.append(torch.is_grad_enabled()))
+        h = model.register_forward_pre_hook(lambda mod, args, seen=seen: seen.append(torch.is_grad_enabled()))
         try:
             out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions,
                                        ce_positions=row.ce_positions, coord_start=COORD0,
@@ -581,6 +586,33 @@ def check_one_channel_and_the_raw_budget_per_optimizer_step(tok, model, raw):
     assert res.metrics["stage2/raw_rollouts"] == 3 and res.metrics["_segments"] == 3
     assert all(s.channel == "B" for r in res.rows for s in r.segments)
     assert res.loss > 0 and e.buffers.occupancy == 0
+
+
+# ---------------------------------------------------------------- Rollout Eval Detection Metrics
+
+@check(CAP, "Rollout Eval Detection Metrics", "Eval detection adds the COCO keys")
+def check_eval_detection_adds_the_coco_keys(tok, model, raw):
+    """``rollout_matching.eval_detection.enabled`` from the smoke config to the logged eval keys."""
+    from pathlib import Path
+
+    from coordexp.config import load_config
+    from coordexp.eval import evaluate_rows
+    from coordexp.infer.artifact import build_row
+    from coordexp.stage2.trainer import Stage2Engine, engine_config
+
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
+    got = {}
+    for on in (True, False):
+        cfg = load_config(smoke, overrides={"rollout_matching.eval_detection.enabled": on})
+        got[on] = Stage2Engine(tok, engine_config(cfg, tok, model), FakeBackend(tok, raw)).evaluate(raw)
+    texts = [o.text for o in FakeBackend(tok, raw).generate([s.request for s in raw], None, seed_base=0)]
+    report, _ = evaluate_rows([build_row(s.record, t, field_order=GF) for s, t in zip(raw, texts, strict=True)])
+    want = {f"eval_rollout/{k}": v for k, v in report.items() if k.startswith("bbox_")}
+    assert len(want) == 12 and {k: got[True][k] for k in want if k in got[True]} == want
+    assert got[True]["eval_rollout/bbox_AP50"] > 0
+    assert not [k for k in got[False] if "bbox_" in k]
+    assert {k: v for k, v in got[True].items() if "bbox_" not in k} == got[False]
+    assert got[False]["eval_rollout/precision"] == 0.5  # one exact GT box and one far box per rollout
 
 
 # ---------------------------------------------------------------- Stage-2 CPU Smoke

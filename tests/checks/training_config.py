@@ -169,7 +169,8 @@ def check_all_problems_reported(tmp_path):
 
 @check(CAP, "Strict Keys With Dotted Paths", "ms-swift sections accept exactly ms-swift's fields")
 def check_swift_sections(tmp_path):
-    ok = leaf(tmp_path, "model:\n  attn_impl: sdpa\ntraining:\n  vit_lr: 1.0e-4\nrlhf:\n  beta: 0.1\n  llm_kd_weight: 1.0\n")
+    ok = leaf(tmp_path, "model:\n  attn_impl: sdpa\ntraining:\n  vit_lr: 1.0e-4\n"
+                        "rlhf:\n  beta: 0.1\n  llm_kd_weight: 1.0\n")
     cfg = load_config(ok)
     assert cfg.model["attn_impl"] == "sdpa" and cfg.rlhf == {"beta": 0.1, "llm_kd_weight": 1.0}
     bad = leaf(tmp_path, "model:\n  attn_implementation: sdpa\ntraining:\n  beta: 0.1\n", name="configs/bad.yaml")
@@ -231,7 +232,8 @@ REMOVED_KEYS = [
 
 def _nested_yaml(dotted_key: str, value: str = "1") -> str:
     parts = dotted_key.split(".")
-    return "".join(f"{'  ' * i}{p}:\n" for i, p in enumerate(parts[:-1])) + f"{'  ' * (len(parts) - 1)}{parts[-1]}: {value}\n"
+    head = "".join(f"{'  ' * i}{p}:\n" for i, p in enumerate(parts[:-1]))
+    return head + f"{'  ' * (len(parts) - 1)}{parts[-1]}: {value}\n"
 
 
 @pytest.mark.parametrize("key", REMOVED_KEYS)
@@ -301,7 +303,8 @@ def check_enums_bounds(tmp_path):
             "rollout_matching:\n  decoding:\n    top_k: 0\n")
     keys = error_keys(leaf(tmp_path, body, base=STAGE2))
     assert "<= 1.0" in keys["stage2_ab.schedule.b_ratio"] and "1.5" in keys["stage2_ab.schedule.b_ratio"]
-    assert "'unroll', 'em_detach'" in keys["stage2_ab.softctx_grad_mode"] and "detach" in keys["stage2_ab.softctx_grad_mode"]
+    grad_mode = keys["stage2_ab.softctx_grad_mode"]
+    assert "'unroll', 'em_detach'" in grad_mode and "detach" in grad_mode
     assert "-1" in keys["rollout_matching.decoding.top_k"] and "got 0" in keys["rollout_matching.decoding.top_k"]
 
 
@@ -575,7 +578,8 @@ def check_paths_cwd_independent(tmp_path, monkeypatch):
 
 @check(CAP, "Paths Independent Of The Working Directory", "Dot paths are relative to the config file")
 def check_dot_paths(tmp_path, monkeypatch):
-    text = STAGE1.replace("  train_jsonl: data/train.jsonl\n", "  train_jsonl: data/train.jsonl\n  val_jsonl: ./val.jsonl\n")
+    text = STAGE1.replace("  train_jsonl: data/train.jsonl\n",
+                          "  train_jsonl: data/train.jsonl\n  val_jsonl: ./val.jsonl\n")
     path = write(tmp_path, "configs/sub/x.yaml", text)
     monkeypatch.chdir("/")
     cfg = load_config(path)
@@ -605,7 +609,8 @@ def check_anchored_stage2():
     assert s2.schedule.b_ratio == 0.85 and s2.n_softctx_iter == 2
     assert rm.rollout_backend == "vllm" and rm.max_new_tokens == 2048 and rm.vllm.max_model_len == 12000
     assert cfg.global_max_length == 12000 and rm.max_new_tokens < rm.vllm.max_model_len
-    assert (s2.bbox_smoothl1_weight, s2.bbox_ciou_weight, s2.coord_gate_weight, s2.desc_ce_weight) == (2.0, 0.2, 1.0, 1.0)
+    got = (s2.bbox_smoothl1_weight, s2.bbox_ciou_weight, s2.coord_gate_weight, s2.desc_ce_weight)
+    assert got == (2.0, 0.2, 1.0, 1.0)
     sc = cfg.custom.coord_soft_ce_w1
     assert sc.enabled and (sc.soft_ce_weight, sc.w1_weight) == (0.2, 0.2)
 

@@ -171,7 +171,8 @@ def check_checks_need_no_gpu(tmp_path):
     # the scan itself: a planted CUDA-bound automated check is found, a manual one is not
     (tmp_path / "planted.py").write_text(
         "import pytest, torch\nfrom specgen import check\n\n"
-        "@check('c', 'R', 'S')\n@pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\ndef check_gpu():\n    pass\n\n"
+        "@check('c', 'R', 'S')\n@pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
+        "def check_gpu():\n    pass\n\n"
         "@check('c', 'R', 'T', manual='tests/manual/x.md')\ndef check_manual():\n    '''needs CUDA'''\n"
     )
     assert [(n, f) for _, n, f in gpu_bound_checks(tmp_path)] == [(6, "check_gpu")]
@@ -273,7 +274,6 @@ def stage1_built(leaf: Path) -> object:
     """What the stage_1 recipe's run() builds from a config before training: trainer kwargs, packing policy,
     dataset contents (or the setup error it raises)."""
     import hashlib
-
     from unittest import mock
 
     from coordexp import packing as packing_mod

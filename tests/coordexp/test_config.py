@@ -202,7 +202,7 @@ def test_swift_field_cache_roundtrip(tmp_path, monkeypatch):
         swift_fields.field_sets.cache_clear()
 
 
-@pytest.mark.parametrize("key", ["monitor_dump", "eval_detection", "offload", "desc_monitor"])
+@pytest.mark.parametrize("key", ["monitor_dump", "offload", "desc_monitor"])
 def test_unimplemented_rollout_features_are_refused_when_on(tmp_path, key):
     smoke = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
     leaf = write(tmp_path, "configs/stage2_ab/x/leaf.yaml",

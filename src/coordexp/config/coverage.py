@@ -55,7 +55,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
                              ("vllm.server.debug_dump", "rollout-server debug dumps"))
        for k in ("enabled", "every_steps", "out_dir", "max_events", "max_samples", "max_chars",
                  "max_pending_writes", "min_free_gb")},
-    "rollout_matching.eval_detection.enabled": ("COCO mAP evaluation is not implemented", "set it false"),
     **{f"rollout_matching.offload.{k}": ("offloading during rollouts is not implemented", "set it false")
        for k in ("enabled", "offload_model", "offload_optimizer")},
     "rollout_matching.desc_monitor.enabled": ("the desc monitor is not implemented", "set it false"),
@@ -130,6 +129,7 @@ PROBED: dict[str, tuple[str, Any]] = {
     "rollout_matching.maskiou_resolution": ("stage2_engine", 128),
     "rollout_matching.fp_cost": ("stage2_engine", 0.25),
     "rollout_matching.fn_cost": ("stage2_engine", 3.0),
+    "rollout_matching.eval_detection.enabled": ("stage2_engine", True),  # its effect: check_eval_detection_*
     "training.packing_buffer": ("stage2_engine", 32),
     "rollout_matching.rollout_backend": ("launcher", "hf"),
     "rollout_matching.vllm.tensor_parallel_size": ("launcher", 2),

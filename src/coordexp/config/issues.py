@@ -16,7 +16,8 @@ KeyPath = tuple
 
 
 def dotted(path: KeyPath) -> str:
-    """``("rollout_matching", "vllm", "server", "servers", 0, "x")`` -> ``rollout_matching.vllm.server.servers[0].x``."""
+    """``("rollout_matching", "vllm", "server", "servers", 0, "x")``
+    -> ``rollout_matching.vllm.server.servers[0].x``."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -231,7 +231,8 @@ def check_packing(cfg, ctx: Ctx) -> None:
                   f"flash_attention_2, or sdpa/eager with training.packing_collator: padding_free_4row; got {attn!r}")
     if cfg.custom.trainer_variant == STAGE2_VARIANT:
         if not ex.packing_drop_last:
-            ctx.error(("training", "packing_drop_last"), "must be true for Stage-2 post-rollout packing (carry-only mode)")
+            ctx.error(("training", "packing_drop_last"),
+                      "must be true for Stage-2 post-rollout packing (carry-only mode)")
         if cfg.training.get("dataloader_drop_last") is not True:
             ctx.error(("training", "dataloader_drop_last"), "must be true for Stage-2 packing")
 

@@ -41,7 +41,7 @@ def _read_from_swift() -> dict[str, list[str]]:
     except ImportError as exc:
         raise SwiftUnavailable(f"cannot import ms-swift ({exc}); it is needed to validate model/template/data/"
                                "tuner/quantization/training/rlhf keys") from exc
-    train_cls = getattr(sa, "SftArguments", None) or getattr(sa, "TrainArguments")
+    train_cls = getattr(sa, "SftArguments", None) or sa.TrainArguments
     return {
         "train": sorted(f.name for f in dataclasses.fields(train_cls)),
         "rlhf": sorted(f.name for f in dataclasses.fields(sa.RLHFArguments)),
@@ -53,7 +53,8 @@ def field_sets() -> dict[str, frozenset[str]]:
     swift_v, tf_v = _versions()
     path = cache_dir() / f"swift-fields-{swift_v}-transformers-{tf_v}.json"
     try:
-        cached = json.loads(path.read_text(encoding="utf-8"))  # inventory: json-ok(ms-swift field-name cache, not model output)
+        text = path.read_text(encoding="utf-8")
+        cached = json.loads(text)  # inventory: json-ok(ms-swift field-name cache, not model output)
         if set(cached) == {"train", "rlhf"}:
             return {k: frozenset(v) for k, v in cached.items()}
     except (OSError, ValueError):

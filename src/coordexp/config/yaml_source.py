@@ -64,7 +64,8 @@ def load_yaml(path: Path, issues: list[Issue]) -> YamlDoc | None:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        issues.append(Issue(Loc(file, 1), "", f"a config file must be a mapping of sections, got a {type(data).__name__}"))
+        issues.append(Issue(Loc(file, 1), "",
+                            f"a config file must be a mapping of sections, got a {type(data).__name__}"))
         return None
     return YamlDoc(path, data, marks)
 
@@ -179,7 +180,8 @@ def _resolve(path: Path, chain: tuple[Path, ...], tree: ConfigTree, issues: list
             ok = False
             continue
         if not base.is_file():
-            issues.append(Issue(loc, "extends", f"base config {ref!r} not found (resolved relative to this file: {base})"))
+            issues.append(Issue(loc, "extends",
+                                f"base config {ref!r} not found (resolved relative to this file: {base})"))
             ok = False
             continue
         sub = _resolve(base, (*chain, path), tree, issues)

@@ -84,7 +84,7 @@ def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[d
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    metrics = {f"bbox_{k}": float(v) for k, v in zip(STAT_KEYS, ev.stats)}
+    metrics = {f"bbox_{k}": float(v) for k, v in zip(STAT_KEYS, ev.stats, strict=True)}
     per_class = {}
     prec = ev.eval["precision"]  # [T, R, K, A, M]
     names = {c["id"]: c["name"] for c in cats}

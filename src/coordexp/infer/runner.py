@@ -123,7 +123,7 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
         elif tokenizer is None:
             raise ValueError("run_inference: a backend passed in needs its tokenizer")
         requests = _requests([by_index[i] for i in pending], inf)
-        req_of = dict(zip(pending, requests))
+        req_of = dict(zip(pending, requests, strict=True))
         bar = _progress(inf, total=len(records), initial=len(records) - len(pending))
         try:
             with ArtifactWriter(inf.artifact, state.valid_bytes) as writer:

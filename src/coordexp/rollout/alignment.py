@@ -10,7 +10,7 @@ says where they diverge and what usually causes it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class PromptMismatchError(ValueError):
@@ -25,7 +25,8 @@ def check_prompt_alignment(learner_prompt_ids: Sequence[int], server_prompt_ids:
     plen = len(learner) if learner_prompt_len is None else learner_prompt_len
     if learner == server and plen == len(server):
         return plen
-    first = next((i for i, (a, b) in enumerate(zip(learner, server)) if a != b), min(len(learner), len(server)))
+    first = next((i for i, (a, b) in enumerate(zip(learner, server, strict=False)) if a != b),
+                 min(len(learner), len(server)))
     hint = ("the <|image_pad|> count differs: the server's image processor resized the image "
             "(set vllm.mm_processor_kwargs.do_resize: false)") if len(learner) != len(server) else \
         "the server renders the chat template differently"

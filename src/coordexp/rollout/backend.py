@@ -21,8 +21,9 @@ step's ``seed_base`` and the request's position (``request_offset`` + index).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from coordexp.rollout.request import DecodeSettings
 from coordexp.rollout.response import RolloutResult

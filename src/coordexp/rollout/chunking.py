@@ -9,7 +9,7 @@ servers then never see more than cap requests per GPU at once. When cap * rollou
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 class ChunkingError(ValueError):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import http.client
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import requests
 

@@ -28,13 +28,20 @@ the training run's dropout or data order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from coordexp.rollout.backend import RolloutBackendError, RolloutOutput, ensure_eos
 from coordexp.rollout.request import SEED_MASK, DecodeSettings, call_seed, check_infer_request
 from coordexp.template import (
-    DECODE_KWARGS, IM_END, MAX_PIXELS, MERGE_SIZE, TemplateError, check_images, load_image_processor,
+    DECODE_KWARGS,
+    IM_END,
+    MAX_PIXELS,
+    MERGE_SIZE,
+    TemplateError,
+    check_images,
+    load_image_processor,
     render_generation_prompt,
 )
 

@@ -45,9 +45,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from coordexp.rollout.backend import RolloutBackendError
 from coordexp.rollout.request import SEED_MASK, DecodeSettings, RequestBuildError
@@ -416,7 +417,7 @@ class LoopbackRolloutServer:
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "LoopbackRolloutServer":
+    def start(self) -> LoopbackRolloutServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -37,7 +37,7 @@ class GlooGroup:
 
     @classmethod
     def create(cls, host: str, port: int, rank: int, world_size: int,
-               timeout_s: float = DEFAULT_TIMEOUT_S) -> "GlooGroup":
+               timeout_s: float = DEFAULT_TIMEOUT_S) -> GlooGroup:
         import torch.distributed as dist
 
         if not 0 <= rank < world_size:

@@ -27,8 +27,8 @@ on CUDA, a gloo group on CPU. Names are rewritten as ms-swift does for vLLM (PEF
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 
 class WeightSyncError(RuntimeError):

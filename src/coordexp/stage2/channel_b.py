@@ -28,8 +28,9 @@ Steps (DOMAIN §3 and §7; each is a function below):
    - closure: the container's closing ``}`` is located by the parser's string-aware brace
      scan over the decoded target (never "the last ``}``"; the prefix was read in step 1,
      so only the fragment is read again, from the state the prefix leaves the parser in:
-     ``_read_fragment``), and the first ``<|im_end|>`` after it; both are supervised. If either cannot be located the sample is dropped
-     (``ClosureError``; counted by the caller under ``closure_supervision/N_drop``).
+     ``_read_fragment``), and the first ``<|im_end|>`` after it; both are supervised. If either
+     cannot be located the sample is dropped (``ClosureError``; counted by the caller under
+     ``closure_supervision/N_drop``).
 4. Geometry targets: each matched prefix box's 4 coord slots take the matched GT's bins;
    each FN box's slots take its own bins; FP boxes get nothing.
 
@@ -181,7 +182,7 @@ class _Vocab:
     im_end_id: int
 
     @classmethod
-    def of(cls, tokenizer) -> "_Vocab":
+    def of(cls, tokenizer) -> _Vocab:
         return tokenizer_table(tokenizer, "channel_b_vocab", lambda tok: cls(
             piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)))
 
@@ -442,7 +443,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     for i in sorted(matched_pred):
         j = matched_pred[i]
         groups.append(GeometryGroup("matched", prefix.kept[i].coord_positions, tuple(gts[j].values), j))
-    for o, j in zip(fn_objs, result.fn):
+    for o, j in zip(fn_objs, result.fn, strict=True):
         slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if first_coord <= assistant_ids[t] < stop_coord)
         if len(slots) != 4 or [assistant_ids[t] - first_coord for t in slots] != list(gts[j].values):
             raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
@@ -475,7 +476,7 @@ def teacher_forced_row(learner_prompt_ids, server_prompt_ids, target: ChannelBTa
     plen = check_prompt_alignment(learner_prompt_ids, server_prompt_ids, sample=sample)
     ids = [int(i) for i in learner_prompt_ids] + target.assistant_ids
     weights = [0.0] * plen + target.ce_weights
-    labels = [i if w > 0 else -100 for i, w in zip(ids, weights)]
+    labels = [i if w > 0 else -100 for i, w in zip(ids, weights, strict=True)]
     groups = [GeometryGroup(g.kind, tuple(p + plen for p in g.positions), g.target_bins, g.gt_index)
               for g in target.groups]
     return TeacherForcedRow(input_ids=ids, labels=labels, ce_weights=weights, groups=groups, prompt_len=plen)

@@ -87,7 +87,7 @@ class Shape:
                 raise ValueError(f"{self.geometry} values must be int bins 0..999, got {list(self.values)}")
 
     @classmethod
-    def of(cls, obj) -> "Shape":
+    def of(cls, obj) -> Shape:
         """From a Shape, a parsed object (``.geometry``/``.values``) or a record dict."""
         if isinstance(obj, Shape):
             return obj
@@ -147,7 +147,7 @@ def rasterize(shape: Shape, resolution: int) -> np.ndarray:
     px = centers[None, :]
     py = centers[:, None]
     inside = np.zeros((resolution, resolution), dtype=bool)
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True):
         if y0 == y1:
             continue  # a horizontal edge never crosses a scanline through pixel centers
         crosses = (y0 > py) != (y1 > py)  # (R, 1)
@@ -248,7 +248,8 @@ def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndar
             masks[(side, idx)] = rasterize(shape, r)
         return masks[(side, idx)]
 
-    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j])) for i, j in zip(rows.tolist(), cols.tolist())]
+    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j]))
+            for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 # ----------------------------------------------------------------------------- assignment
@@ -271,7 +272,7 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
     rows = np.repeat(np.arange(n_p), cands.shape[1])  # pred-major, candidates in order
     cols = cands.ravel()
     ious = _pair_ious(preds, gts, pe, ge, rows, cols, config.maskiou_resolution)
-    res.mask_iou = dict(zip(zip(rows.tolist(), cols.tolist()), ious))
+    res.mask_iou = dict(zip(zip(rows.tolist(), cols.tolist(), strict=True), ious, strict=True))
     res.n_candidate_pairs = len(ious)
     iou = np.array(ious, dtype=np.float64)
     passed = ~(iou < config.maskiou_gate)
@@ -288,7 +289,7 @@ def match(preds, gts, config: MatchConfig = MatchConfig()) -> MatchResult:
     real = (rows < n_p) & (cols < n_g)
     rows, cols = rows[real], cols[real]
     ok = full[rows, cols] < MATCH_COST_LIMIT  # a gated pair the solver was forced into is no match
-    res.matched = sorted(zip(rows[ok].tolist(), cols[ok].tolist()))
+    res.matched = sorted(zip(rows[ok].tolist(), cols[ok].tolist(), strict=True))
     matched_pred, matched_gt = {i for i, _ in res.matched}, {j for _, j in res.matched}
     res.fp = [i for i in range(n_p) if i not in matched_pred]
     res.fn = [j for j in range(n_g) if j not in matched_gt]

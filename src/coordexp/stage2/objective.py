@@ -44,7 +44,7 @@ class Stage2LossWeights:
     radius: int | None = None
 
     @classmethod
-    def from_config(cls, cfg) -> "Stage2LossWeights":
+    def from_config(cls, cfg) -> Stage2LossWeights:
         s2, sc = cfg.stage2_ab, cfg.custom.coord_soft_ce_w1
         return cls(desc_ce_weight=s2.desc_ce_weight, smoothl1=s2.bbox_smoothl1_weight, ciou=s2.bbox_ciou_weight,
                    soft_ce=sc.soft_ce_weight if sc.enabled else 0.0, w1=sc.w1_weight if sc.enabled else 0.0,

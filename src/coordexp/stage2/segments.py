@@ -77,7 +77,7 @@ def channel_a_segment(enc, tokenizer, *, field_order: str, desc_ce_weight: float
     weights = [0.0] * plen
     for t in range(len(assistant)):
         weights.append(0.0 if is_coord[t] else (desc_ce_weight if t in desc else 1.0))
-    labels = [i if w > 0 else IGNORE_INDEX for i, w in zip(ids, weights)]
+    labels = [i if w > 0 else IGNORE_INDEX for i, w in zip(ids, weights, strict=True)]
     return Stage2Segment(CHANNEL_A, ids, labels, weights, groups, enc.pixel_values, enc.image_grid_thw, sample)
 
 

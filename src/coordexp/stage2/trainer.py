@@ -62,6 +62,7 @@ class RawSample:
     request: dict  # RolloutInferRequest-shaped dict (Channel-B)
     gt_objects: list  # [{"desc", "bbox_2d": [bins]}] in GT order
     sample: str  # "file:line"
+    record: Any = None  # the coordexp.data.Record (rollout eval's COCO rows need its image size and GT)
 
     @property
     def prompt_ids(self) -> list[int]:
@@ -94,7 +95,7 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
         except TemplateError as exc:
             raise Stage2SetupError(str(exc)) from exc
         gt = [{"desc": o.desc, o.geometry: list(o.values)} for o in rec.objects]
-        out.append(RawSample(i, enc, from_messages(msgs, sample=where), gt, where))
+        out.append(RawSample(i, enc, from_messages(msgs, sample=where), gt, where, rec))
     if not out:
         raise Stage2SetupError(f"{path}: no {split} samples")
     return out
@@ -119,6 +120,7 @@ class EngineConfig:
     spatial_merge_size: int = 2
     decode_mode: str = "greedy"
     num_beams: int = 1
+    eval_detection: bool = False  # rollout eval adds COCO bbox metrics (coordexp.stage2.eval_detection)
 
 
 @dataclass
@@ -189,7 +191,7 @@ class Stage2Engine:
             raise Stage2SetupError(f"the rollout backend returned {len(outs)} outputs for {len(samples)} requests")
         gen_tokens = sum(len(o.token_ids) for o in outs)
         segs, parse_s, enc_s = [], 0.0, 0.0
-        for s, o in zip(samples, outs):
+        for s, o in zip(samples, outs, strict=True):
             t = time.perf_counter()
             try:
                 target = build_target(self.tok, o.token_ids, s.gt_objects, self.cfg.channel_b)
@@ -357,7 +359,7 @@ class Stage2Engine:
         outs = self.backend.generate([s.request for s in samples], self.cfg.decode,
                                      seed_base=seed_base(self.cfg.training_seed, 0), request_offset=0)
         tp = fp = fn = invalid = 0
-        for s, o in zip(samples, outs):
+        for s, o in zip(samples, outs, strict=True):
             pre = rollout_prefix(self.tok, o.token_ids, self.cfg.field_order)
             res = match([k.obj for k in pre.kept], [Shape.of(g) for g in s.gt_objects], self.cfg.channel_b.match)
             tp, fp, fn = tp + len(res.matched), fp + len(res.fp), fn + len(res.fn)
@@ -365,8 +367,13 @@ class Stage2Engine:
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0
-        return {f"{prefix}/precision": p, f"{prefix}/recall": r, f"{prefix}/f1": f1,
-                f"{prefix}/invalid_rollout": float(invalid), f"{prefix}/samples": float(len(samples))}
+        out = {f"{prefix}/precision": p, f"{prefix}/recall": r, f"{prefix}/f1": f1,
+               f"{prefix}/invalid_rollout": float(invalid), f"{prefix}/samples": float(len(samples))}
+        if self.cfg.eval_detection:
+            from coordexp.stage2.eval_detection import coco_metrics
+
+            out.update(coco_metrics(self.tok, samples, outs, self.cfg.field_order, prefix))
+        return out
 
 
 def _attn_impl(model) -> str | None:
@@ -425,7 +432,7 @@ def engine_config(cfg, tok, model) -> EngineConfig:
         training_seed=cfg.dataset_seed,
         image_token_id=getattr(vc, "image_token_id", 151655),
         spatial_merge_size=getattr(getattr(vc, "vision_config", None), "spatial_merge_size", 2),
-        decode_mode=rm.decode_mode, num_beams=rm.num_beams)
+        decode_mode=rm.decode_mode, num_beams=rm.num_beams, eval_detection=rm.eval_detection.enabled)
 
 
 def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
@@ -642,8 +649,8 @@ def main(config_path) -> int:
     except ConfigError as exc:
         print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
         return 2
-    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError, RolloutBackendError,
-            PostPackError, WeightSyncError, RolloutClientError) as exc:
+    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError,
+            RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError) as exc:
         print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
         return 2
     losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
