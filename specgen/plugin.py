@@ -21,8 +21,11 @@ _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 def pytest_addoption(parser) -> None:
     parser.getgroup("specgen").addoption(
-        "--specgen-results", default=None, metavar="PATH",
-        help="where to write specgen's per-binding outcomes (default: <report dir>/results.json)")
+        "--specgen-results",
+        default=None,
+        metavar="PATH",
+        help="where to write specgen's per-binding outcomes (default: <report dir>/results.json)",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -52,9 +55,13 @@ def pytest_itemcollected(item) -> None:
     if mark is None:
         return
     kw = mark.kwargs
-    values = {"requirement": kw.get("requirement"), "scenario_id": kw.get("id"),
-              "spec_fingerprint": kw.get("spec_fingerprint"), "check": kw.get("check") or "",
-              "view": kw.get("view") or "specs"}
+    values = {
+        "requirement": kw.get("requirement"),
+        "scenario_id": kw.get("id"),
+        "spec_fingerprint": kw.get("spec_fingerprint"),
+        "check": kw.get("check") or "",
+        "view": kw.get("view") or "specs",
+    }
     for name in _PROPS:
         item.user_properties.append((name, values[name]))
     importer = importer_properties(_junit_settings(item.config), {**values, "scenario": kw.get("scenario")})
@@ -111,8 +118,10 @@ class _Recorder:
             outcome = "failed" if report.when == "call" else "error"
         if outcome is None:
             return
-        rec = self.results.setdefault(report.nodeid, {
-            "nodeid": report.nodeid, **{k: props.get(k) for k in _PROPS}, "outcome": "passed", "message": ""})
+        rec = self.results.setdefault(
+            report.nodeid,
+            {"nodeid": report.nodeid, **{k: props.get(k) for k in _PROPS}, "outcome": "passed", "message": ""},
+        )
         if _RANK[outcome] >= _RANK[rec["outcome"]]:
             rec["outcome"] = outcome
             if outcome != "passed":

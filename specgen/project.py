@@ -111,10 +111,16 @@ class Config:
         """The OpenSpec folder's parent, once the folder exists; else an error naming what to fix."""
         if not self.openspec_dir.is_dir():
             if "specs" in self.configured:
-                raise SpecgenError(f"no OpenSpec root: tool.specgen.specs = {self.specs!r} is not a folder; fix the "
-                                   "path or run `openspec init` there", self.root / "pyproject.toml")
-            raise SpecgenError("no OpenSpec root: no openspec/ folder in this project root; run `openspec init`, "
-                               "set tool.specgen.specs in pyproject.toml, or pass --root DIR", self.root)
+                raise SpecgenError(
+                    f"no OpenSpec root: tool.specgen.specs = {self.specs!r} is not a folder; fix the "
+                    "path or run `openspec init` there",
+                    self.root / "pyproject.toml",
+                )
+            raise SpecgenError(
+                "no OpenSpec root: no openspec/ folder in this project root; run `openspec init`, "
+                "set tool.specgen.specs in pyproject.toml, or pass --root DIR",
+                self.root,
+            )
         return self.openspec_parent
 
 
@@ -127,8 +133,11 @@ def find_root(start: Path | str = ".") -> Path:
             return folder
         if (folder / "openspec").is_dir():
             return folder
-    raise SpecgenError("no project found: no pyproject.toml with [tool.specgen] and no openspec/ folder here "
-                       "or above; pass --root DIR", start)
+    raise SpecgenError(
+        "no project found: no pyproject.toml with [tool.specgen] and no openspec/ folder here "
+        "or above; pass --root DIR",
+        start,
+    )
 
 
 def resolve(root_arg: str | Path | None = None) -> Config:
@@ -162,8 +171,9 @@ def load_config(root: Path | str) -> Config:
     for key, value in table.items():
         if key == "roots":
             continue
-        values[key] = _adoption_checked(key, value, pyproject) if key in _ADOPTION_DEFAULTS else (
-            _checked(key, value, pyproject))
+        values[key] = (
+            _adoption_checked(key, value, pyproject) if key in _ADOPTION_DEFAULTS else (_checked(key, value, pyproject))
+        )
     values["checks"] = tuple(values["checks"])
     values["gate"] = tuple(values["gate"])
     values["junit"] = tuple(sorted(values["junit"].items()))
@@ -188,15 +198,16 @@ def _checked(key: str, value, pyproject: Path):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise SpecgenError("tool.specgen.checks: expected a list of import paths, e.g. [\"tests.checks\"]",
-                               pyproject)
+            raise SpecgenError('tool.specgen.checks: expected a list of import paths, e.g. ["tests.checks"]', pyproject)
         return value
     if not isinstance(value, str) or not value:
         raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
     if key == "specs" and Path(value).name != "openspec":
-        raise SpecgenError(f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
-                           "<folder>/openspec/specs and <folder>/openspec/changes), e.g. \"docs/openspec\"",
-                           pyproject)
+        raise SpecgenError(
+            f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
+            '<folder>/openspec/specs and <folder>/openspec/changes), e.g. "docs/openspec"',
+            pyproject,
+        )
     return value
 
 
@@ -205,16 +216,19 @@ def _adoption_checked(key: str, value, pyproject: Path):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise SpecgenError('tool.specgen.gate: expected a list of capability names or patterns, e.g. '
-                               '["auth", "billing/*"]', pyproject)
+            raise SpecgenError(
+                'tool.specgen.gate: expected a list of capability names or patterns, e.g. ["auth", "billing/*"]',
+                pyproject,
+            )
         return value
     if key == "junit":
         if not isinstance(value, dict):
             raise SpecgenError("tool.specgen.junit: expected a table, e.g. [tool.specgen.junit] xray = true", pyproject)
         for k, v in value.items():
             if k not in _JUNIT_KEYS:
-                raise SpecgenError(f"tool.specgen.junit.{k}: unknown key; known keys: {', '.join(sorted(_JUNIT_KEYS))}",
-                                   pyproject)
+                raise SpecgenError(
+                    f"tool.specgen.junit.{k}: unknown key; known keys: {', '.join(sorted(_JUNIT_KEYS))}", pyproject
+                )
             if not isinstance(v, _JUNIT_KEYS[k]):
                 raise SpecgenError(f"tool.specgen.junit.{k}: expected a {_JUNIT_KEYS[k].__name__}", pyproject)
         return value
@@ -253,8 +267,10 @@ def roots(config: Config, only: str | None = None) -> list[Root]:
         return found
     picked = [r for r in found if only in (r.name, r.config.specs, str(Path(r.config.specs).parent))]
     if not picked:
-        raise SpecgenError(f"--only {only}: no such root; roots: "
-                           + ", ".join(f"{r.name or '(the only one)'} ({r.config.specs})" for r in found))
+        raise SpecgenError(
+            f"--only {only}: no such root; roots: "
+            + ", ".join(f"{r.name or '(the only one)'} ({r.config.specs})" for r in found)
+        )
     return picked
 
 
@@ -263,14 +279,18 @@ def _matched(config: Config) -> list[str]:
     for pattern in config.roots:
         hits = [p for p in config.root.glob(pattern) if p.is_dir() and p.name == "openspec"]
         if not hits:
-            raise SpecgenError(f"tool.specgen.roots: {pattern!r} matches no folder called openspec under "
-                               f"{config.root}; fix the pattern", config.root / "pyproject.toml")
+            raise SpecgenError(
+                f"tool.specgen.roots: {pattern!r} matches no folder called openspec under "
+                f"{config.root}; fix the pattern",
+                config.root / "pyproject.toml",
+            )
         folders.update(p.relative_to(config.root).as_posix() for p in hits)
     return sorted(folders)
 
 
 def _names(folders: list[str]) -> list[str]:
     """Each root's name: the slug of the folder holding it, or of its whole path where two share one."""
+
     def slug(text: str) -> str:
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "root"
 
@@ -280,15 +300,22 @@ def _names(folders: list[str]) -> list[str]:
 
 def _root_config(config: Config, name: str, folder: str, names: tuple[str, ...]) -> Config:
     lock = Path(config.lock)
-    return replace(config, specs=folder, output=f"{config.output}/{name}", report=f"{config.report}/{name}",
-                   lock=str(lock.with_name(f"{lock.stem}.{name}{lock.suffix or '.lock'}")),
-                   namespace=name, siblings=names)
+    return replace(
+        config,
+        specs=folder,
+        output=f"{config.output}/{name}",
+        report=f"{config.report}/{name}",
+        lock=str(lock.with_name(f"{lock.stem}.{name}{lock.suffix or '.lock'}")),
+        namespace=name,
+        siblings=names,
+    )
 
 
 def _checked_roots(value, pyproject: Path) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise SpecgenError("tool.specgen.roots: expected a list of folder globs, e.g. [\"packages/*/openspec\"]",
-                           pyproject)
+        raise SpecgenError(
+            'tool.specgen.roots: expected a list of folder globs, e.g. ["packages/*/openspec"]', pyproject
+        )
     return tuple(value)

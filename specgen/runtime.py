@@ -29,8 +29,11 @@ def bind(check_func):
         test.__doc__ = stub.__doc__
         test.__module__ = stub.__module__
         test.__signature__ = inspect.signature(check_func)
-        test.pytestmark = _module_marks(check_func) + list(getattr(check_func, "pytestmark", [])) \
+        test.pytestmark = (
+            _module_marks(check_func)
+            + list(getattr(check_func, "pytestmark", []))
             + list(getattr(stub, "pytestmark", []))
+        )
         test.specgen_check = check_func
         return test
 
@@ -110,7 +113,8 @@ def fixtures(*modules) -> dict:
             if name in found and found[name] is not obj:
                 raise ImportError(
                     f"specgen: fixture {name!r} is defined in both {origin[name]} and {module.__name__}, whose "
-                    "checks share one generated module; rename one, or define it once and import it in both")
+                    "checks share one generated module; rename one, or define it once and import it in both"
+                )
             found[name], origin[name] = obj, module.__name__
     return found
 
@@ -128,5 +132,7 @@ def blocked(scenario_id: str, why: str) -> None:
 
 
 def manual(scenario_id: str, procedure: str) -> None:
-    pytest.skip(f"manual check for {scenario_id}: follow {procedure} and record evidence; "
-                "the report counts fresh evidence, not this test")
+    pytest.skip(
+        f"manual check for {scenario_id}: follow {procedure} and record evidence; "
+        "the report counts fresh evidence, not this test"
+    )

@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/tiny-qwen3vl", help="output folder (default: build/tiny-qwen3vl)")
     ap.add_argument("--force", action="store_true", help="rebuild even if the folder already holds a tiny model")
-    ap.add_argument("--base", action="store_true",
-                    help="shaped like a stock Qwen3-VL release (input of scripts/tools/expand_coord_vocab.py)")
+    ap.add_argument(
+        "--base",
+        action="store_true",
+        help="shaped like a stock Qwen3-VL release (input of scripts/tools/expand_coord_vocab.py)",
+    )
     args = ap.parse_args(argv)
     from coordexp.tiny import is_built, save_tiny, save_tiny_base
 

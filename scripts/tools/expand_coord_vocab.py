@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OSError, ValueError) as exc:
         print(f"expand_coord_vocab: error: {exc}", file=sys.stderr)
         return 2
-    print(f"expand_coord_vocab: {rep.dst}: tokenizer {rep.tokenizer_before} -> {rep.tokenizer_after}, rows "
-          f"{rep.rows_before} -> {rep.rows_after} ({rep.new_rows} new), wildcard {rep.wildcard_id}, coords "
-          f"{rep.first_coord_id}..{rep.last_coord_id}, tied {rep.tie_word_embeddings}")
+    print(
+        f"expand_coord_vocab: {rep.dst}: tokenizer {rep.tokenizer_before} -> {rep.tokenizer_after}, rows "
+        f"{rep.rows_before} -> {rep.rows_after} ({rep.new_rows} new), wildcard {rep.wildcard_id}, coords "
+        f"{rep.first_coord_id}..{rep.last_coord_id}, tied {rep.tie_word_embeddings}"
+    )
     problems = verify_expanded(ns.src, ns.dst)
     for p in problems:
         print(f"expand_coord_vocab: error: {p}", file=sys.stderr)

@@ -59,8 +59,9 @@ def read_record(path: Path, index: int) -> tuple[dict, int]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise BadInput(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                   "fix the line") from None
+                    raise BadInput(
+                        f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the line"
+                    ) from None
                 if not isinstance(record, dict):
                     raise BadInput(f"{path}:{lineno}: a record must be a JSON object, got {type(record).__name__}")
                 return record, lineno
@@ -104,8 +105,9 @@ def run(args: argparse.Namespace, out) -> None:
     record, lineno = read_record(args.jsonl, args.index)
     record = resolve_images(record, args.jsonl.parent)
     source = f"{args.jsonl}:{lineno}"
-    settings = dict(field_order=args.field_order, prompt_variant=args.prompt_variant,
-                    object_ordering=args.object_ordering)
+    settings = dict(
+        field_order=args.field_order, prompt_variant=args.prompt_variant, object_ordering=args.object_ordering
+    )
     try:
         # Validate before loading the tokenizer (seconds): bad input fails fast.
         counts = check_images(record, max_pixels=args.max_pixels, source=source)
@@ -118,14 +120,16 @@ def run(args: argparse.Namespace, out) -> None:
         raise BadInput(str(exc)) from None
     n_sup = sum(1 for x in enc.labels if x != IGNORE_INDEX)
     print(f"sample: {source} (index {args.index})", file=out)
-    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + f", max_pixels={args.max_pixels}",
-          file=out)
+    print(
+        "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + f", max_pixels={args.max_pixels}", file=out
+    )
     grids = enc.image_grid_thw.tolist() if enc.image_grid_thw is not None else []
     for path, grid, n in zip(record["images"], grids, counts, strict=True):
         print(f"image: {path} {record['width']}x{record['height']} grid {grid} -> {n} image tokens", file=out)
     last = decode(tok, enc.input_ids[-1:])
-    print(f"tokens: {len(enc.input_ids)} total, prompt_len {enc.prompt_len}, supervised {n_sup} (last: {last})",
-          file=out)
+    print(
+        f"tokens: {len(enc.input_ids)} total, prompt_len {enc.prompt_len}, supervised {n_sup} (last: {last})", file=out
+    )
     print(f"--- rendered text (supervised span in {SUP_OPEN} {SUP_CLOSE}; {IMAGE_PAD} runs collapsed) ---", file=out)
     print(masked_text(tok, enc.input_ids, enc.labels), file=out)
     if args.tokens:

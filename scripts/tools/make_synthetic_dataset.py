@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the synthetic smoke dataset: train/val JSONL + PNG images, deterministic for a seed.
 
-    scripts/tools/make_synthetic_dataset.py --out build/synthetic --n-train 64 --n-val 16 --seed 17
+scripts/tools/make_synthetic_dataset.py --out build/synthetic --n-train 64 --n-val 16 --seed 17
 """
 
 from __future__ import annotations
@@ -28,14 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_train < 0 or args.n_val < 0:
         p.error("--n-train and --n-val must be >= 0")
     try:
-        stats = make_dataset(args.out, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
-                             min_objects=args.min_objects, max_objects=args.max_objects)
+        stats = make_dataset(
+            args.out,
+            n_train=args.n_train,
+            n_val=args.n_val,
+            seed=args.seed,
+            min_objects=args.min_objects,
+            max_objects=args.max_objects,
+        )
     except (ValueError, OSError) as exc:
         print(f"make_synthetic_dataset: error: {exc}", file=sys.stderr)
         return 2
     for split, s in stats.items():
-        print(f"{args.out / (split + '.coord.jsonl')}: {s.records} records, {s.objects} objects, "
-              f"{s.negatives} without objects")
+        print(
+            f"{args.out / (split + '.coord.jsonl')}: {s.records} records, {s.objects} objects, "
+            f"{s.negatives} without objects"
+        )
     return 0
 
 

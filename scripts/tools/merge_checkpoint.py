@@ -24,15 +24,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="merge_checkpoint.py", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True, help="a stage_1 checkpoint-N folder")
     ap.add_argument("--out", type=Path, required=True, help="a new folder for the merged model")
-    ap.add_argument("--base", type=Path, default=None, help="the model the adapter was trained on "
-                                                             "(default: adapter_config.json's base)")
+    ap.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="the model the adapter was trained on (default: adapter_config.json's base)",
+    )
     ap.add_argument("--tolerance", type=float, default=1e-4, help="max |logit difference| accepted (default 1e-4)")
     ap.add_argument("--no-verify", action="store_true", help="skip the logit comparison (it loads the model twice)")
     ns = ap.parse_args(argv)
     try:
         rep = merge_checkpoint(ns.checkpoint, ns.out, base=ns.base)
-        print(f"merge_checkpoint: {rep.out}: adapter {rep.adapter}, coord offsets {rep.coord_offset} "
-              f"(start {rep.coord_start}), tied {rep.tie_word_embeddings}, base {rep.base}")
+        print(
+            f"merge_checkpoint: {rep.out}: adapter {rep.adapter}, coord offsets {rep.coord_offset} "
+            f"(start {rep.coord_start}), tied {rep.tie_word_embeddings}, base {rep.base}"
+        )
         if ns.no_verify:
             return 0
         chk = verify_merge(ns.checkpoint, ns.out, base=ns.base)
@@ -40,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"merge_checkpoint: error: {exc}", file=sys.stderr)
         return 2
     ok = chk.max_abs_diff <= ns.tolerance
-    print(f"merge_checkpoint: {'verified' if ok else 'error'}: max |merged - adapter| logit difference "
-          f"{chk.max_abs_diff:.3g} (coord columns {chk.coord_max_abs_diff:.3g}, logits up to {chk.logit_scale:.3g}, "
-          f"{chk.tokens} tokens), tolerance {ns.tolerance:g}", file=sys.stdout if ok else sys.stderr)
+    print(
+        f"merge_checkpoint: {'verified' if ok else 'error'}: max |merged - adapter| logit difference "
+        f"{chk.max_abs_diff:.3g} (coord columns {chk.coord_max_abs_diff:.3g}, logits up to {chk.logit_scale:.3g}, "
+        f"{chk.tokens} tokens), tolerance {ns.tolerance:g}",
+        file=sys.stdout if ok else sys.stderr,
+    )
     return 0 if ok else 1
 
 

@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("jsonl", nargs="+", type=Path)
     p.add_argument("--max-pixels", type=int, default=786432, help="hard cap on width*height (equality allowed)")
     p.add_argument("--multiple-of", type=int, default=32, help="width and height must be multiples of this (0: off)")
-    p.add_argument("--check-images", type=int, default=256, metavar="N",
-                   help="open the first N structurally valid rows per file and compare sizes (-1: all, 0: none)")
+    p.add_argument(
+        "--check-images",
+        type=int,
+        default=256,
+        metavar="N",
+        help="open the first N structurally valid rows per file and compare sizes (-1: all, 0: none)",
+    )
     p.add_argument("--stage", choices=("stage1", "stage2"), default="stage1")
     p.add_argument("--object-ordering", choices=("sorted", "random"), default="sorted")
     args = p.parse_args(argv)
@@ -44,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path in args.jsonl:
         try:
-            records = load_records(path, stage=args.stage, max_pixels=args.max_pixels,
-                                   multiple_of=args.multiple_of or None, check_images=check,
-                                   object_ordering=args.object_ordering)
+            records = load_records(
+                path,
+                stage=args.stage,
+                max_pixels=args.max_pixels,
+                multiple_of=args.multiple_of or None,
+                check_images=check,
+                object_ordering=args.object_ordering,
+            )
         except DataError as exc:
             failed += 1
             for issue in exc.errors:

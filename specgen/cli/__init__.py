@@ -21,8 +21,10 @@ import sys
 from specgen import __version__
 from specgen.errors import SpecgenError
 
-ROOT_HELP = ("the project root: the folder with pyproject.toml, or the one holding openspec/ (default: the "
-             "nearest such folder from here); [tool.specgen] specs says where openspec/ is")
+ROOT_HELP = (
+    "the project root: the folder with pyproject.toml, or the one holding openspec/ (default: the "
+    "nearest such folder from here); [tool.specgen] specs says where openspec/ is"
+)
 
 
 def _columns() -> int:
@@ -65,29 +67,49 @@ def _command(sub, name: str, run: str, **kw) -> argparse.ArgumentParser:
 
 
 def _reading_commands(sub) -> None:
-    p = _command(sub, "list", "specs:cmd_list", help="list specs or active changes (as `openspec list`)",
-                 description="List active changes (default) or specs, as `openspec list` does.")
+    p = _command(
+        sub,
+        "list",
+        "specs:cmd_list",
+        help="list specs or active changes (as `openspec list`)",
+        description="List active changes (default) or specs, as `openspec list` does.",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--specs", action="store_true", help="list specs instead of changes")
     g.add_argument("--changes", action="store_true", help="list changes (the default)")
-    p.add_argument("--sort", choices=("recent", "name"), default="recent",
-                   help="changes: newest first (default) or by name")
+    p.add_argument(
+        "--sort", choices=("recent", "name"), default="recent", help="changes: newest first (default) or by name"
+    )
     p.add_argument("--json", action="store_true", help="JSON output, as `openspec list --json`")
 
-    p = _command(sub, "show", "specs:cmd_show", help="show a spec or a change (as `openspec show`)",
-                 description="Show a spec or an active change, as `openspec show` does.")
+    p = _command(
+        sub,
+        "show",
+        "specs:cmd_show",
+        help="show a spec or a change (as `openspec show`)",
+        description="Show a spec or an active change, as `openspec show` does.",
+    )
     p.add_argument("id", help="spec id (e.g. `auth` or `area/auth`) or change id")
-    p.add_argument("--type", type=str.lower, choices=("spec", "change"), default=None,
-                   help="what the id names, when it could be both")
+    p.add_argument(
+        "--type",
+        type=str.lower,
+        choices=("spec", "change"),
+        default=None,
+        help="what the id names, when it could be both",
+    )
     p.add_argument("--json", action="store_true", help="JSON output, as `openspec show --json`")
     p.add_argument("--no-interactive", action="store_true", help="accepted for OpenSpec compatibility (never prompts)")
 
 
 def _validation_commands(sub) -> None:
-    p = _command(sub, "validate", "validate:run_validate",
-                 help="validate changes and specs exactly as `openspec validate` does",
-                 description="Validate OpenSpec changes and specs with the official CLI's rules, levels and "
-                             "messages. Exit 0 valid, 1 invalid, 2 usage error or unreadable input.")
+    p = _command(
+        sub,
+        "validate",
+        "validate:run_validate",
+        help="validate changes and specs exactly as `openspec validate` does",
+        description="Validate OpenSpec changes and specs with the official CLI's rules, levels and "
+        "messages. Exit 0 valid, 1 invalid, 2 usage error or unreadable input.",
+    )
     p.add_argument("item", nargs="?", help="a change id or spec id (capability)")
     p.add_argument("--all", action="store_true", help="validate every active change and every spec")
     p.add_argument("--changes", action="store_true", help="validate every active change")
@@ -96,28 +118,44 @@ def _validation_commands(sub) -> None:
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--json", action="store_true", help="print the report as `openspec validate --json` does")
 
-    p = _command(sub, "apply", "apply:run_apply", help="apply (archive) a change's deltas into openspec/specs/",
-                 description="Merge a change's delta specs into openspec/specs/ and move the change to "
-                             "openspec/changes/archive/, as `openspec archive <change> --yes` does. "
-                             "--dry-run prints the merged specs and writes nothing.")
+    p = _command(
+        sub,
+        "apply",
+        "apply:run_apply",
+        help="apply (archive) a change's deltas into openspec/specs/",
+        description="Merge a change's delta specs into openspec/specs/ and move the change to "
+        "openspec/changes/archive/, as `openspec archive <change> --yes` does. "
+        "--dry-run prints the merged specs and writes nothing.",
+    )
     p.add_argument("change", help="the change id")
     p.add_argument("--dry-run", action="store_true", help="print the merged specs; write nothing")
 
 
 def _compile_commands(sub) -> None:
-    p = _command(sub, "generate", "compile:cmd_generate", help="write tests/generated/ from the specs and the checks",
-                 description="Compile every scenario into a pytest test (one per binding) under the output "
-                             "folder; a scenario without a check gets a failing test that shows the check to add.")
+    p = _command(
+        sub,
+        "generate",
+        "compile:cmd_generate",
+        help="write tests/generated/ from the specs and the checks",
+        description="Compile every scenario into a pytest test (one per binding) under the output "
+        "folder; a scenario without a check gets a failing test that shows the check to add.",
+    )
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff if files are stale")
     p.add_argument("--change", metavar="ID", help="compile only active change ID (the specs with it applied)")
     p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
-    p = _command(sub, "check", "compile:cmd_check", help="static gate: coverage, bindings, suspect links, stale files",
-                 description="Report uncovered requirements, unbound scenarios, checks bound to nothing, "
-                             "duplicate, suspect or unreviewed bindings, and stale generated files.")
+    p = _command(
+        sub,
+        "check",
+        "compile:cmd_check",
+        help="static gate: coverage, bindings, suspect links, stale files",
+        description="Report uncovered requirements, unbound scenarios, checks bound to nothing, "
+        "duplicate, suspect or unreviewed bindings, and stale generated files.",
+    )
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
-    p.add_argument("--change", metavar="ID", action="append", default=[],
-                   help="also gate active change ID (repeatable)")
+    p.add_argument(
+        "--change", metavar="ID", action="append", default=[], help="also gate active change ID (repeatable)"
+    )
     p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
     p.add_argument("--verbose", action="store_true", help="text: every issue (default: the summary and the worst 40)")
 
@@ -125,42 +163,71 @@ def _compile_commands(sub) -> None:
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
     p.add_argument("--write", action="store_true", help="append it to the capability's check module")
 
-    p = _command(sub, "review", "compile:cmd_review",
-                 help="stamp bindings as reviewed against the current spec and check text")
+    p = _command(
+        sub, "review", "compile:cmd_review", help="stamp bindings as reviewed against the current spec and check text"
+    )
     p.add_argument("target", nargs="?", help="a scenario id, or a prefix ending at '/' (capability/ ...)")
     p.add_argument("--all", action="store_true", help="stamp every binding")
 
-    p = _command(sub, "report", "compile:cmd_report",
-                 help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified")
+    p = _command(
+        sub,
+        "report",
+        "compile:cmd_report",
+        help="write build/specgen/report.{json,md,html}; --gate exits 1 if unverified",
+    )
     p.add_argument("--gate", action="store_true", help="exit 1 when a requirement of openspec/specs is not verified")
-    p.add_argument("--format", choices=("text", "github"), default="text",
-                   help="github: the gate's findings as at most 10 annotations, worst first, and a notice")
-    p.add_argument("--verbose", action="store_true", help="--gate: every finding (default: the summary and the worst 20)")
+    p.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        help="github: the gate's findings as at most 10 annotations, worst first, and a notice",
+    )
+    p.add_argument(
+        "--verbose", action="store_true", help="--gate: every finding (default: the summary and the worst 20)"
+    )
     p.add_argument("--no-manual", action="store_true", help="count only automated results as verified")
     p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: [tool.specgen] report)")
-    p.add_argument("--source-url", metavar="URL", default="",
-                   help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ "
-                   "(default: relative file links)")
+    p.add_argument(
+        "--source-url",
+        metavar="URL",
+        default="",
+        help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ (default: relative file links)",
+    )
     p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
 
 def _adoption_commands(sub) -> None:
-    _command(sub, "init", "adopt:cmd_init", help="set up an existing OpenSpec project for specgen (idempotent)",
-             description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
-                         "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.")
+    _command(
+        sub,
+        "init",
+        "adopt:cmd_init",
+        help="set up an existing OpenSpec project for specgen (idempotent)",
+        description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
+        "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.",
+    )
 
-    p = _command(sub, "baseline", "adopt:cmd_baseline", help="record today's unverified requirements; the gate "
-                 "then fails only on new gaps", description="Write [tool.specgen] baseline (specgen.baseline.json): "
-                 "the gated requirements not verified now. `report --gate` tolerates them (verdict baselined) and "
-                 "fails on a listed one that is verified now. --update shrinks the file; it never grows.")
+    p = _command(
+        sub,
+        "baseline",
+        "adopt:cmd_baseline",
+        help="record today's unverified requirements; the gate then fails only on new gaps",
+        description="Write [tool.specgen] baseline (specgen.baseline.json): "
+        "the gated requirements not verified now. `report --gate` tolerates them (verdict baselined) and "
+        "fails on a listed one that is verified now. --update shrinks the file; it never grows.",
+    )
     p.add_argument("--update", action="store_true", help="drop the entries verified or gone since (never adds)")
     p.add_argument("--results", metavar="PATH", help="the plugin's results.json (default: <report dir>/results.json)")
 
-    p = _command(sub, "evidence", "adopt:cmd_evidence", help="record a manual check's run (evidence YAML)",
-                 description="Write the evidence record of a manual scenario under <manual>/evidence/: the current "
-                 "fingerprint, commit, who (git config), when, machine. A record made on a dirty tree, or for a "
-                 "commit that is not an ancestor of HEAD, is flagged and does not count.")
+    p = _command(
+        sub,
+        "evidence",
+        "adopt:cmd_evidence",
+        help="record a manual check's run (evidence YAML)",
+        description="Write the evidence record of a manual scenario under <manual>/evidence/: the current "
+        "fingerprint, commit, who (git config), when, machine. A record made on a dirty tree, or for a "
+        "commit that is not an ancestor of HEAD, is flagged and does not count.",
+    )
     p.add_argument("scenario_id", help="capability/requirement-slug/scenario-slug")
     p.add_argument("--result", required=True, choices=("pass", "fail"))
     p.add_argument("--notes", default="", help="free text: machine, driver, duration, what you saw")
@@ -211,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for a user; SPECGEN_DEBUG=1 shows it
         if os.environ.get("SPECGEN_DEBUG"):
             raise
-        print(f"specgen: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with SPECGEN_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+        print(
+            f"specgen: internal error: {type(exc).__name__}: {exc} "
+            "(rerun with SPECGEN_DEBUG=1 for the traceback, and report it)",
+            file=sys.stderr,
+        )
         return 2

@@ -41,8 +41,9 @@ def run_apply(args) -> int:
     if tasks_file.is_file():
         left = sum(1 for done, _ in parse_task_lines(read_text_as_node(tasks_file)) if not done)
         if left:
-            print(f"warning: {left} incomplete task(s) found; continuing (as `openspec archive --yes`).",
-                  file=sys.stderr)
+            print(
+                f"warning: {left} incomplete task(s) found; continuing (as `openspec archive --yes`).", file=sys.stderr
+            )
     for w in outcome.warnings:
         print(f"warning: {w}", file=sys.stderr)
     out = sys.stdout

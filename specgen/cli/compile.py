@@ -28,8 +28,10 @@ def _each_root(args, run) -> int:
     if found[0].name and asked:  # several roots: an active change belongs to the roots that hold it
         unknown = [c for c in asked if not any(_holds(r.config, c) for r in found)]
         if unknown:
-            raise SpecgenError(f"no active change {unknown[0]!r} in any OpenSpec root: "
-                               + ", ".join(f"{r.name} ({r.config.specs})" for r in found))
+            raise SpecgenError(
+                f"no active change {unknown[0]!r} in any OpenSpec root: "
+                + ", ".join(f"{r.name} ({r.config.specs})" for r in found)
+            )
         found = [r for r in found if any(_holds(r.config, c) for c in asked)]
     rc = 0
     for r in found:
@@ -104,22 +106,34 @@ def _generate(config, args) -> int:
         if lock_stale:
             print(f"{comp.config.lock}: bindings added or removed since the last `specgen generate`")
         n = len(d.changed) + len(d.missing) + len(d.extra)
-        print(f"specgen generate --check: {n} file(s) stale{' and the lock' if lock_stale else ''}; "
-              "run `specgen generate`", file=sys.stderr)
+        print(
+            f"specgen generate --check: {n} file(s) stale{' and the lock' if lock_stale else ''}; "
+            "run `specgen generate`",
+            file=sys.stderr,
+        )
         return 1
     generator.write(out, files, d)
     if lock_stale:
         lock.write(comp.config.lock_path, wanted_lock.values())
     if problems:
         sys.stderr.write(_problem_lines(problems, comp))
-    missing = sum(1 for v in ([comp.view(args.change)] if args.change else comp.views)
-                  for s in v.scenarios() if not comp.decls_for(v.name, s.id))
-    print(f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
-          f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
-          f"{missing} scenario(s) without a check")
+    missing = sum(
+        1
+        for v in ([comp.view(args.change)] if args.change else comp.views)
+        for s in v.scenarios()
+        if not comp.decls_for(v.name, s.id)
+    )
+    print(
+        f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
+        f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
+        f"{missing} scenario(s) without a check"
+    )
     if errors:
-        print(f"specgen generate: {len(errors)} broken item(s) above; their scenarios got failing tests, "
-              "everything else was generated", file=sys.stderr)
+        print(
+            f"specgen generate: {len(errors)} broken item(s) above; their scenarios got failing tests, "
+            "everything else was generated",
+            file=sys.stderr,
+        )
     if unreadable:
         _say_unreadable(comp, "the rest was generated")
     if errors or unreadable:
@@ -127,15 +141,20 @@ def _generate(config, args) -> int:
     if stamp_key is not None:
         # Keyed on the state after this run, so only an untouched tree matches it next time.
         after = cache.outputs_key(inputs, config.lock_path, config.output_dir)
-        cache.write_stamp(config.report_dir, after, f"specgen generate: {len(files)} file(s), 0 written, "
-                          f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check")
+        cache.write_stamp(
+            config.report_dir,
+            after,
+            f"specgen generate: {len(files)} file(s), 0 written, "
+            f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check",
+        )
     return 0
 
 
 def _problem_lines(problems, comp) -> str:
     """`path:line: level: message [code]`, one per line, in file order."""
-    return format_issues(sorted(set(problems), key=lambda i: (str(i.path or ""), i.line or 0, i.message)), comp,
-                         "lines", [])
+    return format_issues(
+        sorted(set(problems), key=lambda i: (str(i.path or ""), i.line or 0, i.message)), comp, "lines", []
+    )
 
 
 def cmd_check(args) -> int:
@@ -148,13 +167,17 @@ def _check(config, args) -> int:
     changes = _changes_here(config, args.change)
     comp = compile_project(config, changes)
     found = sorted(static_issues(comp, changes) + renames.issues(comp), key=worst_first)
-    issues, tolerated = baseline.tolerated_gaps(found, comp.specs.requirements,
-                                                baseline.read(comp.config.baseline_path), comp.config.gated)
+    issues, tolerated = baseline.tolerated_gaps(
+        found, comp.specs.requirements, baseline.read(comp.config.baseline_path), comp.config.gated
+    )
     limit = None if args.verbose else TERMINAL_LIMIT
     sys.stdout.write(format_issues(issues, comp, args.format, changes, limit))
     if tolerated:
-        print(f"specgen check: {tolerated} gap(s) of baselined or ungated requirements not shown "
-              f"({comp.config.baseline}, [tool.specgen] gate)", file=sys.stderr)
+        print(
+            f"specgen check: {tolerated} gap(s) of baselined or ungated requirements not shown "
+            f"({comp.config.baseline}, [tool.specgen] gate)",
+            file=sys.stderr,
+        )
     return 1 if any(i.level == "error" for i in issues) else 0
 
 
@@ -192,8 +215,10 @@ def cmd_stub(args) -> int:
         sys.stdout.write(stub_code(ref))
         return 0
     path, func = write_stub(comp, ref)
-    print(f"specgen stub: added {func} to {path.relative_to(comp.root).as_posix()}; "
-          "write the check, then run `specgen generate`")
+    print(
+        f"specgen stub: added {func} to {path.relative_to(comp.root).as_posix()}; "
+        "write the check, then run `specgen generate`"
+    )
     return 0
 
 
@@ -221,8 +246,7 @@ def _review(comp, args, target: str) -> int:
             stamped.append(new)
         entries[new.key] = new
     if not args.all and not any(wanted(b.scenario_id) for b in comp.bound):
-        raise SpecgenError(f"no binding matches {target!r}: give a bound scenario id, a prefix ending at '/', "
-                           "or --all")
+        raise SpecgenError(f"no binding matches {target!r}: give a bound scenario id, a prefix ending at '/', or --all")
     lock.write(comp.config.lock_path, entries.values())
     for e in stamped:
         print(f"reviewed {e.scenario_id} <- {e.check}{'' if e.view == 'specs' else ' (change ' + e.view + ')'}")
@@ -237,8 +261,16 @@ def cmd_report(args) -> int:
     found = project.roots(base, args.only)
     if not found[0].name:  # one root: the report as it always was
         comp = compile_project(found[0].config)
-        return write.run(comp, gate=args.gate, no_manual=args.no_manual, results=args.results, out=args.out,
-                         source_url=args.source_url, fmt=args.format, verbose=args.verbose)
+        return write.run(
+            comp,
+            gate=args.gate,
+            no_manual=args.no_manual,
+            results=args.results,
+            out=args.out,
+            source_url=args.source_url,
+            fmt=args.format,
+            verbose=args.verbose,
+        )
     # Several roots: a section (report folder) per root, all fed by the one results file, and a total.
     results = args.results or str(base.report_dir / "results.json")
     out = Path(args.out).resolve() if args.out else base.report_dir
@@ -246,9 +278,19 @@ def cmd_report(args) -> int:
     for r in found:
         print(f"== root {r.name} ({r.config.specs})", flush=True)
         comp = compile_project(r.config)
-        rc = max(rc, write.run(comp, gate=args.gate, no_manual=args.no_manual, results=results,
-                               out=str(out / r.name), source_url=args.source_url, fmt=args.format,
-                               verbose=args.verbose))
+        rc = max(
+            rc,
+            write.run(
+                comp,
+                gate=args.gate,
+                no_manual=args.no_manual,
+                results=results,
+                out=str(out / r.name),
+                source_url=args.source_url,
+                fmt=args.format,
+                verbose=args.verbose,
+            ),
+        )
         sections.append((r, json.loads((out / r.name / "report.json").read_text(encoding="utf-8"))))
     print(write.total(sections, out, base.root))
     return rc

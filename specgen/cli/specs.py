@@ -57,8 +57,12 @@ def _emit_failure(args, fail: _Fail, payload: dict | None = None) -> int:
 
 def _resolve_root(args) -> Path:
     """The folder holding the project's OpenSpec folder (see specgen.project)."""
-    status = status_json("No OpenSpec root found from the current directory.", "no_openspec_root",
-                         target="openspec.root", fix="Run openspec init to create a root here.")
+    status = status_json(
+        "No OpenSpec root found from the current directory.",
+        "no_openspec_root",
+        target="openspec.root",
+        fix="Run openspec init to create a root here.",
+    )
     try:
         config = project.resolve(args.root)
         parent = config.require_openspec()
@@ -66,8 +70,11 @@ def _resolve_root(args) -> Path:
         raise _Fail(status, exc.path, exc.line, exc.message) from None
     if not ((config.openspec_dir / "specs").is_dir() or (config.openspec_dir / "changes").is_dir()):
         # The CLI reads only an openspec/ that holds specs/ or changes/.
-        raise _Fail(status, config.openspec_dir, message="no OpenSpec root: the folder holds neither specs/ nor "
-                    "changes/; run `openspec init`")
+        raise _Fail(
+            status,
+            config.openspec_dir,
+            message="no OpenSpec root: the folder holds neither specs/ nor changes/; run `openspec init`",
+        )
     return parent
 
 
@@ -135,9 +142,10 @@ def _nested_changes(changes_dir: Path, name: str) -> list[str]:
 def _list_changes(args, root: Path) -> int:
     changes_dir = root / "openspec" / "changes"
     try:
-        names = sorted((e.name for e in os.scandir(changes_dir)
-                        if e.is_dir(follow_symlinks=False) and e.name != "archive"),
-                       key=lambda n: n.encode("utf-8", "surrogateescape"))
+        names = sorted(
+            (e.name for e in os.scandir(changes_dir) if e.is_dir(follow_symlinks=False) and e.name != "archive"),
+            key=lambda n: n.encode("utf-8", "surrogateescape"),
+        )
     except FileNotFoundError:
         names = []
     rows = []
@@ -146,12 +154,23 @@ def _list_changes(args, root: Path) -> int:
         folder = changes_dir / name
         total, done = task_progress(folder, root)
         nested = _nested_changes(changes_dir, name)
-        row = {"name": name, "completedTasks": done, "totalTasks": total,
-               "lastModified": last_modified_ms(folder), "status": task_status(total, done)}
+        row = {
+            "name": name,
+            "completedTasks": done,
+            "totalTasks": total,
+            "lastModified": last_modified_ms(folder),
+            "status": task_status(total, done),
+        }
         if nested:
             row["nested"] = nested
-            warnings.append({"code": "nested_change_directory", "name": name, "nested": nested,
-                             "message": describe_nested(name, nested)})
+            warnings.append(
+                {
+                    "code": "nested_change_directory",
+                    "name": name,
+                    "nested": nested,
+                    "message": describe_nested(name, nested),
+                }
+            )
         rows.append(row)
     if args.sort == "recent":
         rows.sort(key=lambda r: -r["lastModified"])
@@ -230,9 +249,15 @@ def _show(args, root: Path) -> int:
             msg = f"Unknown item '{item}'. Did you mean: {', '.join(best)}?" if best else f"Unknown item '{item}'."
             raise _Fail(status_json(msg, "unknown_item"), root / "openspec")
         if is_change and is_spec:
-            raise _Fail(status_json(f"Ambiguous item '{item}' matches both a change and a spec.", "ambiguous_item",
-                                    fix="Pass --type change|spec."), root / "openspec",
-                        message=f"Ambiguous item '{item}' matches both a change and a spec; pass --type change|spec")
+            raise _Fail(
+                status_json(
+                    f"Ambiguous item '{item}' matches both a change and a spec.",
+                    "ambiguous_item",
+                    fix="Pass --type change|spec.",
+                ),
+                root / "openspec",
+                message=f"Ambiguous item '{item}' matches both a change and a spec; pass --type change|spec",
+            )
         kind = "change" if is_change else "spec"
     if kind == "spec":
         return _show_spec(args, root, item)
@@ -285,8 +310,10 @@ def _show_change(args, root: Path, change_id: str) -> int:
         raise _Fail(status_json(f'Change "{change_id}" not found at {proposal}', "show_error"), folder)
     if not os.path.exists(proposal):
         if folder.is_dir():
-            msg = (f'Change "{change_id}" has no proposal.md yet. Run "openspec status --change {change_id}" '
-                   "to see which artifact comes next.")
+            msg = (
+                f'Change "{change_id}" has no proposal.md yet. Run "openspec status --change {change_id}" '
+                "to see which artifact comes next."
+            )
             nested = _nested_changes(changes_dir, change_id)
             if nested:
                 msg = describe_nested(change_id, nested)

@@ -50,16 +50,21 @@ def run_validate(args) -> int:
     out = sys.stdout
     if bulk:
         if args.item:
-            print("specgen validate: error: an item id cannot be combined with --all/--changes/--specs",
-                  file=sys.stderr)
+            print(
+                "specgen validate: error: an item id cannot be combined with --all/--changes/--specs", file=sys.stderr
+            )
             return 2
-        report = V.validate_all(root, changes=args.all or args.changes, specs=args.all or args.specs,
-                                strict=args.strict)
+        report = V.validate_all(
+            root, changes=args.all or args.changes, specs=args.all or args.specs, strict=args.strict
+        )
         results, summary = report["results"], report["summary"]
     else:
         if not args.item:
-            print("Nothing to validate. Try one of:\n  specgen validate --all\n  specgen validate --changes\n"
-                  "  specgen validate --specs\n  specgen validate <item-name>", file=sys.stderr)
+            print(
+                "Nothing to validate. Try one of:\n  specgen validate --all\n  specgen validate --changes\n"
+                "  specgen validate --specs\n  specgen validate <item-name>",
+                file=sys.stderr,
+            )
             return 2
         item = args.item
         changes, specs = V.change_ids(root), V.spec_ids(root)
@@ -83,18 +88,28 @@ def run_validate(args) -> int:
         parts = [item] if kind == "change" else item.split("/")
         bad = next((p for p in parts if p in ("", ".", "..") or "\\" in p or (kind == "change" and "/" in p)), None)
         if bad is not None:
-            msg = f"{'Change name' if kind == 'change' else 'Spec id'} must not be '{bad}'" if bad in (".", "..") \
-                else f"{'Change name' if kind == 'change' else 'Spec id'} must not contain path separators" if bad \
+            msg = (
+                f"{'Change name' if kind == 'change' else 'Spec id'} must not be '{bad}'"
+                if bad in (".", "..")
+                else f"{'Change name' if kind == 'change' else 'Spec id'} must not contain path separators"
+                if bad
                 else f"{'Change name' if kind == 'change' else 'Spec id'} must not be empty"
-            print(_status("invalid_item", msg) if args.json else f"specgen validate: error: {msg}",
-                  file=out if args.json else sys.stderr)
+            )
+            print(
+                _status("invalid_item", msg) if args.json else f"specgen validate: error: {msg}",
+                file=out if args.json else sys.stderr,
+            )
             return 2
         res = V.validate_item(root, kind, item, args.strict)
         results = [res]
         summary = V.summarize(results, kind == "change", kind == "spec")
     if args.json:
-        doc = {"items": [r.to_json() for r in results], "summary": summary, "version": "1.0",
-               "root": V.root_output(root)}
+        doc = {
+            "items": [r.to_json() for r in results],
+            "summary": summary,
+            "version": "1.0",
+            "root": V.root_output(root),
+        }
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
         lines = []

@@ -54,8 +54,9 @@ class Compilation:
         for v in self.views:
             if v.name == name:
                 return v
-        raise SpecgenError(f"no active change {name!r}; active changes: "
-                           + (", ".join(v.name for v in self.views[1:]) or "none"))
+        raise SpecgenError(
+            f"no active change {name!r}; active changes: " + (", ".join(v.name for v in self.views[1:]) or "none")
+        )
 
     @property
     def specs(self) -> View:
@@ -115,12 +116,16 @@ class Compilation:
 
     def generated_files(self, views: list[View] | None = None) -> dict:
         known = dict(self.digests)
-        files = generator.plan(views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests,
-                               self.note_for)
+        files = generator.plan(
+            views or self.views, self.decls_for, self.root, self.checks_hint(), self.digests, self.note_for
+        )
         if (self.digests != known or self._unstored) and self._cache_key:
             self._unstored = False
-            cache.store(self.config.report_dir, self._cache_key,
-                        (self.project, self.views, self.modules, self._read_issues, self.digests))
+            cache.store(
+                self.config.report_dir,
+                self._cache_key,
+                (self.project, self.views, self.modules, self._read_issues, self.digests),
+            )
         return files
 
 
@@ -137,12 +142,13 @@ def _unreadable_capabilities(project: Project) -> set[str]:
         parts = Path(issue.path).parts
         if "specs" in parts and parts[-1] == "spec.md":
             at = len(parts) - 1 - parts[::-1].index("specs")
-            caps.add("/".join(parts[at + 1:-1]))
+            caps.add("/".join(parts[at + 1 : -1]))
     return caps
 
 
-def compile_project(config: Config, validate_changes=(), key: str | None = None,
-                    defer_store: bool = False) -> Compilation:
+def compile_project(
+    config: Config, validate_changes=(), key: str | None = None, defer_store: bool = False
+) -> Compilation:
     """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
     changes the caller asked for; they are applied with the validator's archive semantics first, so
     a change that cannot be archived is an error (exit 2). `key`: the caller's `input_key(config)`,
@@ -163,17 +169,30 @@ def compile_project(config: Config, validate_changes=(), key: str | None = None,
     for change_id in validate_changes:
         change = project.change(change_id)
         if change is None:
-            raise SpecgenError(f"no active change {change_id!r}; active changes: "
-                               + (", ".join(c.id for c in project.changes) or "none"))
+            raise SpecgenError(
+                f"no active change {change_id!r}; active changes: "
+                + (", ".join(c.id for c in project.changes) or "none")
+            )
         apply_change(project, change.id)  # refuses a change archive would refuse
     unread = _unreadable_capabilities(project)
     # A check bound to a spec that could not be read is not "bound to nothing": the read error says why.
     decls, foreign = _own_decls([d for m in modules for d in m.checks if d.capability not in unread], config)
     bound, more = resolve(decls, views)
     more += foreign
-    return Compilation(config, project, views, modules, list(bound), issues + more, lock.read(config.lock_path),
-                       digests=dict(digests), _cache_key=k, _read_issues=issues,
-                       notes=near_misses(decls, bound, views), _unstored=defer_store)
+    return Compilation(
+        config,
+        project,
+        views,
+        modules,
+        list(bound),
+        issues + more,
+        lock.read(config.lock_path),
+        digests=dict(digests),
+        _cache_key=k,
+        _read_issues=issues,
+        notes=near_misses(decls, bound, views),
+        _unstored=defer_store,
+    )
 
 
 def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:
@@ -187,7 +206,15 @@ def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issu
         if ns == config.namespace:
             mine.append(d)
         elif ns not in config.siblings and config.namespace == config.siblings[0]:
-            issues.append(Issue(ERROR, d.path, d.line, f"{d.func} is bound to {d.target}, which names no OpenSpec "
-                                "root: with several roots a capability reads <root>:<capability>, roots: "
-                                + ", ".join(config.siblings), "unknown-root"))
+            issues.append(
+                Issue(
+                    ERROR,
+                    d.path,
+                    d.line,
+                    f"{d.func} is bound to {d.target}, which names no OpenSpec "
+                    "root: with several roots a capability reads <root>:<capability>, roots: "
+                    + ", ".join(config.siblings),
+                    "unknown-root",
+                )
+            )
     return mine, issues

@@ -50,8 +50,11 @@ def _env():
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("specgen.compile", "templates"),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
     )
     env.filters["py"] = py_literal
     env.filters["docstring"] = docstring
@@ -93,7 +96,7 @@ def steps(raw_text: str) -> tuple[str, ...]:
         elif out and _PLAIN_CONTINUATION.match(ln):
             line = " ".join(ln.split())
             k = _KEYWORD.match(line)
-            out.append(f"{k.group(1).upper()} {line[k.end():]}" if k else line)
+            out.append(f"{k.group(1).upper()} {line[k.end() :]}" if k else line)
         else:
             return markdown_steps(raw_text)
     return tuple(out) if out else markdown_steps(raw_text)
@@ -110,7 +113,7 @@ def markdown_steps(raw_text: str) -> tuple[str, ...]:
             if not line or line.startswith("<!--"):
                 continue
             m = _KEYWORD.match(line)
-            out.append(f"{m.group(1).upper()} {line[m.end():]}" if m else line)
+            out.append(f"{m.group(1).upper()} {line[m.end() :]}" if m else line)
     return tuple(out)
 
 
@@ -133,8 +136,10 @@ def test_doc(req_name: str, ref: ScenarioRef) -> str:
 def stub_code(ref: ScenarioRef, func: str | None = None) -> str:
     """The check to add for a scenario: its @check, its steps as comments, a body that fails.
     Plain formatting rather than a template: generation renders one per unbound scenario."""
-    lines = [f"@check({py_literal(ref.capability)}, {py_literal(ref.requirement)}, {py_literal(ref.name)})",
-             f"def {func or stub_name(ref)}():"]
+    lines = [
+        f"@check({py_literal(ref.capability)}, {py_literal(ref.requirement)}, {py_literal(ref.name)})",
+        f"def {func or stub_name(ref)}():",
+    ]
     lines += [f"    # {step}" for step in steps(ref.scenario.raw_text)]
     lines.append(f"    raise NotImplementedError({py_literal('write the check for ' + ref.id)})")
     return "\n".join(lines) + "\n"
@@ -182,25 +187,33 @@ def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path, note
             decls = bindings_of(view.name, ref.id)
             _, rslug, sslug = split_id(ref.id)
             base = f"test_{rslug}__{sslug}".replace("-", "_")
-            common = dict(id=ref.id, requirement=req.name, scenario=ref.name, spec_fp=ref.fingerprint,
-                          view=view.name, source=f"{rel_path(ref.path, root)}:{ref.line}",
-                          doc=test_doc(req.name, ref))
+            common = dict(
+                id=ref.id,
+                requirement=req.name,
+                scenario=ref.name,
+                spec_fp=ref.fingerprint,
+                view=view.name,
+                source=f"{rel_path(ref.path, root)}:{ref.line}",
+                doc=test_doc(req.name, ref),
+            )
             if not decls:
                 kind, why = ("blocked", ref.blocked) if ref.blocked else ("missing", notes_of(view.name, ref.id))
-                tests.append(Planned(name=_unique(base, names), kind=kind, check=None, why=why,
-                                     stub=stub_code(ref), **common))
+                tests.append(
+                    Planned(name=_unique(base, names), kind=kind, check=None, why=why, stub=stub_code(ref), **common)
+                )
                 continue
             for decl in decls:
                 name = _unique(base if len(decls) == 1 else f"{base}__{decl.func}", names)
                 if ref.blocked:  # the check exists but the scenario cannot be compiled: fail saying why
-                    tests.append(Planned(name=name, kind="blocked", check=decl.check_key, why=ref.blocked,
-                                         **common))
+                    tests.append(Planned(name=name, kind="blocked", check=decl.check_key, why=ref.blocked, **common))
                 elif decl.manual:
-                    tests.append(Planned(name=name, kind="manual", check=decl.check_key, manual=decl.manual,
-                                         **common))
+                    tests.append(Planned(name=name, kind="manual", check=decl.check_key, manual=decl.manual, **common))
                 else:
-                    tests.append(Planned(name=name, kind="auto", check=decl.check_key, alias=decl.module,
-                                         func=decl.func, **common))
+                    tests.append(
+                        Planned(
+                            name=name, kind="auto", check=decl.check_key, alias=decl.module, func=decl.func, **common
+                        )
+                    )
     return tests
 
 
@@ -210,8 +223,17 @@ class FilePlan:
     The digest and a hash of the body sit in the file's third line, so a run whose inputs did not
     change can tell that a file is current without rendering it (and without importing Jinja2)."""
 
-    def __init__(self, view: View, capability: str, reqs: list[RequirementRef], bindings_of, root: Path,
-                 checks_hint: str, digest: str | None = None, notes_of=None):
+    def __init__(
+        self,
+        view: View,
+        capability: str,
+        reqs: list[RequirementRef],
+        bindings_of,
+        root: Path,
+        checks_hint: str,
+        digest: str | None = None,
+        notes_of=None,
+    ):
         self.view, self.capability, self.reqs = view, capability, reqs
         self.notes_of = notes_of or _no_notes
         self.bindings_of, self.root, self.checks_hint = bindings_of, root, checks_hint
@@ -229,8 +251,19 @@ class FilePlan:
             h.update(repr((req.name, rel_path(req.path, root))).encode())
             for ref in req.scenarios:
                 decls = [(d.module, d.func, d.check_key, d.manual) for d in bindings_of(view.name, ref.id)]
-                h.update(repr((ref.id, ref.name, ref.line, ref.fingerprint, ref.scenario.raw_text,
-                               rel_path(ref.path, root), decls)).encode())
+                h.update(
+                    repr(
+                        (
+                            ref.id,
+                            ref.name,
+                            ref.line,
+                            ref.fingerprint,
+                            ref.scenario.raw_text,
+                            rel_path(ref.path, root),
+                            decls,
+                        )
+                    ).encode()
+                )
                 if ref.blocked or self.notes_of(view.name, ref.id):  # only then: older digests stay as they were
                     h.update(repr((ref.blocked, self.notes_of(view.name, ref.id))).encode())
         return h.hexdigest()[:16]
@@ -243,10 +276,18 @@ class FilePlan:
                 if t.kind == "auto":
                     aliases.setdefault(t.alias, f"_checks_{len(aliases)}")
             tests = [replace(t, alias=aliases[t.alias]) if t.kind == "auto" else t for t in tests]
-            body = _env().get_template("test_module.py.j2").render(
-                checks_hint=self.checks_hint, capability=self.capability, change=self.view.change,
-                n_scenarios=sum(len(r.scenarios) for r in self.reqs), n_requirements=len(self.reqs),
-                modules=[{"name": n, "alias": a} for n, a in aliases.items()], tests=tests,
+            body = (
+                _env()
+                .get_template("test_module.py.j2")
+                .render(
+                    checks_hint=self.checks_hint,
+                    capability=self.capability,
+                    change=self.view.change,
+                    n_scenarios=sum(len(r.scenarios) for r in self.reqs),
+                    n_requirements=len(self.reqs),
+                    modules=[{"name": n, "alias": a} for n, a in aliases.items()],
+                    tests=tests,
+                )
             )
             self._text = header(self.source, self.digest, body) + body
         return self._text
@@ -273,7 +314,7 @@ def is_current(path: Path, digest: str) -> bool | None:
     prefix = f"{DIGEST}inputs={digest} output=".encode()
     if not first.startswith(MARKER.encode()) or not second.startswith(prefix):
         return None
-    return second[len(prefix):].decode("ascii", "replace") == hashlib.sha256(body).hexdigest()[:16]
+    return second[len(prefix) :].decode("ascii", "replace") == hashlib.sha256(body).hexdigest()[:16]
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -300,8 +341,9 @@ def _no_notes(view: str, scenario_id: str) -> str:
     return ""
 
 
-def plan(views: list[View], bindings_of, root: Path, checks_hint: str,
-         memo: dict[str, str] | None = None, notes_of=_no_notes) -> dict[str, FilePlan]:
+def plan(
+    views: list[View], bindings_of, root: Path, checks_hint: str, memo: dict[str, str] | None = None, notes_of=_no_notes
+) -> dict[str, FilePlan]:
     """relative file name (under the output folder) -> its plan, for every capability of every view.
     `memo`: file name -> digest, known from an identical earlier compilation (filled in here)."""
     memo = {} if memo is None else memo
@@ -313,8 +355,11 @@ def plan(views: list[View], bindings_of, root: Path, checks_hint: str,
         for cap, reqs in by_cap.items():
             name = file_name(view, cap)
             if name in files:
-                raise SpecgenError(f"capabilities {cap!r} and another one map to the same generated file {name}; "
-                                   "rename one capability folder", reqs[0].path)
+                raise SpecgenError(
+                    f"capabilities {cap!r} and another one map to the same generated file {name}; "
+                    "rename one capability folder",
+                    reqs[0].path,
+                )
             files[name] = FilePlan(view, cap, reqs, bindings_of, root, checks_hint, memo.get(name), notes_of)
             memo[name] = files[name].digest
     return files

@@ -172,9 +172,9 @@ def _archived_renames(project: Project) -> dict[str, dict[str, str]]:
     return carried
 
 
-def _build_view(name: str, change: str | None,
-                items: list[tuple[str, Requirement, Path, str]],
-                carried: dict[str, dict[str, str]]) -> View:
+def _build_view(
+    name: str, change: str | None, items: list[tuple[str, Requirement, Path, str]], carried: dict[str, dict[str, str]]
+) -> View:
     """items: (capability, requirement, file, operation) in display order.
 
     Ids are proposed first (anchors included), then checked for collisions all at once: every
@@ -192,9 +192,11 @@ def _build_view(name: str, change: str | None,
             if scn.anchor is not None and is_valid_id(scn.anchor):
                 sid = scn.anchor
             elif scn.anchor is not None:
-                why = (f"specgen-id anchor {scn.anchor!r} is not an id of the form "
-                       "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-'; "
-                       "a nested capability reads group/capability)")
+                why = (
+                    f"specgen-id anchor {scn.anchor!r} is not an id of the form "
+                    "capability/requirement-slug/scenario-slug (lowercase letters, digits and '-'; "
+                    "a nested capability reads group/capability)"
+                )
                 problems.append(Issue(level, path, scn.line, why + where, "bad-anchor"))
             proposed.append((n, scn, sid, why))
     proposed = _scenario_collisions(items, proposed, problems, level, where)
@@ -223,8 +225,7 @@ def _where(path: Path, line: int, here: Path) -> str:
     return f"{Path(*parts[start:]).as_posix()}:{line}"
 
 
-def _requirement_collisions(items, rslugs: list[str], problems: list[Issue], level: str,
-                            where: str) -> dict[int, str]:
+def _requirement_collisions(items, rslugs: list[str], problems: list[Issue], level: str, where: str) -> dict[int, str]:
     """Item index -> why it is blocked, for requirements whose ids collide; their slugs get the line."""
     groups: dict[tuple[str, str], list[int]] = {}
     for n, (cap, _, _, _) in enumerate(items):
@@ -235,10 +236,13 @@ def _requirement_collisions(items, rslugs: list[str], problems: list[Issue], lev
             continue
         for n in members:
             _, req, path, _ = items[n]
-            others = "; ".join(f'"{items[m][1].name}" ({_where(items[m][2], items[m][1].line, path)})'
-                               for m in members if m != n)
-            why = (f"requirement id {cap}/{rslug} collides with {others}: rename one of the requirements; "
-                   "its scenarios are blocked until then")
+            others = "; ".join(
+                f'"{items[m][1].name}" ({_where(items[m][2], items[m][1].line, path)})' for m in members if m != n
+            )
+            why = (
+                f"requirement id {cap}/{rslug} collides with {others}: rename one of the requirements; "
+                "its scenarios are blocked until then"
+            )
             problems.append(Issue(level, path, req.line, why + where, "id-collision"))
             blocked[n] = why
             rslugs[n] = f"{rslug}-line-{req.line}"
@@ -260,9 +264,13 @@ def _scenario_collisions(items, proposed, problems: list[Issue], level: str, whe
             path = items[n][2]
             others = "; ".join(
                 f'"{proposed[m][1].name}" ({_where(items[proposed[m][0]][2], proposed[m][1].line, path)})'
-                for m in members if m != k)
-            why = (f"scenario id {sid} collides with {others}: rename one of the scenarios or give one an "
-                   "explicit <!-- specgen-id: ... --> anchor")
+                for m in members
+                if m != k
+            )
+            why = (
+                f"scenario id {sid} collides with {others}: rename one of the scenarios or give one an "
+                "explicit <!-- specgen-id: ... --> anchor"
+            )
             problems.append(Issue(level, path, scn.line, why + where, "id-collision"))
             stand_in, i = f"{sid}-line-{scn.line}", 2
             while stand_in in taken:

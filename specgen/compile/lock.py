@@ -53,8 +53,12 @@ def read(path: Path) -> dict[tuple[str, str, str], Entry]:
             continue
         parts = line.split()
         if len(parts) != 5:
-            raise SpecgenError("lock line needs 5 fields (view scenario-id check scenario-fp check-fp); "
-                               "fix or delete the line and run `specgen review`", path, n)
+            raise SpecgenError(
+                "lock line needs 5 fields (view scenario-id check scenario-fp check-fp); "
+                "fix or delete the line and run `specgen review`",
+                path,
+                n,
+            )
         entry = Entry(*parts)
         if entry.key in entries:
             raise SpecgenError(f"duplicate lock line for {entry.scenario_id} {entry.check}; delete one", path, n)

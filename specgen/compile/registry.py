@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from specgen.compile.identity import View, id_shaped, normalize, split_id
+from specgen.compile.identity import View, id_shaped, split_id
 from specgen.errors import ERROR, Issue, SpecgenError
 
 
@@ -53,8 +53,9 @@ def _check_args(capability_or_id, requirement, scenario, manual) -> None:
         raise TypeError(f"check({capability_or_id!r}): a scenario id reads capability/requirement-slug/scenario-slug")
 
 
-def check(capability_or_id: str, requirement: str | None = None, scenario: str | None = None, *,
-          manual: str | None = None):
+def check(
+    capability_or_id: str, requirement: str | None = None, scenario: str | None = None, *, manual: str | None = None
+):
     """Bind the decorated function to a scenario (by names, or by its id)."""
     _check_args(capability_or_id, requirement, scenario, manual)
 
@@ -126,8 +127,11 @@ def module_files(root: Path, import_paths: tuple[str, ...]) -> list[tuple[str, P
             except (ImportError, ValueError):
                 spec = None
             if spec is None or not spec.origin:
-                raise SpecgenError(f"tool.specgen.checks: {dotted!r} is neither a module nor a package "
-                                   f"under {root}; fix the import path", root / "pyproject.toml")
+                raise SpecgenError(
+                    f"tool.specgen.checks: {dotted!r} is neither a module nor a package "
+                    f"under {root}; fix the import path",
+                    root / "pyproject.toml",
+                )
             origin = Path(spec.origin)
             base = origin.parent if origin.name == "__init__.py" else origin.with_suffix("")
         if base.is_dir():
@@ -204,14 +208,25 @@ def read_module(name: str, path: Path) -> tuple[CheckModule, list[Issue]]:
         tree = ast.parse(source, filename=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
-        return CheckModule(name, path, (), ()), [Issue(ERROR, path, None, f"cannot read check module {name}: {why}; "
-                                                       "its checks are not bound until it reads as UTF-8",
-                                                       "unreadable-check-module")]
+        return CheckModule(name, path, (), ()), [
+            Issue(
+                ERROR,
+                path,
+                None,
+                f"cannot read check module {name}: {why}; its checks are not bound until it reads as UTF-8",
+                "unreadable-check-module",
+            )
+        ]
     except SyntaxError as exc:
-        return CheckModule(name, path, (), ()), [Issue(ERROR, path, exc.lineno, f"check module {name} does not "
-                                                       f"parse: {exc.msg}; its checks are not bound until it does",
-                                                       "unreadable-check-module")]
-    lines = source.splitlines(keepends=True)
+        return CheckModule(name, path, (), ()), [
+            Issue(
+                ERROR,
+                path,
+                exc.lineno,
+                f"check module {name} does not parse: {exc.msg}; its checks are not bound until it does",
+                "unreadable-check-module",
+            )
+        ]
     names, modules = _check_names(tree)
     constants = _constants(tree)
     decls: list[Decl] = []
@@ -257,8 +272,9 @@ def _literal(expr: ast.expr, constants: dict[str, str | None]) -> str | None:
     return None
 
 
-def _decl_from_call(module: str, path: Path, node, dec: ast.Call, fp: str, issues: list[Issue],
-                    constants: dict[str, str | None]) -> Decl | None:
+def _decl_from_call(
+    module: str, path: Path, node, dec: ast.Call, fp: str, issues: list[Issue], constants: dict[str, str | None]
+) -> Decl | None:
     def bad(msg: str) -> None:
         issues.append(Issue(ERROR, path, dec.lineno, f"{node.name}: {msg}", "bad-check"))
 
@@ -266,19 +282,28 @@ def _decl_from_call(module: str, path: Path, node, dec: ast.Call, fp: str, issue
     for a in dec.args:
         value = _literal(a, constants)
         if value is None:
-            bad("@check arguments must be non-empty string literals or module-level string constants "
-                "assigned once (specgen reads them without importing)")
+            bad(
+                "@check arguments must be non-empty string literals or module-level string constants "
+                "assigned once (specgen reads them without importing)"
+            )
             return None
         args.append(value)
     manual = None
     for kw in dec.keywords:
         value = _literal(kw.value, constants) if kw.arg == "manual" else None
         if value is None:
-            bad("@check takes only manual=\"<procedure file>\" as a keyword (a string)")
+            bad('@check takes only manual="<procedure file>" as a keyword (a string)')
             return None
         manual = value
-    common = dict(module=module, path=path, func=node.name, line=dec.lineno, def_line=node.lineno,
-                  source_fingerprint=fp, manual=manual)
+    common = dict(
+        module=module,
+        path=path,
+        func=node.name,
+        line=dec.lineno,
+        def_line=node.lineno,
+        source_fingerprint=fp,
+        manual=manual,
+    )
     if len(args) == 1:
         if not id_shaped(args[0]):
             bad(f"@check({args[0]!r}): a scenario id reads capability/requirement-slug/scenario-slug")
@@ -318,22 +343,40 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
     for decl in decls:
         hits = []
         for view in views:
-            ref = (view.by_id.get(decl.target_id) if decl.target_id
-                   else view.by_name.get((decl.capability, decl.requirement, decl.scenario)))
+            ref = (
+                view.by_id.get(decl.target_id)
+                if decl.target_id
+                else view.by_name.get((decl.capability, decl.requirement, decl.scenario))
+            )
             if ref is not None:
                 hits.append((view, ref))
         if not hits:
             near = nearest(decl, views)
             hint = f"; did you mean {near[1].id}?" if near else ""
-            issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound to nothing: no scenario "
-                                f"{decl.target} in openspec/specs or an active change (a typo, or a renamed or "
-                                "deleted scenario?)" + hint, "unknown-scenario"))
+            issues.append(
+                Issue(
+                    ERROR,
+                    decl.path,
+                    decl.line,
+                    f"{decl.func} is bound to nothing: no scenario "
+                    f"{decl.target} in openspec/specs or an active change (a typo, or a renamed or "
+                    "deleted scenario?)" + hint,
+                    "unknown-scenario",
+                )
+            )
             continue
         for view, ref in hits:
             key = (view.name, ref.id, decl.check_key)
             if key in seen:
-                issues.append(Issue(ERROR, decl.path, decl.line, f"{decl.func} is bound twice to {ref.id}; remove "
-                                    "one @check", "duplicate-binding"))
+                issues.append(
+                    Issue(
+                        ERROR,
+                        decl.path,
+                        decl.line,
+                        f"{decl.func} is bound twice to {ref.id}; remove one @check",
+                        "duplicate-binding",
+                    )
+                )
                 continue
             seen.add(key)
             bound.append(Bound(decl, view.name, ref.id))
@@ -367,5 +410,6 @@ def near_misses(decls: list[Decl], bound: list[Bound], views: list[View]) -> dic
         if near is not None:
             where = f"{decl.path.name}:{decl.line}"
             notes.setdefault((near[0].name, near[1].id), []).append(
-                f"{decl.func} ({where}) is bound to {decl.target}, which matches no scenario: fix the name")
+                f"{decl.func} ({where}) is bound to {decl.target}, which matches no scenario: fix the name"
+            )
     return {k: "; ".join(v) for k, v in notes.items()}

@@ -23,8 +23,11 @@ def target_module(comp, ref: ScenarioRef) -> Path:
     if base.with_suffix(".py").is_file():
         return base.with_suffix(".py")
     if not (base / "__init__.py").is_file():
-        raise SpecgenError(f"tool.specgen.checks: {first!r} is not a package folder with __init__.py under the "
-                           "project; create it or pass the module explicitly", comp.root / "pyproject.toml")
+        raise SpecgenError(
+            f"tool.specgen.checks: {first!r} is not a package folder with __init__.py under the "
+            "project; create it or pass the module explicitly",
+            comp.root / "pyproject.toml",
+        )
     return base / (ref.capability.replace("-", "_").replace("/", "__") + ".py")
 
 
@@ -39,13 +42,22 @@ def write_stub(comp, ref: ScenarioRef) -> tuple[Path, str]:
     func, n = stub_name(ref), 2
     while func in taken:
         func, n = f"{stub_name(ref)}_{n}", n + 1
-    has_import = any(isinstance(n, ast.ImportFrom) and n.module == "specgen" and
-                     any(a.name == "check" and a.asname is None for a in n.names) for n in tree.body)
+    has_import = any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "specgen"
+        and any(a.name == "check" and a.asname is None for a in n.names)
+        for n in tree.body
+    )
     if not has_import:
         lines = text.splitlines(keepends=True)
         imports = [n.end_lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        doc = tree.body[0].end_lineno if tree.body and isinstance(tree.body[0], ast.Expr) and \
-            isinstance(getattr(tree.body[0], "value", None), ast.Constant) else 0
+        doc = (
+            tree.body[0].end_lineno
+            if tree.body
+            and isinstance(tree.body[0], ast.Expr)
+            and isinstance(getattr(tree.body[0], "value", None), ast.Constant)
+            else 0
+        )
         at = max(imports) if imports else doc
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"

@@ -87,7 +87,7 @@ def _prefixed_name(pattern: re.Pattern, line: str) -> str | None:
     m = pattern.match(line)
     if not m:
         return None
-    name = _lazy_tail(line[m.end():])
+    name = _lazy_tail(line[m.end() :])
     return None if name is None else strip_closing_run(name)
 
 
@@ -110,7 +110,7 @@ def h3_title(line: str) -> str | None:
     p = len(r) - len(r.lstrip(WS_CHARS))
     if p == len(r):
         return "" if any(c not in EOL_IN_LINE for c in r[1:]) else None
-    title = r[p:len(r.rstrip(WS_CHARS))]
+    title = r[p : len(r.rstrip(WS_CHARS))]
     return None if any(c in EOL_IN_LINE for c in title) else title
 
 
@@ -135,10 +135,11 @@ def _scenario_bodies(body_lines: list[str]) -> list[str]:
         if mask[i] or not body_lines[i].startswith("####") or not SCENARIO_HEADER.match(body_lines[i]):
             continue
         end = i + 1
-        while end < n and (mask[end] or not body_lines[end].startswith("#")
-                           or not _SCENARIO_BODY_END.match(body_lines[end])):
+        while end < n and (
+            mask[end] or not body_lines[end].startswith("#") or not _SCENARIO_BODY_END.match(body_lines[end])
+        ):
             end += 1
-        bodies.append("\n".join(body_lines[i + 1:end]))
+        bodies.append("\n".join(body_lines[i + 1 : end]))
     return bodies
 
 
@@ -154,6 +155,7 @@ def count_empty_scenarios(body_lines: list[str]) -> int:
 # --------------------------------------------------------------------------------------------
 # Requirement blocks (the reader behind `validate <change>` and `archive`)
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Block:
@@ -183,8 +185,9 @@ def extract_requirements_section(content: str) -> RequirementsParts:
 def _extract_requirements_section(content: str) -> RequirementsParts:
     lines = normalize(content).split("\n")
     mask = fence_mask(lines)
-    idx = next((i for i, ln in enumerate(lines)
-                if not mask[i] and ln.startswith("##") and REQUIREMENTS_HEADER.match(ln)), -1)
+    idx = next(
+        (i for i, ln in enumerate(lines) if not mask[i] and ln.startswith("##") and REQUIREMENTS_HEADER.match(ln)), -1
+    )
     if idx == -1:
         before = js_trim_end(content)
         return RequirementsParts(before + "\n\n" if before else "", "## Requirements", "", [], "\n")
@@ -195,8 +198,8 @@ def _extract_requirements_section(content: str) -> RequirementsParts:
             break
     before = "\n".join(lines[:idx])
     header_line = lines[idx]
-    body = lines[idx + 1:end]
-    bmask = mask[idx + 1:end]
+    body = lines[idx + 1 : end]
+    bmask = mask[idx + 1 : end]
 
     def is_req(c: int) -> bool:
         return not bmask[c] and is_requirement_header(body[c])
@@ -276,7 +279,7 @@ def _split_top_level_sections(lines: list[str], mask: list[bool]):
     out = []
     for k, (title, i) in enumerate(idx):
         end = idx[k + 1][1] if k + 1 < len(idx) else len(lines)
-        out.append((title, lines[i + 1:end], mask[i + 1:end], i + 2))
+        out.append((title, lines[i + 1 : end], mask[i + 1 : end], i + 2))
     return out
 
 
@@ -308,8 +311,11 @@ def _parse_blocks(lines, mask, start_line, section_title=None, sink=None) -> lis
         line = start_line + i
         buf = [hl]
         i += 1
-        while i < n and not is_req(i) and not (not mask[i] and lines[i].startswith("##")
-                                               and LEVEL2_HEADER.match(lines[i])):
+        while (
+            i < n
+            and not is_req(i)
+            and not (not mask[i] and lines[i].startswith("##") and LEVEL2_HEADER.match(lines[i]))
+        ):
             record(i)
             buf.append(lines[i])
             i += 1
@@ -329,20 +335,32 @@ def _parse_delta_spec(content: str) -> DeltaPlan:
     mask = fence_mask(lines)
     sections = _split_top_level_sections(lines, mask)
     lookups = {}
-    for key, desired in (("added", "ADDED Requirements"), ("modified", "MODIFIED Requirements"),
-                         ("removed", "REMOVED Requirements"), ("renamed", "RENAMED Requirements")):
+    for key, desired in (
+        ("added", "ADDED Requirements"),
+        ("modified", "MODIFIED Requirements"),
+        ("removed", "REMOVED Requirements"),
+        ("renamed", "RENAMED Requirements"),
+    ):
         target = desired.lower()
         matches = [s for s in sections if s[0].lower() == target]
         lookups[key] = (matches[0][0] if matches else desired, matches)
     skipped: list[dict] = []
     added = [b for s in lookups["added"][1] for b in _parse_blocks(s[1], s[2], s[3], lookups["added"][0], skipped)]
-    modified = [b for s in lookups["modified"][1]
-                for b in _parse_blocks(s[1], s[2], s[3], lookups["modified"][0], skipped)]
+    modified = [
+        b for s in lookups["modified"][1] for b in _parse_blocks(s[1], s[2], s[3], lookups["modified"][0], skipped)
+    ]
     removed, removed_blocks = _removed_entries(lookups["removed"][1])
     renamed, unpaired = _rename_pairs(lookups["renamed"][1])
     skipped.sort(key=lambda s: s["line"])
     return DeltaPlan(
-        added, modified, removed, removed_blocks, renamed, unpaired, _orphans(lines, mask), skipped,
+        added,
+        modified,
+        removed,
+        removed_blocks,
+        renamed,
+        unpaired,
+        _orphans(lines, mask),
+        skipped,
         {k: bool(v[1]) for k, v in lookups.items()},
         {k: v[1][0][3] - 1 for k, v in lookups.items() if v[1]},
     )
@@ -504,5 +522,5 @@ def extract_purpose_section(content: str) -> str | None:
     prose = js_trim("\n".join(masked[i] for i in range(start + 1, end) if not fm[i]))
     if not prose:
         return None
-    body = js_trim("\n".join(lines[start + 1:end]))
+    body = js_trim("\n".join(lines[start + 1 : end]))
     return body or None

@@ -17,11 +17,15 @@ from specgen.reader.tree import discover_spec_files
 # ---------------------------------------------------------------------------- proposals
 
 _TITLE = re.compile(
-    rf"(?:\A|(?<=[\n\r\u2028\u2029]))#[{WS}]+(?:[Cc][Hh][Aa][Nn][Gg][Ee]:[{WS}]+)?({NOT_EOL}+)(?=[\n\r\u2028\u2029]|\Z)")
+    rf"(?:\A|(?<=[\n\r\u2028\u2029]))#[{WS}]+(?:[Cc][Hh][Aa][Nn][Gg][Ee]:[{WS}]+)?({NOT_EOL}+)(?=[\n\r\u2028\u2029]|\Z)"
+)
 _PROSE_DELTA = re.compile(rf"[{WS}]*-[{WS}]*\*\*([^*:]+)(?::\*\*|\*\*:)")
 _RENAME_WORDS = (re.compile(r"\brename(s|d|ing)?\b", re.A), re.compile(rf"\brenamed[{WS}]+(to|from)\b", re.A))
-_ADD_WORDS = (re.compile(r"\badd(s|ed|ing)?\b", re.A), re.compile(r"\bcreate(s|d|ing)?\b", re.A),
-              re.compile(r"\bnew\b", re.A))
+_ADD_WORDS = (
+    re.compile(r"\badd(s|ed|ing)?\b", re.A),
+    re.compile(r"\bcreate(s|d|ing)?\b", re.A),
+    re.compile(r"\bnew\b", re.A),
+)
 _REMOVE_WORDS = (re.compile(r"\bremove(s|d|ing)?\b", re.A), re.compile(r"\bdelete(s|d|ing)?\b", re.A))
 
 
@@ -41,7 +45,7 @@ def _prose_deltas(content: str, first_line: int, path: Path) -> list[Delta]:
         if "**" not in line:
             continue
         m = _PROSE_DELTA.match(line)
-        desc = tail_text(line[m.end():]) if m else None
+        desc = tail_text(line[m.end() :]) if m else None
         if desc is None:
             continue
         spec = js_trim(m.group(1))
@@ -95,7 +99,7 @@ def task_line(line: str) -> tuple[str, str] | None:
     m = _TASK_HEAD.match(line)
     if not m:
         return None
-    b = line[m.end():]
+    b = line[m.end() :]
     q = len(b) - len(b.lstrip(WS_CHARS))
     if q == len(b):
         return None
@@ -167,8 +171,10 @@ def _task_files(folder: Path, root: Path) -> list[Path]:
         schema = yaml.safe_load(schema_file.read_text(encoding="utf-8")) or {}
         artifacts = schema.get("artifacts") or []
         tracks = (schema.get("apply") or {}).get("tracks")
-        art = next((a for a in artifacts
-                    if (a.get("generates") == tracks if tracks is not None else a.get("id") == "tasks")), None)
+        art = next(
+            (a for a in artifacts if (a.get("generates") == tracks if tracks is not None else a.get("id") == "tasks")),
+            None,
+        )
         generates = art.get("generates") if art else None
     except Exception:
         return fallback
@@ -232,5 +238,16 @@ def parse_change(folder: Path | str, archived: bool = False, root: Path | None =
     if not any_sections:
         deltas = _prose_deltas(prop.what_changes, prop.what_changes_line, proposal_path) if prop.what_changes else []
     total, done = task_progress(folder, root)
-    return Change(change_id, folder, archived, prop.why, prop.what_changes, tuple(deltas), total, done,
-                  title=prop.title, error=error, has_proposal=has_proposal)
+    return Change(
+        change_id,
+        folder,
+        archived,
+        prop.why,
+        prop.what_changes,
+        tuple(deltas),
+        total,
+        done,
+        title=prop.title,
+        error=error,
+        has_proposal=has_proposal,
+    )

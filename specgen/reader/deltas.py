@@ -58,8 +58,17 @@ def delta_requirements(spec_id: str, path: Path, dt: DeltaPlan) -> list[Delta]:
         for b in blocks:
             req = _block_requirement(b)
             if req is not None:
-                out.append(Delta(spec_id, op, path, req.line, requirement=req, name=req.name,
-                                 description=f"{verb} requirement: {req.text}"))
+                out.append(
+                    Delta(
+                        spec_id,
+                        op,
+                        path,
+                        req.line,
+                        requirement=req,
+                        name=req.name,
+                        description=f"{verb} requirement: {req.text}",
+                    )
+                )
     pool: dict[str, deque[Block]] = {}
     for b in dt.removed_blocks:
         pool.setdefault(b.name, deque()).append(b)
@@ -71,9 +80,27 @@ def delta_requirements(spec_id: str, path: Path, dt: DeltaPlan) -> list[Delta]:
         block = queue.popleft() if queue else Block("", name, f"### Requirement: {name}", entry.line)
         req = _block_requirement(block)
         if req is not None:
-            out.append(Delta(spec_id, REMOVED, path, req.line, requirement=req, name=name,
-                             description=f"Remove requirement: {req.text}"))
+            out.append(
+                Delta(
+                    spec_id,
+                    REMOVED,
+                    path,
+                    req.line,
+                    requirement=req,
+                    name=name,
+                    description=f"Remove requirement: {req.text}",
+                )
+            )
     for p in dt.renamed:
-        out.append(Delta(spec_id, RENAMED, path, p.line, name=p.to, rename_from=p.frm,
-                         description=f'Rename requirement from "{p.frm}" to "{p.to}"'))
+        out.append(
+            Delta(
+                spec_id,
+                RENAMED,
+                path,
+                p.line,
+                name=p.to,
+                rename_from=p.frm,
+                description=f'Rename requirement from "{p.frm}" to "{p.to}"',
+            )
+        )
     return out

@@ -59,6 +59,7 @@ def fence_mask(lines: list[str]) -> list[bool]:
 
 # ---------------------------------------------------------------------------- headers
 
+
 def _last_eol(s: str) -> int:
     return max(s.rfind("\r"), s.rfind("\u2028"), s.rfind("\u2029"))
 
@@ -213,7 +214,7 @@ class Document:
         last = end - 1  # the content's last line: the last non-blank one
         while not lines[last].strip(ws):
             last -= 1
-        body = lines[first:last + 1]
+        body = lines[first : last + 1]
         body[0] = body[0].lstrip(ws)
         body[-1] = body[-1].rstrip(ws)
         return requirement_body(body) or sec.title.strip(ws)
@@ -272,6 +273,7 @@ def requirement_text(title: str, content: str) -> str:
 
 
 # ---------------------------------------------------------------------------- names
+
 
 def strip_closing_run(name: str) -> str:
     """Drop an ATX closing run (`Foo ###` -> `Foo`; only a run after a space or tab counts,

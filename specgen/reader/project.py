@@ -35,17 +35,21 @@ def find_openspec_root(start: Path | str = ".") -> Path | None:
 
 def load_project(root: Path | str = ".") -> Project:
     """Parse ``<root>/openspec``: every spec, every active change, every archived change. A file
-that cannot be read is an error in ``Project.unreadable``, not an exception (the rest is read)."""
+    that cannot be read is an error in ``Project.unreadable``, not an exception (the rest is read)."""
     root = Path(root)
     base = root / "openspec"
     if not base.is_dir():
         raise SpecgenError("no openspec/ folder here; pass --root DIR or run `openspec init`", base)
     unreadable: list[Issue] = []
     specs = _each(unreadable, parse_spec, [(path, sid) for sid, path in discover_spec_files(base / "specs")])
-    changes = _each(unreadable, parse_change,
-                    [(base / "changes" / cid, False, root) for cid in active_change_ids(root)])
-    archived = _each(unreadable, parse_change,
-                     [(base / "changes" / "archive" / cid, True, root) for cid in archived_change_ids(root)])
+    changes = _each(
+        unreadable, parse_change, [(base / "changes" / cid, False, root) for cid in active_change_ids(root)]
+    )
+    archived = _each(
+        unreadable,
+        parse_change,
+        [(base / "changes" / "archive" / cid, True, root) for cid in archived_change_ids(root)],
+    )
     return Project(root, specs, changes, archived, tuple(unreadable))
 
 

@@ -122,8 +122,8 @@ def read_text(path: Path | str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SpecgenError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {col}); re-save the file as UTF-8",
-            path, line) from None
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {col}); re-save the file as UTF-8", path, line
+        ) from None
 
 
 def read_text_as_node(path: Path | str) -> str:

@@ -104,8 +104,11 @@ def _subdirs(folder: Path, follow_links: bool = False) -> list[str]:
 def active_change_ids(root: Path, links: str = LINKS_INSIDE) -> list[str]:
     """Folders directly under openspec/changes/, except archive/ and dot folders. A symlinked
     folder counts only with LINKS_ANY (what `validate` lists; `show` and `list` skip it)."""
-    names = [n for n in _subdirs(root / "openspec" / "changes", links == LINKS_ANY)
-             if n != "archive" and not n.startswith(".")]
+    names = [
+        n
+        for n in _subdirs(root / "openspec" / "changes", links == LINKS_ANY)
+        if n != "archive" and not n.startswith(".")
+    ]
     return sorted(names, key=utf16_key)
 
 
@@ -162,8 +165,9 @@ def nested_changes(changes_dir: Path, name: str, looks_like_change, links: str =
     while todo:
         d, prefix, depth = todo.pop()
         try:
-            subs = sorted(e.name for e in os.scandir(d)
-                          if e.is_dir(follow_symlinks=follow) and not e.name.startswith("."))
+            subs = sorted(
+                e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=follow) and not e.name.startswith(".")
+            )
         except OSError:
             continue
         for child in reversed(subs):  # depth-first, in name order
@@ -179,7 +183,9 @@ def describe_nested(name: str, nested: list[str]) -> str:
     """The message for a namespace folder wrapping changes (the CLI's words)."""
     where = ", ".join(f"openspec/changes/{n}/" for n in nested)
     example = nested[0].replace("/", "-")
-    return (f'"{name}" is not a change: it is a folder wrapping {where}. A change must be a directory '
-            "directly under openspec/changes/, so those nested directories are invisible to OpenSpec while the "
-            "folder around them is reported as a change. Nested paths are supported under openspec/specs/ only. "
-            f'Rename each nested change to a flat name (for example "{example}").')
+    return (
+        f'"{name}" is not a change: it is a folder wrapping {where}. A change must be a directory '
+        "directly under openspec/changes/, so those nested directories are invisible to OpenSpec while the "
+        "folder around them is reported as a change. Nested paths are supported under openspec/specs/ only. "
+        f'Rename each nested change to a flat name (for example "{example}").'
+    )

@@ -47,14 +47,36 @@ def results_issues(comp: Compilation, path: Path, results: dict) -> list[Issue]:
     if when is None:
         if not any(b.decl.manual is None for b in comp.bound):
             return []
-        return [Issue(WARNING, where, None, f"no test results: {RERUN}; until then every automated check "
-                      "counts as missing", "missing-results")]
+        return [
+            Issue(
+                WARNING,
+                where,
+                None,
+                f"no test results: {RERUN}; until then every automated check counts as missing",
+                "missing-results",
+            )
+        ]
     newest = _newest_input(comp)
     if newest is not None and newest[0] > when:
-        return [Issue(WARNING, where, None, f"test results are older than {rel_path(newest[1], comp.root)}: "
-                      f"stale; {RERUN}", "stale-results")]
+        return [
+            Issue(
+                WARNING,
+                where,
+                None,
+                f"test results are older than {rel_path(newest[1], comp.root)}: stale; {RERUN}",
+                "stale-results",
+            )
+        ]
     known = {(b.view, b.scenario_id, b.decl.check_key) for b in comp.bound}
     if results and comp.bound and not known.intersection(results):
-        return [Issue(WARNING, where, None, f"test results are from another run: none of their {len(results)} "
-                      f"record(s) is for a binding of this project; {RERUN}", "stale-results")]
+        return [
+            Issue(
+                WARNING,
+                where,
+                None,
+                f"test results are from another run: none of their {len(results)} "
+                f"record(s) is for a binding of this project; {RERUN}",
+                "stale-results",
+            )
+        ]
     return []

@@ -67,8 +67,17 @@ def read_evidence(folder: Path) -> dict[str, list[Evidence]]:
         result = str(data["result"]).strip().lower()
         if result not in RESULTS:
             raise SpecgenError(f"evidence result: {data['result']!r}; expected pass or fail", path)
-        ev = Evidence(path, str(data["scenario"]), str(data["fingerprint"]), result, str(data["who"]),
-                      _iso(data["when"]), str(data["commit"]), str(data.get("notes") or ""), data.get("dirty") is True)
+        ev = Evidence(
+            path,
+            str(data["scenario"]),
+            str(data["fingerprint"]),
+            result,
+            str(data["who"]),
+            _iso(data["when"]),
+            str(data["commit"]),
+            str(data.get("notes") or ""),
+            data.get("dirty") is True,
+        )
         found.setdefault(ev.scenario, []).append(ev)
     for records in found.values():
         records.sort(key=lambda e: (e.when, str(e.path)))
@@ -89,8 +98,16 @@ def status(records: list[Evidence] | None, scenario_fingerprint: str) -> tuple[s
     return (FRESH if latest.result == "pass" else FAILED), latest
 
 
-def render_record(scenario: str, fingerprint: str, result: str, who: str, when: str, commit: str,
-                  notes: str = "") -> str:
-    data = {"scenario": scenario, "fingerprint": fingerprint, "result": result, "who": who, "when": when,
-            "commit": commit, "notes": notes}
+def render_record(
+    scenario: str, fingerprint: str, result: str, who: str, when: str, commit: str, notes: str = ""
+) -> str:
+    data = {
+        "scenario": scenario,
+        "fingerprint": fingerprint,
+        "result": result,
+        "who": who,
+        "when": when,
+        "commit": commit,
+        "notes": notes,
+    }
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -13,8 +13,16 @@ from markdown_it import MarkdownIt
 
 from specgen.report.verdicts import VERDICTS, spec_link, summary_line
 
-ICON = {"verified": "✅", "manual": "🖐️", "skipped": "⏭️", "baselined": "📌", "missing": "⬜", "stale": "⌛",
-        "suspect": "⚠️", "failing": "❌"}
+ICON = {
+    "verified": "✅",
+    "manual": "🖐️",
+    "skipped": "⏭️",
+    "baselined": "📌",
+    "missing": "⬜",
+    "stale": "⌛",
+    "suspect": "⚠️",
+    "failing": "❌",
+}
 
 
 def _md_cell(text: str) -> str:
@@ -34,8 +42,10 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
         lines += ["", f"### Not verified ({len(failed)})", "", "| requirement | verdict | why |", "|---|---|---|"]
         for r in failed:
             link = spec_link(data, r["path"], r["line"], out_dir, root)
-            lines.append(f"| [{_md_cell(r['capability'])} / {_md_cell(r['name'])}]({link}) | "
-                         f"{ICON[r['verdict']]} {r['verdict']} | {_md_cell(r['reason'])[:400]} |")
+            lines.append(
+                f"| [{_md_cell(r['capability'])} / {_md_cell(r['name'])}]({link}) | "
+                f"{ICON[r['verdict']]} {r['verdict']} | {_md_cell(r['reason'])[:400]} |"
+            )
     if data.get("issues"):
         lines += ["", f"### Static issues ({len(data['issues'])})", ""]
         for i in data["issues"]:
@@ -44,20 +54,33 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
     caps: dict[str, list] = {}
     for r in data["requirements"]:
         caps.setdefault(r["capability"], []).append(r)
-    lines += ["", "### Capabilities", "", "| capability | requirements verified | scenarios verified |",
-              "|---|---:|---:|"]
+    lines += [
+        "",
+        "### Capabilities",
+        "",
+        "| capability | requirements verified | scenarios verified |",
+        "|---|---:|---:|",
+    ]
     for cap, reqs in caps.items():
         sc = [x for r in reqs for x in r["scenarios"]]
-        lines.append(f"| {cap} | {sum(r['verified'] for r in reqs)}/{len(reqs)} | "
-                     f"{sum(x['verified'] for x in sc)}/{len(sc)} |")
+        lines.append(
+            f"| {cap} | {sum(r['verified'] for r in reqs)}/{len(reqs)} | {sum(x['verified'] for x in sc)}/{len(sc)} |"
+        )
     if data["changes"]:
-        lines += ["", "### Active changes (not gated)", "",
-                  "| change | requirements verified | scenarios verified | without a check |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "### Active changes (not gated)",
+            "",
+            "| change | requirements verified | scenarios verified | without a check |",
+            "|---|---:|---:|---:|",
+        ]
         for c in data["changes"]:
             cs = c["summary"]
-            lines.append(f"| {c['id']} | {cs['requirements_verified']}/{cs['requirements_total']} | "
-                         f"{cs['scenarios_verified']}/{cs['scenarios_total']} | "
-                         f"{sum(1 for r in c['requirements'] for x in r['scenarios'] if not x['checks'])} |")
+            lines.append(
+                f"| {c['id']} | {cs['requirements_verified']}/{cs['requirements_total']} | "
+                f"{cs['scenarios_verified']}/{cs['scenarios_total']} | "
+                f"{sum(1 for r in c['requirements'] for x in r['scenarios'] if not x['checks'])} |"
+            )
     lines += ["", "Full matrix: `report.html`; data: `report.json`; test log: `junit.xml`.", ""]
     return "\n".join(lines)
 
@@ -69,8 +92,13 @@ def _md() -> MarkdownIt:
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("specgen.report", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("specgen.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["md"] = lambda text: jinja2.utils.markupsafe.Markup(_md().render(text or ""))
     return env
 
@@ -91,23 +119,52 @@ def _scenario_row(s: dict) -> list:
     # The commonest reason, "no check bound: `specgen stub <id>`", is rebuilt by the page (0): 13,000 of them
     # would be a third of the file.
     reason = 0 if s["reason"] == f"no check bound: `specgen stub {s['id']}`" else s["reason"]
-    return [s["id"], s["name"], s["path"], s["line"], s["verdict"], s["verified"], reason, _text(s["text"]),
-            [_check_row(c) for c in s["checks"]]]
+    return [
+        s["id"],
+        s["name"],
+        s["path"],
+        s["line"],
+        s["verdict"],
+        s["verified"],
+        reason,
+        _text(s["text"]),
+        [_check_row(c) for c in s["checks"]],
+    ]
 
 
 def _requirement_row(r: dict) -> list:
     # A requirement's reason repeats its scenarios' (shown on their rows): the first 240 characters say enough.
     reason = r["reason"] if len(r["reason"]) <= 240 else r["reason"][:240] + "…"
-    return [r["capability"], r["name"], r["id"], r["path"], r["line"], r["verdict"], r["verified"], reason,
-            _text(r["text"]), r.get("operation") or "", [_scenario_row(s) for s in r["scenarios"]]]
+    return [
+        r["capability"],
+        r["name"],
+        r["id"],
+        r["path"],
+        r["line"],
+        r["verdict"],
+        r["verified"],
+        reason,
+        _text(r["text"]),
+        r.get("operation") or "",
+        [_scenario_row(s) for s in r["scenarios"]],
+    ]
 
 
 def capability_rows(requirements: list[dict]) -> list[dict]:
     """Per capability: requirement and scenario counts, and scenario counts by verdict (the bar)."""
     caps: dict[str, dict] = {}
     for r in requirements:
-        c = caps.setdefault(r["capability"], {"name": r["capability"], "reqs": 0, "reqs_ok": 0, "scns": 0,
-                                              "scns_ok": 0, "by": dict.fromkeys(VERDICTS, 0)})
+        c = caps.setdefault(
+            r["capability"],
+            {
+                "name": r["capability"],
+                "reqs": 0,
+                "reqs_ok": 0,
+                "scns": 0,
+                "scns_ok": 0,
+                "by": dict.fromkeys(VERDICTS, 0),
+            },
+        )
         c["reqs"] += 1
         c["reqs_ok"] += r["verified"]
         for s in r["scenarios"]:
@@ -124,27 +181,62 @@ def capability_rows(requirements: list[dict]) -> list[dict]:
 
 def _json_for_script(payload) -> str:
     # Inside <script>: no "</" may close it, no "<!--" may open a comment.
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/").replace(
-        "<!--", "<\\u0021--")
+    return (
+        json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        .replace("</", "<\\/")
+        .replace("<!--", "<\\u0021--")
+    )
 
 
 def html(data: dict, out_dir: Path, root: Path) -> str:
     """One self-contained page: the summary and the per-capability table rendered here; the rows of
     requirements, scenarios and checks travel once, as JSON, and the page renders those that match
     the filters (so 13,000 scenarios open in a moment and filtering stays fast)."""
-    sections = [{"title": "openspec/specs", "key": "specs", "gated": True, "summary": data["summary"],
-                 "requirements": data["requirements"]}]
-    sections += [{"title": f"change {c['id']}", "key": c["id"], "gated": False, "summary": c["summary"],
-                  "requirements": c["requirements"]} for c in data["changes"]]
+    sections = [
+        {
+            "title": "openspec/specs",
+            "key": "specs",
+            "gated": True,
+            "summary": data["summary"],
+            "requirements": data["requirements"],
+        }
+    ]
+    sections += [
+        {
+            "title": f"change {c['id']}",
+            "key": c["id"],
+            "gated": False,
+            "summary": c["summary"],
+            "requirements": c["requirements"],
+        }
+        for c in data["changes"]
+    ]
     if data.get("source_url"):
         base = data["source_url"].rstrip("/")
     else:
         base = os.path.relpath(root, out_dir).replace(os.sep, "/")
-    rows = {"base": base, "sections": [
-        {"key": s["key"], "title": s["title"], "gated": s["gated"],
-         "reqs": [_requirement_row(r) for r in s["requirements"]]} for s in sections]}
-    return _env().get_template("report.html.j2").render(
-        data=data, sections=sections, verdicts=VERDICTS, icon=ICON, caps=capability_rows(data["requirements"]),
-        rows_json=jinja2.utils.markupsafe.Markup(_json_for_script(rows)),
-        headline=summary_line(data, "report.html").split("; report:")[0],
+    rows = {
+        "base": base,
+        "sections": [
+            {
+                "key": s["key"],
+                "title": s["title"],
+                "gated": s["gated"],
+                "reqs": [_requirement_row(r) for r in s["requirements"]],
+            }
+            for s in sections
+        ],
+    }
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            data=data,
+            sections=sections,
+            verdicts=VERDICTS,
+            icon=ICON,
+            caps=capability_rows(data["requirements"]),
+            rows_json=jinja2.utils.markupsafe.Markup(_json_for_script(rows)),
+            headline=summary_line(data, "report.html").split("; report:")[0],
+        )
     )

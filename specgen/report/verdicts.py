@@ -62,8 +62,6 @@ def load_results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
     return out
 
 
-
-
 def check_result(comp: Compilation, view: View, ref, decl, results, evidence) -> CheckResult:
     base = dict(check=decl.check_key, path=rel_path(decl.path, comp.root), line=decl.line)
     state, why = comp.lock_state(view.name, ref.id, decl)
@@ -72,10 +70,16 @@ def check_result(comp: Compilation, view: View, ref, decl, results, evidence) ->
         verdict, reason = {
             manualmod.FRESH: ("manual", f"evidence by {ev.who if ev else ''} at {ev.when if ev else ''}"),
             manualmod.FAILED: ("failing", f"latest evidence ({ev.path.name if ev else ''}) records a fail"),
-            manualmod.STALE: ("stale", "the latest evidence is for an older scenario text: run the procedure "
-                              f"again and record fingerprint {ref.fingerprint}"),
-            manualmod.NONE: ("missing", f"no evidence yet: follow {decl.manual}, record it under "
-                             f"{comp.config.manual}/evidence/ with fingerprint {ref.fingerprint}"),
+            manualmod.STALE: (
+                "stale",
+                "the latest evidence is for an older scenario text: run the procedure "
+                f"again and record fingerprint {ref.fingerprint}",
+            ),
+            manualmod.NONE: (
+                "missing",
+                f"no evidence yet: follow {decl.manual}, record it under "
+                f"{comp.config.manual}/evidence/ with fingerprint {ref.fingerprint}",
+            ),
         }[status]
         if status == manualmod.FRESH:
             from specgen.adopt.evidence import flag  # git, only for fresh evidence
@@ -99,8 +103,9 @@ def check_result(comp: Compilation, view: View, ref, decl, results, evidence) ->
             verdict, reason = "skipped", f"skipped ({msg or 'no reason'}); a skip never counts"
         else:
             verdict, reason = "verified", f"{counts['passed']} case(s) passed"
-        result = CheckResult(kind="auto", verdict=verdict, reason=reason,
-                             outcomes={k: counts[k] for k in sorted(counts)}, **base)
+        result = CheckResult(
+            kind="auto", verdict=verdict, reason=reason, outcomes={k: counts[k] for k in sorted(counts)}, **base
+        )
     if state != REVIEWED and _RANK["suspect"] < _RANK[result.verdict]:
         result.verdict, result.reason = "suspect", why
     return result
@@ -115,8 +120,9 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
         for req in view.requirements:
             scns = []
             for ref in req.scenarios:
-                checks = [check_result(comp, view, ref, d, results, evidence)
-                          for d in comp.decls_for(view.name, ref.id)]
+                checks = [
+                    check_result(comp, view, ref, d, results, evidence) for d in comp.decls_for(view.name, ref.id)
+                ]
                 verdict = worst(c.verdict for c in checks)
                 if ref.blocked:  # an id collision: never verified, whatever a result file says
                     verdict, reason = "failing", ref.blocked
@@ -125,22 +131,40 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                     reason = f"{bad[0].check.split(':')[-1]}: {bad[0].reason}"
                 else:
                     reason = f"no check bound: `specgen stub {ref.id}`"
-                scns.append({
-                    "id": ref.id, "name": ref.name, "verdict": verdict, "verified": verdict in counted,
-                    "reason": reason, "path": rel_path(ref.path, comp.root), "line": ref.line,
-                    "fingerprint": ref.fingerprint, "text": ref.scenario.raw_text,
-                    "checks": [c.__dict__ for c in checks],
-                })
+                scns.append(
+                    {
+                        "id": ref.id,
+                        "name": ref.name,
+                        "verdict": verdict,
+                        "verified": verdict in counted,
+                        "reason": reason,
+                        "path": rel_path(ref.path, comp.root),
+                        "line": ref.line,
+                        "fingerprint": ref.fingerprint,
+                        "text": ref.scenario.raw_text,
+                        "checks": [c.__dict__ for c in checks],
+                    }
+                )
             verdict = worst(s["verdict"] for s in scns)
             not_ok = [s for s in scns if not s["verified"]]
-            reqs.append({
-                "capability": req.capability, "name": req.name, "id": req.key, "verdict": verdict,
-                "verified": bool(scns) and not not_ok, "operation": req.operation,
-                "reason": "" if scns and not not_ok else (
-                    "; ".join(f"{s['name']}: {s['verdict']} ({s['reason']})" for s in not_ok) or "no scenarios"),
-                "path": rel_path(req.path, comp.root), "line": req.line, "text": req.requirement.text,
-                "fingerprint": req.fingerprint, "scenarios": scns,
-            })
+            reqs.append(
+                {
+                    "capability": req.capability,
+                    "name": req.name,
+                    "id": req.key,
+                    "verdict": verdict,
+                    "verified": bool(scns) and not not_ok,
+                    "operation": req.operation,
+                    "reason": ""
+                    if scns and not not_ok
+                    else ("; ".join(f"{s['name']}: {s['verdict']} ({s['reason']})" for s in not_ok) or "no scenarios"),
+                    "path": rel_path(req.path, comp.root),
+                    "line": req.line,
+                    "text": req.requirement.text,
+                    "fingerprint": req.fingerprint,
+                    "scenarios": scns,
+                }
+            )
         views.append({"view": view.name, "change": view.change, "requirements": reqs, "summary": summarize(reqs)})
     return {
         "version": 1,
@@ -148,8 +172,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
         "source_url": source_url,
         "summary": views[0]["summary"],
         "requirements": views[0]["requirements"],
-        "changes": [{"id": v["change"], "summary": v["summary"], "requirements": v["requirements"]}
-                    for v in views[1:]],
+        "changes": [{"id": v["change"], "summary": v["summary"], "requirements": v["requirements"]} for v in views[1:]],
     }
 
 
@@ -171,9 +194,11 @@ def summary_line(data: dict, where: str) -> str:
     detail = ", ".join(f"{n} {v}" for v, n in bad.items())
     issues = len(data.get("issues", []))
     extra = f"; {issues} static issue(s)" if issues else ""
-    return (f"specgen: {s['requirements_verified']}/{s['requirements_total']} requirements verified"
-            f"{' (' + detail + ')' if detail else ''}, {s['scenarios_verified']}/{s['scenarios_total']} "
-            f"scenarios{extra}; report: {where}")
+    return (
+        f"specgen: {s['requirements_verified']}/{s['requirements_total']} requirements verified"
+        f"{' (' + detail + ')' if detail else ''}, {s['scenarios_verified']}/{s['scenarios_total']} "
+        f"scenarios{extra}; report: {where}"
+    )
 
 
 def spec_link(data: dict, path: str, line: int, out_dir: Path, root: Path) -> str:

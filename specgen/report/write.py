@@ -11,40 +11,55 @@ import json
 import sys
 from pathlib import Path
 
+from specgen.adopt import baseline
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
 from specgen.report import github, render
 from specgen.report.freshness import results_issues
 from specgen.report.gate import static_issues
-from specgen.adopt import baseline
 from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
-
 
 GATE_LIMIT = 20  # requirements shown in the terminal, each with its stubs; --verbose for all
 
 
-def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out: str | None,
-        source_url: str, fmt: str = "text", verbose: bool = False) -> int:
+def run(
+    comp: Compilation,
+    gate: bool,
+    no_manual: bool,
+    results: str | None,
+    out: str | None,
+    source_url: str,
+    fmt: str = "text",
+    verbose: bool = False,
+) -> int:
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
     results_data = load_results(res_path)
     data = build(comp, results_data, no_manual, source_url)
     stale = results_issues(comp, res_path, results_data)  # said loudly, and --gate fails on it
-    issues = stale + [i for i in static_issues(comp) if i.level == "error"
-                      and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")]
-    data["issues"] = [{"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None,
-                       "line": i.line} for i in issues]
+    issues = stale + [
+        i
+        for i in static_issues(comp)
+        if i.level == "error" and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")
+    ]
+    data["issues"] = [
+        {"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None, "line": i.line}
+        for i in issues
+    ]
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
-                                         encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    )
     (out_dir / "report.md").write_text(render.markdown(data, out_dir, comp.root), encoding="utf-8")
     (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
     where = rel_path(out_dir / "report.html", comp.root)
-    failed = [r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED]
+    failed = [
+        r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED
+    ]
     summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
     if gate and fmt == "github":
         print("\n".join(_annotations(failed, data, comp.config.baseline)))
@@ -52,8 +67,11 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
         print(summary_line(data, where), file=sys.stderr)  # the summary first; the same line ends the run
         shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
         for r in shown:
-            print(f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
-                  f"{r['reason']}", file=sys.stderr)
+            print(
+                f"{r['path']}:{r['line']}: not verified: {r['capability']} / {r['name']} [{r['verdict']}]: "
+                f"{r['reason']}",
+                file=sys.stderr,
+            )
             for s in r["scenarios"]:
                 if not s["checks"]:  # show the code to add, not only where to get it
                     stub = stub_code(comp.specs.by_id[s["id"]])
@@ -65,8 +83,11 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
         if len(shown) < len(failed):
-            print(f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
-                  "`specgen report --gate --verbose` for all, or report.md", file=sys.stderr)
+            print(
+                f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
+                "`specgen report --gate --verbose` for all, or report.md",
+                file=sys.stderr,
+            )
     for i in stale:
         if not gate:  # under --gate every issue is printed above
             print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
@@ -77,11 +98,19 @@ def run(comp: Compilation, gate: bool, no_manual: bool, results: str | None, out
 def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
     """The gate's findings as GitHub annotations: ratchets and static issues, then requirements by verdict."""
     items = [github.Annotation("error", baseline_name, None, "specgen ratchet", m) for m in data["ratchet"]]
-    items += [github.Annotation("error", i["path"], i["line"], f"specgen {i['code']}", i["message"])
-              for i in data["issues"]]
+    items += [
+        github.Annotation("error", i["path"], i["line"], f"specgen {i['code']}", i["message"]) for i in data["issues"]
+    ]
     for r in sorted(failed, key=lambda r: (VERDICTS.index(r["verdict"]), r["path"], r["line"])):
-        items.append(github.Annotation("error", r["path"], r["line"], f"specgen {r['verdict']}",
-                                       f"not verified: {r['capability']} / {r['name']}: {r['reason']}"))
+        items.append(
+            github.Annotation(
+                "error",
+                r["path"],
+                r["line"],
+                f"specgen {r['verdict']}",
+                f"not verified: {r['capability']} / {r['name']}: {r['reason']}",
+            )
+        )
     return github.annotations(items, "finding(s)")
 
 
@@ -89,31 +118,54 @@ def total(sections: list, out_dir: Path, root: Path) -> str:
     """With several OpenSpec roots: `<out>/report.{json,md,html}` holding a section per root (its
     summary and a link to its own report) and the total; returns the total's summary line."""
     keys = ("requirements_total", "requirements_verified", "scenarios_total", "scenarios_verified")
-    rows = [{"root": r.name, "specs": r.config.specs, "report": f"{r.name}/report.html",
-             **{k: data["summary"][k] for k in keys}} for r, data in sections]
+    rows = [
+        {
+            "root": r.name,
+            "specs": r.config.specs,
+            "report": f"{r.name}/report.html",
+            **{k: data["summary"][k] for k in keys},
+        }
+        for r, data in sections
+    ]
     sums = {k: sum(row[k] for row in rows) for k in keys}
     data = {"version": 1, "roots": rows, "total": sums}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    md = ["# Spec traceability: every root", "", "| root | folder | requirements verified | scenarios verified |",
-          "|---|---|---|---|"]
+    md = [
+        "# Spec traceability: every root",
+        "",
+        "| root | folder | requirements verified | scenarios verified |",
+        "|---|---|---|---|",
+    ]
     html_rows = []
     for row in rows:
-        md.append(f"| [{row['root']}]({row['report']}) | {row['specs']} | {row['requirements_verified']}/"
-                  f"{row['requirements_total']} | {row['scenarios_verified']}/{row['scenarios_total']} |")
-        html_rows.append(f"<tr><td><a href=\"{_esc(row['report'])}\">{_esc(row['root'])}</a></td>"
-                         f"<td>{_esc(row['specs'])}</td><td>{row['requirements_verified']}/{row['requirements_total']}"
-                         f"</td><td>{row['scenarios_verified']}/{row['scenarios_total']}</td></tr>")
-    totals = (f"{sums['requirements_verified']}/{sums['requirements_total']} requirements verified, "
-              f"{sums['scenarios_verified']}/{sums['scenarios_total']} scenarios")
-    md += [f"| **total** | | {sums['requirements_verified']}/{sums['requirements_total']} | "
-           f"{sums['scenarios_verified']}/{sums['scenarios_total']} |", ""]
+        md.append(
+            f"| [{row['root']}]({row['report']}) | {row['specs']} | {row['requirements_verified']}/"
+            f"{row['requirements_total']} | {row['scenarios_verified']}/{row['scenarios_total']} |"
+        )
+        html_rows.append(
+            f'<tr><td><a href="{_esc(row["report"])}">{_esc(row["root"])}</a></td>'
+            f"<td>{_esc(row['specs'])}</td><td>{row['requirements_verified']}/{row['requirements_total']}"
+            f"</td><td>{row['scenarios_verified']}/{row['scenarios_total']}</td></tr>"
+        )
+    totals = (
+        f"{sums['requirements_verified']}/{sums['requirements_total']} requirements verified, "
+        f"{sums['scenarios_verified']}/{sums['scenarios_total']} scenarios"
+    )
+    md += [
+        f"| **total** | | {sums['requirements_verified']}/{sums['requirements_total']} | "
+        f"{sums['scenarios_verified']}/{sums['scenarios_total']} |",
+        "",
+    ]
     (out_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out_dir / "report.html").write_text(
-        "<!doctype html>\n<meta charset=\"utf-8\"><title>Spec traceability: every root</title>\n"
+        '<!doctype html>\n<meta charset="utf-8"><title>Spec traceability: every root</title>\n'
         "<h1>Spec traceability: every root</h1>\n<table>\n<tr><th>root</th><th>folder</th>"
-        "<th>requirements verified</th><th>scenarios verified</th></tr>\n" + "\n".join(html_rows)
-        + f"\n<tr><th>total</th><td></td><td colspan=\"2\">{_esc(totals)}</td></tr>\n</table>\n", encoding="utf-8")
+        "<th>requirements verified</th><th>scenarios verified</th></tr>\n"
+        + "\n".join(html_rows)
+        + f'\n<tr><th>total</th><td></td><td colspan="2">{_esc(totals)}</td></tr>\n</table>\n',
+        encoding="utf-8",
+    )
     return f"specgen: total over {len(rows)} roots: {totals}; report: {rel_path(out_dir / 'report.html', root)}"
 
 

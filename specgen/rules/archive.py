@@ -81,8 +81,11 @@ def _change_dir(root: Path, change_id: str) -> Path:
     d = root / "openspec" / "changes" / change_id
     if change_id == "archive" or change_id.startswith(".") or not d.is_dir():
         changes = root / "openspec" / "changes"
-        available = sorted((p.name for p in changes.iterdir() if p.is_dir() and p.name != "archive"),
-                           key=utf16_key) if changes.is_dir() else []
+        available = (
+            sorted((p.name for p in changes.iterdir() if p.is_dir() and p.name != "archive"), key=utf16_key)
+            if changes.is_dir()
+            else []
+        )
         hint = f" Available changes: {', '.join(available)}" if available else " No active changes exist in this root."
         raise SpecgenError(f"Change '{change_id}' not found.{hint}", changes)
     return d
@@ -103,10 +106,15 @@ def check_rebuilt(spec_id: str, text: str, target: Path, fix: str | None = None)
     issues = validate_spec_content(spec_id, text)
     errors = [i for i in issues if i.level == ERROR]
     if errors:
-        raise ArchiveAbort(f"Rebuilt spec for '{spec_id}' failed validation. No files were changed.", target,
-                           errors[0].line, spec_id, code="archive_spec_validation_failed",
-                           fix=fix or f"Run openspec validate {spec_id} after fixing the change deltas.",
-                           details=issues)
+        raise ArchiveAbort(
+            f"Rebuilt spec for '{spec_id}' failed validation. No files were changed.",
+            target,
+            errors[0].line,
+            spec_id,
+            code="archive_spec_validation_failed",
+            fix=fix or f"Run openspec validate {spec_id} after fixing the change deltas.",
+            details=issues,
+        )
 
 
 def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> ApplyResult:
@@ -125,8 +133,17 @@ def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> A
     for upd, res in built:
         if validate_rebuilt:
             check_rebuilt(upd.id, res.rebuilt, upd.target)
-        merged[upd.id] = MergedSpec(upd.id, upd.target, upd.source, res.rebuilt, res.counts, not upd.exists,
-                                    res.changed, res.warnings, res.origins)
+        merged[upd.id] = MergedSpec(
+            upd.id,
+            upd.target,
+            upd.source,
+            res.rebuilt,
+            res.counts,
+            not upd.exists,
+            res.changed,
+            res.warnings,
+            res.origins,
+        )
         warnings.extend(res.warnings)
     return ApplyResult(change_id, merged, warnings, _merged_project(project, root, change_id, merged))
 
@@ -159,8 +176,12 @@ class ArchiveOutcome:
 
     def to_json(self) -> dict:
         """The `archive` object of `openspec archive --json`."""
-        out = {"change": self.change_id, "archivedAs": self.archived_as, "path": str(self.archive_path),
-               "specsUpdated": self.specs_updated}
+        out = {
+            "change": self.change_id,
+            "archivedAs": self.archived_as,
+            "path": str(self.archive_path),
+            "specsUpdated": self.specs_updated,
+        }
         if self.totals is not None:
             out["totals"] = self.totals
         if self.warnings:
@@ -171,8 +192,9 @@ class ArchiveOutcome:
 ARCHIVE_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 
 
-def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
-                   today: _dt.date | None = None) -> ArchiveOutcome:
+def archive_change(
+    root: Path | str, change_id: str, *, dry_run: bool = False, today: _dt.date | None = None
+) -> ArchiveOutcome:
     """`openspec archive <id> --yes`: gate on the delta specs, merge, validate each rebuilt spec, then
     write (or retire) the specs and move the change to changes/archive/YYYY-MM-DD-<id>/.
 
@@ -181,8 +203,9 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     """
     root = Path(root)
     change_dir = _archivable_change(root, change_id)
-    name = change_id if ARCHIVE_DATE_PREFIX.match(change_id) else \
-        f"{(today or _dt.date.today()).isoformat()}-{change_id}"
+    name = (
+        change_id if ARCHIVE_DATE_PREFIX.match(change_id) else f"{(today or _dt.date.today()).isoformat()}-{change_id}"
+    )
     archive_path = root / "openspec" / "changes" / "archive" / name
     marker = read_marker(change_dir, "retire_capabilities", root)
     if os.path.lexists(archive_path):
@@ -192,45 +215,82 @@ def archive_change(root: Path | str, change_id: str, *, dry_run: bool = False,
     for upd, res, outcome in prepared:
         if outcome == "write":
             _check_written(upd, res, marker)
-    merged = {upd.id: MergedSpec(upd.id, upd.target, upd.source, res.rebuilt, res.counts, not upd.exists,
-                                 res.changed, res.warnings, res.origins) for upd, res, _ in prepared}
+    merged = {
+        upd.id: MergedSpec(
+            upd.id,
+            upd.target,
+            upd.source,
+            res.rebuilt,
+            res.counts,
+            not upd.exists,
+            res.changed,
+            res.warnings,
+            res.origins,
+        )
+        for upd, res, _ in prepared
+    }
     totals = {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
     written: list[Path] = []
     retired: list[Path] = []
-    touched = [] if dry_run else [upd.target for upd, res, outcome in prepared
-                                  if outcome == "retire" or (outcome == "write" and res.changed)]
+    touched = (
+        []
+        if dry_run
+        else [
+            upd.target for upd, res, outcome in prepared if outcome == "retire" or (outcome == "write" and res.changed)
+        ]
+    )
     snapshots = {target: target.read_bytes() if target.exists() else None for target in touched}
     try:
         _write_and_move(root, prepared, dry_run, totals, written, retired, warnings, change_dir, archive_path)
     except BaseException:
         _restore(snapshots)
         raise
-    return ArchiveOutcome(change_id, name, archive_path, bool(written or retired), totals if updates else None,
-                          warnings, merged, {u.id: o for u, _, o in prepared}, written, retired, dry_run)
+    return ArchiveOutcome(
+        change_id,
+        name,
+        archive_path,
+        bool(written or retired),
+        totals if updates else None,
+        warnings,
+        merged,
+        {u.id: o for u, _, o in prepared},
+        written,
+        retired,
+        dry_run,
+    )
 
 
 def _archivable_change(root: Path, change_id: str) -> Path:
     """The change folder, once the CLI's pre-checks pass: a real directory, not a namespace folder
     wrapping changes, and no validation error in its delta specs."""
     if (root / "openspec" / "changes" / change_id).is_symlink() and "/" not in change_id:
-        raise ArchiveAbort(f"Change '{change_id}' is a symbolic link. Replace it with a real directory before "
-                           "archiving.", root / "openspec" / "changes" / change_id, code="archive_change_symlink")
+        raise ArchiveAbort(
+            f"Change '{change_id}' is a symbolic link. Replace it with a real directory before archiving.",
+            root / "openspec" / "changes" / change_id,
+            code="archive_change_symlink",
+        )
     change_dir = _change_dir(root, change_id)
     nested = nested_change_message(root / "openspec" / "changes", change_id, root)
     if nested:
         first = re.search(r"openspec/changes/(\S+?)/(?:,|\.)", nested).group(1)
-        raise ArchiveAbort(f"Cannot archive '{change_id}': {nested}", change_dir,
-                           code="archive_change_is_namespace_folder",
-                           fix=f"Rename openspec/changes/{first}/ to a flat change directory, then archive it.")
+        raise ArchiveAbort(
+            f"Cannot archive '{change_id}': {nested}",
+            change_dir,
+            code="archive_change_is_namespace_folder",
+            fix=f"Rename openspec/changes/{first}/ to a flat change directory, then archive it.",
+        )
     issues = validate_change_for_archive(root, change_id)
     errors = [i for i in issues if i.level == ERROR]
     if errors:
         first = errors[0]
-        raise ArchiveAbort(f"Validation failed for change '{change_id}'.",
-                           root / first.path if first.path else change_dir, first.line,
-                           code="archive_validation_failed",
-                           fix=f"Run openspec validate {change_id} for details, fix the errors, or rerun with "
-                               "--no-validate.", details=issues)
+        raise ArchiveAbort(
+            f"Validation failed for change '{change_id}'.",
+            root / first.path if first.path else change_dir,
+            first.line,
+            code="archive_validation_failed",
+            fix=f"Run openspec validate {change_id} for details, fix the errors, or rerun with --no-validate.",
+            details=issues,
+        )
     return change_dir
 
 
@@ -245,8 +305,12 @@ def _prepare(updates: list[SpecUpdate], change_id: str, retire_declared: bool):
             exc.fix = exc.fix or "Fix the change delta specs and rerun. No files were changed."
             raise
         outcome = "write"
-        if retire_declared and res.no_requirement_blocks and not content_the_merge_cannot_name(res.parts) \
-                and is_retirable_spec(upd.id, res.rebuilt):
+        if (
+            retire_declared
+            and res.no_requirement_blocks
+            and not content_the_merge_cannot_name(res.parts)
+            and is_retirable_spec(upd.id, res.rebuilt)
+        ):
             outcome = "skip" if not upd.exists else ("retire" if res.counts["removed"] > 0 else "write")
         prepared.append((upd, res, outcome))
         warnings.extend(res.warnings)
@@ -257,26 +321,36 @@ def _check_written(upd: SpecUpdate, res: BuildResult, marker) -> None:
     """Refuse a rebuilt spec that fails validation, with the fix the CLI gives for its case."""
     if not any(i.level == ERROR for i in validate_spec_content(upd.id, res.rebuilt)):
         return
-    emptied = upd.exists and res.counts["removed"] > 0 and res.no_requirement_blocks and \
-        is_retirable_spec(upd.id, res.rebuilt)
+    emptied = (
+        upd.exists
+        and res.counts["removed"] > 0
+        and res.no_requirement_blocks
+        and is_retirable_spec(upd.id, res.rebuilt)
+    )
     unaccounted = content_the_merge_cannot_name(res.parts)
     invalid = f" The marker present now cannot be honored ({marker.invalid_reason})." if marker.invalid_reason else ""
     fix = None
     if marker.declared and unaccounted and is_retirable_spec(upd.id, res.rebuilt):
-        fix = (f"'{upd.id}' declares retire_capabilities, but the spec holds content the merge cannot safely "
-               "account for and deleting the file would take with it: "
-               f"{describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, or "
-               "delete the spec by hand.")
+        fix = (
+            f"'{upd.id}' declares retire_capabilities, but the spec holds content the merge cannot safely "
+            "account for and deleting the file would take with it: "
+            f"{describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, or "
+            "delete the spec by hand."
+        )
     elif not marker.declared and emptied and not unaccounted:
-        fix = (f"This change removes the last requirement '{upd.id}' has. To retire the capability and delete its "
-               "spec, add `retire_capabilities: true` to the change's .openspec.yaml (alongside its `schema:`, "
-               f"which that file requires), then rerun.{invalid}")
+        fix = (
+            f"This change removes the last requirement '{upd.id}' has. To retire the capability and delete its "
+            "spec, add `retire_capabilities: true` to the change's .openspec.yaml (alongside its `schema:`, "
+            f"which that file requires), then rerun.{invalid}"
+        )
     elif not marker.declared and emptied and unaccounted:
-        fix = (f"This change removes the last requirement '{upd.id}' has, so the rebuilt spec has none left and "
-               "cannot be written. Retiring the capability is what archive does instead, and it is refused while "
-               "the spec holds content the merge cannot safely account for and deleting the file would take with "
-               f"it: {describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, "
-               f"or delete the spec by hand, then rerun.{invalid}")
+        fix = (
+            f"This change removes the last requirement '{upd.id}' has, so the rebuilt spec has none left and "
+            "cannot be written. Retiring the capability is what archive does instead, and it is refused while "
+            "the spec holds content the merge cannot safely account for and deleting the file would take with "
+            f"it: {describe_unaccounted(unaccounted)}. Move it into `## Purpose` or a canonical requirement, "
+            f"or delete the spec by hand, then rerun.{invalid}"
+        )
     check_rebuilt(upd.id, res.rebuilt, upd.target, fix)
 
 
@@ -315,9 +389,11 @@ def _write_and_move(root, prepared, dry_run, totals, written, retired, warnings,
         retired.append(upd.target)
         for k in totals:
             totals[k] += res.counts[k]
-        warnings.append(f"{upd.id} - capability retired; deleted the main spec (all requirements removed, declared by "
-                        f"retire_capabilities) at {rel}. Its section(s) went with it: Purpose. If it was committed, "
-                        f'restore it with: git checkout HEAD -- ":(top){rel}"')
+        warnings.append(
+            f"{upd.id} - capability retired; deleted the main spec (all requirements removed, declared by "
+            f"retire_capabilities) at {rel}. Its section(s) went with it: Purpose. If it was committed, "
+            f'restore it with: git checkout HEAD -- ":(top){rel}"'
+        )
     if not dry_run:
         archive_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(change_dir), str(archive_path))

@@ -90,8 +90,17 @@ def find_conflicts(plan: DeltaPlan) -> list[Conflict]:
         f, t = normalize_requirement_name(p.frm), normalize_requirement_name(p.to)
         spelled = removed_folds.get(fold_requirement_name(f))
         if spelled is not None:
-            out.append(Conflict(RENAME_REMOVED, "RENAMED and REMOVED", p.frm, p.line, index,
-                                removed[spelled].line, spelled if spelled != f else ""))
+            out.append(
+                Conflict(
+                    RENAME_REMOVED,
+                    "RENAMED and REMOVED",
+                    p.frm,
+                    p.line,
+                    index,
+                    removed[spelled].line,
+                    spelled if spelled != f else "",
+                )
+            )
         if f in modified:
             out.append(Conflict(RENAME_OLD_MODIFIED, "RENAMED and MODIFIED", p.to, p.line, index, modified[f].line))
         if t in added:

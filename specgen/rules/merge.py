@@ -47,9 +47,17 @@ from specgen.rules.validate_spec import MIN_PURPOSE_LENGTH, PURPOSE_PLACEHOLDER_
 class ArchiveAbort(SpecgenError):
     """A delta cannot be applied: the CLI's archive would refuse it. ``message`` is the CLI's text."""
 
-    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None,
-                 spec_id: str | None = None, *, code: str = "archive_spec_update_failed", fix: str | None = None,
-                 details: list | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        spec_id: str | None = None,
+        *,
+        code: str = "archive_spec_update_failed",
+        fix: str | None = None,
+        details: list | None = None,
+    ):
         super().__init__(message, path, line)
         self.spec_id = spec_id
         self.code = code  # the CLI's `archive --json` status code
@@ -198,8 +206,15 @@ class _Blocks:
         return next((k for k in self._folds.get(fold_requirement_name(key), ()) if k != exclude), None)
 
 
-def build_updated_spec(spec_id: str, delta_text: str, target_text: str | None, change_name: str, *,
-                       source: Path | None = None, target: Path | None = None) -> BuildResult:
+def build_updated_spec(
+    spec_id: str,
+    delta_text: str,
+    target_text: str | None,
+    change_name: str,
+    *,
+    source: Path | None = None,
+    target: Path | None = None,
+) -> BuildResult:
     """Apply one delta spec to one main spec (``target_text`` None: the spec does not exist yet).
 
     Returns the rebuilt file content exactly as the CLI writes it, or raises ArchiveAbort with
@@ -212,8 +227,11 @@ def build_updated_spec(spec_id: str, delta_text: str, target_text: str | None, c
     structure = find_main_spec_structure_issues(target_text)
     if structure:
         details = "\n".join(f"line {i['line']}: {i['message']}" for i in structure)
-        m.abort(f"{spec_id}: target spec is structurally invalid and cannot be updated until fixed:\n{details}",
-                structure[0]["line"], target)
+        m.abort(
+            f"{spec_id}: target spec is structurally invalid and cannot be updated until fixed:\n{details}",
+            structure[0]["line"],
+            target,
+        )
     parts = extract_requirements_section(target_text)
     blocks = _Blocks(parts.body_blocks)
     order = [normalize_requirement_name(b.name) for b in parts.body_blocks]
@@ -234,22 +252,29 @@ def _check_plan(m: _Merge, plan: DeltaPlan) -> None:
     if plan.unpaired_renames:
         first = plan.unpaired_renames[0]
         missing = "TO" if first["side"] == "FROM" else "FROM"
-        m.abort(f"{spec_id} validation failed - RENAMED entry on line {first['line']} has no matching {missing}: "
-                f"for header \"### Requirement: {first['name']}\". Write each rename as a FROM: line followed "
-                "immediately by its TO: line.", first["line"])
+        m.abort(
+            f"{spec_id} validation failed - RENAMED entry on line {first['line']} has no matching {missing}: "
+            f'for header "### Requirement: {first["name"]}". Write each rename as a FROM: line followed '
+            "immediately by its TO: line.",
+            first["line"],
+        )
     for orphan in plan.orphaned_requirements:
         where = f'under "## {orphan["section"]}"' if orphan["section"] else 'above the first "## " section'
-        m.warnings.append(f'{spec_id} - requirement "{orphan["name"]}" (line {orphan["line"]}) is {where}, which '
-                          "is not a delta section, so it was not applied. Move it under ADDED/MODIFIED/REMOVED/"
-                          "RENAMED Requirements.")
+        m.warnings.append(
+            f'{spec_id} - requirement "{orphan["name"]}" (line {orphan["line"]}) is {where}, which '
+            "is not a delta section, so it was not applied. Move it under ADDED/MODIFIED/REMOVED/"
+            "RENAMED Requirements."
+        )
     conflicts = find_conflicts(plan)
     for kinds in ((DUPLICATE,), (RENAME_REMOVED, RENAME_OLD_MODIFIED, RENAME_TO_ADDED), (BOTH,)):
         first = next((c for c in conflicts if c.kind in kinds), None)
         if first is not None:
             m.abort(*_conflict_message(spec_id, first))
     if not (plan.added or plan.modified or plan.removed or plan.renamed):
-        m.abort(f"Delta parsing found no operations for {spec_id}. Provide ADDED/MODIFIED/REMOVED/RENAMED sections "
-                "in change spec.")
+        m.abort(
+            f"Delta parsing found no operations for {spec_id}. Provide ADDED/MODIFIED/REMOVED/RENAMED sections "
+            "in change spec."
+        )
 
 
 def _conflict_message(spec_id: str, c) -> tuple[str, int]:
@@ -261,19 +286,27 @@ def _conflict_message(spec_id: str, c) -> tuple[str, int]:
         return f'{failed}duplicate requirement in {c.section} for header "### Requirement: {c.name}"', c.line
     if c.kind == RENAME_REMOVED:
         spelled = f' (REMOVED spells it "{c.spelled}")' if c.spelled else ""
-        return (f"{failed}requirement present in multiple sections (RENAMED and REMOVED) for header "
-                f'"### Requirement: {c.name}"{spelled}', c.line)
+        return (
+            f"{failed}requirement present in multiple sections (RENAMED and REMOVED) for header "
+            f'"### Requirement: {c.name}"{spelled}',
+            c.line,
+        )
     if c.kind == RENAME_OLD_MODIFIED:
-        return (f'{failed}when a rename exists, MODIFIED must reference the NEW header "### Requirement: {c.name}"',
-                c.other_line)
+        return (
+            f'{failed}when a rename exists, MODIFIED must reference the NEW header "### Requirement: {c.name}"',
+            c.other_line,
+        )
     if c.kind == RENAME_TO_ADDED:
         return f'{failed}RENAMED TO header collides with ADDED for "### Requirement: {c.name}"', c.other_line
-    return (f"{failed}requirement present in multiple sections ({c.section}) for header "
-            f'"### Requirement: {c.name}"', c.line)
+    return (
+        f'{failed}requirement present in multiple sections ({c.section}) for header "### Requirement: {c.name}"',
+        c.line,
+    )
 
 
-def _target_text(m: _Merge, plan: DeltaPlan, delta_text: str, target_text: str | None,
-                 change_name: str) -> tuple[str, bool]:
+def _target_text(
+    m: _Merge, plan: DeltaPlan, delta_text: str, target_text: str | None, change_name: str
+) -> tuple[str, bool]:
     """The text to merge into, and whether the spec is new (then a skeleton carrying the delta's
     Purpose when it keeps the spec readable, else the placeholder Purpose)."""
     spec_id = m.spec_id
@@ -282,25 +315,35 @@ def _target_text(m: _Merge, plan: DeltaPlan, delta_text: str, target_text: str |
         if delta_purpose:
             existing = extract_purpose_section(target_text)
             if existing and existing != delta_purpose:
-                m.warnings.append(f"{spec_id} - delta Purpose ignored; {spec_id} already has one. Edit {m.target} "
-                                  "directly to change it.")
+                m.warnings.append(
+                    f"{spec_id} - delta Purpose ignored; {spec_id} already has one. Edit {m.target} "
+                    "directly to change it."
+                )
         return target_text, False
     if plan.modified or plan.renamed:
-        first = (plan.modified[0].line if plan.modified else plan.renamed[0].line)
-        m.abort(f"{spec_id}: target spec does not exist; only ADDED requirements are allowed for new specs. "
-                "MODIFIED and RENAMED operations require an existing spec.", first)
+        first = plan.modified[0].line if plan.modified else plan.renamed[0].line
+        m.abort(
+            f"{spec_id}: target spec does not exist; only ADDED requirements are allowed for new specs. "
+            "MODIFIED and RENAMED operations require an existing spec.",
+            first,
+        )
     if plan.removed:
-        m.warnings.append(f"{spec_id} - {len(plan.removed)} REMOVED requirement(s) ignored for new spec "
-                          "(nothing to remove).")
+        m.warnings.append(
+            f"{spec_id} - {len(plan.removed)} REMOVED requirement(s) ignored for new spec (nothing to remove)."
+        )
     text = build_spec_skeleton(spec_id, change_name, delta_purpose)
     overview = _readable_overview(text, spec_id) if delta_purpose else None
     if delta_purpose and not overview:
         text = build_spec_skeleton(spec_id, change_name)
-        m.warnings.append(f"{spec_id} - delta Purpose ignored (it would leave the new spec unreadable); wrote "
-                          "the placeholder Purpose instead.")
+        m.warnings.append(
+            f"{spec_id} - delta Purpose ignored (it would leave the new spec unreadable); wrote "
+            "the placeholder Purpose instead."
+        )
     elif overview and js_len(overview) < MIN_PURPOSE_LENGTH:
-        m.warnings.append(f"{spec_id} - carried Purpose is under {MIN_PURPOSE_LENGTH} characters; openspec "
-                          "validate --strict reports it as too brief.")
+        m.warnings.append(
+            f"{spec_id} - carried Purpose is under {MIN_PURPOSE_LENGTH} characters; openspec "
+            "validate --strict reports it as too brief."
+        )
     return text, True
 
 
@@ -319,17 +362,22 @@ def _apply_renames(m: _Merge, plan: DeltaPlan, blocks: _Blocks, order: list[str]
                 m.abort(f'{spec_id} RENAMED failed for header "### Requirement: {p.frm}" - source not found', p.line)
             near = blocks.near(f, exclude=t)
             if near is not None:
-                m.abort(f'{spec_id} RENAMED failed for header "### Requirement: {p.frm}" - source not found, but '
-                        f'"### Requirement: {blocks.get(near).name}" exists; fix the header to match it exactly',
-                        p.line)
+                m.abort(
+                    f'{spec_id} RENAMED failed for header "### Requirement: {p.frm}" - source not found, but '
+                    f'"### Requirement: {blocks.get(near).name}" exists; fix the header to match it exactly',
+                    p.line,
+                )
             continue
         if t in blocks:
             m.abort(f'{spec_id} RENAMED failed for header "### Requirement: {p.to}" - target already exists', p.line)
         near = blocks.near(t, exclude=f)
         if near is not None:
-            m.abort(f'{spec_id} RENAMED failed for header "### Requirement: {p.to}" - "### Requirement: '
-                    f'{blocks.get(near).name}" already exists and differs only in case or spacing; choose a '
-                    "distinct name", p.line)
+            m.abort(
+                f'{spec_id} RENAMED failed for header "### Requirement: {p.to}" - "### Requirement: '
+                f'{blocks.get(near).name}" already exists and differs only in case or spacing; choose a '
+                "distinct name",
+                p.line,
+            )
         block = blocks.pop(f)
         header = f"### Requirement: {t}"
         blocks.put(t, Block(header, t, "\n".join([header, *block.raw.split("\n")[1:]]), block.line))
@@ -355,10 +403,14 @@ def _apply_removals(m: _Merge, plan: DeltaPlan, blocks: _Blocks, is_new: bool) -
             continue
         near = blocks.near(key)
         if near is not None:
-            m.abort(f'{spec_id} REMOVED failed for header "### Requirement: {r.name}" - not found, but '
-                    f'"### Requirement: {blocks.get(near).name}" exists; fix the header to match it exactly', r.line)
-        m.warnings.append(f'{spec_id} - REMOVED requirement "{r.name}" is not in the current spec; treating it as '
-                          "already removed.")
+            m.abort(
+                f'{spec_id} REMOVED failed for header "### Requirement: {r.name}" - not found, but '
+                f'"### Requirement: {blocks.get(near).name}" exists; fix the header to match it exactly',
+                r.line,
+            )
+        m.warnings.append(
+            f'{spec_id} - REMOVED requirement "{r.name}" is not in the current spec; treating it as already removed.'
+        )
     return done
 
 
@@ -372,14 +424,19 @@ def _apply_modifications(m: _Merge, plan: DeltaPlan, blocks: _Blocks, origins: d
         if cur is None:
             m.abort(f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - not found', mod.line)
         if delta_requirement_name(mod.raw.split("\n")[0]) != key:
-            m.abort(f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - header mismatch in '
-                    "content", mod.line)
+            m.abort(
+                f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - header mismatch in content',
+                mod.line,
+            )
         diff = diff_scenario_names(cur.raw, mod.raw)
         if diff.missing:
             names = ", ".join(f'"{n}"' for n in diff.missing)
-            m.abort(f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - current spec contains '
-                    f"scenario(s) not present in the modified block: {names}. {describe_scenario_balance(diff)} "
-                    "Refresh the change spec before archiving to avoid dropping scenarios.", mod.line)
+            m.abort(
+                f'{spec_id} MODIFIED failed for header "### Requirement: {mod.name}" - current spec contains '
+                f"scenario(s) not present in the modified block: {names}. {describe_scenario_balance(diff)} "
+                "Refresh the change spec before archiving to avoid dropping scenarios.",
+                mod.line,
+            )
         if _normalize_block_raw(cur.raw) != _normalize_block_raw(mod.raw):
             done += 1
         blocks.put(key, mod)
@@ -400,9 +457,12 @@ def _apply_additions(m: _Merge, plan: DeltaPlan, blocks: _Blocks, origins: dict)
             m.abort(f'{spec_id} ADDED failed for header "### Requirement: {add.name}" - already exists', add.line)
         near = blocks.near(key)
         if near is not None:
-            m.abort(f'{spec_id} ADDED failed for header "### Requirement: {add.name}" - "### Requirement: '
-                    f'{blocks.get(near).name}" already exists and differs only in case or spacing; use MODIFIED '
-                    "with that exact header to change it, or choose a distinct name", add.line)
+            m.abort(
+                f'{spec_id} ADDED failed for header "### Requirement: {add.name}" - "### Requirement: '
+                f'{blocks.get(near).name}" already exists and differs only in case or spacing; use MODIFIED '
+                "with that exact header to change it, or choose a distinct name",
+                add.line,
+            )
         blocks.put(key, add)
         origins[key] = (m.source, add.line)
         done += 1
@@ -431,11 +491,14 @@ def _warn_lost_heading(m: _Merge, block: Block, repl: Block | None) -> None:
     if not foreign:
         return
     nf = _normalize_block_raw(foreign[1])
-    if repl is not None and _count_occurrences(_normalize_block_raw(repl.raw), nf) >= \
-            _count_occurrences(_normalize_block_raw(block.raw), nf):
+    if repl is not None and _count_occurrences(_normalize_block_raw(repl.raw), nf) >= _count_occurrences(
+        _normalize_block_raw(block.raw), nf
+    ):
         return
-    m.warnings.append(f'{m.spec_id} - "{foreign[0]}" sits inside requirement "{block.name}" and goes with it. Move '
-                      "it under its own requirement, or above `## Requirements`, to keep it.")
+    m.warnings.append(
+        f'{m.spec_id} - "{foreign[0]}" sits inside requirement "{block.name}" and goes with it. Move '
+        "it under its own requirement, or above `## Requirements`, to keep it."
+    )
 
 
 def _assemble(parts: RequirementsParts, kept: list[Block]) -> str:

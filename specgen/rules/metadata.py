@@ -56,8 +56,9 @@ def _yaml_load(text: str):
             k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
             for k, v in base.yaml_implicit_resolvers.items()
         }
-        Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                     list("tTfF"))
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        )
         _YAML_LOADER = Loader
     return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
 
@@ -175,12 +176,20 @@ def _metadata_issues(data) -> list[tuple[str, str]]:
                 got = "undefined" if key not in ini else _js_type(ini[key])
                 out.append((f"initiative.{key}", f"Invalid input: expected string, received {got}"))
             elif not _KEBAB.match(ini[key]):
-                out.append((f"initiative.{key}", f"{label} must be kebab-case with lowercase letters, numbers, "
-                            "and single hyphen separators"))
+                out.append(
+                    (
+                        f"initiative.{key}",
+                        f"{label} must be kebab-case with lowercase letters, numbers, and single hyphen separators",
+                    )
+                )
         extra = [k for k in ini if k not in ("store", "id")]
         if extra:
-            out.append(("initiative", "Unrecognized key" + ("s" if len(extra) > 1 else "") + ": "
-                        + ", ".join(f'"{k}"' for k in extra)))
+            out.append(
+                (
+                    "initiative",
+                    "Unrecognized key" + ("s" if len(extra) > 1 else "") + ": " + ", ".join(f'"{k}"' for k in extra),
+                )
+            )
     typed("skip_specs", "boolean")
     typed("retire_capabilities", "boolean")
     return out
@@ -239,8 +248,11 @@ def _names_the_default_schema(config_text: str) -> bool:
     its one mention of `schema` is the top-level line `schema: spec-driven`, and there are no
     escapes (a quoted key could spell `schema` otherwise). Valid YAML then gives spec-driven, and
     invalid YAML falls back to spec-driven: the answer needs no YAML parser (start-up of validate)."""
-    return (config_text.count("schema") == 1 and "\\" not in config_text
-            and _DEFAULT_SCHEMA_LINE.search(config_text) is not None)
+    return (
+        config_text.count("schema") == 1
+        and "\\" not in config_text
+        and _DEFAULT_SCHEMA_LINE.search(config_text) is not None
+    )
 
 
 def resolve_schema_name(change_dir: Path, root: Path) -> str:

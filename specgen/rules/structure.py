@@ -53,8 +53,18 @@ def describe_scenario_balance(diff: ScenarioDiff) -> str:
     return f"{scale} It adds {count(len(diff.added))} not in the current spec: {names}."
 
 
-_DELTA_HEADER = re.compile("^##" + S + "+(" + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
-                           + ")" + S + "+" + ci("Requirements") + S + "*\\Z")
+_DELTA_HEADER = re.compile(
+    "^##"
+    + S
+    + "+("
+    + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+    + ")"
+    + S
+    + "+"
+    + ci("Requirements")
+    + S
+    + "*\\Z"
+)
 
 
 def _structural_requirement_name(line: str) -> str | None:
@@ -89,31 +99,43 @@ def find_main_spec_structure_issues(content: str) -> list[dict]:
         if not trimmed:
             continue
         if _DELTA_HEADER.match(line):
-            issues.append({
-                "kind": "delta-header", "line": i + 1, "header": trimmed,
-                "message": f'Main spec contains delta header "{trimmed}". Delta headers are only valid inside '
-                           "openspec/changes/<name>/specs/<capability-path>/spec.md and truncate the parsed "
-                           "## Requirements section.",
-            })
+            issues.append(
+                {
+                    "kind": "delta-header",
+                    "line": i + 1,
+                    "header": trimmed,
+                    "message": f'Main spec contains delta header "{trimmed}". Delta headers are only valid inside '
+                    "openspec/changes/<name>/specs/<capability-path>/spec.md and truncate the parsed "
+                    "## Requirements section.",
+                }
+            )
             continue
         name = _structural_requirement_name(line)
         if name is None:
             continue
         if not (hdr != -1 and hdr < i < end):
-            issues.append({
-                "kind": "requirement-outside-requirements", "line": i + 1, "header": trimmed,
-                "message": f'Requirement header "{trimmed}" appears outside the main ## Requirements section. '
-                           "Main specs only parse requirements inside that section, so this requirement is "
-                           "currently invisible to validate, list, and archive.",
-            })
+            issues.append(
+                {
+                    "kind": "requirement-outside-requirements",
+                    "line": i + 1,
+                    "header": trimmed,
+                    "message": f'Requirement header "{trimmed}" appears outside the main ## Requirements section. '
+                    "Main specs only parse requirements inside that section, so this requirement is "
+                    "currently invisible to validate, list, and archive.",
+                }
+            )
             continue
         if name in seen:
-            issues.append({
-                "kind": "duplicate-requirement", "line": i + 1, "header": trimmed,
-                "message": f'Requirement header "{trimmed}" duplicates the requirement declared on line '
-                           f"{seen[name]}. Requirement names must be unique so spec updates cannot discard one "
-                           "block while updating another.",
-            })
+            issues.append(
+                {
+                    "kind": "duplicate-requirement",
+                    "line": i + 1,
+                    "header": trimmed,
+                    "message": f'Requirement header "{trimmed}" duplicates the requirement declared on line '
+                    f"{seen[name]}. Requirement names must be unique so spec updates cannot discard one "
+                    "block while updating another.",
+                }
+            )
         else:
             seen[name] = i + 1
     return issues

@@ -39,8 +39,9 @@ def _indent_columns(line: str) -> int:
 def _first_list_item_line(content: str) -> int | None:
     lines = content.split("\n")
     index = 0
-    if lines and _FRONT_MATTER.match(js_trim_end(lines[0].lstrip("\ufeff") if lines[0].startswith("\ufeff")
-                                                   else lines[0])):
+    if lines and _FRONT_MATTER.match(
+        js_trim_end(lines[0].lstrip("\ufeff") if lines[0].startswith("\ufeff") else lines[0])
+    ):
         for k in range(1, len(lines)):
             if _FRONT_MATTER.match(js_trim_end(lines[k])):
                 index = k + 1
@@ -64,7 +65,7 @@ def _first_list_item_line(content: str) -> int | None:
         if open_fence is not None:
             continue
         if js_trim_start(line).startswith("<!--"):
-            if "-->" not in line[line.index("<!--") + 4:]:
+            if "-->" not in line[line.index("<!--") + 4 :]:
                 in_comment = True
             continue
         if _LIST_ITEM.match(line) and _indent_columns(line) < 4:
@@ -96,8 +97,14 @@ def _numbering_issues(documents: list[tuple[str, str]]) -> list[tuple[str, int, 
             ln = idx + 1
             tgroup = tid.split(".")[0]
             if re.sub(r"^0+(?=\d)", "", tgroup) != re.sub(r"^0+(?=\d)", "", group):
-                issues.append((path, ln, f'Task "{tid}" is under group {group}, but its leading number points to group '
-                                         f"{tgroup}. Move it to group {tgroup} or renumber it."))
+                issues.append(
+                    (
+                        path,
+                        ln,
+                        f'Task "{tid}" is under group {group}, but its leading number points to group '
+                        f"{tgroup}. Move it to group {tgroup} or renumber it.",
+                    )
+                )
             if tid in first:
                 fp, fl = first[tid]
                 decl = f"on line {fl}" if fp == path else f"in {fp} on line {fl}"

@@ -35,8 +35,13 @@ class ItemResult:
     duration_ms: int
 
     def to_json(self) -> dict:
-        return {"id": self.id, "type": self.type, "valid": self.valid,
-                "issues": [issue_json(i) for i in self.issues], "durationMs": self.duration_ms}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "valid": self.valid,
+            "issues": [issue_json(i) for i in self.issues],
+            "durationMs": self.duration_ms,
+        }
 
 
 def validate_item(root: Path, item_type: str, item_id: str, strict: bool = False) -> ItemResult:
@@ -102,5 +107,9 @@ def root_output(root: Path) -> dict:
 def report_json(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
     """What `openspec validate --all|--changes|--specs --json [--strict]` prints, plus `line` on issues."""
     report = validate_all(root, changes=changes, specs=specs, strict=strict)
-    return {"items": [r.to_json() for r in report["results"]], "summary": report["summary"], "version": "1.0",
-            "root": root_output(root)}
+    return {
+        "items": [r.to_json() for r in report["results"]],
+        "summary": report["summary"],
+        "version": "1.0",
+        "root": root_output(root),
+    }

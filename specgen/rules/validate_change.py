@@ -87,6 +87,7 @@ def nested_change_message(changes_dir: Path, name: str, root: Path) -> str | Non
 # Changes
 # --------------------------------------------------------------------------------------------
 
+
 def _format_sections(sections: list[str]) -> str:
     if not sections:
         return ""
@@ -95,8 +96,12 @@ def _format_sections(sections: list[str]) -> str:
     return f"{', '.join(sections[:-1])} and {sections[-1]}"
 
 
-_SECTION_HEADERS = (("added", "## ADDED Requirements"), ("modified", "## MODIFIED Requirements"),
-                    ("removed", "## REMOVED Requirements"), ("renamed", "## RENAMED Requirements"))
+_SECTION_HEADERS = (
+    ("added", "## ADDED Requirements"),
+    ("modified", "## MODIFIED Requirements"),
+    ("removed", "## REMOVED Requirements"),
+    ("renamed", "## RENAMED Requirements"),
+)
 
 
 class _DeltaFiles:
@@ -118,10 +123,17 @@ def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = Tr
     rel_specs = f"{rel_change}/specs"
     has_root_spec = (specs_dir / "spec.md").is_file()
     if has_root_spec:
-        issues.append(issue(ERROR, "spec.md", "Delta spec found at specs/spec.md. Delta specs must live under a "
-                                              "capability path (e.g. specs/<capability-path>/spec.md) — a file at the "
-                                              "specs/ root is ignored when the change is applied or archived.",
-                            1, f"{rel_specs}/spec.md"))
+        issues.append(
+            issue(
+                ERROR,
+                "spec.md",
+                "Delta spec found at specs/spec.md. Delta specs must live under a "
+                "capability path (e.g. specs/<capability-path>/spec.md) — a file at the "
+                "specs/ root is ignored when the change is applied or archived.",
+                1,
+                f"{rel_specs}/spec.md",
+            )
+        )
     discovered = discover_spec_files(specs_dir, LINKS_ANY) if specs_dir.is_dir() else []
     found = _DeltaFiles()
     for spec_id, spec_file in discovered:
@@ -130,34 +142,48 @@ def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = Tr
         except OSError:
             continue
         main_file = main_dir.joinpath(*spec_id.split("/"), "spec.md") if against_main else None
-        issues.extend(_delta_file_issues(spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md",
-                                         main_file, found))
+        issues.extend(
+            _delta_file_issues(spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md", main_file, found)
+        )
     if against_main and discovered:
         issues.extend(_dry_run_issues(change_dir, root, main_dir, rel_specs, issues, found))
     unread = find_unread_delta_files(specs_dir)
     for u in unread:
-        issues.append(issue(ERROR, u["path"], f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
-                                              "inside a capability folder — this file is ignored when the change is "
-                                              f"applied or archived. Move its requirements into specs/{u['expected']}.",
-                            1, f"{rel_specs}/{u['path']}"))
+        issues.append(
+            issue(
+                ERROR,
+                u["path"],
+                f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
+                "inside a capability folder — this file is ignored when the change is "
+                f"applied or archived. Move its requirements into specs/{u['expected']}.",
+                1,
+                f"{rel_specs}/{u['path']}",
+            )
+        )
     for entry, sections, line in found.empty_sections:
-        message = (f"Delta sections {_format_sections(sections)} were found, but no requirement entries parsed. "
-                   'Ensure each section includes at least one "### Requirement:" block (REMOVED may use bullet '
-                   "list syntax).")
+        message = (
+            f"Delta sections {_format_sections(sections)} were found, but no requirement entries parsed. "
+            'Ensure each section includes at least one "### Requirement:" block (REMOVED may use bullet '
+            "list syntax)."
+        )
         issues.append(issue(ERROR, entry, message, line, f"{rel_specs}/{entry}"))
     for entry in found.missing_header:
-        message = ('No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes '
-                   "outside specs/.")
+        message = (
+            'No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes '
+            "outside specs/."
+        )
         issues.append(issue(ERROR, entry, message, 1, f"{rel_specs}/{entry}"))
-    issues.extend(_skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec
-                                      and not unread))
+    issues.extend(
+        _skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec and not unread)
+    )
     if tasks:
         issues.extend(task_issues(change_dir, root, rel_change))
     return issues
 
 
-def _delta_file_issues(spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None,
-                       found: _DeltaFiles) -> list[Issue]:
+def _delta_file_issues(
+    spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None, found: _DeltaFiles
+) -> list[Issue]:
     """One delta spec: ignored headers, unpaired renames, requirements outside a delta section,
     each ADDED/MODIFIED block's text and scenarios, scenarios a MODIFIED block drops, conflicts."""
     entry = f"{spec_id}/spec.md"
@@ -168,21 +194,41 @@ def _delta_file_issues(spec_id: str, plan: DeltaPlan, file: str, main_file: Path
 
     for s in plan.skipped_headers:
         if re.match(r"^requirement:?\Z", s["header"], re.I | re.A):
-            add(INFO, f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
-                      'by validation. Add a name, e.g. "### Requirement: <name>".', s["line"], True)
+            add(
+                INFO,
+                f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
+                'by validation. Add a name, e.g. "### Requirement: <name>".',
+                s["line"],
+                True,
+            )
         else:
-            add(INFO, f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
-                      f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
-                      "a requirement.", s["line"], True)
+            add(
+                INFO,
+                f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
+                f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
+                "a requirement.",
+                s["line"],
+                True,
+            )
     for u in plan.unpaired_renames:
         missing = "TO" if u["side"] == "FROM" else "FROM"
-        add(ERROR, f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
-                   "FROM: line followed immediately by its TO: line.", u["line"], True)
+        add(
+            ERROR,
+            f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
+            "FROM: line followed immediately by its TO: line.",
+            u["line"],
+            True,
+        )
     for o in plan.orphaned_requirements:
         where = f'under "## {o["section"]}"' if o["section"] else 'above the first "## " section'
-        add(WARNING, f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
-                     'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
-                     'or "## RENAMED Requirements".', o["line"], True)
+        add(
+            WARNING,
+            f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
+            'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
+            'or "## RENAMED Requirements".',
+            o["line"],
+            True,
+        )
     if not (plan.added or plan.modified or plan.removed or plan.renamed):
         names = [title for key, title in _SECTION_HEADERS if plan.section_presence[key]]
         if names:
@@ -211,14 +257,25 @@ def _block_issues(op: str, b, add) -> None:
     """An ADDED or MODIFIED block needs text with SHALL or MUST, and a scenario with a body."""
     text = block_text(b.raw)
     if not text:
-        add(ERROR, shall_message(f'{op} "{b.name}"', b.name) if contains_shall_or_must(b.name)
-            else f'{op} "{b.name}" is missing requirement text', b.line)
+        add(
+            ERROR,
+            shall_message(f'{op} "{b.name}"', b.name)
+            if contains_shall_or_must(b.name)
+            else f'{op} "{b.name}" is missing requirement text',
+            b.line,
+        )
     elif not contains_shall_or_must(text):
         add(WARNING, shall_message(f'{op} "{b.name}"', b.name, True), b.line)
     body = b.raw.split("\n")[1:]
     if count_scenarios(body) < 1:
-        hint = (' (a scenario header with no body under it does not count; add its steps, e.g. '
-                '"- **WHEN** ..." and "- **THEN** ...")') if count_empty_scenarios(body) else ""
+        hint = (
+            (
+                " (a scenario header with no body under it does not count; add its steps, e.g. "
+                '"- **WHEN** ..." and "- **THEN** ...")'
+            )
+            if count_empty_scenarios(body)
+            else ""
+        )
         add(ERROR, f'{op} "{b.name}" must include at least one scenario{hint}', b.line)
 
 
@@ -245,11 +302,15 @@ def _conflict_message(c) -> str | None:
     return f'Requirement present in both RENAMED and REMOVED: "{c.name}"{spelled}'
 
 
-def _dry_run_issues(change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue],
-                    found: _DeltaFiles) -> list[Issue]:
+def _dry_run_issues(
+    change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue], found: _DeltaFiles
+) -> list[Issue]:
     """Archive's merge, run against the current specs, for each delta file without an error yet."""
-    reported = {i.locator for i in issues if i.level == ERROR} | set(found.missing_header) | \
-        {e[0] for e in found.empty_sections}
+    reported = (
+        {i.locator for i in issues if i.level == ERROR}
+        | set(found.missing_header)
+        | {e[0] for e in found.empty_sections}
+    )
     out = []
     for upd in find_spec_updates(change_dir, main_dir):
         entry = f"{upd.id}/spec.md"
@@ -258,8 +319,15 @@ def _dry_run_issues(change_dir: Path, root: Path, main_dir: Path, rel_specs: str
         try:
             build_update(upd, change_dir.name)
         except ArchiveAbort as exc:
-            out.append(issue(INFO, entry, f"Archive would refuse this delta: {exc.message}", exc.line,
-                             rel(Path(exc.path), root) if exc.path else f"{rel_specs}/{entry}"))
+            out.append(
+                issue(
+                    INFO,
+                    entry,
+                    f"Archive would refuse this delta: {exc.message}",
+                    exc.line,
+                    rel(Path(exc.path), root) if exc.path else f"{rel_specs}/{entry}",
+                )
+            )
         except Exception:  # a filesystem error says nothing about whether the delta applies
             continue
     return out
@@ -300,9 +368,16 @@ def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> l
         code = _errno.errorcode.get(exc.errno or 0, "")
         if code not in ("EACCES", "EPERM", "EISDIR", "ELOOP", "ENAMETOOLONG"):
             return []
-        return [issue(ERROR, entry, f"Could not read {main_file.as_posix()} to check the MODIFIED requirements against "
-                                    f"it ({code}). Archive reads the same file, so fix the file before archiving.",
-                      None, file)]
+        return [
+            issue(
+                ERROR,
+                entry,
+                f"Could not read {main_file.as_posix()} to check the MODIFIED requirements against "
+                f"it ({code}). Archive reads the same file, so fix the file before archiving.",
+                None,
+                file,
+            )
+        ]
     current = {}
     for b in extract_requirements_section(main).body_blocks:
         current[normalize_requirement_name(b.name)] = b
@@ -328,9 +403,11 @@ def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> l
         if not diff.missing:
             continue
         names = ", ".join(f'"{n}"' for n in diff.missing)
-        message = (f'MODIFIED "{block.name}" omits scenario(s) the current spec still has: {names}. '
-                   f"{describe_scenario_balance(diff)} Copy the omitted scenarios into the MODIFIED block (a "
-                   "MODIFIED requirement replaces the whole block, so archive refuses to drop them).")
+        message = (
+            f'MODIFIED "{block.name}" omits scenario(s) the current spec still has: {names}. '
+            f"{describe_scenario_balance(diff)} Copy the omitted scenarios into the MODIFIED block (a "
+            "MODIFIED requirement replaces the whole block, so archive refuses to drop them)."
+        )
         out.append(issue(ERROR, entry, message, block.line, file))
     return out
 
@@ -350,8 +427,17 @@ def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
             except OSError:
                 has = True
     if not has:
-        rx = re.compile("^##" + S + "+(?:" + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
-                        + ")" + S + "+" + ci("Requirements"), re.M)
+        rx = re.compile(
+            "^##"
+            + S
+            + "+(?:"
+            + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+            + ")"
+            + S
+            + "+"
+            + ci("Requirements"),
+            re.M,
+        )
         for _, f in discover_spec_files(specs_dir, LINKS_ANY):
             try:
                 text = read_text_as_node(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too

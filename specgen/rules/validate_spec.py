@@ -46,12 +46,16 @@ GUIDE_SCENARIO_FORMAT = (
     "- **THEN** ...\n- **AND** ..."
 )
 MSG_CHANGE_NO_DELTAS = "Change must have at least one delta"
-MSG_SKIP_CONFLICT = ("skip_specs is set in .openspec.yaml but spec files exist under specs/. Remove skip_specs or "
-                     "delete the delta spec files")
-MSG_SKIP_ACCEPTED = ("skip_specs is set in .openspec.yaml: change declares no spec-level behavior changes, zero "
-                     "deltas accepted")
-MSG_SKIP_INVALID = ("skip_specs is set but .openspec.yaml is not valid change metadata, so the marker is not "
-                    "honored. Fix the metadata")
+MSG_SKIP_CONFLICT = (
+    "skip_specs is set in .openspec.yaml but spec files exist under specs/. Remove skip_specs or "
+    "delete the delta spec files"
+)
+MSG_SKIP_ACCEPTED = (
+    "skip_specs is set in .openspec.yaml: change declares no spec-level behavior changes, zero deltas accepted"
+)
+MSG_SKIP_INVALID = (
+    "skip_specs is set but .openspec.yaml is not valid change metadata, so the marker is not honored. Fix the metadata"
+)
 MSG_PURPOSE_TOO_BRIEF = f"Purpose section is too brief (less than {MIN_PURPOSE_LENGTH} characters)"
 MSG_PURPOSE_PLACEHOLDER = (
     "Purpose section is still a placeholder rather than a Purpose anyone wrote (the sentence `openspec archive` "
@@ -59,8 +63,9 @@ MSG_PURPOSE_PLACEHOLDER = (
     "capability is for, editing the main spec directly: a `## Purpose` in a delta is read only when the "
     "capability is created, so it cannot replace this one."
 )
-MSG_REQUIREMENT_TOO_LONG = (f"Requirement text is very long (>{MAX_REQUIREMENT_TEXT_LENGTH} characters). "
-                            "Consider breaking it down.")
+MSG_REQUIREMENT_TOO_LONG = (
+    f"Requirement text is very long (>{MAX_REQUIREMENT_TEXT_LENGTH} characters). Consider breaking it down."
+)
 MSG_NO_SCENARIOS = "Requirement must have at least one scenario"
 MSG_NO_REQUIREMENTS = "Spec must have at least one requirement"
 MSG_TASKS_NO_CHECKBOX = (
@@ -70,8 +75,9 @@ MSG_TASKS_NO_CHECKBOX = (
 )
 
 
-def issue(level: str, locator: str, message: str, line: int | None = None, file: str | None = None,
-          cli_line: bool = False) -> Issue:
+def issue(
+    level: str, locator: str, message: str, line: int | None = None, file: str | None = None, cli_line: bool = False
+) -> Issue:
     """A validation issue: ``locator`` is the CLI's own (``requirements[3]``, ``overview``...),
     ``file`` the file holding it relative to the project root (POSIX)."""
     return Issue(level, file, line, message, locator=locator, cli_line=cli_line)
@@ -103,8 +109,10 @@ def shall_message(prefix: str, name: str, guidance: bool = False) -> str:
     base = f"{prefix} {'should' if guidance else 'must'} contain SHALL or MUST"
     suffix = " (RFC 2119 best practice for English specs)" if guidance else ""
     if contains_shall_or_must(name):
-        return (f"{base} in the requirement body, not only in the header. Move the SHALL/MUST statement to the line "
-                f'immediately after the "### Requirement: ..." header.{suffix}')
+        return (
+            f"{base} in the requirement body, not only in the header. Move the SHALL/MUST statement to the line "
+            f'immediately after the "### Requirement: ..." header.{suffix}'
+        )
     return f"{base}{suffix}"
 
 
@@ -188,6 +196,7 @@ def _purpose_placeholder(overview: str, content: str):
 # Specs
 # --------------------------------------------------------------------------------------------
 
+
 def validate_spec_content(name: str, content: str, file: str | None = None) -> list[Issue]:
     """All issues of one main spec's text (the level decides the verdict; see :func:`is_valid`)."""
     issues: list[Issue] = []
@@ -215,16 +224,37 @@ def validate_spec_content(name: str, content: str, file: str | None = None) -> l
         if js_len(r.text) > MAX_REQUIREMENT_TEXT_LENGTH:
             issues.append(issue(INFO, f"requirements[{i}]", MSG_REQUIREMENT_TOO_LONG, r.line, file))
         if not r.scenarios:
-            issues.append(issue(WARNING, f"requirements[{i}].scenarios", f"{MSG_NO_SCENARIOS}. {GUIDE_SCENARIO_FORMAT}",
-                                r.line, file))
+            issues.append(
+                issue(
+                    WARNING,
+                    f"requirements[{i}].scenarios",
+                    f"{MSG_NO_SCENARIOS}. {GUIDE_SCENARIO_FORMAT}",
+                    r.line,
+                    file,
+                )
+            )
     for i, block in enumerate(extract_requirements_section(content).body_blocks):
         text = block_text(block.raw)
         if not text:
-            issues.append(issue(ERROR, f"requirements[{i}]", shall_message(f'Requirement "{block.name}"', block.name),
-                                block.line, file))
+            issues.append(
+                issue(
+                    ERROR,
+                    f"requirements[{i}]",
+                    shall_message(f'Requirement "{block.name}"', block.name),
+                    block.line,
+                    file,
+                )
+            )
         elif not contains_shall_or_must(text):
-            issues.append(issue(WARNING, f"requirements[{i}]",
-                                shall_message(f'Requirement "{block.name}"', block.name, True), block.line, file))
+            issues.append(
+                issue(
+                    WARNING,
+                    f"requirements[{i}]",
+                    shall_message(f'Requirement "{block.name}"', block.name, True),
+                    block.line,
+                    file,
+                )
+            )
     return issues
 
 
@@ -238,6 +268,10 @@ def validate_spec_file(path: Path, name: str, file: str | None = None) -> list[I
 
 def node_fs_message(exc: OSError, syscall: str, path: Path) -> str:
     code = _errno.errorcode.get(exc.errno or 0, "EIO")
-    text = {"ENOENT": "no such file or directory", "EACCES": "permission denied",
-            "EISDIR": "illegal operation on a directory", "ENOTDIR": "not a directory"}.get(code, exc.strerror or "")
+    text = {
+        "ENOENT": "no such file or directory",
+        "EACCES": "permission denied",
+        "EISDIR": "illegal operation on a directory",
+        "ENOTDIR": "not a directory",
+    }.get(code, exc.strerror or "")
     return f"{code}: {text}, {syscall} '{path}'"

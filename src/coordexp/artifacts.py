@@ -38,24 +38,56 @@ RUN_METADATA = "run_metadata.json"
 MANIFEST_FILES = (RESOLVED_CONFIG, RUNTIME_ENV, RUN_METADATA)
 
 ENV_WHITELIST = (
-    "ROOT_IMAGE_DIR", "CUDA_VISIBLE_DEVICES", "NCCL_DEBUG", "TOKENIZERS_PARALLELISM", "PYTHONHASHSEED",
-    "OMP_NUM_THREADS", "HF_HOME", "TRANSFORMERS_CACHE", "TORCH_HOME", "RANK", "LOCAL_RANK", "WORLD_SIZE",
-    "MASTER_ADDR", "MASTER_PORT", "CONDA_DEFAULT_ENV", "CONDA_PREFIX",
+    "ROOT_IMAGE_DIR",
+    "CUDA_VISIBLE_DEVICES",
+    "NCCL_DEBUG",
+    "TOKENIZERS_PARALLELISM",
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "HF_HOME",
+    "TRANSFORMERS_CACHE",
+    "TORCH_HOME",
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "CONDA_DEFAULT_ENV",
+    "CONDA_PREFIX",
 )
 ENV_WHITELIST_PREFIXES = ("SLURM_",)
 
-LAUNCHER_VARS = tuple("COORDEXP_STAGE2_" + k for k in (
-    "LAUNCHER", "SERVER_BASE_URL", "SERVER_MODEL", "SERVER_TORCH_DTYPE", "SERVER_DP", "SERVER_TP",
-    "SERVER_ENFORCE_EAGER", "SERVER_GPU_MEMORY_UTILIZATION", "SERVER_MAX_MODEL_LEN", "SERVER_ENABLE_LORA",
-    "SERVER_GPUS", "LEARNER_GPUS"))
+LAUNCHER_VARS = tuple(
+    "COORDEXP_STAGE2_" + k
+    for k in (
+        "LAUNCHER",
+        "SERVER_BASE_URL",
+        "SERVER_MODEL",
+        "SERVER_TORCH_DTYPE",
+        "SERVER_DP",
+        "SERVER_TP",
+        "SERVER_ENFORCE_EAGER",
+        "SERVER_GPU_MEMORY_UTILIZATION",
+        "SERVER_MAX_MODEL_LEN",
+        "SERVER_ENABLE_LORA",
+        "SERVER_GPUS",
+        "LEARNER_GPUS",
+    )
+)
 
 # distribution name -> import name
 UPSTREAM_PACKAGES = {"transformers": "transformers", "torch": "torch", "vllm": "vllm", "ms-swift": "swift"}
 NOT_INSTALLED = "not installed"
 
 # Files a weight-only checkpoint must not hold (a resume restarts the optimizer; see DOMAIN §10).
-FORBIDDEN_CHECKPOINT_GLOBS = ("optimizer.pt", "optimizer.bin", "scheduler.pt", "rng_state*.pth", "scaler.pt",
-                              "global_step*")
+FORBIDDEN_CHECKPOINT_GLOBS = (
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "rng_state*.pth",
+    "scaler.pt",
+    "global_step*",
+)
 
 
 class ManifestError(RuntimeError):
@@ -77,8 +109,7 @@ def _plain(value: Any) -> Any:
 
 def runtime_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
-    keep = {k: v for k, v in env.items()
-            if v != "" and (k in ENV_WHITELIST or k.startswith(ENV_WHITELIST_PREFIXES))}
+    keep = {k: v for k, v in env.items() if v != "" and (k in ENV_WHITELIST or k.startswith(ENV_WHITELIST_PREFIXES))}
     return dict(sorted(keep.items()))
 
 
@@ -100,12 +131,21 @@ def git_info(root: str | Path) -> dict[str, Any]:
     root = Path(root)
     sha = _git(root, "rev-parse", "HEAD")
     if sha is None:
-        return {"git_sha": None, "git_branch": None, "git_dirty": None, "git_status_porcelain": [],
-                "git_error": f"{root} is not a git checkout (or git is missing)"}
+        return {
+            "git_sha": None,
+            "git_branch": None,
+            "git_dirty": None,
+            "git_status_porcelain": [],
+            "git_error": f"{root} is not a git checkout (or git is missing)",
+        }
     status = _git(root, "status", "--porcelain") or ""
     lines = status.splitlines()
-    return {"git_sha": sha, "git_branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD"),
-            "git_dirty": bool(lines), "git_status_porcelain": lines[:200]}
+    return {
+        "git_sha": sha,
+        "git_branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD"),
+        "git_dirty": bool(lines),
+        "git_status_porcelain": lines[:200],
+    }
 
 
 def _package(dist: str, module: str) -> dict[str, Any]:
@@ -125,19 +165,29 @@ def ms_swift_source() -> dict[str, Any]:
     pkg_dir = Path(spec.origin).parent
     top = _git(pkg_dir, "rev-parse", "--show-toplevel")
     # A venv inside some other git checkout is not an ms-swift checkout: the package must be tracked there.
-    tracked = top is not None and _git(Path(top), "ls-files", "--error-unmatch", str(pkg_dir / "__init__.py")) \
-        is not None
+    tracked = (
+        top is not None and _git(Path(top), "ls-files", "--error-unmatch", str(pkg_dir / "__init__.py")) is not None
+    )
     if not tracked:
         return {"install_dir": str(pkg_dir), "git_checkout": False}
     info = git_info(top)
-    return {"install_dir": str(pkg_dir), "git_checkout": True, "repo_root": top, "sha": info["git_sha"],
-            "branch": info["git_branch"], "dirty": info["git_dirty"]}
+    return {
+        "install_dir": str(pkg_dir),
+        "git_checkout": True,
+        "repo_root": top,
+        "sha": info["git_sha"],
+        "branch": info["git_branch"],
+        "dirty": info["git_dirty"],
+    }
 
 
 def upstream_provenance(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if environ is None else environ
-    out: dict[str, Any] = {"python": platform.python_version(), "python_executable": sys.executable,
-                           "conda_env": env.get("CONDA_DEFAULT_ENV") or None}
+    out: dict[str, Any] = {
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "conda_env": env.get("CONDA_DEFAULT_ENV") or None,
+    }
     for dist, module in UPSTREAM_PACKAGES.items():
         out["swift" if dist == "ms-swift" else dist] = _package(dist, module)
     out["ms_swift"] = ms_swift_source()
@@ -148,18 +198,33 @@ def _write_json(path: Path, doc: Any) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_run_manifest(output_dir: str | Path, *, config_path: str | Path, resolved: Any, dataset_seed: int,
-                       repo_root: str | Path, base_config_path: str | Path | None = None, run_name: str | None = None,
-                       environ: Mapping[str, str] | None = None) -> list[Path]:
+def write_run_manifest(
+    output_dir: str | Path,
+    *,
+    config_path: str | Path,
+    resolved: Any,
+    dataset_seed: int,
+    repo_root: str | Path,
+    base_config_path: str | Path | None = None,
+    run_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
     """Write the manifest; returns the files written. Raises ManifestError if a required file fails."""
     out = Path(output_dir)
     written: list[Path] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         p = out / RESOLVED_CONFIG
-        _write_json(p, {"schema_version": SCHEMA_VERSION, "config_path": str(config_path),
-                        "base_config_path": str(base_config_path) if base_config_path else None,
-                        "dataset_seed": dataset_seed, "resolved": _plain(resolved)})
+        _write_json(
+            p,
+            {
+                "schema_version": SCHEMA_VERSION,
+                "config_path": str(config_path),
+                "base_config_path": str(base_config_path) if base_config_path else None,
+                "dataset_seed": dataset_seed,
+                "resolved": _plain(resolved),
+            },
+        )
         written.append(p)
         p = out / RUNTIME_ENV
         _write_json(p, {"schema_version": SCHEMA_VERSION, "env": runtime_env(environ)})
@@ -201,8 +266,11 @@ def write_run_manifest(output_dir: str | Path, *, config_path: str | Path, resol
 def checkpoint_problems(checkpoint_dir: str | Path) -> list[str]:
     """Why a checkpoint is not weight-only (empty list: it is)."""
     ckpt = Path(checkpoint_dir)
-    problems = [f"{ckpt / m.name}: {m.name} must not be saved (weight-only checkpoints)"
-                for pattern in FORBIDDEN_CHECKPOINT_GLOBS for m in sorted(ckpt.glob(pattern))]
+    problems = [
+        f"{ckpt / m.name}: {m.name} must not be saved (weight-only checkpoints)"
+        for pattern in FORBIDDEN_CHECKPOINT_GLOBS
+        for m in sorted(ckpt.glob(pattern))
+    ]
     if not any(ckpt.glob("*.safetensors")):
         problems.append(f"{ckpt}: no *.safetensors weights")
     return problems

@@ -239,8 +239,9 @@ def canonicalize_poly(points) -> list:
     cy = sum(Fraction(y) for _, y in pts) / len(pts)
     # ties on the angle (collinear with the centroid): nearer first, then by value, so the
     # order is total and deterministic.
-    pts.sort(key=lambda p: (math.atan2(float(p[1] - cy), float(p[0] - cx)),
-                            (p[0] - cx) ** 2 + (p[1] - cy) ** 2, p[1], p[0]))
+    pts.sort(
+        key=lambda p: (math.atan2(float(p[1] - cy), float(p[0] - cx)), (p[0] - cx) ** 2 + (p[1] - cy) ** 2, p[1], p[0])
+    )
     first = min(range(len(pts)), key=lambda i: (pts[i][1], pts[i][0]))
     pts = pts[first:] + pts[:first]
     return [v for p in pts for v in p]
@@ -315,5 +316,6 @@ def assert_pre_quantized(values, where: str = "geometry") -> list[int]:
             raise DoubleNormalizationError(
                 f"{where}[{i}]: {e}; geometry must be pre-quantized norm1000 bins (ints 0..999 or "
                 f"'<|coord_k|>'): convert the data offline once (bbox_to_norm1000 / poly_to_norm1000); "
-                f"it is never normalized at training time") from None
+                f"it is never normalized at training time"
+            ) from None
     return out

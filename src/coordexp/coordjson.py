@@ -26,8 +26,7 @@ MODES = ("strict", "salvage")
 
 # Drop reasons, in the order they are checked for one record (the first that applies wins);
 # `dropped_incomplete_tail` is the unclosed last record of a truncated output.
-REASONS = ("other", "wrong_arity", "unexpected_keys", "missing_desc", "order_violation",
-           "dropped_incomplete_tail")
+REASONS = ("other", "wrong_arity", "unexpected_keys", "missing_desc", "order_violation", "dropped_incomplete_tail")
 
 _WS = " \t\n\r"
 _CONTAINER_OPEN = re.compile(r'\{[ \t\n\r]*"objects"[ \t\n\r]*:[ \t\n\r]*\[')
@@ -103,11 +102,14 @@ class ParseResult:
 
 def _check_field_order(field_order) -> None:
     if field_order not in FIELD_ORDERS:
-        raise ValueError(f"field_order must be one of {FIELD_ORDERS} (custom.object_field_order is "
-                         f"required, no default), got {field_order!r}")
+        raise ValueError(
+            f"field_order must be one of {FIELD_ORDERS} (custom.object_field_order is "
+            f"required, no default), got {field_order!r}"
+        )
 
 
 # ----------------------------------------------------------------------------- render
+
 
 def _render_record(obj, field_order: str, where: str) -> str:
     if not isinstance(obj, dict):
@@ -159,6 +161,7 @@ def render(objects, field_order: str) -> str:
 
 
 # ----------------------------------------------------------------------------- scanning
+
 
 class _Fail(Exception):
     def __init__(self, reason: str, pos: int, detail: str):
@@ -240,7 +243,7 @@ def _scan_value(text: str, i: int, end: int, depth: int = 0) -> _Value:
         if text.startswith(_COORD_PREFIX, i):
             m = _COORD_LITERAL.match(text, i, end)
             if m is None or int(m.group(1)) > COORD_MAX:
-                bad = text[i:min(end, i + 16)]
+                bad = text[i : min(end, i + 16)]
                 raise _Fail("wrong_arity", i, f"malformed or out-of-range coord literal {bad!r}")
             return _Value("coord", (i, m.end()), int(m.group(1)))
         raise _Fail("other", i, "unexpected '<' (not a coord literal)")
@@ -305,13 +308,16 @@ _DESC = rf'"desc"{_W}:{_W}(?P<desc>"[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*")'
 _GEOM = rf'"(?P<geom>bbox_2d|poly)"{_W}:{_W}(?P<arr>\[{_W}<\|coord_[0-9]+\|>(?:{_W},{_W}<\|coord_[0-9]+\|>)*{_W}\])'
 # the common case, a bbox_2d of 4 literals 0..999 spelled as the vocabulary spells them
 _LIT = r"(?P<l{k}><\|coord_(?P<v{k}>0|[1-9][0-9]{{0,2}})\|>)"
-_BOX = (rf'"(?P<geom>bbox_2d)"{_W}:{_W}(?P<arr>\[{_W}' + f"{_W},{_W}".join(_LIT.format(k=k) for k in range(4))
-        + rf"{_W}\])")
+_BOX = (
+    rf'"(?P<geom>bbox_2d)"{_W}:{_W}(?P<arr>\[{_W}' + f"{_W},{_W}".join(_LIT.format(k=k) for k in range(4)) + rf"{_W}\])"
+)
 
 
 def _record_patterns(geom: str) -> dict:
-    return {"desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{geom}{_W}\}}"),
-            "geometry_first": re.compile(rf"\{{{_W}{geom}{_W},{_W}{_DESC}{_W}\}}")}
+    return {
+        "desc_first": re.compile(rf"\{{{_W}{_DESC}{_W},{_W}{geom}{_W}\}}"),
+        "geometry_first": re.compile(rf"\{{{_W}{geom}{_W},{_W}{_DESC}{_W}\}}"),
+    }
 
 
 _FAST_RECORD = _record_patterns(_GEOM)
@@ -344,8 +350,12 @@ def _classify_fast(text: str, start: int, end: int, field_order: str, index: int
         values = tuple(int(x.group(1)) for x in lits)
         spans = tuple(x.span() for x in lits)
         gkey, n = m.group("geom"), len(values)
-        if len(lits) != text.count("<", m.start("arr"), m.end("arr")) or max(values) > COORD_MAX \
-                or (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
+        if (
+            len(lits) != text.count("<", m.start("arr"), m.end("arr"))
+            or max(values) > COORD_MAX
+            or (gkey == "bbox_2d" and n != 4)
+            or (gkey == "poly" and (n % 2 or n < 6))
+        ):
             return None
     raw = m.group("desc")
     if "\\" in raw:
@@ -358,8 +368,15 @@ def _classify_fast(text: str, start: int, end: int, field_order: str, index: int
     desc = desc.strip()
     if not desc:
         return None
-    return ParsedObject(desc=desc, geometry=m.group("geom"), values=values, span=(start, end),
-                        geometry_span=m.span("arr"), value_spans=spans, index=index)
+    return ParsedObject(
+        desc=desc,
+        geometry=m.group("geom"),
+        values=values,
+        span=(start, end),
+        geometry_span=m.span("arr"),
+        value_spans=spans,
+        index=index,
+    )
 
 
 def _classify(text: str, start: int, end: int, field_order: str, index: int) -> ParsedObject:
@@ -391,18 +408,28 @@ def _classify(text: str, start: int, end: int, field_order: str, index: int) -> 
         raise _Fail("wrong_arity", gv.span[0], f"{gkey} must be an array of coord literals")
     non_coord = [v for v in gv.payload if v.kind != "coord"]
     if non_coord:
-        raise _Fail("wrong_arity", non_coord[0].span[0], f"{gkey} holds a non-coord value "
-                                                         f"{text[non_coord[0].span[0]:non_coord[0].span[1]]!r}")
+        raise _Fail(
+            "wrong_arity",
+            non_coord[0].span[0],
+            f"{gkey} holds a non-coord value {text[non_coord[0].span[0] : non_coord[0].span[1]]!r}",
+        )
     n = len(gv.payload)
     if (gkey == "bbox_2d" and n != 4) or (gkey == "poly" and (n % 2 or n < 6)):
         need = "4" if gkey == "bbox_2d" else "an even count >= 6"
         raise _Fail("wrong_arity", gv.span[0], f"{gkey} needs {need} coords, has {n}")
     return ParsedObject(
-        desc=desc_v.payload.strip(), geometry=gkey, values=tuple(v.payload for v in gv.payload),
-        span=(start, end), geometry_span=gv.span, value_spans=tuple(v.span for v in gv.payload), index=index)
+        desc=desc_v.payload.strip(),
+        geometry=gkey,
+        values=tuple(v.payload for v in gv.payload),
+        span=(start, end),
+        geometry_span=gv.span,
+        value_spans=tuple(v.span for v in gv.payload),
+        index=index,
+    )
 
 
 # ----------------------------------------------------------------------------- parse
+
 
 def parse(text: str, mode: str = "strict", field_order: str | None = None) -> ParseResult:
     """Parse CoordJSON. ``strict`` raises CoordJSONError on anything invalid; ``salvage``
@@ -555,6 +582,7 @@ def is_canonical(text: str, field_order: str) -> bool:
 
 # ----------------------------------------------------------------------------- Channel-B helpers
 
+
 def append_ready_cut(result: ParseResult) -> int | None:
     """Where a rollout can be cut so that records can be appended: just after the last
     balanced record (valid or not), or after the array-open "[" when there is none.
@@ -585,9 +613,9 @@ def fn_fragment(prefix: str, fn_objects, field_order: str) -> str:
     if len(prefix.strip(_WS)) > 1 and tail == "}":
         head = parse(prefix, "salvage", field_order)
         if head.container_closed:
-            raise ValueError("prefix is already a closed {\"objects\": [...]} container: nothing can be appended")
+            raise ValueError('prefix is already a closed {"objects": [...]} container: nothing can be appended')
     fn_objects = list(fn_objects)
-    body = render(fn_objects, field_order)[len(FALLBACK_PREFIX):-2] if fn_objects else ""
+    body = render(fn_objects, field_order)[len(FALLBACK_PREFIX) : -2] if fn_objects else ""
     if tail == ",":
         if not fn_objects:
             raise ValueError("prefix ends in ',' and there is no FN record to follow it")

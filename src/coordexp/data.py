@@ -187,8 +187,10 @@ def check_desc(desc: Any) -> str | None:
     for bad in DESC_FORBIDDEN:
         if bad in d:
             shown = "a double space" if bad == "  " else repr(bad)
-            return (f"contains {shown} ({desc!r}): a desc is one class name; separators like ', ' ': ' ' / ' "
-                    "are reserved by the rendered CoordJSON")
+            return (
+                f"contains {shown} ({desc!r}): a desc is one class name; separators like ', ' ': ' ' / ' "
+                "are reserved by the rendered CoordJSON"
+            )
     return None
 
 
@@ -214,8 +216,10 @@ def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObjec
             ok = False
     present = [k for k in GEOMETRY_KEYS if k in obj]
     if len(present) != 1:
-        c.add(where, "needs exactly one geometry key (bbox_2d or poly), found "
-                     + (" and ".join(present) if present else "none"))
+        c.add(
+            where,
+            "needs exactly one geometry key (bbox_2d or poly), found " + (" and ".join(present) if present else "none"),
+        )
         return None
     gkey = present[0]
     gwhere = f"{where}.{gkey}"
@@ -256,8 +260,10 @@ def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObjec
             c.add(f"{where}.poly_points", f"must be an int, got {pp!r}")
             return None
         if gkey != "poly" or pp != len(values) // 2:
-            c.add(f"{where}.poly_points", f"is {pp} but the object has "
-                                          + (f"{len(values) // 2} poly vertices" if gkey == "poly" else "no poly"))
+            c.add(
+                f"{where}.poly_points",
+                f"is {pp} but the object has " + (f"{len(values) // 2} poly vertices" if gkey == "poly" else "no poly"),
+            )
             return None
     return DetObject(obj["desc"].strip(), gkey, tuple(values), pp)
 
@@ -276,9 +282,16 @@ def _check_messages(messages: Any, c: _Collector) -> None:
             c.add(f"messages[{i}].content", "must be a list of content items")
 
 
-def parse_record(rec: Any, *, file: str, line: int, stage: Stage = "stage1",
-                 object_ordering: str = "sorted", max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 multiple_of: int | None = 32) -> tuple[dict | None, list[DataIssue]]:
+def parse_record(
+    rec: Any,
+    *,
+    file: str,
+    line: int,
+    stage: Stage = "stage1",
+    object_ordering: str = "sorted",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    multiple_of: int | None = 32,
+) -> tuple[dict | None, list[DataIssue]]:
     """Structural checks of one decoded line; returns the pieces of a Record (without image checks)."""
     c = _Collector(file, line)
     if not isinstance(rec, dict):
@@ -286,8 +299,11 @@ def parse_record(rec: Any, *, file: str, line: int, stage: Stage = "stage1",
         return None, c.issues
     for key in rec:
         if key not in RECORD_KEYS:
-            c.add(key, "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
-                       "put free-form data under `metadata`)")
+            c.add(
+                key,
+                "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
+                "put free-form data under `metadata`)",
+            )
     images = rec.get("images")
     if "images" not in rec:
         c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
@@ -306,14 +322,18 @@ def parse_record(rec: Any, *, file: str, line: int, stage: Stage = "stage1",
     if multiple_of:
         for key, v in dims.items():
             if v % multiple_of:
-                c.add(key, f"{v} is not a multiple of {multiple_of}: resize offline (smart resize, "
-                           f"factor {multiple_of})")
+                c.add(
+                    key, f"{v} is not a multiple of {multiple_of}: resize offline (smart resize, factor {multiple_of})"
+                )
     if len(dims) == 2:
         w, h = dims["width"], dims["height"]
         if max_pixels is not None and w * h > max_pixels:
-            c.add("", f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {max_pixels} (a hard cap, not a "
-                      "resize target): resize offline (smart resize, factor 32); the learner never rescales "
-                      "because that would move the coordinates")
+            c.add(
+                "",
+                f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {max_pixels} (a hard cap, not a "
+                "resize target): resize offline (smart resize, factor 32); the learner never rescales "
+                "because that would move the coordinates",
+            )
     if "summary" in rec and not isinstance(rec["summary"], str):
         c.add("summary", "must be a string")
     if "metadata" in rec and not isinstance(rec["metadata"], dict):
@@ -338,14 +358,23 @@ def parse_record(rec: Any, *, file: str, line: int, stage: Stage = "stage1",
             if object_ordering == "sorted":
                 for i in order_violations(objects):
                     a, b = object_anchor(objects[i - 1]), object_anchor(objects[i])
-                    c.add(f"objects[{i}]", f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
-                                           f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
-                                           "then left-most vertex (coordexp.data.sort_objects)")
+                    c.add(
+                        f"objects[{i}]",
+                        f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
+                        f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
+                        "then left-most vertex (coordexp.data.sort_objects)",
+                    )
     if c.issues:
         return None, c.issues
-    return {"images": images, "objects": objects, "width": dims["width"], "height": dims["height"],
-            "summary": rec.get("summary"), "metadata": rec.get("metadata") or {},
-            "messages": tuple(rec["messages"]) if "messages" in rec else None}, []
+    return {
+        "images": images,
+        "objects": objects,
+        "width": dims["width"],
+        "height": dims["height"],
+        "summary": rec.get("summary"),
+        "metadata": rec.get("metadata") or {},
+        "messages": tuple(rec["messages"]) if "messages" in rec else None,
+    }, []
 
 
 # ---------------------------------------------------------------- JSON decoding (strict)
@@ -405,17 +434,25 @@ def check_image_file(image: Path, width: int, height: int) -> str | None:
     except (OSError, UnidentifiedImageError) as exc:
         return f"cannot open image {image}: {exc}"
     if size != (width, height):
-        return (f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "
-                "the JSONL size must be the resized image's real size")
+        return (
+            f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "
+            "the JSONL size must be the resized image's real size"
+        )
     return None
 
 
 # ---------------------------------------------------------------- loading
 
 
-def load_records(path: str | Path, *, stage: Stage = "stage1", max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 multiple_of: int | None = 32, check_images: bool | int = True,
-                 object_ordering: str = "sorted") -> list[Record]:
+def load_records(
+    path: str | Path,
+    *,
+    stage: Stage = "stage1",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    multiple_of: int | None = 32,
+    check_images: bool | int = True,
+    object_ordering: str = "sorted",
+) -> list[Record]:
     """Every record of ``path``, validated; raise ``DataError`` listing every problem.
 
     ``check_images``: True opens every image, an int N opens the first N structurally valid rows,
@@ -448,8 +485,15 @@ def load_records(path: str | Path, *, stage: Stage = "stage1", max_pixels: int |
         except ValueError as exc:
             issues.append(DataIssue(file, lineno, "", f"invalid JSON: {exc}"))
             continue
-        parts, problems = parse_record(rec, file=file, line=lineno, stage=stage, object_ordering=object_ordering,
-                                       max_pixels=max_pixels, multiple_of=multiple_of)
+        parts, problems = parse_record(
+            rec,
+            file=file,
+            line=lineno,
+            stage=stage,
+            object_ordering=object_ordering,
+            max_pixels=max_pixels,
+            multiple_of=multiple_of,
+        )
         if problems:
             issues.extend(problems)
             continue
@@ -462,13 +506,27 @@ def load_records(path: str | Path, *, stage: Stage = "stage1", max_pixels: int |
             abs_images.append(str(resolved))
             why = check_image_dirs(resolved, jsonl_dir)
             if why is None:
-                why = (check_image_file(resolved, parts["width"], parts["height"]) if open_now
-                       else (None if resolved.is_file() else f"image not found: {resolved}"))
+                why = (
+                    check_image_file(resolved, parts["width"], parts["height"])
+                    if open_now
+                    else (None if resolved.is_file() else f"image not found: {resolved}")
+                )
             if why:
                 issues.append(DataIssue(file, lineno, f"images[{i}]", why))
-        records.append(Record(images=tuple(abs_images), objects=tuple(parts["objects"]), width=parts["width"],
-                              height=parts["height"], line=lineno, base_idx=len(records), source=file,
-                              summary=parts["summary"], metadata=parts["metadata"], messages=parts["messages"]))
+        records.append(
+            Record(
+                images=tuple(abs_images),
+                objects=tuple(parts["objects"]),
+                width=parts["width"],
+                height=parts["height"],
+                line=lineno,
+                base_idx=len(records),
+                source=file,
+                summary=parts["summary"],
+                metadata=parts["metadata"],
+                messages=parts["messages"],
+            )
+        )
     if issues:
         raise DataError(issues)
     return records

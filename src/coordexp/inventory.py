@@ -27,11 +27,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-DECODERS = frozenset({
-    "json.loads", "json.load", "json.JSONDecoder", "json.decoder.JSONDecoder",
-    "msgspec.json.decode", "msgspec.json.Decoder", "orjson.loads",
-    "ujson.loads", "ujson.load", "simplejson.loads", "simplejson.load",
-})
+DECODERS = frozenset(
+    {
+        "json.loads",
+        "json.load",
+        "json.JSONDecoder",
+        "json.decoder.JSONDecoder",
+        "msgspec.json.decode",
+        "msgspec.json.Decoder",
+        "orjson.loads",
+        "ujson.loads",
+        "ujson.load",
+        "simplejson.loads",
+        "simplejson.load",
+    }
+)
 TRANSPILERS = frozenset({"transpile", "to_json"})  # coordjson's strict-JSON producers
 _PRAGMA = re.compile(r"#\s*inventory:\s*(json-ok|div1000-ok)\(([^)]*)\)")
 _OBJECT_N = re.compile(r"\bobject_(?:\d+|N\b|\{|%)")
@@ -88,8 +98,12 @@ def _docstring_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 ids.add(id(body[0].value))
     return ids
 
@@ -163,8 +177,11 @@ def _from_transpile(arg: ast.AST, scope: ast.AST) -> bool:
     for node in ast.walk(scope):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == arg.id for t in node.targets):
             values.append(node.value)
-        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name) \
-                and node.target.id == arg.id:
+        elif (
+            isinstance(node, (ast.AnnAssign, ast.NamedExpr))
+            and isinstance(node.target, ast.Name)
+            and node.target.id == arg.id
+        ):
             values.append(node.value)
     return bool(values) and all(v is not None and _is_transpile_call(v) for v in values)
 
@@ -187,36 +204,58 @@ def scan_source(source: str, path: str = "<string>") -> list[Finding]:
             if dotted in DECODERS:
                 call = parent if isinstance(parent, ast.Call) and parent.func is node else None
                 arg = call.args[0] if call is not None and call.args else None
-                ok = arg is not None and dotted.endswith(("loads", "decode")) \
+                ok = (
+                    arg is not None
+                    and dotted.endswith(("loads", "decode"))
                     and _from_transpile(arg, _enclosing_scope(node, parents, tree))
+                )
                 if not ok and not s.pragma(node.lineno, "json-ok"):
-                    s.add(node.lineno, "json-load",
-                          f"{dotted} on input that is not coordjson.transpile(...) output; CoordJSON is not "
-                          f"JSON: transpile model text first, or mark non-model JSON with "
-                          f"'# inventory: json-ok(<reason>)'")
+                    s.add(
+                        node.lineno,
+                        "json-load",
+                        f"{dotted} on input that is not coordjson.transpile(...) output; CoordJSON is not "
+                        f"JSON: transpile model text first, or mark non-model JSON with "
+                        f"'# inventory: json-ok(<reason>)'",
+                    )
         # -- object-n-key
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             parent = parents.get(id(node))
             if not isinstance(parent, ast.JoinedStr) and _OBJECT_N.search(node.value):
-                s.add(node.lineno, "object-n-key", f"numbered object key in {node.value[:40]!r}: the "
-                                                    f"retired numbered-key format must not be produced or parsed")
+                s.add(
+                    node.lineno,
+                    "object-n-key",
+                    f"numbered object key in {node.value[:40]!r}: the "
+                    f"retired numbered-key format must not be produced or parsed",
+                )
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value if isinstance(v, ast.Constant) else "{" for v in node.values)
             if _OBJECT_N.search(text):
-                s.add(node.lineno, "object-n-key", "numbered object key in an f-string: the retired "
-                                                    "numbered-key format must not be produced or parsed")
+                s.add(
+                    node.lineno,
+                    "object-n-key",
+                    "numbered object key in an f-string: the retired "
+                    "numbered-key format must not be produced or parsed",
+                )
         # -- div-1000
         right = None
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)):
             right = node.right
         elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Div, ast.FloorDiv)):
             right = node.value
-        if isinstance(right, ast.Constant) and isinstance(right.value, (int, float)) \
-                and not isinstance(right.value, bool) and right.value == 1000:
+        if (
+            isinstance(right, ast.Constant)
+            and isinstance(right.value, (int, float))
+            and not isinstance(right.value, bool)
+            and right.value == 1000
+        ):
             if not s.pragma(node.lineno, "div1000-ok"):
-                s.add(node.lineno, "div-1000", "division by 1000: norm1000 bins map with k/999 "
-                                               "(coord.bin_to_unit); mark a non-coordinate one with "
-                                               "'# inventory: div1000-ok(<reason>)'")
+                s.add(
+                    node.lineno,
+                    "div-1000",
+                    "division by 1000: norm1000 bins map with k/999 "
+                    "(coord.bin_to_unit); mark a non-coordinate one with "
+                    "'# inventory: div1000-ok(<reason>)'",
+                )
     return sorted(set(s.findings))
 
 

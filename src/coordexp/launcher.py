@@ -127,8 +127,10 @@ def check_gpus(server: tuple[int, ...], learner: tuple[int, ...], tp: int) -> in
     """The server's DP; raises when the GPU sets overlap or TP does not divide the server GPUs."""
     overlap = sorted(set(server) & set(learner))
     if overlap:
-        raise ValueError(f"server GPUs {list(server)} and learner GPUs {list(learner)} overlap on {overlap}: "
-                         "vLLM and training would fight for the same memory; give them disjoint GPUs")
+        raise ValueError(
+            f"server GPUs {list(server)} and learner GPUs {list(learner)} overlap on {overlap}: "
+            "vLLM and training would fight for the same memory; give them disjoint GPUs"
+        )
     if not server:
         return 1
     if len(server) % tp:
@@ -172,8 +174,9 @@ def port_in_use(host: str, port: int) -> bool:
     return True
 
 
-def choose_server_impl(pf: Preflight, env: Mapping[str, str],
-                       vllm_importable: Callable[[], bool] | None = None) -> tuple[str, str]:
+def choose_server_impl(
+    pf: Preflight, env: Mapping[str, str], vllm_importable: Callable[[], bool] | None = None
+) -> tuple[str, str]:
     """(impl, why): which rollout server the launcher starts, and the reason it logs."""
     forced = env.get("COORDEXP_STAGE2_SERVER_IMPL")
     if forced:
@@ -191,8 +194,9 @@ def choose_server_impl(pf: Preflight, env: Mapping[str, str],
     return "swift", "production default"
 
 
-def run_preflight(config_path: str, env: Mapping[str, str], *,
-                  validate_jsonl: Callable[[list[str], int], list[str]] | None = None) -> Preflight:
+def run_preflight(
+    config_path: str, env: Mapping[str, str], *, validate_jsonl: Callable[[list[str], int], list[str]] | None = None
+) -> Preflight:
     """All CPU-side launch checks; raises PreflightError listing every problem."""
     from coordexp.config import ConfigError, load_config
 
@@ -206,15 +210,19 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
     if rm is None:
         raise PreflightError([f"{config_path}: rollout_matching: required for the Stage-2 launcher"])
     if rm.rollout_backend != "vllm":
-        problems.append(f"{config_path}: rollout_matching.rollout_backend is {rm.rollout_backend!r}; the launcher "
-                        "starts a rollout server, which needs 'vllm' (for local HF rollouts run scripts/train.sh)")
+        problems.append(
+            f"{config_path}: rollout_matching.rollout_backend is {rm.rollout_backend!r}; the launcher "
+            "starts a rollout server, which needs 'vllm' (for local HF rollouts run scripts/train.sh)"
+        )
     if rm.vllm.mode != "server":
         problems.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
     servers = rm.vllm.server.servers
     host, port, urls = "", 0, tuple(s.base_url for s in servers)
     if len(servers) != 1:
-        problems.append(f"{config_path}: rollout_matching.vllm.server.servers has {len(servers)} entries; exactly one "
-                        "is supported (the learner would use only the first)")
+        problems.append(
+            f"{config_path}: rollout_matching.vllm.server.servers has {len(servers)} entries; exactly one "
+            "is supported (the learner would use only the first)"
+        )
     if servers:
         try:
             _, host, port = parse_server_url(servers[0].base_url)
@@ -222,8 +230,10 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
             problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {exc}")
         else:
             if port_in_use(host, port):
-                problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {host}:{port} is "
-                                "already in use (a stale rollout server?); stop it or pick another port")
+                problems.append(
+                    f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {host}:{port} is "
+                    "already in use (a stale rollout server?); stop it or pick another port"
+                )
     model_dir = str(cfg.model.get("model") or "")
     if not model_dir or not Path(model_dir).is_dir():
         problems.append(f"{config_path}: model.model: server model folder {model_dir!r} does not exist")
@@ -233,11 +243,14 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
         problems.append(f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher")
     else:
         if not rm.max_new_tokens < mml:
-            problems.append(f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
-                            f"rollout_matching.vllm.max_model_len {mml}")
+            problems.append(
+                f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
+                f"rollout_matching.vllm.max_model_len {mml}"
+            )
         if gml is not None and mml < gml:
-            problems.append(f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length "
-                            f"{gml}")
+            problems.append(
+                f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length {gml}"
+            )
     max_pixels = cfg.template.get("max_pixels")
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
         problems.append(f"{config_path}: template.max_pixels: required (a positive int)")
@@ -256,8 +269,11 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
         server_gpus = parse_gpus(env.get("COORDEXP_STAGE2_SERVER_GPUS", ""), "COORDEXP_STAGE2_SERVER_GPUS")
         learner_gpus = parse_gpus(env.get("COORDEXP_STAGE2_LEARNER_GPUS", ""), "COORDEXP_STAGE2_LEARNER_GPUS")
         dp = check_gpus(server_gpus, learner_gpus, tp)
-        eager = _as_bool(env["COORDEXP_STAGE2_SERVER_ENFORCE_EAGER"], "COORDEXP_STAGE2_SERVER_ENFORCE_EAGER") \
-            if env.get("COORDEXP_STAGE2_SERVER_ENFORCE_EAGER") else rm.vllm.enforce_eager
+        eager = (
+            _as_bool(env["COORDEXP_STAGE2_SERVER_ENFORCE_EAGER"], "COORDEXP_STAGE2_SERVER_ENFORCE_EAGER")
+            if env.get("COORDEXP_STAGE2_SERVER_ENFORCE_EAGER")
+            else rm.vllm.enforce_eager
+        )
     except ValueError as exc:
         problems.append(str(exc))
         eager = rm.vllm.enforce_eager
@@ -269,21 +285,39 @@ def run_preflight(config_path: str, env: Mapping[str, str], *,
         raise PreflightError(jsonl_problems)
     dtype = env.get("COORDEXP_STAGE2_SERVER_TORCH_DTYPE") or cfg.model.get("torch_dtype") or "bfloat16"
     return Preflight(
-        config=str(Path(config_path).resolve()), rollout_backend=rm.rollout_backend, vllm_mode=rm.vllm.mode,
-        server_base_urls=urls, server_host=host, server_port=port, server_model=model_dir,
-        train_jsonl_resolved=train, val_jsonl_resolved=cfg.custom.val_jsonl or None,
-        template_max_pixels=max_pixels, root_image_dir_resolved=str(Path(train).parent),
-        vllm_max_model_len=mml, vllm_enable_lora=rm.vllm.enable_lora,
-        vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization, vllm_enforce_eager=eager,
-        server_torch_dtype=str(dtype), server_gpus=server_gpus, learner_gpus=learner_gpus, server_tp=tp,
-        server_dp=dp, template=str(cfg.template.get("template") or "qwen3_vl"), max_length=gml,
+        config=str(Path(config_path).resolve()),
+        rollout_backend=rm.rollout_backend,
+        vllm_mode=rm.vllm.mode,
+        server_base_urls=urls,
+        server_host=host,
+        server_port=port,
+        server_model=model_dir,
+        train_jsonl_resolved=train,
+        val_jsonl_resolved=cfg.custom.val_jsonl or None,
+        template_max_pixels=max_pixels,
+        root_image_dir_resolved=str(Path(train).parent),
+        vllm_max_model_len=mml,
+        vllm_enable_lora=rm.vllm.enable_lora,
+        vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization,
+        vllm_enforce_eager=eager,
+        server_torch_dtype=str(dtype),
+        server_gpus=server_gpus,
+        learner_gpus=learner_gpus,
+        server_tp=tp,
+        server_dp=dp,
+        template=str(cfg.template.get("template") or "qwen3_vl"),
+        max_length=gml,
         vllm_enable_prefix_caching=rm.vllm.enable_prefix_caching,
-        mm_processor_kwargs_json=json.dumps(mm_kwargs, sort_keys=True))
+        mm_processor_kwargs_json=json.dumps(mm_kwargs, sort_keys=True),
+    )
 
 
 def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
-    r = subprocess.run([sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels),
-                        "--stage", "stage2"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels), "--stage", "stage2"],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode == 0:
         return []
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
@@ -304,31 +338,47 @@ def processor_parity_problems(config_path: str, mm_kwargs: dict, max_pixels: int
     want = learner_do_resize()
     out = []
     if "do_resize" not in mm_kwargs:
-        out.append(f"{config_path}: {key}.do_resize: required ({str(want).lower()}, as the learner's image processor): "
-                   "a resizing server changes the <|image_pad|> count and the prompts diverge")
+        out.append(
+            f"{config_path}: {key}.do_resize: required ({str(want).lower()}, as the learner's image processor): "
+            "a resizing server changes the <|image_pad|> count and the prompts diverge"
+        )
     elif mm_kwargs["do_resize"] is not want:
-        out.append(f"{config_path}: {key}.do_resize is {mm_kwargs['do_resize']!r} but the learner's image processor "
-                   f"has do_resize={want}: set it {str(want).lower()}")
+        out.append(
+            f"{config_path}: {key}.do_resize is {mm_kwargs['do_resize']!r} but the learner's image processor "
+            f"has do_resize={want}: set it {str(want).lower()}"
+        )
     if "max_pixels" in mm_kwargs and mm_kwargs["max_pixels"] != max_pixels:
-        out.append(f"{config_path}: {key}.max_pixels {mm_kwargs['max_pixels']!r} != template.max_pixels {max_pixels}: "
-                   "delete it (the launcher passes template.max_pixels)")
+        out.append(
+            f"{config_path}: {key}.max_pixels {mm_kwargs['max_pixels']!r} != template.max_pixels {max_pixels}: "
+            "delete it (the launcher passes template.max_pixels)"
+        )
     return out
 
 
 def server_args(pf: Preflight, impl: str) -> list[tuple[str, object]]:
     """(RolloutArguments field name, value) pairs of the server command, learner values where they meet."""
-    common = [("model", pf.server_model), ("host", pf.server_host), ("port", pf.server_port),
-              ("template", pf.template), ("max_pixels", pf.template_max_pixels)]
+    common = [
+        ("model", pf.server_model),
+        ("host", pf.server_host),
+        ("port", pf.server_port),
+        ("template", pf.template),
+        ("max_pixels", pf.template_max_pixels),
+    ]
     mm_kwargs = json.loads(pf.mm_processor_kwargs_json)  # inventory: json-ok(our own json.dumps of a config dict)
     if impl == "loopback":
         return common + [("do_resize", mm_kwargs.get("do_resize"))]
     if impl != "swift":
         raise ValueError(f"COORDEXP_STAGE2_SERVER_IMPL={impl!r}: use swift (vLLM) or loopback (CPU)")
     return common + [
-        ("max_length", pf.max_length), ("infer_backend", "vllm"), ("torch_dtype", pf.server_torch_dtype),
-        ("vllm_data_parallel_size", pf.server_dp), ("vllm_tensor_parallel_size", pf.server_tp),
-        ("vllm_enforce_eager", pf.vllm_enforce_eager), ("vllm_gpu_memory_utilization", pf.vllm_gpu_memory_utilization),
-        ("vllm_max_model_len", pf.vllm_max_model_len), ("vllm_enable_lora", pf.vllm_enable_lora),
+        ("max_length", pf.max_length),
+        ("infer_backend", "vllm"),
+        ("torch_dtype", pf.server_torch_dtype),
+        ("vllm_data_parallel_size", pf.server_dp),
+        ("vllm_tensor_parallel_size", pf.server_tp),
+        ("vllm_enforce_eager", pf.vllm_enforce_eager),
+        ("vllm_gpu_memory_utilization", pf.vllm_gpu_memory_utilization),
+        ("vllm_max_model_len", pf.vllm_max_model_len),
+        ("vllm_enable_lora", pf.vllm_enable_lora),
         ("vllm_enable_prefix_caching", pf.vllm_enable_prefix_caching),
         # vLLM's engine argument mm_processor_kwargs carries do_resize to the server's image processor
         ("vllm_engine_kwargs", json.dumps({"mm_processor_kwargs": mm_kwargs}, sort_keys=True)),
@@ -376,8 +426,14 @@ def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[s
     }
 
 
-def wait_ready(base_url: str, *, interval_s: float = 2.0, timeout_s: float = 900.0,
-               alive: Callable[[], bool] = lambda: True, log: Callable[[str], None] = print) -> int:
+def wait_ready(
+    base_url: str,
+    *,
+    interval_s: float = 2.0,
+    timeout_s: float = 900.0,
+    alive: Callable[[], bool] = lambda: True,
+    log: Callable[[str], None] = print,
+) -> int:
     """Poll GET /health/ until HTTP 200, then GET /get_world_size/; returns the world size.
 
     Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone.
@@ -450,8 +506,13 @@ def main(argv=None) -> int:
         return 0
     alive = (lambda: _pid_alive(args.pid)) if args.pid else (lambda: True)
     try:
-        wait_ready(args.base_url, interval_s=args.interval, timeout_s=args.timeout, alive=alive,
-                   log=lambda m: print(m, file=sys.stderr, flush=True))
+        wait_ready(
+            args.base_url,
+            interval_s=args.interval,
+            timeout_s=args.timeout,
+            alive=alive,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
     except (TimeoutError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -47,8 +47,9 @@ class CoordLossWeights:
             raise ValueError(f"coord loss temperature must be > 0, got {self.temperature!r}")
         if not self.sigma > 0:
             raise ValueError(f"coord loss sigma must be > 0, got {self.sigma!r}")
-        if self.radius is not None and (isinstance(self.radius, bool) or not isinstance(self.radius, int)
-                                        or self.radius < 0):
+        if self.radius is not None and (
+            isinstance(self.radius, bool) or not isinstance(self.radius, int) or self.radius < 0
+        ):
             raise ValueError(f"coord loss radius must be a non-negative int or None, got {self.radius!r}")
 
 
@@ -89,7 +90,7 @@ def coord_terms(logits_c, target_bins, coord_start: int, w: CoordLossWeights):
     import torch
     import torch.nn.functional as F
 
-    s = logits_c[:, coord_start:coord_start + COORD_BINS]
+    s = logits_c[:, coord_start : coord_start + COORD_BINS]
     tau = w.temperature
     log_p = F.log_softmax(s / tau, dim=-1)
     q = soft_targets(target_bins, sigma=w.sigma, radius=w.radius, dtype=log_p.dtype)
@@ -120,8 +121,16 @@ def supervised_positions(labels):
     return valid.nonzero().view(-1)
 
 
-def stage1_loss(logits, labels, *, coord_start: int, weights: CoordLossWeights = CoordLossWeights(),
-                num_text: int | None = None, num_coord: int | None = None, world_size: int = 1) -> Stage1Loss:
+def stage1_loss(
+    logits,
+    labels,
+    *,
+    coord_start: int,
+    weights: CoordLossWeights = CoordLossWeights(),
+    num_text: int | None = None,
+    num_coord: int | None = None,
+    world_size: int = 1,
+) -> Stage1Loss:
     """The stage-1 loss of one micro-batch (logits [B, L, V], labels [B, L], ms-swift alignment).
 
     ``num_text`` / ``num_coord`` are the normalisers over the whole optimizer step and all
@@ -129,13 +138,27 @@ def stage1_loss(logits, labels, *, coord_start: int, weights: CoordLossWeights =
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {list(logits.shape)} and labels {list(labels.shape)} do not align")
-    return stage1_loss_targets(logits[:, :-1, :], labels[:, 1:], coord_start=coord_start, weights=weights,
-                               num_text=num_text, num_coord=num_coord, world_size=world_size)
+    return stage1_loss_targets(
+        logits[:, :-1, :],
+        labels[:, 1:],
+        coord_start=coord_start,
+        weights=weights,
+        num_text=num_text,
+        num_coord=num_coord,
+        world_size=world_size,
+    )
 
 
-def stage1_loss_targets(logits, targets, *, coord_start: int, weights: CoordLossWeights = CoordLossWeights(),
-                        num_text: int | None = None, num_coord: int | None = None,
-                        world_size: int = 1) -> Stage1Loss:
+def stage1_loss_targets(
+    logits,
+    targets,
+    *,
+    coord_start: int,
+    weights: CoordLossWeights = CoordLossWeights(),
+    num_text: int | None = None,
+    num_coord: int | None = None,
+    world_size: int = 1,
+) -> Stage1Loss:
     """As ``stage1_loss`` with the shift already applied: ``logits[b, i]`` predicts ``targets[b, i]``."""
     import torch
     import torch.nn.functional as F
@@ -177,12 +200,25 @@ def stage1_loss_targets(logits, targets, *, coord_start: int, weights: CoordLoss
     with torch.no_grad():
         pred = z.argmax(dim=-1)
         acc = (pred[valid] == tgt[valid]).float().mean().item() if bool(valid.any()) else 0.0
-        cacc = (z_coord[:, coord_start:coord_start + COORD_BINS].argmax(-1) == bins).float().mean().item() \
-            if n_coord else 0.0
+        cacc = (
+            (z_coord[:, coord_start : coord_start + COORD_BINS].argmax(-1) == bins).float().mean().item()
+            if n_coord
+            else 0.0
+        )
 
     def mean(t):
         return float(t.detach().mean()) if t.numel() else 0.0
 
-    return Stage1Loss(loss=loss, ce_sum=ce_sum.detach(), coord_sum=coord_sum.detach(), num_text=n_text,
-                      num_coord=n_coord, soft_ce=mean(soft), w1=mean(w1), gate=mean(gate), hard_ce=mean(hard),
-                      token_acc=acc, coord_acc=cacc)
+    return Stage1Loss(
+        loss=loss,
+        ce_sum=ce_sum.detach(),
+        coord_sum=coord_sum.detach(),
+        num_text=n_text,
+        num_coord=n_coord,
+        soft_ce=mean(soft),
+        w1=mean(w1),
+        gate=mean(gate),
+        hard_ce=mean(hard),
+        token_acc=acc,
+        coord_acc=cacc,
+    )

@@ -90,10 +90,12 @@ class PackingReport:
 
     def summary(self) -> str:
         """One line for logs; every drop is counted here."""
-        return (f"packing: {self.num_samples} samples -> {self.num_packs} packs, fill {self.fill_ratio:.3f}, "
-                f"single-long {self.single_long_packs}, underfilled {self.underfilled_packs} (kept), "
-                f"dropped {len(self.dropped)} (too long {len(self.dropped_too_long)}, "
-                f"DDP truncation {len(self.dropped_by_alignment)}), repeated packs {self.repeated_packs}")
+        return (
+            f"packing: {self.num_samples} samples -> {self.num_packs} packs, fill {self.fill_ratio:.3f}, "
+            f"single-long {self.single_long_packs}, underfilled {self.underfilled_packs} (kept), "
+            f"dropped {len(self.dropped)} (too long {len(self.dropped_too_long)}, "
+            f"DDP truncation {len(self.dropped_by_alignment)}), repeated packs {self.repeated_packs}"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,13 @@ class PackingPlan:
 
     def to_json(self) -> str:
         """Canonical bytes: the same inputs give the same string."""
-        doc = {"schema_version": 1, "policy": asdict(self.policy), "lengths": list(self.lengths),
-               "packs": [list(p) for p in self.packs], "report": asdict(self.report)}
+        doc = {
+            "schema_version": 1,
+            "policy": asdict(self.policy),
+            "lengths": list(self.lengths),
+            "packs": [list(p) for p in self.packs],
+            "report": asdict(self.report),
+        }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -189,26 +196,35 @@ def plan_packs(lengths: Sequence[int], policy: PackingPolicy) -> PackingPlan:
     rem = len(packs) % policy.world_size
     if rem:
         if policy.drop_last:
-            cut, packs = packs[len(packs) - rem:], packs[: len(packs) - rem]
+            cut, packs = packs[len(packs) - rem :], packs[: len(packs) - rem]
             dropped_by_alignment = tuple(sorted(i for p in cut for i in p))
         elif packs:
             repeated = policy.world_size - rem
             packs = packs + [packs[k % len(packs)] for k in range(repeated)]
 
     if lengths and not packs:
-        raise PackingError(f"no pack left out of {len(lengths)} samples (too long: {len(dropped_too_long)}, "
-                           f"cut by DDP alignment to world_size {policy.world_size}: {len(dropped_by_alignment)}); "
-                           "lower world_size, set drop_last false or raise packing_length")
+        raise PackingError(
+            f"no pack left out of {len(lengths)} samples (too long: {len(dropped_too_long)}, "
+            f"cut by DDP alignment to world_size {policy.world_size}: {len(dropped_by_alignment)}); "
+            "lower world_size, set drop_last false or raise packing_length"
+        )
     sizes = [sum(lengths[i] for i in p) for p in packs]
     single_long = sum(1 for p in packs if len(p) == 1 and lengths[p[0]] > cap)
     underfilled = sum(1 for s in sizes if s < policy.min_fill_ratio * cap)
     packed = sum(sizes)
     capacity = sum(max(cap, n) for n in sizes)  # a single-long pack's capacity is its own length
     report = PackingReport(
-        num_samples=len(lengths), num_packs=len(packs), packed_tokens=packed, capacity_tokens=capacity,
-        fill_ratio=round(packed / capacity, 6) if capacity else 0.0, single_long_packs=single_long,
-        underfilled_packs=underfilled, dropped_too_long=dropped_too_long,
-        dropped_by_alignment=dropped_by_alignment, repeated_packs=repeated)
+        num_samples=len(lengths),
+        num_packs=len(packs),
+        packed_tokens=packed,
+        capacity_tokens=capacity,
+        fill_ratio=round(packed / capacity, 6) if capacity else 0.0,
+        single_long_packs=single_long,
+        underfilled_packs=underfilled,
+        dropped_too_long=dropped_too_long,
+        dropped_by_alignment=dropped_by_alignment,
+        repeated_packs=repeated,
+    )
     return PackingPlan(packs=tuple(packs), lengths=lengths, policy=policy, report=report)
 
 
@@ -244,8 +260,9 @@ class _RopeIndex:
         return self._cls.get_vision_position_ids(self, *args, **kwargs)
 
     def __call__(self, input_ids, mm_token_type_ids, image_grid_thw):
-        return self._cls.get_rope_index(self, input_ids, mm_token_type_ids=mm_token_type_ids,
-                                        image_grid_thw=image_grid_thw)
+        return self._cls.get_rope_index(
+            self, input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw
+        )
 
 
 @dataclass
@@ -263,8 +280,12 @@ class PackedCollator:
     def __call__(self, packs):
         if len(packs) != 1:
             raise PackingError(f"packing needs per_device batch size 1 (one pack per row), got {len(packs)} packs")
-        return collate_packed(packs[0], image_token_id=self.image_token_id,
-                              spatial_merge_size=self.spatial_merge_size, rope=self._get_rope())
+        return collate_packed(
+            packs[0],
+            image_token_id=self.image_token_id,
+            spatial_merge_size=self.spatial_merge_size,
+            rope=self._get_rope(),
+        )
 
     def _get_rope(self):
         if self._rope is None:
@@ -272,8 +293,9 @@ class PackedCollator:
         return self._rope
 
 
-def segment_position_ids(input_ids, image_grid_thw, *, image_token_id: int = 151655, spatial_merge_size: int = 2,
-                         rope=None):
+def segment_position_ids(
+    input_ids, image_grid_thw, *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None
+):
     """Position ids [4, n] of one sample: row 0 = text positions 0..n-1, rows 1..3 = mRoPE t/h/w.
 
     For a text-only sample all four rows are 0..n-1; with images the t/h/w rows follow the
@@ -292,8 +314,9 @@ def segment_position_ids(input_ids, image_grid_thw, *, image_token_id: int = 151
     return torch.cat([text, mrope[:, 0, :]], dim=0)
 
 
-def collate_packed(segments: Sequence[Segment], *, image_token_id: int = 151655, spatial_merge_size: int = 2,
-                   rope=None) -> dict:
+def collate_packed(
+    segments: Sequence[Segment], *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None
+) -> dict:
     """One pack -> one padding-free row.
 
     Returns input_ids/labels/mm_token_type_ids [1, L], position_ids [4, 1, L],
@@ -309,15 +332,20 @@ def collate_packed(segments: Sequence[Segment], *, image_token_id: int = 151655,
         s_ids = torch.as_tensor(list(seg.input_ids), dtype=torch.long)
         s_lab = torch.as_tensor(list(seg.labels), dtype=torch.long)
         if s_ids.shape != s_lab.shape or s_ids.numel() == 0:
-            raise PackingError(f"segment {k}: input_ids ({s_ids.numel()}) and labels ({s_lab.numel()}) "
-                               "must be non-empty and the same length")
+            raise PackingError(
+                f"segment {k}: input_ids ({s_ids.numel()}) and labels ({s_lab.numel()}) "
+                "must be non-empty and the same length"
+            )
         s_lab = s_lab.clone()
         # Nothing predicts a segment's first token: logits of the previous segment's last
         # token would otherwise be trained to predict the next sample's first token.
         s_lab[0] = IGNORE_INDEX
         grid = getattr(seg, "image_grid_thw", None)
-        pos.append(segment_position_ids(s_ids, grid, image_token_id=image_token_id,
-                                        spatial_merge_size=spatial_merge_size, rope=rope))
+        pos.append(
+            segment_position_ids(
+                s_ids, grid, image_token_id=image_token_id, spatial_merge_size=spatial_merge_size, rope=rope
+            )
+        )
         ids.append(s_ids)
         labels.append(s_lab)
         bounds.append(bounds[-1] + s_ids.numel())
@@ -370,8 +398,12 @@ def collate_padded(segments: Sequence[Segment], *, pad_token_id: int, image_toke
         if grid is not None and len(grid):
             pixels.append(torch.as_tensor(seg.pixel_values))
             grids.append(torch.as_tensor(grid, dtype=torch.long).view(-1, 3))
-    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask,
-             "mm_token_type_ids": ((ids == image_token_id) & mask.bool()).to(torch.int32)}
+    batch = {
+        "input_ids": ids,
+        "labels": labels,
+        "attention_mask": mask,
+        "mm_token_type_ids": ((ids == image_token_id) & mask.bool()).to(torch.int32),
+    }
     if pixels:
         batch["pixel_values"] = torch.cat(pixels, dim=0)
         batch["image_grid_thw"] = torch.cat(grids, dim=0)
@@ -392,8 +424,9 @@ def model_inputs(batch: dict) -> dict:
 # ---------------------------------------------------------------------------- gate
 
 
-def assert_packing_isolated(batch: dict, *, attn_implementation: str, use_cache: bool | None,
-                            model_use_cache: bool | None = None) -> None:
+def assert_packing_isolated(
+    batch: dict, *, attn_implementation: str, use_cache: bool | None, model_use_cache: bool | None = None
+) -> None:
     """Raise PackingLeakError unless this packed forward keeps samples isolated.
 
     ``use_cache`` is the value the forward call passes; None means the model config's
@@ -404,32 +437,42 @@ def assert_packing_isolated(batch: dict, *, attn_implementation: str, use_cache:
     if attn_implementation not in SAFE_ATTN_IMPLEMENTATIONS:
         raise PackingLeakError(
             f"attention backend {attn_implementation!r} is not known to isolate packed samples; "
-            f"use one of {', '.join(SAFE_ATTN_IMPLEMENTATIONS)} or turn packing off")
+            f"use one of {', '.join(SAFE_ATTN_IMPLEMENTATIONS)} or turn packing off"
+        )
     effective_cache = use_cache if use_cache is not None else (model_use_cache is not False)
     if effective_cache:
-        raise PackingLeakError("packed forward with the KV cache on: transformers then ignores the per-sample "
-                               "position restarts; pass use_cache=False")
+        raise PackingLeakError(
+            "packed forward with the KV cache on: transformers then ignores the per-sample "
+            "position restarts; pass use_cache=False"
+        )
     if batch.get("attention_mask") is not None:
-        raise PackingLeakError("packed batch carries an attention_mask: with a mask transformers attends across "
-                               "packed samples; padding-free packing needs attention_mask=None")
+        raise PackingLeakError(
+            "packed batch carries an attention_mask: with a mask transformers attends across "
+            "packed samples; padding-free packing needs attention_mask=None"
+        )
     pos = batch.get("position_ids")
     if pos is None:
         raise PackingLeakError("packed batch has no position_ids: samples would attend to each other")
     if pos.ndim != 3 or pos.shape[0] != 4 or pos.shape[1] != 1:
-        raise PackingLeakError(f"packed position_ids must be [4, 1, L] ([text; t; h; w]), got {list(pos.shape)}; "
-                               "3-row mRoPE ids leave the text row (which drives the mask) unset")
+        raise PackingLeakError(
+            f"packed position_ids must be [4, 1, L] ([text; t; h; w]), got {list(pos.shape)}; "
+            "3-row mRoPE ids leave the text row (which drives the mask) unset"
+        )
     cu = batch.get("cu_seq_lens_q")
     length = batch["input_ids"].shape[-1]
     if cu is None or int(cu[0]) != 0 or int(cu[-1]) != length:
         raise PackingLeakError(f"packed batch cu_seq_lens_q must run from 0 to the row length {length}")
     expected = torch.cat([torch.arange(int(b - a)) for a, b in zip(cu[:-1], cu[1:], strict=True)])
     if not torch.equal(pos[0, 0].cpu(), expected):
-        raise PackingLeakError("the text position row does not restart at 0 at each cu_seq_lens boundary "
-                               "(and count up by 1 inside a sample): packed samples would not be isolated")
+        raise PackingLeakError(
+            "the text position row does not restart at 0 at each cu_seq_lens boundary "
+            "(and count up by 1 inside a sample): packed samples would not be isolated"
+        )
     starts = cu[:-1].long()
     if bool((pos[1:, 0, starts] != 0).any()):
         raise PackingLeakError("mRoPE position rows do not restart at 0 at each sample start")
     labels = batch.get("labels")
     if labels is not None and bool((labels[0, starts] != IGNORE_INDEX).any()):
-        raise PackingLeakError("a segment's first token is supervised: the previous sample's last token would be "
-                               "trained to predict it")
+        raise PackingLeakError(
+            "a segment's first token is supervised: the previous sample's last token would be trained to predict it"
+        )

@@ -18,8 +18,18 @@ from coordexp.data import DetObject, sort_objects
 
 SIDES_W = (64, 96, 128, 160)
 SIDES_H = (64, 96, 128)
-PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-           (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128))
+PALETTE = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (0, 128, 128),
+)
 
 
 def _classes() -> tuple[str, ...]:
@@ -79,8 +89,9 @@ def make_split(out: Path, name: str, n: int, rng: random.Random, *, min_objects:
     return SplitStats(n, n_obj, n_neg)
 
 
-def make_dataset(out: str | Path, *, n_train: int = 64, n_val: int = 16, seed: int = 17,
-                 min_objects: int = 1, max_objects: int = 6) -> dict[str, SplitStats]:
+def make_dataset(
+    out: str | Path, *, n_train: int = 64, n_val: int = 16, seed: int = 17, min_objects: int = 1, max_objects: int = 6
+) -> dict[str, SplitStats]:
     """Write ``train.coord.jsonl``, ``val.coord.jsonl`` and ``images/`` under ``out``.
 
     ``min_objects`` defaults to 1 so that the same files serve Stage-2, which needs at least one

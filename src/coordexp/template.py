@@ -55,8 +55,14 @@ IMAGE_STD = (0.5, 0.5, 0.5)
 # Chat-control tokens that must never come from content: one inside a prompt, a desc or a
 # path would move the turn or vision boundaries and with them the label mask.
 CONTROL_TOKENS = (
-    IM_START, IM_END, VISION_START, VISION_END, IMAGE_PAD,
-    "<|video_pad|>", "<|endoftext|>", "<|vision_pad|>",
+    IM_START,
+    IM_END,
+    VISION_START,
+    VISION_END,
+    IMAGE_PAD,
+    "<|video_pad|>",
+    "<|endoftext|>",
+    "<|vision_pad|>",
 )
 
 DECODE_KWARGS = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
@@ -279,8 +285,9 @@ def _validate_messages(messages: Sequence[dict], image_token_counts: Sequence[in
             raise TemplateError(f"image_token_counts[{k}]: {n!r}; must be a positive int")
 
 
-def render_chat(messages: Sequence[dict], image_token_counts: Sequence[int],
-                add_generation_prompt: bool = False) -> str:
+def render_chat(
+    messages: Sequence[dict], image_token_counts: Sequence[int], add_generation_prompt: bool = False
+) -> str:
     """Render messages with the project's Qwen3-VL template; image pads already expanded."""
     counts = list(image_token_counts)
     _validate_messages(messages, counts)
@@ -335,8 +342,12 @@ def _default_image_processor(max_pixels: int):
 
 
 def _check_image_processor(proc) -> None:
-    got = (getattr(proc, "patch_size", None), getattr(proc, "merge_size", None),
-           getattr(proc, "temporal_patch_size", None), getattr(proc, "do_resize", None))
+    got = (
+        getattr(proc, "patch_size", None),
+        getattr(proc, "merge_size", None),
+        getattr(proc, "temporal_patch_size", None),
+        getattr(proc, "do_resize", None),
+    )
     want = (PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE, False)
     if got != want:
         raise TemplateError(
@@ -431,8 +442,12 @@ def encode_sample(
     """Render, tokenize and label one training sample (see the module docstring)."""
     counts = check_images(record, max_pixels=max_pixels, source=source)
     messages = build_messages(
-        record, field_order=field_order, prompt_variant=prompt_variant, object_ordering=object_ordering,
-        with_assistant=True, source=source,
+        record,
+        field_order=field_order,
+        prompt_variant=prompt_variant,
+        object_ordering=object_ordering,
+        with_assistant=True,
+        source=source,
     )
     prompt_text = render_generation_prompt(messages, counts)
     text = render_chat(messages, counts)
@@ -442,7 +457,7 @@ def encode_sample(
     # construction, then require the joint tokenization to agree: otherwise the learner's
     # prompt ids would differ from a rollout server's.
     prompt_ids = _encode_text(tokenizer, prompt_text)
-    response_ids = _encode_text(tokenizer, text[len(prompt_text):])
+    response_ids = _encode_text(tokenizer, text[len(prompt_text) :])
     input_ids = prompt_ids + response_ids
     if _encode_text(tokenizer, text) != input_ids:
         raise TemplateError(f"{source}: tokenizing the whole text merges tokens across the assistant header")
@@ -459,8 +474,13 @@ def encode_sample(
         _check_image_processor(proc)
         pixel_values, grid = _pixels(record, proc, counts, source)
     return EncodedSample(
-        input_ids=input_ids, labels=labels, prompt_len=len(prompt_ids), pixel_values=pixel_values,
-        image_grid_thw=grid, text=text, image_token_counts=tuple(counts),
+        input_ids=input_ids,
+        labels=labels,
+        prompt_len=len(prompt_ids),
+        pixel_values=pixel_values,
+        image_grid_thw=grid,
+        text=text,
+        image_token_counts=tuple(counts),
     )
 
 
@@ -475,8 +495,12 @@ def generation_prompt_text(
 ) -> str:
     counts = check_images(record, max_pixels=max_pixels, source=source)
     messages = build_messages(
-        record, field_order=field_order, prompt_variant=prompt_variant, object_ordering=object_ordering,
-        with_assistant=False, source=source,
+        record,
+        field_order=field_order,
+        prompt_variant=prompt_variant,
+        object_ordering=object_ordering,
+        with_assistant=False,
+        source=source,
     )
     return render_generation_prompt(messages, counts)
 
@@ -493,10 +517,17 @@ def generation_prompt_ids(
 ) -> list[int]:
     """System + user turns, then ``<|im_start|>assistant\\n``, open: equal to
     ``encode_sample(...).input_ids[:prompt_len]`` for the same record and settings."""
-    return _encode_text(tokenizer, generation_prompt_text(
-        record, field_order=field_order, prompt_variant=prompt_variant, object_ordering=object_ordering,
-        max_pixels=max_pixels, source=source,
-    ))
+    return _encode_text(
+        tokenizer,
+        generation_prompt_text(
+            record,
+            field_order=field_order,
+            prompt_variant=prompt_variant,
+            object_ordering=object_ordering,
+            max_pixels=max_pixels,
+            source=source,
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -553,7 +584,7 @@ def decode_frame(tokenizer, ids: Sequence[int]) -> DecodeFrame:
     if joined != full:
         pos = 0
         for i, piece in enumerate(pieces):  # noqa: B007 (i names the diverging token after the loop)
-            if full[pos:pos + len(piece)] != piece:
+            if full[pos : pos + len(piece)] != piece:
                 break
             pos += len(piece)
         raise DecodeFrameError(

@@ -128,8 +128,10 @@ def save_tiny(out: str | Path, spec: TinySpec = TinySpec()) -> Path:
     model = build_tiny_model(spec)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    marker = {"schema_version": 1, "spec": {k: list(v) if isinstance(v, tuple) else v
-                                             for k, v in spec.__dict__.items()}}
+    marker = {
+        "schema_version": 1,
+        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.__dict__.items()},
+    }
     (out / TINY_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
     return out
 
@@ -163,10 +165,12 @@ def load_tiny(path: str | Path, attn_implementation: str = "sdpa"):
 
     path = Path(path)
     if not is_built(path):
-        raise FileNotFoundError(f"{path}: no tiny model here; build it with "
-                                f"`python scripts/tools/build_tiny_model.py --out {path}`")
+        raise FileNotFoundError(
+            f"{path}: no tiny model here; build it with `python scripts/tools/build_tiny_model.py --out {path}`"
+        )
     model = Qwen3VLForConditionalGeneration.from_pretrained(
-        path, attn_implementation=attn_implementation, local_files_only=True)
+        path, attn_implementation=attn_implementation, local_files_only=True
+    )
     tok = load_tokenizer(path)
     return model.eval(), tok
 
@@ -181,8 +185,16 @@ class TinySegment:
     image_grid_thw: object = None
 
 
-def synthetic_segment(generator, *, prompt_len: int, answer_len: int, grid: tuple[int, int, int] | None = None,
-                      coord_start: int = 151670, coord_every: int = 3, spec: TinySpec = TinySpec()) -> TinySegment:
+def synthetic_segment(
+    generator,
+    *,
+    prompt_len: int,
+    answer_len: int,
+    grid: tuple[int, int, int] | None = None,
+    coord_start: int = 151670,
+    coord_every: int = 3,
+    spec: TinySpec = TinySpec(),
+) -> TinySegment:
     """A random sample shaped like an encoded stage-1 sample: an unsupervised prompt (with an image
     block when ``grid`` is given), then a supervised answer mixing text ids and coord ids.
 
@@ -197,7 +209,7 @@ def synthetic_segment(generator, *, prompt_len: int, answer_len: int, grid: tupl
     pixels = grid_t = None
     if grid is not None:
         t, h, w = grid
-        merged = t * h * w // (spec.spatial_merge_size ** 2)
+        merged = t * h * w // (spec.spatial_merge_size**2)
         prompt = prompt[:1] + [VISION_START_TOKEN_ID] + [IMAGE_TOKEN_ID] * merged + [VISION_END_TOKEN_ID] + prompt[1:]
         dim = 3 * spec.temporal_patch_size * spec.patch_size * spec.patch_size
         pixels = torch.randn(t * h * w, dim, generator=generator)
@@ -205,7 +217,9 @@ def synthetic_segment(generator, *, prompt_len: int, answer_len: int, grid: tupl
     answer = text(answer_len)
     if coord_every:
         bins = torch.randint(0, 1000, (answer_len,), generator=generator).tolist()
-        answer = [coord_start + b if i % coord_every == coord_every - 1 else a
-                  for i, (a, b) in enumerate(zip(answer, bins, strict=True))]
+        answer = [
+            coord_start + b if i % coord_every == coord_every - 1 else a
+            for i, (a, b) in enumerate(zip(answer, bins, strict=True))
+        ]
     ids = prompt + answer
     return TinySegment(ids, [-100] * len(prompt) + answer, pixels, grid_t)

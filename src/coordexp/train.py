@@ -16,9 +16,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from coordexp.config import ConfigError, load_config
 
-    ap = argparse.ArgumentParser(prog="coordexp.train",
-                                 description="training from a YAML config: stage_1, or the stage_2 AB learner "
-                                             "(custom.trainer_variant: stage2_ab_training)")
+    ap = argparse.ArgumentParser(
+        prog="coordexp.train",
+        description="training from a YAML config: stage_1, or the stage_2 AB learner "
+        "(custom.trainer_variant: stage2_ab_training)",
+    )
     ap.add_argument("config", help="a training config (YAML)")
     ns = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

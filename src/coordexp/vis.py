@@ -41,13 +41,16 @@ def _font(size: int):
 
 def _dashed_rect(draw, box, color, width: int, dash: int = 8) -> None:
     x1, y1, x2, y2 = box
-    for (ax, ay, bx, by) in ((x1, y1, x2, y1), (x2, y1, x2, y2), (x2, y2, x1, y2), (x1, y2, x1, y1)):
+    for ax, ay, bx, by in ((x1, y1, x2, y1), (x2, y1, x2, y2), (x2, y2, x1, y2), (x1, y2, x1, y1)):
         length = max(abs(bx - ax), abs(by - ay))
         steps = max(1, int(length // dash))
         for s in range(0, steps, 2):
             t0, t1 = s / steps, min(1.0, (s + 1) / steps)
-            draw.line([(ax + (bx - ax) * t0, ay + (by - ay) * t0), (ax + (bx - ax) * t1, ay + (by - ay) * t1)],
-                      fill=color, width=width)
+            draw.line(
+                [(ax + (bx - ax) * t0, ay + (by - ay) * t0), (ax + (bx - ax) * t1, ay + (by - ay) * t1)],
+                fill=color,
+                width=width,
+            )
 
 
 def _label(draw, xy, text: str, color, font) -> None:
@@ -67,8 +70,12 @@ def classify(row: dict, iou_threshold: float) -> dict:
     m = match_image(row["pred"], row["gt"], iou_threshold, "all")
     ok = [(p, g) for p, g, _iou, good in m.matches if good]
     bad = [(p, g) for p, g, _iou, good in m.matches if not good]
-    return {"matched": ok, "fp": sorted(m.unmatched_pred + [p for p, _ in bad]),
-            "fn": sorted(m.unmatched_gt + [g for _, g in bad]), "desc_mismatch": bad}
+    return {
+        "matched": ok,
+        "fp": sorted(m.unmatched_pred + [p for p, _ in bad]),
+        "fn": sorted(m.unmatched_gt + [g for _, g in bad]),
+        "desc_mismatch": bad,
+    }
 
 
 def render_overlay(row: dict, iou_threshold: float = 0.5):
@@ -162,18 +169,23 @@ def _html(entries, thr: float, total: int) -> str:
         shown = json.dumps(raw[:300], ensure_ascii=False)  # quoted, escapes visible: whitespace-only output shows
         cards.append(
             f'<figure><a href="{name}"><img src="{name}" alt="sample {row["index"]}"></a><figcaption>'
-            f'<b>#{row["index"]}</b> {html.escape(Path(row.get("image") or "").name)} '
-            f'{row["width"]}x{row["height"]}<br>TP {len(c["matched"])} / FP {len(c["fp"])} / FN {len(c["fn"])}'
-            f' &middot; {html.escape(status)}<pre>{html.escape(shown)}{"…" if len(raw) > 300 else ""}</pre>'
-            "</figcaption></figure>")
-    style = ("body{font-family:sans-serif;margin:16px}main{display:flex;flex-wrap:wrap;gap:12px}"
-             "figure{margin:0;width:400px;border:1px solid #ccc;padding:6px}img{max-width:100%}"
-             "pre{white-space:pre-wrap;word-break:break-all;font-size:11px;background:#f6f6f6;max-height:6em;"
-             "overflow:auto}.g{color:#1eaa3c}.r{color:#dc1e1e}.o{color:#ff8c00}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>gt vs pred</title><style>{style}</style>"
-            f"</head><body><h1>GT vs predictions</h1><p>{len(entries)} of {total} samples, IoU &ge; {thr:.2f}: "
-            f"<span class=g>matched {tp}</span>, <span class=r>FP {fp} (dashed)</span>, "
-            f"<span class=o>FN {fn}</span></p><main>{''.join(cards)}</main></body></html>\n")
+            f"<b>#{row['index']}</b> {html.escape(Path(row.get('image') or '').name)} "
+            f"{row['width']}x{row['height']}<br>TP {len(c['matched'])} / FP {len(c['fp'])} / FN {len(c['fn'])}"
+            f" &middot; {html.escape(status)}<pre>{html.escape(shown)}{'…' if len(raw) > 300 else ''}</pre>"
+            "</figcaption></figure>"
+        )
+    style = (
+        "body{font-family:sans-serif;margin:16px}main{display:flex;flex-wrap:wrap;gap:12px}"
+        "figure{margin:0;width:400px;border:1px solid #ccc;padding:6px}img{max-width:100%}"
+        "pre{white-space:pre-wrap;word-break:break-all;font-size:11px;background:#f6f6f6;max-height:6em;"
+        "overflow:auto}.g{color:#1eaa3c}.r{color:#dc1e1e}.o{color:#ff8c00}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>gt vs pred</title><style>{style}</style>"
+        f"</head><body><h1>GT vs predictions</h1><p>{len(entries)} of {total} samples, IoU &ge; {thr:.2f}: "
+        f"<span class=g>matched {tp}</span>, <span class=r>FP {fp} (dashed)</span>, "
+        f"<span class=o>FN {fn}</span></p><main>{''.join(cards)}</main></body></html>\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,8 +170,10 @@ def check_ordering_rule_follows_object_ordering():
 def check_coco80_variant():
     assert len(COCO_80_CLASSES) == 80 == len(set(COCO_80_CLASSES))
     listing = ", ".join(COCO_80_CLASSES)
-    s, u = system_prompt("geometry_first", prompt_variant="coco_80"), user_prompt("geometry_first",
-                                                                                 prompt_variant="coco_80")
+    s, u = (
+        system_prompt("geometry_first", prompt_variant="coco_80"),
+        user_prompt("geometry_first", prompt_variant="coco_80"),
+    )
     assert f"must be exactly one canonical class name from this list of 80 COCO classes: {listing}." in s
     assert f'Restrict "desc" to this COCO-80 class list: {listing}.' in u
     assert COCO_80_CLASSES[0] == "person" and COCO_80_CLASSES[-1] == "toothbrush"
@@ -182,11 +184,14 @@ def check_coco80_variant():
 
 
 @check(CAP, "Fixed Dense Prompts", "Unknown prompt settings are refused")
-@pytest.mark.parametrize("kwargs,name", [
-    ({"field_order": "desc_last"}, "field_order"),
-    ({"field_order": "desc_first", "object_ordering": "shuffled"}, "object_ordering"),
-    ({"field_order": "desc_first", "prompt_variant": "lvis"}, "prompt_variant"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"field_order": "desc_last"}, "field_order"),
+        ({"field_order": "desc_first", "object_ordering": "shuffled"}, "object_ordering"),
+        ({"field_order": "desc_first", "prompt_variant": "lvis"}, "prompt_variant"),
+    ],
+)
 def check_unknown_prompt_settings(kwargs, name):
     for fn in (system_prompt, user_prompt):
         with pytest.raises(PromptConfigError, match=rf"^{name}: unknown value .*; use one of "):
@@ -199,10 +204,17 @@ def check_unknown_prompt_settings(kwargs, name):
 @check(CAP, "Qwen3-VL Chat Rendering", "Exact rendered layout")
 def check_exact_rendered_layout(encoded):
     expected = (
-        "<|im_start|>system\n" + system_prompt("desc_first") + "<|im_end|>\n"
-        + "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 6 + "<|vision_end|>"
-        + user_prompt("desc_first") + "<|im_end|>\n"
-        + "<|im_start|>assistant\n" + coordjson.render(OBJECTS, "desc_first") + "<|im_end|>"
+        "<|im_start|>system\n"
+        + system_prompt("desc_first")
+        + "<|im_end|>\n"
+        + "<|im_start|>user\n<|vision_start|>"
+        + "<|image_pad|>" * 6
+        + "<|vision_end|>"
+        + user_prompt("desc_first")
+        + "<|im_end|>\n"
+        + "<|im_start|>assistant\n"
+        + coordjson.render(OBJECTS, "desc_first")
+        + "<|im_end|>"
     )
     assert encoded.text == expected
     assert encoded.text.endswith("<|im_end|>") and not encoded.text.endswith("\n")
@@ -213,7 +225,7 @@ def _vision_spans(tok, ids):
     opens = [i for i, t in enumerate(ids) if t == start]
     closes = [i for i, t in enumerate(ids) if t == end]
     assert len(opens) == len(closes)
-    return [ids[a + 1:b] for a, b in zip(opens, closes, strict=True)]
+    return [ids[a + 1 : b] for a, b in zip(opens, closes, strict=True)]
 
 
 @check(CAP, "Qwen3-VL Chat Rendering", "Vision placeholder count matches the image grid")
@@ -236,8 +248,9 @@ def check_vision_placeholder_count(tok, images):
 def check_control_tokens_refused(images, token):
     bad = [{"desc": f"cat{token}", "bbox_2d": [1, 2, 3, 4]}]
     msgs = T.build_messages(record(images, objects=bad), field_order="desc_first")
-    with pytest.raises(T.TemplateError, match=r"messages\[2\]: content contains the chat-control token "
-                       + token.replace("|", r"\|")):
+    with pytest.raises(
+        T.TemplateError, match=r"messages\[2\]: content contains the chat-control token " + token.replace("|", r"\|")
+    ):
         T.render_chat(msgs, [6])
     msgs = T.build_messages(record(images), field_order="desc_first")
     msgs[1]["content"][-1]["text"] += token
@@ -248,8 +261,9 @@ def check_control_tokens_refused(images, token):
 @check(CAP, "Qwen3-VL Chat Rendering", "The template serves HF-style callers")
 def check_template_serves_hf_callers(tok, images):
     msgs = T.build_messages(record(images), field_order="desc_first", with_assistant=False)
-    via_hf = tok.apply_chat_template(msgs, chat_template=T.QWEN3_VL_CHAT_TEMPLATE, add_generation_prompt=True,
-                                     tokenize=False)
+    via_hf = tok.apply_chat_template(
+        msgs, chat_template=T.QWEN3_VL_CHAT_TEMPLATE, add_generation_prompt=True, tokenize=False
+    )
     assert via_hf.count("<|image_pad|>") == 1
     assert via_hf == T.render_generation_prompt(msgs, [1])
 
@@ -260,8 +274,11 @@ def check_template_serves_hf_callers(tok, images):
 @check(CAP, "Images Are Never Resized", "max_pixels is a hard cap")
 def check_max_pixels_hard_cap(tok, images, tmp_path):
     over = {"images": [write_image(tmp_path / "big.png", 1024, 800)], "width": 1024, "height": 800, "objects": []}
-    with pytest.raises(T.TemplateError, match=r"^big-1: width\*height = 1024\*800 = 819200 exceeds "
-                                              r"max_pixels=786432; .*never resized"):
+    with pytest.raises(
+        T.TemplateError,
+        match=r"^big-1: width\*height = 1024\*800 = 819200 exceeds "
+        r"max_pixels=786432; .*never resized",
+    ):
         T.encode_sample(over, tok, field_order="desc_first", max_pixels=786432, source="big-1")
     at_cap = record(images, key="1024x768", objects=[])
     enc = T.encode_sample(at_cap, tok, field_order="desc_first", max_pixels=786432)
@@ -281,8 +298,9 @@ def check_processor_keeps_grid(images):
     assert out["image_grid_thw"].tolist() == [[1, 2, 2]]
     assert T.image_token_count(32, 32) == 1
     # the trap this guards against: the same settings with resizing on upscale to min_pixels
-    resizing = Qwen2VLImageProcessorPil(patch_size=16, merge_size=2, temporal_patch_size=2,
-                                        min_pixels=4096, max_pixels=786432)
+    resizing = Qwen2VLImageProcessorPil(
+        patch_size=16, merge_size=2, temporal_patch_size=2, min_pixels=4096, max_pixels=786432
+    )
     assert resizing(images=[img], return_tensors="pt")["image_grid_thw"].tolist() == [[1, 4, 4]]
 
 
@@ -306,7 +324,7 @@ def check_recorded_size_matches_disk(tok, images):
 @check(CAP, "Training Labels", "The label boundary sits right after the assistant header")
 def check_label_boundary(tok, encoded):
     n = encoded.prompt_len
-    assert T.decode_pieces(tok, encoded.input_ids[n - 3:n]) == ["<|im_start|>", "assistant", "\n"]
+    assert T.decode_pieces(tok, encoded.input_ids[n - 3 : n]) == ["<|im_start|>", "assistant", "\n"]
     assert all(x == T.IGNORE_INDEX for x in encoded.labels[:n])
     assert encoded.labels[n:] == encoded.input_ids[n:]
     assert n == next(i for i, x in enumerate(encoded.labels) if x != T.IGNORE_INDEX)
@@ -338,7 +356,7 @@ def check_split_equals_joint(tok, encoded):
 @check(CAP, "Training Labels", "A negative image supervises the empty answer")
 def check_negative_image(tok, images):
     enc = T.encode_sample(record(images, objects=[]), tok, field_order="geometry_first")
-    assert T.decode(tok, enc.input_ids[enc.prompt_len:]) == '{"objects": []}<|im_end|>'
+    assert T.decode(tok, enc.input_ids[enc.prompt_len :]) == '{"objects": []}<|im_end|>'
     assert [x for x in enc.labels if x != T.IGNORE_INDEX] == ids_of(tok, '{"objects": []}<|im_end|>')
 
 
@@ -349,7 +367,7 @@ def check_negative_image(tok, images):
 def check_generation_prompt_open(tok, images):
     ids = T.generation_prompt_ids(record(images), tok, field_order="desc_first")
     header = ids_of(tok, "<|im_start|>assistant\n")
-    assert ids[-len(header):] == header
+    assert ids[-len(header) :] == header
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     assert ids.count(im_end) == 2
     last_im_end = max(i for i, t in enumerate(ids) if t == im_end)
@@ -374,7 +392,7 @@ def check_learner_rollout_prompt_agree(tok, images, field_order, variant):
     rec = record(images)
     enc = T.encode_sample(rec, tok, field_order=field_order, prompt_variant=variant)
     gen = T.generation_prompt_ids(rec, tok, field_order=field_order, prompt_variant=variant)
-    assert gen == enc.input_ids[:enc.prompt_len]
+    assert gen == enc.input_ids[: enc.prompt_len]
     assert len(gen) == enc.prompt_len
 
 
@@ -383,7 +401,7 @@ def check_learner_rollout_prompt_agree(tok, images, field_order, variant):
 
 @check(CAP, "Decoding Keeps Special Tokens", "Decode keeps coord tokens and im_end")
 def check_decode_keeps_special_tokens(tok, encoded):
-    ids = encoded.input_ids[encoded.prompt_len:]
+    ids = encoded.input_ids[encoded.prompt_len :]
     text = T.decode(tok, ids)
     for k in (10, 20, 300, 400, 500, 100, 700, 150, 600):
         assert f"<|coord_{k}|>" in text
@@ -400,7 +418,7 @@ def check_decode_frame_joins(tok, encoded):
     coord_ids = set(coord_token_ids(tok))
     n_coords = 0
     for i, tid in enumerate(encoded.input_ids):
-        piece = frame.text[frame.offsets[i]:frame.offsets[i + 1]]
+        piece = frame.text[frame.offsets[i] : frame.offsets[i + 1]]
         assert piece == frame.pieces[i]
         if tid in coord_ids:
             assert piece == f"<|coord_{tid - min(coord_ids)}|>"
@@ -410,8 +428,9 @@ def check_decode_frame_joins(tok, encoded):
 
 @check(CAP, "Decoding Keeps Special Tokens", "A frame that would lie is refused")
 def check_decode_frame_refuses_split_chars(tok, images):
-    enc = T.encode_sample(record(images, objects=[{"desc": "cat 🐱", "bbox_2d": [1, 2, 3, 4]}]), tok,
-                          field_order="desc_first")
+    enc = T.encode_sample(
+        record(images, objects=[{"desc": "cat 🐱", "bbox_2d": [1, 2, 3, 4]}]), tok, field_order="desc_first"
+    )
     pieces = T.decode_pieces(tok, enc.input_ids)
     first_bad = next(i for i, p in enumerate(pieces) if "\ufffd" in p)
     with pytest.raises(T.DecodeFrameError, match=rf"at token {first_bad} \(id {enc.input_ids[first_bad]},"):
@@ -474,9 +493,9 @@ def check_tool_shows_label_mask(tok, images, tmp_path, capsys):
     assert f"tokens: {len(enc.input_ids)} total, prompt_len {enc.prompt_len}, supervised {n_sup}" in out
     header, rendered = out.split(" runs collapsed) ---\n", 1)
     assert rendered.count("⟦") == 1 and rendered.count("⟧") == 1
-    inside = rendered[rendered.index("⟦") + 1:rendered.index("⟧")]
+    inside = rendered[rendered.index("⟦") + 1 : rendered.index("⟧")]
     assert inside == coordjson.render(OBJECTS, "geometry_first") + "<|im_end|>"
-    assert rendered[:rendered.index("⟦")].endswith("<|im_start|>assistant\n")
+    assert rendered[: rendered.index("⟦")].endswith("<|im_start|>assistant\n")
     assert rendered.startswith("<|im_start|>system\n") and rendered.endswith("⟧\n")
     assert "<|vision_start|><|image_pad|>x6<|vision_end|>" in rendered
 

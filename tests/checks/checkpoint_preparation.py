@@ -25,8 +25,9 @@ TOL = 1e-5  # fp32 merge: ~5e-7 measured on the tiny model
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'src'}", OMP_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'src'}", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"
+    )
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE", "NNODES"):
         env.pop(k, None)
     env.update(extra)
@@ -34,8 +35,13 @@ def _env(**extra) -> dict:
 
 
 def _tool(name: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "tools" / name), *map(str, args)],
-                          capture_output=True, text=True, env=_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tools" / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
 
 
 def _leaf(path: Path, extends: Path, body: str) -> Path:
@@ -60,8 +66,9 @@ def expanded(stock, tmp_path_factory):
     return dst, proc
 
 
-@check("checkpoint-preparation", "Coord vocabulary expansion",
-       "The expanded tokenizer holds one contiguous coord block")
+@check(
+    "checkpoint-preparation", "Coord vocabulary expansion", "The expanded tokenizer holds one contiguous coord block"
+)
 def check_expanded_ids(expanded):
     from transformers import AutoTokenizer
 
@@ -78,8 +85,9 @@ def check_expanded_ids(expanded):
     assert json.loads((dst / "coord_tokens.json").read_text())[:2] == [COORD_WILDCARD, coord_token(0)]
 
 
-@check("checkpoint-preparation", "Coord vocabulary expansion",
-       "Old rows are unchanged and new rows are at the old mean")
+@check(
+    "checkpoint-preparation", "Coord vocabulary expansion", "Old rows are unchanged and new rows are at the old mean"
+)
 def check_expanded_rows(stock, expanded, tmp_path):
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -121,8 +129,16 @@ def stage1_checkpoint(tmp_path_factory):
     from coordexp.stage1.trainer import run
 
     out = tmp_path_factory.mktemp("stage1_ckpt") / "run"
-    result = run(SMOKE, overrides={"output_dir": str(out), "max_steps": 2, "eval_strategy": "no",
-                                   "save_strategy": "no", "logging_steps": 1})
+    result = run(
+        SMOKE,
+        overrides={
+            "output_dir": str(out),
+            "max_steps": 2,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "logging_steps": 1,
+        },
+    )
     return result.final_checkpoint
 
 
@@ -172,9 +188,17 @@ def check_stage2_from_merged(merged, tmp_path):
         def on_train_begin(self, args, state, control, model=None, **kw):
             seen["rows"] = model.get_input_embeddings().weight.shape[0]
 
-    result = run(STAGE2_SMOKE, overrides={"model.model": str(out), "training.output_dir": str(tmp_path / "s2"),
-                                          "training.max_steps": 1, "training.eval_strategy": "no",
-                                          "training.save_strategy": "no"}, callbacks=[Probe()])
+    result = run(
+        STAGE2_SMOKE,
+        overrides={
+            "model.model": str(out),
+            "training.output_dir": str(tmp_path / "s2"),
+            "training.max_steps": 1,
+            "training.eval_strategy": "no",
+            "training.save_strategy": "no",
+        },
+        callbacks=[Probe()],
+    )
     assert len(result.step_log) == 1 and "loss/total" in result.step_log[0]
     resolved = json.loads((tmp_path / "s2" / "resolved_config.json").read_text())
     assert resolved["resolved"]["model"]["model"] == str(out)
@@ -205,8 +229,7 @@ def check_resume(stage1_checkpoint, tmp_path, caplog, monkeypatch):
 
     class Offsets(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
-            seen["offset_equal"] = torch.equal(captured["trainer"].coord_offset.embed.detach().cpu(),
-                                               offsets["embed"])
+            seen["offset_equal"] = torch.equal(captured["trainer"].coord_offset.embed.detach().cpu(), offsets["embed"])
 
     import coordexp.stage1.trainer as S
 
@@ -219,10 +242,18 @@ def check_resume(stage1_checkpoint, tmp_path, caplog, monkeypatch):
 
     monkeypatch.setattr(S.Stage1Trainer, "__init__", spy)
     with caplog.at_level(logging.WARNING, logger="coordexp.training"):
-        result = run(SMOKE, overrides={"output_dir": str(tmp_path / "resumed"), "max_steps": 1,
-                                       "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1,
-                                       "resume_from_checkpoint": str(stage1_checkpoint)},
-                     callbacks=[Probe(), Offsets()])
+        result = run(
+            SMOKE,
+            overrides={
+                "output_dir": str(tmp_path / "resumed"),
+                "max_steps": 1,
+                "eval_strategy": "no",
+                "save_strategy": "no",
+                "logging_steps": 1,
+                "resume_from_checkpoint": str(stage1_checkpoint),
+            },
+            callbacks=[Probe(), Offsets()],
+        )
     assert seen == {"adapter_equal": True, "step": 0, "adapter_keys": True, "offset_equal": True}
     assert result.final_checkpoint.name == "checkpoint-1"
     msg = " ".join(r.getMessage() for r in caplog.records)
@@ -235,9 +266,15 @@ def check_resume_refused(stage1_checkpoint, tmp_path):
     from coordexp.training.settings import TrainSetupError
 
     with pytest.raises(TrainSetupError) as exc:
-        run(SMOKE, overrides={"output_dir": str(tmp_path / "r"), "max_steps": 1,
-                              "resume_from_checkpoint": str(stage1_checkpoint),
-                              "custom.coord_offset.enabled": False})
+        run(
+            SMOKE,
+            overrides={
+                "output_dir": str(tmp_path / "r"),
+                "max_steps": 1,
+                "resume_from_checkpoint": str(stage1_checkpoint),
+                "custom.coord_offset.enabled": False,
+            },
+        )
     assert "training.resume_from_checkpoint" in str(exc.value) and "coord_offset.safetensors" in str(exc.value)
     assert not (tmp_path / "r" / "resolved_config.json").exists()
 
@@ -246,8 +283,14 @@ def check_resume_refused(stage1_checkpoint, tmp_path):
 
 
 def _train_sh(config: Path, *, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), str(config)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "train.sh"), str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -255,16 +298,21 @@ def two_runs(tmp_path_factory):
     """The 2-rank smoke leaf, shortened, through train.sh with 2 ranks (write-audited) and 1 process."""
     tmp = tmp_path_factory.mktemp("ddp")
     # dropout off: each rank draws its own dropout masks, one process draws them in sequence
-    body = "training:\n  output_dir: {out}\n  max_steps: 2\n  eval_strategy: 'no'\n  save_strategy: steps\n" \
-           "  save_steps: 2\n  logging_steps: 1\ntuner:\n  lora_dropout: 0.0\n"
+    body = (
+        "training:\n  output_dir: {out}\n  max_steps: 2\n  eval_strategy: 'no'\n  save_strategy: steps\n"
+        "  save_steps: 2\n  logging_steps: 1\ntuner:\n  lora_dropout: 0.0\n"
+    )
     runs = {}
     for name, nproc in (("two", "2"), ("one", "1")):
         out = tmp / f"run_{name}"
         leaf = _leaf(tmp / f"{name}.yaml", SMOKE_2RANK, body.format(out=out))
         env = _env(NPROC_PER_NODE=nproc)
         if nproc == "2":
-            env.update(PYTHONPATH=f"{AUDIT}{os.pathsep}{env['PYTHONPATH']}", COORDEXP_WRITE_AUDIT_ROOT=str(out),
-                       COORDEXP_WRITE_AUDIT_OUT=str(tmp / "audit"))
+            env.update(
+                PYTHONPATH=f"{AUDIT}{os.pathsep}{env['PYTHONPATH']}",
+                COORDEXP_WRITE_AUDIT_ROOT=str(out),
+                COORDEXP_WRITE_AUDIT_OUT=str(tmp / "audit"),
+            )
         proc = _train_sh(leaf, env=env)
         runs[name] = (out, proc)
     return runs, tmp / "audit"
@@ -318,8 +366,9 @@ def check_rank0_writes(two_runs):
 
 @check("multi-process-training", "DeepSpeed refusal", "DeepSpeed is refused on CPU")
 def check_deepspeed_refused(tmp_path):
-    leaf = _leaf(tmp_path / "ds.yaml", SMOKE, f"training:\n  output_dir: {tmp_path / 'out'}\n"
-                                              "deepspeed:\n  enabled: true\n")
+    leaf = _leaf(
+        tmp_path / "ds.yaml", SMOKE, f"training:\n  output_dir: {tmp_path / 'out'}\ndeepspeed:\n  enabled: true\n"
+    )
     proc = _train_sh(leaf, env=_env(CUDA_VISIBLE_DEVICES=""), timeout=300)  # no GPU visible, as on this CPU box
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line]

@@ -37,6 +37,7 @@ def tok():
 
 # ---------------------------------------------------------------- Coordinate Vocabulary
 
+
 @check(CAP, "Coordinate Vocabulary", "1000 contiguous ids")
 def check_1000_contiguous_ids(tok):
     ids = coord_token_ids(tok)
@@ -56,8 +57,9 @@ def check_each_coord_is_one_token(tok):
 
 @check(CAP, "Coordinate Vocabulary", "Decode keeps special tokens")
 def check_decode_keeps_special_tokens(tok):
-    text = render([{"desc": "cat", "bbox_2d": [0, 17, 500, 999]},
-                   {"desc": "dog, big", "poly": [1, 2, 3, 4, 5, 6]}], "desc_first")
+    text = render(
+        [{"desc": "cat", "bbox_2d": [0, 17, 500, 999]}, {"desc": "dog, big", "poly": [1, 2, 3, 4, 5, 6]}], "desc_first"
+    )
     ids = tok.encode(text, add_special_tokens=False)
     full = tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     assert full == text
@@ -84,20 +86,23 @@ def check_incomplete_vocabulary_refused():
 
 # ---------------------------------------------------------------- Coord Value Spelling
 
+
 @check(CAP, "Coord Value Spelling", "Accepted values")
 def check_accepted_values():
     assert [parse_coord_value(v) for v in (0, 999, "<|coord_0|>", "<|coord_999|>")] == [0, 999, 0, 999]
 
 
 @check(CAP, "Coord Value Spelling", "Rejected values")
-@pytest.mark.parametrize("value", [1000, -1, True, 3.0, "<|coord_1000|>", "<|coord_007|>", "<|coord_ 1|>",
-                                   "coord_1", None])
+@pytest.mark.parametrize(
+    "value", [1000, -1, True, 3.0, "<|coord_1000|>", "<|coord_007|>", "<|coord_ 1|>", "coord_1", None]
+)
 def check_rejected_values(value):
     with pytest.raises(ValueError):
         parse_coord_value(value)
 
 
 # ---------------------------------------------------------------- Bbox Norm1000 Conversion
+
 
 @check(CAP, "Bbox Norm1000 Conversion", "Bbox floor and ceil")
 def check_bbox_floor_and_ceil():
@@ -136,6 +141,7 @@ def check_unrepairable_box_raises(bbox):
 
 # ---------------------------------------------------------------- Poly Norm1000 Conversion
 
+
 @check(CAP, "Poly Norm1000 Conversion", "Poly coordinates rounded")
 def check_poly_coordinates_rounded():
     assert poly_to_norm1000([0, 0, 4.5, 0, 9, 9], 10, 10) == [0, 0, 500, 0, 999, 999]
@@ -163,6 +169,7 @@ def check_degenerate_poly_detected():
 
 # ---------------------------------------------------------------- Inverse Mappings
 
+
 @check(CAP, "Inverse Mappings", "Bin to pixel")
 def check_bin_to_pixel():
     assert [norm1000_to_pixel(k, 640) for k in (0, 500, 999)] == [0, 320, 639]
@@ -187,6 +194,7 @@ def check_no_div_1000(tmp_path):
 
 
 # ---------------------------------------------------------------- No Double Normalization
+
 
 @check(CAP, "No Double Normalization", "Pixel floats rejected")
 def check_pixel_floats_rejected():

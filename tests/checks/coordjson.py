@@ -43,23 +43,30 @@ def reason_of(record: str, field_order: str = DF) -> str:
 
 # ---------------------------------------------------------------- Canonical Rendering
 
+
 @check(CAP, "Canonical Rendering", "Desc-first golden")
 def check_desc_first_golden():
-    assert render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], DF) == \
-        '{"objects": [{"desc": "cat", "bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>]}]}'
+    assert (
+        render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], DF)
+        == '{"objects": [{"desc": "cat", "bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>]}]}'
+    )
 
 
 @check(CAP, "Canonical Rendering", "Geometry-first golden")
 def check_geometry_first_golden():
-    assert render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], GF) == \
-        '{"objects": [{"bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>], "desc": "cat"}]}'
+    assert (
+        render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], GF)
+        == '{"objects": [{"bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>], "desc": "cat"}]}'
+    )
 
 
 @check(CAP, "Canonical Rendering", "Poly golden")
 def check_poly_golden():
     obj = {"desc": "poly-cat", "poly": [1, 2, 3, 4, 5, 6], "poly_points": 3}
-    assert render([obj], GF) == ('{"objects": [{"poly": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>, '
-                                 '<|coord_5|>, <|coord_6|>], "desc": "poly-cat"}]}')
+    assert render([obj], GF) == (
+        '{"objects": [{"poly": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>, '
+        '<|coord_5|>, <|coord_6|>], "desc": "poly-cat"}]}'
+    )
 
 
 @check(CAP, "Canonical Rendering", "Negative image renders an empty array")
@@ -81,26 +88,34 @@ def check_strings_escaped_without_ascii_escapes():
 def check_field_order_is_required(order):
     obj = [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}]
     text = render(obj, DF)
-    for call in (lambda: render(obj, order), lambda: parse(text, "strict", order),
-                 lambda: transpile(text, "salvage", order), lambda: parse(text, "salvage")):
+    for call in (
+        lambda: render(obj, order),
+        lambda: parse(text, "strict", order),
+        lambda: transpile(text, "salvage", order),
+        lambda: parse(text, "salvage"),
+    ):
         with pytest.raises(ValueError, match="custom.object_field_order"):
             call()
 
 
 @check(CAP, "Canonical Rendering", "Invalid objects refused at render time")
-@pytest.mark.parametrize("bad, where", [
-    ({"desc": "x", "geometry": [1, 2, 3, 4]}, r"objects\[1\]"),
-    ({"desc": "x", "bbox": [1, 2, 3, 4]}, r"objects\[1\]"),
-    ({"desc": "x", "bbox_2d": [1, 2, 3]}, r"objects\[1\]\.bbox_2d"),
-    ({"desc": "x", "bbox_2d": [1, 2, 3, 4.5]}, r"objects\[1\]\.bbox_2d\[3\]"),
-    ({"desc": "  ", "bbox_2d": [1, 2, 3, 4]}, r"objects\[1\]\.desc"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"desc": "x", "geometry": [1, 2, 3, 4]}, r"objects\[1\]"),
+        ({"desc": "x", "bbox": [1, 2, 3, 4]}, r"objects\[1\]"),
+        ({"desc": "x", "bbox_2d": [1, 2, 3]}, r"objects\[1\]\.bbox_2d"),
+        ({"desc": "x", "bbox_2d": [1, 2, 3, 4.5]}, r"objects\[1\]\.bbox_2d\[3\]"),
+        ({"desc": "  ", "bbox_2d": [1, 2, 3, 4]}, r"objects\[1\]\.desc"),
+    ],
+)
 def check_invalid_objects_refused_at_render_time(bad, where):
     with pytest.raises(ValueError, match=where):
         render([{"desc": "ok", "bbox_2d": [1, 2, 3, 4]}, bad], DF)
 
 
 # ---------------------------------------------------------------- Container Structure
+
 
 @check(CAP, "Container Structure", "Comma after the array rejects the container")
 def check_comma_after_array_rejects_container():
@@ -118,8 +133,9 @@ def check_salvage_continues_after_a_rejected_container():
     res = parse(text, "salvage", DF)
     assert [o.desc for o in res.objects] == ["b"] and not res.parse_failed and res.container_closed
     assert res.container_start == text.index('{"objects"', 1)
-    assert [(start, err.split(" ")[0], n) for start, err, n in res.rejected_containers] == \
-        [(0, "extra_top_level_key", 1)]
+    assert [(start, err.split(" ")[0], n) for start, err, n in res.rejected_containers] == [
+        (0, "extra_top_level_key", 1)
+    ]
     with pytest.raises(CoordJSONError) as e:
         parse(text, "strict", DF)
     assert e.value.reason == "extra_top_level_key"
@@ -153,12 +169,14 @@ def check_forbidden_legacy_keys():
 
 # ---------------------------------------------------------------- Record Validation
 
+
 @check(CAP, "Record Validation", "Two keys per record")
 def check_two_keys_per_record():
     assert reason_of('{"desc": "a", "bbox_2d": ' + BOX + ', "score": 0.9}') == "unexpected_keys"
     assert reason_of('{"desc": "a"}') == "unexpected_keys"
-    assert reason_of('{"desc": "a", "bbox_2d": ' + BOX + ', "poly": [' + ", ".join([C(1)] * 6) + "]}") \
-        == "unexpected_keys"
+    assert (
+        reason_of('{"desc": "a", "bbox_2d": ' + BOX + ', "poly": [' + ", ".join([C(1)] * 6) + "]}") == "unexpected_keys"
+    )
     assert reason_of('{"desc": "a", "desc": "b", "bbox_2d": ' + BOX + "}") == "missing_desc"
 
 
@@ -173,6 +191,7 @@ def check_field_order_violation():
 def check_geometry_arity():
     def rec(key, n):
         return '{"desc": "a", "' + key + '": [' + ", ".join(C(k) for k in range(n)) + "]}"
+
     for key, n in (("bbox_2d", 3), ("bbox_2d", 5), ("poly", 4), ("poly", 5), ("poly", 7)):
         assert reason_of(rec(key, n)) == "wrong_arity", (key, n)
     ok = parse(wrap(rec("poly", 6), rec("bbox_2d", 4)), "strict", DF).objects
@@ -192,6 +211,7 @@ def check_blank_desc(desc):
 
 
 # ---------------------------------------------------------------- Strict Mode
+
 
 @check(CAP, "Strict Mode", "Strict raises with reason and position")
 def check_strict_raises_with_reason_and_position():
@@ -223,14 +243,19 @@ def check_strict_rejects_truncation():
 
 # ---------------------------------------------------------------- Salvage Mode
 
+
 @check(CAP, "Salvage Mode", "Invalid records dropped and counted")
 def check_invalid_records_dropped_and_counted():
-    text = wrap(REC_B, '{"bbox_2d": ' + BOX + ', "desc": "x"}', '{"desc": "y", "bbox_2d": ' + BOX3 + "}",
-                '{"desc": "z", "bbox_2d": ' + BOX + ', "score": 1}', REC_A)
+    text = wrap(
+        REC_B,
+        '{"bbox_2d": ' + BOX + ', "desc": "x"}',
+        '{"desc": "y", "bbox_2d": ' + BOX3 + "}",
+        '{"desc": "z", "bbox_2d": ' + BOX + ', "score": 1}',
+        REC_A,
+    )
     res = parse(text, "salvage", DF)
     assert [(o.desc, o.values) for o in res.objects] == [("b", (5, 6, 7, 8)), ("a", (1, 2, 3, 4))]
-    assert {k: v for k, v in res.drops.items() if v} == \
-        {"order_violation": 1, "wrong_arity": 1, "unexpected_keys": 1}
+    assert {k: v for k, v in res.drops.items() if v} == {"order_violation": 1, "wrong_arity": 1, "unexpected_keys": 1}
     assert [o.index for o in res.objects] == [0, 4]
     assert not res.truncated and not res.parse_failed
 
@@ -252,6 +277,7 @@ def check_junk_around_container_ignored():
 
 
 # ---------------------------------------------------------------- String-Aware Record Scanning
+
 
 @check(CAP, "String-Aware Record Scanning", "Braces inside strings ignored")
 def check_braces_inside_strings_ignored():
@@ -279,25 +305,30 @@ def check_escaped_quotes_honoured():
 
 # ---------------------------------------------------------------- Reason Precedence
 
+
 @check(CAP, "Reason Precedence", "Order violation outranks blank desc and arity")
 def check_order_violation_outranks_blank_desc_and_arity():
     assert reason_of('{"bbox_2d": ' + BOX3 + ', "desc": "   "}', DF) == "order_violation"
 
 
 @check(CAP, "Reason Precedence", "Precedence ladder")
-@pytest.mark.parametrize("record, expected", [
-    ('{"desc": "a", "score" 1, "bbox_2d": ' + BOX + "}", "other"),
-    ('{"score": 1, "desc": "a", "bbox_2d": [' + f"{C(1)}, {C(2)}, {C(3)}, <|coord_1000|>" + "]}", "wrong_arity"),
-    ('{"score": 1, "bbox_2d": ' + BOX + "}", "unexpected_keys"),
-    ('{"bbox_2d": ' + BOX + ', "desc": "a", "desc": "b"}', "missing_desc"),
-    ('{"bbox_2d": ' + BOX + ', "poly": [' + ", ".join([C(1)] * 6) + '], "desc": "a"}', "unexpected_keys"),
-    ('{"desc": " ", "bbox_2d": ' + BOX3 + "}", "missing_desc"),
-])
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ('{"desc": "a", "score" 1, "bbox_2d": ' + BOX + "}", "other"),
+        ('{"score": 1, "desc": "a", "bbox_2d": [' + f"{C(1)}, {C(2)}, {C(3)}, <|coord_1000|>" + "]}", "wrong_arity"),
+        ('{"score": 1, "bbox_2d": ' + BOX + "}", "unexpected_keys"),
+        ('{"bbox_2d": ' + BOX + ', "desc": "a", "desc": "b"}', "missing_desc"),
+        ('{"bbox_2d": ' + BOX + ', "poly": [' + ", ".join([C(1)] * 6) + '], "desc": "a"}', "unexpected_keys"),
+        ('{"desc": " ", "bbox_2d": ' + BOX3 + "}", "missing_desc"),
+    ],
+)
 def check_precedence_ladder(record, expected):
     assert reason_of(record, DF) == expected
 
 
 # ---------------------------------------------------------------- Character Spans
+
 
 @check(CAP, "Character Spans", "Record and geometry spans")
 def check_record_and_geometry_spans():
@@ -305,7 +336,8 @@ def check_record_and_geometry_spans():
     res = parse(text, "strict", GF)
     assert [text[slice(*o.span)] for o in res.objects] == [
         '{"bbox_2d": ' + BOX + ', "desc": "a"}',
-        '{"poly": [' + ", ".join(C(k) for k in (9, 8, 7, 6, 5, 4)) + '], "desc": "p"}']
+        '{"poly": [' + ", ".join(C(k) for k in (9, 8, 7, 6, 5, 4)) + '], "desc": "p"}',
+    ]
     assert text[slice(*res.objects[0].geometry_span)] == BOX
     for o in res.objects:
         assert [text[slice(*s)] for s in o.value_spans] == [C(k) for k in o.values]
@@ -326,14 +358,17 @@ def check_array_open_cut_and_record_end_cuts():
 
 # ---------------------------------------------------------------- Transpile Before JSON
 
+
 @check(CAP, "Transpile Before JSON", "Transpile to strict JSON")
 def check_transpile_to_strict_json():
     text = '{"objects": [{"desc": " cat ", "bbox_2d": [<|coord_1|>,<|coord_2|>, <|coord_3|>,  <|coord_4|>]}]}'
     out = transpile(text, "strict", DF)
     assert out == '{"objects": [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}]}'
     assert json.loads(out) == {"objects": [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}]}  # inventory: json-ok(test)
-    assert transpile(render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], GF), "strict", GF) == \
-        '{"objects": [{"bbox_2d": [1, 2, 3, 4], "desc": "cat"}]}'
+    assert (
+        transpile(render([{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}], GF), "strict", GF)
+        == '{"objects": [{"bbox_2d": [1, 2, 3, 4], "desc": "cat"}]}'
+    )
 
 
 @check(CAP, "Transpile Before JSON", "Failed salvage transpiles to empty objects")
@@ -356,18 +391,32 @@ def _tree(tmp_path, source: str):
 
 
 @check(CAP, "Transpile Before JSON", "Planted json.loads is caught")
-@pytest.mark.parametrize("source, expected", [
-    ("import json\n\ndef preds(text):\n    return json.loads(text)\n", [("json-load", 4)]),
-    ("from json import loads as _l\n\ndef preds(text):\n    return _l(text)['objects']\n", [("json-load", 4)]),
-    ("import json\nfrom coordexp.coordjson import transpile\n\ndef preds(text, fo):\n"
-     "    return json.loads(transpile(text, 'salvage', fo))\n", []),
-    ("import json\nfrom coordexp import coordjson\n\ndef preds(text, fo):\n"
-     "    s = coordjson.transpile(text, 'salvage', fo)\n    return json.loads(s)\n", []),
-    ("import json\n\ndef cfg(p):\n    with open(p) as f:\n"
-     "        return json.load(f)  # inventory: json-ok(run config file, not model output)\n", []),
-    ("import json\n\ndef cfg(p):\n    with open(p) as f:\n        return json.load(f)  # inventory: json-ok()\n",
-     [("json-load", 5), ("pragma", 5)]),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import json\n\ndef preds(text):\n    return json.loads(text)\n", [("json-load", 4)]),
+        ("from json import loads as _l\n\ndef preds(text):\n    return _l(text)['objects']\n", [("json-load", 4)]),
+        (
+            "import json\nfrom coordexp.coordjson import transpile\n\ndef preds(text, fo):\n"
+            "    return json.loads(transpile(text, 'salvage', fo))\n",
+            [],
+        ),
+        (
+            "import json\nfrom coordexp import coordjson\n\ndef preds(text, fo):\n"
+            "    s = coordjson.transpile(text, 'salvage', fo)\n    return json.loads(s)\n",
+            [],
+        ),
+        (
+            "import json\n\ndef cfg(p):\n    with open(p) as f:\n"
+            "        return json.load(f)  # inventory: json-ok(run config file, not model output)\n",
+            [],
+        ),
+        (
+            "import json\n\ndef cfg(p):\n    with open(p) as f:\n        return json.load(f)  # inventory: json-ok()\n",
+            [("json-load", 5), ("pragma", 5)],
+        ),
+    ],
+)
 def check_planted_json_loads_is_caught(tmp_path, source, expected):
     found = _tree(tmp_path, source)
     assert [(f.rule, f.line) for f in found] == expected
@@ -382,6 +431,7 @@ def check_numbered_object_keys_are_caught(tmp_path, source):
 
 
 # ---------------------------------------------------------------- FN Append Fragment
+
 
 @check(CAP, "FN Append Fragment", "Fragment after a record")
 def check_fragment_after_a_record():

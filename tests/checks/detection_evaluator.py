@@ -20,12 +20,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 def row(index, gt, pred, w=1000, h=1000, image=None):
     """An artifact row from (desc, bins) pairs (bbox_2d)."""
-    return {"index": index, "line": index + 1, "image": image, "width": w, "height": h, "coord_mode": "pixel",
-            "gt": [object_row(d, "bbox_2d", b, w, h) for d, b in gt],
-            "pred": [object_row(d, "bbox_2d", b, w, h) for d, b in pred],
-            "raw_output": "", "finish_reason": "stop",
-            "parse": {"n_valid": len(pred), "n_dropped": 0, "drops": {}, "truncated": False, "parse_failed": False,
-                      "error": None}}
+    return {
+        "index": index,
+        "line": index + 1,
+        "image": image,
+        "width": w,
+        "height": h,
+        "coord_mode": "pixel",
+        "gt": [object_row(d, "bbox_2d", b, w, h) for d, b in gt],
+        "pred": [object_row(d, "bbox_2d", b, w, h) for d, b in pred],
+        "raw_output": "",
+        "finish_reason": "stop",
+        "parse": {
+            "n_valid": len(pred),
+            "n_dropped": 0,
+            "drops": {},
+            "truncated": False,
+            "parse_failed": False,
+            "error": None,
+        },
+    }
 
 
 SCENE = [("cat", [100, 100, 300, 260]), ("dog", [500, 400, 700, 450]), ("cat", [600, 50, 640, 90])]
@@ -37,6 +51,7 @@ def metrics(rows, **kw):
 
 
 # ---------------------------------------------------------------- COCO Metrics From pycocotools
+
 
 @check(CAP, "COCO Metrics From pycocotools", "Ground truth read back as predictions scores 1.0")
 def check_gt_as_predictions_scores_one():
@@ -82,6 +97,7 @@ def check_desc_mismatch():
 
 # ---------------------------------------------------------------- Constant Confidence Score
 
+
 @check(CAP, "Constant Confidence Score", "Scores are 1.0 and the rule is recorded")
 def check_constant_score(tmp_path):
     gt = [("cat", [100, 100, 300, 300]), ("cat", [600, 600, 800, 800])]
@@ -99,6 +115,7 @@ def check_constant_score(tmp_path):
 
 
 # ---------------------------------------------------------------- F1-Style Matching
+
 
 @check(CAP, "F1-Style Matching", "Greedy matching takes the highest IoU first")
 def check_greedy_highest_iou_first():
@@ -135,6 +152,7 @@ def check_pred_scope():
 
 # ---------------------------------------------------------------- Per-Class Tables And Counters
 
+
 @check(CAP, "Per-Class Tables And Counters", "Per-class counts add up")
 def check_per_class_counts():
     pred = [SCENE[0], SCENE[1], ("dog", [900, 900, 990, 990])]  # the small cat missed, one FP dog
@@ -161,6 +179,7 @@ def check_same_bytes(tmp_path):
 
 # ---------------------------------------------------------------- Library Entry Point
 
+
 @check(CAP, "Library Entry Point", "Rows built in memory evaluate like the written artifact")
 def check_library_entry_point(tmp_path):
     from coordexp.data import DetObject, Record
@@ -181,27 +200,37 @@ def check_library_entry_point(tmp_path):
 
 # ---------------------------------------------------------------- Evaluation Command Line
 
+
 @check(CAP, "Evaluation Command Line", "A torn artifact is refused with its line")
 def check_cli_torn_artifact(tmp_path):
     p = tmp_path / "gt_vs_pred.jsonl"
     full = dumps(row(0, SCENE, SCENE))
     p.write_text(full + "\n" + full[: len(full) // 2])
-    r = subprocess.run([sys.executable, "-m", "coordexp.eval", "--artifact", str(p), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "coordexp.eval", "--artifact", str(p), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr
     assert f"{p}:2:" in lines[0]
     ok = tmp_path / "ok.jsonl"
     ok.write_text(full + "\n")
-    r = subprocess.run([sys.executable, "-m", "coordexp.eval", "--artifact", str(ok), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "coordexp.eval", "--artifact", str(ok), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o/metrics.json").read_text())["bbox_AP"] == pytest.approx(1.0)
     assert (tmp_path / "o/matches.jsonl").is_file()
 
 
 # ---------------------------------------------------------------- Overlay Pictures
+
 
 @check(CAP, "Overlay Pictures", "Each kind is drawn in its style")
 def check_overlay_styles(tmp_path):
@@ -222,8 +251,10 @@ def check_overlay_styles(tmp_path):
     def edge(obj, side="left"):
         x1, y1, x2, y2 = obj["bbox"]
         xs = x1 * scale if side == "left" else (x2 + 1) * scale - 1
-        return [pic.getpixel((round(xs), round(y))) for y in
-                [y1 * scale + (y2 - y1) * scale * t / 40 for t in range(12, 30)]]
+        return [
+            pic.getpixel((round(xs), round(y)))
+            for y in [y1 * scale + (y2 - y1) * scale * t / 40 for t in range(12, 30)]
+        ]
 
     def near(px, color, tol=40):
         return all(abs(a - b) <= tol for a, b in zip(px, color, strict=False))

@@ -49,6 +49,7 @@ def reference_run(assets, tmp_path_factory):
 
 # ---------------------------------------------------------------- Inference Profile
 
+
 @check(CAP, "Inference Profile", "A bad profile lists every problem at its line")
 def check_bad_profile(tmp_path):
     cfg = tmp_path / "bad.yaml"
@@ -76,6 +77,7 @@ def check_paths_cwd_independent(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- Pixel Boxes
+
 
 def _expected_px(k: int, extent: int) -> int:
     return min(extent - 1, max(0, round(Fraction(k, 999) * (extent - 1))))
@@ -107,6 +109,7 @@ def check_gt_pixels_cover_drawn(assets):
 
 # ---------------------------------------------------------------- Artifact Rows
 
+
 @check(CAP, "Artifact Rows", "A partly broken output keeps its valid objects and counts the drop")
 def check_partly_broken_output(assets):
     rec = next(r for r in load_records(assets["jsonl"]) if len(r.objects) >= 3)
@@ -116,7 +119,7 @@ def check_partly_broken_output(assets):
     third = text.index("{", text.index("}", second))
     broken = text[second:third]
     cut = broken.rindex(", <|coord_")
-    text = text[:second] + broken[:cut] + broken[broken.index("]", cut):] + text[third:]
+    text = text[:second] + broken[:cut] + broken[broken.index("]", cut) :] + text[third:]
     row = build_row(rec, text, field_order="desc_first")
     assert row["parse"]["drops"] == {"wrong_arity": 1} and row["parse"]["n_dropped"] == 1
     assert len(row["pred"]) == len(rec.objects) - 1
@@ -133,6 +136,7 @@ def check_perfect_output(assets):
 
 
 # ---------------------------------------------------------------- Resumable Inference
+
 
 @check(CAP, "Resumable Inference", "An interrupted run resumes without losing a sample")
 def check_interrupted_resume(assets, reference_run, tmp_path):
@@ -202,6 +206,7 @@ def check_broken_row_refused(assets, reference_run, tmp_path):
 
 # ---------------------------------------------------------------- Checkpoint Loading
 
+
 def _stage1_checkpoint(model_dir: str, out: Path, tie_head: bool):
     """A checkpoint as coordexp.train writes it: random LoRA adapter + coord offsets."""
     import torch
@@ -211,8 +216,17 @@ def _stage1_checkpoint(model_dir: str, out: Path, tie_head: bool):
 
     base = Qwen3VLForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)
     torch.manual_seed(3)
-    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
-                                           use_dora=True, task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        base,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules="all-linear",
+            init_lora_weights=False,
+            use_dora=True,
+            task_type="CAUSAL_LM",
+        ),
+    )
     peft.save_pretrained(out)
     hidden = base.get_input_embeddings().weight.shape[1]
     tensors = {"embed": torch.randn(1000, hidden) * 0.5}
@@ -270,6 +284,7 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 
 # ---------------------------------------------------------------- Backends Give The Same Artifact
 
+
 @check(CAP, "Backends Give The Same Artifact", "The rollout server protocol reproduces the HF artifact")
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
     from coordexp.rollout.backend import ServerBackend
@@ -289,6 +304,7 @@ def check_server_backend_same_artifact(assets, reference_run, tmp_path):
 
 # ---------------------------------------------------------------- Inference Run Manifest
 
+
 @check(CAP, "Inference Run Manifest", "Manifest and summary after a run")
 def check_manifest(reference_run):
     cfg, _ = reference_run
@@ -303,10 +319,19 @@ def check_manifest(reference_run):
 
 # ---------------------------------------------------------------- End-To-End Smoke
 
+
 def _fresh_copy(dest: Path) -> Path:
     """The repository's files as a fresh clone has them (tracked and unignored), with the venv linked."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():

@@ -37,8 +37,12 @@ def image(folder: Path, name: str = "a.png", size: tuple[int, int] = (64, 64)) -
 
 
 def rec(objects=None, width=64, height=64, images=("images/a.png",), **extra) -> dict:
-    out = {"images": list(images), "width": width, "height": height,
-           "objects": [{"desc": "cat", "bbox_2d": [1, 2, 30, 40]}] if objects is None else objects}
+    out = {
+        "images": list(images),
+        "width": width,
+        "height": height,
+        "objects": [{"desc": "cat", "bbox_2d": [1, 2, 30, 40]}] if objects is None else objects,
+    }
     out.update(extra)
     return out
 
@@ -98,9 +102,14 @@ def check_unknown_record_key(tmp_path):
 @check(CAP, "Record Fields", "Only strict JSON is accepted")
 def check_strict_json(tmp_path):
     good = json.dumps(rec())
-    path = jsonl(tmp_path, raw_lines={1: good.replace('"width": 64', '"width": NaN'),
-                                      2: good.replace('"width": 64', '"width": 64, "width": 64'),
-                                      3: "{not json"})
+    path = jsonl(
+        tmp_path,
+        raw_lines={
+            1: good.replace('"width": 64', '"width": NaN'),
+            2: good.replace('"width": 64', '"width": 64, "width": 64'),
+            3: "{not json",
+        },
+    )
     lines = sorted(e.line for e in errs(path))
     assert lines == [1, 2, 3]
 
@@ -124,8 +133,11 @@ def check_desc_rules(tmp_path):
     objects = [{"desc": d, "bbox_2d": [1, 2, 3, 4]} for d in BAD_DESCS]
     w = where(jsonl(tmp_path, rec(objects=objects)))
     assert set(w) == {(1, f"objects[{i}].desc") for i in range(len(BAD_DESCS))}, w
-    ok = jsonl(tmp_path, rec(objects=[{"desc": "traffic light", "bbox_2d": [1, 2, 3, 4]},
-                                      {"desc": " cat ", "bbox_2d": [1, 2, 3, 4]}]), name="ok.jsonl")
+    ok = jsonl(
+        tmp_path,
+        rec(objects=[{"desc": "traffic light", "bbox_2d": [1, 2, 3, 4]}, {"desc": " cat ", "bbox_2d": [1, 2, 3, 4]}]),
+        name="ok.jsonl",
+    )
     (r,) = load_records(ok)
     assert [o.desc for o in r.objects] == ["traffic light", "cat"]
 
@@ -157,15 +169,19 @@ def check_coord_values(tmp_path):
     objects = [{"desc": "a", "bbox_2d": [v, 1, 2, 3]} for v in bad]
     w = where(jsonl(tmp_path, rec(objects=objects)))
     assert set(w) == {(1, f"objects[{i}].bbox_2d[0]") for i in range(len(bad))}, w
-    ok = jsonl(tmp_path, rec(objects=[{"desc": "a", "bbox_2d": ["<|coord_0|>", 5, "<|coord_999|>", 999]}]),
-               name="ok.jsonl")
+    ok = jsonl(
+        tmp_path, rec(objects=[{"desc": "a", "bbox_2d": ["<|coord_0|>", 5, "<|coord_999|>", 999]}]), name="ok.jsonl"
+    )
     assert load_records(ok)[0].objects[0].values == (0, 5, 999, 999)
 
 
 @check(CAP, "Object Rules", "Geometry arity")
 def check_arity(tmp_path):
-    objects = [{"desc": "a", "bbox_2d": [1, 2, 3]}, {"desc": "b", "poly": [1, 2, 3, 4, 5]},
-               {"desc": "c", "poly": [1, 2, 3, 4, 5, 6, 7]}]
+    objects = [
+        {"desc": "a", "bbox_2d": [1, 2, 3]},
+        {"desc": "b", "poly": [1, 2, 3, 4, 5]},
+        {"desc": "c", "poly": [1, 2, 3, 4, 5, 6, 7]},
+    ]
     w = where(jsonl(tmp_path, rec(objects=objects)))
     assert "got 3" in w[(1, "objects[0].bbox_2d")]
     assert "got 5" in w[(1, "objects[1].poly")] and "got 7" in w[(1, "objects[2].poly")]
@@ -225,8 +241,11 @@ def check_empty_objects(tmp_path):
 
 @check(CAP, "Stage-2 Records", "Inverted boxes are rejected")
 def check_inverted_boxes(tmp_path):
-    path = jsonl(tmp_path, rec(objects=[{"desc": "a", "bbox_2d": [10, 5, 9, 6]}]),
-                 rec(objects=[{"desc": "a", "bbox_2d": [1, 5, 2, 4]}]))
+    path = jsonl(
+        tmp_path,
+        rec(objects=[{"desc": "a", "bbox_2d": [10, 5, 9, 6]}]),
+        rec(objects=[{"desc": "a", "bbox_2d": [1, 5, 2, 4]}]),
+    )
     for stage in ("stage1", "stage2"):
         assert set(where(path, stage=stage)) == {(1, "objects[0].bbox_2d"), (2, "objects[0].bbox_2d")}
     ok = jsonl(tmp_path, rec(objects=[{"desc": "a", "bbox_2d": [3, 3, 3, 3]}]), name="ok.jsonl")
@@ -239,8 +258,14 @@ def check_inverted_boxes(tmp_path):
 @check(CAP, "Complete And Precise Data Errors", "Every problem is reported with its line and path")
 def check_all_errors_reported(tmp_path):
     many = [{"desc": f"o{i}", "bbox_2d": [1, i, 2, i + 1]} for i in range(17)] + [{"desc": "x", "bbox_2d": [1, 90, 2]}]
-    path = jsonl(tmp_path, rec(), rec(objects=[{"desc": "a, b", "bbox_2d": [1, 2, 3, 4]}]), rec(),
-                 rec(objects=many), raw_lines={5: ""})
+    path = jsonl(
+        tmp_path,
+        rec(),
+        rec(objects=[{"desc": "a, b", "bbox_2d": [1, 2, 3, 4]}]),
+        rec(),
+        rec(objects=many),
+        raw_lines={5: ""},
+    )
     lines = [e.format() for e in errs(path)]
     assert len(lines) == 3, lines
     assert lines[0].startswith(f"{path}:2: error: objects[0].desc: ")
@@ -305,8 +330,9 @@ def check_images_symlink(tmp_path):
 
 
 def _validate(*args):
-    return subprocess.run([sys.executable, str(TOOLS / "validate_jsonl.py"), *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(TOOLS / "validate_jsonl.py"), *map(str, args)], capture_output=True, text=True
+    )
 
 
 @check(CAP, "Launcher Pre-check CLI", "Exit codes and one line per problem")
@@ -336,8 +362,10 @@ def check_dataset_seed(tmp_path):
     cfg = tmp_path / "configs" / "x.yaml"
     cfg.parent.mkdir(parents=True)
     for seed in (17, 5):
-        cfg.write_text("custom:\n  object_field_order: desc_first\n  json_format: standard\n  emit_norm: none\n"
-                       f"  train_jsonl: t.jsonl\ntraining:\n  seed: {seed}\n")
+        cfg.write_text(
+            "custom:\n  object_field_order: desc_first\n  json_format: standard\n  emit_norm: none\n"
+            f"  train_jsonl: t.jsonl\ntraining:\n  seed: {seed}\n"
+        )
         assert load_config(cfg).dataset_seed == seed
 
 
@@ -367,8 +395,22 @@ def check_sample_seed_and_id():
 
 
 def _make(out: Path, seed: int):
-    r = subprocess.run([sys.executable, str(TOOLS / "make_synthetic_dataset.py"), "--out", str(out),
-                        "--n-train", "12", "--n-val", "4", "--seed", str(seed)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "make_synthetic_dataset.py"),
+            "--out",
+            str(out),
+            "--n-train",
+            "12",
+            "--n-val",
+            "4",
+            "--seed",
+            str(seed),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 

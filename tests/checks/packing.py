@@ -42,8 +42,11 @@ def _alone(model, seg):
     ids = torch.tensor([seg.input_ids])
     kw = {"input_ids": ids, "use_cache": False}
     if seg.image_grid_thw is not None:
-        kw.update(pixel_values=seg.pixel_values, image_grid_thw=seg.image_grid_thw,
-                  mm_token_type_ids=(ids == model.config.image_token_id).int())
+        kw.update(
+            pixel_values=seg.pixel_values,
+            image_grid_thw=seg.image_grid_thw,
+            mm_token_type_ids=(ids == model.config.image_token_id).int(),
+        )
     return model(**kw).logits[0]
 
 
@@ -177,8 +180,9 @@ def check_image_positions_follow_grid(model):
         assert pos[0, a:b].tolist() == list(range(b - a))
         if seg.image_grid_thw is None:
             continue
-        ref, _ = model.model.get_rope_index(ids, mm_token_type_ids=(ids == model.config.image_token_id).int(),
-                                            image_grid_thw=seg.image_grid_thw)
+        ref, _ = model.model.get_rope_index(
+            ids, mm_token_type_ids=(ids == model.config.image_token_id).int(), image_grid_thw=seg.image_grid_thw
+        )
         assert torch.equal(pos[1:, a:b], ref[:, 0])
         assert not torch.equal(pos[1, a:b], pos[0, a:b])  # the grid really shapes them
 
@@ -192,7 +196,7 @@ def check_labels_aligned():
     labels = batch["labels"][0].tolist()
     cu = batch["cu_seq_lens_q"].tolist()
     for k, seg in enumerate(segs):
-        got = labels[cu[k]:cu[k + 1]]
+        got = labels[cu[k] : cu[k + 1]]
         assert got[0] == IGNORE_INDEX
         assert got[1:] == seg.labels[1:]
         # supervised labels sit on the token they name (ms-swift alignment; the loss shifts)

@@ -35,13 +35,16 @@ def reqs(n):
 
 # ---------------------------------------------------------------- Infer Request Payload
 
+
 @check(CAP, "Infer Request Payload", "Request validates as RolloutInferRequest")
 def check_request_validates_as_rollout_infer_request():
     r = infer_request("You detect objects.", "Detect all objects.", ["/data/a.jpg"])
     parsed = sc.validate_infer_request(r)
     assert parsed.messages[0] == {"role": "system", "content": "You detect objects."}
-    assert parsed.messages[1]["content"] == [{"type": "image", "image": "/data/a.jpg"},
-                                             {"type": "text", "text": "Detect all objects."}]
+    assert parsed.messages[1]["content"] == [
+        {"type": "image", "image": "/data/a.jpg"},
+        {"type": "text", "text": "Detect all objects."},
+    ]
 
 
 @check(CAP, "Infer Request Payload", "PIL images are refused")
@@ -55,15 +58,18 @@ def check_pil_images_are_refused():
 
 @check(CAP, "Infer Request Payload", "Tuples become lists and assistant turns are dropped")
 def check_tuples_become_lists_and_assistant_turns_are_dropped():
-    msgs = [{"role": "system", "content": "s"},
-            {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
-            {"role": "assistant", "content": [{"type": "text", "text": '{"objects": []}'}]}]
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
+        {"role": "assistant", "content": [{"type": "text", "text": '{"objects": []}'}]},
+    ]
     r = from_messages(msgs)
     assert r["messages"][-1]["role"] == "user" and isinstance(r["messages"][-1]["content"], list)
     sc.validate_infer_request(r)
 
 
 # ---------------------------------------------------------------- Request Config
+
 
 @check(CAP, "Request Config", "Config matches RequestConfig")
 def check_config_matches_request_config():
@@ -75,6 +81,7 @@ def check_config_matches_request_config():
 
 
 # ---------------------------------------------------------------- Nonzero Rollout Seeds
+
 
 @check(CAP, "Nonzero Rollout Seeds", "Seed zero maps to one")
 def check_seed_zero_maps_to_one():
@@ -88,11 +95,16 @@ def check_seed_zero_maps_to_one():
 def check_seeds_follow_the_request_position():
     with FakeRolloutServer(script=["500", "500"]) as srv:
         RolloutClient(srv.url, timeout_s=5).infer(reqs(4), S, seed_base=100)
-    assert [(len(b["infer_requests"]), b["request_config"]["seed"]) for b in srv.bodies] == \
-        [(4, 100), (4, 100), (2, 100), (2, 102)]
+    assert [(len(b["infer_requests"]), b["request_config"]["seed"]) for b in srv.bodies] == [
+        (4, 100),
+        (4, 100),
+        (2, 100),
+        (2, 102),
+    ]
 
 
 # ---------------------------------------------------------------- Chunking By Server World Size
+
 
 @check(CAP, "Chunking By Server World Size", "Per-rank chunk formula")
 def check_per_rank_chunk_formula():
@@ -121,13 +133,17 @@ def check_the_learner_asks_the_server_for_its_world_size():
         backend = make_backend(cfg, None, None)
         try:
             assert backend.chunk_size == 4
-            assert (backend.client.base_url, backend.client.timeout_s, backend.client.infer_timeout_s) == \
-                (srv.url, 7.0, 9.0)
+            assert (backend.client.base_url, backend.client.timeout_s, backend.client.infer_timeout_s) == (
+                srv.url,
+                7.0,
+                9.0,
+            )
         finally:
             backend.close()
 
 
 # ---------------------------------------------------------------- Response Validation
+
 
 @check(CAP, "Response Validation", "Wrapped and bare outputs are accepted")
 def check_wrapped_and_bare_outputs_are_accepted():
@@ -155,6 +171,7 @@ def check_error_objects_raise():
 
 
 # ---------------------------------------------------------------- Retry Covers Network Errors
+
 
 @check(CAP, "Retry Covers Network Errors", "Dropped connection is retried")
 def check_dropped_connection_is_retried():
@@ -193,9 +210,19 @@ def check_contract_errors_are_not_retried():
 
 # ---------------------------------------------------------------- Learner And Server Prompt Alignment
 
+
 def _target(assistant_ids):
-    return ChannelBTarget(assistant_ids=list(assistant_ids), ce_weights=[1.0] * len(assistant_ids), groups=[],
-                          prefix=None, match=None, fragment="]}", prefix_len=0, closure=(0, 1), text="")
+    return ChannelBTarget(
+        assistant_ids=list(assistant_ids),
+        ce_weights=[1.0] * len(assistant_ids),
+        groups=[],
+        prefix=None,
+        match=None,
+        fragment="]}",
+        prefix_len=0,
+        closure=(0, 1),
+        text="",
+    )
 
 
 @check(CAP, "Learner And Server Prompt Alignment", "Equal prompt ids pass")
@@ -213,6 +240,7 @@ def check_mismatch_raises_with_its_location():
 
 
 # ---------------------------------------------------------------- Rollout CLI Flags
+
 
 @check(CAP, "Rollout CLI Flags", "Launcher flags exist")
 def check_launcher_flags_exist(smoke_preflight):
@@ -240,11 +268,14 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
     for got in (swift, loop):
         assert got["template"] == cfg.template["template"] and int(got["max_pixels"]) == cfg.template["max_pixels"]
     assert int(swift["max_length"]) == cfg.global_max_length == cfg.template["max_length"]
-    assert (int(swift["vllm_tensor_parallel_size"]), int(swift["vllm_max_model_len"]),
-            float(swift["vllm_gpu_memory_utilization"])) == (v.tensor_parallel_size, v.max_model_len,
-                                                             v.gpu_memory_utilization)
-    assert (swift["vllm_enforce_eager"], swift["vllm_enable_lora"], swift["vllm_enable_prefix_caching"]) == \
-        tuple(str(x).lower() for x in (v.enforce_eager, v.enable_lora, v.enable_prefix_caching))
+    assert (
+        int(swift["vllm_tensor_parallel_size"]),
+        int(swift["vllm_max_model_len"]),
+        float(swift["vllm_gpu_memory_utilization"]),
+    ) == (v.tensor_parallel_size, v.max_model_len, v.gpu_memory_utilization)
+    assert (swift["vllm_enforce_eager"], swift["vllm_enable_lora"], swift["vllm_enable_prefix_caching"]) == tuple(
+        str(x).lower() for x in (v.enforce_eager, v.enable_lora, v.enable_prefix_caching)
+    )
     engine = _json.loads(swift["vllm_engine_kwargs"])
     assert engine["mm_processor_kwargs"] == v.mm_processor_kwargs
     assert engine["mm_processor_kwargs"]["do_resize"] is learner_resize is False
@@ -256,9 +287,11 @@ def check_a_do_resize_mismatch_is_refused(tmp_path):
     from coordexp.launcher import PreflightError, processor_parity_problems, run_preflight
 
     leaf = tmp_path / "leaf.yaml"
-    leaf.write_text(f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
-                    f"        - base_url: http://127.0.0.1:{free_port()}\n    mm_processor_kwargs:\n"
-                    "      do_resize: true\n")
+    leaf.write_text(
+        f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+        f"        - base_url: http://127.0.0.1:{free_port()}\n    mm_processor_kwargs:\n"
+        "      do_resize: true\n"
+    )
     with pytest.raises(PreflightError) as ei:
         run_preflight(str(leaf), {}, validate_jsonl=lambda f, m: [])
     assert any("rollout_matching.vllm.mm_processor_kwargs.do_resize is True" in p for p in ei.value.problems)
@@ -336,6 +369,7 @@ def _port_closed(port):
 
 # ---------------------------------------------------------------- HF Rollout Backend
 
+
 @check(CAP, "HF Rollout Backend", "Greedy rollout matches a no-cache reference")
 def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
     from coordexp.rollout.request import from_messages
@@ -378,6 +412,7 @@ def check_sampling_is_seeded_and_the_callers_rng_is_restored(hf, tiny_img):
 
 # ---------------------------------------------------------------- HF Rollout Length Gate
 
+
 @check(CAP, "HF Rollout Length Gate", "Over-long request fails before generation")
 def check_over_long_request_fails_before_generation(hf, tiny_img, monkeypatch):
     model, tok = tiny()
@@ -386,14 +421,18 @@ def check_over_long_request_fails_before_generation(hf, tiny_img, monkeypatch):
     calls = []
     monkeypatch.setattr(model, "generate", lambda *a, **k: calls.append(1))
     limit = model.config.text_config.max_position_embeddings
-    with pytest.raises(RolloutLengthError, match=rf"rollout request 1: prompt_len {n1} \+ max_new_tokens "
-                                                 rf"{limit - n0} = {n1 + limit - n0} exceeds "
-                                                 rf"max_position_embeddings {limit}"):
+    with pytest.raises(
+        RolloutLengthError,
+        match=rf"rollout request 1: prompt_len {n1} \+ max_new_tokens "
+        rf"{limit - n0} = {n1 + limit - n0} exceeds "
+        rf"max_position_embeddings {limit}",
+    ):
         hf.generate([request(None), request(tiny_img)], DecodeSettings(max_tokens=limit - n0), seed_base=1)
     assert calls == []
 
 
 # ---------------------------------------------------------------- Loopback Rollout Server
+
 
 @pytest.fixture()
 def loopback():
@@ -408,8 +447,9 @@ def check_client_round_trip_equals_the_in_process_backend(loopback, hf, tiny_img
     reqs = [request(tiny_img), request(None), request(tiny_img, "other")]
     remote = ServerBackend(loopback.url, chunk_size=2).generate(reqs, s, seed_base=41)
     assert remote == hf.generate(reqs, s, seed_base=41)
-    raw = _requests.post(f"{loopback.url}/infer/", timeout=30,
-                         json={"infer_requests": reqs, "request_config": request_config(s, 41)}).json()
+    raw = _requests.post(
+        f"{loopback.url}/infer/", timeout=30, json={"infer_requests": reqs, "request_config": request_config(s, 41)}
+    ).json()
     for item in raw:
         sc.validate_output(item)
 
@@ -427,12 +467,17 @@ def check_weight_push_reaches_the_server_model(loopback):
         push.close()
     srv = loopback.service.model.state_dict()
     assert all(torch.equal(srv[k], v) for k, v in learner.state_dict().items())
-    r = _requests.post(f"{loopback.url}/update_flattened_params/", data=save({"lm_head.weight": torch.zeros(1)}),
-                       headers={"Content-Type": "application/x-safetensors"}, timeout=10)
+    r = _requests.post(
+        f"{loopback.url}/update_flattened_params/",
+        data=save({"lm_head.weight": torch.zeros(1)}),
+        headers={"Content-Type": "application/x-safetensors"},
+        timeout=10,
+    )
     assert r.status_code == 415, r.text
 
 
 # ---------------------------------------------------------------- Weight Sync On ms-swift's Protocol
+
 
 def _perturbed(model, scale, seed):
     m = copy.deepcopy(model)
@@ -445,12 +490,21 @@ def _perturbed(model, scale, seed):
 
 def _pusher(srv, group_timeout_s=20.0):
     port = free_port()
-    return WeightPusher(srv.url, bucket_mb=8, client_factory=lambda: GlooSyncClient(
-        srv.url, group_port=port, group_timeout_s=group_timeout_s))
+    return WeightPusher(
+        srv.url,
+        bucket_mb=8,
+        client_factory=lambda: GlooSyncClient(srv.url, group_port=port, group_timeout_s=group_timeout_s),
+    )
 
 
-SYNC_ROUTES = ("/get_world_size/", "/init_communicator/", "/update_flattened_params/",
-               "/process_weights_after_loading/", "/reset_prefix_cache/", "/close_communicator/")
+SYNC_ROUTES = (
+    "/get_world_size/",
+    "/init_communicator/",
+    "/update_flattened_params/",
+    "/process_weights_after_loading/",
+    "/reset_prefix_cache/",
+    "/close_communicator/",
+)
 
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "Server weights equal the learner's after each sync")
@@ -471,27 +525,49 @@ def check_server_weights_equal_the_learners_after_each_sync():
                 push.close()
             assert all(r.buckets > 1 for r in recs) and recs[0].digest != recs[1].digest
             seq = [p for _m, p in srv.service.calls if p in SYNC_ROUTES]
-            per_sync = lambda r: ["/update_flattened_params/"] * r.buckets + [  # noqa: E731
-                "/process_weights_after_loading/", "/reset_prefix_cache/"]
-            assert seq == ["/get_world_size/", "/init_communicator/", *per_sync(recs[0]), *per_sync(recs[1]),
-                           "/close_communicator/"], seq
+
+            def per_sync(r):
+                return ["/update_flattened_params/"] * r.buckets + [
+                    "/process_weights_after_loading/",
+                    "/reset_prefix_cache/",
+                ]
+
+            assert seq == [
+                "/get_world_size/",
+                "/init_communicator/",
+                *per_sync(recs[0]),
+                *per_sync(recs[1]),
+                "/close_communicator/",
+            ], seq
             assert ("GET", "/get_world_size/") in srv.service.calls
 
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "Bodies ms-swift rejects are rejected")
 def check_bodies_ms_swift_rejects_are_rejected(loopback):
     init_req, upd_req = sc.sync_models()[:2]
-    meta = {"name": "lm_head.weight", "shape": [4], "dtype": "torch.float32", "start_idx": 0, "end_idx": 16,
-            "numel": 16}
-    bad_updates = [{"metadatas": [{k: v for k, v in meta.items() if k != "numel"}]}, {"metadatas": "x"},
-                   {"metas": [meta]}, {"metadatas": [{**meta, "shape": "big"}]},
-                   {"metadatas": [{**meta, "dtype": 3}]}]
+    meta = {
+        "name": "lm_head.weight",
+        "shape": [4],
+        "dtype": "torch.float32",
+        "start_idx": 0,
+        "end_idx": 16,
+        "numel": 16,
+    }
+    bad_updates = [
+        {"metadatas": [{k: v for k, v in meta.items() if k != "numel"}]},
+        {"metadatas": "x"},
+        {"metas": [meta]},
+        {"metadatas": [{**meta, "shape": "big"}]},
+        {"metadatas": [{**meta, "dtype": 3}]},
+    ]
     bad_inits = [{"host": "127.0.0.1", "port": "p", "world_size": 2}, {"host": "127.0.0.1"}, []]
     client = GlooSyncClient(loopback.url, group_port=free_port(), group_timeout_s=5)
     client.init_communicator()
     try:
-        for model_cls, route, bodies in ((upd_req, "/update_flattened_params/", bad_updates),
-                                         (init_req, "/init_communicator/", bad_inits)):
+        for model_cls, route, bodies in (
+            (upd_req, "/update_flattened_params/", bad_updates),
+            (init_req, "/init_communicator/", bad_inits),
+        ):
             for body in bodies:
                 with pytest.raises(pydantic.ValidationError):
                     model_cls.model_validate(body)
@@ -555,38 +631,67 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     port, gport, out = free_port(), free_port(), tmp_path / "run"
     leaf = tmp_path / "configs" / "leaf.yaml"
     leaf.parent.mkdir(parents=True)
-    leaf.write_text("\n".join([
-        f"extends: {SERVER_SMOKE}", "model:", f"  model: {cfg.model['model']}",
-        "training:", f"  output_dir: {out}", f"  logging_dir: {out / 'tb'}",
-        "custom:", f"  train_jsonl: {cfg.custom.train_jsonl}", f"  val_jsonl: {cfg.custom.val_jsonl}",
-        "rollout_matching:", "  vllm:", "    server:", "      servers:",
-        f"        - base_url: http://127.0.0.1:{port}", f"          group_port: {gport}"]) + "\n")
+    leaf.write_text(
+        "\n".join(
+            [
+                f"extends: {SERVER_SMOKE}",
+                "model:",
+                f"  model: {cfg.model['model']}",
+                "training:",
+                f"  output_dir: {out}",
+                f"  logging_dir: {out / 'tb'}",
+                "custom:",
+                f"  train_jsonl: {cfg.custom.train_jsonl}",
+                f"  val_jsonl: {cfg.custom.val_jsonl}",
+                "rollout_matching:",
+                "  vllm:",
+                "    server:",
+                "      servers:",
+                f"        - base_url: http://127.0.0.1:{port}",
+                f"          group_port: {gport}",
+            ]
+        )
+        + "\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDEXP_STAGE2_")}
     r = subprocess.run([str(SCRIPT), str(leaf)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "(channels ABAB," in r.stdout + r.stderr
     learner = re.findall(r"learner: weight sync (\d+): (\d+) tensors in (\d+) buckets, sha256 ([0-9a-f]{64})", r.stderr)
-    server = re.findall(r"rollout server: weights after sync (\d+): (\d+) tensors, sha256 ([0-9a-f]{64})",
-                        r.stdout + r.stderr)
+    server = re.findall(
+        r"rollout server: weights after sync (\d+): (\d+) tensors, sha256 ([0-9a-f]{64})", r.stdout + r.stderr
+    )
     assert len(learner) == 2 and [(n, t, d) for n, t, _b, d in learner] == server, (learner, server)
     assert learner[0][3] != learner[1][3]
     assert f"weight-sync group on 127.0.0.1:{gport}, 2 ranks" in r.stdout + r.stderr  # servers[0].group_port
     assert _port_closed(port) and _port_closed(gport)
-    left = subprocess.run(["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
-                          capture_output=True, text=True)
+    left = subprocess.run(
+        ["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
+        capture_output=True,
+        text=True,
+    )
     assert left.returncode == 1, left.stdout
 
 
 # ---------------------------------------------------------------- Endpoint Set Pinned To ms-swift
 
+
 @check(CAP, "Endpoint Set Pinned To ms-swift", "Loopback routes equal ms-swift's")
 def check_loopback_routes_equal_ms_swifts(loopback):
     theirs = sc.swift_rollout_routes()
     assert set(loopback.service.routes) == set(theirs)
-    must = {("GET", "/health/"), ("GET", "/get_world_size/"), ("POST", "/infer/"), ("POST", "/init_communicator/"),
-            ("POST", "/update_named_param/"), ("POST", "/update_flattened_params/"),
-            ("POST", "/process_weights_after_loading/"), ("POST", "/reset_prefix_cache/"),
-            ("POST", "/close_communicator/"), ("POST", "/get_engine_type/")}
+    must = {
+        ("GET", "/health/"),
+        ("GET", "/get_world_size/"),
+        ("POST", "/infer/"),
+        ("POST", "/init_communicator/"),
+        ("POST", "/update_named_param/"),
+        ("POST", "/update_flattened_params/"),
+        ("POST", "/process_weights_after_loading/"),
+        ("POST", "/reset_prefix_cache/"),
+        ("POST", "/close_communicator/"),
+        ("POST", "/get_engine_type/"),
+    }
     assert must <= theirs
     for method, path in sorted(theirs):  # every route answers (none is a 404/405 on the live server)
         r = _requests.request(method, f"{loopback.url}{path}", json={}, timeout=10)
@@ -594,6 +699,7 @@ def check_loopback_routes_equal_ms_swifts(loopback):
 
 
 # ---------------------------------------------------------------- Weight Sync Failure Reaches Every Rank
+
 
 @check(CAP, "Weight Sync Failure Reaches Every Rank", "Ranks take the same path")
 def check_ranks_take_the_same_path(tmp_path):
@@ -609,11 +715,14 @@ def check_rank0_failure_raises_on_every_rank(tmp_path):
     assert not any(o.get("hung") for o in out.values()), f"a rank hung: {out}"
     assert time.monotonic() - t0 < 40
     for r in (0, 1):
-        assert out[r]["error"].startswith(f"WeightSyncError: rank {r}: rollout weight sync failed on rank 0 at "
-                                          "optimizer step 1: ConnectionError: planted")
+        assert out[r]["error"].startswith(
+            f"WeightSyncError: rank {r}: rollout weight sync failed on rank 0 at "
+            "optimizer step 1: ConnectionError: planted"
+        )
 
 
 # ---------------------------------------------------------------- Launcher Preflight
+
 
 @check(CAP, "Launcher Preflight", "Paths ignore the working directory")
 def check_paths_ignore_the_working_directory(launch_assets, tmp_path, monkeypatch):
@@ -630,8 +739,15 @@ def check_paths_ignore_the_working_directory(launch_assets, tmp_path, monkeypatc
         monkeypatch.chdir(cwd)
         pf = _launcher.run_preflight(os.path.relpath(cfg, cwd), {})
         seen.append((pf.train_jsonl_resolved, pf.val_jsonl_resolved, pf.root_image_dir_resolved))
-    assert seen[0] == seen[1] == (str(repo / "configs/exp/d/train.coord.jsonl"), str(repo / "rootdata/val.coord.jsonl"),
-                                  str(repo / "configs/exp/d"))
+    assert (
+        seen[0]
+        == seen[1]
+        == (
+            str(repo / "configs/exp/d/train.coord.jsonl"),
+            str(repo / "rootdata/val.coord.jsonl"),
+            str(repo / "configs/exp/d"),
+        )
+    )
 
 
 @check(CAP, "Launcher Preflight", "Multiple servers and overlapping GPUs are rejected")
@@ -647,10 +763,14 @@ def check_multiple_servers_and_overlapping_gpus_are_rejected(launch_assets, tmp_
     two = write_config(tmp_path, 1, model=str(model), train=train, servers=["http://127.0.0.1:1", "http://127.0.0.1:2"])
     assert "exactly one" in problems(two, {})
     one = write_config(tmp_path, 1, model=str(model), train=train)
-    assert "overlap on [1]" in problems(one, {"COORDEXP_STAGE2_SERVER_GPUS": "0,1",
-                                              "COORDEXP_STAGE2_LEARNER_GPUS": "1,2"})
-    _launcher.run_preflight(str(one), {"COORDEXP_STAGE2_SERVER_GPUS": "0", "COORDEXP_STAGE2_LEARNER_GPUS": "1"},
-                            validate_jsonl=lambda f, m: [])
+    assert "overlap on [1]" in problems(
+        one, {"COORDEXP_STAGE2_SERVER_GPUS": "0,1", "COORDEXP_STAGE2_LEARNER_GPUS": "1,2"}
+    )
+    _launcher.run_preflight(
+        str(one),
+        {"COORDEXP_STAGE2_SERVER_GPUS": "0", "COORDEXP_STAGE2_LEARNER_GPUS": "1"},
+        validate_jsonl=lambda f, m: [],
+    )
 
 
 @check(CAP, "Launcher Preflight", "Usage errors exit 2")
@@ -661,6 +781,7 @@ def check_usage_errors_exit_2(args):
 
 
 # ---------------------------------------------------------------- Launcher Readiness And Cleanup
+
 
 @check(CAP, "Launcher Readiness And Cleanup", "Learner runs after readiness with the launcher variables")
 def check_learner_runs_after_readiness_with_the_launcher_variables(launch_assets, tmp_path):
@@ -682,8 +803,12 @@ def check_a_server_ignoring_term_is_killed(launch_assets, tmp_path):
     port = free_port()
     cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
     (tmp_path / "srv.py").write_text(STUBBORN_SERVER)
-    r = run_launcher(cfg, tmp_path, cwd=tmp_path,
-                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=f"{sys.executable} {tmp_path}/srv.py {port} {tmp_path}/pid")
+    r = run_launcher(
+        cfg,
+        tmp_path,
+        cwd=tmp_path,
+        COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=f"{sys.executable} {tmp_path}/srv.py {port} {tmp_path}/pid",
+    )
     assert r.returncode == 0 and "ignored TERM for 3 s: KILL" in r.stderr
     assert not pid_alive(int((tmp_path / "pid").read_text()))
 
@@ -694,8 +819,9 @@ def check_readiness_timeout_cleans_up(launch_assets, tmp_path):
     port = free_port()
     cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
     marker = f"sleep 311.{port}"
-    r = run_launcher(cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_READY_TIMEOUT_S=1,
-                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=marker)
+    r = run_launcher(
+        cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_READY_TIMEOUT_S=1, COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=marker
+    )
     assert r.returncode == 1 and "did not answer 200 within 1 s" in r.stderr
     assert not (tmp_path / "learner.out").exists()
     assert subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True).returncode == 1

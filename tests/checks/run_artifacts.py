@@ -32,8 +32,11 @@ def smoke_run(tmp_path_factory):
         def on_train_begin(self, args, state, control, **kw):
             seen["at_train_begin"] = sorted(p.name for p in Path(args.output_dir).iterdir())
 
-    result = run(SMOKE, overrides={"output_dir": str(out), "max_steps": 2, "eval_steps": 2, "save_steps": 1,
-                                   "logging_steps": 1}, callbacks=[Probe()])
+    result = run(
+        SMOKE,
+        overrides={"output_dir": str(out), "max_steps": 2, "eval_steps": 2, "save_steps": 1, "logging_steps": 1},
+        callbacks=[Probe()],
+    )
     return result, seen
 
 
@@ -42,8 +45,14 @@ def _manifest(tmp_path, monkeypatch, env=None, repo=REPO):
         monkeypatch.delenv(k, raising=False)
     for k, v in (env or {}).items():
         monkeypatch.setenv(k, v)
-    A.write_run_manifest(tmp_path, config_path=SMOKE, resolved={"training": {"seed": 17, "x": None}},
-                         dataset_seed=17, repo_root=repo, run_name="t")
+    A.write_run_manifest(
+        tmp_path,
+        config_path=SMOKE,
+        resolved={"training": {"seed": 17, "x": None}},
+        dataset_seed=17,
+        repo_root=repo,
+        run_name="t",
+    )
     return {n: json.loads((tmp_path / n).read_text()) for n in A.MANIFEST_FILES}
 
 
@@ -73,8 +82,17 @@ def check_resolved_config(smoke_run):
 
 @check("run-artifacts", "Runtime environment whitelist", "Only whitelisted variables are recorded")
 def check_env_whitelist(tmp_path, monkeypatch):
-    docs = _manifest(tmp_path, monkeypatch, {"OMP_NUM_THREADS": "2", "SLURM_JOB_ID": "77", "HF_HOME": "",
-                                             "HF_TOKEN": "hf_secret", "AWS_SECRET_ACCESS_KEY": "s3cr3t"})
+    docs = _manifest(
+        tmp_path,
+        monkeypatch,
+        {
+            "OMP_NUM_THREADS": "2",
+            "SLURM_JOB_ID": "77",
+            "HF_HOME": "",
+            "HF_TOKEN": "hf_secret",
+            "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        },
+    )
     env = docs[A.RUNTIME_ENV]["env"]
     assert env["OMP_NUM_THREADS"] == "2" and env["SLURM_JOB_ID"] == "77"
     assert "HF_HOME" not in env and "HF_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
@@ -103,8 +121,9 @@ def check_git_sha_and_dirty(tmp_path, monkeypatch):
     assert meta["git_dirty"] is True and any("f.txt" in line for line in meta["git_status_porcelain"])
 
 
-@check("run-artifacts", "Run metadata and upstream provenance",
-       "Upstream versions are recorded or marked not installed")
+@check(
+    "run-artifacts", "Run metadata and upstream provenance", "Upstream versions are recorded or marked not installed"
+)
 def check_upstream_versions(tmp_path, monkeypatch):
     import importlib.metadata as md
 
@@ -127,9 +146,15 @@ def check_ms_swift_source(tmp_path, monkeypatch):
 
 @check("run-artifacts", "Run metadata and upstream provenance", "Rollout-server launch flags are recorded when set")
 def check_launcher_flags(tmp_path, monkeypatch):
-    meta = _manifest(tmp_path, monkeypatch, {"COORDEXP_STAGE2_SERVER_TP": "2",
-                                             "COORDEXP_STAGE2_SERVER_BASE_URL": "http://h:8000",
-                                             "COORDEXP_STAGE2_SERVER_DP": ""})[A.RUN_METADATA]
+    meta = _manifest(
+        tmp_path,
+        monkeypatch,
+        {
+            "COORDEXP_STAGE2_SERVER_TP": "2",
+            "COORDEXP_STAGE2_SERVER_BASE_URL": "http://h:8000",
+            "COORDEXP_STAGE2_SERVER_DP": "",
+        },
+    )[A.RUN_METADATA]
     assert meta["launcher"] == {"COORDEXP_STAGE2_SERVER_TP": "2", "COORDEXP_STAGE2_SERVER_BASE_URL": "http://h:8000"}
 
 

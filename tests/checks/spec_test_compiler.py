@@ -43,8 +43,11 @@ def check_ids_from_names(proj):
 
 @check(CAP, "Stable Scenario Identity", "Colliding ids block only their scenarios")
 def check_collision_blocks_only_its_scenarios(proj):
-    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n- **WHEN** x\n- **THEN** y\n\n"
-              "#### Scenario: Goodbye!\n")
+    proj.edit(
+        SPEC,
+        "#### Scenario: Goodbye\n",
+        "#### Scenario: Goodbye\n- **WHEN** x\n- **THEN** y\n\n#### Scenario: Goodbye!\n",
+    )
     run = proj.specgen("generate")
     assert run.rc == 1, run.text
     lines = proj.read(SPEC).splitlines()
@@ -55,16 +58,18 @@ def check_collision_blocks_only_its_scenarios(proj):
     tests = proj.pytest("-rf")
     assert re.search(r"\b2 failed, 3 passed\b", tests.text), tests.text  # the named person runs twice
     assert tests.text.count("cannot be compiled: scenario id greeting/farewell/goodbye collides") == 2, tests.text
-    proj.edit(SPEC, "#### Scenario: Goodbye!\n",
-              "#### Scenario: Goodbye!\n<!-- specgen-id: greeting/farewell/bye -->\n")
+    proj.edit(
+        SPEC, "#### Scenario: Goodbye!\n", "#### Scenario: Goodbye!\n<!-- specgen-id: greeting/farewell/bye -->\n"
+    )
     run = proj.specgen("generate")
     assert run.rc == 0 and "collides" not in run.text, run.text
 
 
 @check(CAP, "Stable Scenario Identity", "An anchor keeps the id across a rename")
 def check_anchor_survives_rename(proj):
-    proj.edit(SPEC, "#### Scenario: Goodbye\n",
-              "#### Scenario: Goodbye\n<!-- specgen-id: greeting/farewell/goodbye -->\n")
+    proj.edit(
+        SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Goodbye\n<!-- specgen-id: greeting/farewell/goodbye -->\n"
+    )
     proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting/farewell/goodbye")')
     assert proj.specgen("generate").rc == 0
     proj.edit(SPEC, "#### Scenario: Goodbye", "#### Scenario: Saying goodbye")
@@ -77,8 +82,10 @@ def check_anchor_survives_rename(proj):
 
 @check(CAP, "Stable Scenario Identity", "A renamed requirement keeps its ids in a change")
 def check_rename_keeps_ids(proj):
-    proj.add_change("rename-farewell", "## RENAMED Requirements\n- FROM: `### Requirement: Farewell`\n"
-                    "- TO: `### Requirement: Parting words`\n")
+    proj.add_change(
+        "rename-farewell",
+        "## RENAMED Requirements\n- FROM: `### Requirement: Farewell`\n- TO: `### Requirement: Parting words`\n",
+    )
     assert proj.specgen("generate").rc == 0
     gen = proj.read("generated/changes/test_rename_farewell__greeting.py")
     assert 'requirement="Parting words"' in gen and 'id="greeting/farewell/goodbye"' in gen
@@ -87,9 +94,9 @@ def check_rename_keeps_ids(proj):
 
 @check(CAP, "Stable Scenario Identity", "Fingerprints ignore whitespace only")
 def check_fingerprint_whitespace(proj):
-    a = fingerprint("Goodbye", "- **WHEN** the greeter says goodbye\n- **THEN** it returns \"Bye.\"")
-    b = fingerprint("Goodbye", "- **WHEN**   the greeter says goodbye  \n\n- **THEN** it returns \"Bye.\"\n")
-    c = fingerprint("Goodbye", "- **WHEN** the greeter says farewell\n- **THEN** it returns \"Bye.\"")
+    a = fingerprint("Goodbye", '- **WHEN** the greeter says goodbye\n- **THEN** it returns "Bye."')
+    b = fingerprint("Goodbye", '- **WHEN**   the greeter says goodbye  \n\n- **THEN** it returns "Bye."\n')
+    c = fingerprint("Goodbye", '- **WHEN** the greeter says farewell\n- **THEN** it returns "Bye."')
     assert a == b and a != c
     assert proj.specgen("generate").rc == 0
     before = re.findall(r'spec_fingerprint="(\w+)"', proj.read(GEN))
@@ -113,8 +120,11 @@ def check_bind_by_names_and_id(proj):
 
 @check(CAP, "Check Registry", "Several checks on one scenario must all pass")
 def check_several_checks_all_must_pass(proj):
-    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye")\n'
-               'def check_goodbye_again():\n    assert "Bye." == "Bye!"\n')
+    proj.write(
+        CHECKS,
+        proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye")\n'
+        'def check_goodbye_again():\n    assert "Bye." == "Bye!"\n',
+    )
     _, tests, gate = proj.pipeline()
     assert tests.rc == 1 and gate.rc == 1
     scn = proj.scenario("greeting/farewell/goodbye")
@@ -133,8 +143,9 @@ def check_fixtures_and_parametrize(proj):
 
 @check(CAP, "Check Registry", "A check bound to nothing is an error")
 def check_bound_to_nothing(proj):
-    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Good night")\ndef check_typo():\n'
-               '    pass\n')
+    proj.write(
+        CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Good night")\ndef check_typo():\n    pass\n'
+    )
     run = proj.specgen("check")
     assert run.rc == 1
     line = proj.read(CHECKS).splitlines().index('@check("greeting", "Farewell", "Good night")') + 1
@@ -143,8 +154,11 @@ def check_bound_to_nothing(proj):
 
 @check(CAP, "Check Registry", "A duplicate binding is an error")
 def check_duplicate_binding(proj):
-    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\n',
-              '@check("greeting", "Farewell", "Goodbye")\n@check("greeting/farewell/goodbye")\n')
+    proj.edit(
+        CHECKS,
+        '@check("greeting", "Farewell", "Goodbye")\n',
+        '@check("greeting", "Farewell", "Goodbye")\n@check("greeting/farewell/goodbye")\n',
+    )
     assert proj.specgen("generate").rc == 1
     run = proj.specgen("check")
     assert run.rc == 1 and "[duplicate-binding]" in run.out, run.out
@@ -153,8 +167,10 @@ def check_duplicate_binding(proj):
 @check(CAP, "Check Registry", "Checks may bind scenarios of an active change")
 def check_binding_to_change(proj):
     proj.add_change("add-wave", ADDED_DELTA)
-    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Wave", "Wave hello")\ndef check_wave():\n'
-               '    assert "hand"\n')
+    proj.write(
+        CHECKS,
+        proj.read(CHECKS) + '\n\n@check("greeting", "Wave", "Wave hello")\ndef check_wave():\n    assert "hand"\n',
+    )
     assert proj.specgen("generate").rc == 0
     run = proj.specgen("check")
     assert run.rc == 0 and "bound to nothing" not in run.out, run.out
@@ -168,7 +184,10 @@ def check_test_per_binding(proj):
     assert proj.specgen("generate").rc == 0
     gen = proj.read(GEN)
     assert re.findall(r"^def (test_\w+)", gen, re.M) == [
-        "test_greet_by_name__named_person", "test_greet_by_name__empty_name", "test_farewell__goodbye"]
+        "test_greet_by_name__named_person",
+        "test_greet_by_name__empty_name",
+        "test_farewell__goodbye",
+    ]
     doc = gen.split("def test_farewell__goodbye():", 1)[1]
     assert 'WHEN the greeter says goodbye\n    THEN it returns "Bye."' in doc
     assert "spec_fingerprint=" in gen and "@pytest.mark.specgen(" in gen
@@ -205,8 +224,11 @@ def check_drift_check(proj):
 
 @check(CAP, "Test Generation", "Files of removed capabilities are deleted")
 def check_removed_capability(proj):
-    proj.write("openspec/specs/extra/spec.md", "# extra Specification\n\n## Purpose\nExtra.\n\n## Requirements\n"
-               "### Requirement: Extra\nIt SHALL exist.\n\n#### Scenario: Exists\n- **WHEN** x\n- **THEN** y\n")
+    proj.write(
+        "openspec/specs/extra/spec.md",
+        "# extra Specification\n\n## Purpose\nExtra.\n\n## Requirements\n"
+        "### Requirement: Extra\nIt SHALL exist.\n\n#### Scenario: Exists\n- **WHEN** x\n- **THEN** y\n",
+    )
     assert proj.specgen("generate").rc == 0
     assert (proj.root / "generated/test_extra.py").is_file()
     (proj.root / "openspec/specs/extra/spec.md").unlink()
@@ -313,8 +335,11 @@ def check_edited_scenario_suspect(proj):
 def check_edited_check_suspect(proj):
     assert proj.specgen("generate").rc == 0
     # Layout and comments are not a change of meaning: the review stays valid.
-    proj.edit(CHECKS, '(tmp_path / "out.txt").write_text("Bye.")',
-              '(tmp_path / "out.txt").write_text(  # reworded later\n        "Bye."\n    )')
+    proj.edit(
+        CHECKS,
+        '(tmp_path / "out.txt").write_text("Bye.")',
+        '(tmp_path / "out.txt").write_text(  # reworded later\n        "Bye."\n    )',
+    )
     assert proj.specgen("check").rc == 0
     proj.edit(CHECKS, '"Bye."\n', '"Bye!"\n')
     run = proj.specgen("check")
@@ -357,18 +382,22 @@ def check_stub_written(proj):
 
 
 # ---------------------------------------------------------------- manual
-MANUAL_CHECK = ('\n\n@check("greeting", "Farewell", "Goodbye", manual="manual/goodbye.md")\n'
-                'def check_goodbye_on_gpu():\n    ...\n')
+MANUAL_CHECK = (
+    '\n\n@check("greeting", "Farewell", "Goodbye", manual="manual/goodbye.md")\ndef check_goodbye_on_gpu():\n    ...\n'
+)
 
 
 def _manual_project(proj):
-    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye', 'def helper_goodbye')
+    proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye', "def helper_goodbye")
     proj.write(CHECKS, proj.read(CHECKS) + MANUAL_CHECK)
     proj.write("manual/goodbye.md", "# Goodbye on a GPU\n1. Run it.\n2. Record evidence.\n")
     assert proj.specgen("generate").rc == 0
     sfp = re.search(r'id="greeting/farewell/goodbye",\n.*\n.*\n    spec_fingerprint="(\w+)"', proj.read(GEN)).group(1)
-    proj.write("manual/evidence/goodbye-1.yaml", f"scenario: greeting/farewell/goodbye\nfingerprint: {sfp}\n"
-               "result: pass\nwho: Ada\nwhen: 2025-01-31T12:00:00Z\ncommit: abc1234\nnotes: on an H100\n")
+    proj.write(
+        "manual/evidence/goodbye-1.yaml",
+        f"scenario: greeting/farewell/goodbye\nfingerprint: {sfp}\n"
+        "result: pass\nwho: Ada\nwhen: 2025-01-31T12:00:00Z\ncommit: abc1234\nnotes: on an H100\n",
+    )
 
 
 @check(CAP, "Manual Checks", "Fresh evidence counts as manual")
@@ -455,8 +484,10 @@ def check_skip_never_counts(proj):
 
 
 # ---------------------------------------------------------------- pipeline
-NEW_SCENARIO = ("\n#### Scenario: Goodbye in French\n- **WHEN** the greeter says goodbye in French\n"
-                "- **THEN** it returns \"Au revoir.\"\n")
+NEW_SCENARIO = (
+    "\n#### Scenario: Goodbye in French\n- **WHEN** the greeter says goodbye in French\n"
+    '- **THEN** it returns "Au revoir."\n'
+)
 
 
 @check(CAP, "Spec Test Pipeline", "A new scenario fails until its check is added")
@@ -467,8 +498,11 @@ def check_new_scenario(proj):
     assert "scenario greeting/farewell/goodbye-in-french has no check" in tests.out
     assert '@check("greeting", "Farewell", "Goodbye in French")' in tests.out
     assert "Farewell [missing]" in gate.err
-    proj.write(CHECKS, proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye in French")\n'
-               'def check_goodbye_in_french():\n    assert "Au revoir." == "Au revoir."\n')
+    proj.write(
+        CHECKS,
+        proj.read(CHECKS) + '\n\n@check("greeting", "Farewell", "Goodbye in French")\n'
+        'def check_goodbye_in_french():\n    assert "Au revoir." == "Au revoir."\n',
+    )
     _, tests, gate = proj.pipeline()
     assert tests.rc == 0 and gate.rc == 0, gate.text
 
@@ -538,15 +572,20 @@ def check_unreadable_check_module(proj):
 
 @check(CAP, "Per-Item Degradation", "A check module that fails to import fails only its checks")
 def check_failing_import(proj):
-    proj.write("checks/extra.py", 'from specgen import check\n\nraise RuntimeError("no GPU here")\n\n\n'
-               '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye_again():\n    assert True\n')
+    proj.write(
+        "checks/extra.py",
+        'from specgen import check\n\nraise RuntimeError("no GPU here")\n\n\n'
+        '@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye_again():\n    assert True\n',
+    )
     assert proj.specgen("generate").rc == 0
     tests = proj.pytest("-rf")
     assert _counts(tests) == {"failed": 1, "passed": 4}, tests.text
     failed = [ln for ln in tests.text.splitlines() if ln.startswith("FAILED")]
     assert failed == ["FAILED generated/test_greeting.py::test_farewell__goodbye__check_goodbye_again"], failed
-    assert "check module checks.extra failed to import, so check_goodbye_again cannot run: RuntimeError: no GPU here" \
-        in tests.text, tests.text
+    assert (
+        "check module checks.extra failed to import, so check_goodbye_again cannot run: RuntimeError: no GPU here"
+        in tests.text
+    ), tests.text
 
 
 # ---------------------------------------------------------------- imports and markers
@@ -558,12 +597,18 @@ def check_namespace_checks_folder(proj):
     assert proj.specgen("generate").rc == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     # -P: the current folder is not put on sys.path, as with the `pytest` script
-    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "generated", "-q", "-p", "no:cacheprovider"],
-                          cwd=proj.root, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "generated", "-q", "-p", "no:cacheprovider"],
+        cwd=proj.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and re.search(r"\b4 passed\b", proc.stdout), proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
-MARKED = '''import pytest
+MARKED = """import pytest
 
 from specgen import check
 
@@ -585,7 +630,7 @@ def check_empty():
 @pytest.mark.skip(reason="not today")
 def check_goodbye():
     assert True
-'''
+"""
 
 
 @check(CAP, "Markers Reach Generated Tests", "A -m selection picks the same checks")
@@ -624,8 +669,10 @@ def check_two_roots_in_one_run(mono):
     gen, tests, gate = mono.pipeline()
     assert tests.rc == 0 and _counts(tests) == {"passed": 3}, tests.text
     assert gate.rc == 0, gate.text
-    for name, ids in (("alpha", ["alpha:greet/greet-by-name/named-person"]),
-                      ("beta", ["beta:greet/greet-by-name/named-person", "beta:greet/farewell/goodbye"])):
+    for name, ids in (
+        ("alpha", ["alpha:greet/greet-by-name/named-person"]),
+        ("beta", ["beta:greet/greet-by-name/named-person", "beta:greet/farewell/goodbye"]),
+    ):
         assert f"== root {name} (packages/{name}/openspec)" in gen.out
         assert f'id="{ids[0]}"' in mono.read(f"generated/{name}/test_{name}__greet.py")
         assert all(f"{i} " in mono.read(f"specgen.{name}.lock") for i in ids)
@@ -634,17 +681,24 @@ def check_two_roots_in_one_run(mono):
         assert all(r["verified"] for r in section["requirements"])
     total = json.loads(mono.read("build/specgen/report.json"))
     assert [r["root"] for r in total["roots"]] == ["alpha", "beta"]
-    assert total["total"] == {"requirements_total": 3, "requirements_verified": 3, "scenarios_total": 3,
-                              "scenarios_verified": 3}
+    assert total["total"] == {
+        "requirements_total": 3,
+        "requirements_verified": 3,
+        "scenarios_total": 3,
+        "scenarios_verified": 3,
+    }
     assert "total over 2 roots: 3/3 requirements verified" in gate.out
 
 
 @check(CAP, "Several OpenSpec Roots", "One root at a time")
 def check_only_one_root(mono):
     assert mono.specgen("generate").rc == 0
-    mono.write("packages/alpha/openspec/specs/greet/spec.md", mono.read("packages/alpha/openspec/specs/greet/spec.md")
-               + "\n#### Scenario: Empty name\n- **WHEN** the alpha greeter is given no name\n"
-               "- **THEN** it greets a stranger\n")
+    mono.write(
+        "packages/alpha/openspec/specs/greet/spec.md",
+        mono.read("packages/alpha/openspec/specs/greet/spec.md")
+        + "\n#### Scenario: Empty name\n- **WHEN** the alpha greeter is given no name\n"
+        "- **THEN** it greets a stranger\n",
+    )
     alpha = mono.specgen("check", "--only", "alpha")
     assert alpha.rc == 1 and "== root beta" not in alpha.out, alpha.text
     assert "scenario alpha:greet/greet-by-name/empty-name has no check" in alpha.out, alpha.text
@@ -679,8 +733,10 @@ def _gate_lines(run) -> list[str]:
     return [ln for ln in run.err.splitlines() if ": not verified: " in ln]
 
 
-GAP_REQUIREMENT = "\n### Requirement: Wave\nThe greeter SHALL wave.\n\n#### Scenario: Wave hello\n" \
+GAP_REQUIREMENT = (
+    "\n### Requirement: Wave\nThe greeter SHALL wave.\n\n#### Scenario: Wave hello\n"
     "- **WHEN** the greeter waves\n- **THEN** a hand is raised\n"
+)
 
 
 @check(CAP, "Gradual Adoption", "Init is idempotent and keeps the pyproject")
@@ -730,9 +786,15 @@ def check_ratchet(proj):
 
 @check(CAP, "CI Integrations", "Annotations are capped at ten")
 def check_github_annotations_capped(proj):
-    proj.write(SPEC, proj.read(SPEC) + "".join(
-        f"\n### Requirement: Gap {k}\nThe greeter SHALL close gap {k}.\n\n#### Scenario: Gap {k} closes\n"
-        f"- **WHEN** gap {k} is probed\n- **THEN** it is closed\n" for k in range(30)))
+    proj.write(
+        SPEC,
+        proj.read(SPEC)
+        + "".join(
+            f"\n### Requirement: Gap {k}\nThe greeter SHALL close gap {k}.\n\n#### Scenario: Gap {k} closes\n"
+            f"- **WHEN** gap {k} is probed\n- **THEN** it is closed\n"
+            for k in range(30)
+        ),
+    )
     run = proj.specgen("check", "--format", "github")
     lines = run.out.splitlines()
     errors = [ln for ln in lines if ln.startswith("::error ")]
@@ -745,12 +807,18 @@ def check_github_annotations_capped(proj):
 
 @check(CAP, "CI Integrations", "Test cases carry the importers' properties")
 def check_junit_importer_properties(proj):
-    proj.write("pyproject.toml", proj.read("pyproject.toml") + '\n[tool.specgen.junit]\nxray = true\n'
-               'testrail_ids = { "greeting/farewell/goodbye" = "C42" }\n')
+    proj.write(
+        "pyproject.toml",
+        proj.read("pyproject.toml") + "\n[tool.specgen.junit]\nxray = true\n"
+        'testrail_ids = { "greeting/farewell/goodbye" = "C42" }\n',
+    )
     _, tests, _ = proj.pipeline()
     assert tests.rc == 0, tests.text
-    case = next(c for c in ET.parse(proj.root / "build/specgen/junit.xml").iter("testcase")
-                if c.get("name") == "test_farewell__goodbye")
+    case = next(
+        c
+        for c in ET.parse(proj.root / "build/specgen/junit.xml").iter("testcase")
+        if c.get("name") == "test_farewell__goodbye"
+    )
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["test_id"] == "C42" and props["requirements"] == "greeting/farewell"
     assert props["test_summary"] == "Farewell: Goodbye" and props["scenario_id"] == "greeting/farewell/goodbye"
@@ -759,8 +827,11 @@ def check_junit_importer_properties(proj):
 @check(CAP, "Rename Detection", "A rename is named with its anchor")
 def check_rename_named(proj):
     assert proj.specgen("generate").rc == 0
-    proj.edit(SPEC, "#### Scenario: Goodbye\n- **WHEN** the greeter says goodbye", "#### Scenario: Saying goodbye\n"
-              "- **WHEN** the greeter says goodbye twice")
+    proj.edit(
+        SPEC,
+        "#### Scenario: Goodbye\n- **WHEN** the greeter says goodbye",
+        "#### Scenario: Saying goodbye\n- **WHEN** the greeter says goodbye twice",
+    )
     run = proj.specgen("check")
     assert run.rc == 1, run.text
     assert "greeting/farewell/goodbye -> greeting/farewell/saying-goodbye" in run.out, run.out
@@ -770,8 +841,11 @@ def check_rename_named(proj):
 @check(CAP, "Rename Detection", "A moved binding is suspect until reviewed")
 def check_moved_binding_suspect(proj):
     assert proj.specgen("generate").rc == 0
-    proj.edit(SPEC, "#### Scenario: Goodbye\n- **WHEN** the greeter says goodbye", "#### Scenario: Saying goodbye\n"
-              "- **WHEN** the greeter says goodbye twice")
+    proj.edit(
+        SPEC,
+        "#### Scenario: Goodbye\n- **WHEN** the greeter says goodbye",
+        "#### Scenario: Saying goodbye\n- **WHEN** the greeter says goodbye twice",
+    )
     proj.edit(CHECKS, '@check("greeting", "Farewell", "Goodbye")', '@check("greeting", "Farewell", "Saying goodbye")')
     assert proj.specgen("generate").rc == 0
     run = proj.specgen("check", "--format", "json")

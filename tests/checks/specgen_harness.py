@@ -49,11 +49,31 @@ class Proj:
         return Run(rc, out.getvalue(), err.getvalue())
 
     def pytest(self, *args: str) -> Run:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+        # CI and BUILD_NUMBER make pytest print whole failure messages in its summary lines: the
+        # fixture run must read the same in CI as on a laptop.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PYTEST_", "COV_")) and k not in ("CI", "BUILD_NUMBER")
+        }
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "generated", "-q", "-p", "no:cacheprovider",
-             "--junitxml=build/specgen/junit.xml", *args],
-            cwd=self.root, env=env, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "generated",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--junitxml=build/specgen/junit.xml",
+                *args,
+            ],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def pipeline(self) -> tuple[Run, Run, Run]:
@@ -85,6 +105,8 @@ class Proj:
         return next(s for r in self.report()["requirements"] for s in r["scenarios"] if s["id"] == scenario_id)
 
     def add_change(self, change_id: str, delta: str, capability: str = "greeting") -> None:
-        self.write(f"openspec/changes/{change_id}/proposal.md",
-                   f"## Why\nA change for the compiler's checks.\n\n## What Changes\n- {capability}\n")
+        self.write(
+            f"openspec/changes/{change_id}/proposal.md",
+            f"## Why\nA change for the compiler's checks.\n\n## What Changes\n- {capability}\n",
+        )
         self.write(f"openspec/changes/{change_id}/specs/{capability}/spec.md", delta)

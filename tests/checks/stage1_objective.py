@@ -71,7 +71,7 @@ def _reference_terms(z, k, w: CoordLossWeights):
     """The formulas of DOMAIN.md §6, evaluated in float64 position by position."""
     z = [float(x) for x in z.double()]
     tau = w.temperature
-    s = z[CS:CS + COORD_BINS]
+    s = z[CS : CS + COORD_BINS]
 
     def lse(xs):
         m = max(xs)
@@ -79,8 +79,10 @@ def _reference_terms(z, k, w: CoordLossWeights):
 
     ls = lse([x / tau for x in s])
     p = [math.exp(x / tau - ls) for x in s]
-    q = [math.exp(-((j - k) ** 2) / (2 * w.sigma ** 2)) if w.radius is None or abs(j - k) <= w.radius else 0.0
-         for j in range(COORD_BINS)]
+    q = [
+        math.exp(-((j - k) ** 2) / (2 * w.sigma**2)) if w.radius is None or abs(j - k) <= w.radius else 0.0
+        for j in range(COORD_BINS)
+    ]
     zq = sum(q)
     q = [x / zq for x in q]
     soft = -sum(qj * math.log(pj) for qj, pj in zip(q, p, strict=True) if qj > 0)
@@ -135,7 +137,7 @@ def check_w1_zero_at_target():
     q = soft_targets(torch.tensor([321]), sigma=2.0, radius=None, dtype=torch.float64)[0]
     z = torch.full((1, V), -50.0, dtype=torch.float64)
     # far bins underflow to q = 0: give them a tiny finite logit (a distance of ~1e-200 from q)
-    z[0, CS:CS + COORD_BINS] = w.temperature * torch.log(q.clamp_min(1e-200))
+    z[0, CS : CS + COORD_BINS] = w.temperature * torch.log(q.clamp_min(1e-200))
     soft, w1, _, _ = coord_terms(z, torch.tensor([321]), CS, w)
     assert w1.item() < 1e-9
     entropy = -torch.special.xlogy(q, q).sum().item()
@@ -150,7 +152,7 @@ def check_w1_zero_at_target():
 def check_gate_is_mass_outside_coords():
     w = CoordLossWeights(temperature=1.0)
     z = torch.zeros(2, V)
-    z[0, CS:CS + COORD_BINS] = 20.0  # almost all mass on coord ids
+    z[0, CS : CS + COORD_BINS] = 20.0  # almost all mass on coord ids
     z[1, 7] = 40.0  # almost all mass on a text id
     gate = coord_terms(z, torch.tensor([5, 5]), CS, w)[2]
     assert gate[0].item() < 1e-6
@@ -174,7 +176,7 @@ def check_coord_terms_gradient_locality():
     stage1_loss(logits2, labels, coord_start=CS, weights=no_gate, num_text=0).loss.backward()
     gc = logits2.grad[:, :-1][is_coord]
     outside = torch.ones(V, dtype=torch.bool)
-    outside[CS:CS + COORD_BINS] = False
+    outside[CS : CS + COORD_BINS] = False
     assert gc[:, outside].abs().max().item() == 0.0
     assert gc[:, ~outside].abs().max().item() > 0
 
@@ -192,16 +194,22 @@ def check_packed_equals_padded_loss(model):
     padded = collate_padded(segs, pad_token_id=0)
     with torch.no_grad():
         lp = stage1_loss(model(**model_inputs(packed), use_cache=False).logits, packed["labels"], coord_start=151670)
-        lu = stage1_loss(model(**{k: v for k, v in padded.items() if k != "labels"}, use_cache=False).logits,
-                         padded["labels"], coord_start=151670)
+        lu = stage1_loss(
+            model(**{k: v for k, v in padded.items() if k != "labels"}, use_cache=False).logits,
+            padded["labels"],
+            coord_start=151670,
+        )
     assert (lp.num_text, lp.num_coord) == (lu.num_text, lu.num_coord)
     assert abs(lp.loss.item() - lu.loss.item()) < TOL
     # a per-row mean (the defect this normalisation avoids) would differ on rows of unequal length
     row_means = []
     for r in range(len(segs)):
-        logits = model(input_ids=padded["input_ids"][r:r + 1], attention_mask=padded["attention_mask"][r:r + 1],
-                       use_cache=False).logits.detach()
-        row = stage1_loss(logits, padded["labels"][r:r + 1], coord_start=151670)
+        logits = model(
+            input_ids=padded["input_ids"][r : r + 1],
+            attention_mask=padded["attention_mask"][r : r + 1],
+            use_cache=False,
+        ).logits.detach()
+        row = stage1_loss(logits, padded["labels"][r : r + 1], coord_start=151670)
         row_means.append(row.loss.item())
     assert abs(sum(row_means) / len(row_means) - lu.loss.item()) > 1e-3
 
@@ -226,8 +234,9 @@ def check_grad_accumulation_invariance():
         total += part.loss.item()
     assert abs(total - whole.loss.item()) < TOL
     assert (logits.grad - g_whole).abs().max().item() < 1e-6
-    naive = sum(stage1_loss(logits[a:b], labels[a:b], coord_start=CS, weights=w).loss.item()
-                for a, b in splits) / len(splits)
+    naive = sum(stage1_loss(logits[a:b], labels[a:b], coord_start=CS, weights=w).loss.item() for a, b in splits) / len(
+        splits
+    )
     assert abs(naive - whole.loss.item()) > 1e-3
 
 
@@ -245,8 +254,18 @@ def check_nan_guard():
 
 
 @check("stage1-objective", "Numerical guards and validated weights", "Invalid knobs are rejected")
-@pytest.mark.parametrize("knob,value", [("soft_ce", -1.0), ("w1", -0.1), ("gate", float("nan")), ("ce", -2.0),
-                                        ("temperature", 0.0), ("sigma", -1.0), ("radius", -1)])
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("soft_ce", -1.0),
+        ("w1", -0.1),
+        ("gate", float("nan")),
+        ("ce", -2.0),
+        ("temperature", 0.0),
+        ("sigma", -1.0),
+        ("radius", -1),
+    ],
+)
 def check_invalid_knobs(knob, value):
     with pytest.raises(ValueError, match=knob):
         CoordLossWeights(**{knob: value})

@@ -56,6 +56,7 @@ GT = [{"desc": "cat", "bbox_2d": [105, 100, 300, 300]}, {"desc": "bird", "bbox_2
 
 # ---------------------------------------------------------------- Bresenham Channel Schedule
 
+
 @check(CAP, "Bresenham Channel Schedule", "Exact B count")
 def check_exact_b_count():
     assert sum(is_channel_b(s, 0.875) for s in range(1000)) == 875
@@ -83,8 +84,11 @@ def check_extremes():
 def check_resume_continues_the_sequence():
     import subprocess
     import sys
-    code = ("from coordexp.stage2.schedule import channel_for_step as c; "
-            "print(''.join(c(s, 0.85) for s in range(137, 300)))")
+
+    code = (
+        "from coordexp.stage2.schedule import channel_for_step as c; "
+        "print(''.join(c(s, 0.85) for s in range(137, 300)))"
+    )
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert fresh == "".join(channel_for_step(s, 0.85) for s in range(300))[137:]
 
@@ -98,6 +102,7 @@ def check_step_recorded_twice_is_refused():
 
 
 # ---------------------------------------------------------------- Gated Hungarian Matching
+
 
 @check(CAP, "Gated Hungarian Matching", "Candidates by IoU with index ties")
 def check_candidates_by_iou_with_index_ties():
@@ -135,6 +140,7 @@ def check_matching_is_deterministic():
 
 # ---------------------------------------------------------------- Append-Ready Rollout Prefix
 
+
 @check(CAP, "Append-Ready Rollout Prefix", "Im_end is a hard stop")
 def check_im_end_is_a_hard_stop(tok):
     text = '{"objects": [' + rec("cat", (100, 100, 300, 300)) + "<|im_end|>, " + rec("dog", (1, 2, 3, 4)) + "]}"
@@ -149,7 +155,7 @@ def check_token_internal_cut_is_re_encoded(tok):
     assert "]}," in decode_pieces(tok, rollout)  # the cut really falls inside a token
     p = rollout_prefix(tok, rollout, DF)
     assert p.prefix_text.endswith("]}") and not p.invalid_rollout
-    assert p.prefix_ids[-len(ids(tok, "]}")):] == ids(tok, "]}")
+    assert p.prefix_ids[-len(ids(tok, "]}")) :] == ids(tok, "]}")
     assert "".join(decode_pieces(tok, p.prefix_ids)) == p.prefix_text
 
 
@@ -158,15 +164,20 @@ def check_invalid_rollout_falls_back(tok):
     t = build_target(tok, ids(tok, "There are two animals."), GT, ChannelBConfig(DF))
     assert t.prefix.prefix_text == '{"objects": [' and t.counters["stage2_ab/channel_b/invalid_rollout"] == 1
     assert t.prefix.n_valid_pred == 0 and t.match.fn == [0, 1]
-    assert [o.desc for o in parse(t.text[:-len("<|im_end|>")], "strict", DF).objects] == ["cat", "bird"]
+    assert [o.desc for o in parse(t.text[: -len("<|im_end|>")], "strict", DF).objects] == ["cat", "bird"]
 
 
 @check(CAP, "Append-Ready Rollout Prefix", "Strict drops are counted by reason")
 def check_strict_drops_are_counted_by_reason(tok):
     poly = rec("p", (1, 2, 30, 2, 30, 40), geom="poly")
     head = ids(tok, '{"objects": [' + poly + ", " + rec("inv", (300, 300, 100, 400)) + ", ")
-    plain = ids(tok, '{"desc": "amb", "bbox_2d": [') + ids(tok, "<|") + ids(tok, "coord") + ids(tok, "_1|>") + \
-        ids(tok, ", " + ", ".join(C(k) for k in (2, 3, 4)) + "]}")
+    plain = (
+        ids(tok, '{"desc": "amb", "bbox_2d": [')
+        + ids(tok, "<|")
+        + ids(tok, "coord")
+        + ids(tok, "_1|>")
+        + ids(tok, ", " + ", ".join(C(k) for k in (2, 3, 4)) + "]}")
+    )
     tail = ids(tok, ", " + rec("ok", (1, 1, 9, 9)) + "]}")
     p = rollout_prefix(tok, head + plain + tail, DF)
     assert (p.drops["poly_unsupported"], p.drops["bbox_invalid"], p.drops["wrong_arity"]) == (1, 1, 1)
@@ -175,17 +186,19 @@ def check_strict_drops_are_counted_by_reason(tok):
 
 # ---------------------------------------------------------------- FN Injection
 
+
 @check(CAP, "FN Injection", "Fragment tokenized separately")
 def check_fragment_tokenized_separately(tok):
     text = '{"objects": [' + rec("cat", (100, 100, 300, 300)) + "]}"
     t = build_target(tok, ids(tok, text), GT, ChannelBConfig(DF))
     assert t.assistant_ids == t.prefix.prefix_ids + ids(tok, t.fragment) + [tok.convert_tokens_to_ids("<|im_end|>")]
     assert t.fragment.startswith(", ") and t.fragment.endswith("]}")
-    objs = parse(t.text[:-len("<|im_end|>")], "strict", DF).objects
+    objs = parse(t.text[: -len("<|im_end|>")], "strict", DF).objects
     assert [(o.desc, o.values) for o in objs] == [("cat", (100, 100, 300, 300)), ("bird", (0, 0, 50, 50))]
 
 
 # ---------------------------------------------------------------- Channel-B CE Weights
+
 
 @check(CAP, "Channel-B CE Weights", "Matched structure supervised, desc and coords neutral")
 def check_matched_structure_supervised(tok):
@@ -233,6 +246,7 @@ def check_tail_supervised_with_fn_desc_weight(tok):
 
 # ---------------------------------------------------------------- String-Aware Closure Supervision
 
+
 @check(CAP, "String-Aware Closure Supervision", "Braces inside quoted descs are ignored")
 def check_braces_inside_quoted_descs_are_ignored(tok):
     gt = [{"desc": "x}{y", "bbox_2d": [105, 100, 300, 300]}, {"desc": "a{b}}", "bbox_2d": [0, 0, 50, 50]}]
@@ -254,12 +268,12 @@ def check_unclosed_target_is_refused(tok):
 
 # ---------------------------------------------------------------- Geometry Targets
 
+
 @check(CAP, "Geometry Targets", "Matched, FN and FP slots")
 def check_matched_fn_and_fp_slots(tok):
     text = '{"objects": [' + rec("cat", (100, 100, 300, 300)) + ", " + rec("kite", (900, 900, 950, 950)) + "]}"
     t = build_target(tok, ids(tok, text), GT, ChannelBConfig(DF))
-    assert [(g.kind, g.target_bins) for g in t.groups] == [("matched", (105, 100, 300, 300)),
-                                                            ("fn", (0, 0, 50, 50))]
+    assert [(g.kind, g.target_bins) for g in t.groups] == [("matched", (105, 100, 300, 300)), ("fn", (0, 0, 50, 50))]
     assert [t.assistant_ids[p] - COORD0 for p in t.groups[0].positions] == [100, 100, 300, 300]
     assert [t.assistant_ids[p] - COORD0 for p in t.groups[1].positions] == [0, 0, 50, 50]
     fp_slots = set(t.prefix.kept[1].coord_positions)
@@ -292,12 +306,15 @@ def check_ciou_canonicalizes_and_clips():
 @check(CAP, "Expectation Decoding And Pooled Geometry Losses", "Matched and FN boxes are pooled")
 def check_matched_and_fn_boxes_are_pooled():
     from coordexp.stage2.channel_b import GeometryGroup
+
     bins = [100, 200, 300, 400, 0, 0, 999, 999]
     z = torch.full((9, V), -1e4)
     for p, b in enumerate(bins, start=1):
         z[p - 1, CS + b] = 1e4
-    groups = [GeometryGroup("matched", (1, 2, 3, 4), (100, 200, 300, 400), 0),
-              GeometryGroup("fn", (5, 6, 7, 8), (0, 0, 499, 999), 1)]
+    groups = [
+        GeometryGroup("matched", (1, 2, 3, 4), (100, 200, 300, 400), 0),
+        GeometryGroup("fn", (5, 6, 7, 8), (0, 0, 499, 999), 1),
+    ]
     out = geometry_losses(z, groups, CS)
     assert out.n_boxes == 2
     assert out.smoothl1.item() == pytest.approx(0.5 * (500 / 999) ** 2 / 8, rel=1e-4)
@@ -310,6 +327,7 @@ def check_sliced_logits_are_rejected():
 
 
 # ---------------------------------------------------------------- Stage-2 Metric Aggregation
+
 
 @check(CAP, "Stage-2 Metric Aggregation", "Within-step weighted means and sums")
 def check_within_step_weighted_means_and_sums():
@@ -376,8 +394,11 @@ def raw(tok):
         d = record_dict(r)
         enc = encode_sample(d, tok, field_order=GF)
         req = from_messages(build_messages(d, field_order=GF, with_assistant=False))
-        out.append(RawSample(i, enc, req, [{"desc": o.desc, "bbox_2d": list(o.values)} for o in r.objects],
-                             f"{r.source}:{r.line}", r))
+        out.append(
+            RawSample(
+                i, enc, req, [{"desc": o.desc, "bbox_2d": list(o.values)} for o in r.objects], f"{r.source}:{r.line}", r
+            )
+        )
     return out
 
 
@@ -391,11 +412,17 @@ def engine(tok, *, n_iter=2, grad_mode="unroll", b_ratio=0.5, backend=None, buff
     from coordexp.stage2.objective import Stage2LossWeights
     from coordexp.stage2.trainer import EngineConfig, Stage2Engine
 
-    cfg = EngineConfig(field_order=GF, coord_start=COORD0, b_ratio=b_ratio,
-                       softctx=SoftContextConfig(n_iter, grad_mode, 1.0),
-                       loss_weights=Stage2LossWeights(smoothl1=2.0, ciou=0.2, soft_ce=0.2, w1=0.2, gate=1.0),
-                       channel_b=ChannelBConfig(GF), decode=DecodeSettings(max_tokens=16),
-                       packing_length=4096, packing_buffer=buffer)
+    cfg = EngineConfig(
+        field_order=GF,
+        coord_start=COORD0,
+        b_ratio=b_ratio,
+        softctx=SoftContextConfig(n_iter, grad_mode, 1.0),
+        loss_weights=Stage2LossWeights(smoothl1=2.0, ciou=0.2, soft_ce=0.2, w1=0.2, gate=1.0),
+        channel_b=ChannelBConfig(GF),
+        decode=DecodeSettings(max_tokens=16),
+        packing_length=4096,
+        packing_buffer=buffer,
+    )
     e = Stage2Engine(tok, cfg, backend)
     e.keep_rows = True
     return e
@@ -403,11 +430,19 @@ def engine(tok, *, n_iter=2, grad_mode="unroll", b_ratio=0.5, backend=None, buff
 
 # ---------------------------------------------------------------- Channel-A Soft Self-Context
 
+
 @check(CAP, "Channel-A Soft Self-Context", "Only coord-slot rows change")
 def check_only_coord_slot_rows_change(tok, model, raw):
     row = a_row(tok, raw)
-    out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions, ce_positions=row.ce_positions,
-                               coord_start=COORD0, config=SoftContextConfig(2), record_embeds=True)
+    out = soft_context_forward(
+        model,
+        row.batch,
+        slot_positions=row.slot_positions,
+        ce_positions=row.ce_positions,
+        coord_start=COORD0,
+        config=SoftContextConfig(2),
+        record_embeds=True,
+    )
     e0, e1 = out.inputs_embeds
     changed = (e0 != e1).any(-1)[0].nonzero().view(-1).tolist()
     assert changed == sorted(row.slot_positions) and len(changed) == 4 * sum(len(s.groups) for s in row.segments)
@@ -422,10 +457,17 @@ def check_expected_coord_embedding_from_the_previous_logits(tok, model, raw):
     row = a_row(tok, raw, 1)
     prev = [p - 1 for p in row.slot_positions]
     tau = 0.7
-    out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions, ce_positions=row.ce_positions,
-                               coord_start=COORD0, config=SoftContextConfig(2, "unroll", tau), record_embeds=True)
+    out = soft_context_forward(
+        model,
+        row.batch,
+        slot_positions=row.slot_positions,
+        ce_positions=row.ce_positions,
+        coord_start=COORD0,
+        config=SoftContextConfig(2, "unroll", tau),
+        record_embeds=True,
+    )
     with torch.no_grad():
-        z0 = out.first_rows(prev)[:, COORD0:COORD0 + 1000]
+        z0 = out.first_rows(prev)[:, COORD0 : COORD0 + 1000]
         table = model.get_input_embeddings()(torch.arange(COORD0, COORD0 + 1000))
         expect = torch.softmax(z0.float() / tau, -1) @ table
     assert torch.allclose(out.inputs_embeds[1][0, row.slot_positions], expect, atol=1e-6)
@@ -436,8 +478,14 @@ def check_one_iteration_is_plain_teacher_forcing(tok, model, raw):
     from coordexp.packing import model_inputs
 
     row = a_row(tok, raw, 1)
-    out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions, ce_positions=row.ce_positions,
-                               coord_start=COORD0, config=SoftContextConfig(1))
+    out = soft_context_forward(
+        model,
+        row.batch,
+        slot_positions=row.slot_positions,
+        ce_positions=row.ce_positions,
+        coord_start=COORD0,
+        config=SoftContextConfig(1),
+    )
     with torch.no_grad():
         ref = model(**model_inputs(row.batch), use_cache=False).logits[0]
     assert out.iterations == 1
@@ -446,6 +494,7 @@ def check_one_iteration_is_plain_teacher_forcing(tok, model, raw):
 
 
 # ---------------------------------------------------------------- Channel-A Loss Sources
+
 
 @check(CAP, "Channel-A Loss Sources", "CE from the first iteration, geometry from the last")
 def check_ce_from_the_first_iteration_geometry_from_the_last(tok, model, raw):
@@ -461,6 +510,7 @@ def check_ce_from_the_first_iteration_geometry_from_the_last(tok, model, raw):
 
 # ---------------------------------------------------------------- Soft-Context Gradient Modes
 
+
 @check(CAP, "Soft-Context Gradient Modes", "em_detach keeps the first and last iterations")
 def check_em_detach_keeps_the_first_and_last_iterations(tok, model, raw):
     row = a_row(tok, raw, 1)
@@ -469,9 +519,14 @@ def check_em_detach_keeps_the_first_and_last_iterations(tok, model, raw):
         seen = []
         h = model.register_forward_pre_hook(lambda mod, args, seen=seen: seen.append(torch.is_grad_enabled()))
         try:
-            out = soft_context_forward(model, row.batch, slot_positions=row.slot_positions,
-                                       ce_positions=row.ce_positions, coord_start=COORD0,
-                                       config=SoftContextConfig(3, mode))
+            out = soft_context_forward(
+                model,
+                row.batch,
+                slot_positions=row.slot_positions,
+                ce_positions=row.ce_positions,
+                coord_start=COORD0,
+                config=SoftContextConfig(3, mode),
+            )
         finally:
             h.remove()
         modes[mode] = seen
@@ -480,6 +535,7 @@ def check_em_detach_keeps_the_first_and_last_iterations(tok, model, raw):
 
 
 # ---------------------------------------------------------------- Post-Rollout Packing
+
 
 @check(CAP, "Post-Rollout Packing", "Oldest segment first, bin-pack only when strictly better")
 def check_oldest_segment_first_binpack_only_when_strictly_better():
@@ -524,6 +580,7 @@ def check_channels_are_never_mixed(tok, raw):
 
 # ---------------------------------------------------------------- Channel-B Training Step
 
+
 class FakeBackend:
     """A canned rollout per request: the first GT box exactly, then a box far from every GT (an FP)."""
 
@@ -540,11 +597,19 @@ class FakeBackend:
             s = self.by_req[id(r)]
             g = s.gt_objects[0]
             far = [990, 990, 999, 999]
-            text = '{"objects": [' + ", ".join(
-                '{"bbox_2d": [' + ", ".join(C(k) for k in box) + '], "desc": "' + d + '"}'
-                for box, d in ((g["bbox_2d"], g["desc"]), (far, "kite"))) + "]}"
-            out.append(RolloutOutput(s.prompt_ids, ids(self.tok, text) + [self.tok.convert_tokens_to_ids("<|im_end|>")],
-                                     text, "stop"))
+            text = (
+                '{"objects": ['
+                + ", ".join(
+                    '{"bbox_2d": [' + ", ".join(C(k) for k in box) + '], "desc": "' + d + '"}'
+                    for box, d in ((g["bbox_2d"], g["desc"]), (far, "kite"))
+                )
+                + "]}"
+            )
+            out.append(
+                RolloutOutput(
+                    s.prompt_ids, ids(self.tok, text) + [self.tok.convert_tokens_to_ids("<|im_end|>")], text, "stop"
+                )
+            )
         return out
 
     def close(self):
@@ -590,6 +655,7 @@ def check_one_channel_and_the_raw_budget_per_optimizer_step(tok, model, raw):
 
 # ---------------------------------------------------------------- Rollout Eval Detection Metrics
 
+
 @check(CAP, "Rollout Eval Detection Metrics", "Eval detection adds the COCO keys")
 def check_eval_detection_adds_the_coco_keys(tok, model, raw):
     """``rollout_matching.eval_detection.enabled`` from the smoke config to the logged eval keys."""
@@ -617,15 +683,42 @@ def check_eval_detection_adds_the_coco_keys(tok, model, raw):
 
 # ---------------------------------------------------------------- Stage-2 CPU Smoke
 
-REQUIRED_A = ("stage2/channel_a", "stage2/channel_b", "loss/bbox_smoothl1", "loss/bbox_ciou", "loss/coord_gate",
-              "loss/coord_soft_ce", "loss/coord_w1", "loss/coord_reg", "packing/post_rollout_fill",
-              "packing/post_rollout_segments", "packing/post_rollout_buffer", "time/forward_s", "time/mask_build_s",
-              "time/channel_a_teacher_encode_s", "time/channel_a_pack_s", "stage2_ab/b_ratio_realized")
-REQUIRED_B = ("stage2/raw_rollouts", "stage2/invalid_rollout", "stage2_ab/channel_b/invalid_rollout",
-              "stage2_ab/channel_b/strict_drop/N_valid_pred", "stage2_ab/channel_b/strict_drop/N_drop_invalid",
-              "stage2/drop_poly", "stage2/drop_unknown", "stage2/drop_bbox_invalid", "rollout/backend_hf",
-              "rollout/seed_base", "rollout/parse_truncated_rate", "rollout/f1", "time/rollout_generate_s",
-              "time/rollout_parse_match_s", "time/rollout_teacher_encode_s", "time/post_rollout_pack_s")
+REQUIRED_A = (
+    "stage2/channel_a",
+    "stage2/channel_b",
+    "loss/bbox_smoothl1",
+    "loss/bbox_ciou",
+    "loss/coord_gate",
+    "loss/coord_soft_ce",
+    "loss/coord_w1",
+    "loss/coord_reg",
+    "packing/post_rollout_fill",
+    "packing/post_rollout_segments",
+    "packing/post_rollout_buffer",
+    "time/forward_s",
+    "time/mask_build_s",
+    "time/channel_a_teacher_encode_s",
+    "time/channel_a_pack_s",
+    "stage2_ab/b_ratio_realized",
+)
+REQUIRED_B = (
+    "stage2/raw_rollouts",
+    "stage2/invalid_rollout",
+    "stage2_ab/channel_b/invalid_rollout",
+    "stage2_ab/channel_b/strict_drop/N_valid_pred",
+    "stage2_ab/channel_b/strict_drop/N_drop_invalid",
+    "stage2/drop_poly",
+    "stage2/drop_unknown",
+    "stage2/drop_bbox_invalid",
+    "rollout/backend_hf",
+    "rollout/seed_base",
+    "rollout/parse_truncated_rate",
+    "rollout/f1",
+    "time/rollout_generate_s",
+    "time/rollout_parse_match_s",
+    "time/rollout_teacher_encode_s",
+    "time/post_rollout_pack_s",
+)
 
 
 @check(CAP, "Stage-2 CPU Smoke", "A and B steps on the tiny model")
@@ -635,8 +728,16 @@ def check_a_and_b_steps_on_the_tiny_model(tmp_path):
     from coordexp.stage2.trainer import run
 
     cfg = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
-    res = run(cfg, overrides={"output_dir": str(tmp_path / "run"), "max_steps": 2, "save_steps": 2,
-                              "eval_strategy": "no", "logging_dir": str(tmp_path / "run" / "tb")})
+    res = run(
+        cfg,
+        overrides={
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 2,
+            "save_steps": 2,
+            "eval_strategy": "no",
+            "logging_dir": str(tmp_path / "run" / "tb"),
+        },
+    )
     log = res.step_log
     assert [(m["stage2/channel_a"], m["stage2/channel_b"]) for m in log] == [(1.0, 0.0), (0.0, 1.0)]
     a, b = log
@@ -646,12 +747,16 @@ def check_a_and_b_steps_on_the_tiny_model(tmp_path):
     assert not [k for k in b if k.startswith("time/channel_a_") or k.startswith("coord_diag/")]
     ck = res.final_checkpoint
     assert ck.name == "checkpoint-2" and list(ck.glob("*.safetensors"))
-    assert not [p.name for p in ck.iterdir() if p.name in ("optimizer.pt", "scheduler.pt", "rng_state.pth",
-                                                             "trainer_state.json.bak")]
+    assert not [
+        p.name
+        for p in ck.iterdir()
+        if p.name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json.bak")
+    ]
     assert not list(ck.glob("optimizer*")) and not list(ck.glob("rng_state*"))
 
 
 # ---------------------------------------------------------------- Server-Mode Weight Sync
+
 
 class RecordingServerBackend:
     """The real ``ServerBackend`` over HTTP, keeping what the server answered."""
@@ -740,18 +845,45 @@ def server_smoke(tmp_path_factory):
     leaf = tmp / "configs" / "exp" / "leaf.yaml"
     leaf.parent.mkdir(parents=True)
     out = tmp / "run"
-    leaf.write_text("\n".join([
-        f"extends: {profile}", "model:", f"  model: {cfg.model['model']}",
-        "training:", f"  output_dir: {out}", f"  logging_dir: {out / 'tb'}",
-        "custom:", f"  train_jsonl: {cfg.custom.train_jsonl}", f"  val_jsonl: {cfg.custom.val_jsonl}",
-        "rollout_matching:", "  vllm:", "    server:", "      servers:", f"        - base_url: http://127.0.0.1:{port}",
-    ]) + "\n")
+    leaf.write_text(
+        "\n".join(
+            [
+                f"extends: {profile}",
+                "model:",
+                f"  model: {cfg.model['model']}",
+                "training:",
+                f"  output_dir: {out}",
+                f"  logging_dir: {out / 'tb'}",
+                "custom:",
+                f"  train_jsonl: {cfg.custom.train_jsonl}",
+                f"  val_jsonl: {cfg.custom.val_jsonl}",
+                "rollout_matching:",
+                "  vllm:",
+                "    server:",
+                "      servers:",
+                f"        - base_url: http://127.0.0.1:{port}",
+            ]
+        )
+        + "\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDEXP_STAGE2_")}  # the default rule decides
     t = time.monotonic()
-    r = subprocess.run([str(repo / "scripts" / "train_stage2.sh"), str(leaf)], cwd=tmp, env=env,
-                       capture_output=True, text=True, timeout=600)
-    return {"rc": r.returncode, "stderr": r.stderr, "stdout": r.stdout, "seconds": time.monotonic() - t,
-            "out": out, "port": port}
+    r = subprocess.run(
+        [str(repo / "scripts" / "train_stage2.sh"), str(leaf)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return {
+        "rc": r.returncode,
+        "stderr": r.stderr,
+        "stdout": r.stdout,
+        "seconds": time.monotonic() - t,
+        "out": out,
+        "port": port,
+    }
 
 
 @check(CAP, "Stage-2 Server-Mode CPU Smoke", "Server-mode smoke through the launcher")

@@ -140,9 +140,14 @@ def check_missing_base(tmp_path):
 
 @check(CAP, "Strict Keys With Dotted Paths", "An unknown nested key names its dotted path and line")
 def check_unknown_nested_key(tmp_path):
-    path = write(tmp_path, "configs/x.yaml", STAGE1.replace("  train_jsonl: data/train.jsonl\n",
-                                                            "  train_jsonl: data/train.jsonl\n  coord_soft_ce_w1:\n"
-                                                            "    w1_wieght: 3.0\n"))
+    path = write(
+        tmp_path,
+        "configs/x.yaml",
+        STAGE1.replace(
+            "  train_jsonl: data/train.jsonl\n",
+            "  train_jsonl: data/train.jsonl\n  coord_soft_ce_w1:\n    w1_wieght: 3.0\n",
+        ),
+    )
     assert path.read_text().splitlines()[6].strip() == "w1_wieght: 3.0"
     (err,) = errors(path)
     line = err.format()
@@ -169,8 +174,9 @@ def check_all_problems_reported(tmp_path):
 
 @check(CAP, "Strict Keys With Dotted Paths", "ms-swift sections accept exactly ms-swift's fields")
 def check_swift_sections(tmp_path):
-    ok = leaf(tmp_path, "model:\n  attn_impl: sdpa\ntraining:\n  vit_lr: 1.0e-4\n"
-                        "rlhf:\n  beta: 0.1\n  llm_kd_weight: 1.0\n")
+    ok = leaf(
+        tmp_path, "model:\n  attn_impl: sdpa\ntraining:\n  vit_lr: 1.0e-4\nrlhf:\n  beta: 0.1\n  llm_kd_weight: 1.0\n"
+    )
     cfg = load_config(ok)
     assert cfg.model["attn_impl"] == "sdpa" and cfg.rlhf == {"beta": 0.1, "llm_kd_weight": 1.0}
     bad = leaf(tmp_path, "model:\n  attn_implementation: sdpa\ntraining:\n  beta: 0.1\n", name="configs/bad.yaml")
@@ -185,13 +191,24 @@ def check_training_extras(tmp_path):
     # packing_length_cache_persist_every are accepted at their defaults only (coordexp.config.coverage
     # refuses any other value: nothing implements them)
     extras = {
-        "effective_batch_size": 4, "save_delay_steps": 10, "save_delay_epochs": None, "save_last_epoch": True,
-        "packing": True, "packing_mode": "static", "packing_buffer": 64, "packing_min_fill_ratio": 0.6,
-        "packing_drop_last": True, "packing_allow_single_long": False, "eval_packing": False,
-        "packing_avg_samples": None, "packing_wait_timeout_s": None, "packing_length_cache_persist_every": None,
+        "effective_batch_size": 4,
+        "save_delay_steps": 10,
+        "save_delay_epochs": None,
+        "save_last_epoch": True,
+        "packing": True,
+        "packing_mode": "static",
+        "packing_buffer": 64,
+        "packing_min_fill_ratio": 0.6,
+        "packing_drop_last": True,
+        "packing_allow_single_long": False,
+        "eval_packing": False,
+        "packing_avg_samples": None,
+        "packing_wait_timeout_s": None,
+        "packing_length_cache_persist_every": None,
     }
     body = "model:\n  attn_impl: flash_attention_2\ntraining:\n" + "".join(
-        f"  {k}: {json.dumps(v)}\n" for k, v in extras.items())
+        f"  {k}: {json.dumps(v)}\n" for k, v in extras.items()
+    )
     cfg = load_config(leaf(tmp_path, body))
     for k, v in extras.items():
         assert cfg.training[k] == v, k
@@ -218,15 +235,35 @@ def check_duplicate_keys(tmp_path):
 # ---------------------------------------------------------------- Migration Messages For Removed Keys
 
 REMOVED_KEYS = [
-    "training.packing_length", "custom.sample_limit", "custom.extra.rollout_matching.max_new_tokens",
-    "rollout_matching.temperature", "rollout_matching.top_p", "rollout_matching.top_k",
-    "rollout_matching.rollout_buffer", "rollout_matching.rollout_generate_batch_size",
-    "rollout_matching.rollout_infer_batch_size", "rollout_matching.post_rollout_pack_scope",
-    "rollout_matching.vllm.server.base_url", "rollout_matching.vllm.server.group_port",
-    "stage2_ab.schedule.pattern", "stage2_ab.bbox_l1_weight", "stage2_ab.bbox_giou_weight",
-    *(f"stage2_ab.channel_b.{k}" for k in ("mode", "async", "rollouts_per_step", "enable_pipeline",
-                                           "rollout_decode_batch_size", "reordered_gt_sft", "desc_ce_weight_matched",
-                                           "semantic_desc_gate", "stop_neutral")),
+    "training.packing_length",
+    "custom.sample_limit",
+    "custom.extra.rollout_matching.max_new_tokens",
+    "rollout_matching.temperature",
+    "rollout_matching.top_p",
+    "rollout_matching.top_k",
+    "rollout_matching.rollout_buffer",
+    "rollout_matching.rollout_generate_batch_size",
+    "rollout_matching.rollout_infer_batch_size",
+    "rollout_matching.post_rollout_pack_scope",
+    "rollout_matching.vllm.server.base_url",
+    "rollout_matching.vllm.server.group_port",
+    "stage2_ab.schedule.pattern",
+    "stage2_ab.bbox_l1_weight",
+    "stage2_ab.bbox_giou_weight",
+    *(
+        f"stage2_ab.channel_b.{k}"
+        for k in (
+            "mode",
+            "async",
+            "rollouts_per_step",
+            "enable_pipeline",
+            "rollout_decode_batch_size",
+            "reordered_gt_sft",
+            "desc_ce_weight_matched",
+            "semantic_desc_gate",
+            "stop_neutral",
+        )
+    ),
 ]
 
 
@@ -299,8 +336,10 @@ def check_bool_number(tmp_path):
 
 @check(CAP, "Typed Values", "Enumerations and bounds are enforced")
 def check_enums_bounds(tmp_path):
-    body = ("stage2_ab:\n  schedule:\n    b_ratio: 1.5\n  softctx_grad_mode: detach\n"
-            "rollout_matching:\n  decoding:\n    top_k: 0\n")
+    body = (
+        "stage2_ab:\n  schedule:\n    b_ratio: 1.5\n  softctx_grad_mode: detach\n"
+        "rollout_matching:\n  decoding:\n    top_k: 0\n"
+    )
     keys = error_keys(leaf(tmp_path, body, base=STAGE2))
     assert "<= 1.0" in keys["stage2_ab.schedule.b_ratio"] and "1.5" in keys["stage2_ab.schedule.b_ratio"]
     grad_mode = keys["stage2_ab.softctx_grad_mode"]
@@ -370,8 +409,12 @@ def check_stage2_sections_without_variant(tmp_path):
 def check_eval_batch_is_decode_batch(tmp_path):
     cfg = load_config(leaf(tmp_path, "rollout_matching:\n  decode_batch_size: 4\n", base=STAGE2))
     assert cfg.training["per_device_eval_batch_size"] == 4
-    bad = leaf(tmp_path, "rollout_matching:\n  decode_batch_size: 4\ntraining:\n  per_device_eval_batch_size: 2\n",
-               base=STAGE2, name="configs/bad.yaml")
+    bad = leaf(
+        tmp_path,
+        "rollout_matching:\n  decode_batch_size: 4\ntraining:\n  per_device_eval_batch_size: 2\n",
+        base=STAGE2,
+        name="configs/bad.yaml",
+    )
     assert "training.per_device_eval_batch_size" in error_keys(bad)
 
 
@@ -416,8 +459,9 @@ def check_one_server(tmp_path):
 
 @check(CAP, "Batch Derivation", "Gradient accumulation is derived")
 def check_gas_derived(tmp_path):
-    cfg = load_config(leaf(tmp_path, "training:\n  effective_batch_size: 64\n  per_device_train_batch_size: 2\n"),
-                      world_size=4)
+    cfg = load_config(
+        leaf(tmp_path, "training:\n  effective_batch_size: 64\n  per_device_train_batch_size: 2\n"), world_size=4
+    )
     assert cfg.training["gradient_accumulation_steps"] == 8
 
 
@@ -429,8 +473,9 @@ def check_indivisible_batch(tmp_path):
 
 @check(CAP, "Batch Derivation", "A conflicting explicit GAS is rejected")
 def check_conflicting_gas(tmp_path):
-    keys = error_keys(leaf(tmp_path, "training:\n  effective_batch_size: 32\n  gradient_accumulation_steps: 4\n"),
-                      world_size=1)
+    keys = error_keys(
+        leaf(tmp_path, "training:\n  effective_batch_size: 32\n  gradient_accumulation_steps: 4\n"), world_size=1
+    )
     assert "= 32" in keys["training.gradient_accumulation_steps"]
 
 
@@ -537,8 +582,13 @@ def check_error_in_base(tmp_path):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "coordexp.config", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONHASHSEED": "random"})
+    return subprocess.run(
+        [sys.executable, "-m", "coordexp.config", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONHASHSEED": "random"},
+    )
 
 
 @check(CAP, "Config Error Reporting", "The CLI prints deterministic JSON")
@@ -578,8 +628,9 @@ def check_paths_cwd_independent(tmp_path, monkeypatch):
 
 @check(CAP, "Paths Independent Of The Working Directory", "Dot paths are relative to the config file")
 def check_dot_paths(tmp_path, monkeypatch):
-    text = STAGE1.replace("  train_jsonl: data/train.jsonl\n",
-                          "  train_jsonl: data/train.jsonl\n  val_jsonl: ./val.jsonl\n")
+    text = STAGE1.replace(
+        "  train_jsonl: data/train.jsonl\n", "  train_jsonl: data/train.jsonl\n  val_jsonl: ./val.jsonl\n"
+    )
     path = write(tmp_path, "configs/sub/x.yaml", text)
     monkeypatch.chdir("/")
     cfg = load_config(path)

@@ -64,14 +64,19 @@ def check_planted_blanket_handler_is_caught(tmp_path):
     assert found == {("bare.py", 3), ("exc.py", 4), ("tuple_ellipsis.py", 3), ("docstring_only.py", 3)}
 
 
-@check(CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_1 smoke on CUDA",
-       manual="tests/manual/gpu_stage1_smoke.md")
+@check(
+    CAP, "Deferred GPU Smokes Are Manual Scenarios", "Stage_1 smoke on CUDA", manual="tests/manual/gpu_stage1_smoke.md"
+)
 def check_stage1_smoke_on_cuda():
     """Run by a person on a CUDA machine: tests/manual/gpu_stage1_smoke.py writes the evidence JSON."""
 
 
-@check(CAP, "Stage-2 Server Mode Verified On vLLM", "Stage_2 server mode with vLLM",
-       manual="tests/manual/gpu_stage2_vllm_smoke.md")
+@check(
+    CAP,
+    "Stage-2 Server Mode Verified On vLLM",
+    "Stage_2 server mode with vLLM",
+    manual="tests/manual/gpu_stage2_vllm_smoke.md",
+)
 def check_stage2_server_mode_with_vllm():
     """Run by a person with GPUs and vLLM (change verify-stage2-vllm-server-smoke): see the procedure."""
 
@@ -110,8 +115,9 @@ def check_entrypoints_refuse_missing_config(tmp_path):
     for script in ENTRYPOINTS:
         assert script.is_file(), f"{script.relative_to(REPO)} is missing"
         for args in ([], [str(tmp_path / "absent.yaml")]):
-            proc = subprocess.run(["bash", str(script), *args], cwd=tmp_path, capture_output=True, text=True,
-                                  timeout=120)
+            proc = subprocess.run(
+                ["bash", str(script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+            )
             assert proc.returncode != 0, (script.name, args)
             assert "usage:" in proc.stderr, (script.name, args, proc.stderr)
             if args:
@@ -120,8 +126,18 @@ def check_entrypoints_refuse_missing_config(tmp_path):
 
 # ---------------------------------------------------------------- coverage of the audit
 
-AUDITED = ("training-config", "jsonl-contract", "coord-token-mode", "coordjson", "chat-template", "packing",
-           "stage1-objective", "run-artifacts", "stage2-ab-training", "rollout-server-contract")
+AUDITED = (
+    "training-config",
+    "jsonl-contract",
+    "coord-token-mode",
+    "coordjson",
+    "chat-template",
+    "packing",
+    "stage1-objective",
+    "run-artifacts",
+    "stage2-ab-training",
+    "rollout-server-contract",
+)
 
 
 @check(CAP, "Pipeline Capabilities Specified And Verified", "Every audited capability is in the specs")
@@ -139,8 +155,11 @@ def _uses_cuda(node: ast.AST) -> bool:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Attribute) and sub.attr == "cuda":  # torch.cuda..., tensor.cuda()
             return True
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and (
-                sub.value == "cuda" or sub.value.startswith("cuda:")):  # device="cuda"
+        if (
+            isinstance(sub, ast.Constant)
+            and isinstance(sub.value, str)
+            and (sub.value == "cuda" or sub.value.startswith("cuda:"))
+        ):  # device="cuda"
             return True
     return False
 
@@ -153,8 +172,11 @@ def gpu_bound_checks(root: Path) -> list[tuple[Path, int, str]]:
         for node in tree.body:
             if not isinstance(node, ast.FunctionDef):
                 continue
-            decos = [d for d in node.decorator_list
-                     if isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", "")) == "check"]
+            decos = [
+                d
+                for d in node.decorator_list
+                if isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", "")) == "check"
+            ]
             if not decos or any(k.arg == "manual" for d in decos for k in d.keywords):
                 continue
             if _uses_cuda(node):  # the decorators are part of the node: a skipif on CUDA counts
@@ -183,9 +205,14 @@ def check_checks_need_no_gpu(tmp_path):
 
 STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
 STAGE1_SMOKE = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
-SCHEMA_ROOTS = (("custom", "CustomConfig"), ("stage2_ab", "Stage2ABConfig"),
-                ("rollout_matching", "RolloutMatchingConfig"), ("debug", "DebugConfig"),
-                ("deepspeed", "DeepspeedConfig"), ("training", "TrainingExtras"))
+SCHEMA_ROOTS = (
+    ("custom", "CustomConfig"),
+    ("stage2_ab", "Stage2ABConfig"),
+    ("rollout_matching", "RolloutMatchingConfig"),
+    ("debug", "DebugConfig"),
+    ("deepspeed", "DeepspeedConfig"),
+    ("training", "TrainingExtras"),
+)
 
 
 def schema_keys(roots=None) -> list[str]:
@@ -216,14 +243,20 @@ def coverage_problems(keys) -> list[str]:
     """Keys in no table or in several, and table entries that are not schema keys."""
     from coordexp.config import coverage as cov
 
-    tables = {"PROBED": cov.PROBED, "CHECKED": cov.CHECKED, "REFUSED": cov.REFUSED,
-              "NOT_IMPLEMENTED": cov.NOT_IMPLEMENTED}
+    tables = {
+        "PROBED": cov.PROBED,
+        "CHECKED": cov.CHECKED,
+        "REFUSED": cov.REFUSED,
+        "NOT_IMPLEMENTED": cov.NOT_IMPLEMENTED,
+    }
     out = []
     for k in keys:
         where = [t for t, table in tables.items() if k in table]
         if len(where) != 1:
-            out.append(f"{k}: in {where or 'no table'}: a config key must be wired (PROBED or CHECKED) or refused "
-                       "(REFUSED or NOT_IMPLEMENTED) in coordexp.config.coverage, exactly once")
+            out.append(
+                f"{k}: in {where or 'no table'}: a config key must be wired (PROBED or CHECKED) or refused "
+                "(REFUSED or NOT_IMPLEMENTED) in coordexp.config.coverage, exactly once"
+            )
     for t, table in tables.items():
         out += [f"{t}: {k}: not a schema key" for k in table if k not in keys]
     return out
@@ -256,9 +289,13 @@ def write_leaf(tmp: Path, base: Path, overrides: dict, name: str) -> Path:
 
     cfg = load_config(base)
     ensure_inputs(cfg)
-    fixed = {"model.model": cfg.model["model"], "custom.train_jsonl": cfg.custom.train_jsonl,
-             "custom.val_jsonl": cfg.custom.val_jsonl, "training.output_dir": str(tmp / name / "out"),
-             "training.logging_dir": str(tmp / name / "tb")}
+    fixed = {
+        "model.model": cfg.model["model"],
+        "custom.train_jsonl": cfg.custom.train_jsonl,
+        "custom.val_jsonl": cfg.custom.val_jsonl,
+        "training.output_dir": str(tmp / name / "out"),
+        "training.logging_dir": str(tmp / name / "tb"),
+    }
     body = _merge(_nest(fixed), _nest(overrides))
     leaf = tmp / name / "leaf.yaml"
     leaf.parent.mkdir(parents=True, exist_ok=True)
@@ -292,15 +329,21 @@ def stage1_built(leaf: Path) -> object:
             ds = kw["train_dataset"]
             samples = getattr(ds, "samples", [])
             seen["trainer"] = {
-                "gas": kw["args"].gradient_accumulation_steps, "packing": kw["packing"],
-                "lr_buckets": repr(kw["lr_buckets"]), "loss_weights": repr(kw["loss_weights"]),
-                "coord_offset": None if kw["coord_offset"] is None else
-                (kw["coord_offset"].start, kw["coord_offset"].head is None),
+                "gas": kw["args"].gradient_accumulation_steps,
+                "packing": kw["packing"],
+                "lr_buckets": repr(kw["lr_buckets"]),
+                "loss_weights": repr(kw["loss_weights"]),
+                "coord_offset": None
+                if kw["coord_offset"] is None
+                else (kw["coord_offset"].start, kw["coord_offset"].head is None),
                 "callbacks": [sorted(vars(c).items()) for c in kw["callbacks"]],
-                "train": (len(samples), hashlib.sha256(repr([[int(i) for i in s.input_ids]
-                                                              for s in samples]).encode()).hexdigest()),
+                "train": (
+                    len(samples),
+                    hashlib.sha256(repr([[int(i) for i in s.input_ids] for s in samples]).encode()).hexdigest(),
+                ),
                 "val": len(kw["eval_dataset"]) if kw["eval_dataset"] is not None else 0,
-                "collator": type(kw["data_collator"]).__name__}
+                "collator": type(kw["data_collator"]).__name__,
+            }
 
         def train(self):
             raise _Stop
@@ -335,8 +378,11 @@ def launcher_built(leaf: Path) -> object:
         return f"error: {exc}"
 
 
-CONSUMERS = {"stage1_run": (STAGE1_SMOKE, stage1_built), "stage2_engine": (STAGE2_SMOKE, stage2_built),
-             "launcher": (STAGE2_SMOKE, launcher_built)}
+CONSUMERS = {
+    "stage1_run": (STAGE1_SMOKE, stage1_built),
+    "stage2_engine": (STAGE2_SMOKE, stage2_built),
+    "launcher": (STAGE2_SMOKE, launcher_built),
+}
 
 
 @check(CAP, "Config Key Coverage", "Every schema key is registered once")
@@ -353,10 +399,14 @@ def check_a_key_added_without_wiring_is_reported():
 
     from coordexp.config import sections
 
-    planted = dataclasses.make_dataclass("PlantedRollout", [("new_knob", bool, dataclasses.field(default=False))],
-                                         bases=(sections.RolloutMatchingConfig,))
-    roots = [(name, planted if cls == "RolloutMatchingConfig" else getattr(sections, cls))
-             for name, cls in SCHEMA_ROOTS]
+    planted = dataclasses.make_dataclass(
+        "PlantedRollout",
+        [("new_knob", bool, dataclasses.field(default=False))],
+        bases=(sections.RolloutMatchingConfig,),
+    )
+    roots = [
+        (name, planted if cls == "RolloutMatchingConfig" else getattr(sections, cls)) for name, cls in SCHEMA_ROOTS
+    ]
     problems = coverage_problems(schema_keys(roots))
     assert [p for p in problems if p.startswith("rollout_matching.new_knob: in no table")], problems
     assert len(problems) == 1, problems
@@ -401,9 +451,13 @@ def _refused_value(key: str):
     """A value other than the schema default for a NOT_IMPLEMENTED key."""
     from coordexp.config import sections
 
-    special = {"rollout_matching.vllm.mode": "colocate", "rollout_matching.vllm.sync.mode": "adapter",
-               "rollout_matching.ot_cost": "l1", "deepspeed.config": "zero2",
-               "rollout_matching.eval_prompt_variant": "coco_80"}
+    special = {
+        "rollout_matching.vllm.mode": "colocate",
+        "rollout_matching.vllm.sync.mode": "adapter",
+        "rollout_matching.ot_cost": "l1",
+        "deepspeed.config": "zero2",
+        "rollout_matching.eval_prompt_variant": "coco_80",
+    }
     if key in special:
         return special[key]
     root, rest = key.split(".", 1)

@@ -44,7 +44,12 @@ def _site() -> str:
 
 
 def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SPECGEN_NO_CACHE"))}
+    # Without CI/BUILD_NUMBER: under them pytest prints whole failure messages in its summary lines.
+    out = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "SPECGEN_NO_CACHE")) and k not in ("CI", "BUILD_NUMBER")
+    }
     out.update(PYTHONPATH=_site(), NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
     return out
 

@@ -7,8 +7,15 @@ import shutil
 from pathlib import Path
 
 # Files Qwen3-VL's processors read that save_pretrained of the model/tokenizer does not write.
-SIDE_FILES = ("preprocessor_config.json", "video_preprocessor_config.json", "chat_template.json",
-              "chat_template.jinja", "generation_config.json", "README.md", "configuration.json")
+SIDE_FILES = (
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+    "chat_template.json",
+    "chat_template.jinja",
+    "generation_config.json",
+    "README.md",
+    "configuration.json",
+)
 EMBED_SUFFIX = "embed_tokens.weight"
 HEAD_KEY = "lm_head.weight"
 

@@ -91,8 +91,11 @@ def load_unmerged(checkpoint: Path, base: Path | None = None, *, dtype: str = "a
         raise CheckpointError(f"{checkpoint}: not a checkpoint folder")
     recorded = base_of(checkpoint)
     if recorded is None:  # a full-model checkpoint
-        return _load(Qwen3VLForConditionalGeneration, model_folder(checkpoint, "the checkpoint"), dtype), "none", \
-            checkpoint
+        return (
+            _load(Qwen3VLForConditionalGeneration, model_folder(checkpoint, "the checkpoint"), dtype),
+            "none",
+            checkpoint,
+        )
     base = model_folder(Path(base or recorded), "the adapter's base model (--base)")
     if not (checkpoint / ADAPTER_WEIGHTS).is_file():
         raise CheckpointError(f"{checkpoint}: {ADAPTER_CONFIG} without {ADAPTER_WEIGHTS}")
@@ -106,8 +109,9 @@ def load_unmerged(checkpoint: Path, base: Path | None = None, *, dtype: str = "a
 def _load(cls, folder: Path, dtype: str):
     import torch
 
-    return cls.from_pretrained(folder, dtype=dtype if dtype == "auto" else getattr(torch, dtype),
-                               local_files_only=True).eval()
+    return cls.from_pretrained(
+        folder, dtype=dtype if dtype == "auto" else getattr(torch, dtype), local_files_only=True
+    ).eval()
 
 
 def fold_coord_offset(model, tables: CoordOffsetTables) -> bool:
@@ -153,8 +157,16 @@ def merge_checkpoint(checkpoint: str | Path, out: str | Path, *, base: str | Pat
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out)
     copy_side_files(base_dir, out)
     offset = "none" if tables is None else ("tied" if tables.head is None else "separate head")
-    report = MergeReport(str(checkpoint), str(base_dir), str(out), kind, offset,
-                         None if tables is None else tables.start, bool(model.config.tie_word_embeddings), untied)
+    report = MergeReport(
+        str(checkpoint),
+        str(base_dir),
+        str(out),
+        kind,
+        offset,
+        None if tables is None else tables.start,
+        bool(model.config.tie_word_embeddings),
+        untied,
+    )
     write_json(out / REPORT, asdict(report))
     return report
 
@@ -170,17 +182,27 @@ def probe_inputs(config, *, seed: int = 0, text_len: int = 24):
     g = torch.Generator().manual_seed(seed)
     vc = config.vision_config
     grid = (1, 4, 4)
-    merged = grid[0] * grid[1] * grid[2] // vc.spatial_merge_size ** 2
+    merged = grid[0] * grid[1] * grid[2] // vc.spatial_merge_size**2
     coords = [151669, 151670, 151671, 152168, 152668, 152669]
     text = torch.randint(0, 150000, (text_len,), generator=g).tolist()
-    ids = text[:4] + [config.vision_start_token_id] + [config.image_token_id] * merged + \
-        [config.vision_end_token_id] + text[4:] + coords + text[:3]
-    dim = getattr(vc, "in_channels", 3) * vc.temporal_patch_size * vc.patch_size ** 2
+    ids = (
+        text[:4]
+        + [config.vision_start_token_id]
+        + [config.image_token_id] * merged
+        + [config.vision_end_token_id]
+        + text[4:]
+        + coords
+        + text[:3]
+    )
+    dim = getattr(vc, "in_channels", 3) * vc.temporal_patch_size * vc.patch_size**2
     input_ids = torch.tensor([ids])
-    return {"input_ids": input_ids, "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-            "mm_token_type_ids": (input_ids == config.image_token_id).to(torch.int32),
-            "pixel_values": torch.randn(grid[0] * grid[1] * grid[2], dim, generator=g),
-            "image_grid_thw": torch.tensor([list(grid)])}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+        "mm_token_type_ids": (input_ids == config.image_token_id).to(torch.int32),
+        "pixel_values": torch.randn(grid[0] * grid[1] * grid[2], dim, generator=g),
+        "image_grid_thw": torch.tensor([list(grid)]),
+    }
 
 
 def adapter_logits(checkpoint: Path, base: Path | None, inputs: dict):
@@ -218,8 +240,9 @@ class MergeCheck:
     tokens: int
 
 
-def verify_merge(checkpoint: str | Path, merged: str | Path, *, base: str | Path | None = None,
-                 seed: int = 0) -> MergeCheck:
+def verify_merge(
+    checkpoint: str | Path, merged: str | Path, *, base: str | Path | None = None, seed: int = 0
+) -> MergeCheck:
     """Compare the merged model's logits with the adapter model's on ``probe_inputs`` (float32)."""
     from transformers import AutoConfig
 
@@ -228,10 +251,12 @@ def verify_merge(checkpoint: str | Path, merged: str | Path, *, base: str | Path
     a = adapter_logits(Path(checkpoint), Path(base) if base else None, inputs)
     b = merged_logits(merged, inputs)
     if a.shape != b.shape:
-        raise CheckpointError(f"{merged}: logits shape {tuple(b.shape)} differs from the adapter model's "
-                              f"{tuple(a.shape)}")
+        raise CheckpointError(
+            f"{merged}: logits shape {tuple(b.shape)} differs from the adapter model's {tuple(a.shape)}"
+        )
     diff = (a - b).abs()
     tables = read_coord_offset(Path(checkpoint))
     start = tables.start if tables is not None else 151670
-    return MergeCheck(float(diff.max()), float(diff[..., start:start + COORD_BINS].max()), float(a.abs().max()),
-                      int(a.shape[1]))
+    return MergeCheck(
+        float(diff.max()), float(diff[..., start : start + COORD_BINS].max()), float(a.abs().max()), int(a.shape[1])
+    )

@@ -80,11 +80,15 @@ def expand_coord_vocab(src: str | Path, dst: str | Path, *, seed: int = 0) -> Ex
     vocab = tok.get_vocab()
     present = [t for t in coord_vocab() if t in vocab]
     if present:
-        raise CheckpointError(f"{src}: the tokenizer already has {len(present)} coord tokens (first {present[0]}); "
-                              "it is expanded already: point model.model at it")
+        raise CheckpointError(
+            f"{src}: the tokenizer already has {len(present)} coord tokens (first {present[0]}); "
+            "it is expanded already: point model.model at it"
+        )
     if before != BASE_TOKENS:
-        raise CheckpointError(f"{src}: the tokenizer has {before} tokens, not the Qwen3 vocabulary's {BASE_TOKENS}: "
-                              f"the coord ids would not be {FIRST_COORD_ID}..{LAST_COORD_ID}")
+        raise CheckpointError(
+            f"{src}: the tokenizer has {before} tokens, not the Qwen3 vocabulary's {BASE_TOKENS}: "
+            f"the coord ids would not be {FIRST_COORD_ID}..{LAST_COORD_ID}"
+        )
     tok.add_special_tokens({"additional_special_tokens": coord_vocab()}, replace_extra_special_tokens=False)
     model = Qwen3VLForConditionalGeneration.from_pretrained(src, dtype="auto", local_files_only=True)
     rows_before = model.get_input_embeddings().weight.shape[0]
@@ -102,9 +106,21 @@ def expand_coord_vocab(src: str | Path, dst: str | Path, *, seed: int = 0) -> Ex
     copy_side_files(src, dst)
     write_json(dst / TOKEN_LIST, coord_vocab())
     ids = tok.convert_tokens_to_ids(coord_vocab())
-    report = ExpandReport(str(src), str(dst), before, len(tok), rows_before, rows_after, rows_after - rows_before,
-                          ids[0], ids[1], ids[-1], _tied(model.config), "mean_resizing (old rows' mean, 1e-9 cov)",
-                          seed)
+    report = ExpandReport(
+        str(src),
+        str(dst),
+        before,
+        len(tok),
+        rows_before,
+        rows_after,
+        rows_after - rows_before,
+        ids[0],
+        ids[1],
+        ids[-1],
+        _tied(model.config),
+        "mean_resizing (old rows' mean, 1e-9 cov)",
+        seed,
+    )
     write_json(dst / REPORT, asdict(report))
     return report
 
@@ -127,8 +143,10 @@ def verify_expanded(src: str | Path, dst: str | Path) -> list[str]:
     if any(i is None or i == unk for i in ids):
         return [f"{dst}: coord tokens missing from the saved tokenizer"]
     if ids != list(range(BASE_TOKENS, LAST_COORD_ID + 1)):
-        problems.append(f"{dst}: coord ids are {ids[0]}, {ids[1]}..{ids[-1]}, not one block "
-                        f"{BASE_TOKENS}, {FIRST_COORD_ID}..{LAST_COORD_ID}")
+        problems.append(
+            f"{dst}: coord ids are {ids[0]}, {ids[1]}..{ids[-1]}, not one block "
+            f"{BASE_TOKENS}, {FIRST_COORD_ID}..{LAST_COORD_ID}"
+        )
     for k in range(COORD_BINS):
         got = tok.encode(f"x{coord_token(k)}y", add_special_tokens=False)
         if got.count(FIRST_COORD_ID + k) != 1 or len(got) != 3:
@@ -137,9 +155,9 @@ def verify_expanded(src: str | Path, dst: str | Path) -> list[str]:
     old, new = embedding_rows(src), embedding_rows(dst)
     if new.shape[0] < LAST_COORD_ID + 1:
         problems.append(f"{dst}: the embedding has {new.shape[0]} rows, fewer than {LAST_COORD_ID + 1}")
-    if not torch.equal(new[:old.shape[0]], old):
+    if not torch.equal(new[: old.shape[0]], old):
         problems.append(f"{dst}: embedding rows 0..{old.shape[0] - 1} differ from {src}'s")
-    added = new[old.shape[0]:].float()
+    added = new[old.shape[0] :].float()
     if added.numel():
         if not torch.isfinite(added).all():
             problems.append(f"{dst}: new embedding rows are not finite")
@@ -155,7 +173,7 @@ def verify_expanded(src: str | Path, dst: str | Path) -> list[str]:
         h_old, h_new = head_rows(src), head_rows(dst)
         if h_new is None or h_new.shape[0] != new.shape[0]:
             problems.append(f"{dst}: untied model without an lm_head of {new.shape[0]} rows")
-        elif h_old is not None and not torch.equal(h_new[:h_old.shape[0]], h_old):
+        elif h_old is not None and not torch.equal(h_new[: h_old.shape[0]], h_old):
             problems.append(f"{dst}: lm_head rows 0..{h_old.shape[0] - 1} differ from {src}'s")
     else:
         problems.extend(_tied_after_load(dst))

@@ -15,11 +15,16 @@ from . import ConfigError, ConfigWarning, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coordexp.config",
-                                     description="Validate a coordexp training config and print it materialized.")
+    parser = argparse.ArgumentParser(
+        prog="python -m coordexp.config", description="Validate a coordexp training config and print it materialized."
+    )
     parser.add_argument("config", help="the YAML file (its `extends` chain is followed)")
-    parser.add_argument("--world-size", type=int, default=None,
-                        help="data-parallel world size for the batch/GAS derivation (default: $WORLD_SIZE or 1)")
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=None,
+        help="data-parallel world size for the batch/GAS derivation (default: $WORLD_SIZE or 1)",
+    )
     args = parser.parse_args(argv)
     if args.world_size is not None and args.world_size < 1:
         parser.error("--world-size must be >= 1")

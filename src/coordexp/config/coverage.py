@@ -31,38 +31,75 @@ from .typed import Ctx
 NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
     "deepspeed.enabled": ("DeepSpeed is not wired into coordexp's trainers (they run plain DDP)", "set it false"),
     "deepspeed.config": ("DeepSpeed is not wired into coordexp's trainers", "delete it"),
-    "debug.enabled": ("the debug section is not implemented", "use custom.train_sample_limit / "
-                                                               "custom.val_sample_limit and set it false"),
+    "debug.enabled": (
+        "the debug section is not implemented",
+        "use custom.train_sample_limit / custom.val_sample_limit and set it false",
+    ),
     "debug.output_dir": ("the debug section is not implemented", "delete it (training.output_dir names the run)"),
     "debug.train_sample_limit": ("the debug section is not implemented", "use custom.train_sample_limit"),
     "debug.val_sample_limit": ("the debug section is not implemented", "use custom.val_sample_limit"),
-    "rollout_matching.vllm.mode": ("colocate vLLM (rollouts inside the learner process) is not implemented; it "
-                                   "also needs CUDA and vLLM, which a CPU machine has neither of",
-                                   "use mode: server with scripts/train_stage2.sh"),
-    "rollout_matching.vllm.sync.mode": ("only full weight sync is implemented (the learner sends merged weights "
-                                        "with ms-swift's flattened-bucket protocol); adapter sync is not",
-                                        "set mode: full"),
-    "rollout_matching.vllm.sync.fallback_to_full": ("it applies only to adapter sync, which is not implemented",
-                                                    "delete it"),
-    "rollout_matching.vllm.sleep_level": ("vLLM sleep applies to colocate mode, which is not implemented",
-                                          "set it 0"),
-    "rollout_matching.eval_prompt_variant": ("a separate eval prompt variant is not implemented (eval uses "
-                                             "custom.extra.prompt_variant)", "delete it"),
-    **{f"rollout_matching.{k}": ("Sinkhorn matching is not implemented (matching is Hungarian over boxes)",
-                                 "delete it") for k in ("ot_cost", "ot_epsilon", "ot_iters")},
-    **{f"rollout_matching.{section}.{k}": (f"{what} is not implemented", "delete it")
-       for section, what in (("monitor_dump", "rollout monitor dumps"),
-                             ("vllm.server.debug_dump", "rollout-server debug dumps"))
-       for k in ("enabled", "every_steps", "out_dir", "max_events", "max_samples", "max_chars",
-                 "max_pending_writes", "min_free_gb")},
-    **{f"rollout_matching.offload.{k}": ("offloading during rollouts is not implemented", "set it false")
-       for k in ("enabled", "offload_model", "offload_optimizer")},
+    "rollout_matching.vllm.mode": (
+        "colocate vLLM (rollouts inside the learner process) is not implemented; it "
+        "also needs CUDA and vLLM, which a CPU machine has neither of",
+        "use mode: server with scripts/train_stage2.sh",
+    ),
+    "rollout_matching.vllm.sync.mode": (
+        "only full weight sync is implemented (the learner sends merged weights "
+        "with ms-swift's flattened-bucket protocol); adapter sync is not",
+        "set mode: full",
+    ),
+    "rollout_matching.vllm.sync.fallback_to_full": (
+        "it applies only to adapter sync, which is not implemented",
+        "delete it",
+    ),
+    "rollout_matching.vllm.sleep_level": ("vLLM sleep applies to colocate mode, which is not implemented", "set it 0"),
+    "rollout_matching.eval_prompt_variant": (
+        "a separate eval prompt variant is not implemented (eval uses custom.extra.prompt_variant)",
+        "delete it",
+    ),
+    **{
+        f"rollout_matching.{k}": (
+            "Sinkhorn matching is not implemented (matching is Hungarian over boxes)",
+            "delete it",
+        )
+        for k in ("ot_cost", "ot_epsilon", "ot_iters")
+    },
+    **{
+        f"rollout_matching.{section}.{k}": (f"{what} is not implemented", "delete it")
+        for section, what in (
+            ("monitor_dump", "rollout monitor dumps"),
+            ("vllm.server.debug_dump", "rollout-server debug dumps"),
+        )
+        for k in (
+            "enabled",
+            "every_steps",
+            "out_dir",
+            "max_events",
+            "max_samples",
+            "max_chars",
+            "max_pending_writes",
+            "min_free_gb",
+        )
+    },
+    **{
+        f"rollout_matching.offload.{k}": ("offloading during rollouts is not implemented", "set it false")
+        for k in ("enabled", "offload_model", "offload_optimizer")
+    },
     "rollout_matching.desc_monitor.enabled": ("the desc monitor is not implemented", "set it false"),
-    **{f"training.{k}": ("not implemented by coordexp's trainers", "delete it")
-       for k in ("save_delay_epochs", "save_last_epoch", "packing_avg_samples", "packing_wait_timeout_s",
-                 "packing_length_cache_persist_every")},
-    "training.packing_drop_last": ("static packing never drops underfilled packs (they are kept and counted in "
-                                   "the packing report)", "delete it"),
+    **{
+        f"training.{k}": ("not implemented by coordexp's trainers", "delete it")
+        for k in (
+            "save_delay_epochs",
+            "save_last_epoch",
+            "packing_avg_samples",
+            "packing_wait_timeout_s",
+            "packing_length_cache_persist_every",
+        )
+    },
+    "training.packing_drop_last": (
+        "static packing never drops underfilled packs (they are kept and counted in the packing report)",
+        "delete it",
+    ),
 }
 
 
@@ -83,9 +120,12 @@ def refuse_not_implemented(cfg, ctx: Ctx) -> None:
     """Record an error at every NOT_IMPLEMENTED key whose value is not the schema default."""
     from .sections import DebugConfig, DeepspeedConfig, RolloutMatchingConfig, TrainingExtras
 
-    roots = {"deepspeed": (cfg.deepspeed, DeepspeedConfig), "debug": (cfg.debug, DebugConfig),
-             "rollout_matching": (cfg.rollout_matching, RolloutMatchingConfig),
-             "training": (cfg.extras, TrainingExtras)}
+    roots = {
+        "deepspeed": (cfg.deepspeed, DeepspeedConfig),
+        "debug": (cfg.debug, DebugConfig),
+        "rollout_matching": (cfg.rollout_matching, RolloutMatchingConfig),
+        "training": (cfg.extras, TrainingExtras),
+    }
     for key, (what, fix) in NOT_IMPLEMENTED.items():
         section, rest = key.split(".", 1)
         obj, cls = roots[section]
@@ -94,8 +134,11 @@ def refuse_not_implemented(cfg, ctx: Ctx) -> None:
             continue
         default = _default(cls, rest)
         if value != default:
-            ctx.error(tuple(key.split(".")), f"{what}: `{rest.rsplit('.', 1)[-1]}: {value!r}` would be a silent "
-                                             f"knob, so it is refused; {fix} (the default is {default!r})")
+            ctx.error(
+                tuple(key.split(".")),
+                f"{what}: `{rest.rsplit('.', 1)[-1]}: {value!r}` would be a silent "
+                f"knob, so it is refused; {fix} (the default is {default!r})",
+            )
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -117,8 +160,10 @@ PROBED: dict[str, tuple[str, Any]] = {
     "stage2_ab.coord_gate_weight": ("stage2_engine", 0.5),
     "stage2_ab.coord_huber_delta": ("stage2_engine", 0.01),
     "stage2_ab.channel_b.drop_invalid_struct_ce_multiplier": ("stage2_engine", 2.0),
-    "rollout_matching.decode_mode": ("stage2_engine", {"rollout_matching.decode_mode": "beam",
-                                                       "rollout_matching.num_beams": 2}),
+    "rollout_matching.decode_mode": (
+        "stage2_engine",
+        {"rollout_matching.decode_mode": "beam", "rollout_matching.num_beams": 2},
+    ),
     "rollout_matching.max_new_tokens": ("stage2_engine", 8),
     "rollout_matching.repetition_penalty": ("stage2_engine", 1.2),
     "rollout_matching.decoding.temperature": ("stage2_engine", 0.7),
@@ -138,21 +183,27 @@ PROBED: dict[str, tuple[str, Any]] = {
     "rollout_matching.vllm.enable_lora": ("launcher", True),
     "rollout_matching.vllm.enable_prefix_caching": ("launcher", False),
     "rollout_matching.vllm.enforce_eager": ("launcher", False),
-    "rollout_matching.vllm.mm_processor_kwargs": ("launcher", {"rollout_matching.vllm.mm_processor_kwargs":
-                                                               {"do_resize": False, "min_pixels": 3136}}),
+    "rollout_matching.vllm.mm_processor_kwargs": (
+        "launcher",
+        {"rollout_matching.vllm.mm_processor_kwargs": {"do_resize": False, "min_pixels": 3136}},
+    ),
     "custom.object_ordering": ("stage1_run", "random"),
     "custom.extra": ("stage1_run", {"custom.extra": {"prompt_variant": "default"}}),  # the smoke uses coco_80
     "custom.train_sample_limit": ("stage1_run", 3),
     "custom.val_sample_limit": ("stage1_run", 1),
     "custom.coord_offset.enabled": ("stage1_run", False),  # the stage_1 smoke enables it, with a tied head
-    "custom.coord_offset.tie_head": ("stage1_run", {"custom.coord_offset.enabled": True,
-                                                    "custom.coord_offset.tie_head": False}),
-    "custom.coord_offset.ids.start": ("stage1_run", {"custom.coord_offset.enabled": True,
-                                                     "custom.coord_offset.ids.start": 5,
-                                                     "custom.coord_offset.ids.end": 1004}),
-    "custom.coord_offset.ids.end": ("stage1_run", {"custom.coord_offset.enabled": True,
-                                                   "custom.coord_offset.ids.start": 6,
-                                                   "custom.coord_offset.ids.end": 1005}),
+    "custom.coord_offset.tie_head": (
+        "stage1_run",
+        {"custom.coord_offset.enabled": True, "custom.coord_offset.tie_head": False},
+    ),
+    "custom.coord_offset.ids.start": (
+        "stage1_run",
+        {"custom.coord_offset.enabled": True, "custom.coord_offset.ids.start": 5, "custom.coord_offset.ids.end": 1004},
+    ),
+    "custom.coord_offset.ids.end": (
+        "stage1_run",
+        {"custom.coord_offset.enabled": True, "custom.coord_offset.ids.start": 6, "custom.coord_offset.ids.end": 1005},
+    ),
     "custom.coord_offset.embed_lr": ("stage1_run", 3.0e-4),
     "custom.coord_offset.head_lr": ("stage1_run", 4.0e-4),
     "custom.coord_offset.weight_decay": ("stage1_run", 0.05),
@@ -173,20 +224,17 @@ PROBED: dict[str, tuple[str, Any]] = {
 }
 
 # key -> a bound check that exercises it ("<module>::<function>" under tests/checks/).
+_LAUNCHER_SMOKE = "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol"
+_WORLD_SIZE = "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size"
 CHECKED: dict[str, str] = {
-    "custom.train_jsonl": "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
-    "custom.val_jsonl": "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
+    "custom.train_jsonl": _LAUNCHER_SMOKE,
+    "custom.val_jsonl": _LAUNCHER_SMOKE,
     "custom.trainer_variant": "training_config::check_stage2_requires_sections",
-    "rollout_matching.decode_batch_size":
-        "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
-    "rollout_matching.vllm.server.timeout_s":
-        "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
-    "rollout_matching.vllm.server.infer_timeout_s":
-        "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size",
-    "rollout_matching.vllm.server.servers[].base_url":
-        "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
-    "rollout_matching.vllm.server.servers[].group_port":
-        "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol",
+    "rollout_matching.decode_batch_size": _WORLD_SIZE,
+    "rollout_matching.vllm.server.timeout_s": _WORLD_SIZE,
+    "rollout_matching.vllm.server.infer_timeout_s": _WORLD_SIZE,
+    "rollout_matching.vllm.server.servers[].base_url": _LAUNCHER_SMOKE,
+    "rollout_matching.vllm.server.servers[].group_port": _LAUNCHER_SMOKE,
 }
 
 # key -> a YAML value the loader refuses with an error at that key (besides NOT_IMPLEMENTED).

@@ -32,8 +32,17 @@ from .typed import Ctx, coerce, parse_dataclass, to_plain
 from .yaml_source import load_tree
 
 SWIFT_SECTIONS = ("model", "quantization", "template", "data", "tuner", "training")
-TOP_LEVEL = (*SWIFT_SECTIONS, "rlhf", "custom", "stage2_ab", "rollout_matching", "debug", "deepspeed",
-             "global_max_length", "prompts")
+TOP_LEVEL = (
+    *SWIFT_SECTIONS,
+    "rlhf",
+    "custom",
+    "stage2_ab",
+    "rollout_matching",
+    "debug",
+    "deepspeed",
+    "global_max_length",
+    "prompts",
+)
 
 
 @dataclass
@@ -113,8 +122,11 @@ def _custom_raw(raw: Any, ctx: Ctx) -> dict:
             ctx.warn(("custom", key), DEPRECATED_NOOP_CUSTOM[key])
         elif key in INERT_ONLY_CUSTOM:
             if not is_inert(value):
-                ctx.error(("custom", key), f"{INERT_ONLY_CUSTOM[key]} is not implemented in coordexp, so this value "
-                                           "would be silently ignored: delete the key (or set it to null/false)")
+                ctx.error(
+                    ("custom", key),
+                    f"{INERT_ONLY_CUSTOM[key]} is not implemented in coordexp, so this value "
+                    "would be silently ignored: delete the key (or set it to null/false)",
+                )
         else:
             out[key] = value
     return out
@@ -122,8 +134,10 @@ def _custom_raw(raw: Any, ctx: Ctx) -> dict:
 
 def _resolve_paths(cfg: TrainingConfig, ctx: Ctx) -> None:
     """Relative paths become absolute, against the file that set them (audit P1.1: never the cwd)."""
-    targets = [(cfg.custom, "train_jsonl", ("custom", "train_jsonl")),
-               (cfg.custom, "val_jsonl", ("custom", "val_jsonl"))]
+    targets = [
+        (cfg.custom, "train_jsonl", ("custom", "train_jsonl")),
+        (cfg.custom, "val_jsonl", ("custom", "val_jsonl")),
+    ]
     for obj, attr, path in targets:
         value = getattr(obj, attr)
         if isinstance(value, str) and value:
@@ -148,15 +162,16 @@ def _apply_overrides(raw: dict, overrides: Mapping[str, Any], ctx: Ctx) -> None:
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                ctx.error(tuple(parents[:i + 1]), f"override {dotted}: not a mapping here")
+                ctx.error(tuple(parents[: i + 1]), f"override {dotted}: not a mapping here")
                 break
             node = child
         else:
             node[last] = value
 
 
-def load_config(path: str | os.PathLike, *, world_size: int | None = None,
-                overrides: Mapping[str, Any] | None = None) -> TrainingConfig:
+def load_config(
+    path: str | os.PathLike, *, world_size: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainingConfig:
     """Load, validate and materialize a training config; raise ``ConfigError`` with every problem found.
 
     ``overrides`` maps dotted keys to values applied on top of the files (tests shorten runs with
@@ -182,9 +197,12 @@ def load_config(path: str | os.PathLike, *, world_size: int | None = None,
         train_allowed, rlhf_allowed = train_fields(), rlhf_fields()
     except SwiftUnavailable as exc:
         raise ConfigError([*issues, Issue(ctx.leaf, "", str(exc))]) from None
-    sections = {name: _swift_section(name, raw.get(name), train_allowed | (TRAINING_EXTRA_KEYS if name == "training"
-                                                                          else frozenset()), ctx)
-                for name in SWIFT_SECTIONS}
+    sections = {
+        name: _swift_section(
+            name, raw.get(name), train_allowed | (TRAINING_EXTRA_KEYS if name == "training" else frozenset()), ctx
+        )
+        for name in SWIFT_SECTIONS
+    }
     rlhf = _swift_section("rlhf", raw.get("rlhf"), rlhf_allowed | {"llm_kd_weight"}, ctx)
 
     extras_raw = {k: v for k, v in sections["training"].items() if k in TRAINING_EXTRA_KEYS}
@@ -193,8 +211,11 @@ def load_config(path: str | os.PathLike, *, world_size: int | None = None,
 
     custom = coerce(CustomConfig, _custom_raw(raw.get("custom"), ctx), ("custom",), ctx)
     stage2 = coerce(Stage2ABConfig, raw["stage2_ab"], ("stage2_ab",), ctx) if raw.get("stage2_ab") is not None else None
-    rollout = (coerce(RolloutMatchingConfig, raw["rollout_matching"], ("rollout_matching",), ctx)
-               if raw.get("rollout_matching") is not None else None)
+    rollout = (
+        coerce(RolloutMatchingConfig, raw["rollout_matching"], ("rollout_matching",), ctx)
+        if raw.get("rollout_matching") is not None
+        else None
+    )
     debug = coerce(DebugConfig, raw.get("debug"), ("debug",), ctx)
     deepspeed = coerce(DeepspeedConfig, raw.get("deepspeed"), ("deepspeed",), ctx)
     gml = raw.get("global_max_length")
@@ -213,12 +234,24 @@ def load_config(path: str | os.PathLike, *, world_size: int | None = None,
 
     ws = _world_size(world_size)
     cfg = TrainingConfig(
-        model=sections["model"], quantization=sections["quantization"], template=sections["template"],
-        data=sections["data"], tuner=sections["tuner"], training=sections["training"], rlhf=rlhf,
-        custom=custom, stage2_ab=stage2, rollout_matching=rollout, debug=debug, deepspeed=deepspeed,
-        global_max_length=gml, extras=extras,
-        config_path=str(tree.leaf), base_config_paths=[str(p) for p in tree.files[:-1]],
-        repo_root=str(repo_root_for(tree.leaf)), world_size=ws,
+        model=sections["model"],
+        quantization=sections["quantization"],
+        template=sections["template"],
+        data=sections["data"],
+        tuner=sections["tuner"],
+        training=sections["training"],
+        rlhf=rlhf,
+        custom=custom,
+        stage2_ab=stage2,
+        rollout_matching=rollout,
+        debug=debug,
+        deepspeed=deepspeed,
+        global_max_length=gml,
+        extras=extras,
+        config_path=str(tree.leaf),
+        base_config_paths=[str(p) for p in tree.files[:-1]],
+        repo_root=str(repo_root_for(tree.leaf)),
+        world_size=ws,
     )
 
     rules.check_coord_mode(cfg, ctx)

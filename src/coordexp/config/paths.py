@@ -31,4 +31,3 @@ def resolve_path(value: str, config_file: Path, *, must_exist_for_fallback: bool
     if must_exist_for_fallback and not from_root.exists() and (config_dir / p).exists():
         return (config_dir / p).resolve()
     return from_root
-

@@ -35,8 +35,11 @@ PINNED_KEYS: tuple[str, ...] = (
 
 def is_profile_leaf(path: Path) -> bool:
     p = Path(path).resolve()
-    return (p.parent.name in PROFILE_DIRS and p.parent.parent.name == "stage2_ab"
-            and p.parent.parent.parent.name == "configs")
+    return (
+        p.parent.name in PROFILE_DIRS
+        and p.parent.parent.name == "stage2_ab"
+        and p.parent.parent.parent.name == "configs"
+    )
 
 
 def check_profile_leaf(doc: YamlDoc) -> list[Issue]:
@@ -47,14 +50,24 @@ def check_profile_leaf(doc: YamlDoc) -> list[Issue]:
     raw = doc.data
     where = f"configs/stage2_ab/{doc.path.parent.name}/ leaves"
     if "inherit" in raw:
-        issues.append(Issue(doc.marks.get(("inherit",), top), "inherit",
-                            f"{where} must use `extends: {REQUIRED_EXTENDS}` (not the `inherit` alias)"))
+        issues.append(
+            Issue(
+                doc.marks.get(("inherit",), top),
+                "inherit",
+                f"{where} must use `extends: {REQUIRED_EXTENDS}` (not the `inherit` alias)",
+            )
+        )
     ext = raw.get("extends")
     if ext != REQUIRED_EXTENDS and not ("inherit" in raw and ext is None):
         got = "nothing" if ext is None else repr(ext)
-        issues.append(Issue(doc.marks.get(("extends",), top), "extends",
-                            f"{where} must extend exactly one parent, `extends: {REQUIRED_EXTENDS}` (got {got}); "
-                            "put shared settings in configs/stage2_ab/base.yaml"))
+        issues.append(
+            Issue(
+                doc.marks.get(("extends",), top),
+                "extends",
+                f"{where} must extend exactly one parent, `extends: {REQUIRED_EXTENDS}` (got {got}); "
+                "put shared settings in configs/stage2_ab/base.yaml",
+            )
+        )
     for key in PINNED_KEYS:
         node = raw
         found = True
@@ -66,6 +79,12 @@ def check_profile_leaf(doc: YamlDoc) -> list[Issue]:
         if not found:
             parent = tuple(key.split(".")[:-1])
             loc = doc.marks.get(parent, top) if parent else top
-            issues.append(Issue(loc, key, f"{where} must pin this key explicitly (inheriting it from the base is not "
-                                          "allowed, so the leaf alone shows what the run trains)"))
+            issues.append(
+                Issue(
+                    loc,
+                    key,
+                    f"{where} must pin this key explicitly (inheriting it from the base is not "
+                    "allowed, so the leaf alone shows what the run trains)",
+                )
+            )
     return issues

@@ -29,56 +29,76 @@ def check_coord_mode(cfg, ctx: Ctx) -> None:
     ct = cfg.custom.coord_tokens
     for name in ("enabled", "skip_bbox_norm"):
         if getattr(ct, name) is not True:
-            ctx.error(("custom", "coord_tokens", name),
-                      "must be true: training data is pre-quantized norm1000 coord tokens; turning this off would "
-                      "re-normalize (or de-tokenize) coordinates and silently change the targets")
+            ctx.error(
+                ("custom", "coord_tokens", name),
+                "must be true: training data is pre-quantized norm1000 coord tokens; turning this off would "
+                "re-normalize (or de-tokenize) coordinates and silently change the targets",
+            )
     off = cfg.custom.coord_offset
     if off.enabled and off.ids.end - off.ids.start + 1 != 1000:
-        ctx.error(("custom", "coord_offset", "ids"),
-                  f"must span exactly the 1000 coord ids (start..end inclusive), got {off.ids.start}..{off.ids.end}")
+        ctx.error(
+            ("custom", "coord_offset", "ids"),
+            f"must span exactly the 1000 coord ids (start..end inclusive), got {off.ids.start}..{off.ids.end}",
+        )
     sc = cfg.custom.coord_soft_ce_w1
     if sc.enabled and not any((sc.ce_weight, sc.soft_ce_weight, sc.w1_weight, sc.gate_weight)):
-        ctx.error(("custom", "coord_soft_ce_w1"),
-                  "enabled with every weight 0: it would train nothing; set a weight or `enabled: false`")
+        ctx.error(
+            ("custom", "coord_soft_ce_w1"),
+            "enabled with every weight 0: it would train nothing; set a weight or `enabled: false`",
+        )
 
 
 def check_custom(cfg, raw: dict, ctx: Ctx) -> None:
     custom = raw.get("custom") if isinstance(raw.get("custom"), dict) else {}
     if cfg.custom.train_jsonl is None and "train_jsonl" not in custom:
-        ctx.error(("custom", "train_jsonl"), "required key is missing (the training JSONL, e.g. "
-                                             "public_data/coco/rescale_32_768_bbox_max60/train.coord.jsonl)")
+        ctx.error(
+            ("custom", "train_jsonl"),
+            "required key is missing (the training JSONL, e.g. "
+            "public_data/coco/rescale_32_768_bbox_max60/train.coord.jsonl)",
+        )
     extra = cfg.custom.extra
     if "rollout_matching" in extra:
         ctx.error(("custom", "extra", "rollout_matching"), ctx.legacy(("custom", "extra", "rollout_matching")))
     variant = extra.get("prompt_variant")
     if "prompt_variant" in extra and variant not in _prompt_variants():
-        ctx.error(("custom", "extra", "prompt_variant"),
-                  f"must be one of {', '.join(map(repr, _prompt_variants()))}; got {variant!r}")
+        ctx.error(
+            ("custom", "extra", "prompt_variant"),
+            f"must be one of {', '.join(map(repr, _prompt_variants()))}; got {variant!r}",
+        )
     rm = cfg.rollout_matching
     if rm is not None and rm.eval_prompt_variant is not None and rm.eval_prompt_variant not in _prompt_variants():
-        ctx.error(("rollout_matching", "eval_prompt_variant"),
-                  f"must be one of {', '.join(map(repr, _prompt_variants()))}; got {rm.eval_prompt_variant!r}")
+        ctx.error(
+            ("rollout_matching", "eval_prompt_variant"),
+            f"must be one of {', '.join(map(repr, _prompt_variants()))}; got {rm.eval_prompt_variant!r}",
+        )
 
 
 def check_variant_sections(cfg, raw: dict, ctx: Ctx) -> None:
     variant_raw = (raw.get("custom") or {}).get("trainer_variant") if isinstance(raw.get("custom"), dict) else None
     if variant_raw == "stage2_two_channel":
         ctx.errors[:] = [e for e in ctx.errors if e.key != "custom.trainer_variant"]
-        ctx.error(("custom", "trainer_variant"), "`stage2_two_channel` is the later-CoordExp name: this pipeline's "
-                                                 f"Stage-2 variant is `{STAGE2_VARIANT}`")
+        ctx.error(
+            ("custom", "trainer_variant"),
+            f"`stage2_two_channel` is the later-CoordExp name: this pipeline's Stage-2 variant is `{STAGE2_VARIANT}`",
+        )
     if cfg.custom.trainer_variant == STAGE2_VARIANT:
         for section in ("stage2_ab", "rollout_matching"):
             if section not in raw:
                 ctx.error((section,), f"required when custom.trainer_variant is {STAGE2_VARIANT!r}")
         if cfg.training.get("effective_batch_size") is None:
-            ctx.error(("training", "effective_batch_size"),
-                      f"required when custom.trainer_variant is {STAGE2_VARIANT!r}: it is the raw sample (and "
-                      "rollout) budget per optimizer step")
+            ctx.error(
+                ("training", "effective_batch_size"),
+                f"required when custom.trainer_variant is {STAGE2_VARIANT!r}: it is the raw sample (and "
+                "rollout) budget per optimizer step",
+            )
     elif variant_raw != "stage2_two_channel":
         for section in ("stage2_ab", "rollout_matching"):
             if raw.get(section) not in (None, {}):
-                ctx.error((section,), f"set, but custom.trainer_variant is not {STAGE2_VARIANT!r}, so it would be "
-                                      f"ignored: remove the section or set custom.trainer_variant: {STAGE2_VARIANT}")
+                ctx.error(
+                    (section,),
+                    f"set, but custom.trainer_variant is not {STAGE2_VARIANT!r}, so it would be "
+                    f"ignored: remove the section or set custom.trainer_variant: {STAGE2_VARIANT}",
+                )
 
 
 def check_global_max_length(cfg, ctx: Ctx) -> None:
@@ -88,21 +108,29 @@ def check_global_max_length(cfg, ctx: Ctx) -> None:
     for section, key in (("template", "max_length"), ("model", "max_model_len")):
         d = getattr(cfg, section)
         if d.get(key) is not None and d[key] != gml:
-            ctx.error((section, key), f"is {d[key]!r} but global_max_length is {gml}: global_max_length sets it; "
-                                      "delete this key")
+            ctx.error(
+                (section, key),
+                f"is {d[key]!r} but global_max_length is {gml}: global_max_length sets it; delete this key",
+            )
         d[key] = gml
 
 
 def check_placeholders(cfg, raw: dict, ctx: Ctx) -> None:
     prompts = raw.get("prompts")
     if prompts not in (None, {}, [], ""):
-        ctx.error(("prompts",), "prompts are fixed in code (coordexp.prompts) and picked by custom.object_field_order, "
-                                "custom.object_ordering and custom.extra.prompt_variant; remove the `prompts` section")
+        ctx.error(
+            ("prompts",),
+            "prompts are fixed in code (coordexp.prompts) and picked by custom.object_field_order, "
+            "custom.object_ordering and custom.extra.prompt_variant; remove the `prompts` section",
+        )
     for key in ("dataset", "val_dataset"):
         value = cfg.data.get(key)
         if value is not None and value != ["dummy"]:
-            ctx.error(("data", key), f"must be [dummy] (got {value!r}): the real data comes from custom.train_jsonl / "
-                                     "custom.val_jsonl, and a real ms-swift dataset here would be trained instead")
+            ctx.error(
+                ("data", key),
+                f"must be [dummy] (got {value!r}): the real data comes from custom.train_jsonl / "
+                "custom.val_jsonl, and a real ms-swift dataset here would be trained instead",
+            )
         cfg.data[key] = ["dummy"]
 
 
@@ -120,8 +148,10 @@ def check_rollout(cfg, ctx: Ctx) -> None:
     if top_k != -1 and top_k < 1:
         ctx.error(("rollout_matching", "decoding", "top_k"), f"must be -1 (off) or >= 1, got {top_k}")
     if rm.decode_mode == "greedy" and rm.num_beams != 1:
-        ctx.error(("rollout_matching", "num_beams"), f"is {rm.num_beams} but decode_mode is 'greedy': set "
-                                                     "decode_mode: beam or num_beams: 1")
+        ctx.error(
+            ("rollout_matching", "num_beams"),
+            f"is {rm.num_beams} but decode_mode is 'greedy': set decode_mode: beam or num_beams: 1",
+        )
     if rm.decode_mode == "beam" and rm.num_beams < 2:
         ctx.error(("rollout_matching", "num_beams"), "decode_mode 'beam' needs num_beams >= 2")
     # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
@@ -133,28 +163,41 @@ def check_rollout(cfg, ctx: Ctx) -> None:
         return
     v = rm.vllm
     if v.max_model_len is None:
-        ctx.error(("rollout_matching", "vllm", "max_model_len"), "required with rollout_backend: vllm "
-                                                                 "(e.g. 12000, >= global_max_length)")
+        ctx.error(
+            ("rollout_matching", "vllm", "max_model_len"),
+            "required with rollout_backend: vllm (e.g. 12000, >= global_max_length)",
+        )
     else:
         if rm.max_new_tokens >= v.max_model_len:
-            ctx.error(("rollout_matching", "max_new_tokens"),
-                      f"must be < rollout_matching.vllm.max_model_len ({rm.max_new_tokens} >= {v.max_model_len}): "
-                      "the prompt would leave no room to generate")
+            ctx.error(
+                ("rollout_matching", "max_new_tokens"),
+                f"must be < rollout_matching.vllm.max_model_len ({rm.max_new_tokens} >= {v.max_model_len}): "
+                "the prompt would leave no room to generate",
+            )
         if cfg.global_max_length is None:
-            ctx.error(("global_max_length",), "required with rollout_backend: vllm (the server's max_model_len must "
-                                              "cover the learner's sequence length)")
+            ctx.error(
+                ("global_max_length",),
+                "required with rollout_backend: vllm (the server's max_model_len must "
+                "cover the learner's sequence length)",
+            )
         elif v.max_model_len < cfg.global_max_length:
-            ctx.error(("rollout_matching", "vllm", "max_model_len"),
-                      f"must be >= global_max_length ({v.max_model_len} < {cfg.global_max_length}): the server would "
-                      "truncate sequences the learner trains on")
+            ctx.error(
+                ("rollout_matching", "vllm", "max_model_len"),
+                f"must be >= global_max_length ({v.max_model_len} < {cfg.global_max_length}): the server would "
+                "truncate sequences the learner trains on",
+            )
     if v.mode == "server":
         servers = v.server.servers
         if not servers:
-            ctx.error(("rollout_matching", "vllm", "server", "servers"),
-                      "server mode needs exactly one entry: [{base_url: http://127.0.0.1:8000, group_port: 51216}]")
+            ctx.error(
+                ("rollout_matching", "vllm", "server", "servers"),
+                "server mode needs exactly one entry: [{base_url: http://127.0.0.1:8000, group_port: 51216}]",
+            )
         elif len(servers) > 1:
-            ctx.error(("rollout_matching", "vllm", "server", "servers", 1),
-                      f"{len(servers)} servers listed, but the launcher starts and syncs exactly one: keep one entry")
+            ctx.error(
+                ("rollout_matching", "vllm", "server", "servers", 1),
+                f"{len(servers)} servers listed, but the launcher starts and syncs exactly one: keep one entry",
+            )
         for i, entry in enumerate(servers):
             url = entry.base_url or ""
             parts = urlsplit(url)
@@ -163,8 +206,10 @@ def check_rollout(cfg, ctx: Ctx) -> None:
             except ValueError:
                 port = None
             if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-                ctx.error(("rollout_matching", "vllm", "server", "servers", i, "base_url"),
-                          f"must be http(s)://host:port with an explicit port, got {url!r}")
+                ctx.error(
+                    ("rollout_matching", "vllm", "server", "servers", i, "base_url"),
+                    f"must be http(s)://host:port with an explicit port, got {url!r}",
+                )
 
 
 def _training_int(cfg, key: str, ctx: Ctx, *, minimum: int = 1) -> Any:
@@ -181,9 +226,11 @@ def check_batch(cfg, ctx: Ctx, world_size: int) -> None:
     per_device = _training_int(cfg, "per_device_train_batch_size", ctx)
     gas = _training_int(cfg, "gradient_accumulation_steps", ctx)
     if ex.packing and per_device not in (None, 1):
-        ctx.error(("training", "per_device_train_batch_size"),
-                  f"must be 1 with training.packing: true (one pack per device step), got {per_device}; "
-                  "effective_batch_size then counts packs per optimizer step")
+        ctx.error(
+            ("training", "per_device_train_batch_size"),
+            f"must be 1 with training.packing: true (one pack per device step), got {per_device}; "
+            "effective_batch_size then counts packs per optimizer step",
+        )
         per_device = 1
     if ex.packing:
         cfg.training["per_device_train_batch_size"] = 1
@@ -193,15 +240,19 @@ def check_batch(cfg, ctx: Ctx, world_size: int) -> None:
     per_device = per_device or 1
     denom = per_device * world_size
     if eff % denom:
-        ctx.error(("training", "effective_batch_size"),
-                  f"{eff} is not divisible by per_device_train_batch_size x world_size = {per_device} x {world_size}; "
-                  f"use a multiple of {denom}")
+        ctx.error(
+            ("training", "effective_batch_size"),
+            f"{eff} is not divisible by per_device_train_batch_size x world_size = {per_device} x {world_size}; "
+            f"use a multiple of {denom}",
+        )
         return
     derived = eff // denom
     if gas is not None and gas != derived:
-        ctx.error(("training", "gradient_accumulation_steps"),
-                  f"is {gas} but effective_batch_size {eff} / ({per_device} x {world_size}) = {derived}: delete "
-                  "gradient_accumulation_steps (it is derived)")
+        ctx.error(
+            ("training", "gradient_accumulation_steps"),
+            f"is {gas} but effective_batch_size {eff} / ({per_device} x {world_size}) = {derived}: delete "
+            "gradient_accumulation_steps (it is derived)",
+        )
     cfg.training["gradient_accumulation_steps"] = derived
     cfg.training["per_device_train_batch_size"] = per_device
 
@@ -209,30 +260,40 @@ def check_batch(cfg, ctx: Ctx, world_size: int) -> None:
 def check_packing(cfg, ctx: Ctx) -> None:
     ex = cfg.extras
     if ex.eval_packing:
-        ctx.error(("training", "eval_packing"), "must be false: packing is static-only and eval is never packed "
-                                                "(set eval_packing: false)")
+        ctx.error(
+            ("training", "eval_packing"),
+            "must be false: packing is static-only and eval is never packed (set eval_packing: false)",
+        )
     if not ex.packing:
         return
     if ex.packing_mode != "static":
-        ctx.error(("training", "packing_mode"), f"{ex.packing_mode!r} is no longer allowed: packing is static "
-                                                "(a deterministic per-epoch plan); set packing_mode: static")
+        ctx.error(
+            ("training", "packing_mode"),
+            f"{ex.packing_mode!r} is no longer allowed: packing is static "
+            "(a deterministic per-epoch plan); set packing_mode: static",
+        )
     attn = cfg.model.get("attn_impl")
     if attn in FLASH_ATTN:
         pass  # varlen flash attention over cu_seqlens isolates samples with either collator
     elif attn in MASK_FROM_POSITION_IDS:
         if ex.packing_collator != "padding_free_4row":
-            ctx.error(("training", "packing_collator"),
-                      f"{ex.packing_collator!r} with model.attn_impl {attn!r} lets packed samples attend to each "
-                      "other: use packing_collator: padding_free_4row (position_ids [text; t; h; w]) or "
-                      "flash_attention_2")
+            ctx.error(
+                ("training", "packing_collator"),
+                f"{ex.packing_collator!r} with model.attn_impl {attn!r} lets packed samples attend to each "
+                "other: use packing_collator: padding_free_4row (position_ids [text; t; h; w]) or "
+                "flash_attention_2",
+            )
     else:
-        ctx.error(("model", "attn_impl"),
-                  f"training.packing: true needs an attention backend that isolates packed samples: "
-                  f"flash_attention_2, or sdpa/eager with training.packing_collator: padding_free_4row; got {attn!r}")
+        ctx.error(
+            ("model", "attn_impl"),
+            f"training.packing: true needs an attention backend that isolates packed samples: "
+            f"flash_attention_2, or sdpa/eager with training.packing_collator: padding_free_4row; got {attn!r}",
+        )
     if cfg.custom.trainer_variant == STAGE2_VARIANT:
         if not ex.packing_drop_last:
-            ctx.error(("training", "packing_drop_last"),
-                      "must be true for Stage-2 post-rollout packing (carry-only mode)")
+            ctx.error(
+                ("training", "packing_drop_last"), "must be true for Stage-2 post-rollout packing (carry-only mode)"
+            )
         if cfg.training.get("dataloader_drop_last") is not True:
             ctx.error(("training", "dataloader_drop_last"), "must be true for Stage-2 packing")
 
@@ -243,17 +304,22 @@ def check_eval_batch(cfg, ctx: Ctx) -> None:
         return
     explicit = cfg.training.get("per_device_eval_batch_size")
     if explicit is not None and explicit != rm.decode_batch_size:
-        ctx.error(("training", "per_device_eval_batch_size"),
-                  f"is {explicit!r} but Stage-2 eval is rollout-based with batch = rollout_matching.decode_batch_size "
-                  f"({rm.decode_batch_size}): delete it or make them equal")
+        ctx.error(
+            ("training", "per_device_eval_batch_size"),
+            f"is {explicit!r} but Stage-2 eval is rollout-based with batch = rollout_matching.decode_batch_size "
+            f"({rm.decode_batch_size}): delete it or make them equal",
+        )
     cfg.training["per_device_eval_batch_size"] = rm.decode_batch_size
 
 
 def dataset_seed(cfg, ctx: Ctx) -> int:
     seed = cfg.training.get("seed")
     if seed is None:
-        ctx.warn(("training", "seed"), f"unset: using {DEFAULT_SEED} (the transformers default) as the dataset seed; "
-                                       "set training.seed to make it explicit")
+        ctx.warn(
+            ("training", "seed"),
+            f"unset: using {DEFAULT_SEED} (the transformers default) as the dataset seed; "
+            "set training.seed to make it explicit",
+        )
         cfg.training["seed"] = DEFAULT_SEED
         return DEFAULT_SEED
     if isinstance(seed, bool) or not isinstance(seed, int):

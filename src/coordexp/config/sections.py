@@ -61,7 +61,8 @@ class CoordSoftCEW1Config:
 @dataclass
 class CustomConfig:
     object_field_order: Literal["desc_first", "geometry_first"] = _required(
-        doc="'desc_first' or 'geometry_first'; there is no default because it decides what the model learns")
+        doc="'desc_first' or 'geometry_first'; there is no default because it decides what the model learns"
+    )
     json_format: Literal["standard"] = _required(doc="must be 'standard'")
     emit_norm: Literal["none"] = _required(doc="must be 'none': the JSONL is already norm1000")
     train_jsonl: str | None = None

@@ -31,7 +31,8 @@ def _versions() -> tuple[str, str]:
 
 def cache_dir() -> Path:
     root = os.environ.get("COORDEXP_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "coordexp")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "coordexp"
+    )
     return Path(root)
 
 
@@ -39,8 +40,10 @@ def _read_from_swift() -> dict[str, list[str]]:
     try:
         import swift.arguments as sa  # slow: pulls transformers and torch
     except ImportError as exc:
-        raise SwiftUnavailable(f"cannot import ms-swift ({exc}); it is needed to validate model/template/data/"
-                               "tuner/quantization/training/rlhf keys") from exc
+        raise SwiftUnavailable(
+            f"cannot import ms-swift ({exc}); it is needed to validate model/template/data/"
+            "tuner/quantization/training/rlhf keys"
+        ) from exc
     train_cls = getattr(sa, "SftArguments", None) or sa.TrainArguments
     return {
         "train": sorted(f.name for f in dataclasses.fields(train_cls)),

@@ -181,8 +181,13 @@ def parse_dataclass(cls: type, data: dict, path: KeyPath, ctx: Ctx) -> Any:
     for name, f in fields.items():
         fpath = path + (name,)
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        default = (f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else f.default_factory()
+            if f.default_factory is not dataclasses.MISSING
+            else None
+        )
         if name not in data:
             if not has_default:
                 ctx.error(fpath, f"required key is missing ({f.metadata.get('doc', _type_name(hints[name]))})")

@@ -64,8 +64,9 @@ def load_yaml(path: Path, issues: list[Issue]) -> YamlDoc | None:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        issues.append(Issue(Loc(file, 1), "",
-                            f"a config file must be a mapping of sections, got a {type(data).__name__}"))
+        issues.append(
+            Issue(Loc(file, 1), "", f"a config file must be a mapping of sections, got a {type(data).__name__}")
+        )
         return None
     return YamlDoc(path, data, marks)
 
@@ -88,9 +89,14 @@ def _build(loader: _Loader, node: yaml.Node, path: KeyPath, file: str, marks: di
                 key = str(key)
             if key in out:
                 first = marks.get(path + (key,))
-                issues.append(Issue(Loc(file, line), dotted(path + (key,)),
-                                    f"duplicate key (first set at line {first.line if first else '?'}); "
-                                    "YAML would silently keep only the last value: keep one"))
+                issues.append(
+                    Issue(
+                        Loc(file, line),
+                        dotted(path + (key,)),
+                        f"duplicate key (first set at line {first.line if first else '?'}); "
+                        "YAML would silently keep only the last value: keep one",
+                    )
+                )
             marks[path + (key,)] = Loc(file, line)
             out[key] = _build(loader, value_node, path + (key,), file, marks, issues)
         return out
@@ -156,8 +162,13 @@ def _resolve(path: Path, chain: tuple[Path, ...], tree: ConfigTree, issues: list
     data, marks = doc.data, doc.marks
     present = [k for k in EXTENDS_KEYS if k in data]
     if len(present) > 1:
-        issues.append(Issue(marks[(present[1],)], present[1],
-                            "both `extends` and its alias `inherit` are set: use one `extends:` (a string or a list)"))
+        issues.append(
+            Issue(
+                marks[(present[1],)],
+                present[1],
+                "both `extends` and its alias `inherit` are set: use one `extends:` (a string or a list)",
+            )
+        )
     bases: list[tuple[str, Loc]] = []
     for key in present:
         raw = data.pop(key)
@@ -180,8 +191,9 @@ def _resolve(path: Path, chain: tuple[Path, ...], tree: ConfigTree, issues: list
             ok = False
             continue
         if not base.is_file():
-            issues.append(Issue(loc, "extends",
-                                f"base config {ref!r} not found (resolved relative to this file: {base})"))
+            issues.append(
+                Issue(loc, "extends", f"base config {ref!r} not found (resolved relative to this file: {base})")
+            )
             ok = False
             continue
         sub = _resolve(base, (*chain, path), tree, issues)

@@ -1,8 +1,8 @@
 """coordexp.eval: detection metrics of an inference artifact (see docs/inference-and-evaluation.md).
 
-    python -m coordexp.eval <config.yaml>            # scripts/eval.sh <config.yaml>
-    python -m coordexp.eval --artifact A --out DIR   # without a config
-    from coordexp.eval import evaluate_rows          # the library function (in-training evaluation)
+python -m coordexp.eval <config.yaml>            # scripts/eval.sh <config.yaml>
+python -m coordexp.eval --artifact A --out DIR   # without a config
+from coordexp.eval import evaluate_rows          # the library function (in-training evaluation)
 """
 
 from coordexp.eval.detection import evaluate_artifact, evaluate_rows

@@ -17,8 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     from coordexp.infer.artifact import ArtifactError
     from coordexp.infer.config import load_pipeline_config
 
-    ap = argparse.ArgumentParser(prog="python -m coordexp.eval", description="COCO + F1-style detection metrics "
-                                 "of a gt_vs_pred.jsonl artifact")
+    ap = argparse.ArgumentParser(
+        prog="python -m coordexp.eval", description="COCO + F1-style detection metrics of a gt_vs_pred.jsonl artifact"
+    )
     ap.add_argument("config", nargs="?", help="a pipeline config with an `eval:` (or `infer:`) section")
     ap.add_argument("--artifact", help="the artifact to read (instead of a config)")
     ap.add_argument("--out", help="output directory (with --artifact; default: <artifact dir>/eval)")
@@ -33,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                 from coordexp.infer.config import EvalConfig
 
                 if cfg.infer is None:
-                    print(f"{ns.config}:1: error: neither `eval:` nor `infer:` section: nothing to evaluate",
-                          file=sys.stderr)
+                    print(
+                        f"{ns.config}:1: error: neither `eval:` nor `infer:` section: nothing to evaluate",
+                        file=sys.stderr,
+                    )
                     return 2
                 ev = EvalConfig(artifact=str(cfg.infer.artifact), output_dir=str(cfg.infer.artifact.parent / "eval"))
             artifact, out, thr, scope = ev.artifact, ev.output_dir, ev.iou_thresholds, ev.pred_scope
@@ -53,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coordexp.eval: error: {exc}", file=sys.stderr)
         return 2
     p = report["eval"]["primary_iou_threshold"]
-    print(f"coordexp.eval: {out}/{METRICS_FILE}: bbox_AP {report['bbox_AP']:.4f}  AP50 {report['bbox_AP50']:.4f}  "
-          f"AR100 {report['bbox_AR100']:.4f}  F1@{p:.2f} {report[f'f1ish@{p:.2f}_f1_full_micro']:.4f} "
-          f"({report['counters']['images']} images)")
+    print(
+        f"coordexp.eval: {out}/{METRICS_FILE}: bbox_AP {report['bbox_AP']:.4f}  AP50 {report['bbox_AP50']:.4f}  "
+        f"AR100 {report['bbox_AR100']:.4f}  F1@{p:.2f} {report[f'f1ish@{p:.2f}_f1_full_micro']:.4f} "
+        f"({report['counters']['images']} images)"
+    )
     return 0
 
 

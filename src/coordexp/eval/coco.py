@@ -35,8 +35,9 @@ def _cocotools():
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise CocoUnavailable("pycocotools is not installed: pip install 'pycocotools==2.0.11' (it is in the "
-                              "project's `pipeline` extra)") from None
+        raise CocoUnavailable(
+            "pycocotools is not installed: pip install 'pycocotools==2.0.11' (it is in the project's `pipeline` extra)"
+        ) from None
     return COCO, COCOeval
 
 
@@ -70,8 +71,14 @@ def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[d
                 if w <= 0 or h <= 0:
                     counters[f"{kind}_degenerate"] += 1
                     continue
-                ann = {"id": len(sink) + 1, "image_id": im["id"], "category_id": cat, "bbox": [x, y, w, h],
-                       "area": float(w * h), "iscrowd": 0}
+                ann = {
+                    "id": len(sink) + 1,
+                    "image_id": im["id"],
+                    "category_id": cat,
+                    "bbox": [x, y, w, h],
+                    "area": float(w * h),
+                    "iscrowd": 0,
+                }
                 if kind == "pred":
                     ann["score"] = SCORE
                 sink.append(ann)
@@ -92,6 +99,8 @@ def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[d
         name = names[cat_id]
         allp = prec[:, :, k, 0, -1]
         p50 = prec[0, :, k, 0, -1]
-        per_class[name] = {"AP": float(np.mean(allp[allp > -1])) if (allp > -1).any() else -1.0,
-                           "AP50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else -1.0}
+        per_class[name] = {
+            "AP": float(np.mean(allp[allp > -1])) if (allp > -1).any() else -1.0,
+            "AP50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else -1.0,
+        }
     return metrics, per_class, counters, buf.getvalue()

@@ -28,8 +28,10 @@ from coordexp.eval.matching import F1Accumulator, match_image, normalize_desc
 
 METRICS_FILE = "metrics.json"
 MATCHES_FILE = "matches.jsonl"
-SCORE_RULE = ("constant 1.0 per prediction (no per-object confidence from greedy decoding); pycocotools "
-              "ranks equal scores in the order the model wrote the objects")
+SCORE_RULE = (
+    "constant 1.0 per prediction (no per-object confidence from greedy decoding); pycocotools "
+    "ranks equal scores in the order the model wrote the objects"
+)
 
 
 def primary_threshold(thresholds) -> float:
@@ -97,8 +99,14 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
     report["per_class"] = {name: {**coco_pc.get(name, {}), **dict(per_class[name])} for name in sorted(cats)}
     # pycocotools' stat lines only: its progress lines carry timings, which would break same-input-same-bytes
     stats = [ln for ln in summary.split("\n") if ln.lstrip().startswith("Average")]
-    report["eval"] = {"iou_thresholds": thresholds, "primary_iou_threshold": primary, "pred_scope": pred_scope,
-                      "score": SCORE, "score_rule": SCORE_RULE, "coco_summary": stats}
+    report["eval"] = {
+        "iou_thresholds": thresholds,
+        "primary_iou_threshold": primary,
+        "pred_scope": pred_scope,
+        "score": SCORE,
+        "score_rule": SCORE_RULE,
+        "coco_summary": stats,
+    }
     return report, match_rows
 
 
@@ -128,13 +136,20 @@ def _class_counts(per_class, row, m) -> None:
 
 
 def _match_row(row, m, thr) -> dict:
-    return {"index": row["index"], "image": row.get("image"), "iou_thr": thr,
-            "matches": [{"pred": pi, "gt": gi, "iou": round(iou, 6), "desc_ok": ok} for pi, gi, iou, ok in m.matches],
-            "unmatched_pred": m.unmatched_pred, "unmatched_gt": m.unmatched_gt, "ignored_pred": m.ignored_pred}
+    return {
+        "index": row["index"],
+        "image": row.get("image"),
+        "iou_thr": thr,
+        "matches": [{"pred": pi, "gt": gi, "iou": round(iou, 6), "desc_ok": ok} for pi, gi, iou, ok in m.matches],
+        "unmatched_pred": m.unmatched_pred,
+        "unmatched_gt": m.unmatched_gt,
+        "ignored_pred": m.ignored_pred,
+    }
 
 
-def evaluate_artifact(artifact: str | Path, out_dir: str | Path, *, iou_thresholds=(0.3, 0.5),
-                      pred_scope: str = "annotated") -> dict:
+def evaluate_artifact(
+    artifact: str | Path, out_dir: str | Path, *, iou_thresholds=(0.3, 0.5), pred_scope: str = "annotated"
+) -> dict:
     from coordexp.infer.artifact import load_artifact
 
     rows = load_artifact(artifact)
@@ -142,8 +157,9 @@ def evaluate_artifact(artifact: str | Path, out_dir: str | Path, *, iou_threshol
     report["artifact"] = str(artifact)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+    (out / METRICS_FILE).write_text(
+        json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     with (out / MATCHES_FILE).open("w", encoding="utf-8") as f:
         for m in matches:
             f.write(json.dumps(m, sort_keys=True, ensure_ascii=False) + "\n")

@@ -75,8 +75,16 @@ class ImageMatch:
         ok = sum(1 for m in self.matches if m[3])
         bad = len(self.matches) - ok
         tp, fp, fn = len(self.matches), len(self.unmatched_pred), len(self.unmatched_gt)
-        return {"tp_loc": tp, "fp_loc": fp, "fn_loc": fn, "sem_ok": ok, "sem_bad": bad,
-                "tp_full": ok, "fp_full": fp + bad, "fn_full": fn + bad}
+        return {
+            "tp_loc": tp,
+            "fp_loc": fp,
+            "fn_loc": fn,
+            "sem_ok": ok,
+            "sem_bad": bad,
+            "tp_full": ok,
+            "fp_full": fp + bad,
+            "fn_full": fn + bad,
+        }
 
 
 def match_image(pred: list[dict], gt: list[dict], thr: float, pred_scope: str = "annotated") -> ImageMatch:
@@ -85,8 +93,10 @@ def match_image(pred: list[dict], gt: list[dict], thr: float, pred_scope: str = 
     scoped = [i for i, p in enumerate(pred) if pred_scope == "all" or normalize_desc(p["desc"]) in gt_descs]
     ignored = [i for i in range(len(pred)) if i not in set(scoped)]
     raw = greedy_match([pred[i]["bbox"] for i in scoped], [g["bbox"] for g in gt], thr)
-    matches = [(scoped[i], j, iou, normalize_desc(pred[scoped[i]]["desc"]) == normalize_desc(gt[j]["desc"]))
-               for i, j, iou in raw]
+    matches = [
+        (scoped[i], j, iou, normalize_desc(pred[scoped[i]]["desc"]) == normalize_desc(gt[j]["desc"]))
+        for i, j, iou in raw
+    ]
     mp = {m[0] for m in matches}
     mg = {m[1] for m in matches}
     return ImageMatch(matches, [i for i in scoped if i not in mp], [j for j in range(len(gt)) if j not in mg], ignored)
@@ -95,9 +105,24 @@ def match_image(pred: list[dict], gt: list[dict], thr: float, pred_scope: str = 
 @dataclass
 class F1Accumulator:
     thr: float
-    totals: dict = field(default_factory=lambda: dict.fromkeys(
-        ("tp_loc", "fp_loc", "fn_loc", "sem_ok", "sem_bad", "tp_full", "fp_full", "fn_full",
-         "pred_total", "pred_eval", "pred_ignored"), 0))
+    totals: dict = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "tp_loc",
+                "fp_loc",
+                "fn_loc",
+                "sem_ok",
+                "sem_bad",
+                "tp_full",
+                "fp_full",
+                "fn_full",
+                "pred_total",
+                "pred_eval",
+                "pred_ignored",
+            ),
+            0,
+        )
+    )
     per_image_loc: list = field(default_factory=list)
     per_image_full: list = field(default_factory=list)
 
@@ -117,11 +142,14 @@ class F1Accumulator:
         out = {pre + k: float(v) for k, v in t.items()}
         for kind, per in (("loc", self.per_image_loc), ("full", self.per_image_full)):
             p, r, f1 = prf(t[f"tp_{kind}"], t[f"fp_{kind}"], t[f"fn_{kind}"])
-            out.update({f"{pre}precision_{kind}_micro": p, f"{pre}recall_{kind}_micro": r,
-                        f"{pre}f1_{kind}_micro": f1})
+            out.update({f"{pre}precision_{kind}_micro": p, f"{pre}recall_{kind}_micro": r, f"{pre}f1_{kind}_micro": f1})
             n = len(per)
-            out.update({f"{pre}precision_{kind}_macro": sum(x[0] for x in per) / n if n else 0.0,
-                        f"{pre}recall_{kind}_macro": sum(x[1] for x in per) / n if n else 0.0,
-                        f"{pre}f1_{kind}_macro": sum(x[2] for x in per) / n if n else 0.0})
+            out.update(
+                {
+                    f"{pre}precision_{kind}_macro": sum(x[0] for x in per) / n if n else 0.0,
+                    f"{pre}recall_{kind}_macro": sum(x[1] for x in per) / n if n else 0.0,
+                    f"{pre}f1_{kind}_macro": sum(x[2] for x in per) / n if n else 0.0,
+                }
+            )
         out[pre + "sem_acc_on_matched"] = t["sem_ok"] / t["tp_loc"] if t["tp_loc"] else 1.0
         return out

@@ -15,8 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     from coordexp.infer.model import ModelLoadError
     from coordexp.rollout.backend import RolloutBackendError
 
-    ap = argparse.ArgumentParser(prog="python -m coordexp.infer",
-                                 description="run a checkpoint over a JSONL and write gt_vs_pred.jsonl (resumable)")
+    ap = argparse.ArgumentParser(
+        prog="python -m coordexp.infer",
+        description="run a checkpoint over a JSONL and write gt_vs_pred.jsonl (resumable)",
+    )
     ap.add_argument("config", help="a pipeline config with an `infer:` section (YAML)")
     ns = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -35,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ArtifactError, ModelLoadError, RolloutBackendError, ValueError, OSError) as exc:
         print(f"coordexp.infer: error: {exc}", file=sys.stderr)
         return 2
-    print(f"coordexp.infer: {r.artifact}: {r.total} samples ({r.skipped} already done, {r.generated} generated, "
-          f"{r.torn} torn row re-run) in {r.seconds:.1f} s")
+    print(
+        f"coordexp.infer: {r.artifact}: {r.total} samples ({r.skipped} already done, {r.generated} generated, "
+        f"{r.torn} torn row re-run) in {r.seconds:.1f} s"
+    )
     return 0
 
 

@@ -73,9 +73,14 @@ def gt_rows(record) -> list[dict]:
 
 
 def parse_summary(result) -> dict:
-    return {"n_valid": len(result.objects), "n_dropped": result.n_dropped,
-            "drops": {k: v for k, v in result.drops.items() if v}, "truncated": result.truncated,
-            "parse_failed": result.parse_failed, "error": result.error}
+    return {
+        "n_valid": len(result.objects),
+        "n_dropped": result.n_dropped,
+        "drops": {k: v for k, v in result.drops.items() if v},
+        "truncated": result.truncated,
+        "parse_failed": result.parse_failed,
+        "error": result.error,
+    }
 
 
 def build_row(record, raw_output: str, *, field_order: str, finish_reason: str | None = None) -> dict:
@@ -83,10 +88,19 @@ def build_row(record, raw_output: str, *, field_order: str, finish_reason: str |
     result = parse(raw_output, "salvage", field_order)
     pred = [object_row(o.desc, o.geometry, o.values, record.width, record.height) for o in result.objects]
     return {
-        "schema_version": SCHEMA_VERSION, "index": record.base_idx, "line": record.line, "source": record.source,
-        "image": record.images[0] if record.images else None, "width": record.width, "height": record.height,
-        "coord_mode": "pixel", "gt": gt_rows(record), "pred": pred, "raw_output": raw_output,
-        "finish_reason": finish_reason, "parse": parse_summary(result),
+        "schema_version": SCHEMA_VERSION,
+        "index": record.base_idx,
+        "line": record.line,
+        "source": record.source,
+        "image": record.images[0] if record.images else None,
+        "width": record.width,
+        "height": record.height,
+        "coord_mode": "pixel",
+        "gt": gt_rows(record),
+        "pred": pred,
+        "raw_output": raw_output,
+        "finish_reason": finish_reason,
+        "parse": parse_summary(result),
     }
 
 
@@ -123,7 +137,7 @@ def read_done(path: str | Path, records) -> ResumeState:
     while pos < len(data):
         lineno += 1
         end = data.find(b"\n", pos)
-        last = end == -1 or data[end + 1:].strip() == b""
+        last = end == -1 or data[end + 1 :].strip() == b""
         chunk = data[pos:] if end == -1 else data[pos:end]
         try:
             row = json.loads(chunk.decode("utf-8"))  # inventory: json-ok(our own artifact row)
@@ -133,8 +147,10 @@ def read_done(path: str | Path, records) -> ResumeState:
             if last:
                 state.torn += 1
                 break
-            raise ArtifactError(f"{p}:{lineno}: error: broken row ({exc}) before the end of the file; "
-                                "the artifact is corrupt: delete it (or choose another output_dir) and rerun") from None
+            raise ArtifactError(
+                f"{p}:{lineno}: error: broken row ({exc}) before the end of the file; "
+                "the artifact is corrupt: delete it (or choose another output_dir) and rerun"
+            ) from None
         _check_row(p, lineno, row, by_index, state.done)
         state.done[row["index"]] = row
         pos = end + 1
@@ -148,8 +164,10 @@ def _check_row(p: Path, lineno: int, row: Any, by_index: dict, done: dict) -> No
         raise ArtifactError(f"{where} not an artifact row (no integer `index`)")
     rec = by_index.get(row["index"])
     if rec is None or row.get("line") != rec.line or row.get("image") != (rec.images[0] if rec.images else None):
-        raise ArtifactError(f"{where} row index {row['index']} does not match the input JSONL (another input or "
-                            "limit?): delete the artifact or choose another infer.output_dir")
+        raise ArtifactError(
+            f"{where} row index {row['index']} does not match the input JSONL (another input or "
+            "limit?): delete the artifact or choose another infer.output_dir"
+        )
     if row["index"] in done:
         raise ArtifactError(f"{where} duplicate row for index {row['index']}")
 
@@ -192,8 +210,9 @@ def load_artifact(path: str | Path) -> list[dict]:
             try:
                 row = json.loads(text)  # inventory: json-ok(our own artifact row)
             except ValueError as exc:
-                raise ArtifactError(f"{p}:{lineno}: error: invalid JSON ({exc}); rerun scripts/infer.sh, which "
-                                    "re-runs a torn last row") from None
+                raise ArtifactError(
+                    f"{p}:{lineno}: error: invalid JSON ({exc}); rerun scripts/infer.sh, which re-runs a torn last row"
+                ) from None
             if not text.endswith("\n"):
                 raise ArtifactError(f"{p}:{lineno}: error: torn last row (no newline); rerun scripts/infer.sh")
             for key in ("index", "width", "height", "gt", "pred"):

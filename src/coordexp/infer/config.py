@@ -134,8 +134,10 @@ def load_pipeline_config(path: str | os.PathLike, *, require: tuple[str, ...] = 
     for name, cls in SECTIONS.items():
         if raw.get(name) is None:
             if name in require:
-                ctx.error((name,), f"required section is missing: this command reads `{name}:` "
-                                   "(see docs/inference-and-evaluation.md)")
+                ctx.error(
+                    (name,),
+                    f"required section is missing: this command reads `{name}:` (see docs/inference-and-evaluation.md)",
+                )
             continue
         if not isinstance(raw[name], dict):
             ctx.error((name,), f"must be a mapping, got {raw[name]!r}")
@@ -154,8 +156,10 @@ def _finish(cfg: PipelineConfig, ctx: Ctx) -> None:
         for attr in ("model", "jsonl", "output_dir", "checkpoint"):
             _resolve(ctx, inf, attr, ("infer", attr))
         if inf.backend == "vllm" and not inf.server_url:
-            ctx.error(("infer", "server_url"), "required with backend: vllm (the `swift rollout` server's base URL, "
-                                               "e.g. http://127.0.0.1:8000)")
+            ctx.error(
+                ("infer", "server_url"),
+                "required with backend: vllm (the `swift rollout` server's base URL, e.g. http://127.0.0.1:8000)",
+            )
         if not (inf.device in ("cpu", "cuda", "auto") or inf.device.startswith("cuda:")):
             ctx.error(("infer", "device"), f"must be cpu, cuda, cuda:N or auto, got {inf.device!r}")
     for name in ("eval", "vis"):

@@ -45,11 +45,12 @@ def fold_coord_offset(model, embed, head, start: int) -> None:
     emb = model.get_input_embeddings().weight
     out = model.get_output_embeddings()
     if emb.shape[0] < start + COORD_BINS:
-        raise ModelLoadError(f"the embedding has {emb.shape[0]} rows; coord offsets need rows {start}.."
-                             f"{start + COORD_BINS - 1}")
+        raise ModelLoadError(
+            f"the embedding has {emb.shape[0]} rows; coord offsets need rows {start}..{start + COORD_BINS - 1}"
+        )
     tied = out.weight.data_ptr() == emb.data_ptr()
     with torch.no_grad():
-        emb[start:start + COORD_BINS] += embed.to(emb.dtype)
+        emb[start : start + COORD_BINS] += embed.to(emb.dtype)
         if head is None and tied:
             return  # the shared matrix already carries D for the head
         if tied:  # untied offsets on a tied model: the head gets its own copy first
@@ -58,14 +59,14 @@ def fold_coord_offset(model, embed, head, start: int) -> None:
             if hasattr(model.config, "text_config"):
                 model.config.text_config.tie_word_embeddings = False
         d_head = embed if head is None else head
-        out.weight[start:start + COORD_BINS] += d_head.to(out.weight.dtype)
+        out.weight[start : start + COORD_BINS] += d_head.to(out.weight.dtype)
 
 
 def _pad_rows(delta, like, start):
     import torch
 
     full = torch.zeros_like(like)
-    full[start:start + COORD_BINS] = delta.to(like.dtype)
+    full[start : start + COORD_BINS] = delta.to(like.dtype)
     return full
 
 
@@ -79,13 +80,20 @@ def load_coord_offset(path: Path, expected_start: int):
         raise ModelLoadError(f"{path}: expected an `embed` tensor of {COORD_BINS} rows")
     start = int(meta.get("start", expected_start))
     if start != expected_start:
-        raise ModelLoadError(f"{path}: offsets start at id {start} but the tokenizer's coord ids start at "
-                             f"{expected_start}")
+        raise ModelLoadError(
+            f"{path}: offsets start at id {start} but the tokenizer's coord ids start at {expected_start}"
+        )
     return tensors["embed"], tensors.get("head")
 
 
-def load_for_inference(model_dir: str, checkpoint: str | None, *, torch_dtype: str = "float32",
-                       device: str = "cpu", attn_impl: str = "sdpa"):
+def load_for_inference(
+    model_dir: str,
+    checkpoint: str | None,
+    *,
+    torch_dtype: str = "float32",
+    device: str = "cpu",
+    attn_impl: str = "sdpa",
+):
     """(model in eval mode on its device, coord-extended tokenizer)."""
     import torch
     from transformers import Qwen3VLForConditionalGeneration
@@ -93,8 +101,9 @@ def load_for_inference(model_dir: str, checkpoint: str | None, *, torch_dtype: s
     mdir = Path(model_dir)
     if not (mdir / "config.json").is_file():
         raise ModelLoadError(f"{mdir}: no config.json: infer.model must be a Qwen3-VL model directory")
-    model = Qwen3VLForConditionalGeneration.from_pretrained(str(mdir), dtype=getattr(torch, torch_dtype),
-                                                            attn_implementation=attn_impl, local_files_only=True)
+    model = Qwen3VLForConditionalGeneration.from_pretrained(
+        str(mdir), dtype=getattr(torch, torch_dtype), attn_implementation=attn_impl, local_files_only=True
+    )
     tok = load_tokenizer(mdir)
     ids = coord_token_ids(tok)
     if checkpoint:
@@ -109,8 +118,10 @@ def _apply_checkpoint(model, ckpt: Path, start: int):
     has_adapter = (ckpt / ADAPTER_CONFIG).is_file()
     has_offset = (ckpt / COORD_OFFSET_FILE).is_file()
     if not (has_adapter or has_offset):
-        raise ModelLoadError(f"{ckpt}: neither {ADAPTER_CONFIG} nor {COORD_OFFSET_FILE}: not a stage_1 checkpoint "
-                             "(a full model directory goes in infer.model instead)")
+        raise ModelLoadError(
+            f"{ckpt}: neither {ADAPTER_CONFIG} nor {COORD_OFFSET_FILE}: not a stage_1 checkpoint "
+            "(a full model directory goes in infer.model instead)"
+        )
     if has_offset:
         embed, head = load_coord_offset(ckpt / COORD_OFFSET_FILE, start)
         fold_coord_offset(model, embed, head, start)

@@ -48,10 +48,14 @@ def _requests(records, inf: InferConfig) -> list[dict]:
     p = inf.prompts
     out = []
     for rec in records:
-        msgs = build_messages({"images": list(rec.images), "width": rec.width, "height": rec.height, "objects": []},
-                              field_order=p.field_order, prompt_variant=p.prompt_variant,
-                              object_ordering=p.object_ordering, with_assistant=False,
-                              source=f"{rec.source}:{rec.line}")
+        msgs = build_messages(
+            {"images": list(rec.images), "width": rec.width, "height": rec.height, "objects": []},
+            field_order=p.field_order,
+            prompt_variant=p.prompt_variant,
+            object_ordering=p.object_ordering,
+            with_assistant=False,
+            source=f"{rec.source}:{rec.line}",
+        )
         out.append(from_messages(msgs, sample=f"{rec.source}:{rec.line}"))
     return out
 
@@ -75,7 +79,7 @@ def output_text(tokenizer, out) -> str:
 
     ids = list(out.token_ids)
     if IM_END_ID in ids:
-        ids = ids[:ids.index(IM_END_ID)]
+        ids = ids[: ids.index(IM_END_ID)]
     return tokenizer.decode(ids, **DECODE_KWARGS)
 
 
@@ -89,23 +93,24 @@ def make_backend(inf: InferConfig):
     from coordexp.infer.model import load_for_inference
     from coordexp.rollout.hf_backend import HFBackend
 
-    model, tok = load_for_inference(inf.model, inf.checkpoint, torch_dtype=inf.torch_dtype, device=inf.device,
-                                    attn_impl=inf.attn_impl)
+    model, tok = load_for_inference(
+        inf.model, inf.checkpoint, torch_dtype=inf.torch_dtype, device=inf.device, attn_impl=inf.attn_impl
+    )
     return HFBackend(model=model, tokenizer=tok, max_pixels=inf.max_pixels), tok
 
 
-def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, tokenizer=None,
-                  on_row=None) -> InferResult:
+def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, tokenizer=None, on_row=None) -> InferResult:
     """Run (or resume) inference. ``backend`` (with ``tokenizer``) replaces the configured one; ``on_row`` sees
     each row after it is written."""
     from coordexp.data import load_records
     from coordexp.rollout.request import DecodeSettings, norm_seed
 
     t0 = time.monotonic()
-    records = load_records(inf.jsonl, stage="stage1", max_pixels=inf.max_pixels,
-                           object_ordering=inf.prompts.object_ordering)
+    records = load_records(
+        inf.jsonl, stage="stage1", max_pixels=inf.max_pixels, object_ordering=inf.prompts.object_ordering
+    )
     if inf.limit is not None:
-        records = records[:inf.limit]
+        records = records[: inf.limit]
     state = read_done(inf.artifact, records)
     pending = [r.base_idx for r in records if r.base_idx not in state.done]
     if state.torn:
@@ -113,8 +118,13 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
     _write_manifest(inf, config_path)
     by_index = {r.base_idx: r for r in records}
     d = inf.decoding
-    settings = DecodeSettings(max_tokens=inf.max_new_tokens, temperature=d.temperature, top_p=d.top_p,
-                              top_k=d.top_k, repetition_penalty=d.repetition_penalty)
+    settings = DecodeSettings(
+        max_tokens=inf.max_new_tokens,
+        temperature=d.temperature,
+        top_p=d.top_p,
+        top_k=d.top_k,
+        repetition_penalty=d.repetition_penalty,
+    )
     generated = 0
     if pending:
         owned = backend is None
@@ -128,11 +138,16 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
         try:
             with ArtifactWriter(inf.artifact, state.valid_bytes) as writer:
                 for batch in contiguous_batches(pending, inf.batch_size):
-                    outs = backend.generate([req_of[i] for i in batch], settings, seed_base=norm_seed(inf.seed),
-                                            request_offset=batch[0])
+                    outs = backend.generate(
+                        [req_of[i] for i in batch], settings, seed_base=norm_seed(inf.seed), request_offset=batch[0]
+                    )
                     for i, out in zip(batch, outs, strict=True):
-                        row = build_row(by_index[i], output_text(tokenizer, out), field_order=inf.prompts.field_order,
-                                        finish_reason=out.finish_reason)
+                        row = build_row(
+                            by_index[i],
+                            output_text(tokenizer, out),
+                            field_order=inf.prompts.field_order,
+                            finish_reason=out.finish_reason,
+                        )
                         writer.write(row)
                         generated += 1
                         if on_row is not None:
@@ -144,8 +159,9 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
                 bar.close()
             if owned:
                 backend.close()
-    result = InferResult(inf.artifact, len(records), len(records) - len(pending), generated, state.torn,
-                         round(time.monotonic() - t0, 3))
+    result = InferResult(
+        inf.artifact, len(records), len(records) - len(pending), generated, state.torn, round(time.monotonic() - t0, 3)
+    )
     _write_summary(inf, result)
     return result
 
@@ -166,11 +182,25 @@ def _write_manifest(inf: InferConfig, config_path: str) -> None:
     from coordexp.config.paths import repo_root_for
 
     root = repo_root_for(Path(config_path)) if config_path else Path.cwd()
-    write_run_manifest(inf.output_dir, config_path=config_path or "<in-process>", resolved={"infer": asdict(inf)},
-                       dataset_seed=inf.seed, repo_root=root, run_name=Path(inf.output_dir).name)
+    write_run_manifest(
+        inf.output_dir,
+        config_path=config_path or "<in-process>",
+        resolved={"infer": asdict(inf)},
+        dataset_seed=inf.seed,
+        repo_root=root,
+        run_name=Path(inf.output_dir).name,
+    )
 
 
 def _write_summary(inf: InferConfig, r: InferResult) -> None:
-    doc = {"artifact": str(r.artifact), "total": r.total, "skipped_finished": r.skipped, "generated": r.generated,
-           "torn_rows_rerun": r.torn, "backend": inf.backend, "model": inf.model, "checkpoint": inf.checkpoint}
+    doc = {
+        "artifact": str(r.artifact),
+        "total": r.total,
+        "skipped_finished": r.skipped,
+        "generated": r.generated,
+        "torn_rows_rerun": r.torn,
+        "backend": inf.backend,
+        "model": inf.model,
+        "checkpoint": inf.checkpoint,
+    }
     (Path(inf.output_dir) / SUMMARY).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")

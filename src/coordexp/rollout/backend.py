@@ -44,13 +44,13 @@ class RolloutBackend(Protocol):
 
     name: str
 
-    def generate(self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int,
-                 request_offset: int = 0) -> list[RolloutOutput]:
+    def generate(
+        self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int, request_offset: int = 0
+    ) -> list[RolloutOutput]:
         """One ``RolloutOutput`` per request, in order; never drops a request (raises instead)."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def ensure_eos(out: RolloutOutput, im_end_id: int = IM_END_ID) -> RolloutOutput:
@@ -75,18 +75,27 @@ class ServerBackend:
 
     name = "vllm"
 
-    def __init__(self, base_url: str, *, timeout_s: float = 240.0, infer_timeout_s: float | None = None,
-                 chunk_size: int | None = None, im_end_id: int = IM_END_ID):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 240.0,
+        infer_timeout_s: float | None = None,
+        chunk_size: int | None = None,
+        im_end_id: int = IM_END_ID,
+    ):
         from coordexp.rollout.client import RolloutClient
 
         self.client = RolloutClient(base_url, timeout_s=timeout_s, infer_timeout_s=infer_timeout_s)
         self.chunk_size = chunk_size
         self.im_end_id = im_end_id
 
-    def generate(self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int,
-                 request_offset: int = 0) -> list[RolloutOutput]:
-        out = self.client.infer(list(requests), settings, seed_base=seed_base, request_offset=request_offset,
-                                chunk_size=self.chunk_size)
+    def generate(
+        self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int, request_offset: int = 0
+    ) -> list[RolloutOutput]:
+        out = self.client.infer(
+            list(requests), settings, seed_base=seed_base, request_offset=request_offset, chunk_size=self.chunk_size
+        )
         return [ensure_eos(o, self.im_end_id) for o in out]
 
     def close(self) -> None:

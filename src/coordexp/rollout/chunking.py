@@ -30,7 +30,8 @@ def per_rank_chunk(decode_batch_size: int, rollout_world: int, learner_world: in
         raise ChunkingError(
             f"rollout_matching.decode_batch_size={cap} x rollout world size {rw} < learner world size {lw}: "
             f"each learner rank would get 0 requests per call; raise decode_batch_size to at least "
-            f"{-(-lw // rw)} or add rollout GPUs")
+            f"{-(-lw // rw)} or add rollout GPUs"
+        )
     return cap * rw // lw
 
 
@@ -42,8 +43,14 @@ def chunks(n_requests: int, chunk: int) -> list[tuple[int, int]]:
     return [(s, min(s + chunk, n_requests)) for s in range(0, n_requests, chunk)]
 
 
-def server_chunk_size(base_url: str, decode_batch_size: int, learner_world: int, *, timeout_s: float = 240.0,
-                      world_size_of: Callable[[str], int] | None = None) -> int:
+def server_chunk_size(
+    base_url: str,
+    decode_batch_size: int,
+    learner_world: int,
+    *,
+    timeout_s: float = 240.0,
+    world_size_of: Callable[[str], int] | None = None,
+) -> int:
     """per_rank_chunk with the rollout world size the server reports (``GET /get_world_size/``)."""
     if world_size_of is None:
         from coordexp.rollout.client import RolloutClient

@@ -101,8 +101,9 @@ class RolloutClient:
             raise RolloutClientError(f"{self.base_url}/get_world_size/: HTTP {r.status_code}")
         ws = r.json().get("world_size") if isinstance(r.json(), dict) else None
         if isinstance(ws, bool) or not isinstance(ws, int) or ws < 1:
-            raise RolloutClientError(f"{self.base_url}/get_world_size/: expected {{\"world_size\": int >= 1}}, "
-                                     f"got {r.text[:200]!r}")
+            raise RolloutClientError(
+                f'{self.base_url}/get_world_size/: expected {{"world_size": int >= 1}}, got {r.text[:200]!r}'
+            )
         return ws
 
     # -- /infer/
@@ -118,8 +119,9 @@ class RolloutClient:
         except NETWORK_ERRORS as e:
             raise _Retryable(e) from None
         if 400 <= r.status_code < 500:
-            raise RolloutContractError(f"{self.base_url}/infer/: HTTP {r.status_code} (request refused, not "
-                                       f"retried): {r.text[:300]}")
+            raise RolloutContractError(
+                f"{self.base_url}/infer/: HTTP {r.status_code} (request refused, not retried): {r.text[:300]}"
+            )
         if r.status_code != 200:
             raise _Retryable(f"HTTP {r.status_code}: {r.text[:300]}")
         try:
@@ -127,8 +129,9 @@ class RolloutClient:
         except (ValueError, RolloutResponseError) as e:  # bad JSON, error object, broken contract
             raise _Retryable(e) from None
 
-    def _infer_range(self, reqs: list[dict], settings: DecodeSettings, base: int, offset: int,
-                     start: int) -> list[RolloutResult]:
+    def _infer_range(
+        self, reqs: list[dict], settings: DecodeSettings, base: int, offset: int, start: int
+    ) -> list[RolloutResult]:
         config = request_config(settings, call_seed(base, offset, start))
         try:
             return self._post_once(self._get_session(), reqs, config)
@@ -141,14 +144,23 @@ class RolloutClient:
         if len(reqs) == 1:
             cause = last.cause
             what = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
-            raise RolloutClientError(f"{self.base_url}/infer/: request {offset + start} failed after a retry: "
-                                     f"{what}") from None
+            raise RolloutClientError(
+                f"{self.base_url}/infer/: request {offset + start} failed after a retry: {what}"
+            ) from None
         half = len(reqs) // 2
-        return (self._infer_range(reqs[:half], settings, base, offset, start)
-                + self._infer_range(reqs[half:], settings, base, offset, start + half))
+        return self._infer_range(reqs[:half], settings, base, offset, start) + self._infer_range(
+            reqs[half:], settings, base, offset, start + half
+        )
 
-    def infer(self, reqs: list[dict], settings: DecodeSettings, *, seed_base: int, request_offset: int = 0,
-              chunk_size: int | None = None) -> list[RolloutResult]:
+    def infer(
+        self,
+        reqs: list[dict],
+        settings: DecodeSettings,
+        *,
+        seed_base: int,
+        request_offset: int = 0,
+        chunk_size: int | None = None,
+    ) -> list[RolloutResult]:
         """Rollouts for ``reqs``, in order, sent in chunks of ``chunk_size`` (see chunking)."""
         reqs = list(reqs)
         size = chunk_size if chunk_size is not None else max(1, len(reqs))

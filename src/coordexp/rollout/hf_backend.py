@@ -66,8 +66,9 @@ def _image_paths(messages: Sequence[dict]) -> list[str]:
     return paths
 
 
-def encode_request(request: dict, tokenizer, *, image_processor=None, max_pixels: int = MAX_PIXELS,
-                   sample: str = "request") -> PromptInputs:
+def encode_request(
+    request: dict, tokenizer, *, image_processor=None, max_pixels: int = MAX_PIXELS, sample: str = "request"
+) -> PromptInputs:
     """Prompt ids (and pixels) of one infer request, tokenized as the learner tokenizes."""
     from PIL import Image
 
@@ -76,8 +77,10 @@ def encode_request(request: dict, tokenizer, *, image_processor=None, max_pixels
     except ValueError as exc:
         raise RolloutBackendError(str(exc)) from None
     if request.get("images"):
-        raise RolloutBackendError(f"{sample}: top-level 'images' is not supported; put image items in the user "
-                                  "content (coordexp.rollout.request.infer_request does)")
+        raise RolloutBackendError(
+            f"{sample}: top-level 'images' is not supported; put image items in the user "
+            "content (coordexp.rollout.request.infer_request does)"
+        )
     messages = request["messages"]
     paths = _image_paths(messages)
     counts: list[int] = []
@@ -86,8 +89,9 @@ def encode_request(request: dict, tokenizer, *, image_processor=None, max_pixels
             with Image.open(p) as im:
                 w, h = im.size
             # The same validation the learner applies (multiple of 32, max_pixels, size on disk).
-            counts += check_images({"images": [p], "width": w, "height": h}, max_pixels=max_pixels,
-                                   source=f"{sample} image {i}")
+            counts += check_images(
+                {"images": [p], "width": w, "height": h}, max_pixels=max_pixels, source=f"{sample} image {i}"
+            )
         text = render_generation_prompt(messages, counts)
     except (OSError, TemplateError) as exc:
         raise RolloutBackendError(f"{sample}: {exc}") from None
@@ -118,13 +122,16 @@ def length_gate(prompt_len: int, max_new_tokens: int, max_position_embeddings: i
         raise RolloutLengthError(
             f"{sample}: prompt_len {prompt_len} + max_new_tokens {max_new_tokens} = {prompt_len + max_new_tokens} "
             f"exceeds max_position_embeddings {max_position_embeddings}; lower rollout_matching.max_new_tokens "
-            "or shorten the prompt")
+            "or shorten the prompt"
+        )
 
 
 def _check_seed_base(seed_base) -> None:
     if isinstance(seed_base, bool) or not isinstance(seed_base, int) or not 1 <= seed_base <= SEED_MASK:
-        raise RolloutBackendError(f"seed_base must be in 1..{SEED_MASK} (coordexp.rollout.request.seed_base), "
-                                  f"got {seed_base!r}; 0 means 'unseeded' to ms-swift")
+        raise RolloutBackendError(
+            f"seed_base must be in 1..{SEED_MASK} (coordexp.rollout.request.seed_base), "
+            f"got {seed_base!r}; 0 means 'unseeded' to ms-swift"
+        )
 
 
 def generation_config(settings: DecodeSettings, im_end_id: int, pad_id: int):
@@ -132,12 +139,21 @@ def generation_config(settings: DecodeSettings, im_end_id: int, pad_id: int):
     from transformers import GenerationConfig
 
     sample = settings.temperature > 0
-    kw = dict(max_new_tokens=settings.max_tokens, do_sample=sample, num_beams=1,
-              repetition_penalty=float(settings.repetition_penalty), eos_token_id=im_end_id,
-              pad_token_id=pad_id, use_cache=True)
+    kw = dict(
+        max_new_tokens=settings.max_tokens,
+        do_sample=sample,
+        num_beams=1,
+        repetition_penalty=float(settings.repetition_penalty),
+        eos_token_id=im_end_id,
+        pad_token_id=pad_id,
+        use_cache=True,
+    )
     if sample:
-        kw.update(temperature=float(settings.temperature), top_p=float(settings.top_p),
-                  top_k=settings.top_k if settings.top_k > 0 else 0)
+        kw.update(
+            temperature=float(settings.temperature),
+            top_p=float(settings.top_p),
+            top_k=settings.top_k if settings.top_k > 0 else 0,
+        )
     return GenerationConfig(**kw)
 
 
@@ -160,8 +176,9 @@ class HFBackend:
     def _model(self):
         return getattr(self.model, "module", self.model)  # DDP / wrappers: generate on the inner model
 
-    def generate(self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int,
-                 request_offset: int = 0) -> list[RolloutOutput]:
+    def generate(
+        self, requests: Sequence[dict], settings: DecodeSettings, *, seed_base: int, request_offset: int = 0
+    ) -> list[RolloutOutput]:
         import torch
 
         _check_seed_base(seed_base)
@@ -170,8 +187,9 @@ class HFBackend:
         encoded = []
         for i, req in enumerate(requests):  # encode and gate everything before generating anything
             name = f"rollout request {request_offset + i}"
-            enc = encode_request(req, self.tokenizer, image_processor=self.image_processor,
-                                 max_pixels=self.max_pixels, sample=name)
+            enc = encode_request(
+                req, self.tokenizer, image_processor=self.image_processor, max_pixels=self.max_pixels, sample=name
+            )
             length_gate(len(enc.prompt_ids), settings.max_tokens, limit, sample=name)
             encoded.append(enc)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.im_end_id
@@ -207,13 +225,17 @@ class HFBackend:
             # transformers 5.x Qwen3-VL wants the image-token mask whenever a grid is passed.
             kw["mm_token_type_ids"] = (ids == IMAGE_TOKEN_ID).to(torch.int32)
         seq = model.generate(**kw, generation_config=gen_cfg)
-        gen = [int(t) for t in seq[0, ids.shape[1]:].tolist()]
+        gen = [int(t) for t in seq[0, ids.shape[1] :].tolist()]
         if self.im_end_id in gen:  # nothing after the stop token (batch padding never applies here)
-            gen = gen[:gen.index(self.im_end_id) + 1]
+            gen = gen[: gen.index(self.im_end_id) + 1]
         text_ids = gen[:-1] if gen and gen[-1] == self.im_end_id else gen
         text = self.tokenizer.decode(text_ids, **DECODE_KWARGS)
-        result = RolloutOutput(prompt_token_ids=list(enc.prompt_ids), token_ids=gen, text=text,
-                               finish_reason="stop" if self.im_end_id in gen else "length")
+        result = RolloutOutput(
+            prompt_token_ids=list(enc.prompt_ids),
+            token_ids=gen,
+            text=text,
+            finish_reason="stop" if self.im_end_id in gen else "length",
+        )
         return ensure_eos(result, self.im_end_id)
 
     def close(self) -> None:

@@ -101,15 +101,22 @@ def request_config(settings: DecodeSettings, seed: int) -> dict:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= SEED_MASK:
         raise RequestBuildError(f"a rollout seed must be in 1..{SEED_MASK} (use norm_seed), got {seed!r}")
     return RequestConfigPayload(
-        max_tokens=settings.max_tokens, temperature=float(settings.temperature), top_k=settings.top_k,
-        top_p=float(settings.top_p), repetition_penalty=float(settings.repetition_penalty), seed=seed,
+        max_tokens=settings.max_tokens,
+        temperature=float(settings.temperature),
+        top_k=settings.top_k,
+        top_p=float(settings.top_p),
+        repetition_penalty=float(settings.repetition_penalty),
+        seed=seed,
     ).to_dict()
 
 
 def _json_roundtrip(obj, where: str):
     def refuse(o):
-        raise RequestBuildError(f"{where}: {type(o).__name__} object is not JSON-serializable; the rollout server "
-                                "takes image paths as strings (no PIL images or arrays)")
+        raise RequestBuildError(
+            f"{where}: {type(o).__name__} object is not JSON-serializable; the rollout server "
+            "takes image paths as strings (no PIL images or arrays)"
+        )
+
     return json.loads(json.dumps(obj, default=refuse, ensure_ascii=False))  # inventory: json-ok(our own dump)
 
 
@@ -159,5 +166,14 @@ def infer_body(requests: list[dict], config: dict) -> dict:
     """The ``/infer/`` POST body."""
     for i, r in enumerate(requests):
         check_infer_request(r, sample=f"infer_requests[{i}]")
-    return _json_roundtrip({"infer_requests": list(requests), "request_config": config, "metrics": None,
-                            "template": None, "use_tqdm": None, "adapter_request": None}, "infer body")
+    return _json_roundtrip(
+        {
+            "infer_requests": list(requests),
+            "request_config": config,
+            "metrics": None,
+            "template": None,
+            "use_tqdm": None,
+            "adapter_request": None,
+        },
+        "infer body",
+    )

@@ -41,19 +41,23 @@ def parse_item(item, where: str) -> RolloutResult:
             raise RolloutResponseError(f"{where}.response: server error: {item.get('message', item)}")
     prompt = item.get("prompt_token_ids")
     if not _ints(prompt) or not prompt:
-        raise RolloutResponseError(f"{where}: prompt_token_ids missing or empty: the server must be asked with "
-                                   "request_config.return_details=True")
+        raise RolloutResponseError(
+            f"{where}: prompt_token_ids missing or empty: the server must be asked with "
+            "request_config.return_details=True"
+        )
     choices = item.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise RolloutResponseError(f"{where}: choices[0] missing")
     c0 = choices[0]
     if not _ints(c0.get("token_ids")):
-        raise RolloutResponseError(f"{where}: choices[0].token_ids missing or not a list of ints "
-                                   "(return_details=True is required)")
+        raise RolloutResponseError(
+            f"{where}: choices[0].token_ids missing or not a list of ints (return_details=True is required)"
+        )
     msg = c0.get("message") if isinstance(c0.get("message"), dict) else {}
     text = msg.get("content") if isinstance(msg.get("content"), str) else None
-    return RolloutResult(prompt_token_ids=list(prompt), token_ids=list(c0["token_ids"]), text=text,
-                         finish_reason=c0.get("finish_reason"))
+    return RolloutResult(
+        prompt_token_ids=list(prompt), token_ids=list(c0["token_ids"]), text=text, finish_reason=c0.get("finish_reason")
+    )
 
 
 def parse_infer_response(payload, n_requests: int) -> list[RolloutResult]:

@@ -70,8 +70,9 @@ def settings_from_config(cfg: dict) -> tuple[DecodeSettings, int]:
     if not isinstance(cfg, dict):
         raise RequestError(422, "request_config: must be an object")
     if cfg.get("return_details") is not True:
-        raise RequestError(422, "request_config.return_details must be true: the learner needs prompt_token_ids "
-                                "and token_ids")
+        raise RequestError(
+            422, "request_config.return_details must be true: the learner needs prompt_token_ids and token_ids"
+        )
     if cfg.get("n", 1) != 1 or cfg.get("num_beams", 1) != 1:
         raise RequestError(422, "request_config: only n=1 and num_beams=1 are served")
     stop = cfg.get("stop") or []
@@ -98,22 +99,45 @@ def chat_completion(i: int, out, model_name: str) -> dict:
     ids = list(out.token_ids)
     if out.finish_reason == "length" and ids and ids[-1] == 151645:
         ids = ids[:-1]  # as vLLM: a length cut carries no <|im_end|>
-    return {"response": {
-        "model": model_name, "object": "chat.completion", "id": f"rollout-{i}", "created": int(time.time()),
-        "usage": {"prompt_tokens": len(out.prompt_token_ids), "completion_tokens": len(ids),
-                  "total_tokens": len(out.prompt_token_ids) + len(ids)},
-        "prompt_token_ids": list(out.prompt_token_ids),
-        "choices": [{"index": 0, "finish_reason": out.finish_reason, "token_ids": ids, "logprobs": None,
-                     "message": {"role": "assistant", "content": out.text}}],
-    }}
+    return {
+        "response": {
+            "model": model_name,
+            "object": "chat.completion",
+            "id": f"rollout-{i}",
+            "created": int(time.time()),
+            "usage": {
+                "prompt_tokens": len(out.prompt_token_ids),
+                "completion_tokens": len(ids),
+                "total_tokens": len(out.prompt_token_ids) + len(ids),
+            },
+            "prompt_token_ids": list(out.prompt_token_ids),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": out.finish_reason,
+                    "token_ids": ids,
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": out.text},
+                }
+            ],
+        }
+    }
 
 
 class RolloutService:
     """The route logic, independent of the HTTP plumbing (one model, one lock)."""
 
-    def __init__(self, model, tokenizer, *, model_name: str = "coordexp-loopback", max_pixels: int | None = None,
-                 world_size: int = 1, group_timeout_s: float | None = None,
-                 log: Callable[[str], None] = lambda m: print(m, flush=True)):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        model_name: str = "coordexp-loopback",
+        max_pixels: int | None = None,
+        world_size: int = 1,
+        group_timeout_s: float | None = None,
+        log: Callable[[str], None] = lambda m: print(m, flush=True),
+    ):
         from coordexp.rollout.hf_backend import HFBackend
         from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S
         from coordexp.template import MAX_PIXELS
@@ -142,8 +166,12 @@ class RolloutService:
             ("GET", "/get_world_size/"): lambda _b: {"world_size": self.world_size},
             ("GET", "/get_model_state_keys/"): lambda _b: {"keys": sorted(self.model.state_dict())},
             ("POST", "/infer/"): self.infer,
-            ("POST", "/get_engine_type/"): lambda _b: {"engine_type": "LLMEngine", "enable_multi_turn": False,
-                                                       "use_gym_env": False, "enable_lora": False},
+            ("POST", "/get_engine_type/"): lambda _b: {
+                "engine_type": "LLMEngine",
+                "enable_multi_turn": False,
+                "use_gym_env": False,
+                "enable_lora": False,
+            },
             ("POST", "/init_communicator/"): self.init_communicator,
             ("POST", "/close_communicator/"): self.close_communicator,
             ("POST", "/update_named_param/"): self.not_served,
@@ -162,7 +190,7 @@ class RolloutService:
 
     def infer(self, body):
         if not isinstance(body, dict) or not isinstance(body.get("infer_requests"), list):
-            raise RequestError(422, "body: expected {\"infer_requests\": [...], \"request_config\": {...}}")
+            raise RequestError(422, 'body: expected {"infer_requests": [...], "request_config": {...}}')
         settings, seed = settings_from_config(body.get("request_config"))
         reqs = body["infer_requests"]
         self._wait_for_buckets()
@@ -184,17 +212,25 @@ class RolloutService:
         except ValidationError as exc:
             raise RequestError(422, f"/init_communicator/: {_pydantic_errors(exc)}") from None
         if req.world_size != self.world_size + 1:
-            raise RequestError(422, f"/init_communicator/: world_size {req.world_size} != server ranks "
-                                    f"{self.world_size} + 1 (the learner is the last rank)")
+            raise RequestError(
+                422,
+                f"/init_communicator/: world_size {req.world_size} != server ranks "
+                f"{self.world_size} + 1 (the learner is the last rank)",
+            )
         if req.host not in LOOPBACK_HOSTS:
-            raise RequestError(422, f"/init_communicator/: host {req.host!r}: the loopback server hosts the group "
-                                    f"only on {', '.join(LOOPBACK_HOSTS)}")
+            raise RequestError(
+                422,
+                f"/init_communicator/: host {req.host!r}: the loopback server hosts the group "
+                f"only on {', '.join(LOOPBACK_HOSTS)}",
+            )
         self.close_communicator(None)  # a new learner replaces a previous group
         self.receivers = [_Receiver(self, r, req.host, req.port, req.world_size) for r in range(self.world_size)]
         for rec in self.receivers:
             rec.start()
-        self.log(f"rollout server: weight-sync group on {req.host}:{req.port}, {req.world_size} ranks "
-                 f"(the learner is rank {req.world_size - 1})")
+        self.log(
+            f"rollout server: weight-sync group on {req.host}:{req.port}, {req.world_size} ranks "
+            f"(the learner is rank {req.world_size - 1})"
+        )
         return {"message": "Request received, initializing communicator"}
 
     def close_communicator(self, _body):
@@ -266,8 +302,11 @@ class RolloutService:
 
     @staticmethod
     def not_served(_body):
-        raise RequestError(501, "not served by the loopback server: the learner syncs flattened buckets in full mode "
-                                "(/update_flattened_params/)")
+        raise RequestError(
+            501,
+            "not served by the loopback server: the learner syncs flattened buckets in full mode "
+            "(/update_flattened_params/)",
+        )
 
 
 def _pydantic_errors(exc) -> str:
@@ -296,8 +335,11 @@ def check_metadatas(metadatas, params: dict) -> None:
             raise RequestError(400, f"{where}: dtype {m.dtype!r} != model dtype {p.dtype}")
         nbytes = math.prod(m.shape) * p.element_size()
         if m.start_idx != pos or m.end_idx - m.start_idx != nbytes or m.numel != nbytes:
-            raise RequestError(400, f"{where}: byte range [{m.start_idx}, {m.end_idx}) numel {m.numel} does not "
-                                    f"follow {pos} with {nbytes} bytes")
+            raise RequestError(
+                400,
+                f"{where}: byte range [{m.start_idx}, {m.end_idx}) numel {m.numel} does not "
+                f"follow {pos} with {nbytes} bytes",
+            )
         pos = m.end_idx
 
 
@@ -374,8 +416,11 @@ def _make_handler(service: RolloutService):
                 return None
             ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
             if ctype != JSON_TYPE:
-                raise RequestError(415, f"body Content-Type {ctype or 'none'!r}: the routes take JSON ({JSON_TYPE}); "
-                                        "weights travel by the weight-sync group's broadcast, never in a body")
+                raise RequestError(
+                    415,
+                    f"body Content-Type {ctype or 'none'!r}: the routes take JSON ({JSON_TYPE}); "
+                    "weights travel by the weight-sync group's broadcast, never in a body",
+                )
             try:
                 return json.loads(raw)  # inventory: json-ok(HTTP request body, not CoordJSON)
             except ValueError as exc:
@@ -442,8 +487,10 @@ def load_model(model_dir: str):
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--model {model_dir}: no config.json here; pass a local model folder "
-                                "(the CPU smoke builds one with scripts/tools/build_tiny_model.py)")
+        raise FileNotFoundError(
+            f"--model {model_dir}: no config.json here; pass a local model folder "
+            "(the CPU smoke builds one with scripts/tools/build_tiny_model.py)"
+        )
     if is_built(path):
         return load_tiny(path)
     from transformers import Qwen3VLForConditionalGeneration
@@ -455,27 +502,41 @@ def load_model(model_dir: str):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m coordexp.rollout.server",
-                                 description="Loopback rollout server with swift rollout's HTTP routes (CPU/HF).")
+    ap = argparse.ArgumentParser(
+        prog="python -m coordexp.rollout.server",
+        description="Loopback rollout server with swift rollout's HTTP routes (CPU/HF).",
+    )
     ap.add_argument("--model", required=True, help="local model folder")
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     ap.add_argument("--port", type=int, default=8000, help="port (0 = any free port, printed at start)")
     ap.add_argument("--max_pixels", type=int, default=None, help="image cap (default 786432)")
     ap.add_argument("--template", default="qwen3_vl", help="chat template (only qwen3_vl is rendered here)")
-    ap.add_argument("--do_resize", default="false", choices=("true", "false"),
-                    help="image processor resize (the learner never resizes: only false is served)")
-    ap.add_argument("--world_size", type=int, default=1,
-                    help="server ranks in the weight-sync group, as /get_world_size/ reports (default 1)")
+    ap.add_argument(
+        "--do_resize",
+        default="false",
+        choices=("true", "false"),
+        help="image processor resize (the learner never resizes: only false is served)",
+    )
+    ap.add_argument(
+        "--world_size",
+        type=int,
+        default=1,
+        help="server ranks in the weight-sync group, as /get_world_size/ reports (default 1)",
+    )
     ap.add_argument("--group_timeout_s", type=float, default=None, help="weight-sync group timeout (default 60)")
     args = ap.parse_args(argv)
     if args.template != "qwen3_vl" or args.do_resize != "false":
-        print(f"error: --template {args.template} --do_resize {args.do_resize}: the loopback server renders "
-              "coordexp's qwen3_vl template with an image processor that never resizes (the learner's)",
-              file=sys.stderr)
+        print(
+            f"error: --template {args.template} --do_resize {args.do_resize}: the loopback server renders "
+            "coordexp's qwen3_vl template with an image processor that never resizes (the learner's)",
+            file=sys.stderr,
+        )
         return 2
     if args.host not in LOOPBACK_HOSTS:
-        print(f"error: --host {args.host!r}: the loopback rollout server binds only {', '.join(LOOPBACK_HOSTS)}",
-              file=sys.stderr)
+        print(
+            f"error: --host {args.host!r}: the loopback rollout server binds only {', '.join(LOOPBACK_HOSTS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         model, tok = load_model(args.model)
@@ -483,9 +544,16 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        srv = LoopbackRolloutServer(model, tok, host=args.host, port=args.port, model_name=str(args.model),
-                                    max_pixels=args.max_pixels, world_size=args.world_size,
-                                    group_timeout_s=args.group_timeout_s)
+        srv = LoopbackRolloutServer(
+            model,
+            tok,
+            host=args.host,
+            port=args.port,
+            model_name=str(args.model),
+            max_pixels=args.max_pixels,
+            world_size=args.world_size,
+            group_timeout_s=args.group_timeout_s,
+        )
     except ValueError as exc:
         print(f"error: --world_size: {exc}", file=sys.stderr)
         return 2

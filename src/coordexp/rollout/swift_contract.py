@@ -17,10 +17,24 @@ import dataclasses
 import functools
 
 # The flags the launcher passes to `swift rollout` (DOMAIN §8), all RolloutArguments fields.
-LAUNCHER_FLAGS = ("model", "host", "port", "infer_backend", "torch_dtype", "template", "max_pixels", "max_length",
-                  "vllm_data_parallel_size", "vllm_tensor_parallel_size", "vllm_enforce_eager",
-                  "vllm_gpu_memory_utilization", "vllm_max_model_len", "vllm_enable_lora",
-                  "vllm_enable_prefix_caching", "vllm_engine_kwargs")
+LAUNCHER_FLAGS = (
+    "model",
+    "host",
+    "port",
+    "infer_backend",
+    "torch_dtype",
+    "template",
+    "max_pixels",
+    "max_length",
+    "vllm_data_parallel_size",
+    "vllm_tensor_parallel_size",
+    "vllm_enforce_eager",
+    "vllm_gpu_memory_utilization",
+    "vllm_max_model_len",
+    "vllm_enable_lora",
+    "vllm_enable_prefix_caching",
+    "vllm_engine_kwargs",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,8 +102,9 @@ def swift_rollout_routes(source: str | None = None) -> frozenset[tuple[str, str]
     text = swift_rollout_source() if source is None else source
     routes = frozenset((m.upper(), p) for m, p in re.findall(_ROUTE_RE, text))
     if not routes:
-        raise RuntimeError("no routes found in ms-swift's rollout module: its registration code changed; "
-                           "re-pin the route list")
+        raise RuntimeError(
+            "no routes found in ms-swift's rollout module: its registration code changed; re-pin the route list"
+        )
     return routes
 
 
@@ -105,8 +120,12 @@ def sync_models():
     """(InitCommunicatorRequest, UpdateFlattenedParamsRequest, FlattenedTensorMetadata, FlattenedTensorBucket)."""
     from swift.rlhf_trainers.utils import FlattenedTensorBucket, FlattenedTensorMetadata, UpdateFlattenedParamsRequest
 
-    return protocol().InitCommunicatorRequest, UpdateFlattenedParamsRequest, FlattenedTensorMetadata, \
-        FlattenedTensorBucket
+    return (
+        protocol().InitCommunicatorRequest,
+        UpdateFlattenedParamsRequest,
+        FlattenedTensorMetadata,
+        FlattenedTensorBucket,
+    )
 
 
 def init_communicator_body(host: str, port: int, world_size: int) -> dict:

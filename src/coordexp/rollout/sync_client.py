@@ -65,8 +65,9 @@ class GlooSyncClient:
 
     def init_communicator(self) -> None:
         n = self.get_world_size()
-        self._call("POST", "/init_communicator/",
-                   swift_contract.init_communicator_body(self.host, self.group_port, n + 1))
+        self._call(
+            "POST", "/init_communicator/", swift_contract.init_communicator_body(self.host, self.group_port, n + 1)
+        )
         self.rank = n
         self.group = GlooGroup.create(self.host, self.group_port, n, n + 1, self.group_timeout_s)
         atexit.register(self.close_communicator)

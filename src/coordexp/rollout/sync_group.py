@@ -36,16 +36,18 @@ class GlooGroup:
     world_size: int
 
     @classmethod
-    def create(cls, host: str, port: int, rank: int, world_size: int,
-               timeout_s: float = DEFAULT_TIMEOUT_S) -> GlooGroup:
+    def create(
+        cls, host: str, port: int, rank: int, world_size: int, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> GlooGroup:
         import torch.distributed as dist
 
         if not 0 <= rank < world_size:
             raise SyncGroupError(f"rank {rank} outside the group of {world_size}")
         timeout = datetime.timedelta(seconds=timeout_s)
         try:
-            store = dist.TCPStore(host, port, world_size, is_master=(rank == 0), timeout=timeout,
-                                  wait_for_workers=False)
+            store = dist.TCPStore(
+                host, port, world_size, is_master=(rank == 0), timeout=timeout, wait_for_workers=False
+            )
             pg = dist.ProcessGroupGloo(dist.PrefixStore("coordexp-weight-sync", store), rank, world_size, timeout)
         except (RuntimeError, OSError) as exc:  # DistStoreError and gloo's errors are RuntimeErrors
             raise SyncGroupError(f"weight-sync group {host}:{port} (rank {rank} of {world_size}): {exc}") from None

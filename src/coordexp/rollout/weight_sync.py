@@ -142,16 +142,24 @@ class WeightPusher:
     ms-swift does on GPU: that round trip would perturb the learner's base weights by rounding.
     """
 
-    def __init__(self, base_url: str, *, group_port: int = 51216, timeout_s: float = 240.0,
-                 bucket_mb: int | None = None, client_factory: Callable[[], object] | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        group_port: int = 51216,
+        timeout_s: float = 240.0,
+        bucket_mb: int | None = None,
+        client_factory: Callable[[], object] | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         from urllib.parse import urlsplit
 
         from coordexp.rollout.sync_client import make_sync_client
 
         host = urlsplit(base_url).hostname or "127.0.0.1"
-        self.client_factory = client_factory or (lambda: make_sync_client(base_url, group_port=group_port,
-                                                                          timeout_s=timeout_s, host=host))
+        self.client_factory = client_factory or (
+            lambda: make_sync_client(base_url, group_port=group_port, timeout_s=timeout_s, host=host)
+        )
         self.bucket_bytes = bucket_bytes_from_env(bucket_mb)
         self.client = None
         self.records: list[PushRecord] = []
@@ -174,8 +182,9 @@ class WeightPusher:
         rec = PushRecord(tensors=len(named), buckets=n_buckets, digest=digest(named))
         self.records.append(rec)
         if self.log is not None:
-            self.log(f"weight sync {len(self.records)}: {rec.tensors} tensors in {rec.buckets} buckets, "
-                     f"sha256 {rec.digest}")
+            self.log(
+                f"weight sync {len(self.records)}: {rec.tensors} tensors in {rec.buckets} buckets, sha256 {rec.digest}"
+            )
         return rec
 
     def close(self) -> None:
@@ -222,8 +231,9 @@ def maybe_sync(step: int, state: SyncState, sync_fn: Callable[[], object]) -> bo
         dist.broadcast_object_list(failure, src=0)
         dist.barrier()
     if failure[0] is not None:
-        raise WeightSyncError(f"rank {rank}: rollout weight sync failed on rank 0 at optimizer step {step}: "
-                              f"{failure[0]}") from cause
+        raise WeightSyncError(
+            f"rank {rank}: rollout weight sync failed on rank 0 at optimizer step {step}: {failure[0]}"
+        ) from cause
     state.last_synced_step = step
     state.syncs += 1
     return True

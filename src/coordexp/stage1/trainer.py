@@ -38,8 +38,9 @@ def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | Non
     from coordexp.data import load_records
     from coordexp.template import TemplateError, encode_sample
 
-    records = load_records(path, stage="stage1", max_pixels=settings.max_pixels,
-                           object_ordering=cfg.custom.object_ordering)
+    records = load_records(
+        path, stage="stage1", max_pixels=settings.max_pixels, object_ordering=cfg.custom.object_ordering
+    )
     if limit is not None:
         log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
         records = records[:limit]
@@ -48,14 +49,22 @@ def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | Non
     for rec in records:
         where = f"{rec.source}:{rec.line}"
         try:
-            enc = encode_sample(record_dict(rec), tok, field_order=cfg.custom.object_field_order,
-                                prompt_variant=settings.prompt_variant, object_ordering=cfg.custom.object_ordering,
-                                max_pixels=settings.max_pixels, source=where)
+            enc = encode_sample(
+                record_dict(rec),
+                tok,
+                field_order=cfg.custom.object_field_order,
+                prompt_variant=settings.prompt_variant,
+                object_ordering=cfg.custom.object_ordering,
+                max_pixels=settings.max_pixels,
+                source=where,
+            )
         except TemplateError as exc:
             raise TrainSetupError(str(exc)) from exc
         if max_len and len(enc.input_ids) > max_len and settings.truncation_strategy == "raise":
-            raise TrainSetupError(f"{where}: {len(enc.input_ids)} tokens exceed template.max_length {max_len} "
-                                  "(truncation_strategy: raise); raise global_max_length or shrink the sample")
+            raise TrainSetupError(
+                f"{where}: {len(enc.input_ids)} tokens exceed template.max_length {max_len} "
+                "(truncation_strategy: raise); raise global_max_length or shrink the sample"
+            )
         out.append(enc)
     if not out:
         raise TrainSetupError(f"{path}: no {split} samples")
@@ -102,8 +111,7 @@ class Stage1Trainer(CoordExpTrainer):
             fwd = model_inputs(inputs)
         else:
             fwd = {k: v for k, v in inputs.items() if k != "labels"}
-        out, outputs = self._scored(model, fwd, inputs["labels"], num_text=n_text, num_coord=n_coord,
-                                    world_size=world)
+        out, outputs = self._scored(model, fwd, inputs["labels"], num_text=n_text, num_coord=n_coord, world_size=world)
         if model.training:
             for k in ("soft_ce", "w1", "gate", "token_acc"):
                 self._terms.setdefault(k, []).append(getattr(out, k))
@@ -113,8 +121,9 @@ class Stage1Trainer(CoordExpTrainer):
         # Only the positions whose next label is supervised are projected onto the 152k vocabulary.
         idx = supervised_positions(labels)
         outputs = model(**fwd, use_cache=False, logits_to_keep=idx)
-        out = stage1_loss_targets(outputs.logits, labels[:, idx + 1], coord_start=self.coord_start,
-                                  weights=self.loss_weights, **norm)
+        out = stage1_loss_targets(
+            outputs.logits, labels[:, idx + 1], coord_start=self.coord_start, weights=self.loss_weights, **norm
+        )
         return out, outputs
 
     def log(self, logs, start_time=None):
@@ -142,8 +151,11 @@ class Stage1Trainer(CoordExpTrainer):
                 tot["acc"] += out.token_acc * n
                 tot["tokens"] += n
         n = max(tot["tokens"], 1)
-        metrics = {f"{metric_key_prefix}_loss": tot["loss"] / n, f"{metric_key_prefix}_token_acc": tot["acc"] / n,
-                   f"{metric_key_prefix}_tokens": tot["tokens"]}
+        metrics = {
+            f"{metric_key_prefix}_loss": tot["loss"] / n,
+            f"{metric_key_prefix}_token_acc": tot["acc"] / n,
+            f"{metric_key_prefix}_tokens": tot["tokens"],
+        }
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -167,21 +179,27 @@ def _train_dataset(cfg, settings, train, model):
 
     ex = cfg.extras
     if ex.packing and ex.packing_collator != "padding_free_4row":
-        raise TrainSetupError(f"{cfg.config_path}: training.packing_collator {ex.packing_collator!r} is not "
-                              "implemented by the stage-1 entrypoint; use padding_free_4row")
+        raise TrainSetupError(
+            f"{cfg.config_path}: training.packing_collator {ex.packing_collator!r} is not "
+            "implemented by the stage-1 entrypoint; use padding_free_4row"
+        )
     if not ex.packing:
         return SampleDataset(train), None, f"packing off: {len(train)} samples, padded batches"
-    policy = PackingPolicy(packing_length=int(cfg.global_max_length or cfg.template.get("max_length")),
-                           allow_single_long=ex.packing_allow_single_long,
-                           min_fill_ratio=ex.packing_min_fill_ratio, world_size=cfg.world_size,
-                           drop_last=settings.drop_last)
+    policy = PackingPolicy(
+        packing_length=int(cfg.global_max_length or cfg.template.get("max_length")),
+        allow_single_long=ex.packing_allow_single_long,
+        min_fill_ratio=ex.packing_min_fill_ratio,
+        world_size=cfg.world_size,
+        drop_last=settings.drop_last,
+    )
     plan = plan_packs([len(s.input_ids) for s in train], policy)
     write_text(settings.output_dir / "packing_plan.json", plan.to_json() + "\n")
     sms = model.config.vision_config.spatial_merge_size
     collator = PackedCollator(image_token_id=model.config.image_token_id, spatial_merge_size=sms)
     if ex.packing_drop_last:
-        log.info("packing_drop_last: static packing keeps underfilled packs (counted in the report), "
-                 "it never drops them")
+        log.info(
+            "packing_drop_last: static packing keeps underfilled packs (counted in the report), it never drops them"
+        )
     return PackedDataset(train, plan.packs), collator, plan.report.summary()
 
 
@@ -192,8 +210,10 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
 
     cfg = load_config(config_path, overrides=training_overrides(overrides))
     if cfg.is_stage2:
-        raise TrainSetupError(f"{cfg.config_path}: a stage_2 config: run it through coordexp.train's main "
-                              "(scripts/train.sh) or scripts/train_stage2.sh, not the stage_1 run()")
+        raise TrainSetupError(
+            f"{cfg.config_path}: a stage_2 config: run it through coordexp.train's main "
+            "(scripts/train.sh) or scripts/train_stage2.sh, not the stage_1 run()"
+        )
     settings = RunSettings.from_config(cfg)
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
@@ -202,10 +222,12 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
     model, tok, adapter = build_model(cfg)
     if settings.resume_from_checkpoint:
         restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
-    train = encode_split(cfg.custom.train_jsonl, tok, cfg, settings, limit=cfg.custom.train_sample_limit,
-                         split="train")
-    val = encode_split(cfg.custom.val_jsonl, tok, cfg, settings, limit=cfg.custom.val_sample_limit, split="val") \
-        if cfg.custom.val_jsonl else None
+    train = encode_split(cfg.custom.train_jsonl, tok, cfg, settings, limit=cfg.custom.train_sample_limit, split="train")
+    val = (
+        encode_split(cfg.custom.val_jsonl, tok, cfg, settings, limit=cfg.custom.val_sample_limit, split="val")
+        if cfg.custom.val_jsonl
+        else None
+    )
 
     out_dir = settings.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,9 +241,17 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
 
     write_manifest(cfg, settings)
     trainer = Stage1Trainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=SampleDataset(val) if val else None,
-        data_collator=collator or padded, coord_start=coord_token_ids(tok)[0], loss_weights=loss_weights(cfg),
-        packing=cfg.extras.packing, pad_token_id=pad_id, coord_offset=adapter, lr_buckets=settings.lr_buckets,
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=SampleDataset(val) if val else None,
+        data_collator=collator or padded,
+        coord_start=coord_token_ids(tok)[0],
+        loss_weights=loss_weights(cfg),
+        packing=cfg.extras.packing,
+        pad_token_id=pad_id,
+        coord_offset=adapter,
+        lr_buckets=settings.lr_buckets,
         callbacks=[SaveDelay(settings.save_delay_steps), *(callbacks or [])],
     )
     if val:
@@ -231,9 +261,15 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
     final = final_checkpoint(trainer, out_dir)
     if val and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
-    write_json(out_dir / "train_summary.json",
-               {"plan": summary, "logged_losses": trainer.logged_losses, "gated_batches": trainer.gated_batches,
-                "global_step": trainer.state.global_step})
+    write_json(
+        out_dir / "train_summary.json",
+        {
+            "plan": summary,
+            "logged_losses": trainer.logged_losses,
+            "gated_batches": trainer.gated_batches,
+            "global_step": trainer.state.global_step,
+        },
+    )
     return RunResult(out_dir, summary, list(trainer.logged_losses), trainer.gated_batches, final)
 
 
@@ -241,8 +277,12 @@ def _padded_eval_loader(trainer, dataset, collate):
     from torch.utils.data import DataLoader
 
     def get_eval_dataloader(eval_dataset=None):
-        return DataLoader(eval_dataset or dataset, batch_size=trainer.args.per_device_eval_batch_size,
-                          collate_fn=collate, shuffle=False)
+        return DataLoader(
+            eval_dataset or dataset,
+            batch_size=trainer.args.per_device_eval_batch_size,
+            collate_fn=collate,
+            shuffle=False,
+        )
 
     return get_eval_dataloader
 

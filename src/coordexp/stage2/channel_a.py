@@ -85,7 +85,7 @@ def _rows(logits: torch.Tensor, kept: torch.Tensor, positions) -> torch.Tensor:
     if not pos.numel():
         return logits[:0]
     idx = torch.searchsorted(kept, pos)
-    if (int(idx.max()) >= kept.numel() or not bool((kept[idx.clamp(max=kept.numel() - 1)] == pos).all())):
+    if int(idx.max()) >= kept.numel() or not bool((kept[idx.clamp(max=kept.numel() - 1)] == pos).all()):
         raise ChannelAError(f"logits were not kept for positions {pos.tolist()}")
     return logits[idx]
 
@@ -95,9 +95,16 @@ def _keep(*groups) -> torch.Tensor:
     return torch.tensor(pos, dtype=torch.long)
 
 
-def soft_context_forward(model, batch: dict, *, slot_positions, ce_positions, coord_start: int,
-                         config: SoftContextConfig = SoftContextConfig(),
-                         record_embeds: bool = False) -> SoftContextOutput:
+def soft_context_forward(
+    model,
+    batch: dict,
+    *,
+    slot_positions,
+    ce_positions,
+    coord_start: int,
+    config: SoftContextConfig = SoftContextConfig(),
+    record_embeds: bool = False,
+) -> SoftContextOutput:
     """Run the N iterations over one packed row (``coordexp.packing.collate_packed`` output).
 
     ``slot_positions``: the coord-slot positions p of the row (each must hold a coord id);
@@ -113,8 +120,10 @@ def soft_context_forward(model, batch: dict, *, slot_positions, ce_positions, co
             raise ChannelAError(f"coord slot positions must be in 1..{length - 1}, got {slots.tolist()}")
         rel = ids[0, slots] - coord_start
         if bool(((rel < 0) | (rel >= COORD_BINS)).any()):
-            raise ChannelAError("a coord slot position does not hold a coord token id: the soft context would "
-                                "overwrite a text or placeholder row")
+            raise ChannelAError(
+                "a coord slot position does not hold a coord token id: the soft context would "
+                "overwrite a text or placeholder row"
+            )
     prev = (slots - 1).tolist()
     ce = [int(t) for t in ce_positions]
     n = config.n_iter
@@ -143,9 +152,10 @@ def soft_context_forward(model, batch: dict, *, slot_positions, ce_positions, co
             with ctx:
                 table = embed(coord_ids)  # [1000, H]: hooked coord embeddings
                 z_slots = _rows(z_prev, z_prev_pos, prev)
-                probs = torch.softmax(z_slots[:, coord_start:coord_start + COORD_BINS].float() / config.temperature,
-                                      dim=-1)
-                ebar = (probs.to(table.dtype) @ table)
+                probs = torch.softmax(
+                    z_slots[:, coord_start : coord_start + COORD_BINS].float() / config.temperature, dim=-1
+                )
+                ebar = probs.to(table.dtype) @ table
                 if config.grad_mode == "em_detach":
                     ebar = ebar.detach()
                 e = embed(ids)
@@ -156,5 +166,6 @@ def soft_context_forward(model, batch: dict, *, slot_positions, ce_positions, co
                 z = run(e, keep_slots)
             z_prev, z_prev_pos = z, keep_slots.to(ids.device)
         last, last_pos = z_prev, z_prev_pos
-    return SoftContextOutput(first=first, first_positions=first_pos, last=last, last_positions=last_pos,
-                             iterations=n, inputs_embeds=embeds)
+    return SoftContextOutput(
+        first=first, first_positions=first_pos, last=last, last_positions=last_pos, iterations=n, inputs_embeds=embeds
+    )

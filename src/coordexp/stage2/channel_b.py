@@ -90,8 +90,10 @@ class ChannelBConfig:
         if not self.desc_ce_weight >= 0:
             raise ValueError(f"stage2_ab.desc_ce_weight must be >= 0, got {self.desc_ce_weight!r}")
         if not 1 <= self.drop_invalid_struct_ce_multiplier <= 4:
-            raise ValueError("stage2_ab.channel_b.drop_invalid_struct_ce_multiplier must be in [1, 4], "
-                             f"got {self.drop_invalid_struct_ce_multiplier!r}")
+            raise ValueError(
+                "stage2_ab.channel_b.drop_invalid_struct_ce_multiplier must be in [1, 4], "
+                f"got {self.drop_invalid_struct_ce_multiplier!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,11 @@ class _Vocab:
 
     @classmethod
     def of(cls, tokenizer) -> _Vocab:
-        return tokenizer_table(tokenizer, "channel_b_vocab", lambda tok: cls(
-            piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)))
+        return tokenizer_table(
+            tokenizer,
+            "channel_b_vocab",
+            lambda tok: cls(piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)),
+        )
 
 
 def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
@@ -223,9 +228,18 @@ def _empty_drops() -> dict[str, int]:
 
 def _fallback(tokenizer, text: str, reason: str, res: ParseResult | None, drops: dict[str, int]) -> RolloutPrefix:
     ids = list(tokenizer.encode(FALLBACK_PREFIX, add_special_tokens=False))
-    return RolloutPrefix(text=text, prefix_text=FALLBACK_PREFIX, prefix_ids=ids, invalid_rollout=True,
-                         fallback_reason=reason, parse=res, kept=[], drops=drops,
-                         truncated=bool(res is not None and res.truncated), cut=None)
+    return RolloutPrefix(
+        text=text,
+        prefix_text=FALLBACK_PREFIX,
+        prefix_ids=ids,
+        invalid_rollout=True,
+        fallback_reason=reason,
+        parse=res,
+        kept=[],
+        drops=drops,
+        truncated=bool(res is not None and res.truncated),
+        cut=None,
+    )
 
 
 def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
@@ -257,11 +271,13 @@ def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> 
     prefix_ids = ids[:t]
     if t < len(ids) and offsets[t] < cut:
         tid = ids[t]
-        head = pieces[t][:cut - offsets[t]]
+        head = pieces[t][: cut - offsets[t]]
         head_ids = list(tokenizer.encode(head, add_special_tokens=False))
         if "".join(pieces_from(tokenizer, vocab.pieces, head_ids)) != head:
-            raise PrefixCutError(f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
-                                 "which does not re-encode to the same text")
+            raise PrefixCutError(
+                f"rollout token {t} (id {tid}, piece {pieces[t]!r}) is cut at {head!r}, "
+                "which does not re-encode to the same text"
+            )
         prefix_ids.extend(head_ids)
     prefix_text = text[:cut]
     if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
@@ -286,8 +302,18 @@ def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> 
             drops["bbox_invalid"] += 1
             continue
         kept.append(KeptPrediction(obj, slots))
-    return RolloutPrefix(text=text, prefix_text=prefix_text, prefix_ids=prefix_ids, invalid_rollout=False,
-                         fallback_reason=None, parse=res, kept=kept, drops=drops, truncated=res.truncated, cut=cut)
+    return RolloutPrefix(
+        text=text,
+        prefix_text=prefix_text,
+        prefix_ids=prefix_ids,
+        invalid_rollout=False,
+        fallback_reason=None,
+        parse=res,
+        kept=kept,
+        drops=drops,
+        truncated=res.truncated,
+        cut=cut,
+    )
 
 
 # ----------------------------------------------------------------------------- closure
@@ -346,9 +372,12 @@ def _read_fragment(prefix_text: str, fragment: str, field_order: str) -> tuple[l
     shift = len(prefix_text) - len(head)
 
     def moved(o: ParsedObject) -> ParsedObject:
-        return replace(o, span=(o.span[0] + shift, o.span[1] + shift),
-                       geometry_span=(o.geometry_span[0] + shift, o.geometry_span[1] + shift),
-                       value_spans=tuple((a + shift, b + shift) for a, b in o.value_spans))
+        return replace(
+            o,
+            span=(o.span[0] + shift, o.span[1] + shift),
+            geometry_span=(o.geometry_span[0] + shift, o.geometry_span[1] + shift),
+            value_spans=tuple((a + shift, b + shift) for a, b in o.value_spans),
+        )
 
     closing = _closure_pos(res)
     return [moved(o) for o in res.objects if o.span[0] >= len(head)], None if closing is None else closing + shift
@@ -356,8 +385,10 @@ def _read_fragment(prefix_text: str, fragment: str, field_order: str) -> tuple[l
 
 def _gt_shape(obj, i: int) -> Shape:
     if not isinstance(obj, dict) or "poly" in obj:
-        raise ChannelBError(f"gt objects[{i}]: Channel-B trains bbox_2d GT only, got "
-                            f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
+        raise ChannelBError(
+            f"gt objects[{i}]: Channel-B trains bbox_2d GT only, got "
+            f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}"
+        )
     return Shape.of(obj)
 
 
@@ -385,8 +416,10 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     text = "".join(pieces)
     cut = len(prefix.prefix_text)
     if text[:cut] != prefix.prefix_text or text[cut:] != fragment + IM_END:
-        raise ChannelBError("the target's decoded text is not prefix + fragment + <|im_end|>: "
-                            "the prefix ids do not reproduce the rollout text")
+        raise ChannelBError(
+            "the target's decoded text is not prefix + fragment + <|im_end|>: "
+            "the prefix ids do not reproduce the rollout text"
+        )
     if offsets[n_prefix] != cut:
         raise ChannelBError("the prefix ids do not end exactly at the cut")
 
@@ -408,13 +441,17 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
             obj = prefix.kept[i].obj
             desc = _overlapping(offsets, _desc_content_span(text, obj))  # a range: O(1) membership
             for t in _overlapping(offsets, obj.span):
-                if t < n_prefix and t not in neutral and t not in desc \
-                        and not first_coord <= assistant_ids[t] < stop_coord:
+                if (
+                    t < n_prefix
+                    and t not in neutral
+                    and t not in desc
+                    and not first_coord <= assistant_ids[t] < stop_coord
+                ):
                     weights[t] = 1.0
 
     # -- tail: fragment + <|im_end|>
     struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
-    body = text[:len(text) - len(IM_END)]
+    body = text[: len(text) - len(IM_END)]
     fn_objs, closing = _read_fragment(prefix.prefix_text, fragment, fo)
     if len(fn_objs) != len(fn_objects):
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
@@ -449,8 +486,17 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
             raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
         groups.append(GeometryGroup("fn", slots, tuple(gts[j].values), j))
 
-    return ChannelBTarget(assistant_ids=assistant_ids, ce_weights=weights, groups=groups, prefix=prefix,
-                          match=result, fragment=fragment, prefix_len=n_prefix, closure=(brace, im_end), text=text)
+    return ChannelBTarget(
+        assistant_ids=assistant_ids,
+        ce_weights=weights,
+        groups=groups,
+        prefix=prefix,
+        match=result,
+        fragment=fragment,
+        prefix_len=n_prefix,
+        closure=(brace, im_end),
+        text=text,
+    )
 
 
 # ----------------------------------------------------------------------------- full row
@@ -467,8 +513,9 @@ class TeacherForcedRow:
     prompt_len: int
 
 
-def teacher_forced_row(learner_prompt_ids, server_prompt_ids, target: ChannelBTarget,
-                       *, sample: str = "sample") -> TeacherForcedRow:
+def teacher_forced_row(
+    learner_prompt_ids, server_prompt_ids, target: ChannelBTarget, *, sample: str = "sample"
+) -> TeacherForcedRow:
     """Join the learner's prompt ids with a Channel-B target, after requiring the server's
     ``prompt_token_ids`` to equal them exactly (the rollout was generated from this prompt)."""
     from coordexp.rollout.alignment import check_prompt_alignment
@@ -477,6 +524,7 @@ def teacher_forced_row(learner_prompt_ids, server_prompt_ids, target: ChannelBTa
     ids = [int(i) for i in learner_prompt_ids] + target.assistant_ids
     weights = [0.0] * plen + target.ce_weights
     labels = [i if w > 0 else -100 for i, w in zip(ids, weights, strict=True)]
-    groups = [GeometryGroup(g.kind, tuple(p + plen for p in g.positions), g.target_bins, g.gt_index)
-              for g in target.groups]
+    groups = [
+        GeometryGroup(g.kind, tuple(p + plen for p in g.positions), g.target_bins, g.gt_index) for g in target.groups
+    ]
     return TeacherForcedRow(input_ids=ids, labels=labels, ce_weights=weights, groups=groups, prompt_len=plen)

@@ -24,10 +24,11 @@ def rollout_rows(tok, samples, outputs, field_order: str) -> list[dict]:
     rows = []
     for s, o in zip(samples, outputs, strict=True):
         if s.record is None:
-            raise EvalDetectionError(f"{s.sample}: rollout_matching.eval_detection needs the sample's record "
-                                     "(build eval samples with coordexp.stage2.trainer.prepare_samples)")
-        rows.append(build_row(s.record, output_text(tok, o), field_order=field_order,
-                              finish_reason=o.finish_reason))
+            raise EvalDetectionError(
+                f"{s.sample}: rollout_matching.eval_detection needs the sample's record "
+                "(build eval samples with coordexp.stage2.trainer.prepare_samples)"
+            )
+        rows.append(build_row(s.record, output_text(tok, o), field_order=field_order, finish_reason=o.finish_reason))
     return rows
 
 

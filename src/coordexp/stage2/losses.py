@@ -49,20 +49,25 @@ def _row_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def expectation_decode(logits: torch.Tensor, slot_positions, coord_start: int,
-                       temperature: float = 1.0) -> torch.Tensor:
+def expectation_decode(
+    logits: torch.Tensor, slot_positions, coord_start: int, temperature: float = 1.0
+) -> torch.Tensor:
     """ĉ in [0, 1] for each coord slot, from the logits one position before it."""
     logits = _row_logits(logits)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     if logits.shape[-1] < coord_start + COORD_BINS:
-        raise ValueError(f"logits have {logits.shape[-1]} columns but the coord ids end at "
-                         f"{coord_start + COORD_BINS}: pass full-vocabulary logits, not a slice")
+        raise ValueError(
+            f"logits have {logits.shape[-1]} columns but the coord ids end at "
+            f"{coord_start + COORD_BINS}: pass full-vocabulary logits, not a slice"
+        )
     pos = torch.as_tensor(list(slot_positions), dtype=torch.long, device=logits.device)
     if pos.numel() and (int(pos.min()) < 1 or int(pos.max()) >= logits.shape[0]):
-        raise ValueError(f"coord slot positions must be in 1..{logits.shape[0] - 1} (the logits at slot-1 "
-                         f"predict the slot), got {pos.tolist()}")
-    s = logits[pos - 1, coord_start:coord_start + COORD_BINS].float() / temperature
+        raise ValueError(
+            f"coord slot positions must be in 1..{logits.shape[0] - 1} (the logits at slot-1 "
+            f"predict the slot), got {pos.tolist()}"
+        )
+    s = logits[pos - 1, coord_start : coord_start + COORD_BINS].float() / temperature
     k = torch.arange(COORD_BINS, dtype=s.dtype, device=s.device)
     return (torch.softmax(s, dim=-1) * k).sum(-1) / COORD_MAX
 
@@ -87,9 +92,12 @@ def ciou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = EPS) -> tor
     union = (pw * ph + gw * gh - inter).clamp(min=eps)
     iou = inter / union
     rho2 = ((px0 + px1) - (gx0 + gx1)) ** 2 / 4 + ((py0 + py1) - (gy0 + gy1)) ** 2 / 4
-    c2 = (torch.maximum(px1, gx1) - torch.minimum(px0, gx0)) ** 2 + \
-        (torch.maximum(py1, gy1) - torch.minimum(py0, gy0)) ** 2 + eps
-    v = (4 / math.pi ** 2) * (torch.atan(gw / (gh + eps)) - torch.atan(pw / (ph + eps))) ** 2
+    c2 = (
+        (torch.maximum(px1, gx1) - torch.minimum(px0, gx0)) ** 2
+        + (torch.maximum(py1, gy1) - torch.minimum(py0, gy0)) ** 2
+        + eps
+    )
+    v = (4 / math.pi**2) * (torch.atan(gw / (gh + eps)) - torch.atan(pw / (ph + eps))) ** 2
     alpha = v / (1 - iou + v + eps)
     loss = 1 - (iou - rho2 / c2 - alpha * v)
     return torch.nan_to_num(loss, nan=0.0)
@@ -112,8 +120,9 @@ def geometry_losses(logits: torch.Tensor, groups, coord_start: int, temperature:
             raise ValueError(f"a box group needs 4 slots and 4 target bins, got {g}")
     positions = [p for g in groups for p in g.positions]
     pred = expectation_decode(logits, positions, coord_start, temperature).view(-1, 4)
-    target = torch.tensor([[b / COORD_MAX for b in g.target_bins] for g in groups],
-                          dtype=pred.dtype, device=pred.device)
+    target = torch.tensor(
+        [[b / COORD_MAX for b in g.target_bins] for g in groups], dtype=pred.dtype, device=pred.device
+    )
     n = len(groups)
     sl1 = smoothl1_sum(pred, target)
     ci = ciou_loss(pred, target).sum()

@@ -48,15 +48,22 @@ class MatchConfig:
     fn_cost: float = 1.0
 
     def __post_init__(self):
-        if isinstance(self.candidate_top_k, bool) or not isinstance(self.candidate_top_k, int) \
-                or self.candidate_top_k < 1:
+        if (
+            isinstance(self.candidate_top_k, bool)
+            or not isinstance(self.candidate_top_k, int)
+            or self.candidate_top_k < 1
+        ):
             raise ValueError(f"rollout_matching.candidate_top_k must be an int >= 1, got {self.candidate_top_k!r}")
         if not 0 <= self.maskiou_gate <= 1:
             raise ValueError(f"rollout_matching.maskiou_gate must be in [0, 1], got {self.maskiou_gate!r}")
-        if isinstance(self.maskiou_resolution, bool) or not isinstance(self.maskiou_resolution, int) \
-                or self.maskiou_resolution < 8:
-            raise ValueError(f"rollout_matching.maskiou_resolution must be an int >= 8, "
-                             f"got {self.maskiou_resolution!r}")
+        if (
+            isinstance(self.maskiou_resolution, bool)
+            or not isinstance(self.maskiou_resolution, int)
+            or self.maskiou_resolution < 8
+        ):
+            raise ValueError(
+                f"rollout_matching.maskiou_resolution must be an int >= 8, got {self.maskiou_resolution!r}"
+            )
         for name in ("fp_cost", "fn_cost"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < MATCH_COST_LIMIT):
@@ -169,8 +176,9 @@ def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
     centers (ties by index) when the best IoU is <= 0."""
     if not gts:
         return []
-    return _candidate_table(np.array([pred.extent()], dtype=np.int64),
-                            np.array([g.extent() for g in gts], dtype=np.int64), k)[0].tolist()
+    return _candidate_table(
+        np.array([pred.extent()], dtype=np.int64), np.array([g.extent() for g in gts], dtype=np.int64), k
+    )[0].tolist()
 
 
 def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
@@ -179,7 +187,7 @@ def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
     The same integer and float operations as ``bbox_iou`` and ``_center`` (all values are
     small ints or halves of them, so every product and sum is exact) and a stable sort
     (ties keep GT order), so the order equals the per-pair Python one."""
-    px1, py1, px2, py2 = (pe[:, c:c + 1] for c in range(4))  # (P, 1)
+    px1, py1, px2, py2 = (pe[:, c : c + 1] for c in range(4))  # (P, 1)
     gx1, gy1, gx2, gy2 = (ge[None, :, c] for c in range(4))  # (1, G)
     iw = np.minimum(px2, gx2) - np.maximum(px1, gx1)
     ih = np.minimum(py2, gy2) - np.maximum(py1, gy1)
@@ -189,7 +197,7 @@ def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
     key = -iou
     far = np.flatnonzero(iou.max(axis=1) <= 0)  # overlaps nothing: nearest centers instead
     if far.size:
-        fx1, fy1, fx2, fy2 = (pe[far, c:c + 1] for c in range(4))
+        fx1, fy1, fx2, fy2 = (pe[far, c : c + 1] for c in range(4))
         key[far] = ((gx1 + gx2) / 2 - (fx1 + fx2) / 2) ** 2 + ((gy1 + gy2) / 2 - (fy1 + fy2) / 2) ** 2
     return np.argsort(key, axis=1, kind="stable")[:, :k]
 
@@ -219,8 +227,9 @@ def _box_ranges(boxes: np.ndarray, resolution: int) -> np.ndarray:
 def _range_ious(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
     area_a = (ra[:, 1] - ra[:, 0]) * (ra[:, 3] - ra[:, 2])
     area_b = (rb[:, 1] - rb[:, 0]) * (rb[:, 3] - rb[:, 2])
-    inter = (np.clip(np.minimum(ra[:, 1], rb[:, 1]) - np.maximum(ra[:, 0], rb[:, 0]), 0, None)
-             * np.clip(np.minimum(ra[:, 3], rb[:, 3]) - np.maximum(ra[:, 2], rb[:, 2]), 0, None))
+    inter = np.clip(np.minimum(ra[:, 1], rb[:, 1]) - np.maximum(ra[:, 0], rb[:, 0]), 0, None) * np.clip(
+        np.minimum(ra[:, 3], rb[:, 3]) - np.maximum(ra[:, 2], rb[:, 2]), 0, None
+    )
     union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
@@ -233,8 +242,9 @@ def box_mask_ious(a: np.ndarray, b: np.ndarray, resolution: int) -> np.ndarray:
     return _range_ious(_box_ranges(a, resolution), _box_ranges(b, resolution))
 
 
-def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndarray, rows: np.ndarray,
-               cols: np.ndarray, r: int) -> list[float]:
+def _pair_ious(
+    preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndarray, rows: np.ndarray, cols: np.ndarray, r: int
+) -> list[float]:
     """maskIoU of each (preds[rows[n]], gts[cols[n]]): boxes by their pixel ranges (each
     box's once; ``pe``/``ge`` are the extents, a box's own values), any pair with a polygon
     through ``rasterize`` (each shape rasterized once)."""
@@ -248,8 +258,10 @@ def _pair_ious(preds: list[Shape], gts: list[Shape], pe: np.ndarray, ge: np.ndar
             masks[(side, idx)] = rasterize(shape, r)
         return masks[(side, idx)]
 
-    return [mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j]))
-            for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+    return [
+        mask_iou(mask("p", i, preds[i]), mask("g", j, gts[j]))
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+    ]
 
 
 # ----------------------------------------------------------------------------- assignment

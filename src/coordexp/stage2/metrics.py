@@ -24,15 +24,28 @@ from dataclasses import dataclass, field
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
 
 MEAN_PREFIXES = ("loss/", "rollout/", "coord_diag/")
-MEAN_KEYS = frozenset({"stage2/channel_a", "stage2/channel_b", "stage2_ab/b_ratio_realized",
-                       "packing/post_rollout_fill"})
-COUNTER_KEYS = frozenset({"rollout/parse_truncated", "rollout/gating_rejections", "rollout/matched",
-                          "rollout/fp", "rollout/fn"})
-FLAG_KEYS = frozenset({
-    "rollout/seed_base", "rollout/backend_hf", "rollout/backend_vllm", "rollout/decode_mode_greedy",
-    "rollout/decode_mode_beam", "rollout/temperature", "rollout/top_p", "rollout/top_k", "rollout/do_sample",
-    "rollout/max_new_tokens", "rollout/num_beams", "rollout/repetition_penalty",
-})
+MEAN_KEYS = frozenset(
+    {"stage2/channel_a", "stage2/channel_b", "stage2_ab/b_ratio_realized", "packing/post_rollout_fill"}
+)
+COUNTER_KEYS = frozenset(
+    {"rollout/parse_truncated", "rollout/gating_rejections", "rollout/matched", "rollout/fp", "rollout/fn"}
+)
+FLAG_KEYS = frozenset(
+    {
+        "rollout/seed_base",
+        "rollout/backend_hf",
+        "rollout/backend_vllm",
+        "rollout/decode_mode_greedy",
+        "rollout/decode_mode_beam",
+        "rollout/temperature",
+        "rollout/top_p",
+        "rollout/top_k",
+        "rollout/do_sample",
+        "rollout/max_new_tokens",
+        "rollout/num_beams",
+        "rollout/repetition_penalty",
+    }
+)
 RATIO_KEYS = {"rollout/parse_truncated_rate": ("rollout/parse_truncated", "stage2/raw_rollouts")}
 ROLLOUT_TIME_PREFIX = "time/rollout_"
 B_ONLY_TIME_KEYS = ("time/rollout_generate_s", "time/rollout_parse_match_s", "time/rollout_teacher_encode_s")
@@ -83,8 +96,10 @@ class StepMetrics:
         if self.channel == CHANNEL_A:
             bad = sorted(k for k in metrics if k.startswith(ROLLOUT_TIME_PREFIX) or k in B_ONLY_TIME_KEYS)
             if bad:
-                raise ValueError(f"Channel-A step carries rollout timings {bad}: time/rollout_* is emitted only "
-                                 "when rollouts ran (never as 0 on A steps)")
+                raise ValueError(
+                    f"Channel-A step carries rollout timings {bad}: time/rollout_* is emitted only "
+                    "when rollouts ran (never as 0 on A steps)"
+                )
         if self.channel == CHANNEL_B:
             bad = sorted(k for k in metrics if k in A_ONLY_TIME_KEYS)
             if bad:

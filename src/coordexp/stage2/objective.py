@@ -46,12 +46,23 @@ class Stage2LossWeights:
     @classmethod
     def from_config(cls, cfg) -> Stage2LossWeights:
         s2, sc = cfg.stage2_ab, cfg.custom.coord_soft_ce_w1
-        return cls(desc_ce_weight=s2.desc_ce_weight, smoothl1=s2.bbox_smoothl1_weight, ciou=s2.bbox_ciou_weight,
-                   soft_ce=sc.soft_ce_weight if sc.enabled else 0.0, w1=sc.w1_weight if sc.enabled else 0.0,
-                   gate=s2.coord_gate_weight, coord_ce=s2.coord_ce_weight, el1=s2.coord_el1_weight,
-                   ehuber=s2.coord_ehuber_weight, entropy=s2.coord_entropy_weight, huber_delta=s2.coord_huber_delta,
-                   temperature=s2.softctx_temperature, reg_temperature=sc.temperature, sigma=sc.target_sigma,
-                   radius=sc.target_truncate)
+        return cls(
+            desc_ce_weight=s2.desc_ce_weight,
+            smoothl1=s2.bbox_smoothl1_weight,
+            ciou=s2.bbox_ciou_weight,
+            soft_ce=sc.soft_ce_weight if sc.enabled else 0.0,
+            w1=sc.w1_weight if sc.enabled else 0.0,
+            gate=s2.coord_gate_weight,
+            coord_ce=s2.coord_ce_weight,
+            el1=s2.coord_el1_weight,
+            ehuber=s2.coord_ehuber_weight,
+            entropy=s2.coord_entropy_weight,
+            huber_delta=s2.coord_huber_delta,
+            temperature=s2.softctx_temperature,
+            reg_temperature=sc.temperature,
+            sigma=sc.target_sigma,
+            radius=sc.target_truncate,
+        )
 
 
 @dataclass
@@ -63,9 +74,16 @@ class PackLoss:
     ce_weight_sum: float
 
 
-def pack_loss(first_rows: torch.Tensor, ce_targets: torch.Tensor, ce_weights: torch.Tensor,
-              last_slot_rows: torch.Tensor, target_bins: torch.Tensor, *, coord_start: int,
-              weights: Stage2LossWeights) -> PackLoss:
+def pack_loss(
+    first_rows: torch.Tensor,
+    ce_targets: torch.Tensor,
+    ce_weights: torch.Tensor,
+    last_slot_rows: torch.Tensor,
+    target_bins: torch.Tensor,
+    *,
+    coord_start: int,
+    weights: Stage2LossWeights,
+) -> PackLoss:
     """``first_rows[i]`` predicts ``ce_targets[i]`` with weight ``ce_weights[i]``;
     ``last_slot_rows`` are the last iteration's logits at slot - 1 for the pack's slots, in
     box order (4 per box), ``target_bins`` their target bins."""
@@ -86,7 +104,7 @@ def pack_loss(first_rows: torch.Tensor, ce_targets: torch.Tensor, ce_weights: to
     total = ce
     if n_slots:
         z = last_slot_rows.float()
-        s = z[:, coord_start:coord_start + COORD_BINS]
+        s = z[:, coord_start : coord_start + COORD_BINS]
         bins = target_bins.to(z.device, torch.long)
         tau = weights.temperature
         p = torch.softmax(s / tau, dim=-1)
@@ -97,8 +115,15 @@ def pack_loss(first_rows: torch.Tensor, ce_targets: torch.Tensor, ce_weights: to
         n_boxes = pred.shape[0]
         sl1 = smoothl1_sum(pred, tgt) / (4 * n_boxes)
         ciou = ciou_loss(pred, tgt).sum() / n_boxes
-        reg_w = CoordLossWeights(soft_ce=weights.soft_ce, w1=weights.w1, gate=0.0, ce=weights.coord_ce,
-                                 temperature=weights.reg_temperature, sigma=weights.sigma, radius=weights.radius)
+        reg_w = CoordLossWeights(
+            soft_ce=weights.soft_ce,
+            w1=weights.w1,
+            gate=0.0,
+            ce=weights.coord_ce,
+            temperature=weights.reg_temperature,
+            sigma=weights.sigma,
+            radius=weights.radius,
+        )
         soft, w1, _, hard = (torch.nan_to_num(t) for t in coord_terms(z, bins, coord_start, reg_w))
         gate = (torch.logsumexp(z / tau, -1) - torch.logsumexp(s / tau, -1)).clamp_min(0.0)
         d = (c_hat - g).abs()
@@ -106,10 +131,15 @@ def pack_loss(first_rows: torch.Tensor, ce_targets: torch.Tensor, ce_weights: to
         delta = weights.huber_delta
         ehuber = torch.where(d < delta, 0.5 * d * d / delta, d - 0.5 * delta)
         entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
-        terms = {"coord_soft_ce": (weights.soft_ce, soft), "coord_w1": (weights.w1, w1),
-                 "coord_gate": (weights.gate, gate), "coord_ce": (weights.coord_ce, hard),
-                 "coord_el1": (weights.el1, el1), "coord_ehuber": (weights.ehuber, ehuber),
-                 "coord_entropy": (weights.entropy, entropy)}
+        terms = {
+            "coord_soft_ce": (weights.soft_ce, soft),
+            "coord_w1": (weights.w1, w1),
+            "coord_gate": (weights.gate, gate),
+            "coord_ce": (weights.coord_ce, hard),
+            "coord_el1": (weights.el1, el1),
+            "coord_ehuber": (weights.ehuber, ehuber),
+            "coord_entropy": (weights.entropy, entropy),
+        }
         reg = zero
         for name, (wt, t) in terms.items():
             m = torch.nan_to_num(t).mean()
@@ -117,8 +147,13 @@ def pack_loss(first_rows: torch.Tensor, ce_targets: torch.Tensor, ce_weights: to
             if wt:
                 reg = reg + wt * m
         total = total + weights.smoothl1 * sl1 + weights.ciou * ciou + reg
-        metrics.update({"loss/bbox_smoothl1": float(sl1.detach()), "loss/bbox_ciou": float(ciou.detach()),
-                        "loss/coord_reg": float(reg.detach())})
+        metrics.update(
+            {
+                "loss/bbox_smoothl1": float(sl1.detach()),
+                "loss/bbox_ciou": float(ciou.detach()),
+                "loss/coord_reg": float(reg.detach()),
+            }
+        )
     else:
         n_boxes = 0
         total = total + zero

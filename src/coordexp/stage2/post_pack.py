@@ -68,8 +68,9 @@ class PostRolloutBuffers:
 
     def __post_init__(self):
         if self.packing_length < 1 or self.capacity < 1:
-            raise PostPackError(f"packing_length and packing_buffer must be >= 1, got {self.packing_length}, "
-                                f"{self.capacity}")
+            raise PostPackError(
+                f"packing_length and packing_buffer must be >= 1, got {self.packing_length}, {self.capacity}"
+            )
 
     @property
     def occupancy(self) -> int:
@@ -85,15 +86,21 @@ class PostRolloutBuffers:
         segments = list(segments)
         for s in segments:
             if getattr(s, "channel", channel) != channel:
-                raise PostPackError(f"{s.sample}: a Channel-{s.channel} segment offered to the Channel-{channel} "
-                                    "buffer: A and B are never mixed")
+                raise PostPackError(
+                    f"{s.sample}: a Channel-{s.channel} segment offered to the Channel-{channel} "
+                    "buffer: A and B are never mixed"
+                )
             if len(s) > self.packing_length:
-                raise PostPackError(f"{getattr(s, 'sample', 'segment')}: {len(s)} tokens > packing_length "
-                                    f"{self.packing_length} (global_max_length); shorten the sample or raise it")
+                raise PostPackError(
+                    f"{getattr(s, 'sample', 'segment')}: {len(s)} tokens > packing_length "
+                    f"{self.packing_length} (global_max_length); shorten the sample or raise it"
+                )
         if self.occupancy + len(segments) > self.capacity:
-            raise PostPackError(f"post-rollout buffer overflow: {self.occupancy} + {len(segments)} segments > "
-                                f"training.packing_buffer {self.capacity}; raise packing_buffer to at least the "
-                                "per-rank raw budget (effective_batch_size / world)")
+            raise PostPackError(
+                f"post-rollout buffer overflow: {self.occupancy} + {len(segments)} segments > "
+                f"training.packing_buffer {self.capacity}; raise packing_buffer to at least the "
+                "per-rank raw budget (effective_batch_size / world)"
+            )
         self._buf[channel].extend(segments)
 
     def pop_pack(self, channel: str):

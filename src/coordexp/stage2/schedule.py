@@ -74,8 +74,10 @@ class RealizedRatio:
     def record(self, global_step: int, channel_b: bool) -> None:
         s = _step(global_step)
         if self._last_step is not None and s <= self._last_step:
-            raise ValueError(f"optimizer step {s} recorded after step {self._last_step}: the realized ratio counts "
-                             "each optimizer step once, in order")
+            raise ValueError(
+                f"optimizer step {s} recorded after step {self._last_step}: the realized ratio counts "
+                "each optimizer step once, in order"
+            )
         self._last_step = s
         self._flags.append(bool(channel_b))
         while len(self._flags) > self.window:

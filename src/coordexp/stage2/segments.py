@@ -50,8 +50,9 @@ class Stage2Segment:
         return len(self.input_ids)
 
 
-def channel_a_segment(enc, tokenizer, *, field_order: str, desc_ce_weight: float = 1.0,
-                      sample: str = "sample") -> Stage2Segment:
+def channel_a_segment(
+    enc, tokenizer, *, field_order: str, desc_ce_weight: float = 1.0, sample: str = "sample"
+) -> Stage2Segment:
     """A Channel-A segment from a ``template.EncodedSample`` of the GT target."""
     ids = list(enc.input_ids)
     plen = enc.prompt_len
@@ -83,8 +84,17 @@ def channel_a_segment(enc, tokenizer, *, field_order: str, desc_ce_weight: float
 
 def channel_b_segment(row, enc, target, *, sample: str = "sample") -> Stage2Segment:
     """A Channel-B segment from a ``channel_b.TeacherForcedRow`` and the sample's encoding (images)."""
-    return Stage2Segment(CHANNEL_B, list(row.input_ids), list(row.labels), list(row.ce_weights), list(row.groups),
-                         enc.pixel_values, enc.image_grid_thw, sample, dict(target.counters))
+    return Stage2Segment(
+        CHANNEL_B,
+        list(row.input_ids),
+        list(row.labels),
+        list(row.ce_weights),
+        list(row.groups),
+        enc.pixel_values,
+        enc.image_grid_thw,
+        sample,
+        dict(target.counters),
+    )
 
 
 @dataclass
@@ -98,16 +108,14 @@ class PackedRow:
     segments: list[Stage2Segment]
 
 
-def collate_segments(segments, *, image_token_id: int = 151655, spatial_merge_size: int = 2,
-                     rope=None) -> PackedRow:
+def collate_segments(segments, *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None) -> PackedRow:
     from coordexp.packing import collate_packed
 
     segments = list(segments)
     channels = {s.channel for s in segments}
     if len(channels) > 1:
         raise SegmentError(f"a pack mixes channels {sorted(channels)}: A and B segments are never packed together")
-    batch = collate_packed(segments, image_token_id=image_token_id, spatial_merge_size=spatial_merge_size,
-                           rope=rope)
+    batch = collate_packed(segments, image_token_id=image_token_id, spatial_merge_size=spatial_merge_size, rope=rope)
     ce_pos, ce_tgt, ce_w, slots, bins = [], [], [], [], []
     off = 0
     for seg in segments:

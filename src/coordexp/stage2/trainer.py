@@ -66,7 +66,7 @@ class RawSample:
 
     @property
     def prompt_ids(self) -> list[int]:
-        return list(self.enc.input_ids[:self.enc.prompt_len])
+        return list(self.enc.input_ids[: self.enc.prompt_len])
 
 
 def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
@@ -88,10 +88,23 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
         where = f"{rec.source}:{rec.line}"
         d = record_dict(rec)
         try:
-            enc = encode_sample(d, tok, field_order=fo, prompt_variant=variant,
-                                object_ordering=cfg.custom.object_ordering, max_pixels=max_pixels, source=where)
-            msgs = build_messages(d, field_order=fo, prompt_variant=variant, object_ordering=cfg.custom.object_ordering,
-                                  with_assistant=False, source=where)
+            enc = encode_sample(
+                d,
+                tok,
+                field_order=fo,
+                prompt_variant=variant,
+                object_ordering=cfg.custom.object_ordering,
+                max_pixels=max_pixels,
+                source=where,
+            )
+            msgs = build_messages(
+                d,
+                field_order=fo,
+                prompt_variant=variant,
+                object_ordering=cfg.custom.object_ordering,
+                with_assistant=False,
+                source=where,
+            )
         except TemplateError as exc:
             raise Stage2SetupError(str(exc)) from exc
         gt = [{"desc": o.desc, o.geometry: list(o.values)} for o in rec.objects]
@@ -135,8 +148,9 @@ class StepResult:
 class Stage2Engine:
     """One optimizer step's work on one rank, independent of the Trainer (tests call it directly)."""
 
-    def __init__(self, tokenizer, config: EngineConfig, backend=None, *, rank: int = 0, world_size: int = 1,
-                 weight_sync=None):
+    def __init__(
+        self, tokenizer, config: EngineConfig, backend=None, *, rank: int = 0, world_size: int = 1, weight_sync=None
+    ):
         """``weight_sync(model)`` pushes the learner's weights to a rollout server (rank 0 runs
         it, through ``maybe_sync``); None = the backend needs no sync (the in-process HF one)."""
         from coordexp.rollout.weight_sync import SyncState
@@ -171,9 +185,16 @@ class Stage2Engine:
     def _a_segments(self, samples):
         from coordexp.stage2.segments import channel_a_segment
 
-        return [channel_a_segment(s.enc, self.tok, field_order=self.cfg.field_order,
-                                  desc_ce_weight=self.cfg.loss_weights.desc_ce_weight, sample=s.sample)
-                for s in samples]
+        return [
+            channel_a_segment(
+                s.enc,
+                self.tok,
+                field_order=self.cfg.field_order,
+                desc_ce_weight=self.cfg.loss_weights.desc_ce_weight,
+                sample=s.sample,
+            )
+            for s in samples
+        ]
 
     def _b_segments(self, samples, global_step: int, timings: dict, counters: dict):
         from coordexp.rollout.request import seed_base
@@ -184,8 +205,9 @@ class Stage2Engine:
             raise Stage2SetupError("a Channel-B step needs a rollout backend (rollout_matching.rollout_backend)")
         base = seed_base(self.cfg.training_seed, global_step)
         t = time.perf_counter()
-        outs = self.backend.generate([s.request for s in samples], self.cfg.decode, seed_base=base,
-                                     request_offset=self.rank * len(samples))
+        outs = self.backend.generate(
+            [s.request for s in samples], self.cfg.decode, seed_base=base, request_offset=self.rank * len(samples)
+        )
         timings["time/rollout_generate_s"] = time.perf_counter() - t
         if len(outs) != len(samples):
             raise Stage2SetupError(f"the rollout backend returned {len(outs)} outputs for {len(samples)} requests")
@@ -197,8 +219,12 @@ class Stage2Engine:
                 target = build_target(self.tok, o.token_ids, s.gt_objects, self.cfg.channel_b)
             except ClosureError as exc:
                 log.warning("%s: Channel-B sample dropped: %s", s.sample, exc)
-                for k in ("stage2/raw_rollouts", "stage2_ab/channel_b/closure_supervision/N_drop",
-                          "stage2/invalid_rollout", "stage2_ab/channel_b/invalid_rollout"):
+                for k in (
+                    "stage2/raw_rollouts",
+                    "stage2_ab/channel_b/closure_supervision/N_drop",
+                    "stage2/invalid_rollout",
+                    "stage2_ab/channel_b/invalid_rollout",
+                ):
                     counters[k] = counters.get(k, 0) + 1
                 parse_s += time.perf_counter() - t
                 continue
@@ -217,13 +243,19 @@ class Stage2Engine:
 
     def _rollout_flags(self) -> dict:
         d, name = self.cfg.decode, getattr(self.backend, "name", "hf")
-        return {"rollout/backend_hf": float(name == "hf"), "rollout/backend_vllm": float(name == "vllm"),
-                "rollout/decode_mode_greedy": float(self.cfg.decode_mode == "greedy"),
-                "rollout/decode_mode_beam": float(self.cfg.decode_mode == "beam"),
-                "rollout/temperature": float(d.temperature), "rollout/top_p": float(d.top_p),
-                "rollout/top_k": float(d.top_k), "rollout/do_sample": float(d.temperature > 0),
-                "rollout/max_new_tokens": float(d.max_tokens), "rollout/num_beams": float(self.cfg.num_beams),
-                "rollout/repetition_penalty": float(d.repetition_penalty)}
+        return {
+            "rollout/backend_hf": float(name == "hf"),
+            "rollout/backend_vllm": float(name == "vllm"),
+            "rollout/decode_mode_greedy": float(self.cfg.decode_mode == "greedy"),
+            "rollout/decode_mode_beam": float(self.cfg.decode_mode == "beam"),
+            "rollout/temperature": float(d.temperature),
+            "rollout/top_p": float(d.top_p),
+            "rollout/top_k": float(d.top_k),
+            "rollout/do_sample": float(d.temperature > 0),
+            "rollout/max_new_tokens": float(d.max_tokens),
+            "rollout/num_beams": float(self.cfg.num_beams),
+            "rollout/repetition_penalty": float(d.repetition_penalty),
+        }
 
     # -- the step
     def step(self, model, samples, channel: str, global_step: int, *, backward=None, no_sync=None) -> StepResult:
@@ -243,8 +275,9 @@ class Stage2Engine:
         backward = backward or (lambda loss: loss.backward())
         expected = channel_for_step(global_step, self.cfg.b_ratio)
         if channel != expected:
-            raise ValueError(f"step {global_step} belongs to Channel-{expected} (b_ratio {self.cfg.b_ratio}), "
-                             f"not Channel-{channel}")
+            raise ValueError(
+                f"step {global_step} belongs to Channel-{expected} (b_ratio {self.cfg.b_ratio}), not Channel-{channel}"
+            )
         timings: dict[str, float] = {}
         counters: dict[str, float] = {}
         t = time.perf_counter()
@@ -272,21 +305,35 @@ class Stage2Engine:
         done, rows = [], []
         for k, (pack, sel) in enumerate(packs):
             t = time.perf_counter()
-            row = collate_segments(pack, image_token_id=self.cfg.image_token_id,
-                                   spatial_merge_size=self.cfg.spatial_merge_size, rope=self._get_rope())
+            row = collate_segments(
+                pack,
+                image_token_id=self.cfg.image_token_id,
+                spatial_merge_size=self.cfg.spatial_merge_size,
+                rope=self._get_rope(),
+            )
             assert_packing_isolated(row.batch, attn_implementation=attn, use_cache=False)
             batch = {k2: (v.to(device) if torch.is_tensor(v) else v) for k2, v in row.batch.items()}
             mask_s = time.perf_counter() - t
             t = time.perf_counter()
             ctx = no_sync() if (no_sync is not None and k < len(packs) - 1) else contextlib.nullcontext()
             with ctx:
-                out = soft_context_forward(model, batch, slot_positions=row.slot_positions,
-                                           ce_positions=row.ce_positions, coord_start=self.cfg.coord_start,
-                                           config=softctx)
-                pl = pack_loss(out.first_rows(row.ce_positions), torch.tensor(row.ce_targets),
-                               torch.tensor(row.ce_weights), out.last_rows([p - 1 for p in row.slot_positions]),
-                               torch.tensor(row.target_bins), coord_start=self.cfg.coord_start,
-                               weights=self.cfg.loss_weights)
+                out = soft_context_forward(
+                    model,
+                    batch,
+                    slot_positions=row.slot_positions,
+                    ce_positions=row.ce_positions,
+                    coord_start=self.cfg.coord_start,
+                    config=softctx,
+                )
+                pl = pack_loss(
+                    out.first_rows(row.ce_positions),
+                    torch.tensor(row.ce_targets),
+                    torch.tensor(row.ce_weights),
+                    out.last_rows([p - 1 for p in row.slot_positions]),
+                    torch.tensor(row.target_bins),
+                    coord_start=self.cfg.coord_start,
+                    weights=self.cfg.loss_weights,
+                )
                 scaled = pl.loss * (len(pack) / total)
                 backward(scaled)
             loss_sum += float(scaled.detach())
@@ -314,8 +361,10 @@ class Stage2Engine:
         return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
 
     def _pack_metrics(self, channel, pack, sel, n_packs, out, row) -> dict:
-        m = {"packing/post_rollout_fill": sel.tokens / self.cfg.packing_length,
-             "packing/post_rollout_segments": float(len(pack))}
+        m = {
+            "packing/post_rollout_fill": sel.tokens / self.cfg.packing_length,
+            "packing/post_rollout_segments": float(len(pack)),
+        }
         if channel == CHANNEL_B:
             for seg in pack:
                 for key, v in seg.counters.items():
@@ -356,8 +405,12 @@ class Stage2Engine:
             if model is None or weights_step is None:
                 raise Stage2SetupError("a server-mode rollout eval needs the model and its step (weight sync)")
             self.sync_weights(model, weights_step)
-        outs = self.backend.generate([s.request for s in samples], self.cfg.decode,
-                                     seed_base=seed_base(self.cfg.training_seed, 0), request_offset=0)
+        outs = self.backend.generate(
+            [s.request for s in samples],
+            self.cfg.decode,
+            seed_base=seed_base(self.cfg.training_seed, 0),
+            request_offset=0,
+        )
         tp = fp = fn = invalid = 0
         for s, o in zip(samples, outs, strict=True):
             pre = rollout_prefix(self.tok, o.token_ids, self.cfg.field_order)
@@ -367,8 +420,13 @@ class Stage2Engine:
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0
-        out = {f"{prefix}/precision": p, f"{prefix}/recall": r, f"{prefix}/f1": f1,
-               f"{prefix}/invalid_rollout": float(invalid), f"{prefix}/samples": float(len(samples))}
+        out = {
+            f"{prefix}/precision": p,
+            f"{prefix}/recall": r,
+            f"{prefix}/f1": f1,
+            f"{prefix}/invalid_rollout": float(invalid),
+            f"{prefix}/samples": float(len(samples)),
+        }
         if self.cfg.eval_detection:
             from coordexp.stage2.eval_detection import coco_metrics
 
@@ -410,29 +468,46 @@ def engine_config(cfg, tok, model) -> EngineConfig:
     if s2 is None or rm is None:
         raise Stage2SetupError(f"{cfg.config_path}: a stage_2 config needs the stage2_ab and rollout_matching sections")
     if rm.decode_mode != "greedy":
-        raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.decode_mode {rm.decode_mode!r}: the Stage-2 "
-                               "trainer decodes greedily or by sampling (num_beams 1); set decode_mode: greedy")
+        raise Stage2SetupError(
+            f"{cfg.config_path}: rollout_matching.decode_mode {rm.decode_mode!r}: the Stage-2 "
+            "trainer decodes greedily or by sampling (num_beams 1); set decode_mode: greedy"
+        )
     packing_length = int(cfg.global_max_length or cfg.template.get("max_length") or 0)
     if packing_length < 1:
         raise Stage2SetupError(f"{cfg.config_path}: global_max_length is required (the post-rollout pack length)")
-    match = MatchConfig(candidate_top_k=rm.candidate_top_k, maskiou_gate=rm.maskiou_gate,
-                        maskiou_resolution=rm.maskiou_resolution, fp_cost=rm.fp_cost, fn_cost=rm.fn_cost)
+    match = MatchConfig(
+        candidate_top_k=rm.candidate_top_k,
+        maskiou_gate=rm.maskiou_gate,
+        maskiou_resolution=rm.maskiou_resolution,
+        fp_cost=rm.fp_cost,
+        fn_cost=rm.fn_cost,
+    )
     vc = getattr(model, "config", None)
     return EngineConfig(
-        field_order=cfg.custom.object_field_order, coord_start=coord_token_ids(tok)[0],
+        field_order=cfg.custom.object_field_order,
+        coord_start=coord_token_ids(tok)[0],
         b_ratio=s2.schedule.b_ratio,
         softctx=SoftContextConfig(s2.n_softctx_iter, s2.softctx_grad_mode, s2.softctx_temperature),
         loss_weights=Stage2LossWeights.from_config(cfg),
-        channel_b=ChannelBConfig(cfg.custom.object_field_order, s2.desc_ce_weight,
-                                 s2.channel_b.drop_invalid_struct_ce_multiplier, match),
-        decode=DecodeSettings(max_tokens=rm.max_new_tokens, temperature=rm.decoding.temperature,
-                              top_p=rm.decoding.top_p, top_k=rm.decoding.top_k,
-                              repetition_penalty=rm.repetition_penalty),
-        packing_length=packing_length, packing_buffer=int(cfg.extras.packing_buffer),
+        channel_b=ChannelBConfig(
+            cfg.custom.object_field_order, s2.desc_ce_weight, s2.channel_b.drop_invalid_struct_ce_multiplier, match
+        ),
+        decode=DecodeSettings(
+            max_tokens=rm.max_new_tokens,
+            temperature=rm.decoding.temperature,
+            top_p=rm.decoding.top_p,
+            top_k=rm.decoding.top_k,
+            repetition_penalty=rm.repetition_penalty,
+        ),
+        packing_length=packing_length,
+        packing_buffer=int(cfg.extras.packing_buffer),
         training_seed=cfg.dataset_seed,
         image_token_id=getattr(vc, "image_token_id", 151655),
         spatial_merge_size=getattr(getattr(vc, "vision_config", None), "spatial_merge_size", 2),
-        decode_mode=rm.decode_mode, num_beams=rm.num_beams, eval_detection=rm.eval_detection.enabled)
+        decode_mode=rm.decode_mode,
+        num_beams=rm.num_beams,
+        eval_detection=rm.eval_detection.enabled,
+    )
 
 
 def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
@@ -440,8 +515,12 @@ def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int
     ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
     from coordexp.rollout.weight_sync import WeightPusher
 
-    return WeightPusher(base_url, group_port=group_port, timeout_s=timeout_s,
-                        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True))
+    return WeightPusher(
+        base_url,
+        group_port=group_port,
+        timeout_s=timeout_s,
+        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
+    )
 
 
 def make_backend(cfg, model, tok):
@@ -459,12 +538,17 @@ def make_backend(cfg, model, tok):
     if len(servers) != 1:
         raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.vllm.server.servers needs exactly one entry")
     try:  # the server's reported world size (GET /get_world_size/), never an assumed one
-        chunk = server_chunk_size(servers[0].base_url, rm.decode_batch_size, cfg.world_size,
-                                  timeout_s=rm.vllm.server.timeout_s)
+        chunk = server_chunk_size(
+            servers[0].base_url, rm.decode_batch_size, cfg.world_size, timeout_s=rm.vllm.server.timeout_s
+        )
     except ChunkingError as exc:
         raise Stage2SetupError(f"{cfg.config_path}: {exc}") from None
-    return ServerBackend(servers[0].base_url, timeout_s=rm.vllm.server.timeout_s,
-                         infer_timeout_s=rm.vllm.server.infer_timeout_s, chunk_size=chunk)
+    return ServerBackend(
+        servers[0].base_url,
+        timeout_s=rm.vllm.server.timeout_s,
+        infer_timeout_s=rm.vllm.server.infer_timeout_s,
+        chunk_size=chunk,
+    )
 
 
 # ----------------------------------------------------------------------------- Trainer
@@ -509,8 +593,9 @@ def _trainer_class():
             no_sync = None
             if self.accelerator.num_processes > 1:
                 no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
-            res = self.engine.step(model, self._window, channel, step, backward=self.accelerator.backward,
-                                   no_sync=no_sync)
+            res = self.engine.step(
+                model, self._window, channel, step, backward=self.accelerator.backward, no_sync=no_sync
+            )
             self._pending = reduce_step_metrics(res.metrics)
             return torch.tensor(res.loss, device=device)
 
@@ -525,8 +610,12 @@ def _trainer_class():
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             was = self.model.training
-            metrics = self.engine.evaluate(self.eval_samples, prefix=f"{metric_key_prefix}_rollout",
-                                           model=self.model, weights_step=self.state.global_step)
+            metrics = self.engine.evaluate(
+                self.eval_samples,
+                prefix=f"{metric_key_prefix}_rollout",
+                model=self.model,
+                weights_step=self.state.global_step,
+            )
             self.model.train(was)
             if metrics:
                 metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
@@ -563,8 +652,9 @@ class Stage2RunResult:
     final_checkpoint: Path | None
 
 
-def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync=None,
-        callbacks: list | None = None) -> Stage2RunResult:
+def run(
+    config_path, *, overrides: dict | None = None, backend=None, weight_sync=None, callbacks: list | None = None
+) -> Stage2RunResult:
     """Train from a stage_2 YAML config. ``backend`` (and its ``weight_sync``) replace the
     configured rollout backend (tests); ``overrides`` patch ``training.*`` (tests shorten runs).
     The configured server backend (``vllm``) gets ``make_weight_push`` to its one server."""
@@ -578,11 +668,13 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
 
     cfg = load_config(config_path, overrides=training_overrides(overrides))
     if not cfg.is_stage2:
-        raise Stage2SetupError(f"{cfg.config_path}: custom.trainer_variant is not stage2_ab_training; use "
-                               "scripts/train.sh for stage_1")
+        raise Stage2SetupError(
+            f"{cfg.config_path}: custom.trainer_variant is not stage2_ab_training; use scripts/train.sh for stage_1"
+        )
     if not cfg.extras.packing:
-        raise Stage2SetupError(f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs "
-                               "post-rollout segments)")
+        raise Stage2SetupError(
+            f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs post-rollout segments)"
+        )
     settings = RunSettings.from_config(cfg)
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
@@ -591,33 +683,48 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
     if settings.resume_from_checkpoint:
         restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
     train = prepare_samples(cfg.custom.train_jsonl, tok, cfg, limit=cfg.custom.train_sample_limit, split="train")
-    val = prepare_samples(cfg.custom.val_jsonl, tok, cfg, limit=cfg.custom.val_sample_limit, split="val") \
-        if cfg.custom.val_jsonl else []
+    val = (
+        prepare_samples(cfg.custom.val_jsonl, tok, cfg, limit=cfg.custom.val_sample_limit, split="val")
+        if cfg.custom.val_jsonl
+        else []
+    )
     per_rank = settings.per_rank_batch
     if cfg.extras.packing_buffer < per_rank:
-        raise Stage2SetupError(f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
-                               f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it")
+        raise Stage2SetupError(
+            f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
+            f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it"
+        )
     out_dir = settings.output_dir
     write_manifest(cfg, settings)
     if backend is None:
         backend = make_backend(cfg, model, tok)
         if cfg.rollout_matching.rollout_backend == "vllm":
             server = cfg.rollout_matching.vllm.server
-            weight_sync = make_weight_push(server.servers[0].base_url, timeout_s=server.timeout_s,
-                                           group_port=server.servers[0].group_port)
-            log.info("server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
-                     server.servers[0].base_url)
+            weight_sync = make_weight_push(
+                server.servers[0].base_url, timeout_s=server.timeout_s, group_port=server.servers[0].group_port
+            )
+            log.info(
+                "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
+                server.servers[0].base_url,
+            )
     import torch.distributed as dist
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    engine = Stage2Engine(tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size,
-                          weight_sync=weight_sync)
+    engine = Stage2Engine(
+        tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size, weight_sync=weight_sync
+    )
     Stage2ABTrainer, SaveDelay = _trainer_class()
     trainer = Stage2ABTrainer(
-        model=model, args=args, train_dataset=SampleDataset(train), eval_dataset=SampleDataset(val) if val else None,
-        data_collator=_identity, coord_offset=adapter, lr_buckets=settings.lr_buckets,
+        model=model,
+        args=args,
+        train_dataset=SampleDataset(train),
+        eval_dataset=SampleDataset(val) if val else None,
+        data_collator=_identity,
+        coord_offset=adapter,
+        lr_buckets=settings.lr_buckets,
         callbacks=[SaveDelay(settings.save_delay_steps), *(callbacks or [])],
-        engine=engine, eval_samples=val,
+        engine=engine,
+        eval_samples=val,
     )
     try:
         trainer.train()
@@ -627,8 +734,9 @@ def run(config_path, *, overrides: dict | None = None, backend=None, weight_sync
         if hasattr(weight_sync, "close"):
             weight_sync.close()
     final = final_checkpoint(trainer, out_dir)
-    write_text(out_dir / "stage2_step_log.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n"
-                                                          for m in trainer.step_log))
+    write_text(
+        out_dir / "stage2_step_log.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in trainer.step_log)
+    )
     return Stage2RunResult(out_dir, list(trainer.step_log), final)
 
 
@@ -649,14 +757,26 @@ def main(config_path) -> int:
     except ConfigError as exc:
         print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
         return 2
-    except (Stage2SetupError, TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError,
-            RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError) as exc:
+    except (
+        Stage2SetupError,
+        TrainSetupError,
+        DataError,
+        PackingError,
+        PackingLeakError,
+        ManifestError,
+        RolloutBackendError,
+        PostPackError,
+        WeightSyncError,
+        RolloutClientError,
+    ) as exc:
         print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
         return 2
     losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
     chans = "".join("B" if m.get("stage2/channel_b") else "A" for m in result.step_log)
-    print(f"coordexp.train (stage_2): done: {result.output_dir} (channels {chans}, "
-          f"final checkpoint {result.final_checkpoint})")
+    print(
+        f"coordexp.train (stage_2): done: {result.output_dir} (channels {chans}, "
+        f"final checkpoint {result.final_checkpoint})"
+    )
     return 0 if losses and all(math.isfinite(x) for x in losses) else 1
 
 

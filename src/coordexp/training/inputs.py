@@ -44,8 +44,10 @@ def ensure_inputs(cfg) -> None:
         log.info("writing the synthetic dataset into %s", Path(p).parent)
         make_dataset(Path(p).parent, seed=cfg.dataset_seed)
         if not Path(p).exists():
-            raise TrainSetupError(f"custom.{key}: {p} was not produced by the synthetic generator; "
-                                  "point it at <dir>/train.coord.jsonl or <dir>/val.coord.jsonl")
+            raise TrainSetupError(
+                f"custom.{key}: {p} was not produced by the synthetic generator; "
+                "point it at <dir>/train.coord.jsonl or <dir>/val.coord.jsonl"
+            )
 
 
 def record_dict(rec) -> dict:

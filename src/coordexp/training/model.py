@@ -52,8 +52,9 @@ def load_qwen3vl(path: str, *, attn_impl: str = "sdpa", dtype: str = "float32"):
     """Qwen3VLForConditionalGeneration from a local folder, KV cache off (training never uses it)."""
     from transformers import Qwen3VLForConditionalGeneration
 
-    model = Qwen3VLForConditionalGeneration.from_pretrained(path, attn_implementation=attn_impl,
-                                                            dtype=getattr(torch, dtype), local_files_only=True)
+    model = Qwen3VLForConditionalGeneration.from_pretrained(
+        path, attn_implementation=attn_impl, dtype=getattr(torch, dtype), local_files_only=True
+    )
     model.config.use_cache = False
     model.config.text_config.use_cache = False
     return model
@@ -63,18 +64,23 @@ def build_model(cfg):
     from coordexp.coord import coord_token_ids, load_tokenizer
 
     path = cfg.model["model"]
-    model = load_qwen3vl(path, attn_impl=cfg.model.get("attn_impl") or "sdpa",
-                         dtype=cfg.model.get("torch_dtype") or "float32")
+    model = load_qwen3vl(
+        path, attn_impl=cfg.model.get("attn_impl") or "sdpa", dtype=cfg.model.get("torch_dtype") or "float32"
+    )
     tok = load_tokenizer(path)
     ids = coord_token_ids(tok)
     off = cfg.custom.coord_offset
     if off.enabled and (ids[0], ids[-1]) != (off.ids.start, off.ids.end):
-        raise TrainSetupError(f"{cfg.config_path}: custom.coord_offset.ids {off.ids.start}..{off.ids.end} but the "
-                              f"tokenizer's coord ids are {ids[0]}..{ids[-1]}")
+        raise TrainSetupError(
+            f"{cfg.config_path}: custom.coord_offset.ids {off.ids.start}..{off.ids.end} but the "
+            f"tokenizer's coord ids are {ids[0]}..{ids[-1]}"
+        )
     if model.get_input_embeddings().weight.shape[0] < ids[-1] + 1:
-        raise TrainSetupError(f"{path}: embedding has {model.get_input_embeddings().weight.shape[0]} rows, "
-                              f"fewer than the coord vocabulary needs ({ids[-1] + 1}); expand it first "
-                              "(scripts/tools/expand_coord_vocab.py)")
+        raise TrainSetupError(
+            f"{path}: embedding has {model.get_input_embeddings().weight.shape[0]} rows, "
+            f"fewer than the coord vocabulary needs ({ids[-1] + 1}); expand it first "
+            "(scripts/tools/expand_coord_vocab.py)"
+        )
     adapter = None
     if off.enabled:
         adapter = CoordOffset(model, start=ids[0], tie_head=off.tie_head)
@@ -92,19 +98,27 @@ def apply_tuner(cfg, model):
     freeze = {"visual.": tuner.get("freeze_vit"), "model.language_model.": tuner.get("freeze_llm")}
     if kind == "full":
         for name, p in model.named_parameters():
-            if any(flag and name.startswith(("model." + pre) if not pre.startswith("model.") else pre)
-                   for pre, flag in freeze.items()):
+            if any(
+                flag and name.startswith(("model." + pre) if not pre.startswith("model.") else pre)
+                for pre, flag in freeze.items()
+            ):
                 p.requires_grad_(False)
         return model
     if kind != "lora":
         raise TrainSetupError(f"{cfg.config_path}: tuner.tuner_type {kind!r} is not supported (full or lora)")
     if any(tuner.get(k) for k in ("freeze_vit", "freeze_llm", "freeze_aligner")):
-        raise TrainSetupError(f"{cfg.config_path}: tuner.freeze_* with lora is not supported by the coordexp "
-                              "trainers; set them false")
+        raise TrainSetupError(
+            f"{cfg.config_path}: tuner.freeze_* with lora is not supported by the coordexp trainers; set them false"
+        )
     from peft import LoraConfig, get_peft_model
 
     target = tuner.get("target_modules") or ["all-linear"]
-    lcfg = LoraConfig(r=tuner.get("lora_rank", 8), lora_alpha=tuner.get("lora_alpha", 32),
-                      lora_dropout=tuner.get("lora_dropout", 0.0), use_dora=bool(tuner.get("use_dora", False)),
-                      target_modules=target[0] if target == ["all-linear"] else target, task_type="CAUSAL_LM")
+    lcfg = LoraConfig(
+        r=tuner.get("lora_rank", 8),
+        lora_alpha=tuner.get("lora_alpha", 32),
+        lora_dropout=tuner.get("lora_dropout", 0.0),
+        use_dora=bool(tuner.get("use_dora", False)),
+        target_modules=target[0] if target == ["all-linear"] else target,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lcfg)

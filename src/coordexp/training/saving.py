@@ -47,10 +47,15 @@ def write_manifest(cfg, settings) -> list[Path]:
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
         return []
-    return write_run_manifest(settings.output_dir, config_path=cfg.config_path,
-                              base_config_path=cfg.base_config_paths[-1] if cfg.base_config_paths else None,
-                              resolved=cfg.to_dict(), dataset_seed=cfg.dataset_seed, repo_root=Path(cfg.repo_root),
-                              run_name=settings.run_name)
+    return write_run_manifest(
+        settings.output_dir,
+        config_path=cfg.config_path,
+        base_config_path=cfg.base_config_paths[-1] if cfg.base_config_paths else None,
+        resolved=cfg.to_dict(),
+        dataset_seed=cfg.dataset_seed,
+        repo_root=Path(cfg.repo_root),
+        run_name=settings.run_name,
+    )
 
 
 def write_text(path: Path, text: str) -> bool:
@@ -118,11 +123,16 @@ def restore_weights(model, adapter, checkpoint: Path, *, where: str = "") -> dic
             adapter.head.data.copy_(tensors["head"])
         restored["coord_offset"] = sorted(tensors)
     elif off_file.is_file():
-        raise TrainSetupError(f"{key}: holds {COORD_OFFSET_FILE} but custom.coord_offset is disabled: they would be "
-                              "dropped; enable it, or merge the checkpoint first (scripts/tools/merge_checkpoint.py)")
-    log.warning("resume_from_checkpoint %s: weights restored (%s); the optimizer, LR scheduler, step counter and "
-                "data order restart from zero (checkpoints are weight-only)", ckpt,
-                ", ".join(f"{k}={v}" for k, v in restored.items()))
+        raise TrainSetupError(
+            f"{key}: holds {COORD_OFFSET_FILE} but custom.coord_offset is disabled: they would be "
+            "dropped; enable it, or merge the checkpoint first (scripts/tools/merge_checkpoint.py)"
+        )
+    log.warning(
+        "resume_from_checkpoint %s: weights restored (%s); the optimizer, LR scheduler, step counter and "
+        "data order restart from zero (checkpoints are weight-only)",
+        ckpt,
+        ", ".join(f"{k}={v}" for k, v in restored.items()),
+    )
     return restored
 
 
@@ -137,8 +147,10 @@ def _restore_adapter(model, ckpt: Path, key: str) -> int:
     res = set_peft_model_state_dict(model, state)
     unexpected = list(getattr(res, "unexpected_keys", []) or [])
     if unexpected:
-        raise TrainSetupError(f"{key}: {len(unexpected)} adapter tensors do not fit the configured tuner "
-                              f"(first: {unexpected[0]}); match tuner.* to the run that wrote it")
+        raise TrainSetupError(
+            f"{key}: {len(unexpected)} adapter tensors do not fit the configured tuner "
+            f"(first: {unexpected[0]}); match tuner.* to the run that wrote it"
+        )
     return len(state)
 
 
@@ -156,6 +168,8 @@ def _restore_full(model, ckpt: Path, key: str) -> int:
     missing = [k for k in res.missing_keys if k not in tied]
     if missing or res.unexpected_keys:
         first = (missing or res.unexpected_keys)[0]
-        raise TrainSetupError(f"{key}: the checkpoint does not fit model.model ({len(missing)} missing, "
-                              f"{len(res.unexpected_keys)} unexpected tensors; first: {first})")
+        raise TrainSetupError(
+            f"{key}: the checkpoint does not fit model.model ({len(missing)} missing, "
+            f"{len(res.unexpected_keys)} unexpected tensors; first: {first})"
+        )
     return len(state)

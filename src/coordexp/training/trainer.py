@@ -73,11 +73,21 @@ class CoordExpTrainer(Trainer):
             groups.setdefault((lr, wd), []).append(p)
         param_groups = [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in sorted(groups.items())]
         if self.coord_offset is not None:
-            param_groups.append({"params": [self.coord_offset.embed], "lr": b.coord_embed_lr or
-                                 self.args.learning_rate, "weight_decay": b.coord_weight_decay})
+            param_groups.append(
+                {
+                    "params": [self.coord_offset.embed],
+                    "lr": b.coord_embed_lr or self.args.learning_rate,
+                    "weight_decay": b.coord_weight_decay,
+                }
+            )
             if self.coord_offset.head is not None:
-                param_groups.append({"params": [self.coord_offset.head], "lr": b.coord_head_lr or
-                                     self.args.learning_rate, "weight_decay": b.coord_weight_decay})
+                param_groups.append(
+                    {
+                        "params": [self.coord_offset.head],
+                        "lr": b.coord_head_lr or self.args.learning_rate,
+                        "weight_decay": b.coord_weight_decay,
+                    }
+                )
         cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         kwargs.pop("lr", None)
         self.optimizer = cls(param_groups, lr=self.args.learning_rate, **kwargs)
