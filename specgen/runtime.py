@@ -78,9 +78,24 @@ def load(name: str, generated_file: str):
         if not (root / top).exists() and not (root / f"{top}.py").exists():
             return BrokenModule(name, f"{type(exc).__name__}: {exc}")
         sys.path.insert(0, str(root))
+        _forget_shadowing(top, root)
         return load(name, generated_file)
     except Exception as exc:  # any error raised while importing the check module
         return BrokenModule(name, f"{type(exc).__name__}: {exc}")
+
+
+def _forget_shadowing(top: str, root: Path) -> None:
+    """Drop an already imported package `top` that lives outside the project (some distributions
+    install a top-level `tests` package into site-packages), so that the project's own is imported."""
+    module = sys.modules.get(top)
+    if module is None:
+        return
+    where = [Path(p) for p in getattr(module, "__path__", [])] or [Path(getattr(module, "__file__", "") or ".")]
+    if any(p.resolve().is_relative_to(root.resolve()) for p in where):
+        return
+    for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
+        del sys.modules[key]
+    importlib.invalidate_caches()
 
 
 def _project_root(generated_file: str) -> Path | None:

@@ -10,16 +10,17 @@ STRUCT = str(FIXTURES / "specs-structure")
 DELTAS = str(FIXTURES / "changes-deltas")
 
 
-def test_show_spec_json_adds_name_and_line_after_the_cli_keys():
+def test_show_spec_json_adds_name_line_and_id_after_the_cli_keys():
     rc, out, err = run_specgen("show", "closing-hashes", "--json", "--root", STRUCT, "--no-interactive")
     assert rc == 0, err
     data = json.loads(out)
     assert list(data) == ["id", "title", "overview", "requirementCount", "requirements", "metadata", "root"]
     req = data["requirements"][0]
-    assert list(req) == ["text", "scenarios", "name", "line"]
-    assert (req["name"], req["line"]) == ("Closed header", 8)
+    assert list(req) == ["text", "scenarios", "name", "line", "id"]
+    assert (req["name"], req["line"], req["id"]) == ("Closed header", 8, "closing-hashes/closed-header")
     assert req["scenarios"][0] == {"rawText": "- **WHEN** a header ends in hashes\n- **THEN** the name drops them",
-                                   "name": "Closed scenario", "line": 11}
+                                   "name": "Closed scenario", "line": 11,
+                                   "id": "closing-hashes/closed-header/closed-scenario"}
 
 
 def test_show_change_json_has_names_on_delta_requirements():

@@ -16,8 +16,11 @@ as a new user builds one (tests/specgen/cli_project.py), and no command may cras
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.specgen import cli_project as P
@@ -202,6 +205,23 @@ def test_generated_tests_import_their_checks_or_check_names_the_missing_setting(
         + "\n--- check\n"
         + P.output(check)[-1500:]
     )
+
+
+def test_a_foreign_tests_package_does_not_shadow_the_project_checks(tmp_path):
+    """Some distributions install a top-level `tests` package into site-packages: the generated tests
+    still import the project's own `tests.checks` under a plain `pytest tests/generated`."""
+    project = _fingerprint_project(tmp_path / "project")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('pythonpath = ["."]\n', ""), encoding="utf-8")
+    site = tmp_path / "site"
+    (site / "tests").mkdir(parents=True)
+    (site / "tests" / "__init__.py").write_text('"""A stray package, as some distributions ship."""\n')
+    P.assert_no_crash(P.specgen(project, "generate"), "specgen generate")
+    env = P.env()
+    env["PYTHONPATH"] += os.pathsep + str(site)
+    tests = subprocess.run([sys.executable, "-P", "-m", "pytest", "tests/generated", "-q", "-p", "no:cacheprovider"],
+                           cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert P.pytest_counts(tests)["passed"] == 1, P.output(tests)[-1500:]
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,7 +46,12 @@ def test_reading_commands_import_only_what_they_use(tmp_path, args):
         path.write_text(text, encoding="utf-8")
     modules = _imported(tmp_path, *args)
     assert "specgen.cli" in modules  # the listing is read
-    loaded = sorted(m for m in modules if m in NEVER or m.startswith(tuple(n + "." for n in NEVER)))
+    # `show --json` names each requirement and scenario by its specgen id: the id rules (and no other
+    # part of the compiler) may load there.
+    allowed = {"specgen.compile", "specgen.compile.identity"} if args[0] == "show" else set()
+    loaded = sorted(
+        m for m in modules - allowed if m in NEVER or m.startswith(tuple(n + "." for n in NEVER))
+    )
     assert not loaded, f"specgen {' '.join(args)} imported {loaded}"
 
 
