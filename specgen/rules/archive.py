@@ -117,6 +117,13 @@ def check_rebuilt(spec_id: str, text: str, target: Path, fix: str | None = None)
         )
 
 
+def _merged_spec(upd, res) -> MergedSpec:
+    """One capability's merge result, as apply and archive both report it."""
+    return MergedSpec(
+        upd.id, upd.target, upd.source, res.rebuilt, res.counts, not upd.exists, res.changed, res.warnings, res.origins
+    )
+
+
 def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> ApplyResult:
     """Apply a change's deltas to the current specs in memory, with `openspec archive` semantics.
 
@@ -133,17 +140,7 @@ def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> A
     for upd, res in built:
         if validate_rebuilt:
             check_rebuilt(upd.id, res.rebuilt, upd.target)
-        merged[upd.id] = MergedSpec(
-            upd.id,
-            upd.target,
-            upd.source,
-            res.rebuilt,
-            res.counts,
-            not upd.exists,
-            res.changed,
-            res.warnings,
-            res.origins,
-        )
+        merged[upd.id] = _merged_spec(upd, res)
         warnings.extend(res.warnings)
     return ApplyResult(change_id, merged, warnings, _merged_project(project, root, change_id, merged))
 
@@ -215,20 +212,7 @@ def archive_change(
     for upd, res, outcome in prepared:
         if outcome == "write":
             _check_written(upd, res, marker)
-    merged = {
-        upd.id: MergedSpec(
-            upd.id,
-            upd.target,
-            upd.source,
-            res.rebuilt,
-            res.counts,
-            not upd.exists,
-            res.changed,
-            res.warnings,
-            res.origins,
-        )
-        for upd, res, _ in prepared
-    }
+    merged = {upd.id: _merged_spec(upd, res) for upd, res, _ in prepared}
     totals = {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
     written: list[Path] = []
     retired: list[Path] = []
