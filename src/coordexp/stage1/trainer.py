@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,19 +288,11 @@ def _padded_eval_loader(trainer, dataset, collate):
 
 def main(config_path) -> int:
     """The ``coordexp.train`` dispatch target for stage_1 configs."""
-    from coordexp.artifacts import ManifestError
-    from coordexp.config import ConfigError
-    from coordexp.data import DataError
-    from coordexp.packing import PackingError, PackingLeakError
+    from coordexp.training.entry import run_reported
 
-    try:
-        result = run(config_path)
-    except ConfigError as exc:
-        print(f"coordexp.train: config error:\n{exc}", file=sys.stderr)
-        return 2
-    except (TrainSetupError, DataError, PackingError, PackingLeakError, ManifestError) as exc:
-        print(f"coordexp.train: error: {exc}", file=sys.stderr)
-        return 2
+    result, status = run_reported("coordexp.train", run, config_path)
+    if result is None:
+        return status
     losses = result.logged_losses
     trend = f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss logged"
     print(f"coordexp.train: done: {result.output_dir} ({trend}, final checkpoint {result.final_checkpoint})")

@@ -742,35 +742,16 @@ def run(
 
 def main(config_path) -> int:
     """The ``coordexp.train`` dispatch target for ``custom.trainer_variant: stage2_ab_training``."""
-    from coordexp.artifacts import ManifestError
-    from coordexp.config import ConfigError
-    from coordexp.data import DataError
-    from coordexp.packing import PackingError, PackingLeakError
     from coordexp.rollout.backend import RolloutBackendError
     from coordexp.rollout.client import RolloutClientError
     from coordexp.rollout.weight_sync import WeightSyncError
     from coordexp.stage2.post_pack import PostPackError
-    from coordexp.training.settings import TrainSetupError
+    from coordexp.training.entry import run_reported
 
-    try:
-        result = run(config_path)
-    except ConfigError as exc:
-        print(f"coordexp.train (stage_2): config error:\n{exc}", file=sys.stderr)
-        return 2
-    except (
-        Stage2SetupError,
-        TrainSetupError,
-        DataError,
-        PackingError,
-        PackingLeakError,
-        ManifestError,
-        RolloutBackendError,
-        PostPackError,
-        WeightSyncError,
-        RolloutClientError,
-    ) as exc:
-        print(f"coordexp.train (stage_2): error: {exc}", file=sys.stderr)
-        return 2
+    own = (Stage2SetupError, RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError)
+    result, status = run_reported("coordexp.train (stage_2)", run, config_path, own)
+    if result is None:
+        return status
     losses = [m["loss/total"] for m in result.step_log if "loss/total" in m]
     chans = "".join("B" if m.get("stage2/channel_b") else "A" for m in result.step_log)
     print(
