@@ -8,6 +8,7 @@ imports another's private parts):
 - ``trainer``: ``CoordExpTrainer`` (LR-bucket optimizer, weight-only saves, transformers'
   own callbacks) and the ``SaveDelay`` callback;
 - ``saving``: rank-0 writes (manifest, summaries, final checkpoint) and weight-only resume.
+- ``entry``: how a recipe's ``main`` reports a run that could not start (one line, exit 2).
 
 Stage recipes: ``coordexp.stage1.trainer`` and ``coordexp.stage2.trainer``; ``coordexp.train``
 only dispatches between them.
