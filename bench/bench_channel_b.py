@@ -26,8 +26,8 @@ import time
 
 
 def synthetic(tok, n: int, k: int, seed: int = 0):
-    from coordexp.coord import COORD_BINS
-    from coordexp.prompts import COCO_80_CLASSES
+    from coordexp.format.coord import COORD_BINS
+    from coordexp.format.prompts import COCO_80_CLASSES
 
     rng = random.Random(seed)
     first = tok.convert_tokens_to_ids("<|coord_0|>")
@@ -56,7 +56,7 @@ def synthetic(tok, n: int, k: int, seed: int = 0):
 
 
 def main(argv=None) -> int:
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
     from coordexp.stage2.channel_b import ChannelBConfig, build_target
     from coordexp.stage2.matching import MatchConfig
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _segments(n: int, seed: int):
     import torch
 
-    from coordexp.tiny import synthetic_segment
+    from coordexp.smoke.tiny import synthetic_segment
 
     g = torch.Generator().manual_seed(seed)
     r = random.Random(seed)
@@ -46,7 +46,7 @@ def _epoch_runner(model, batches, forward_inputs):
     """A function that trains one pass over `batches` and returns its tokens per second (after a warm-up)."""
     import torch
 
-    from coordexp.objectives import stage1_loss_targets, supervised_positions
+    from coordexp.training.objectives import stage1_loss_targets, supervised_positions
 
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
@@ -81,8 +81,8 @@ def _epoch_runner(model, batches, forward_inputs):
 def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, device: str = "cpu") -> dict:
     import torch
 
-    from coordexp.packing import PackingPolicy, collate_packed, collate_padded, model_inputs, plan_packs
-    from coordexp.tiny import build_tiny_model
+    from coordexp.training.packing import PackingPolicy, collate_packed, collate_padded, model_inputs, plan_packs
+    from coordexp.smoke.tiny import build_tiny_model
 
     torch.manual_seed(0)
     segs = _segments(n, seed=1)
@@ -119,8 +119,8 @@ def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, devi
 def bench_fill(config: Path) -> dict:
     """Fill ratio of the static plan on the synthetic dataset, encoded as the smoke profile does."""
     from coordexp.config import load_config
-    from coordexp.coord import load_tokenizer
-    from coordexp.packing import PackingPolicy, plan_packs
+    from coordexp.format.coord import load_tokenizer
+    from coordexp.training.packing import PackingPolicy, plan_packs
     from coordexp.stage1.trainer import encode_split
     from coordexp.training.inputs import ensure_inputs
     from coordexp.training.settings import RunSettings

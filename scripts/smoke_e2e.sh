@@ -25,7 +25,7 @@ step() {  # step <name> <command...>: run, time, stop on failure
 step train scripts/train.sh configs/stage1/smoke/tiny_cpu.yaml
 step infer scripts/infer.sh "$CFG"
 step eval scripts/eval.sh "$CFG"
-step vis "$PY" -m coordexp.vis "$CFG"
+step vis "$PY" -m coordexp.eval.vis "$CFG"
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path

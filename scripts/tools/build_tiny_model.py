@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         help="shaped like a stock Qwen3-VL release (input of scripts/tools/expand_coord_vocab.py)",
     )
     args = ap.parse_args(argv)
-    from coordexp.tiny import is_built, save_tiny, save_tiny_base
+    from coordexp.smoke.tiny import is_built, save_tiny, save_tiny_base
 
     if args.base:
         try:

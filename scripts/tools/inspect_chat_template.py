@@ -20,8 +20,8 @@ import re
 import sys
 from pathlib import Path
 
-from coordexp.prompts import FIELD_ORDERS, OBJECT_ORDERINGS, PROMPT_VARIANTS, PromptConfigError
-from coordexp.template import (
+from coordexp.format.prompts import FIELD_ORDERS, OBJECT_ORDERINGS, PROMPT_VARIANTS, PromptConfigError
+from coordexp.format.template import (
     IGNORE_INDEX,
     IMAGE_PAD,
     MAX_PIXELS,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, out) -> None:
         # Validate before loading the tokenizer (seconds): bad input fails fast.
         counts = check_images(record, max_pixels=args.max_pixels, source=source)
         build_messages(record, **settings, source=source)
-        from coordexp.coord import load_tokenizer
+        from coordexp.format.coord import load_tokenizer
 
         tok = load_tokenizer()
         enc = encode_sample(record, tok, **settings, max_pixels=args.max_pixels, source=source)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coordexp import coordjson
-from coordexp import template as T
-from coordexp.coord import coord_token_ids, load_tokenizer
-from coordexp.prompts import COCO_80_CLASSES, PromptConfigError, system_prompt, user_prompt
+from coordexp.format import coordjson
+from coordexp.format import template as T
+from coordexp.format.coord import coord_token_ids, load_tokenizer
+from coordexp.format.prompts import COCO_80_CLASSES, PromptConfigError, system_prompt, user_prompt
 from specgen import check
 
 CAP = "chat-template"

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from coordexp import coord, inventory
-from coordexp.coord import (
+from coordexp.format import coord
+from coordexp.format.coord import (
     CoordTokenError,
     DoubleNormalizationError,
     assert_pre_quantized,
@@ -24,9 +24,11 @@ from coordexp.coord import (
     poly_to_norm1000,
     unit_to_bin,
 )
-from coordexp.coordjson import render
+from coordexp.format.coordjson import render
 from specgen import check
+from tests.helpers.tools import load_tool
 
+inventory = load_tool("inventory")
 CAP = "coord-token-mode"
 
 

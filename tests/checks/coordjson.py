@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from coordexp import inventory
-from coordexp.coordjson import (
+from coordexp.format.coordjson import (
     CoordJSONError,
     append_ready_cut,
     fn_fragment,
@@ -16,7 +15,9 @@ from coordexp.coordjson import (
     transpile,
 )
 from specgen import check
+from tests.helpers.tools import load_tool
 
+inventory = load_tool("inventory")
 CAP = "coordjson"
 DF, GF = "desc_first", "geometry_first"
 C = "<|coord_{}|>".format
@@ -397,12 +398,12 @@ def _tree(tmp_path, source: str):
         ("import json\n\ndef preds(text):\n    return json.loads(text)\n", [("json-load", 4)]),
         ("from json import loads as _l\n\ndef preds(text):\n    return _l(text)['objects']\n", [("json-load", 4)]),
         (
-            "import json\nfrom coordexp.coordjson import transpile\n\ndef preds(text, fo):\n"
+            "import json\nfrom coordexp.format.coordjson import transpile\n\ndef preds(text, fo):\n"
             "    return json.loads(transpile(text, 'salvage', fo))\n",
             [],
         ),
         (
-            "import json\nfrom coordexp import coordjson\n\ndef preds(text, fo):\n"
+            "import json\nfrom coordexp.format import coordjson\n\ndef preds(text, fo):\n"
             "    s = coordjson.transpile(text, 'salvage', fo)\n    return json.loads(s)\n",
             [],
         ),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from coordexp.data import load_records
+from coordexp.format.data import load_records
 from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, render_gt
 from coordexp.infer.config import load_pipeline_config
 from coordexp.infer.runner import run_inference
@@ -32,7 +32,7 @@ def assets(tmp_path_factory):
 
 
 def _hf(assets):
-    from coordexp.rollout.hf_backend import HFBackend
+    from coordexp.generation.hf_backend import HFBackend
 
     model, tok = loaded(assets["model"])
     return HFBackend(model=model, tokenizer=tok), tok
@@ -287,8 +287,8 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 
 @check(CAP, "Backends Give The Same Artifact", "The rollout server protocol reproduces the HF artifact")
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
-    from coordexp.rollout.backend import ServerBackend
-    from coordexp.rollout.server import LoopbackRolloutServer
+    from coordexp.generation.backend import ServerBackend
+    from coordexp.generation.server import LoopbackRolloutServer
 
     _, ref_bytes = reference_run
     model, tok = loaded(assets["model"])

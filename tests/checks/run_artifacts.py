@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coordexp import artifacts as A
 from coordexp.config import load_config
+from coordexp.training import artifacts as A
 from specgen import check
 
 REPO = Path(__file__).resolve().parents[2]

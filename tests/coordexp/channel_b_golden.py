@@ -269,7 +269,7 @@ def _nonzero(counts: dict, keys) -> dict:
 
 
 def _parse_dict(res) -> dict | None:
-    from coordexp.coordjson import REASONS
+    from coordexp.format.coordjson import REASONS
 
     if res is None:
         return None
@@ -362,7 +362,7 @@ def render_golden(tok, seed: int = SEED, n: int = N_CASES) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help=f"rewrite {GOLDEN.name}")

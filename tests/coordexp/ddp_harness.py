@@ -26,7 +26,7 @@ def free_port() -> int:
 def _worker(rank: int, world: int, port: int, scenario: str, out_dir: str, pg_timeout_s: float) -> None:
     import torch.distributed as dist
 
-    from coordexp.rollout import weight_sync as ws
+    from coordexp.generation import weight_sync as ws
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=pg_timeout_s))

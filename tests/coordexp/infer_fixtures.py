@@ -11,8 +11,8 @@ from coordexp.infer.config import DecodingConfig, InferConfig, PromptConfig
 
 def build_assets(root: Path, n_val: int = 6) -> dict:
     """{"model": dir, "jsonl": val JSONL, "drawn": {bins tuple: pixel box}} under ``root``."""
-    from coordexp import synthetic
-    from coordexp.tiny import save_tiny
+    from coordexp.smoke import synthetic
+    from coordexp.smoke.tiny import save_tiny
 
     drawn: dict = {}
     real = synthetic.bbox_to_norm1000

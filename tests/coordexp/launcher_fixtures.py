@@ -14,8 +14,8 @@ SCRIPT = REPO / "scripts" / "train_stage2.sh"
 
 def ensure_assets(root: Path) -> tuple[Path, Path]:
     """(model dir, data dir) under root: the tiny model and a small synthetic dataset."""
-    from coordexp.synthetic import make_dataset
-    from coordexp.tiny import is_built, save_tiny
+    from coordexp.smoke.synthetic import make_dataset
+    from coordexp.smoke.tiny import is_built, save_tiny
 
     model, data = root / "tiny", root / "data"
     if not is_built(model):

@@ -1,11 +1,11 @@
-"""Unit tests for coordexp.artifacts helpers."""
+"""Unit tests for coordexp.training.artifacts helpers."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from coordexp import artifacts as A
+from coordexp.training import artifacts as A
 
 
 @dataclass

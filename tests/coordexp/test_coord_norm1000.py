@@ -1,4 +1,4 @@
-"""Unit tests for the norm1000 part of coordexp.coord (pure: no tokenizer)."""
+"""Unit tests for the norm1000 part of coordexp.format.coord (pure: no tokenizer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from coordexp.coord import (
+from coordexp.format.coord import (
     bbox_to_norm1000,
     canonicalize_poly,
     norm1000_to_pixel,

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from coordexp import coordjson
-from coordexp.coordjson import parse
+from coordexp.format import coordjson
+from coordexp.format.coordjson import parse
 
 DESCS = ["cat", "  padded ", "a}{b", 'say "hi"', "back\\slash", "caf\u00e9", "x]y", "tab\there", "\u2028", "",
          "   ", "\\u0063at", "slash at end\\", "{", "}}", 'q"}']

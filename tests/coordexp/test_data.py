@@ -1,4 +1,4 @@
-"""Unit tests of coordexp.data internals (the spec-level behaviour is in tests/checks/jsonl_contract.py)."""
+"""Unit tests of coordexp.format.data internals (the spec-level behaviour is in tests/checks/jsonl_contract.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from coordexp.data import (
+from coordexp.format.data import (
     DataError,
     DataIssue,
     DetObject,

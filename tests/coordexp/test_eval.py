@@ -1,4 +1,4 @@
-"""Unit tests of coordexp.eval and coordexp.vis beyond the spec checks."""
+"""Unit tests of coordexp.eval and coordexp.eval.vis beyond the spec checks."""
 
 from __future__ import annotations
 

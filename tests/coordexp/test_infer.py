@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coordexp.config.issues import ConfigError
-from coordexp.data import DetObject, Record
+from coordexp.format.data import DetObject, Record
 from coordexp.infer.artifact import (
     ArtifactError, ArtifactWriter, build_row, dumps, load_artifact, read_done, render_gt,
 )

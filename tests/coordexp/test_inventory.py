@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from coordexp import inventory
+from tests.helpers.tools import load_tool
+
+inventory = load_tool("inventory")
 
 
 def test_cli_exit_codes(tmp_path, capsys):
@@ -22,7 +24,7 @@ def test_decoder_passed_as_value_and_msgspec_are_caught():
 
 
 def test_name_reassigned_from_model_text_is_caught():
-    src = ("import json\nfrom coordexp.coordjson import transpile\n\ndef f(t, fo):\n"
+    src = ("import json\nfrom coordexp.format.coordjson import transpile\n\ndef f(t, fo):\n"
            "    s = transpile(t, 'salvage', fo)\n    s = t\n    return json.loads(s)\n")
     assert [f.rule for f in inventory.scan_source(src)] == ["json-load"]
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from coordexp import launcher as L
+from coordexp.stage2 import launcher as L
 from tests.coordexp.ddp_harness import free_port
 from tests.coordexp.launcher_fixtures import (
     SCRIPT, STUBBORN_SERVER, ensure_assets, pid_alive, run_launcher, write_config,
@@ -93,7 +93,7 @@ def test_preflight_runs_the_jsonl_guards(assets, tmp_path):
 
 
 def test_swift_server_command_flags_exist():
-    from coordexp.rollout.swift_contract import rollout_cli_flags
+    from coordexp.generation.swift_contract import rollout_cli_flags
 
     pf = L.Preflight(config="c", rollout_backend="vllm", vllm_mode="server", server_base_urls=("http://h:1",),
                      server_host="h", server_port=1, server_model="/m", train_jsonl_resolved="/t",

@@ -1,13 +1,13 @@
-"""Unit tests for coordexp.packing internals (no model)."""
+"""Unit tests for coordexp.training.packing internals (no model)."""
 
 import random
 
 import pytest
 import torch
 
-from coordexp.packing import (PackingError, PackingPolicy, _MaxTree, collate_packed, first_fit_decreasing,
+from coordexp.training.packing import (PackingError, PackingPolicy, _MaxTree, collate_packed, first_fit_decreasing,
                               plan_packs, segment_position_ids)
-from coordexp.tiny import TinySegment
+from coordexp.smoke.tiny import TinySegment
 
 
 def test_max_tree_finds_leftmost_fit():

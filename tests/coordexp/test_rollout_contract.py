@@ -1,14 +1,14 @@
 import pytest
 from PIL import Image
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.alignment import PromptMismatchError, check_prompt_alignment
-from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
-from coordexp.rollout.request import (
+from coordexp.generation import swift_contract as sc
+from coordexp.stage2.alignment import PromptMismatchError, check_prompt_alignment
+from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
+from coordexp.generation.request import (
     DecodeSettings, RequestBuildError, call_seed, from_messages, infer_body, infer_request, norm_seed,
     request_config, seed_base,
 )
-from coordexp.rollout.response import RolloutResponseError, parse_infer_response
+from coordexp.generation.response import RolloutResponseError, parse_infer_response
 from tests.coordexp.fake_rollout_server import ok_item
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coordexp.rollout.backend import IM_END_ID, RolloutBackend
-from coordexp.rollout.hf_backend import (
+from coordexp.generation.backend import IM_END_ID, RolloutBackend
+from coordexp.generation.hf_backend import (
     HFBackend, RolloutBackendError, RolloutLengthError, encode_request, length_gate,
 )
-from coordexp.rollout.request import DecodeSettings
-from coordexp.template import generation_prompt_ids
+from coordexp.generation.request import DecodeSettings
+from coordexp.format.template import generation_prompt_ids
 from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny
 
 
@@ -33,8 +33,8 @@ def test_is_a_rollout_backend(backend):
 def test_prompt_ids_equal_the_learners(backend, img):
     _, tok = tiny()
     rec = {"images": [img], "width": 64, "height": 64, "objects": []}
-    from coordexp.template import build_messages
-    from coordexp.rollout.request import from_messages
+    from coordexp.format.template import build_messages
+    from coordexp.generation.request import from_messages
 
     req = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
     enc = encode_request(req, tok)

@@ -8,12 +8,12 @@ import copy
 import pytest
 import requests
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.backend import IM_END_ID, ServerBackend
-from coordexp.rollout.client import RolloutClient, RolloutContractError
-from coordexp.rollout.hf_backend import HFBackend
-from coordexp.rollout.request import DecodeSettings, request_config
-from coordexp.rollout.server import LoopbackRolloutServer
+from coordexp.generation import swift_contract as sc
+from coordexp.generation.backend import IM_END_ID, ServerBackend
+from coordexp.generation.client import RolloutClient, RolloutContractError
+from coordexp.generation.hf_backend import HFBackend
+from coordexp.generation.request import DecodeSettings, request_config
+from coordexp.generation.server import LoopbackRolloutServer
 from tests.coordexp.tiny_rollout import make_image, request, tiny
 
 S = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)

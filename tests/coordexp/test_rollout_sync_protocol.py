@@ -10,10 +10,10 @@ import pytest
 import requests
 import torch
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.server import LoopbackRolloutServer
-from coordexp.rollout.sync_client import GlooSyncClient, SyncClientError
-from coordexp.rollout.weight_sync import WeightPusher, digest, sync_tensors
+from coordexp.generation import swift_contract as sc
+from coordexp.generation.server import LoopbackRolloutServer
+from coordexp.generation.sync_client import GlooSyncClient, SyncClientError
+from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
 from tests.coordexp.tiny_rollout import tiny
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from coordexp.rollout import weight_sync as ws
+from coordexp.generation import weight_sync as ws
 from tests.coordexp.ddp_harness import run_ranks
 
 

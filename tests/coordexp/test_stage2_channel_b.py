@@ -1,13 +1,13 @@
 import pytest
 
-from coordexp.coord import load_tokenizer
-from coordexp.rollout.alignment import PromptMismatchError
+from coordexp.format.coord import load_tokenizer
+from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import (
     ChannelBConfig, ChannelBError, ClosureError, build_target, locate_closure, rollout_prefix,
     teacher_forced_row,
 )
 from coordexp.stage2.matching import MatchConfig
-from coordexp.template import decode_pieces
+from coordexp.format.template import decode_pieces
 
 DF, GF = "desc_first", "geometry_first"
 C = "<|coord_{}|>".format

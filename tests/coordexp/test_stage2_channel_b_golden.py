@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from coordexp.coord import load_tokenizer
+from coordexp.format.coord import load_tokenizer
 from tests.coordexp import channel_b_golden as golden
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for coordexp.template and coordexp.prompts beyond the spec scenarios:
+"""Unit tests for coordexp.format.template and coordexp.format.prompts beyond the spec scenarios:
 message validation, edge records, determinism, the processor guard, the tool's token view."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coordexp import template as T
-from coordexp.coord import load_tokenizer
-from coordexp.prompts import system_prompt, user_prompt
+from coordexp.format import template as T
+from coordexp.format.coord import load_tokenizer
+from coordexp.format.prompts import system_prompt, user_prompt
 
 REPO = Path(__file__).resolve().parents[2]
 OBJ = [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}]

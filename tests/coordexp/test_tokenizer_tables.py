@@ -10,9 +10,9 @@ import gc
 import pytest
 from transformers import AutoTokenizer
 
-from coordexp import coord
-from coordexp.coord import coord_id_start, coord_token_ids, tokenizer_table
-from coordexp.template import DECODE_KWARGS, decode_pieces
+from coordexp.format import coord
+from coordexp.format.coord import coord_id_start, coord_token_ids, tokenizer_table
+from coordexp.format.template import DECODE_KWARGS, decode_pieces
 
 
 @pytest.fixture()

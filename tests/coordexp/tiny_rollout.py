@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from coordexp.rollout.request import infer_request
+from coordexp.generation.request import infer_request
 
 SYSTEM = "You detect objects."
 USER = "Detect all objects."
@@ -15,8 +15,8 @@ USER = "Detect all objects."
 @functools.lru_cache(maxsize=1)
 def tiny():
     """(model, tokenizer): the seeded tiny Qwen3-VL and the real coord tokenizer (built once per process)."""
-    from coordexp.coord import load_tokenizer
-    from coordexp.tiny import build_tiny_model
+    from coordexp.format.coord import load_tokenizer
+    from coordexp.smoke.tiny import build_tiny_model
 
     return build_tiny_model(), load_tokenizer()
 
@@ -36,7 +36,7 @@ def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repe
     """Greedy decoding by full forwards (no cache) with HF's repetition-penalty rule over all ids so far."""
     import torch
 
-    from coordexp.tiny import IMAGE_TOKEN_ID
+    from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
     ids = list(prompt_ids)
     gen = []

@@ -33,8 +33,8 @@ LEAK_MIN = 1e-2
 def _isolation(device: str) -> list[dict]:
     import torch
 
-    from coordexp.packing import collate_packed, model_inputs
-    from coordexp.tiny import build_tiny_model, synthetic_segment
+    from coordexp.training.packing import collate_packed, model_inputs
+    from coordexp.smoke.tiny import build_tiny_model, synthetic_segment
 
     rows = []
     for attn in ("sdpa", "eager"):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from coordexp.checkpoints.files import CheckpointError, copy_side_files, model_folder, write_json
-from coordexp.coord import COORD_BINS
+from coordexp.format.coord import COORD_BINS
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

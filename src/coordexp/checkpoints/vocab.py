@@ -1,6 +1,6 @@
 """Add the coord vocabulary to a stock Qwen3-VL model folder, and verify the result.
 
-Contract (the reference's layout, ``coordexp.coord``): the wildcard ``<|coord_*|>`` is added
+Contract (the reference's layout, ``coordexp.format.coord``): the wildcard ``<|coord_*|>`` is added
 first, then ``<|coord_0|>``..``<|coord_999|>``, all as added special tokens, so on the Qwen3
 tokenizer (151669 tokens) they take ids 151669 and 151670..152669, one contiguous block.
 
@@ -31,7 +31,7 @@ from coordexp.checkpoints.files import (
     model_folder,
     write_json,
 )
-from coordexp.coord import COORD_BINS, COORD_WILDCARD, coord_token, coord_tokens
+from coordexp.format.coord import COORD_BINS, COORD_WILDCARD, coord_token, coord_tokens
 
 BASE_TOKENS = 151669  # len() of the Qwen3 tokenizer: the wildcard lands here
 FIRST_COORD_ID = BASE_TOKENS + 1  # 151670 (custom.coord_offset.ids.start)

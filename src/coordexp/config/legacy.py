@@ -25,8 +25,8 @@ REMOVED: dict[str, str] = {
     "custom.hard_sample_mining": "removed: hard-sample mining is not part of this pipeline; delete the key",
     "custom.images_per_user_turn": "removed: every user turn holds exactly the record's images; delete the key",
     "custom.summary_ratio": "removed: summary mixing is not supported; delete the key",
-    "custom.user_prompt": "prompts are fixed in code (coordexp.prompts) and chosen by `custom.object_field_order`, "
-    "`custom.object_ordering` and `custom.extra.prompt_variant`; delete the key",
+    "custom.user_prompt": "prompts are fixed in code (coordexp.format.prompts) and chosen by "
+    "`custom.object_field_order`, `custom.object_ordering` and `custom.extra.prompt_variant`; delete the key",
     # rollout_matching
     "rollout_matching.temperature": "moved: use `rollout_matching.decoding.temperature`",
     "rollout_matching.top_p": "moved: use `rollout_matching.decoding.top_p`",
@@ -72,7 +72,7 @@ REMOVED: dict[str, str] = {
     f"{_CHANNEL_B}.stop_neutral": "removed: closure supervision is always on (the outer `}` and `<|im_end|>` "
     "are supervised); delete the key",
     # ms-swift fields that would bypass a coordexp contract
-    "template.system": "prompts are fixed in code (coordexp.prompts): the system prompt is chosen by "
+    "template.system": "prompts are fixed in code (coordexp.format.prompts): the system prompt is chosen by "
     "`custom.object_field_order`, `custom.object_ordering` and `custom.extra.prompt_variant`; delete the key",
     "template.norm_bbox": "coordexp never lets ms-swift rescale boxes (the JSONL is already norm1000; "
     "`custom.coord_tokens.skip_bbox_norm` is always on): delete the key",

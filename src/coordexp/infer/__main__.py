@@ -9,11 +9,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from coordexp.config.issues import ConfigError
-    from coordexp.data import DataError
+    from coordexp.format.data import DataError
+    from coordexp.generation.backend import RolloutBackendError
     from coordexp.infer.artifact import ArtifactError
     from coordexp.infer.config import load_pipeline_config
     from coordexp.infer.model import ModelLoadError
-    from coordexp.rollout.backend import RolloutBackendError
 
     ap = argparse.ArgumentParser(
         prog="python -m coordexp.infer",

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from coordexp.packing import model_inputs
 from coordexp.stage2.losses import COORD_BINS
+from coordexp.training.packing import model_inputs
 
 GRAD_MODES = ("unroll", "em_detach")
 
@@ -105,7 +105,7 @@ def soft_context_forward(
     config: SoftContextConfig = SoftContextConfig(),
     record_embeds: bool = False,
 ) -> SoftContextOutput:
-    """Run the N iterations over one packed row (``coordexp.packing.collate_packed`` output).
+    """Run the N iterations over one packed row (``coordexp.training.packing.collate_packed`` output).
 
     ``slot_positions``: the coord-slot positions p of the row (each must hold a coord id);
     ``ce_positions``: the positions t whose logits the CE reads (t predicts token t + 1).

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from coordexp.packing import first_fit_decreasing
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
+from coordexp.training.packing import first_fit_decreasing
 
 
 class PostPackError(ValueError):

@@ -11,10 +11,10 @@ from typing import Any
 
 def run_reported(prog: str, run: Callable[[Any], Any], config_path, extra_errors: tuple = ()) -> tuple[Any, int]:
     """``(run(config_path), 0)``, or ``(None, 2)`` after printing the error as ``prog: ...``."""
-    from coordexp.artifacts import ManifestError
     from coordexp.config import ConfigError
-    from coordexp.data import DataError
-    from coordexp.packing import PackingError, PackingLeakError
+    from coordexp.format.data import DataError
+    from coordexp.training.artifacts import ManifestError
+    from coordexp.training.packing import PackingError, PackingLeakError
     from coordexp.training.settings import TrainSetupError
 
     try:

@@ -29,7 +29,7 @@ def ensure_inputs(cfg) -> None:
     if not model_dir.exists():
         if not _under(model_dir, build):
             raise TrainSetupError(f"{cfg.config_path}: model.model {model_dir} does not exist")
-        from coordexp.tiny import save_tiny
+        from coordexp.smoke.tiny import save_tiny
 
         log.info("building the tiny Qwen3-VL into %s", model_dir)
         save_tiny(model_dir)
@@ -39,7 +39,7 @@ def ensure_inputs(cfg) -> None:
             continue
         if not _under(Path(p), build):
             raise TrainSetupError(f"{cfg.config_path}: custom.{key} {p} does not exist")
-        from coordexp.synthetic import make_dataset
+        from coordexp.smoke.synthetic import make_dataset
 
         log.info("writing the synthetic dataset into %s", Path(p).parent)
         make_dataset(Path(p).parent, seed=cfg.dataset_seed)
@@ -52,7 +52,7 @@ def ensure_inputs(cfg) -> None:
 
 def record_dict(rec) -> dict:
     """A loaded ``data.Record`` as the template's record dict (coord values as coord tokens)."""
-    from coordexp.coord import coord_token
+    from coordexp.format.coord import coord_token
 
     objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in rec.objects]
     return {"images": list(rec.images), "width": rec.width, "height": rec.height, "objects": objects}

@@ -103,7 +103,7 @@ def push_full(client, named: dict, bucket_bytes: int) -> int:
     ``client`` is ms-swift's ``VLLMClient`` or ``sync_client.GlooSyncClient``, already
     initialised. Buckets are ms-swift's ``FlattenedTensorBucket``. Returns the bucket count.
     """
-    from coordexp.rollout.swift_contract import flattened_bucket
+    from coordexp.generation.swift_contract import flattened_bucket
 
     groups = buckets(named, bucket_bytes)
     for names in groups:
@@ -154,7 +154,7 @@ class WeightPusher:
     ):
         from urllib.parse import urlsplit
 
-        from coordexp.rollout.sync_client import make_sync_client
+        from coordexp.generation.sync_client import make_sync_client
 
         host = urlsplit(base_url).hostname or "127.0.0.1"
         self.client_factory = client_factory or (
@@ -168,7 +168,7 @@ class WeightPusher:
     def __call__(self, model) -> PushRecord:
         import copy
 
-        from coordexp.rollout.sync_client import init_client
+        from coordexp.generation.sync_client import init_client
 
         m = getattr(model, "module", model)  # DDP / accelerate wrapper
         if hasattr(m, "merge_and_unload"):

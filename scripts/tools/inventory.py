@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Inventory gate over ``src/``: an AST scan (not a regex) for three ways to break CoordJSON.
 
 Rules (each finding is ``path:line: rule: message``):
@@ -15,7 +16,7 @@ Rules (each finding is ``path:line: rule: message``):
   convention shifts coordinates. A non-coordinate one carries
   ``# inventory: div1000-ok(<reason>)``.
 
-A pragma with an empty reason is itself a finding. ``python -m coordexp.inventory [PATH...]``
+A pragma with an empty reason is itself a finding. ``scripts/tools/inventory.py [PATH...]``
 exits 0 when clean, 1 with findings, 2 on bad usage.
 """
 
@@ -276,13 +277,13 @@ def scan_tree(*roots: Path | str) -> list[Finding]:
 
 
 def default_root() -> Path:
-    return Path(__file__).resolve().parent.parent  # src/
+    return Path(__file__).resolve().parents[2] / "src"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if any(a.startswith("-") for a in args):
-        print("usage: python -m coordexp.inventory [PATH...]   (default: src/)", file=sys.stderr)
+        print("usage: scripts/tools/inventory.py [PATH...]   (default: src/)", file=sys.stderr)
         return 2
     roots = [Path(a) for a in args] or [default_root()]
     missing = [str(r) for r in roots if not r.exists()]

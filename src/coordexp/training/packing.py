@@ -232,7 +232,7 @@ def plan_packs(lengths: Sequence[int], policy: PackingPolicy) -> PackingPlan:
 
 
 class Segment(Protocol):
-    """What collation needs from an encoded sample (``coordexp.template.EncodedSample`` fits)."""
+    """What collation needs from an encoded sample (``coordexp.format.template.EncodedSample`` fits)."""
 
     input_ids: Sequence[int]
     labels: Sequence[int]

@@ -53,7 +53,7 @@ def server_chunk_size(
 ) -> int:
     """per_rank_chunk with the rollout world size the server reports (``GET /get_world_size/``)."""
     if world_size_of is None:
-        from coordexp.rollout.client import RolloutClient
+        from coordexp.generation.client import RolloutClient
 
         def world_size_of(url: str) -> int:
             client = RolloutClient(url, timeout_s=timeout_s)

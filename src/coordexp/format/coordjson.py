@@ -2,7 +2,7 @@
 
 CoordJSON looks like JSON but is not: geometry arrays hold bare ``<|coord_k|>`` tokens.
 So nothing may ``json.loads`` model text; it goes through ``parse``/``transpile`` first
-(the inventory gate in ``coordexp.inventory`` enforces that over ``src/``).
+(the inventory gate ``scripts/tools/inventory.py`` enforces that over ``src/``).
 
     {"objects": [{"desc": "cat", "bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>]}]}
 
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # decodes one JSON string literal, nothing more
 
-from coordexp.coord import COORD_MAX, parse_coord_value
+from coordexp.format.coord import COORD_MAX, parse_coord_value
 
 FIELD_ORDERS = ("desc_first", "geometry_first")
 GEOMETRY_KEYS = ("bbox_2d", "poly")

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import requests
 
-from coordexp.rollout.chunking import chunks
-from coordexp.rollout.request import DecodeSettings, call_seed, infer_body, request_config
-from coordexp.rollout.response import RolloutResponseError, RolloutResult, parse_infer_response
+from coordexp.generation.chunking import chunks
+from coordexp.generation.request import DecodeSettings, call_seed, infer_body, request_config
+from coordexp.generation.response import RolloutResponseError, RolloutResult, parse_infer_response
 
 # requests wraps urllib3/http.client failures in these; the builtins cover raw socket errors.
 NETWORK_ERRORS = (
