@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
 SMOKE_2RANK = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu_2rank.yaml"
 STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
-AUDIT = REPO / "tests" / "coordexp" / "write_audit"
+AUDIT = REPO / "tests" / "helpers" / "write_audit"
 TOL = 1e-5  # fp32 merge: ~5e-7 measured on the tiny model
 
 

@@ -13,37 +13,10 @@ import pytest
 from coordexp.eval import evaluate_artifact, evaluate_rows
 from coordexp.infer.artifact import dumps, object_row
 from specgen import check
+from tests.helpers.detection_rows import SCENE, SCENE2, row
 
 CAP = "detection-evaluator"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def row(index, gt, pred, w=1000, h=1000, image=None):
-    """An artifact row from (desc, bins) pairs (bbox_2d)."""
-    return {
-        "index": index,
-        "line": index + 1,
-        "image": image,
-        "width": w,
-        "height": h,
-        "coord_mode": "pixel",
-        "gt": [object_row(d, "bbox_2d", b, w, h) for d, b in gt],
-        "pred": [object_row(d, "bbox_2d", b, w, h) for d, b in pred],
-        "raw_output": "",
-        "finish_reason": "stop",
-        "parse": {
-            "n_valid": len(pred),
-            "n_dropped": 0,
-            "drops": {},
-            "truncated": False,
-            "parse_failed": False,
-            "error": None,
-        },
-    }
-
-
-SCENE = [("cat", [100, 100, 300, 260]), ("dog", [500, 400, 700, 450]), ("cat", [600, 50, 640, 90])]
-SCENE2 = [("dog", [10, 10, 400, 400]), ("bird", [420, 600, 560, 900])]
 
 
 def metrics(rows, **kw):

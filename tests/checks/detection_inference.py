@@ -19,7 +19,7 @@ from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, re
 from coordexp.infer.config import load_pipeline_config
 from coordexp.infer.runner import run_inference
 from specgen import check
-from tests.coordexp.infer_fixtures import Crash, build_assets, infer_config, loaded
+from tests.helpers.infer_fixtures import Crash, build_assets, infer_config, loaded
 
 CAP = "detection-inference"
 REPO = Path(__file__).resolve().parents[2]

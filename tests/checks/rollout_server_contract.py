@@ -23,7 +23,7 @@ from coordexp.generation.response import RolloutResponseError, parse_infer_respo
 from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
 from specgen import check
-from tests.coordexp.fake_rollout_server import FakeRolloutServer, ok_item
+from tests.helpers.fake_rollout_server import FakeRolloutServer, ok_item
 
 CAP = "rollout-server-contract"
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
@@ -320,8 +320,8 @@ from coordexp.generation.server import LoopbackRolloutServer  # noqa: E402
 from coordexp.generation.sync_client import GlooSyncClient  # noqa: E402
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
 from coordexp.stage2 import launcher as _launcher  # noqa: E402
-from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
-from tests.coordexp.launcher_fixtures import (  # noqa: E402
+from tests.helpers.ddp_harness import free_port, run_ranks  # noqa: E402
+from tests.helpers.launcher_fixtures import (  # noqa: E402
     SCRIPT,
     STUBBORN_SERVER,
     ensure_assets,
@@ -329,7 +329,7 @@ from tests.coordexp.launcher_fixtures import (  # noqa: E402
     run_launcher,
     write_config,
 )
-from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
 
 
 @pytest.fixture(scope="module")

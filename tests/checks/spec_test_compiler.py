@@ -13,7 +13,7 @@ import pytest
 
 from specgen import check
 from specgen.compile.identity import fingerprint
-from tests.checks.specgen_harness import CHECKS, REPO, SPEC, Proj
+from tests.helpers.specgen_harness import CHECKS, REPO, SPEC, Proj
 
 CAP = "spec-test-compiler"
 GEN = "generated/test_greeting.py"

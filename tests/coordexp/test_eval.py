@@ -11,7 +11,7 @@ import pytest
 from coordexp.eval.detection import evaluate_rows, primary_threshold
 from coordexp.eval.matching import bbox_iou, normalize_desc, prf
 from coordexp.infer.artifact import dumps
-from tests.checks.detection_evaluator import SCENE, row
+from tests.helpers.detection_rows import SCENE, row
 
 
 def test_primary_threshold_rule():

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from coordexp.stage2 import launcher as L
-from tests.coordexp.ddp_harness import free_port
-from tests.coordexp.launcher_fixtures import (
+from tests.helpers.ddp_harness import free_port
+from tests.helpers.launcher_fixtures import (
     SCRIPT, STUBBORN_SERVER, ensure_assets, pid_alive, run_launcher, write_config,
 )
 
@@ -157,7 +157,7 @@ def test_term_stops_learner_and_server(assets, tmp_path):
     port = free_port()
     cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
     learner = tmp_path / "learner.sh"
-    from tests.coordexp.launcher_fixtures import FAKE_LEARNER
+    from tests.helpers.launcher_fixtures import FAKE_LEARNER
 
     learner.write_text(FAKE_LEARNER)
     learner.chmod(0o755)

@@ -1,7 +1,7 @@
-"""``build_target`` reproduces its recorded outputs bit for bit (tests/coordexp/golden/).
+"""``build_target`` reproduces its recorded outputs bit for bit (tests/helpers/golden/).
 
 The golden file holds every field of the result (or the error) for seeded synthetic
-rollouts built with the real tokenizer (see ``tests/coordexp/channel_b_golden.py``).
+rollouts built with the real tokenizer (see ``tests/helpers/channel_b_golden.py``).
 Speed work on Channel-B must keep every line identical.
 """
 
@@ -10,7 +10,7 @@ import json
 import pytest
 
 from coordexp.format.coord import load_tokenizer
-from tests.coordexp import channel_b_golden as golden
+from tests.helpers import channel_b_golden as golden
 
 
 @pytest.fixture(scope="module")

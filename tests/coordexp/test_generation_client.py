@@ -2,7 +2,7 @@ import pytest
 
 from coordexp.generation.client import RolloutClient, RolloutClientError, RolloutContractError
 from coordexp.generation.request import DecodeSettings, call_seed, infer_request
-from tests.coordexp.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
+from tests.helpers.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
 
 S = DecodeSettings(max_tokens=16)
 

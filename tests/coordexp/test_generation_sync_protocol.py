@@ -14,7 +14,7 @@ from coordexp.generation import swift_contract as sc
 from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.generation.sync_client import GlooSyncClient, SyncClientError
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
-from tests.coordexp.tiny_rollout import tiny
+from tests.helpers.tiny_rollout import tiny
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from coordexp.generation.request import (
     request_config, seed_base,
 )
 from coordexp.generation.response import RolloutResponseError, parse_infer_response
-from tests.coordexp.fake_rollout_server import ok_item
+from tests.helpers.fake_rollout_server import ok_item
 
 
 def test_seeds_never_zero():

@@ -14,7 +14,7 @@ from coordexp.generation.client import RolloutClient, RolloutContractError
 from coordexp.generation.hf_backend import HFBackend
 from coordexp.generation.request import DecodeSettings, request_config
 from coordexp.generation.server import LoopbackRolloutServer
-from tests.coordexp.tiny_rollout import make_image, request, tiny
+from tests.helpers.tiny_rollout import make_image, request, tiny
 
 S = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)
 

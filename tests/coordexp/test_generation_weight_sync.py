@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from coordexp.generation import weight_sync as ws
-from tests.coordexp.ddp_harness import run_ranks
+from tests.helpers.ddp_harness import run_ranks
 
 
 def test_rewrite_param_name():

@@ -17,7 +17,7 @@ choice of container.
 
 Rebuild (only when the behaviour is meant to change, and say why in the commit):
 
-    PYTHONPATH=.:src .venv/bin/python -m tests.coordexp.channel_b_golden --write
+    PYTHONPATH=.:src .venv/bin/python -m tests.helpers.channel_b_golden --write
 """
 
 from __future__ import annotations

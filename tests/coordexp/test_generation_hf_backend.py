@@ -12,7 +12,7 @@ from coordexp.generation.hf_backend import (
 )
 from coordexp.generation.request import DecodeSettings
 from coordexp.format.template import generation_prompt_ids
-from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,33 @@
+"""Detection artifact rows built from (desc, bins) pairs: the scenes the evaluator's checks and unit tests score."""
+
+from __future__ import annotations
+
+from coordexp.infer.artifact import object_row
+
+
+def row(index, gt, pred, w=1000, h=1000, image=None):
+    """An artifact row from (desc, bins) pairs (bbox_2d)."""
+    return {
+        "index": index,
+        "line": index + 1,
+        "image": image,
+        "width": w,
+        "height": h,
+        "coord_mode": "pixel",
+        "gt": [object_row(d, "bbox_2d", b, w, h) for d, b in gt],
+        "pred": [object_row(d, "bbox_2d", b, w, h) for d, b in pred],
+        "raw_output": "",
+        "finish_reason": "stop",
+        "parse": {
+            "n_valid": len(pred),
+            "n_dropped": 0,
+            "drops": {},
+            "truncated": False,
+            "parse_failed": False,
+            "error": None,
+        },
+    }
+
+
+SCENE = [("cat", [100, 100, 300, 260]), ("dog", [500, 400, 700, 450]), ("cat", [600, 50, 640, 90])]
+SCENE2 = [("dog", [10, 10, 400, 400]), ("bird", [420, 600, 560, 900])]
