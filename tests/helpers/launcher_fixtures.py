@@ -9,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
+SERVER_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
 SCRIPT = REPO / "scripts" / "train_stage2.sh"
 
 
