@@ -122,11 +122,11 @@ def bench_fill(config: Path) -> dict:
     from coordexp.format.coord import load_tokenizer
     from coordexp.training.packing import PackingPolicy, plan_packs
     from coordexp.stage1.trainer import encode_split
-    from coordexp.training.inputs import ensure_inputs
+    from coordexp.smoke.inputs import build_missing
     from coordexp.training.settings import RunSettings
 
     cfg = load_config(config)
-    ensure_inputs(cfg)
+    build_missing(cfg)
     tok = load_tokenizer()
     samples = encode_split(cfg.custom.train_jsonl, tok, cfg, RunSettings.from_config(cfg), limit=None, split="train")
     lengths = [len(s.input_ids) for s in samples]

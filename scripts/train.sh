@@ -33,6 +33,9 @@ if ! [[ "${NNODES:-1}" =~ ^[1-9][0-9]*$ ]]; then
   echo "scripts/train.sh: NNODES=${NNODES}: must be a positive integer (nodes)" >&2
   exit 2
 fi
+# A smoke profile's inputs under build/ (tiny model, synthetic data) are built here, once, when missing:
+# the recipes only require them to exist.
+"$PY" -m coordexp.smoke.inputs "$1" || exit 2
 if [ "$NPROC" -eq 1 ] && [ "${NNODES:-1}" = "1" ]; then
   exec "$PY" -m coordexp.train "$1"
 fi

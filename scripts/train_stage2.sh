@@ -27,6 +27,8 @@ fi
 export PYTHON="$PY"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 
+# A smoke profile's inputs under build/ (tiny model, synthetic data), built when missing (progress on stderr).
+"$PY" -m coordexp.smoke.inputs "$CONFIG" || exit 1
 ENV_LINES="$("$PY" -m coordexp.stage2.launcher preflight "$CONFIG")" || exit 1
 eval "$ENV_LINES"
 # Tests only: replace the server command (e.g. a server that ignores TERM).

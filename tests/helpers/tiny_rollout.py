@@ -36,7 +36,7 @@ def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repe
     """Greedy decoding by full forwards (no cache) with HF's repetition-penalty rule over all ids so far."""
     import torch
 
-    from coordexp.smoke.tiny import IMAGE_TOKEN_ID
+    from coordexp.format.template import IMAGE_TOKEN_ID
 
     ids = list(prompt_ids)
     gen = []

@@ -18,6 +18,9 @@ SIDE_FILES = (
 )
 EMBED_SUFFIX = "embed_tokens.weight"
 HEAD_KEY = "lm_head.weight"
+# A model folder holding this file is the tiny random Qwen3-VL the smoke profiles build (coordexp.smoke.tiny);
+# the stage_2 launcher serves such a folder with the loopback rollout server.
+TINY_MARKER = "coordexp_tiny.json"
 
 
 class CheckpointError(RuntimeError):

@@ -38,6 +38,11 @@ IM_END = "<|im_end|>"
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"
 IMAGE_PAD = "<|image_pad|>"
+# Their ids in the Qwen3 base vocabulary (every Qwen3-VL checkpoint, the tiny model included).
+IMAGE_TOKEN_ID = 151655  # <|image_pad|>
+VIDEO_TOKEN_ID = 151656  # <|video_pad|>
+VISION_START_TOKEN_ID = 151652
+VISION_END_TOKEN_ID = 151653
 ASSISTANT_HEADER = f"{IM_START}assistant\n"
 IGNORE_INDEX = -100
 

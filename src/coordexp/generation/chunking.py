@@ -9,8 +9,6 @@ servers then never see more than cap requests per GPU at once. When cap * rollou
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 
 class ChunkingError(ValueError):
     pass
@@ -41,25 +39,3 @@ def chunks(n_requests: int, chunk: int) -> list[tuple[int, int]]:
         raise ChunkingError(f"request count must be an int >= 0, got {n_requests!r}")
     _pos_int(chunk, "chunk size")
     return [(s, min(s + chunk, n_requests)) for s in range(0, n_requests, chunk)]
-
-
-def server_chunk_size(
-    base_url: str,
-    decode_batch_size: int,
-    learner_world: int,
-    *,
-    timeout_s: float = 240.0,
-    world_size_of: Callable[[str], int] | None = None,
-) -> int:
-    """per_rank_chunk with the rollout world size the server reports (``GET /get_world_size/``)."""
-    if world_size_of is None:
-        from coordexp.generation.client import RolloutClient
-
-        def world_size_of(url: str) -> int:
-            client = RolloutClient(url, timeout_s=timeout_s)
-            try:
-                return client.world_size()
-            finally:
-                client.close()
-
-    return per_rank_chunk(decode_batch_size, world_size_of(base_url), learner_world)

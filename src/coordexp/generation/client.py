@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from coordexp.generation.chunking import chunks
+from coordexp.generation.chunking import chunks, per_rank_chunk
 from coordexp.generation.request import DecodeSettings, call_seed, infer_body, request_config
 from coordexp.generation.response import RolloutResponseError, RolloutResult, parse_infer_response
 
@@ -168,3 +168,24 @@ class RolloutClient:
         for s, e in chunks(len(reqs), size):
             out.extend(self._infer_range(reqs[s:e], settings, seed_base, request_offset, s))
         return out
+
+
+def server_chunk_size(
+    base_url: str,
+    decode_batch_size: int,
+    learner_world: int,
+    *,
+    timeout_s: float = 240.0,
+    world_size_of: Callable[[str], int] | None = None,
+) -> int:
+    """per_rank_chunk with the rollout world size the server reports (``GET /get_world_size/``)."""
+    if world_size_of is None:
+
+        def world_size_of(url: str) -> int:
+            client = RolloutClient(url, timeout_s=timeout_s)
+            try:
+                return client.world_size()
+            finally:
+                client.close()
+
+    return per_rank_chunk(decode_batch_size, world_size_of(base_url), learner_world)

@@ -35,6 +35,7 @@ from typing import Any
 from coordexp.format.template import (
     DECODE_KWARGS,
     IM_END,
+    IMAGE_TOKEN_ID,
     MAX_PIXELS,
     MERGE_SIZE,
     TemplateError,
@@ -214,8 +215,6 @@ class HFBackend:
 
     def _generate_one(self, model, enc: PromptInputs, gen_cfg, device, dtype) -> RolloutOutput:
         import torch
-
-        from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
         ids = torch.tensor([enc.prompt_ids], dtype=torch.long, device=device)
         kw = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

@@ -483,16 +483,12 @@ class LoopbackRolloutServer:
 
 def load_model(model_dir: str):
     """(model, tokenizer) from a local Qwen3-VL folder with the coord tokenizer (never the network)."""
-    from coordexp.smoke.tiny import is_built, load_tiny
-
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"--model {model_dir}: no config.json here; pass a local model folder "
             "(the CPU smoke builds one with scripts/tools/build_tiny_model.py)"
         )
-    if is_built(path):
-        return load_tiny(path)
     from transformers import Qwen3VLForConditionalGeneration
 
     from coordexp.format.coord import load_tokenizer

@@ -20,13 +20,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# Qwen3-VL special ids (the base vocabulary is shared with Qwen3 text).
-IMAGE_TOKEN_ID = 151655
-VIDEO_TOKEN_ID = 151656
-VISION_START_TOKEN_ID = 151652
-VISION_END_TOKEN_ID = 151653
+from coordexp.checkpoints.files import TINY_MARKER
+from coordexp.format.template import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_END_TOKEN_ID, VISION_START_TOKEN_ID
 
-TINY_MARKER = "coordexp_tiny.json"
 BASE_VOCAB_ROWS = 151936  # the embedding rows of the released Qwen3-VL checkpoints
 
 

@@ -39,10 +39,8 @@ Everything works on token-id lists and the real tokenizer; nothing here needs to
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
-from json.decoder import scanstring
 
 from coordexp.format.coord import COORD_BINS, coord_id_start, tokenizer_table
 from coordexp.format.coordjson import (
@@ -56,6 +54,7 @@ from coordexp.format.coordjson import (
 )
 from coordexp.format.template import IM_END, decode_pieces, piece_table, pieces_from
 from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
+from coordexp.stage2.token_spans import JSON_WS, char_offsets, desc_content_span, overlapping
 
 # Drop reasons on top of the parser's (coordjson.REASONS).
 STRICT_REASONS = ("poly_unsupported", "unknown_geom", "bbox_invalid")
@@ -63,8 +62,6 @@ ALL_REASONS = (*REASONS, *STRICT_REASONS)
 # The parser's truncation bucket is reported but is not an "invalid" prediction: a rollout
 # cut by max_new_tokens loses its unfinished tail, which says nothing about validity.
 NOT_INVALID = ("dropped_incomplete_tail",)
-
-_WS = " \t\n\r"
 
 
 class ChannelBError(ValueError):
@@ -171,10 +168,6 @@ class ChannelBTarget:
 # ----------------------------------------------------------------------------- frame
 
 
-def _offsets(pieces) -> list[int]:
-    return list(accumulate(map(len, pieces), initial=0))
-
-
 @dataclass(frozen=True)
 class _Vocab:
     """What Channel-B reads from a tokenizer, looked up once per tokenizer (coord.tokenizer_table)."""
@@ -190,33 +183,6 @@ class _Vocab:
             "channel_b_vocab",
             lambda tok: cls(piece_table(tok), coord_id_start(tok), tok.convert_tokens_to_ids(IM_END)),
         )
-
-
-def _overlapping(offsets: list[int], span: tuple[int, int]) -> range:
-    """Indices of tokens whose character range [offsets[t], offsets[t+1]) overlaps [a, b)."""
-    a, b = span
-    if a >= b:
-        return range(0)
-    n = len(offsets) - 1
-    lo = bisect_right(offsets, a) - 1  # the token holding character a
-    hi = bisect_left(offsets, b)  # first token starting at or after b
-    return range(max(lo, 0), min(hi, n))
-
-
-def _desc_content_span(text: str, obj: ParsedObject) -> tuple[int, int]:
-    """Characters strictly inside the desc string's quotes of a valid record."""
-    start, end = obj.span
-    # The geometry array holds only coord literals, so a '"desc"' before it is the key
-    # (desc_first); otherwise the key follows the array (geometry_first).
-    key = text.find('"desc"', start, obj.geometry_span[0])
-    if key < 0:
-        key = text.find('"desc"', obj.geometry_span[1], end)
-    colon = text.index(":", key + len('"desc"'), end)
-    q = colon + 1
-    while text[q] in _WS:
-        q += 1
-    _, after = scanstring(text, q + 1, True)
-    return q + 1, after - 1
 
 
 # ----------------------------------------------------------------------------- step 1
@@ -250,7 +216,7 @@ def rollout_prefix(tokenizer, rollout_ids, field_order: str) -> RolloutPrefix:
 def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> RolloutPrefix:
     ids = list(map(int, rollout_ids))
     pieces = pieces_from(tokenizer, vocab.pieces, ids)
-    offsets = _offsets(pieces)
+    offsets = char_offsets(pieces)
     full = "".join(pieces)
     stop = full.find(IM_END)
     text = full if stop < 0 else full[:stop]
@@ -280,14 +246,14 @@ def _rollout_prefix(tokenizer, vocab: _Vocab, rollout_ids, field_order: str) -> 
             )
         prefix_ids.extend(head_ids)
     prefix_text = text[:cut]
-    if prefix_text.rstrip(_WS)[-1:] not in ("[", "}"):
+    if prefix_text.rstrip(JSON_WS)[-1:] not in ("[", "}"):
         return _fallback(tokenizer, text, "prefix does not end in '[' or '}'", res, drops)
 
     first_coord = vocab.coord_start
     stop_coord = first_coord + COORD_BINS
     kept: list[KeptPrediction] = []
     for obj in res.objects:
-        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span) if first_coord <= ids[t] < stop_coord)
+        slots = tuple(t for t in overlapping(offsets, obj.geometry_span) if first_coord <= ids[t] < stop_coord)
         if tuple(ids[t] - first_coord for t in slots) != obj.values:
             drops["wrong_arity"] += 1  # coord tokens do not line up with the values: ambiguous
             continue
@@ -334,7 +300,7 @@ def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int
     """(closing-brace token, first <|im_end|> token after it), indices into assistant_ids."""
     ids = list(assistant_ids)
     pieces = decode_pieces(tokenizer, ids)
-    offsets = _offsets(pieces)
+    offsets = char_offsets(pieces)
     text = "".join(pieces)
     stop = text.find(IM_END)
     pos = closure_char(text if stop < 0 else text[:stop], field_order)
@@ -405,14 +371,14 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
     fn_objects = [gt_objects[j] for j in result.fn]
     # fn_fragment reads the prefix's last non-space character; given the whole prefix it
     # would re-parse it to refuse a closed container, which an append-ready cut never is
-    fragment = fn_fragment(prefix.prefix_text.rstrip(_WS)[-1:], fn_objects, fo)
+    fragment = fn_fragment(prefix.prefix_text.rstrip(JSON_WS)[-1:], fn_objects, fo)
     fragment_ids = list(tokenizer.encode(fragment, add_special_tokens=False))
     im_end_id = vocab.im_end_id
     assistant_ids = prefix.prefix_ids + fragment_ids + [im_end_id]
     n_prefix = len(prefix.prefix_ids)
 
     pieces = pieces_from(tokenizer, vocab.pieces, assistant_ids)
-    offsets = _offsets(pieces)
+    offsets = char_offsets(pieces)
     text = "".join(pieces)
     cut = len(prefix.prefix_text)
     if text[:cut] != prefix.prefix_text or text[cut:] != fragment + IM_END:
@@ -434,13 +400,13 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         matched_records = {prefix.kept[i].obj.index for i in matched_pred}
         for obj in prefix.parse.objects:
             if obj.index not in matched_records:  # FP, or dropped by a strict rule
-                neutral.update(_overlapping(offsets, obj.span))
+                neutral.update(overlapping(offsets, obj.span))
         for d in prefix.parse.dropped:  # parser-invalid records (the incomplete tail lies past the cut)
-            neutral.update(_overlapping(offsets, (d.span[0], min(d.span[1], cut))))
+            neutral.update(overlapping(offsets, (d.span[0], min(d.span[1], cut))))
         for i in sorted(matched_pred):
             obj = prefix.kept[i].obj
-            desc = _overlapping(offsets, _desc_content_span(text, obj))  # a range: O(1) membership
-            for t in _overlapping(offsets, obj.span):
+            desc = overlapping(offsets, desc_content_span(text, obj))  # a range: O(1) membership
+            for t in overlapping(offsets, obj.span):
                 if (
                     t < n_prefix
                     and t not in neutral
@@ -457,7 +423,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
     fn_desc = set()
     for o in fn_objs:
-        fn_desc.update(_overlapping(offsets, _desc_content_span(text, o)))
+        fn_desc.update(overlapping(offsets, desc_content_span(text, o)))
     for t in range(n_prefix, len(assistant_ids)):
         if first_coord <= assistant_ids[t] < stop_coord:
             continue
@@ -481,7 +447,7 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
         j = matched_pred[i]
         groups.append(GeometryGroup("matched", prefix.kept[i].coord_positions, tuple(gts[j].values), j))
     for o, j in zip(fn_objs, result.fn, strict=True):
-        slots = tuple(t for t in _overlapping(offsets, o.geometry_span) if first_coord <= assistant_ids[t] < stop_coord)
+        slots = tuple(t for t in overlapping(offsets, o.geometry_span) if first_coord <= assistant_ids[t] < stop_coord)
         if len(slots) != 4 or [assistant_ids[t] - first_coord for t in slots] != list(gts[j].values):
             raise ChannelBError(f"FN record for gt {j} does not tokenize to its 4 coord tokens")
         groups.append(GeometryGroup("fn", slots, tuple(gts[j].values), j))

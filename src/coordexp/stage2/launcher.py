@@ -21,12 +21,12 @@ Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata
 ``COORDEXP_STAGE2_SERVER_CMD``: ``swift rollout ...`` (vLLM, production) or the CPU loopback
 server ``coordexp.generation.server``. Which one (``choose_server_impl``, logged on stderr):
 ``COORDEXP_STAGE2_SERVER_IMPL`` (swift | loopback) when set; otherwise loopback when the
-config's model is the tiny model (``coordexp.smoke.tiny`` marker) or vLLM is not importable here
+config's model is the tiny model (its folder holds ``checkpoints.files.TINY_MARKER``) or vLLM is not importable here
 (``swift rollout --infer_backend vllm`` could not start), else swift.
 
-Before the checks, a tiny model or synthetic JSONL that the config places under the repo's
-``build/`` and that is missing is built (as ``scripts/train.sh`` does), so the CPU smoke runs
-from a fresh clone. The server port must be free (a stale server there would answer the
+A tiny model or synthetic JSONL that the config places under the repo's ``build/`` and that is
+missing is built before the preflight by ``python -m coordexp.smoke.inputs`` (``scripts/train_stage2.sh``
+runs it), so the CPU smoke runs from a fresh clone. The server port must be free (a stale server there would answer the
 readiness probe in place of the new one).
 The server command is built from ms-swift's ``RolloutArguments`` field names (``server_args``):
 the learner's ``template.template``, ``template.max_pixels`` and ``global_max_length``, the vLLM
@@ -146,24 +146,6 @@ def _as_bool(v: str, what: str) -> bool:
     raise ValueError(f"{what}={v!r}: expected true or false")
 
 
-def build_missing_inputs(cfg) -> None:
-    """Build the tiny model / synthetic data the config places under build/ when missing.
-
-    Progress goes to stderr: the preflight's stdout is eval'ed by the launcher script.
-    Anything else that is missing is left for the checks below to report.
-    """
-    import contextlib
-
-    from coordexp.training.inputs import ensure_inputs
-    from coordexp.training.settings import TrainSetupError
-
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            ensure_inputs(cfg)
-        except TrainSetupError:
-            pass
-
-
 def port_in_use(host: str, port: int) -> bool:
     import socket
 
@@ -181,7 +163,7 @@ def choose_server_impl(
     forced = env.get("COORDEXP_STAGE2_SERVER_IMPL")
     if forced:
         return forced, f"COORDEXP_STAGE2_SERVER_IMPL={forced}"
-    from coordexp.smoke.tiny import TINY_MARKER
+    from coordexp.checkpoints.files import TINY_MARKER
 
     if (Path(pf.server_model) / TINY_MARKER).is_file():
         return "loopback", f"model {pf.server_model} is the tiny model"
@@ -204,7 +186,6 @@ def run_preflight(
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise PreflightError([f"{config_path}: {line}" for line in str(exc).splitlines()] or [str(exc)]) from None
-    build_missing_inputs(cfg)
     problems: list[str] = []
     rm = cfg.rollout_matching
     if rm is None:

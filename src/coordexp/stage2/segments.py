@@ -23,9 +23,10 @@ from typing import Any
 
 from coordexp.format.coord import COORD_BINS, coord_id_start
 from coordexp.format.coordjson import parse
-from coordexp.format.template import IM_END, decode_pieces
-from coordexp.stage2.channel_b import GeometryGroup, _desc_content_span, _offsets, _overlapping
+from coordexp.format.template import IM_END, IMAGE_TOKEN_ID, decode_pieces
+from coordexp.stage2.channel_b import GeometryGroup
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
+from coordexp.stage2.token_spans import char_offsets, desc_content_span, overlapping
 
 IGNORE_INDEX = -100
 
@@ -58,7 +59,7 @@ def channel_a_segment(
     plen = enc.prompt_len
     assistant = ids[plen:]
     pieces = decode_pieces(tokenizer, assistant)
-    offsets = _offsets(pieces)
+    offsets = char_offsets(pieces)
     text = "".join(pieces)
     stop = text.find(IM_END)
     body = text if stop < 0 else text[:stop]
@@ -70,8 +71,8 @@ def channel_a_segment(
     for j, obj in enumerate(res.objects):
         if obj.geometry != "bbox_2d":
             raise SegmentError(f"{sample}: objects[{j}] is {obj.geometry}; Stage-2 trains bbox_2d only")
-        desc.update(_overlapping(offsets, _desc_content_span(body, obj)))
-        slots = tuple(t for t in _overlapping(offsets, obj.geometry_span) if is_coord[t])
+        desc.update(overlapping(offsets, desc_content_span(body, obj)))
+        slots = tuple(t for t in overlapping(offsets, obj.geometry_span) if is_coord[t])
         if len(slots) != 4 or tuple(assistant[t] - first for t in slots) != tuple(obj.values):
             raise SegmentError(f"{sample}: objects[{j}] does not tokenize to its 4 coord tokens")
         groups.append(GeometryGroup("gt", tuple(p + plen for p in slots), tuple(obj.values), j))
@@ -108,7 +109,9 @@ class PackedRow:
     segments: list[Stage2Segment]
 
 
-def collate_segments(segments, *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None) -> PackedRow:
+def collate_segments(
+    segments, *, image_token_id: int = IMAGE_TOKEN_ID, spatial_merge_size: int = 2, rope=None
+) -> PackedRow:
     from coordexp.training.packing import collate_packed
 
     segments = list(segments)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordexp.format.template import IMAGE_TOKEN_ID
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
 
 log = logging.getLogger("coordexp.stage2.trainer")
@@ -129,7 +130,7 @@ class EngineConfig:
     packing_length: int
     packing_buffer: int
     training_seed: int = 17
-    image_token_id: int = 151655
+    image_token_id: int = IMAGE_TOKEN_ID
     spatial_merge_size: int = 2
     decode_mode: str = "greedy"
     num_beams: int = 1
@@ -388,9 +389,9 @@ class Stage2Engine:
 
     def _get_rope(self):
         if self._rope is None:
-            from coordexp.training.packing import _RopeIndex
+            from coordexp.training.packing import RopeIndex
 
-            self._rope = _RopeIndex(self.cfg.spatial_merge_size)
+            self._rope = RopeIndex(self.cfg.spatial_merge_size)
         return self._rope
 
     # -- eval: rollout -> parse -> match, no teacher-forced loss
@@ -502,7 +503,7 @@ def engine_config(cfg, tok, model) -> EngineConfig:
         packing_length=packing_length,
         packing_buffer=int(cfg.extras.packing_buffer),
         training_seed=cfg.dataset_seed,
-        image_token_id=getattr(vc, "image_token_id", 151655),
+        image_token_id=getattr(vc, "image_token_id", IMAGE_TOKEN_ID),
         spatial_merge_size=getattr(getattr(vc, "vision_config", None), "spatial_merge_size", 2),
         decode_mode=rm.decode_mode,
         num_beams=rm.num_beams,
@@ -532,7 +533,8 @@ def make_backend(cfg, model, tok):
 
         return HFBackend(model, tok, max_pixels=image_cap(cfg))
     from coordexp.generation.backend import ServerBackend
-    from coordexp.generation.chunking import ChunkingError, server_chunk_size
+    from coordexp.generation.chunking import ChunkingError
+    from coordexp.generation.client import server_chunk_size
 
     servers = rm.vllm.server.servers
     if len(servers) != 1:

@@ -1,6 +1,6 @@
-"""Inputs of a run: the smoke inputs under build/, record -> template dict, the datasets.
+"""Inputs of a run: the inputs the config names must exist, record -> template dict, the datasets.
 
-No torch here: the rollout launcher calls ``ensure_inputs`` before any learner starts.
+No torch at import time.
 """
 
 from __future__ import annotations
@@ -14,40 +14,27 @@ from coordexp.training.settings import TrainSetupError
 log = logging.getLogger("coordexp.training")
 
 
-def _under(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def ensure_inputs(cfg) -> None:
-    """Build the tiny model and the synthetic data when the config points at them under build/ and they are missing."""
+    """The model folder and the JSONL files the config names exist, or a ``TrainSetupError`` naming the key.
+
+    Nothing is built here: the smoke profiles' inputs under ``build/`` come from
+    ``python -m coordexp.smoke.inputs <config>``, which ``scripts/train.sh`` runs first.
+    """
     build = Path(cfg.repo_root) / "build"
+
+    def missing(what: str, path: Path) -> TrainSetupError:
+        hint = ""
+        if path.resolve().is_relative_to(build.resolve()):
+            hint = f"; build the smoke inputs with `python -m coordexp.smoke.inputs {cfg.config_path}`"
+        return TrainSetupError(f"{cfg.config_path}: {what} {path} does not exist{hint}")
+
     model_dir = Path(cfg.model.get("model") or "")
     if not model_dir.exists():
-        if not _under(model_dir, build):
-            raise TrainSetupError(f"{cfg.config_path}: model.model {model_dir} does not exist")
-        from coordexp.smoke.tiny import save_tiny
-
-        log.info("building the tiny Qwen3-VL into %s", model_dir)
-        save_tiny(model_dir)
+        raise missing("model.model", model_dir)
     for key in ("train_jsonl", "val_jsonl"):
         p = getattr(cfg.custom, key)
-        if p is None or Path(p).exists():
-            continue
-        if not _under(Path(p), build):
-            raise TrainSetupError(f"{cfg.config_path}: custom.{key} {p} does not exist")
-        from coordexp.smoke.synthetic import make_dataset
-
-        log.info("writing the synthetic dataset into %s", Path(p).parent)
-        make_dataset(Path(p).parent, seed=cfg.dataset_seed)
-        if not Path(p).exists():
-            raise TrainSetupError(
-                f"custom.{key}: {p} was not produced by the synthetic generator; "
-                "point it at <dir>/train.coord.jsonl or <dir>/val.coord.jsonl"
-            )
+        if p is not None and not Path(p).exists():
+            raise missing(f"custom.{key}", Path(p))
 
 
 def record_dict(rec) -> dict:

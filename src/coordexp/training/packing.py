@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from coordexp.format.template import IMAGE_TOKEN_ID
+
 IGNORE_INDEX = -100
 
 # Attention backends under which transformers' padding-free path isolates packed samples.
@@ -240,7 +242,7 @@ class Segment(Protocol):
     image_grid_thw: Any  # torch.Tensor [images, 3] or None
 
 
-class _RopeIndex:
+class RopeIndex:
     """transformers' own Qwen3-VL ``get_rope_index``, bound to a stand-in holding only its config.
 
     The function reads nothing from the model but ``config.vision_config.spatial_merge_size``
@@ -273,7 +275,7 @@ class PackedCollator:
     pixel_values, image_grid_thw, mm_token_type_ids, and never an attention_mask.
     """
 
-    image_token_id: int = 151655
+    image_token_id: int = IMAGE_TOKEN_ID
     spatial_merge_size: int = 2
     _rope: Any = field(default=None, repr=False)
 
@@ -289,12 +291,12 @@ class PackedCollator:
 
     def _get_rope(self):
         if self._rope is None:
-            self._rope = _RopeIndex(self.spatial_merge_size)
+            self._rope = RopeIndex(self.spatial_merge_size)
         return self._rope
 
 
 def segment_position_ids(
-    input_ids, image_grid_thw, *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None
+    input_ids, image_grid_thw, *, image_token_id: int = IMAGE_TOKEN_ID, spatial_merge_size: int = 2, rope=None
 ):
     """Position ids [4, n] of one sample: row 0 = text positions 0..n-1, rows 1..3 = mRoPE t/h/w.
 
@@ -309,13 +311,13 @@ def segment_position_ids(
     if image_grid_thw is None or len(image_grid_thw) == 0:
         return text.expand(4, n).clone()
     mm = (ids == image_token_id).to(torch.int32)
-    rope = rope or _RopeIndex(spatial_merge_size)
+    rope = rope or RopeIndex(spatial_merge_size)
     mrope, _ = rope(ids, mm, torch.as_tensor(image_grid_thw, dtype=torch.long))
     return torch.cat([text, mrope[:, 0, :]], dim=0)
 
 
 def collate_packed(
-    segments: Sequence[Segment], *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None
+    segments: Sequence[Segment], *, image_token_id: int = IMAGE_TOKEN_ID, spatial_merge_size: int = 2, rope=None
 ) -> dict:
     """One pack -> one padding-free row.
 
@@ -375,7 +377,7 @@ def collate_packed(
     return batch
 
 
-def collate_padded(segments: Sequence[Segment], *, pad_token_id: int, image_token_id: int = 151655) -> dict:
+def collate_padded(segments: Sequence[Segment], *, pad_token_id: int, image_token_id: int = IMAGE_TOKEN_ID) -> dict:
     """The unpacked baseline: right-padded rows with an attention mask (eval, benchmarks).
 
     Positions are left to the model (it derives mRoPE from mm_token_type_ids and the mask).
