@@ -9,7 +9,7 @@ The layers, lowest first. A package may import its own modules and any package o
 share a layer do not import each other. ``coordexp.smoke`` sits outside the order: it may import production code
 (it builds inputs for it), production never imports it.
 
-0. ``coordexp`` (the package's own ``__init__``)
+0. ``coordexp`` (the package's own ``__init__``) and ``errors`` (``CoordExpError``, the base of its error classes)
 1. ``format``: coord tokens, CoordJSON, prompts, the chat template, the JSONL contract
 2. ``config``: loading and validating a run's YAML
 3. ``training`` (the core both stages call) and ``generation`` (rollouts for inference and stage_2), side by side
@@ -31,6 +31,7 @@ SMOKE = "smoke"
 
 LAYERS = {
     "": 0,
+    "errors": 0,
     "format": 1,
     "config": 2,
     "training": 3,

@@ -3,8 +3,9 @@ import pytest
 
 import random
 
+from coordexp.eval.matching import bbox_iou
 from coordexp.stage2.matching import (
-    MatchConfig, Shape, bbox_iou, box_mask_ious, candidates, mask_iou, match, rasterize,
+    MatchConfig, Shape, box_mask_ious, candidates, mask_iou, match, rasterize,
 )
 
 B = lambda *v: Shape("bbox_2d", tuple(v))  # noqa: E731

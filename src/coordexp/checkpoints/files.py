@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+from coordexp.errors import CoordExpError
+
 # Files Qwen3-VL's processors read that save_pretrained of the model/tokenizer does not write.
 SIDE_FILES = (
     "preprocessor_config.json",
@@ -23,7 +25,7 @@ HEAD_KEY = "lm_head.weight"
 TINY_MARKER = "coordexp_tiny.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CoordExpError, RuntimeError):
     """A folder is not what the tool needs; the message names the file and what to do."""
 
 

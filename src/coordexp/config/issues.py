@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from coordexp.errors import CoordExpError
+
 # A key path inside the config tree: mapping keys (str) and list indices (int).
 KeyPath = tuple
 
@@ -58,7 +60,7 @@ class Issue:
         return self.format()
 
 
-class ConfigError(ValueError):
+class ConfigError(CoordExpError, ValueError):
     """The config is invalid; ``.errors`` holds every problem found (``Issue``), in file order."""
 
     def __init__(self, errors: list[Issue]):

@@ -16,6 +16,7 @@ from typing import Any
 from . import rules
 from .issues import ConfigError, ConfigWarning, Issue, Loc
 from .legacy import DEPRECATED_NOOP_CUSTOM, INERT_ONLY_CUSTOM, is_inert, legacy_message
+from .opening import open_config, reject_unknown_top_level
 from .paths import repo_root_for, resolve_path
 from .profiles import check_profile_leaf, is_profile_leaf
 from .sections import (
@@ -29,7 +30,6 @@ from .sections import (
 )
 from .swift_fields import SwiftUnavailable, rlhf_fields, train_fields
 from .typed import Ctx, coerce, parse_dataclass, to_plain
-from .yaml_source import load_tree
 
 SWIFT_SECTIONS = ("model", "quantization", "template", "data", "tuner", "training")
 TOP_LEVEL = (
@@ -177,21 +177,13 @@ def load_config(
     ``overrides`` maps dotted keys to values applied on top of the files (tests shorten runs with
     ``{"training.max_steps": 2}``); they pass through the same checks as the files' own keys.
     """
-    path = Path(path)
-    issues: list[Issue] = []
-    if not path.is_file():
-        raise ConfigError([Issue(Loc(str(path), 1), "", "config file not found")])
-    tree = load_tree(path, issues)
-    if tree is None:
-        raise ConfigError(issues)
-    ctx = Ctx(tree.marks, Loc(str(tree.leaf), 1), errors=issues, legacy=legacy_message)
+    tree, ctx = open_config(path, legacy=legacy_message)
+    issues = ctx.errors
     raw = tree.data
     if overrides:
         _apply_overrides(raw, overrides, ctx)
 
-    for key in raw:
-        if key not in TOP_LEVEL:
-            ctx.unknown((key,), TOP_LEVEL)
+    reject_unknown_top_level(raw, TOP_LEVEL, ctx)
 
     try:
         train_allowed, rlhf_allowed = train_fields(), rlhf_fields()

@@ -17,8 +17,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from coordexp.errors import CoordExpError
 
-class SwiftUnavailable(RuntimeError):
+
+class SwiftUnavailable(CoordExpError, RuntimeError):
     """ms-swift cannot be imported, so ms-swift-bound sections cannot be validated."""
 
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import io
 
+from coordexp.errors import CoordExpError
+
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 SCORE = 1.0
 
 
-class CocoUnavailable(RuntimeError):
+class CocoUnavailable(CoordExpError, RuntimeError):
     pass
 
 

@@ -15,12 +15,14 @@ import weakref
 from fractions import Fraction
 from pathlib import Path
 
+from coordexp.errors import CoordExpError
+
 COORD_BINS = 1000
 COORD_WILDCARD = "<|coord_*|>"
 COORD_TOKEN_RE = re.compile(r"<\|coord_(\d{1,4})\|>")
 
 
-class CoordTokenError(ValueError):
+class CoordTokenError(CoordExpError, ValueError):
     """The tokenizer's coord vocabulary is not the contract: refuse to train on it."""
 
 
@@ -139,7 +141,7 @@ COORD_MAX = COORD_BINS - 1
 _COORD_LITERAL_FULL = re.compile(r"<\|coord_(0|[1-9]\d{0,3})\|>")
 
 
-class DoubleNormalizationError(ValueError):
+class DoubleNormalizationError(CoordExpError, ValueError):
     """Geometry that is not pre-quantized reached a place that only takes norm1000 bins."""
 
 

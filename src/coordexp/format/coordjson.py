@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # decodes one JSON string literal, nothing more
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import COORD_MAX, parse_coord_value
 
 FIELD_ORDERS = ("desc_first", "geometry_first")
@@ -38,7 +39,7 @@ _BRACE_SCAN = re.compile(r'[{}"]')
 _STRING_SCAN = re.compile(r'["\\]')
 
 
-class CoordJSONError(ValueError):
+class CoordJSONError(CoordExpError, ValueError):
     """Invalid CoordJSON. ``reason`` is a drop bucket (see REASONS) for a record, or one of
     no_container / truncated / junk_after / extra_top_level_key / other for the container;
     ``pos`` is the character position where the problem was found."""

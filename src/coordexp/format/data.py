@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import parse_coord_value
+from coordexp.format.template import MAX_PIXELS
 
 Stage = Literal["stage1", "stage2"]
 GEOMETRY_KEYS = ("bbox_2d", "poly")
@@ -38,7 +40,6 @@ LEGACY_GEOMETRY = {
 }
 # desc text that would break the rendered CoordJSON or read as a list of several classes
 DESC_FORBIDDEN = (" ,", ", ", " /", "/ ", " :", ": ", "  ")
-DEFAULT_MAX_PIXELS = 768 * 32 * 32  # 786432
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class DataIssue:
         return self.format()
 
 
-class DataError(ValueError):
+class DataError(CoordExpError, ValueError):
     """The JSONL breaks the contract; ``.errors`` holds every ``DataIssue`` found."""
 
     def __init__(self, errors: list[DataIssue]):
@@ -289,7 +290,7 @@ def parse_record(
     line: int,
     stage: Stage = "stage1",
     object_ordering: str = "sorted",
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
     multiple_of: int | None = 32,
 ) -> tuple[dict | None, list[DataIssue]]:
     """Structural checks of one decoded line; returns the pieces of a Record (without image checks)."""
@@ -448,7 +449,7 @@ def load_records(
     path: str | Path,
     *,
     stage: Stage = "stage1",
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
     multiple_of: int | None = 32,
     check_images: bool | int = True,
     object_ordering: str = "sorted",

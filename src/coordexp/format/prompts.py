@@ -13,6 +13,8 @@ config section. What varies is chosen by three closed enums:
 
 from __future__ import annotations
 
+from coordexp.errors import CoordExpError
+
 FIELD_ORDERS = ("desc_first", "geometry_first")
 OBJECT_ORDERINGS = ("sorted", "random")
 PROMPT_VARIANTS = ("default", "coco_80")
@@ -119,7 +121,7 @@ _ORDERING_RULE = {
 }
 
 
-class PromptConfigError(ValueError):
+class PromptConfigError(CoordExpError, ValueError):
     """An unknown field order, object ordering or prompt variant."""
 
 

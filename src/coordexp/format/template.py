@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
 from coordexp.format.prompts import PromptConfigError, system_prompt, user_prompt
 
 IM_START = "<|im_start|>"
@@ -102,11 +103,11 @@ QWEN3_VL_CHAT_TEMPLATE = """\
 """
 
 
-class TemplateError(ValueError):
+class TemplateError(CoordExpError, ValueError):
     """A sample cannot be rendered or tokenized without changing the objective."""
 
 
-class DecodeFrameError(ValueError):
+class DecodeFrameError(CoordExpError, ValueError):
     """Per-token decode pieces do not join to the full decode: character offsets would lie."""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+from coordexp.errors import CoordExpError
 from coordexp.generation.request import DecodeSettings
 from coordexp.generation.response import RolloutResult
 
@@ -34,7 +35,7 @@ RolloutOutput = RolloutResult
 IM_END_ID = 151645  # <|im_end|> in the Qwen3 / Qwen3-VL vocabulary
 
 
-class RolloutBackendError(RuntimeError):
+class RolloutBackendError(CoordExpError, RuntimeError):
     """A backend could not produce rollouts (bad request, length gate, server failure)."""
 
 

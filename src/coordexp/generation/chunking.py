@@ -9,8 +9,10 @@ servers then never see more than cap requests per GPU at once. When cap * rollou
 
 from __future__ import annotations
 
+from coordexp.errors import CoordExpError
 
-class ChunkingError(ValueError):
+
+class ChunkingError(CoordExpError, ValueError):
     pass
 
 

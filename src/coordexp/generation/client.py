@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from coordexp.errors import CoordExpError
 from coordexp.generation.chunking import chunks, per_rank_chunk
 from coordexp.generation.request import DecodeSettings, call_seed, infer_body, request_config
 from coordexp.generation.response import RolloutResponseError, RolloutResult, parse_infer_response
@@ -41,7 +42,7 @@ NETWORK_ERRORS = (
 )
 
 
-class RolloutClientError(RuntimeError):
+class RolloutClientError(CoordExpError, RuntimeError):
     """A rollout request failed for good (after the retry and the batch splits)."""
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from coordexp.errors import CoordExpError
 from coordexp.format.template import IM_END
 
 SEED_MASK = 0x7FFFFFFF
 STEP_SEED_STRIDE = 1000003  # a prime: consecutive steps get unrelated seed bases
 
 
-class RequestBuildError(ValueError):
+class RequestBuildError(CoordExpError, ValueError):
     """A request that could not be sent as JSON, or that breaks the server contract."""
 
 
@@ -66,6 +67,17 @@ class DecodeSettings:
             raise RequestBuildError(f"rollout_matching.decoding.top_k must be -1 (off) or >= 1, got {self.top_k!r}")
         if not self.repetition_penalty > 0:
             raise RequestBuildError(f"rollout_matching.repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+
+    @classmethod
+    def from_decoding(cls, decoding, *, max_tokens: int, repetition_penalty: float) -> DecodeSettings:
+        """From a config's ``decoding`` section (temperature, top_p, top_k) and its token cap and penalty."""
+        return cls(
+            max_tokens=max_tokens,
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            top_k=decoding.top_k,
+            repetition_penalty=repetition_penalty,
+        )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coordexp.errors import CoordExpError
 
-class RolloutResponseError(ValueError):
+
+class RolloutResponseError(CoordExpError, ValueError):
     """The server's answer breaks the contract (or is an error object)."""
 
 

@@ -50,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
 from coordexp.generation.backend import RolloutBackendError
 from coordexp.generation.request import SEED_MASK, DecodeSettings, RequestBuildError
 
@@ -57,7 +58,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 JSON_TYPE = "application/json"
 
 
-class RequestError(ValueError):
+class RequestError(CoordExpError, ValueError):
     """A request the server refuses: (HTTP status, message)."""
 
     def __init__(self, status: int, message: str):
@@ -505,7 +506,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="local model folder")
     ap.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     ap.add_argument("--port", type=int, default=8000, help="port (0 = any free port, printed at start)")
-    ap.add_argument("--max_pixels", type=int, default=None, help="image cap (default 786432)")
+    ap.add_argument("--max_pixels", type=int, default=None, help="image cap (default: format.template.MAX_PIXELS)")
     ap.add_argument("--template", default="qwen3_vl", help="chat template (only qwen3_vl is rendered here)")
     ap.add_argument(
         "--do_resize",

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 
 import requests
 
+from coordexp.errors import CoordExpError
 from coordexp.generation import swift_contract
 from coordexp.generation.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
 
 
-class SyncClientError(RuntimeError):
+class SyncClientError(CoordExpError, RuntimeError):
     """A weight-sync call failed (HTTP status, network, or group operation)."""
 
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from coordexp.errors import CoordExpError
+
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class SyncGroupError(RuntimeError):
+class SyncGroupError(CoordExpError, RuntimeError):
     """A group operation failed or timed out."""
 
 

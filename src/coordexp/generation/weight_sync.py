@@ -30,8 +30,10 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from coordexp.errors import CoordExpError
 
-class WeightSyncError(RuntimeError):
+
+class WeightSyncError(CoordExpError, RuntimeError):
     """Rank 0's weight sync failed; raised on every rank."""
 
 

@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import coord_token, norm1000_to_pixel
 from coordexp.format.coordjson import parse, render
 
 SCHEMA_VERSION = 1
 
 
-class ArtifactError(ValueError):
+class ArtifactError(CoordExpError, ValueError):
     """An artifact that cannot be resumed or read (message: ``path:line: error: ...``)."""
 
 

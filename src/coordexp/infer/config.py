@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from coordexp.config.issues import ConfigError, Issue, Loc
+from coordexp.config.issues import ConfigError
+from coordexp.config.opening import open_config, reject_unknown_top_level
 from coordexp.config.paths import resolve_path
 from coordexp.config.typed import Ctx, parse_dataclass
-from coordexp.config.yaml_source import load_tree
+from coordexp.format.template import MAX_PIXELS
 
 ARTIFACT_NAME = "gt_vs_pred.jsonl"
 
@@ -73,7 +74,7 @@ class InferConfig:
     torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     attn_impl: str = "sdpa"
-    max_pixels: int = _f(786432, ge=1)
+    max_pixels: int = _f(MAX_PIXELS, ge=1)
     decoding: DecodingConfig = _f(factory=DecodingConfig)
     prompts: PromptConfig = _f(factory=PromptConfig)
     progress: bool = True
@@ -118,18 +119,9 @@ def _resolve(ctx: Ctx, obj: Any, attr: str, path: tuple) -> None:
 
 def load_pipeline_config(path: str | os.PathLike, *, require: tuple[str, ...] = ()) -> PipelineConfig:
     """Load and check the file; ``require`` names the sections the caller needs."""
-    path = Path(path)
-    issues: list[Issue] = []
-    if not path.is_file():
-        raise ConfigError([Issue(Loc(str(path), 1), "", "config file not found")])
-    tree = load_tree(path, issues)
-    if tree is None:
-        raise ConfigError(issues)
-    ctx = Ctx(tree.marks, Loc(str(tree.leaf), 1), errors=issues)
+    tree, ctx = open_config(path)
     raw = tree.data
-    for key in raw:
-        if key not in SECTIONS:
-            ctx.unknown((key,), SECTIONS)
+    reject_unknown_top_level(raw, SECTIONS, ctx)
     cfg = PipelineConfig(config_path=str(tree.leaf))
     for name, cls in SECTIONS.items():
         if raw.get(name) is None:

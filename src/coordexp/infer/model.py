@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import COORD_BINS, coord_token_ids, load_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
 COORD_OFFSET_FILE = "coord_offset.safetensors"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(CoordExpError, RuntimeError):
     """The model or checkpoint cannot be loaded as asked (the message says what to fix)."""
 
 

@@ -118,13 +118,7 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
     _write_manifest(inf, config_path)
     by_index = {r.base_idx: r for r in records}
     d = inf.decoding
-    settings = DecodeSettings(
-        max_tokens=inf.max_new_tokens,
-        temperature=d.temperature,
-        top_p=d.top_p,
-        top_k=d.top_k,
-        repetition_penalty=d.repetition_penalty,
-    )
+    settings = DecodeSettings.from_decoding(d, max_tokens=inf.max_new_tokens, repetition_penalty=d.repetition_penalty)
     generated = 0
     if pending:
         owned = backend is None

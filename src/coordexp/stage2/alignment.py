@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from coordexp.errors import CoordExpError
 
-class PromptMismatchError(ValueError):
+
+class PromptMismatchError(CoordExpError, ValueError):
     """The server's prompt token ids differ from the learner's."""
 
 

@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from coordexp.errors import CoordExpError
 from coordexp.stage2.losses import COORD_BINS
 from coordexp.training.packing import model_inputs
 
 GRAD_MODES = ("unroll", "em_detach")
 
 
-class ChannelAError(ValueError):
+class ChannelAError(CoordExpError, ValueError):
     """The soft self-context forward cannot run as configured."""
 
 

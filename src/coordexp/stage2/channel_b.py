@@ -42,6 +42,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import COORD_BINS, coord_id_start, tokenizer_table
 from coordexp.format.coordjson import (
     FALLBACK_PREFIX,
@@ -64,7 +65,7 @@ ALL_REASONS = (*REASONS, *STRICT_REASONS)
 NOT_INVALID = ("dropped_incomplete_tail",)
 
 
-class ChannelBError(ValueError):
+class ChannelBError(CoordExpError, ValueError):
     """A rollout cannot be turned into a target without changing the objective."""
 
 

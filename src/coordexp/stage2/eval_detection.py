@@ -11,8 +11,10 @@ The result is the evaluator's top-level ``bbox_*`` keys under the eval prefix
 
 from __future__ import annotations
 
+from coordexp.errors import CoordExpError
 
-class EvalDetectionError(RuntimeError):
+
+class EvalDetectionError(CoordExpError, RuntimeError):
     """A rollout eval sample without the record the COCO rows are built from."""
 
 

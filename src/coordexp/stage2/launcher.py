@@ -53,11 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from coordexp.errors import CoordExpError
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VALIDATE_JSONL = REPO_ROOT / "scripts" / "tools" / "validate_jsonl.py"
 
 
-class PreflightError(ValueError):
+class PreflightError(CoordExpError, ValueError):
     """Every problem found, one per line."""
 
     def __init__(self, problems: list[str]):

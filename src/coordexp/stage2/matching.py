@@ -131,16 +131,6 @@ class MatchResult:
 # ----------------------------------------------------------------------------- geometry
 
 
-def bbox_iou(a, b) -> float:
-    ax1, ay1, ax2, ay2 = a
-    bx1, by1, bx2, by2 = b
-    iw = min(ax2, bx2) - max(ax1, bx1)
-    ih = min(ay2, by2) - max(ay1, by1)
-    inter = iw * ih if iw > 0 and ih > 0 else 0
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _center(e) -> tuple[float, float]:
     return (e[0] + e[2]) / 2, (e[1] + e[3]) / 2
 
@@ -184,7 +174,7 @@ def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
 def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
     """``candidates`` for every prediction at once: (P, min(k, G)) GT indices.
 
-    The same integer and float operations as ``bbox_iou`` and ``_center`` (all values are
+    The same integer and float operations as ``eval.matching.bbox_iou`` and ``_center`` (all values are
     small ints or halves of them, so every product and sum is exact) and a stable sort
     (ties keep GT order), so the order equals the per-pair Python one."""
     px1, py1, px2, py2 = (pe[:, c : c + 1] for c in range(4))  # (P, 1)

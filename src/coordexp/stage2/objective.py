@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from coordexp.stage2.losses import COORD_BINS, COORD_MAX, ciou_loss, smoothl1_sum
-from coordexp.training.objectives import CoordLossWeights, coord_terms
+from coordexp.training.objectives import CoordLossWeights, coord_loss_weights, coord_terms
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,13 @@ class Stage2LossWeights:
     @classmethod
     def from_config(cls, cfg) -> Stage2LossWeights:
         s2, sc = cfg.stage2_ab, cfg.custom.coord_soft_ce_w1
+        reg = coord_loss_weights(sc)  # stage_2 takes soft-CE / W1 from there, its gate and hard CE from stage2_ab
         return cls(
             desc_ce_weight=s2.desc_ce_weight,
             smoothl1=s2.bbox_smoothl1_weight,
             ciou=s2.bbox_ciou_weight,
-            soft_ce=sc.soft_ce_weight if sc.enabled else 0.0,
-            w1=sc.w1_weight if sc.enabled else 0.0,
+            soft_ce=reg.soft_ce if sc.enabled else 0.0,
+            w1=reg.w1 if sc.enabled else 0.0,
             gate=s2.coord_gate_weight,
             coord_ce=s2.coord_ce_weight,
             el1=s2.coord_el1_weight,
@@ -59,9 +60,9 @@ class Stage2LossWeights:
             entropy=s2.coord_entropy_weight,
             huber_delta=s2.coord_huber_delta,
             temperature=s2.softctx_temperature,
-            reg_temperature=sc.temperature,
-            sigma=sc.target_sigma,
-            radius=sc.target_truncate,
+            reg_temperature=reg.temperature,
+            sigma=reg.sigma,
+            radius=reg.radius,
         )
 
 

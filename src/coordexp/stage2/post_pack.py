@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from coordexp.errors import CoordExpError
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
 from coordexp.training.packing import first_fit_decreasing
 
 
-class PostPackError(ValueError):
+class PostPackError(CoordExpError, ValueError):
     """A segment cannot enter the post-rollout buffers."""
 
 

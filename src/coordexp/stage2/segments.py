@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordexp.errors import CoordExpError
 from coordexp.format.coord import COORD_BINS, coord_id_start
 from coordexp.format.coordjson import parse
 from coordexp.format.template import IM_END, IMAGE_TOKEN_ID, decode_pieces
@@ -31,7 +32,7 @@ from coordexp.stage2.token_spans import char_offsets, desc_content_span, overlap
 IGNORE_INDEX = -100
 
 
-class SegmentError(ValueError):
+class SegmentError(CoordExpError, ValueError):
     """A sample cannot be turned into a Stage-2 segment."""
 
 

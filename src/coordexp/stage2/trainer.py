@@ -41,13 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
 from coordexp.format.template import IMAGE_TOKEN_ID
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
 
 log = logging.getLogger("coordexp.stage2.trainer")
 
 
-class Stage2SetupError(RuntimeError):
+class Stage2SetupError(CoordExpError, RuntimeError):
     """The Stage-2 run cannot start as configured; the message names the key and what to do."""
 
 
@@ -493,12 +494,8 @@ def engine_config(cfg, tok, model) -> EngineConfig:
         channel_b=ChannelBConfig(
             cfg.custom.object_field_order, s2.desc_ce_weight, s2.channel_b.drop_invalid_struct_ce_multiplier, match
         ),
-        decode=DecodeSettings(
-            max_tokens=rm.max_new_tokens,
-            temperature=rm.decoding.temperature,
-            top_p=rm.decoding.top_p,
-            top_k=rm.decoding.top_k,
-            repetition_penalty=rm.repetition_penalty,
+        decode=DecodeSettings.from_decoding(
+            rm.decoding, max_tokens=rm.max_new_tokens, repetition_penalty=rm.repetition_penalty
         ),
         packing_length=packing_length,
         packing_buffer=int(cfg.extras.packing_buffer),
@@ -536,9 +533,7 @@ def make_backend(cfg, model, tok):
     from coordexp.generation.chunking import ChunkingError
     from coordexp.generation.client import server_chunk_size
 
-    servers = rm.vllm.server.servers
-    if len(servers) != 1:
-        raise Stage2SetupError(f"{cfg.config_path}: rollout_matching.vllm.server.servers needs exactly one entry")
+    servers = rm.vllm.server.servers  # exactly one: config.rules refuses any other count at load time
     try:  # the server's reported world size (GET /get_world_size/), never an assumed one
         chunk = server_chunk_size(
             servers[0].base_url, rm.decode_batch_size, cfg.world_size, timeout_s=rm.vllm.server.timeout_s

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -90,7 +92,7 @@ FORBIDDEN_CHECKPOINT_GLOBS = (
 )
 
 
-class ManifestError(RuntimeError):
+class ManifestError(CoordExpError, RuntimeError):
     """The run manifest could not be written: refuse to train without a record of what ran."""
 
 

@@ -53,6 +53,19 @@ class CoordLossWeights:
             raise ValueError(f"coord loss radius must be a non-negative int or None, got {self.radius!r}")
 
 
+def coord_loss_weights(section) -> CoordLossWeights:
+    """The weights ``custom.coord_soft_ce_w1`` states, read as written (``enabled`` is the caller's to apply)."""
+    return CoordLossWeights(
+        soft_ce=section.soft_ce_weight,
+        w1=section.w1_weight,
+        gate=section.gate_weight,
+        ce=section.ce_weight,
+        temperature=section.temperature,
+        sigma=section.target_sigma,
+        radius=section.target_truncate,
+    )
+
+
 @dataclass
 class Stage1Loss:
     """The loss to backpropagate, and detached per-term means for logging."""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from coordexp.errors import CoordExpError
 from coordexp.format.template import IMAGE_TOKEN_ID
 
 IGNORE_INDEX = -100
@@ -40,11 +41,11 @@ IGNORE_INDEX = -100
 SAFE_ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
-class PackingError(ValueError):
+class PackingError(CoordExpError, ValueError):
     """The packing configuration or input cannot produce a correct plan."""
 
 
-class PackingLeakError(RuntimeError):
+class PackingLeakError(CoordExpError, RuntimeError):
     """A packed forward would let samples attend to each other: refuse to run it."""
 
 

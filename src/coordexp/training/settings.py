@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordexp.errors import CoordExpError
+from coordexp.format.template import MAX_PIXELS
+
 log = logging.getLogger("coordexp.training")
 
 
-class TrainSetupError(RuntimeError):
+class TrainSetupError(CoordExpError, RuntimeError):
     """The run cannot start as configured; the message names the key or file and what to do."""
 
 
@@ -86,8 +89,6 @@ HANDLED = frozenset(
     }
 )
 OPTIMIZERS = (None, "default", "multimodal", "multimodal_coord_offset")
-# The image cap when template.max_pixels is unset: 768 visual tokens of 32x32 pixels.
-DEFAULT_MAX_PIXELS = 768 * 32 * 32
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class RunSettings:
     arguments: dict = field(repr=False)  # transformers.TrainingArguments keywords
     lr_buckets: LrBuckets = LrBuckets()
     save_delay_steps: int = 0
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     max_length: int | None = None
     truncation_strategy: str = "raise"
     prompt_variant: str = "default"
@@ -161,8 +162,8 @@ class RunSettings:
 
 
 def image_cap(cfg) -> int:
-    """``template.max_pixels`` (a hard cap on width*height), or the default 786432."""
-    return int(cfg.template.get("max_pixels") or DEFAULT_MAX_PIXELS)
+    """``template.max_pixels`` (a hard cap on width*height), or the default ``format.template.MAX_PIXELS``."""
+    return int(cfg.template.get("max_pixels") or MAX_PIXELS)
 
 
 def _argument_kwargs(cfg, tr: dict) -> dict[str, Any]:
@@ -220,17 +221,9 @@ def training_arguments(settings: RunSettings):
 
 def loss_weights(cfg):
     """The stage-1 coord loss weights (``custom.coord_soft_ce_w1``); all zero when disabled."""
-    from coordexp.training.objectives import CoordLossWeights
+    from coordexp.training.objectives import CoordLossWeights, coord_loss_weights
 
     sc = cfg.custom.coord_soft_ce_w1
     if not sc.enabled:
         return CoordLossWeights(soft_ce=0.0, w1=0.0, gate=0.0, ce=0.0)
-    return CoordLossWeights(
-        soft_ce=sc.soft_ce_weight,
-        w1=sc.w1_weight,
-        gate=sc.gate_weight,
-        ce=sc.ce_weight,
-        temperature=sc.temperature,
-        sigma=sc.target_sigma,
-        radius=sc.target_truncate,
-    )
+    return coord_loss_weights(sc)
