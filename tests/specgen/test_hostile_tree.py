@@ -5,7 +5,6 @@ inert (no code of the tree runs), keep the gate honest, and fail, when it fails,
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import sys
