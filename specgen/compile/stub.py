@@ -65,5 +65,5 @@ def write_stub(comp, ref: ScenarioRef) -> tuple[Path, str]:
         lines.insert(at, ("\n" if at and not imports else "") + IMPORT)
         text = "".join(lines)
     text = text.rstrip("\n") + "\n\n\n" + stub_code(ref, func)
-    fsio.write_text(path, text)
+    fsio.write_text(path, text, comp.root)
     return path, func
