@@ -216,3 +216,29 @@ def test_report_md_escapes_html_and_source_url_is_http_only(tmp_path):
 
 if sys.platform == "win32":  # pragma: no cover - the links and modes above are POSIX
     pytestmark = pytest.mark.skip("POSIX file system semantics")
+
+
+def test_a_full_or_read_only_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from specgen import cli
+    from specgen.cli import compile as cli_compile
+
+    root = _project(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert cli.main(["generate", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "test_greeting.py" in err[0] and "No space left on device" in err[0], err
+    monkeypatch.undo()
+
+    def read_only(config, args):
+        raise OSError(errno.EROFS, "Read-only file system", str(root / "specgen.lock"))
+
+    monkeypatch.setattr(cli_compile, "_generate", read_only)
+    assert cli.main(["generate", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "specgen.lock: error: Read-only file system" in err[0] and "internal" not in err[0], err
