@@ -146,6 +146,7 @@ def _generate(config, args) -> int:
             after,
             f"specgen generate: {len(files)} file(s), 0 written, "
             f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check",
+            config.root,
         )
     return 0
 

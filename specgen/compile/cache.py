@@ -67,14 +67,15 @@ def load(folder: Path, k: str, shape=None):
     return value if shape is None or _conforms(value, shape) else None
 
 
-def store(folder: Path, k: str, value) -> None:
+def store(folder: Path, k: str, value, root: Path | None = None) -> None:
+    """Store `value` under key `k` (atomically; `root`: only inside that folder, never through a link out)."""
     if os.environ.get("SPECGEN_NO_CACHE"):
         return
     from specgen import fsio
 
     try:
         data = json.dumps(encode(value), ensure_ascii=False, separators=(",", ":"), check_circular=False)
-        fsio.write_bytes(folder / FILE, f"{FORMAT} {k}\n".encode() + data.encode("utf-8", "surrogatepass"))
+        fsio.write_bytes(folder / FILE, f"{FORMAT} {k}\n".encode() + data.encode("utf-8", "surrogatepass"), root)
     except Exception:  # a read-only checkout still works, only slower
         pass
 
@@ -226,12 +227,12 @@ def read_stamp(folder: Path) -> dict:
     return stamp if ok else {}  # another shape: no stamp, the run does the work
 
 
-def write_stamp(folder: Path, key_: str, message: str) -> None:
+def write_stamp(folder: Path, key_: str, message: str, root: Path | None = None) -> None:
     if os.environ.get("SPECGEN_NO_CACHE"):
         return
     from specgen import fsio
 
     try:
-        fsio.write_text(folder / STAMP, json.dumps({"key": key_, "message": message}))
+        fsio.write_text(folder / STAMP, json.dumps({"key": key_, "message": message}), root)
     except Exception:
         pass

@@ -139,6 +139,7 @@ class Compilation:
                 self.config.report_dir,
                 self._cache_key,
                 (self.project, self.views, self.modules, self._read_issues, self.digests),
+                self.config.root,
             )
         return files
 
@@ -182,7 +183,7 @@ def compile_project(
         modules, issues = discover(config.root, config.checks)
         cached = (project, views, modules, issues, {})
         if not defer_store:
-            cache.store(config.report_dir, k, cached)
+            cache.store(config.report_dir, k, cached, config.root)
     project, views, modules, issues, digests = cached
     for change_id in validate_changes:
         change = project.change(change_id)

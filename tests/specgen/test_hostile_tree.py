@@ -242,3 +242,15 @@ def test_a_full_or_read_only_disk_is_one_line_naming_the_path(tmp_path, monkeypa
     assert cli.main(["generate", "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "specgen.lock: error: Read-only file system" in err[0] and "internal" not in err[0], err
+
+
+def test_a_report_folder_linked_out_gets_no_cache_and_no_report(tmp_path):
+    root = _project(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "build").mkdir()
+    (root / "build" / "specgen").symlink_to(outside)
+    _ok(P.specgen(root, "generate"))  # the cache and the stamp are only an optimisation: skipped
+    _ok(P.specgen(root, "check"))
+    _one_line_error(P.specgen(root, "report"), "report.json", "leads out of the project")
+    assert list(outside.iterdir()) == []
