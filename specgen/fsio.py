@@ -5,6 +5,9 @@ atomic), is flushed to disk, and is renamed over the target. A run killed at any
 disk, leaves the old file or the new one, never a truncated one; the temporary file is removed
 when the write fails. Failures of the environment (read-only folder, full disk, a folder where a
 file should be) become one ``SpecgenError`` naming the path, never a traceback.
+
+With ``root`` (the project root) a write is also confined: a target whose folder, or which itself, is
+a link leading out of the root is refused, never written through.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from pathlib import Path
 from specgen.errors import SpecgenError
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (its folder is created when missing)."""
+def write_bytes(path: Path, data: bytes, root: Path | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically (its folder is created when missing). ``root``: refuse a
+    target that a link leads out of this folder (see `confined`)."""
     path = Path(path)
+    if root is not None:
+        confined(path, root)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
@@ -43,9 +49,27 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str, root: Path | None = None) -> None:
     """``write_bytes`` of UTF-8 text, newlines kept exactly as given."""
-    write_bytes(path, text.encode("utf-8"))
+    write_bytes(path, text.encode("utf-8"), root)
+
+
+def confined(path: Path, root: Path) -> None:
+    """Refuse (SpecgenError naming the path) a `path` that is not inside `root` once links are followed:
+    its folder (or the nearest one that exists) or, when `path` is a link, what it points to."""
+    real_root = os.path.realpath(root)
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    for what, real in (("its folder", os.path.realpath(folder)), ("the link", os.path.realpath(path))):
+        if what == "the link" and not os.path.islink(path):
+            continue
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise SpecgenError(
+                f"{what} leads out of the project ({real}); specgen writes only inside {real_root}: "
+                "replace the link with a folder or file of the project",
+                path,
+            )
 
 
 def _mode_of(path: Path) -> int | None:

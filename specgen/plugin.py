@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from specgen import fsio
+
 RESULTS_NAME = "results.json"
 _PROPS = ("requirement", "scenario_id", "spec_fingerprint", "check", "view")
 # Worst outcome wins across a test's phases (setup, call, teardown).
@@ -131,9 +133,8 @@ class _Recorder:
         if not self.results:
             return
         path = self._path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": 1, "results": [self.results[k] for k in sorted(self.results)]}
-        path.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        fsio.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
     def _path(self) -> Path:
         opt = self.config.getoption("specgen_results")

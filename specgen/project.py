@@ -11,13 +11,16 @@ Every command and the pytest plugin resolve the project here, the same way (docs
   must be called ``openspec``, as OpenSpec itself requires.
 
 Unknown keys and wrong types are errors naming the dotted key, so a typo never silently falls
-back to a default; an error names only paths the user gave or configured (or the default).
+back to a default; an error names only paths the user gave or configured (or the default). A path
+key (``specs``, ``output``, ``manual``, ``lock``, ``report``, ``baseline``, ``roots``) that is absolute
+or leaves the root (``../x``) is refused the same way: specgen reads and writes only inside the project.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -202,6 +205,7 @@ def _checked(key: str, value, pyproject: Path):
         return value
     if not isinstance(value, str) or not value:
         raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
+    _inside_root(key, value, pyproject)
     if key == "specs" and Path(value).name != "openspec":
         raise SpecgenError(
             f"tool.specgen.specs: {value!r} must name a folder called openspec (OpenSpec reads "
@@ -234,7 +238,20 @@ def _adoption_checked(key: str, value, pyproject: Path):
         return value
     if not isinstance(value, str) or not value:
         raise SpecgenError(f"tool.specgen.{key}: expected a non-empty path string", pyproject)
+    _inside_root(key, value, pyproject)
     return value
+
+
+def _inside_root(key: str, value: str, pyproject: Path) -> None:
+    """Refuse a configured path that is absolute or climbs out of the project root."""
+    posix = value.replace("\\", "/")
+    norm = posixpath.normpath(posix)
+    if posixpath.isabs(posix) or posix.startswith("~") or re.match(r"^[A-Za-z]:", posix) or norm.split("/")[0] == "..":
+        raise SpecgenError(
+            f"tool.specgen.{key}: {value!r} is outside the project root; give a path relative to the root "
+            "and inside it (specgen reads and writes only inside the project)",
+            pyproject,
+        )
 
 
 # ------------------------------------------------------------------ several OpenSpec roots
@@ -277,7 +294,9 @@ def roots(config: Config, only: str | None = None) -> list[Root]:
 def _matched(config: Config) -> list[str]:
     folders: set[str] = set()
     for pattern in config.roots:
-        hits = [p for p in config.root.glob(pattern) if p.is_dir() and p.name == "openspec"]
+        hits = [
+            p for p in config.root.glob(pattern) if p.is_dir() and p.name == "openspec" and _real_inside(p, config.root)
+        ]
         if not hits:
             raise SpecgenError(
                 f"tool.specgen.roots: {pattern!r} matches no folder called openspec under "
@@ -286,6 +305,12 @@ def _matched(config: Config) -> list[str]:
             )
         folders.update(p.relative_to(config.root).as_posix() for p in hits)
     return sorted(folders)
+
+
+def _real_inside(path: Path, root: Path) -> bool:
+    """`path` is inside `root` once links are followed (a linked folder leading out is not a root)."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
 def _names(folders: list[str]) -> list[str]:
@@ -318,4 +343,6 @@ def _checked_roots(value, pyproject: Path) -> tuple[str, ...]:
         raise SpecgenError(
             'tool.specgen.roots: expected a list of folder globs, e.g. ["packages/*/openspec"]', pyproject
         )
+    for pattern in value:
+        _inside_root("roots", pattern, pyproject)
     return tuple(value)

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from specgen import fsio
 from specgen.errors import SpecgenError
 
 SPECGEN_TABLE = """\
@@ -126,15 +127,14 @@ def _pyproject_edits(root: Path) -> list[Edit]:
 
 def apply(edits: list[Edit]) -> None:
     for e in edits:
-        e.path.parent.mkdir(parents=True, exist_ok=True)
         if e.mode == "create":
-            e.path.write_text(e.text, encoding="utf-8")
+            fsio.write_text(e.path, e.text)
         elif e.mode == "append":
             old = e.path.read_text(encoding="utf-8")
             sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
-            e.path.write_text(old + sep + e.text, encoding="utf-8")
+            fsio.write_text(e.path, old + sep + e.text)
         else:
             header = e.mode.split(":", 1)[1]
             lines = e.path.read_text(encoding="utf-8").splitlines(keepends=True)
             at = next(i for i, line in enumerate(lines) if line.rstrip("\r\n") == header)
-            e.path.write_text("".join(lines[: at + 1] + [e.text] + lines[at + 1 :]), encoding="utf-8")
+            fsio.write_text(e.path, "".join(lines[: at + 1] + [e.text] + lines[at + 1 :]))

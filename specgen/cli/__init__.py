@@ -272,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         # `specgen show ... | head`: the reader went away; not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # The user's environment (full or read-only disk, a folder where a file belongs, no permission):
+        # one line naming the path, as for bad input.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"specgen: {where}error: {exc.strerror or exc}; check the path and the disk", file=sys.stderr)
+        return 2
     except RecursionError:
         print("specgen: error: input nested too deeply to process", file=sys.stderr)
         return 2

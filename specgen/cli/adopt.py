@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from specgen import project
+from specgen import fsio, project
 from specgen.adopt import init as initmod
 from specgen.errors import SpecgenError
 
@@ -53,7 +53,7 @@ def cmd_baseline(args) -> int:
                 "shrinks: to start over, delete it and rerun `specgen baseline`)",
                 path,
             )
-        path.write_text(baseline.render(now), encoding="utf-8")
+        fsio.write_text(path, baseline.render(now), config.root)
         print(
             f"specgen baseline: recorded {len(now)} unverified requirement(s) in {name}; commit it. The gate now "
             "fails only on new gaps, and on listed ones that are fixed"
@@ -63,7 +63,7 @@ def cmd_baseline(args) -> int:
     kept, dropped, new = baseline.update(old, now)
     text = baseline.render(kept)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+        fsio.write_text(path, text, config.root)
     for req in dropped:
         print(f"dropped {req} (verified or gone)")
     print(f"specgen baseline --update: {len(kept)} requirement(s) remain in {name}, {len(dropped)} dropped")

@@ -112,9 +112,9 @@ def _generate(config, args) -> int:
             file=sys.stderr,
         )
         return 1
-    generator.write(out, files, d)
+    generator.write(out, files, d, comp.root)
     if lock_stale:
-        lock.write(comp.config.lock_path, wanted_lock.values())
+        lock.write(comp.config.lock_path, wanted_lock.values(), comp.root)
     if problems:
         sys.stderr.write(_problem_lines(problems, comp))
     missing = sum(
@@ -146,6 +146,7 @@ def _generate(config, args) -> int:
             after,
             f"specgen generate: {len(files)} file(s), 0 written, "
             f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check",
+            config.root,
         )
     return 0
 
@@ -247,7 +248,7 @@ def _review(comp, args, target: str) -> int:
         entries[new.key] = new
     if not args.all and not any(wanted(b.scenario_id) for b in comp.bound):
         raise SpecgenError(f"no binding matches {target!r}: give a bound scenario id, a prefix ending at '/', or --all")
-    lock.write(comp.config.lock_path, entries.values())
+    lock.write(comp.config.lock_path, entries.values(), comp.root)
     for e in stamped:
         print(f"reviewed {e.scenario_id} <- {e.check}{'' if e.view == 'specs' else ' (change ' + e.view + ')'}")
     print(f"specgen review: {len(stamped)} binding(s) stamped in {comp.config.lock}")

@@ -39,6 +39,9 @@ class Compilation:
     # (view, scenario id) -> the misspelt bindings that most likely meant it (its failing test names them)
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
     _unstored: bool = False  # compiled afresh and not yet in the cache (compile_project's defer_store)
+    # A project never generated: no lock file and no generated test yet. Its first `generate` creates the
+    # lock with the bindings found then (docs/compiler.md, "Suspect links"); afterwards only review stamps.
+    first_run: bool = False
 
     def __post_init__(self) -> None:
         for b in self.bound:
@@ -85,7 +88,10 @@ class Compilation:
         """(REVIEWED|SUSPECT|UNREVIEWED, why)."""
         entry = self.lock.get((view, scenario_id, decl.check_key))
         if entry is None:
-            return UNREVIEWED, "not in specgen.lock yet: run `specgen generate` (new binding) or `specgen review`"
+            return (
+                UNREVIEWED,
+                f"not reviewed (no line in the lock): read the check, then `specgen review {scenario_id}`",
+            )
         ref = self.scenario(view, scenario_id)
         why = []
         if entry.spec_fp != ref.fingerprint:
@@ -101,14 +107,22 @@ class Compilation:
         return lock.Entry(b.view, b.scenario_id, b.decl.check_key, ref.fingerprint, b.decl.source_fingerprint)
 
     def wanted_lock(self, views: set[str] | None = None) -> dict:
-        """The lock `generate` writes: existing lines for live bindings kept as they are, new bindings
-        stamped, lines of gone bindings dropped (for views outside `views`, lines are left alone)."""
+        """The lock `generate` writes: existing lines for live bindings kept as they are (or carried over a
+        rename), lines of gone bindings dropped (for views outside `views`, lines are left alone). A binding
+        with no line gets none: only `specgen review` records a review, so an emptied or truncated lock
+        cannot. The exception is a project's first run (`first_run`), whose lock starts from its bindings."""
         out = {k: e for k, e in self.lock.items() if views is not None and k[0] not in views}
         for b in self.bound:
             if views is not None and b.view not in views:
                 continue
             key = (b.view, b.scenario_id, b.decl.check_key)
-            out[key] = self.lock.get(key) or renames.moved_entry(self, b) or self.current_entry(b)
+            entry = (
+                self.lock.get(key)
+                or renames.moved_entry(self, b)
+                or (self.current_entry(b) if self.first_run else None)
+            )
+            if entry is not None:
+                out[key] = entry
         return out
 
     def checks_hint(self) -> str:
@@ -125,6 +139,7 @@ class Compilation:
                 self.config.report_dir,
                 self._cache_key,
                 (self.project, self.views, self.modules, self._read_issues, self.digests),
+                self.config.root,
             )
         return files
 
@@ -146,6 +161,10 @@ def _unreadable_capabilities(project: Project) -> set[str]:
     return caps
 
 
+# What the compile cache holds: the model, the views, the check modules, their read issues, the digests.
+_CACHED = tuple[Project, list[View], list[CheckModule], list[Issue], dict[str, str]]
+
+
 def compile_project(
     config: Config, validate_changes=(), key: str | None = None, defer_store: bool = False
 ) -> Compilation:
@@ -156,7 +175,7 @@ def compile_project(
     `generated_files`, which stores the cache with the digests (pickling 13,000 scenarios once, not twice)."""
     openspec_parent = config.require_openspec()
     k = key or input_key(config)
-    cached = cache.load(config.report_dir, k)
+    cached = cache.load(config.report_dir, k, _CACHED)
     if cached is None:
         project = load_project(openspec_parent)
         ns = config.namespace
@@ -164,7 +183,7 @@ def compile_project(
         modules, issues = discover(config.root, config.checks)
         cached = (project, views, modules, issues, {})
         if not defer_store:
-            cache.store(config.report_dir, k, cached)
+            cache.store(config.report_dir, k, cached, config.root)
     project, views, modules, issues, digests = cached
     for change_id in validate_changes:
         change = project.change(change_id)
@@ -192,7 +211,14 @@ def compile_project(
         _read_issues=issues,
         notes=near_misses(decls, bound, views),
         _unstored=defer_store,
+        first_run=_never_generated(config),
     )
+
+
+def _never_generated(config: Config) -> bool:
+    """No lock (not even an empty or broken one) and no generated test under the output folder."""
+    path = config.lock_path
+    return not (path.exists() or path.is_symlink()) and not generator.existing_generated(config.output_dir)
 
 
 def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:

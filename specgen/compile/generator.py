@@ -16,11 +16,13 @@ import difflib
 import functools
 import hashlib
 import json
+import keyword
 import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from specgen import fsio
 from specgen.compile.identity import RequirementRef, ScenarioRef, View, split_id
 from specgen.errors import SpecgenError
 
@@ -31,17 +33,57 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def py_literal(value) -> str:
-    """A Python string literal (JSON string syntax is valid Python) or None."""
+    """A Python string literal holding exactly `value` (or None). Tree text (names, paths, ids) reaches
+    generated code only through here, `docstring` and `comment`: never as code."""
     if value is None:
         return "None"
     if value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'  # what json.dumps gives for such text, without its cost
-    return json.dumps(value, ensure_ascii=False)
+    if _SURROGATE.search(value):
+        return repr(value)  # JSON would write a lone surrogate raw, which UTF-8 cannot encode
+    return json.dumps(value, ensure_ascii=False)  # JSON string syntax is valid Python
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_unprintable(text: str, keep: str = "") -> str:
+    """Each character that is not printable (and not in `keep`) as its Python escape, so a name holding a
+    newline, a NUL or a lone surrogate cannot end a comment or a string early, nor make the file unreadable."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+# A quote followed by another or ending the text: escaped, so no run of three (or one before the closing
+# quotes) can end the string; a lone quote inside the text stays as it reads.
+_QUOTE_RUN = re.compile(r'"(?="|\Z)')
+
+
+def docline(text: str) -> str:
+    """`text` inside a string literal with no line break: backslashes, quotes and unprintable characters
+    escaped (so it can neither end the literal nor the line)."""
+    return _escape_unprintable(_QUOTE_RUN.sub(r'\\"', str(text).replace("\\", "\\\\")))
 
 
 def docstring(text: str) -> str:
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """`text` as the body of a triple-quoted string: as `docline`, line breaks kept, continuation lines
+    indented for a function body."""
+    text = _escape_unprintable(_QUOTE_RUN.sub(r'\\"', text.replace("\\", "\\\\")), keep="\n")
     return "\n".join(("    " + ln) if ln else "" for ln in text.split("\n")).lstrip()
+
+
+def comment(text: str) -> str:
+    """`text` on one comment line: a line break or other unprintable character becomes its escape."""
+    return _escape_unprintable(str(text))
+
+
+def identifier(text: str) -> str:
+    """`text` when it is a Python identifier; else one made of its ASCII letters, digits and '_'."""
+    if text.isidentifier() and not keyword.iskeyword(text):
+        return text
+    out = re.sub(r"[^0-9A-Za-z_]", "_", text)
+    return out if out and not out[0].isdigit() else "_" + out
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,6 +100,9 @@ def _env():
     )
     env.filters["py"] = py_literal
     env.filters["docstring"] = docstring
+    env.filters["comment"] = comment
+    env.filters["docline"] = docline
+    env.filters["identifier"] = identifier
     return env
 
 
@@ -138,15 +183,15 @@ def stub_code(ref: ScenarioRef, func: str | None = None) -> str:
     Plain formatting rather than a template: generation renders one per unbound scenario."""
     lines = [
         f"@check({py_literal(ref.capability)}, {py_literal(ref.requirement)}, {py_literal(ref.name)})",
-        f"def {func or stub_name(ref)}():",
+        f"def {identifier(func or stub_name(ref))}():",
     ]
-    lines += [f"    # {step}" for step in steps(ref.scenario.raw_text)]
+    lines += [f"    # {comment(step)}" for step in steps(ref.scenario.raw_text)]
     lines.append(f"    raise NotImplementedError({py_literal('write the check for ' + ref.id)})")
     return "\n".join(lines) + "\n"
 
 
 def stub_name(ref: ScenarioRef) -> str:
-    return "check_" + split_id(ref.id)[2].replace("-", "_")
+    return identifier("check_" + split_id(ref.id)[2].replace("-", "_"))
 
 
 @dataclass(frozen=True)
@@ -173,10 +218,21 @@ class Planned:
 def file_name(view: View, capability: str) -> str:
     """A nested capability ``group/cap`` flattens to ``group__cap`` (folder names hold no '/', and a
     plain capability named with '__' is rare; a clash is an error naming both, see `plan`)."""
-    cap = capability.replace("-", "_").replace(":", "__").replace("/", "__")  # `root:cap`: several roots
+    cap = module_part(capability.replace(":", "__").replace("/", "__"))  # `root:cap`: several roots
     if view.change is None:
         return f"test_{cap}.py"
-    return f"{CHANGES_DIR}/test_{view.change.replace('-', '_')}__{cap}.py"
+    return f"{CHANGES_DIR}/test_{module_part(view.change)}__{cap}.py"
+
+
+def module_part(name: str) -> str:
+    """`name` as part of a module file name pytest can import: '-' becomes '_'; any other character that
+    is not an ASCII letter, digit or '_' (a space, a dot) becomes '_' too, and then a short hash of the
+    name is appended, so `user auth` and `user_auth` still get files of their own."""
+    plain = name.replace("-", "_")
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", plain)
+    if safe == plain:
+        return plain
+    return f"{safe}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
 
 
 def _tests(view: View, reqs: list[RequirementRef], bindings_of, root: Path, notes_of) -> list[Planned]:
@@ -295,7 +351,7 @@ class FilePlan:
 
 def header(source: str, digest: str, body: str) -> str:
     out = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
-    return f"{MARKER}{source}; do not edit.\n{DIGEST}inputs={digest} output={out}\n"
+    return f"{MARKER}{comment(source)}; do not edit.\n{DIGEST}inputs={digest} output={out}\n"
 
 
 @functools.lru_cache(maxsize=1)
@@ -333,8 +389,11 @@ def rel_path(path, root: Path) -> str:
         return ""
     try:
         return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
+    except ValueError:  # outside the root, or a name the file system cannot hold: as given, relative if it can
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
 
 
 def _no_notes(view: str, scenario_id: str) -> str:
@@ -401,27 +460,55 @@ def existing_generated(output: Path, skip: set[str] | frozenset = frozenset()) -
 
 
 def drift(output: Path, files: dict[str, FilePlan], scope: list[str] | None = None) -> Drift:
-    """Compare wanted `files` with the disk. `scope` limits which existing files may count as extra."""
-    changed, missing = [], []
+    """Compare wanted `files` with the disk. `scope` limits which existing files may count as extra.
+    A file at a wanted name that specgen did not write (no generated header) is an error naming it:
+    generating would replace someone's file."""
+    changed, missing, foreign = [], [], []
     for name, fp in files.items():
         path = output / name
         if not path.is_file():
-            missing.append(name)
+            if path.is_symlink() or path.exists():
+                foreign.append(name)  # a dangling link, a folder, a device: not ours to replace
+            else:
+                missing.append(name)
         elif is_current(path, fp.digest):
             continue
+        elif not _generated(path):
+            foreign.append(name)
         elif path.read_bytes() != fp.text().encode("utf-8"):
             changed.append(name)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more: {', '.join(foreign[1:4])}{' ...' if len(foreign) > 4 else ''})"
+        raise SpecgenError(
+            "this file was not written by specgen (no generated header) and generating would replace it"
+            f"{more if len(foreign) > 1 else ''}; move or rename it (specgen owns test_<capability>.py under "
+            "the output folder), or set [tool.specgen] output to a folder of its own",
+            output / foreign[0],
+        )
     existing = scope if scope is not None else existing_generated(output, set(files))
     extra = [n for n in existing if n not in files]
     return Drift(tuple(changed), tuple(missing), tuple(sorted(extra)))
 
 
-def write(output: Path, files: dict[str, FilePlan], d: Drift) -> None:
+def _generated(path: Path) -> bool:
+    """The file starts with specgen's generated header (and is not a link: a link is never ours)."""
+    if path.is_symlink():
+        return False
+    try:
+        with path.open("rb") as fh:
+            return fh.readline().startswith(MARKER.encode())
+    except OSError:
+        return False
+
+
+def write(output: Path, files: dict[str, FilePlan], d: Drift, root: Path | None = None) -> None:
+    """Write the changed and missing files and delete the extra ones, each write atomic (`specgen.fsio`).
+    `root`: the project root, which every written file must stay inside (no link out of it)."""
     for name in (*d.changed, *d.missing):
-        path = output / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(files[name].text().encode("utf-8"))
+        fsio.write_bytes(output / name, files[name].text().encode("utf-8"), root=root)
     for name in d.extra:
+        if root is not None:
+            fsio.confined(output / name, root)
         (output / name).unlink()
 
 

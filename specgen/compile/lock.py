@@ -6,20 +6,28 @@
 
 `view` is ``specs`` or an active change id. When the scenario text or the check's source
 changes, its fingerprints no longer match the line and the binding is *suspect* until
-`specgen review` stamps it again. `specgen generate` only adds lines for new bindings
-(their author has just reviewed them) and drops lines of bindings that are gone.
+`specgen review` stamps it again. Only `specgen review` adds or re-stamps a line: `specgen generate`
+only drops lines of bindings that are gone, so a new binding is *unreviewed* until reviewed, and an
+emptied, truncated or deleted lock can never turn a binding reviewed (docs/compiler.md).
+
+A field holding a space, a '%' or an unprintable character (a capability folder named `user auth`)
+is written with those characters as %XX (UTF-8), so every line splits back into its five fields.
+A line that does not parse is an error naming it (exit 2), never a line silently dropped.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
+from specgen import fsio
 from specgen.errors import SpecgenError
 
 HEADER = (
     "# specgen.lock: the scenario and check fingerprints each binding was last reviewed against.\n"
-    "# Written by `specgen generate` (new bindings) and `specgen review` (re-stamps); do not edit by hand.\n"
+    "# Written by `specgen review` (stamps) and `specgen generate` (drops gone bindings); do not edit by hand.\n"
     "# view scenario-id check scenario-fingerprint check-fingerprint\n"
 )
 
@@ -37,17 +45,38 @@ class Entry:
         return (self.view, self.scenario_id, self.check)
 
     def line(self) -> str:
-        return f"{self.view} {self.scenario_id} {self.check} {self.spec_fp} {self.check_fp}\n"
+        return (
+            " ".join(_quote(f) for f in (self.view, self.scenario_id, self.check, self.spec_fp, self.check_fp)) + "\n"
+        )
+
+
+_NEEDS_QUOTE = re.compile(r"[%\s]")
+
+
+def _quote(field: str) -> str:
+    if field.isprintable() and not _NEEDS_QUOTE.search(field):
+        return field
+    return "".join(
+        c if c.isprintable() and not c.isspace() and c != "%" else quote(c, safe="", errors="surrogatepass")
+        for c in field
+    )
+
+
+def _unquote(field: str) -> str:
+    return unquote(field, errors="surrogatepass") if "%" in field else field
 
 
 def read(path: Path) -> dict[tuple[str, str, str], Entry]:
     entries: dict[tuple[str, str, str], Entry] = {}
-    if not path.is_file():
-        return entries
+    if not path.exists() and not path.is_symlink():
+        return entries  # no lock yet: nothing reviewed
     try:
         text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise SpecgenError("the lock is a folder; remove it (specgen review writes the lock)", path) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecgenError(f"cannot read the lock: {exc}", path) from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SpecgenError(f"cannot read the lock: {why}; restore it from version control", path) from None
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -59,7 +88,12 @@ def read(path: Path) -> dict[tuple[str, str, str], Entry]:
                 path,
                 n,
             )
-        entry = Entry(*parts)
+        try:
+            entry = Entry(*(_unquote(p) for p in parts))
+        except UnicodeDecodeError:
+            raise SpecgenError(
+                "lock line has a bad %XX escape; restore the line from version control", path, n
+            ) from None
         if entry.key in entries:
             raise SpecgenError(f"duplicate lock line for {entry.scenario_id} {entry.check}; delete one", path, n)
         entries[entry.key] = entry
@@ -70,10 +104,13 @@ def render(entries) -> str:
     return HEADER + "".join(e.line() for e in sorted(entries))
 
 
-def write(path: Path, entries) -> bool:
-    """Write the lock if its bytes change. True when written."""
+def write(path: Path, entries, root: Path | None = None) -> bool:
+    """Write the lock (atomically, inside `root`) if its bytes change. True when written."""
     text = render(entries)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
-    path.write_text(text, encoding="utf-8")
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # unreadable: replace it
+    fsio.write_text(path, text, root)
     return True

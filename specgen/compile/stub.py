@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from specgen.compile.generator import stub_code, stub_name
+from specgen import fsio
+from specgen.compile.generator import docline, module_part, stub_code, stub_name
 from specgen.compile.identity import ScenarioRef
 from specgen.errors import SpecgenError
 
@@ -28,12 +29,12 @@ def target_module(comp, ref: ScenarioRef) -> Path:
             "project; create it or pass the module explicitly",
             comp.root / "pyproject.toml",
         )
-    return base / (ref.capability.replace("-", "_").replace("/", "__") + ".py")
+    return base / (module_part(ref.capability.replace("/", "__")) + ".py")
 
 
 def write_stub(comp, ref: ScenarioRef) -> tuple[Path, str]:
     path = target_module(comp, ref)
-    text = path.read_text(encoding="utf-8") if path.is_file() else f'"""Checks for {ref.capability}."""\n'
+    text = path.read_text(encoding="utf-8") if path.is_file() else f'"""Checks for {docline(ref.capability)}."""\n'
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:
@@ -64,6 +65,5 @@ def write_stub(comp, ref: ScenarioRef) -> tuple[Path, str]:
         lines.insert(at, ("\n" if at and not imports else "") + IMPORT)
         text = "".join(lines)
     text = text.rstrip("\n") + "\n\n\n" + stub_code(ref, func)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    fsio.write_text(path, text, comp.root)
     return path, func

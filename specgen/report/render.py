@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from markdown_it import MarkdownIt
@@ -26,7 +27,15 @@ ICON = {
 
 
 def _md_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Tree text (names, reasons, failure messages) on one table-cell line of the step summary: raw HTML
+    is escaped (GitHub renders the HTML a Markdown file holds), '|' cannot end the cell."""
+    text = " ".join(str(text).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _md_link(url: str) -> str:
+    """A link target that cannot end the Markdown link early or carry a space."""
+    return "".join(c if c.isprintable() and c not in " ()<>" else quote(c, safe="") for c in url)
 
 
 def markdown(data: dict, out_dir: Path, root: Path) -> str:
@@ -41,7 +50,7 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
     if failed:
         lines += ["", f"### Not verified ({len(failed)})", "", "| requirement | verdict | why |", "|---|---|---|"]
         for r in failed:
-            link = spec_link(data, r["path"], r["line"], out_dir, root)
+            link = _md_link(spec_link(data, r["path"], r["line"], out_dir, root))
             lines.append(
                 f"| [{_md_cell(r['capability'])} / {_md_cell(r['name'])}]({link}) | "
                 f"{ICON[r['verdict']]} {r['verdict']} | {_md_cell(r['reason'])[:400]} |"
@@ -49,7 +58,11 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
     if data.get("issues"):
         lines += ["", f"### Static issues ({len(data['issues'])})", ""]
         for i in data["issues"]:
-            loc = f"`{i['path']}:{i['line']}` " if i.get("line") else (f"`{i['path']}` " if i.get("path") else "")
+            loc = (
+                f"{_md_cell(i['path'])}:{i['line']} "
+                if i.get("line")
+                else (f"{_md_cell(i['path'])} " if i.get("path") else "")
+            )
             lines.append(f"- {loc}{_md_cell(i['message'])} ({i['code']})")
     caps: dict[str, list] = {}
     for r in data["requirements"]:
@@ -64,7 +77,8 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
     for cap, reqs in caps.items():
         sc = [x for r in reqs for x in r["scenarios"]]
         lines.append(
-            f"| {cap} | {sum(r['verified'] for r in reqs)}/{len(reqs)} | {sum(x['verified'] for x in sc)}/{len(sc)} |"
+            f"| {_md_cell(cap)} | {sum(r['verified'] for r in reqs)}/{len(reqs)} | "
+            f"{sum(x['verified'] for x in sc)}/{len(sc)} |"
         )
     if data["changes"]:
         lines += [
@@ -77,7 +91,7 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
         for c in data["changes"]:
             cs = c["summary"]
             lines.append(
-                f"| {c['id']} | {cs['requirements_verified']}/{cs['requirements_total']} | "
+                f"| {_md_cell(c['id'])} | {cs['requirements_verified']}/{cs['requirements_total']} | "
                 f"{cs['scenarios_verified']}/{cs['scenarios_total']} | "
                 f"{sum(1 for r in c['requirements'] for x in r['scenarios'] if not x['checks'])} |"
             )

@@ -56,6 +56,13 @@ def load_results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
         records = data["results"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SpecgenError(f"not a specgen results file: {exc}; rerun the generated tests", path) from None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and all(isinstance(r.get(k), (str, type(None))) for k in ("view", "scenario_id", "check"))
+        for r in records
+    ):
+        raise SpecgenError(
+            "not a specgen results file: `results` is not a list of records; rerun the generated tests", path
+        )
     out: dict[tuple[str, str, str], list[dict]] = {}
     for rec in records:
         out.setdefault((rec.get("view") or "specs", rec.get("scenario_id"), rec.get("check") or ""), []).append(rec)

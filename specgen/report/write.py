@@ -8,12 +8,15 @@ written there by pytest, is left as it is. Imports Jinja2 (through the renderer)
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
+from specgen import fsio
 from specgen.adopt import baseline
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
+from specgen.errors import SpecgenError
 from specgen.plugin import RESULTS_NAME
 from specgen.report import github, render
 from specgen.report.freshness import results_issues
@@ -33,6 +36,8 @@ def run(
     fmt: str = "text",
     verbose: bool = False,
 ) -> int:
+    if source_url and not re.match(r"https?://[^\s]+$", source_url, re.IGNORECASE):
+        raise SpecgenError(f"--source-url {source_url!r}: only an http:// or https:// URL is accepted")
     out_dir = Path(out).resolve() if out else comp.config.report_dir
     res_path = Path(results) if results else out_dir / RESULTS_NAME
     results_data = load_results(res_path)
@@ -50,12 +55,12 @@ def run(
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(
-        json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    inside = None if out else comp.root  # the configured folder stays in the project; --out goes where asked
+    fsio.write_text(
+        out_dir / "report.json", json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n", inside
     )
-    (out_dir / "report.md").write_text(render.markdown(data, out_dir, comp.root), encoding="utf-8")
-    (out_dir / "report.html").write_text(render.html(data, out_dir, comp.root), encoding="utf-8")
+    fsio.write_text(out_dir / "report.md", render.markdown(data, out_dir, comp.root), inside)
+    fsio.write_text(out_dir / "report.html", render.html(data, out_dir, comp.root), inside)
     where = rel_path(out_dir / "report.html", comp.root)
     failed = [
         r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED
@@ -129,8 +134,7 @@ def total(sections: list, out_dir: Path, root: Path) -> str:
     ]
     sums = {k: sum(row[k] for row in rows) for k in keys}
     data = {"version": 1, "roots": rows, "total": sums}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    fsio.write_text(out_dir / "report.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
     md = [
         "# Spec traceability: every root",
         "",
@@ -157,14 +161,14 @@ def total(sections: list, out_dir: Path, root: Path) -> str:
         f"{sums['scenarios_verified']}/{sums['scenarios_total']} |",
         "",
     ]
-    (out_dir / "report.md").write_text("\n".join(md), encoding="utf-8")
-    (out_dir / "report.html").write_text(
+    fsio.write_text(out_dir / "report.md", "\n".join(md))
+    fsio.write_text(
+        out_dir / "report.html",
         '<!doctype html>\n<meta charset="utf-8"><title>Spec traceability: every root</title>\n'
         "<h1>Spec traceability: every root</h1>\n<table>\n<tr><th>root</th><th>folder</th>"
         "<th>requirements verified</th><th>scenarios verified</th></tr>\n"
         + "\n".join(html_rows)
         + f'\n<tr><th>total</th><td></td><td colspan="2">{_esc(totals)}</td></tr>\n</table>\n',
-        encoding="utf-8",
     )
     return f"specgen: total over {len(rows)} roots: {totals}; report: {rel_path(out_dir / 'report.html', root)}"
 

@@ -14,9 +14,11 @@ import datetime as _dt
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from specgen import fsio
 from specgen.errors import ERROR, SpecgenError
 from specgen.model import Project
 from specgen.reader.project import load_project
@@ -199,6 +201,7 @@ def archive_change(
     written. ``dry_run`` runs every check and writes nothing.
     """
     root = Path(root)
+    _roll_back_interrupted(root, change_id, dry_run)
     change_dir = _archivable_change(root, change_id)
     name = (
         change_id if ARCHIVE_DATE_PREFIX.match(change_id) else f"{(today or _dt.date.today()).isoformat()}-{change_id}"
@@ -224,11 +227,16 @@ def archive_change(
         ]
     )
     snapshots = {target: target.read_bytes() if target.exists() else None for target in touched}
+    if not dry_run:
+        _write_journal(root, change_dir, snapshots)
     try:
         _write_and_move(root, prepared, dry_run, totals, written, retired, warnings, change_dir, archive_path)
     except BaseException:
         _restore(snapshots)
+        _journal(change_dir).unlink(missing_ok=True)
         raise
+    if not dry_run:
+        _journal(archive_path).unlink(missing_ok=True)
     return ArchiveOutcome(
         change_id,
         name,
@@ -344,8 +352,61 @@ def _restore(snapshots: dict[Path, bytes | None]) -> None:
         if data is None:
             target.unlink(missing_ok=True)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            fsio.write_bytes(target, data)
+
+
+# An apply killed half-way (specs partly written, the change not yet moved) would leave a tree that
+# neither the old nor the new state describes. Before the first spec is written, the specs it will
+# touch are recorded in the change folder; the journal goes when the change is archived. An apply
+# that finds one puts those specs back first, then applies as if the interruption never happened.
+JOURNAL = ".specgen-apply-journal.json"
+
+
+def _journal(change_dir: Path) -> Path:
+    return change_dir / JOURNAL
+
+
+def _write_journal(root: Path, change_dir: Path, snapshots: dict[Path, bytes | None]) -> None:
+    import base64
+    import json
+
+    entries = {
+        Path(os.path.relpath(t, root)).as_posix(): None if d is None else base64.b64encode(d).decode("ascii")
+        for t, d in snapshots.items()
+    }
+    fsio.write_text(_journal(change_dir), json.dumps({"version": 1, "specs": entries}, sort_keys=True))
+
+
+def _roll_back_interrupted(root: Path, change_id: str, dry_run: bool) -> None:
+    import base64
+    import json
+
+    path = _journal(root / "openspec" / "changes" / change_id)
+    if not path.is_file():
+        return
+    if dry_run:
+        raise ArchiveAbort(
+            f"an earlier apply of '{change_id}' was interrupted; run `specgen apply {change_id}` (without "
+            "--dry-run) to put its specs back and apply it again",
+            path,
+        )
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["specs"]
+        snapshots = {}
+        for rel, data in entries.items():
+            target = (root / rel).resolve()
+            if os.path.commonpath([str(root.resolve()), str(target)]) != str(root.resolve()):
+                raise ValueError(f"{rel} is outside the project")
+            snapshots[target] = None if data is None else base64.b64decode(data, validate=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ArchiveAbort(
+            f"an earlier apply of '{change_id}' was interrupted and its journal cannot be read ({exc}); restore "
+            "openspec/specs from version control, delete the journal and rerun",
+            path,
+        ) from None
+    _restore(snapshots)
+    path.unlink()
+    print(f"specgen apply: an earlier apply of {change_id} was interrupted; its specs were put back", file=sys.stderr)
 
 
 def _write_and_move(root, prepared, dry_run, totals, written, retired, warnings, change_dir, archive_path) -> None:
@@ -357,9 +418,7 @@ def _write_and_move(root, prepared, dry_run, totals, written, retired, warnings,
                 except FileNotFoundError:
                     previous = None
                 data = res.rebuilt if previous is None else match_line_ending(res.rebuilt, previous)
-                upd.target.parent.mkdir(parents=True, exist_ok=True)
-                with open(upd.target, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(data)
+                fsio.write_text(upd.target, data)
             written.append(upd.target)
             for k in totals:
                 totals[k] += res.counts[k]

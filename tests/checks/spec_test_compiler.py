@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -853,3 +854,60 @@ def check_moved_binding_suspect(proj):
     assert run.rc == 1 and codes == ["suspect-binding"], run.text
     assert proj.specgen("review", "greeting/farewell/saying-goodbye").rc == 0
     assert proj.specgen("check").rc == 0
+
+
+# ---------------------------------------------------------------- hostile trees
+PAYLOAD = 'x"""+getattr(__import__("os"),"system")("touch PWNED")+"""'
+
+
+@check(CAP, "Hostile Trees", "A name written as code stays text")
+def check_name_written_as_code_stays_text(proj):
+    proj.write(f"openspec/specs/{PAYLOAD}/spec.md", proj.read(SPEC).replace("# greeting", "# payload"))
+    gen, tests, _ = proj.pipeline()
+    assert not (proj.root / "PWNED").exists(), tests.text
+    module = next(p for p in (proj.root / "generated").glob("test_x_*.py"))
+    assert ast.get_docstring(ast.parse(module.read_text()), clean=False).startswith(PAYLOAD)
+    assert "failed" in tests.text and not (proj.root / "PWNED").exists()
+
+
+@check(CAP, "Hostile Trees", "A damaged lock reviews nothing")
+def check_damaged_lock_reviews_nothing(proj):
+    assert proj.pipeline()[2].rc == 0
+    proj.edit(SPEC, '- **THEN** it returns "Bye."', '- **THEN** it returns "Bye." and slams the door')
+    proj.write("specgen.lock", "")
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 1, gate.text
+    assert "specgen review greeting/farewell/goodbye" in gate.text
+    proj.write("specgen.lock", "specs greeting/farewell/goodbye\n")
+    broken = proj.specgen("check")
+    assert broken.rc == 2 and "specgen.lock:1: error: lock line needs 5 fields" in broken.err, broken.text
+
+
+@check(CAP, "Hostile Trees", "A new binding is unreviewed until reviewed")
+def check_new_binding_unreviewed(proj):
+    assert proj.specgen("generate").rc == 0 and proj.specgen("check").rc == 0  # first run: the lock starts
+    added = '\n\n@check("greeting", "Farewell", "Goodbye")\ndef check_goodbye_too():\n    assert True\n'
+    proj.write(CHECKS, proj.read(CHECKS) + added)
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check", "--format", "json")
+    codes = [i["code"] for i in json.loads(run.out)["issues"]]
+    assert run.rc == 1 and codes == ["unreviewed-binding"], run.text
+    assert proj.specgen("review", "greeting/farewell/goodbye").rc == 0
+    assert proj.specgen("check").rc == 0
+
+
+@check(CAP, "Hostile Trees", "A file specgen did not write is never replaced")
+def check_foreign_file_never_replaced(proj):
+    proj.write(GEN, "def test_mine():\n    assert True\n")
+    run = proj.specgen("generate")
+    assert run.rc == 2 and "test_greeting.py" in run.err and "not written by specgen" in run.err, run.text
+    assert proj.read(GEN) == "def test_mine():\n    assert True\n"
+
+
+@check(CAP, "Hostile Trees", "Paths out of the project are refused")
+@pytest.mark.parametrize("value", ["../outside", "/tmp/specgen-outside"])
+def check_paths_out_of_project_refused(proj, value):
+    proj.edit("pyproject.toml", 'output = "generated"', f"output = {value!r}")
+    run = proj.specgen("generate")
+    assert run.rc == 2 and "tool.specgen.output" in run.err, run.text
+    assert not (proj.root.parent / "outside").exists()
