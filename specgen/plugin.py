@@ -6,11 +6,23 @@ adds the JUnit XML properties ``requirement``, ``scenario_id``, ``spec_fingerpri
 
 xdist: properties travel inside each test report, and reports reach the controller through
 ``pytest_runtest_logreport``; only the controller (no ``workerinput``) records and writes.
+
+A run records what it ran and keeps the rest: ``results.json`` is merged by test id (a partial run,
+``pytest -k ...`` or ``--lf``, replaces the records of the tests it ran and of the bindings they test,
+and leaves every other record as it was), so the next ``specgen report`` still sees the whole suite.
+
+Baselined gaps stay out of an adopter's way: a generated test for a scenario without a check that
+the baseline lists (``specgen.baseline.json``; or one blocked by a listed id collision) gets a
+``skip`` mark at collection, with the reason. The skip is cheap (the test body never runs) and keeps
+a plain ``pytest`` green on a tree adopted with a baseline; it never counts as verified: the report
+gives a scenario without a check the verdict ``missing`` whatever its test did, and the gate holds it
+by the baseline entry alone (docs/compiler.md "Gradual adoption").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 RESULTS_NAME = "results.json"
@@ -48,6 +60,59 @@ def _rewrite_check_asserts(config) -> None:
         return
     if (Path(config.rootpath) / "pyproject.toml").is_file():
         pytest.register_assert_rewrite(*checks)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    skipped = _baselined(config, items)
+    if skipped:
+        import pytest
+
+        for item, reason in skipped:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _baselined(config, items) -> list[tuple[object, str]]:
+    """The generated tests of baselined scenarios without a check, each with its skip reason."""
+    gaps = [
+        (item, mark.kwargs.get("id") or "")
+        for item in items
+        if (mark := item.get_closest_marker("specgen")) is not None
+        and (not mark.kwargs.get("check") or _STAND_IN.search(mark.kwargs.get("id") or ""))
+        and (mark.kwargs.get("view") or "specs") == "specs"
+    ]
+    if not gaps:
+        return []
+    try:
+        from specgen import project
+        from specgen.adopt import baseline
+
+        found = project.roots(project.load_config(config.rootpath))
+        files = {r.name: (r.config.baseline, baseline.read(r.config.baseline_path)) for r in found}
+    except Exception:  # a broken [tool.specgen] or baseline must not break a test run; the CLI reports it
+        return []
+    out = []
+    for item, sid in gaps:
+        ns = sid.split(":", 1)[0] if ":" in sid and "" not in files else ""
+        name, b = files.get(ns, ("", None))
+        if b is None:
+            continue
+        if b.covers(sid.rsplit("/", 1)[0], sid):
+            out.append((item, f"baselined in {name}: no check yet (`specgen stub {sid}`); never counted as verified"))
+        elif _held_collision(b, sid):
+            out.append((item, f"baselined in {name}: blocked by a listed id collision; never counted as verified"))
+    return out
+
+
+# A blocked scenario's stand-in id (an id collision): `<id>-line-<n>`, in the scenario or requirement slug.
+_STAND_IN = re.compile(r"-line-\d+(?:-\d+)?(?=/|$)")
+
+
+def _held_collision(b, sid: str) -> bool:
+    if not _STAND_IN.search(sid):
+        return False
+    orig = _STAND_IN.sub("", sid)
+    wanted = (f"scenario id {orig} collides", f"requirement id {orig.rsplit('/', 1)[0]} collides")
+    return any(code == "id-collision" and what.startswith(wanted) for code, _, what in b.problems)
 
 
 def pytest_itemcollected(item) -> None:
@@ -130,10 +195,12 @@ class _Recorder:
     def pytest_sessionfinish(self, session) -> None:
         if not self.results:
             return
+        from specgen import fsio
+
         path = self._path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"version": 1, "results": [self.results[k] for k in sorted(self.results)]}
-        path.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        merged = merge(_previous(path), list(self.results.values()))
+        data = {"version": 1, "results": merged}
+        fsio.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
     def _path(self) -> Path:
         opt = self.config.getoption("specgen_results")
@@ -147,6 +214,33 @@ class _Recorder:
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it
             pass
         return Path(self.config.rootpath) / report_dir / RESULTS_NAME
+
+
+def _binding(rec: dict) -> tuple:
+    return (rec.get("view") or "specs", rec.get("scenario_id"), rec.get("check") or "")
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """The records of this run, and the earlier ones it did not replace: a record is replaced when this
+    run ran its test (same test id) or tested its binding (same view, scenario and check: a test renamed
+    since). Sorted by test id, so the file's bytes depend only on the records."""
+    ran = {r["nodeid"] for r in new}
+    tested = {_binding(r) for r in new}
+    kept = [r for r in old if r.get("nodeid") not in ran and _binding(r) not in tested]
+    return sorted(kept + new, key=lambda r: r["nodeid"])
+
+
+def _previous(path: Path) -> list[dict]:
+    """The records already in the results file; none when it is missing or not a results file (it is
+    then rewritten from this run alone, as before merging existed)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        records = data["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(records, list):
+        return []
+    return [r for r in records if isinstance(r, dict) and isinstance(r.get("nodeid"), str)]
 
 
 def _message(report) -> str:

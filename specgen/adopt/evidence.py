@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from specgen import fsio
 from specgen.errors import SpecgenError
 
 
@@ -64,8 +65,7 @@ def record(
     path = manual_dir / "evidence" / f"{now.strftime('%Y-%m-%dT%H%M%SZ')}-{scenario.replace('/', '--')}.yaml"
     if path.exists():
         raise SpecgenError("a record of that scenario at that second exists; wait a second and rerun", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    fsio.write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path, data
 
 

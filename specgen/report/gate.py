@@ -202,7 +202,7 @@ def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[
         f"scenarios, {summary['bindings']} bindings in openspec/specs"
     )
     shown = issues if fmt != "text" or limit is None else sorted(issues, key=worst_first)[:limit]
-    if fmt == "text" and limit is not None:
+    if fmt == "text" and limit is not None and issues:  # the head line only when lines follow it
         codes = Counter(i.code for i in issues)
         out.append(
             last

@@ -853,3 +853,167 @@ def check_moved_binding_suspect(proj):
     assert run.rc == 1 and codes == ["suspect-binding"], run.text
     assert proj.specgen("review", "greeting/farewell/saying-goodbye").rc == 0
     assert proj.specgen("check").rc == 0
+
+
+# ---------------------------------------------------------------- adoption on real trees (monorepos, baselines)
+def _three_roots(root) -> Proj:
+    """The two-root monorepo plus a third package, gamma, holding an active change."""
+    m = Proj(root, MONOREPO)
+    m.write(
+        "packages/gamma/openspec/specs/greet/spec.md",
+        m.read("packages/alpha/openspec/specs/greet/spec.md").replace("alpha", "gamma"),
+    )
+    change = "packages/gamma/openspec/changes/add-wave"
+    m.write(f"{change}/proposal.md", "## Why\nThe gamma greeter waves too.\n\n## What Changes\n- greet: wave\n")
+    m.write(f"{change}/specs/greet/spec.md", ADDED_DELTA)
+    m.write(
+        "checks/gamma.py",
+        'from specgen import check\n\n\n@check("gamma:greet", "Greet by name", "Named person")\n'
+        "def check_gamma_named():\n    assert 'Ada' in 'Hello, Ada!'\n",
+    )
+    return m
+
+
+@check(CAP, "Several OpenSpec Roots", "Every command works on a three-root monorepo")
+def check_every_command_three_roots(tmp_path):
+    m = _three_roots(tmp_path / "mono3")
+    heads = ["== root alpha (", "== root beta (", "== root gamma ("]
+    listed = m.specgen("list", "--specs")
+    assert listed.rc == 0 and all(h in listed.out for h in heads), listed.text
+    as_json = json.loads(m.specgen("list", "--specs", "--json").out)
+    assert [(r["name"], [s["id"] for s in r["specs"]]) for r in as_json["roots"]] == [
+        ("alpha", ["greet"]),
+        ("beta", ["greet"]),
+        ("gamma", ["greet"]),
+    ]
+    ambiguous = m.specgen("show", "greet")
+    assert ambiguous.rc == 2 and "pass one of alpha:greet, beta:greet, gamma:greet" in ambiguous.err, ambiguous.text
+    shown = json.loads(m.specgen("show", "gamma:greet", "--json").out)
+    assert shown["requirements"][0]["scenarios"][0]["id"] == "gamma:greet/greet-by-name/named-person"
+    valid = m.specgen("validate", "--all")
+    assert valid.rc == 0 and all(h in valid.out for h in heads), valid.text
+    only = m.specgen("validate", "--specs", "--only", "beta")
+    assert only.rc == 0 and "== root beta" in only.out and "== root alpha" not in only.out, only.text
+    assert m.specgen("validate", "add-wave").rc == 0  # only gamma holds it
+    assert m.specgen("validate", "alpha:greet").rc == 0
+    for change in ("add-wave", "gamma:add-wave"):
+        dry = m.specgen("apply", change, "--dry-run")
+        assert dry.rc == 0 and "Dry run: would archive 'add-wave'" in dry.out, dry.text
+    gen, tests, _ = m.pipeline()
+    assert tests.rc == 1 and _counts(tests) == {"passed": 4, "failed": 1}, tests.text  # the change's Wave
+    base = m.specgen("baseline")
+    assert base.rc == 0 and all(h in base.out for h in heads), base.text
+    assert all((m.root / f"specgen.baseline.{n}.json").is_file() for n in ("alpha", "beta", "gamma"))
+    gate = m.specgen("report", "--gate")
+    assert gate.rc == 0 and "total over 3 roots: 4/4 requirements verified" in gate.out, gate.text
+
+
+@check(CAP, "Several OpenSpec Roots", "Init writes roots for several trees")
+def check_init_writes_roots(tmp_path):
+    m = _three_roots(tmp_path / "mono3")
+    (m.root / "pyproject.toml").unlink()
+    init = m.specgen("init")
+    assert init.rc == 0, init.text
+    assert 'roots = ["packages/*/openspec"]' in m.read("pyproject.toml"), m.read("pyproject.toml")
+    assert "next: `specgen generate`, then `specgen baseline`" in init.out, init.out
+    assert m.specgen("list", "--specs").rc == 0
+    (tmp_path / "empty").mkdir()
+    none = Proj(tmp_path / "none", tmp_path / "empty").specgen("check")
+    assert none.rc == 2 and "tool.specgen.roots" in none.err and "no OpenSpec root" in none.err, none.text
+
+
+@check(CAP, "Several OpenSpec Roots", "The pre-commit hook fires for any root")
+def check_hook_fires_for_any_root():
+    import yaml
+
+    pattern = re.compile(yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))[0]["files"])
+    for path in (
+        "packages/gamma/openspec/specs/greet/spec.md",
+        "openspec/changes/add-wave/specs/greet/spec.md",
+        "specgen.gamma.lock",
+        "specgen.baseline.gamma.json",
+        "tests/checks/greet.py",
+    ):
+        assert pattern.search(path), path
+    assert not pattern.search("src/app/main.py") and not pattern.search("docs/guide.md")
+
+
+def _collision_and_gbk(proj) -> None:
+    """No checks; two scenarios of Farewell whose ids collide; a spec file saved in GBK."""
+    _unbind_all(proj)
+    proj.write(
+        SPEC, proj.read(SPEC) + '\n#### Scenario: Goodbye!\n- **WHEN** it says goodbye loudly\n- **THEN** "BYE."\n'
+    )
+    gbk = "# hud\n\n## Purpose\n界面。\n\n## Requirements\n### Requirement: 显示血量\n系统 SHALL 显示血量。\n"
+    (proj.root / "openspec/specs/hud").mkdir()
+    (proj.root / "openspec/specs/hud/spec.md").write_bytes(gbk.encode("gbk"))
+
+
+@check(CAP, "Gradual Adoption", "A baseline holds a tree with an id collision and a non-UTF-8 file")
+def check_baseline_holds_problems(proj):
+    _collision_and_gbk(proj)
+    assert proj.specgen("generate").rc == 1  # two broken items and an unreadable file, named
+    base = proj.specgen("baseline")
+    assert base.rc == 0 and "and 3 static problem(s)" in base.out, base.text
+    problems = json.loads(proj.read("specgen.baseline.json"))["problems"]
+    assert sorted(p["code"] for p in problems) == ["id-collision", "id-collision", "unreadable-file"], problems
+    assert proj.specgen("check").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 0 and _counts(tests) == {"skipped": 4}, tests.text
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 0, gate.text
+    proj.write("openspec/specs/hud/spec.md", (proj.root / "openspec/specs/hud/spec.md").read_bytes().decode("gbk"))
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and "ratchet: unreadable-file in openspec/specs/hud/spec.md" in gate.err, gate.text
+
+
+@check(CAP, "Gradual Adoption", "A new scenario under a baselined requirement is a new gap")
+def check_new_scenario_under_baselined(proj):
+    _unbind_all(proj)
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    proj.edit(
+        SPEC,
+        "### Requirement: Farewell",
+        '#### Scenario: Nobody\n- **WHEN** nobody is named\n- **THEN** it returns "Hello?"\n\n'
+        "### Requirement: Farewell",
+    )
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 1 and "scenario greeting/greet-by-name/nobody has no check" in run.out, run.text
+    assert "empty-name has no check" not in run.out  # the listed ones stay out
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and "Nobody: missing" in gate.err and _gate_lines(gate)[0].count("greeting /") == 1, gate.text
+
+
+@check(CAP, "Pytest Plugin", "A partial run merges into the results")
+def check_partial_run_merges(proj):
+    _, full, gate = proj.pipeline()
+    assert full.rc == 0 and gate.rc == 0, gate.text
+    before = json.loads(proj.read("build/specgen/results.json"))["results"]
+    part = proj.pytest("-k", "goodbye")
+    assert part.rc == 0 and _counts(part) == {"passed": 1, "deselected": 3}, part.text
+    after = json.loads(proj.read("build/specgen/results.json"))["results"]
+    assert [r["nodeid"] for r in after] == [r["nodeid"] for r in before] and len(after) == 4
+    assert proj.specgen("report", "--gate").rc == 0
+
+
+@check(CAP, "Pytest Plugin", "Baselined gaps keep a plain pytest green and never count")
+def check_baselined_gaps_skip(proj):
+    _unbind_all(proj)
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    tests = proj.pytest("-rs")
+    assert tests.rc == 0 and _counts(tests) == {"skipped": 3}, tests.text
+    assert "baselined in specgen.baseline.json: no check yet" in tests.out
+    assert proj.specgen("report", "--gate").rc == 0
+    assert not any(s["verified"] for r in proj.report()["requirements"] for s in r["scenarios"])
+    proj.write(
+        CHECKS,
+        'from specgen import check\n\n\n@check("greeting", "Farewell", "Goodbye")\n'
+        'def check_bye():\n    assert "Bye." == "Bye!"\n',
+    )
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 1 and _counts(tests) == {"failed": 1, "skipped": 2}, tests.text
+    assert "check_bye" in tests.text or "test_farewell__goodbye" in tests.text
