@@ -129,6 +129,7 @@ _CODE_RANK = {
     "unbound-scenario": 4,
     "unreviewed-binding": 5,
     "renamed-scenario": 6,
+    "renamed-requirement": 6,
     "unbound-check": 7,
     "stale-generated": 8,
     "stale-lock": 9,

@@ -1017,3 +1017,43 @@ def check_baselined_gaps_skip(proj):
     tests = proj.pytest()
     assert tests.rc == 1 and _counts(tests) == {"failed": 1, "skipped": 2}, tests.text
     assert "check_bye" in tests.text or "test_farewell__goodbye" in tests.text
+
+
+# ---------------------------------------------------------------- renames that follow
+@check(CAP, "Rename Detection", "The anchor advice keeps a check written by names")
+def check_anchor_keeps_names_check(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Saying goodbye\n")
+    advice = proj.specgen("check")
+    anchor = "<!-- specgen-id: greeting/farewell/goodbye -->"
+    assert advice.rc == 1 and anchor in advice.out, advice.text
+    proj.edit(SPEC, "#### Scenario: Saying goodbye\n", f"#### Scenario: Saying goodbye\n{anchor}\n")
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check", "--format", "json")
+    issues = json.loads(run.out)["issues"]
+    assert run.rc == 1 and [(i["code"], "greeting/farewell/goodbye" in i["message"]) for i in issues] == [
+        ("suspect-binding", True)
+    ], run.text
+    assert proj.specgen("review", "greeting/farewell/goodbye").rc == 0
+    assert proj.specgen("check").rc == 0
+
+
+@check(CAP, "Rename Detection", "A renamed requirement is named with its scenarios' anchors")
+def check_renamed_requirement(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "### Requirement: Greet by name\n", "### Requirement: Greet a person by name\n")
+    run = proj.specgen("check")
+    assert run.rc == 1, run.text
+    assert "requirement greeting/greet-by-name -> greeting/greet-a-person-by-name" in run.out, run.out
+    for sid in ("greeting/greet-by-name/named-person", "greeting/greet-by-name/empty-name"):
+        assert f"`<!-- specgen-id: {sid} -->`" in run.out, run.out
+    for name, sid in (("Named person", "named-person"), ("Empty name", "empty-name")):
+        proj.edit(
+            SPEC,
+            f"#### Scenario: {name}\n",
+            f"#### Scenario: {name}\n<!-- specgen-id: greeting/greet-by-name/{sid} -->\n",
+        )
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("check").rc == 0  # anchors keep the ids; the scenario texts did not change
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 0, gate.text
