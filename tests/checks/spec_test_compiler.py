@@ -1057,3 +1057,88 @@ def check_renamed_requirement(proj):
     assert proj.specgen("check").rc == 0  # anchors keep the ids; the scenario texts did not change
     _, tests, gate = proj.pipeline()
     assert tests.rc == 0 and gate.rc == 0, gate.text
+
+
+# ---------------------------------------------------------------- the GitHub action, step by step
+def _github_if(expr: str | None, inputs: dict, failed: bool) -> bool:
+    """GitHub's `if:` for the expressions action.yml uses (status functions, inputs, ==, &&, ||, !)."""
+    if expr is None:
+        return not failed  # the implicit success()
+    text = expr.strip().removeprefix("${{").removesuffix("}}").strip()
+    if not re.search(r"\b(always|cancelled|failure|success)\(\)", text):
+        text = f"success() && ({text})"
+    text = re.sub(r"inputs\.([\w-]+)", lambda m: repr(inputs[m[1]]), text)
+    text = text.replace("always()", "True").replace("cancelled()", "False")
+    text = text.replace("failure()", repr(failed)).replace("success()", repr(not failed))
+    text = text.replace("&&", " and ").replace("||", " or ").replace("!=", " <> ").replace("!", " not ")
+    return bool(eval(text.replace(" <> ", " != "), {"__builtins__": {}}))  # noqa: S307 - our own YAML, our own words
+
+
+def _run_action(proj, tmp_path, inputs: dict) -> list[tuple[str, int | None, str]]:
+    """Each step of action.yml as the runner would take it: (name, exit status or None if skipped, output)."""
+    import yaml
+
+    action = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()} | inputs
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    (bin_dir / "python").chmod(0o755)  # a wrapper, not a link: a venv's python finds its venv from its own path
+    summary = tmp_path / "step_summary.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_")) and k != "CI"}
+    env |= {
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(proj.root),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_ACTION_PATH": str(REPO),
+        "CI": "true",
+    }
+    done, failed = [], False
+    for step in action["runs"]["steps"]:
+        if "run" not in step or "pip install" in step["run"]:
+            continue  # setup-python and installing specgen: the harness runs this checkout in this venv
+        assert "${{" not in step["run"], f"{step['name']}: an expression pasted into the shell line"
+        if not _github_if(step.get("if"), inputs, failed):
+            done.append((step["name"], None, ""))
+            continue
+        subst = {
+            k: re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m[1]], v)
+            for k, v in step.get("env", {}).items()
+        }
+        cwd = proj.root / re.sub(
+            r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m[1]], step.get("working-directory", ".")
+        )
+        proc = subprocess.run(
+            [step.get("shell", "bash"), "-e", "-c", step["run"]],
+            cwd=cwd,
+            env=env | subst,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        failed |= proc.returncode != 0
+        done.append((step["name"], proc.returncode, proc.stdout + proc.stderr))
+    return done
+
+
+@check(CAP, "CI Integrations", "The action's steps run as users run them")
+def check_action_steps(proj, tmp_path):
+    assert proj.specgen("generate").rc == 0
+    proj.write(SPEC, proj.read(SPEC) + GAP_REQUIREMENT)  # generated files now stale: `check` fails
+    args = "--source-url 'https://example.com/$(touch pwned)/' --no-manual"
+    steps = _run_action(proj, tmp_path, {"args": args})
+    status = {name: rc for name, rc, _ in steps}
+    out = {name: text for name, _, text in steps}
+    assert status["specgen check"] == 1, out["specgen check"]
+    assert status["Run the generated tests"] == 0, out["Run the generated tests"]  # ran although check failed
+    assert "generated -p no:cacheprovider --junitxml=build/specgen/junit.xml -n auto" in out["Run the generated tests"]
+    assert "bringing up nodes" in out["Run the generated tests"] or " -n auto" in out["Run the generated tests"]
+    assert json.loads(proj.read("build/specgen/results.json"))["results"], "the tests wrote no results"
+    assert status["specgen report --gate"] == 1 and "::error " in out["specgen report --gate"], out
+    assert not (proj.root / "pwned").exists()
+    assert "https://example.com/$(touch pwned)/" in proj.read("build/specgen/report.json")
+    assert (tmp_path / "step_summary.md").stat().st_size > 0
+    skipped = _run_action(proj, tmp_path / "again", {"run-tests": "false"})
+    assert dict((n, rc) for n, rc, _ in skipped)["Run the generated tests"] is None
