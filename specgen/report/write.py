@@ -52,7 +52,9 @@ def run(
     failed = [
         r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED
     ]
-    summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
+    summary_file = github.append_step_summary(
+        (out_dir / "report.md").read_text(encoding="utf-8"), rel_path(out_dir / "report.md", comp.root)
+    )
     if gate and fmt == "github":
         print("\n".join(_annotations(failed, data, comp.config.baseline)))
     elif gate:  # the findings on stderr; the summary line once, on stdout, ends the run

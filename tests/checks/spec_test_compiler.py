@@ -1142,3 +1142,36 @@ def check_action_steps(proj, tmp_path):
     assert (tmp_path / "step_summary.md").stat().st_size > 0
     skipped = _run_action(proj, tmp_path / "again", {"run-tests": "false"})
     assert dict((n, rc) for n, rc, _ in skipped)["Run the generated tests"] is None
+
+
+@check(CAP, "CI Integrations", "The step summary is capped at 64 KB")
+def check_step_summary_capped(proj, tmp_path, monkeypatch):
+    _unbind_all(proj)
+    proj.write(
+        SPEC,
+        proj.read(SPEC)
+        + "".join(
+            f"\n### Requirement: Gap {k}\nThe greeter SHALL close gap {k}.\n\n#### Scenario: Gap {k} closes\n"
+            f"- **WHEN** gap {k} is probed with a long enough sentence to make the row wide\n"
+            "- **THEN** it is closed\n"
+            for k in range(1500)
+        ),
+    )
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    listed = json.loads(proj.read("specgen.baseline.json"))
+    listed["requirements"] = dict(sorted(listed["requirements"].items())[:1000])
+    proj.write("specgen.baseline.json", json.dumps(listed))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = proj.specgen("report")
+    assert run.rc == 0, run.text
+    text = summary.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 64_000 < len(proj.read("build/specgen/report.md").encode("utf-8"))
+    assert text.startswith("## specgen: 0/1502 requirements verified"), text[:200]
+    assert text.index("missing |") < text.index("baselined |"), "the worst items first"
+    assert text.rstrip().endswith("upload the folder as an artifact to keep it)._")
+    assert "the full report is build/specgen/report.md" in text
+    html = proj.read("build/specgen/report.html")
+    assert '<span class="n">1000 req</span><span class="n">0 scn</span>' in html  # baselined
+    assert '<span class="n">502 req</span><span class="n">1503 scn</span>' in html  # missing
