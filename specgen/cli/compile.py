@@ -55,6 +55,7 @@ def _generate(config, args) -> int:
     # A run after which nothing was touched (inputs, lock, generated files) has nothing to do: the
     # stamp left by the last full run says so without reading a spec (a no-op on 10,000 scenarios
     # would otherwise spend its time re-reading them).
+    config.require_openspec()  # a missing openspec/ is named before anything about the checks
     stamp_key = None
     inputs = input_key(config)  # generate writes outputs and the lock, never an input: computed once
     if not args.change:

@@ -1175,3 +1175,53 @@ def check_step_summary_capped(proj, tmp_path, monkeypatch):
     html = proj.read("build/specgen/report.html")
     assert '<span class="n">1000 req</span><span class="n">0 scn</span>' in html  # baselined
     assert '<span class="n">502 req</span><span class="n">1503 scn</span>' in html  # missing
+
+
+# ---------------------------------------------------------------- the first hour
+@check(CAP, "Stable Scenario Identity", "A name without ASCII letters keeps its own letters in the id")
+def check_unicode_ids(proj):
+    proj.write(
+        "openspec/specs/hud/spec.md",
+        "# hud\n\n## Purpose\n界面。\n\n## Requirements\n### Requirement: 显示血量\n系统 SHALL 显示血量。\n\n"
+        "#### Scenario: 受伤\n- **WHEN** 受伤\n- **THEN** 血量减少\n",
+    )
+    proj.write(
+        "checks/hud.py",
+        'from specgen import check\n\n\n@check("hud", "显示血量", "受伤")\ndef check_hurt():\n    assert 1\n',
+    )
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 0, tests.text + gate.text
+    assert 'id="hud/显示血量/受伤"' in proj.read("generated/test_hud.py")
+    assert "def test_显示血量__受伤():" in proj.read("generated/test_hud.py")
+    assert proj.scenario("hud/显示血量/受伤")["verified"]
+
+
+@check(CAP, "Static Gate", "The summary line is printed once")
+def check_summary_once(proj):
+    proj.pipeline()
+    ok = proj.specgen("check")
+    assert ok.rc == 0 and ok.text.count("specgen check: ok;") == 1, ok.text
+    proj.write(SPEC, proj.read(SPEC) + GAP_REQUIREMENT)
+    proj.pipeline()
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and gate.text.count("requirements verified") == 1, gate.text
+
+
+@check(CAP, "Static Gate", "A missing OpenSpec folder is named first")
+def check_missing_openspec_first(tmp_path):
+    (tmp_path / "empty").mkdir()
+    p = Proj(tmp_path / "bare", tmp_path / "empty")
+    p.write("pyproject.toml", '[tool.specgen]\nchecks = ["nothere.checks"]\n')
+    run = p.specgen("generate")
+    assert run.rc == 2 and "no OpenSpec root" in run.err and "nothere" not in run.err, run.text
+
+
+@check(CAP, "Per-Item Degradation", "A check module that does not parse is named in its scenarios' tests")
+def check_syntax_error_named(proj):
+    proj.edit(CHECKS, "def check_empty(greeter):", "def check_empty(greeter)")
+    assert proj.specgen("generate").rc == 1
+    tests = proj.pytest()
+    assert tests.rc == 1 and _counts(tests) == {"failed": 3}, tests.text
+    named = "is not checked: the check module checks.greeting (greeting.py:"
+    assert tests.out.count(named) == 3 and "does not parse" in tests.out, tests.out
+    assert "has no check" not in tests.out
