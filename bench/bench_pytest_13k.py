@@ -11,8 +11,9 @@ reports; else `-q --tb=no`, which the baseline needs for the bound checks' resul
 
 Then one check is made to fail, and the run must exit 1 naming it: quiet never means a real failure hidden.
 
-Targets: `-n 2` under 20 s wall; under 200 KB of output; exit 0 with the baseline; exit 1 naming the
-planted failure. The machine is shared: CPU time is the figure to compare across loads.
+Targets: under 20 s on 2 cores, judged on the serial run's CPU time (a serial run on an idle core takes about
+its CPU time as wall time; the machine this runs on is shared, so wall time is printed beside it, not judged);
+under 200 KB of output; exit 0 with the baseline; exit 1 naming the planted failure.
 
 usage: python bench/bench_pytest_13k.py [--runs N] [--seed S] [--keep DIR]
 Exits 1 when a target is missed.
@@ -76,8 +77,9 @@ def _bench(root: Path, args) -> int:
     serial = [_pytest(root) for _ in range(args.runs)]
     _line("pytest tests/generated", serial)
     par = [_pytest(root, "-n", "2") for _ in range(args.runs)]
-    wall, size = _line("pytest tests/generated -n 2", par)
-    ok = wall < WALL_TARGET and max(r.rc for r in serial + par) == 0
+    _line("pytest tests/generated -n 2", par)
+    cpu = statistics.median(r.cpu for r in serial)
+    ok = cpu < WALL_TARGET and max(r.rc for r in serial + par) == 0
     ok &= max(len(r.out.encode()) for r in serial + par) < OUTPUT_TARGET
     # A real failure stays loud: plant one in a bound check.
     module = next(p for p in sorted((root / "tests" / "checks").glob("*.py")) if "@check(" in p.read_text("utf-8"))
@@ -89,8 +91,8 @@ def _bench(root: Path, args) -> int:
     print(f"planted failure in {module.name}:{func}: exit {planted.rc}, named in the output: {loud}")
     ok &= loud
     print(
-        f"targets (-n 2 wall < {WALL_TARGET:.0f} s, output < {OUTPUT_TARGET // 1000} KB, exit 0, the planted "
-        f"failure named): {'met' if ok else 'MISSED'}"
+        f"targets (serial CPU {cpu:.1f} s < {WALL_TARGET:.0f} s, output < {OUTPUT_TARGET // 1000} KB, exit 0, "
+        f"the planted failure named): {'met' if ok else 'MISSED'}"
     )
     return 0 if ok else 1
 
