@@ -6,12 +6,28 @@ adds the JUnit XML properties ``requirement``, ``scenario_id``, ``spec_fingerpri
 
 xdist: properties travel inside each test report, and reports reach the controller through
 ``pytest_runtest_logreport``; only the controller (no ``workerinput``) records and writes.
+
+A run records what it ran and keeps the rest: ``results.json`` is merged by test id (a partial run,
+``pytest -k ...`` or ``--lf``, replaces the records of the tests it ran and of the bindings they test,
+and leaves every other record as it was), so the next ``specgen report`` still sees the whole suite.
+
+Baselined gaps stay out of an adopter's way: the generated test of a scenario without a check that
+the baseline lists (``specgen.baseline.json``; or of one blocked by a listed id collision) is not
+collected, and one line at the end of the run counts them and names the baseline. Its body could only
+fail saying "no check", which the baseline already tolerates; leaving it out keeps a plain ``pytest``
+green and costs nothing per scenario (13,000 of them: bench/bench_pytest_13k.py). It never counts as
+verified: the report gives a scenario without a check the verdict ``missing`` whatever its test did,
+and the gate holds it by the baseline entry alone (docs/compiler.md "Gradual adoption"). A run whose
+every generated test was left out exits 0, not 5 ("no tests collected").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from specgen import fsio
 
@@ -35,6 +51,7 @@ def pytest_configure(config) -> None:
     _rewrite_check_asserts(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_Recorder(config), "specgen-recorder")
+        config.pluginmanager.register(_XdistCounts(config), "specgen-xdist-counts")
 
 
 def _rewrite_check_asserts(config) -> None:
@@ -50,6 +67,86 @@ def _rewrite_check_asserts(config) -> None:
         return
     if (Path(config.rootpath) / "pyproject.toml").is_file():
         pytest.register_assert_rewrite(*checks)
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    """No test item for a baselined scenario without a check (see the module docstring)."""
+    marks = getattr(obj, "pytestmark", None)
+    if not marks or not callable(obj):
+        return None
+    mark = next((m for m in marks if getattr(m, "name", None) == "specgen"), None)
+    if mark is None or mark.kwargs.get("check") and not _STAND_IN.search(mark.kwargs.get("id") or ""):
+        return None
+    if (mark.kwargs.get("view") or "specs") != "specs" or not _baselined(collector.config, mark.kwargs.get("id") or ""):
+        return None
+    collector.config._specgen_not_run = getattr(collector.config, "_specgen_not_run", 0) + 1
+    return []
+
+
+def _baselines(config) -> dict:
+    """root name -> (baseline file name, Baseline), read once per session; {} when they cannot be read."""
+    cached = getattr(config, "_specgen_baselines", None)
+    if cached is None:
+        try:
+            from specgen import project
+            from specgen.adopt import baseline
+
+            found = project.roots(project.load_config(config.rootpath))
+            cached = {r.name: (r.config.baseline, baseline.read(r.config.baseline_path)) for r in found}
+        except Exception:  # a broken [tool.specgen] or baseline must not break a test run; the CLI reports it
+            cached = {}
+        config._specgen_baselines = cached
+    return cached
+
+
+def _baselined(config, sid: str) -> bool:
+    """Whether the baseline holds scenario `sid` (one without a check, or blocked by a listed collision)."""
+    files = _baselines(config)
+    ns = sid.split(":", 1)[0] if ":" in sid and "" not in files else ""
+    b = files.get(ns, (None, None))[1]
+    return b is not None and (b.covers(sid.rsplit("/", 1)[0], sid) or _held_collision(b, sid))
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):  # an xdist worker: tell the controller how many it left out
+        config.workeroutput["specgen_not_run"] = getattr(config, "_specgen_not_run", 0)
+    elif exitstatus == 5 and getattr(config, "_specgen_not_run", 0):
+        session.exitstatus = 0  # every generated test was a baselined gap: nothing failed, nothing to run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    n = getattr(config, "_specgen_not_run", 0)
+    if n and not hasattr(config, "workerinput"):
+        names = ", ".join(sorted({name for name, _ in _baselines(config).values()}))
+        terminalreporter.write_line(
+            f"specgen: {n} baselined scenario(s) without a check not run ({names}); the report counts them "
+            "missing, never verified"
+        )
+
+
+class _XdistCounts:
+    """On the xdist controller: the count of baselined tests the workers left out (the same on each)."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        n = getattr(node, "workeroutput", {}).get("specgen_not_run", 0)
+        self.config._specgen_not_run = max(getattr(self.config, "_specgen_not_run", 0), n)
+
+
+# A blocked scenario's stand-in id (an id collision): `<id>-line-<n>`, in the scenario or requirement slug.
+_STAND_IN = re.compile(r"-line-\d+(?:-\d+)?(?=/|$)")
+
+
+def _held_collision(b, sid: str) -> bool:
+    if not _STAND_IN.search(sid):
+        return False
+    orig = _STAND_IN.sub("", sid)
+    wanted = (f"scenario id {orig} collides", f"requirement id {orig.rsplit('/', 1)[0]} collides")
+    return any(code == "id-collision" and what.startswith(wanted) for code, _, what in b.problems)
 
 
 def pytest_itemcollected(item) -> None:
@@ -133,7 +230,8 @@ class _Recorder:
         if not self.results:
             return
         path = self._path()
-        data = {"version": 1, "results": [self.results[k] for k in sorted(self.results)]}
+        merged = merge(_previous(path), list(self.results.values()))
+        data = {"version": 1, "results": merged}
         fsio.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
     def _path(self) -> Path:
@@ -148,6 +246,33 @@ class _Recorder:
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it
             pass
         return Path(self.config.rootpath) / report_dir / RESULTS_NAME
+
+
+def _binding(rec: dict) -> tuple:
+    return (rec.get("view") or "specs", rec.get("scenario_id"), rec.get("check") or "")
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """The records of this run, and the earlier ones it did not replace: a record is replaced when this
+    run ran its test (same test id) or tested its binding (same view, scenario and check: a test renamed
+    since). Sorted by test id, so the file's bytes depend only on the records."""
+    ran = {r["nodeid"] for r in new}
+    tested = {_binding(r) for r in new}
+    kept = [r for r in old if r.get("nodeid") not in ran and _binding(r) not in tested]
+    return sorted(kept + new, key=lambda r: r["nodeid"])
+
+
+def _previous(path: Path) -> list[dict]:
+    """The records already in the results file; none when it is missing or not a results file (it is
+    then rewritten from this run alone, as before merging existed)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        records = data["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(records, list):
+        return []
+    return [r for r in records if isinstance(r, dict) and isinstance(r.get("nodeid"), str)]
 
 
 def _message(report) -> str:

@@ -121,7 +121,8 @@ class Config:
                 )
             raise SpecgenError(
                 "no OpenSpec root: no openspec/ folder in this project root; run `openspec init`, "
-                "set tool.specgen.specs in pyproject.toml, or pass --root DIR",
+                "set tool.specgen.specs (one tree) or tool.specgen.roots (several, e.g. "
+                '["packages/*/openspec"]) in pyproject.toml, or pass --root DIR',
                 self.root,
             )
         return self.openspec_parent
@@ -258,7 +259,8 @@ def _inside_root(key: str, value: str, pyproject: Path) -> None:
 # ``roots = ["packages/*/openspec", ...]`` (globs relative to the project root, each matching
 # folders called ``openspec``) replaces ``specs`` when a repository keeps several OpenSpec trees.
 # Each root is compiled on its own, as a single-root project would be, with a config derived here:
-# output ``<output>/<name>``, lock ``<lock stem>.<name>.lock``, report ``<report>/<name>``, and its
+# output ``<output>/<name>``, lock ``<lock stem>.<name>.lock``, baseline ``<baseline stem>.<name>.json``,
+# report ``<report>/<name>``, and its
 # capabilities (so its ids and @check capability names) prefixed ``<name>:``. A pattern list that
 # matches one folder is a single-root project: no namespace, today's paths, ids and bytes.
 
@@ -324,13 +326,14 @@ def _names(folders: list[str]) -> list[str]:
 
 
 def _root_config(config: Config, name: str, folder: str, names: tuple[str, ...]) -> Config:
-    lock = Path(config.lock)
+    lock, base = Path(config.lock), Path(config.baseline)
     return replace(
         config,
         specs=folder,
         output=f"{config.output}/{name}",
         report=f"{config.report}/{name}",
         lock=str(lock.with_name(f"{lock.stem}.{name}{lock.suffix or '.lock'}")),
+        baseline=str(base.with_name(f"{base.stem}.{name}{base.suffix or '.json'}")),
         namespace=name,
         siblings=names,
     )

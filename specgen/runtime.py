@@ -134,7 +134,13 @@ def fixtures(*modules) -> dict:
     return found
 
 
+# How the compiler's note about a broken check module starts (specgen.compile.compiler.BROKEN_MODULE).
+_BROKEN_MODULE = "the check module "
+
+
 def missing(scenario_id: str, stub: str, why: str = "") -> None:
+    if why.startswith(_BROKEN_MODULE):  # the check exists, in a module that does not parse: name that
+        pytest.fail(f"scenario {scenario_id} is not checked: {why}", pytrace=False)
     pytest.fail(
         f"scenario {scenario_id} has no check{': ' + why if why else ''}. Add this to a check module "
         f"(or run `specgen stub {scenario_id} --write`):\n\n{stub}",

@@ -10,6 +10,7 @@ that one line after its header; ``.gitignore`` gets one line; the checks package
 
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ from specgen.errors import SpecgenError
 
 SPECGEN_TABLE = """\
 [tool.specgen]
-specs = "openspec"
+{layout}
 checks = ["tests.checks"]
 output = "tests/generated"
 """
+SINGLE = 'specs = "openspec"'
+# Folders never searched for OpenSpec trees: tools' caches, dependencies, build outputs.
+_SKIP = {".git", "node_modules", ".venv", "venv", "build", "dist", "__pycache__", ".tox", ".mypy_cache"}
+_DEPTH = 4  # openspec/ folders deeper than root/a/b/c/openspec are not looked for
 PYTEST_TABLE = """\
 [tool.pytest.ini_options]
 pythonpath = ["."]  # generated tests import the check modules from the project root
@@ -40,9 +45,48 @@ class Edit:
     text: str
 
 
-def plan(root: Path, checks: str = "tests.checks") -> list[Edit]:
-    """The edits `root` still needs; empty when it is adopted."""
-    edits = _pyproject_edits(root)
+def find_trees(root: Path) -> list[str]:
+    """Folders called openspec (holding specs/ or changes/) under `root`, as POSIX paths relative to it, sorted;
+    the search stops at an openspec/ folder (no tree inside a tree) and skips tools' and build folders."""
+    found: list[str] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+        except OSError:
+            return
+        for child in children:
+            if child.name == "openspec":
+                if (child / "specs").is_dir() or (child / "changes").is_dir():
+                    found.append(child.relative_to(root).as_posix())
+            elif child.name not in _SKIP and not child.name.startswith(".") and depth < _DEPTH:
+                walk(child, depth + 1)
+
+    walk(root, 0)
+    return found
+
+
+def layout(trees: list[str]) -> str:
+    """The [tool.specgen] line naming the OpenSpec trees: `specs` for one, `roots` (globs) for several.
+    Trees that differ only in one folder name share a glob (packages/a/openspec, packages/b/openspec:
+    packages/*/openspec)."""
+    if len(trees) <= 1:
+        return f'specs = "{trees[0] if trees else "openspec"}"'
+    patterns: list[str] = []
+    for tree in trees:
+        parts = tree.split("/")
+        glob = "/".join([*parts[:-2], "*", parts[-1]]) if len(parts) >= 3 else tree
+        siblings = [t for t in trees if len(t.split("/")) == len(parts) and fnmatch.fnmatchcase(t, glob)]
+        pattern = glob if len(siblings) > 1 else tree
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return "roots = [" + ", ".join(f'"{p}"' for p in patterns) + "]"
+
+
+def plan(root: Path, checks: str = "tests.checks", trees: str = SINGLE) -> list[Edit]:
+    """The edits `root` still needs; empty when it is adopted. `trees`: the line naming the OpenSpec
+    folder(s) in a new [tool.specgen] table (see `layout`)."""
+    edits = _pyproject_edits(root, trees)
     package = root.joinpath(*checks.split("."))
     # A parent folder that exists already (a project's tests/) is left as it is: an __init__.py there would
     # change how pytest imports the project's own tests, and a namespace package imports as well.
@@ -72,7 +116,7 @@ def plan(root: Path, checks: str = "tests.checks") -> list[Edit]:
     return edits
 
 
-def _pyproject_edits(root: Path) -> list[Edit]:
+def _pyproject_edits(root: Path, trees: str) -> list[Edit]:
     path = root / "pyproject.toml"
     if not path.is_file():
         return [
@@ -80,7 +124,7 @@ def _pyproject_edits(root: Path) -> list[Edit]:
                 path,
                 "created pyproject.toml with [tool.specgen] and the pytest settings",
                 "create",
-                SPECGEN_TABLE + "\n" + PYTEST_TABLE,
+                SPECGEN_TABLE.format(layout=trees) + "\n" + PYTEST_TABLE,
             )
         ]
     text = path.read_text(encoding="utf-8")
@@ -91,7 +135,9 @@ def _pyproject_edits(root: Path) -> list[Edit]:
     tool = data.get("tool", {})
     edits = []
     if "specgen" not in tool:
-        edits.append(Edit(path, "appended [tool.specgen] to pyproject.toml", "append", SPECGEN_TABLE))
+        edits.append(
+            Edit(path, "appended [tool.specgen] to pyproject.toml", "append", SPECGEN_TABLE.format(layout=trees))
+        )
     pytest_table = tool.get("pytest", {}).get("ini_options")
     if pytest_table is None:
         edits.append(

@@ -59,9 +59,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _command(sub, name: str, run: str, **kw) -> argparse.ArgumentParser:
+ONLY_HELP = "with several OpenSpec roots ([tool.specgen] roots): only this one (its name or folder)"
+
+
+def _command(sub, name: str, run: str, only: bool = True, **kw) -> argparse.ArgumentParser:
     p = sub.add_parser(name, **kw)
     p.add_argument("--root", metavar="DIR", default=None, help=ROOT_HELP)
+    if only:  # every command but init works on one root of several when asked
+        p.add_argument("--only", metavar="ROOT", default=None, help=ONLY_HELP)
     p.set_defaults(run=run)
     return p
 
@@ -142,7 +147,6 @@ def _compile_commands(sub) -> None:
     )
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and show a diff if files are stale")
     p.add_argument("--change", metavar="ID", help="compile only active change ID (the specs with it applied)")
-    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
     p = _command(
         sub,
@@ -156,7 +160,6 @@ def _compile_commands(sub) -> None:
     p.add_argument(
         "--change", metavar="ID", action="append", default=[], help="also gate active change ID (repeatable)"
     )
-    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
     p.add_argument("--verbose", action="store_true", help="text: every issue (default: the summary and the worst 40)")
 
     p = _command(sub, "stub", "compile:cmd_stub", help="print (or --write) a check skeleton for a scenario")
@@ -194,7 +197,6 @@ def _compile_commands(sub) -> None:
         default="",
         help="prefix for links to spec lines, e.g. https://github.com/o/r/blob/<sha>/ (default: relative file links)",
     )
-    p.add_argument("--only", metavar="ROOT", help="with several OpenSpec roots: only this one (name or folder)")
 
 
 def _adoption_commands(sub) -> None:
@@ -202,6 +204,7 @@ def _adoption_commands(sub) -> None:
         sub,
         "init",
         "adopt:cmd_init",
+        only=False,
         help="set up an existing OpenSpec project for specgen (idempotent)",
         description="Write what adoption needs and nothing else: [tool.specgen] and the pytest pythonpath "
         "in pyproject.toml, the checks package, build/specgen/ in .gitignore. Prints each change.",

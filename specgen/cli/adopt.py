@@ -10,7 +10,10 @@ from pathlib import Path
 
 from specgen import fsio, project
 from specgen.adopt import init as initmod
+from specgen.cli import roots
 from specgen.errors import SpecgenError
+
+NEXT = "next: `specgen generate`, then `specgen baseline` to adopt gradually (README, step 2)"
 
 
 def cmd_init(args) -> int:
@@ -18,34 +21,68 @@ def cmd_init(args) -> int:
     if not root.is_dir():
         raise SpecgenError(f"--root {args.root}: no such folder")
     config = project.load_config(root)
-    config.require_openspec()
-    edits = initmod.plan(root, config.checks[0])
+    trees = initmod.SINGLE
+    if config.configured or config.openspec_dir.is_dir():
+        for r in project.roots(config):  # the configured tree(s) must exist
+            r.config.require_openspec()
+    else:  # no [tool.specgen] and no openspec/ here: look for the trees of a monorepo
+        found = initmod.find_trees(root)
+        if not found:
+            config.require_openspec()
+        trees = initmod.layout(found)
+        print(f"specgen init: found {len(found)} OpenSpec tree(s): {', '.join(found)}; writing `{trees}`")
+    edits = initmod.plan(root, config.checks[0], trees)
     initmod.apply(edits)
     for e in edits:
         print(f"specgen init: {e.what}")
     print(
         "specgen init: nothing to do; the project is set up"
         if not edits
-        else f"specgen init: {len(edits)} change(s); next: `specgen check`, then `specgen baseline` to adopt gradually"
+        else f"specgen init: {len(edits)} change(s); {NEXT}"
     )
     return 0
 
 
 def _report_data(config, results: str | None) -> dict:
+    """What `specgen report` would build now, issues included (without writing anything)."""
     from specgen.compile.compiler import compile_project
     from specgen.plugin import RESULTS_NAME
     from specgen.report.verdicts import build, load_results
+    from specgen.report.write import report_issues
 
     comp = compile_project(config)
-    return build(comp, load_results(Path(results) if results else config.report_dir / RESULTS_NAME), False, "")
+    path = Path(results) if results else config.report_dir / RESULTS_NAME
+    loaded = load_results(path)
+    data = build(comp, loaded, False, "")
+    data["issues"] = report_issues(comp, path, loaded)
+    return data
 
 
 def cmd_baseline(args) -> int:
+    base = project.resolve(args.root)
+    found = project.roots(base, args.only)
+    # With several roots the one results file of the test run feeds every root (as `specgen report`).
+    results = args.results or (str(base.report_dir / "results.json") if found[0].name else None)
+    return roots.each(args, lambda r: _baseline(r.config, args, results), found)
+
+
+def _baseline(config, args, results: str | None) -> int:
     from specgen.adopt import baseline
 
-    config = project.resolve(args.root)
     path, name = config.baseline_path, config.baseline
-    now = baseline.unverified(_report_data(config, args.results), config.gated)
+    data = _report_data(config, results)
+    refused = baseline.refused(data)
+    if refused:
+        for i in refused:
+            loc = f"{i['path']}:{i['line']}: " if i["line"] else (f"{i['path']}: " if i["path"] else "")
+            print(f"{loc}error: {i['message']} [{i['code']}]", file=sys.stderr)
+        print(
+            f"specgen baseline: refused: {len(refused)} item(s) above are fixed by the command each names, "
+            "not baselined; fix them and rerun",
+            file=sys.stderr,
+        )
+        return 1
+    now = baseline.record(data, config.gated)
     if not args.update:
         if path.exists():
             raise SpecgenError(
@@ -54,9 +91,18 @@ def cmd_baseline(args) -> int:
                 path,
             )
         fsio.write_text(path, baseline.render(now), config.root)
+        # The promise printed below is checked, not assumed: the gate, run on this data with the new file.
+        ratchets = baseline.apply(data, now, config.gated)
+        left = [
+            r["id"] for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != "baselined"
+        ]
+        if left or data["issues"] or ratchets:
+            raise SpecgenError(f"internal: the new baseline does not hold: {left[:5]} {data['issues'][:2]}", path)
+        scenarios = sum(len(e.scenarios or ()) for e in now.requirements.values())
         print(
-            f"specgen baseline: recorded {len(now)} unverified requirement(s) in {name}; commit it. The gate now "
-            "fails only on new gaps, and on listed ones that are fixed"
+            f"specgen baseline: recorded {len(now.requirements)} unverified requirement(s) ({scenarios} scenario(s)) "
+            f"and {len(now.problems)} static problem(s) in {name}; commit it. `specgen report --gate` passes on the "
+            "tree as it is, and fails on new gaps (a new scenario included) and on listed items that are fixed"
         )
         return 0
     old = baseline.read(path)
@@ -64,12 +110,15 @@ def cmd_baseline(args) -> int:
     text = baseline.render(kept)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         fsio.write_text(path, text, config.root)
-    for req in dropped:
-        print(f"dropped {req} (verified or gone)")
-    print(f"specgen baseline --update: {len(kept)} requirement(s) remain in {name}, {len(dropped)} dropped")
+    for item in dropped:
+        print(f"dropped {item} (verified, fixed or gone)")
+    print(
+        f"specgen baseline --update: {len(kept.requirements)} requirement(s) remain in {name}, "
+        f"{len(dropped)} item(s) dropped"
+    )
     if new:
         print(
-            f"specgen baseline --update: {len(new)} unverified requirement(s) are not in the baseline and were not "
+            f"specgen baseline --update: {len(new)} gap(s) or problem(s) are not in the baseline and were not "
             f"added (it only shrinks): {', '.join(new[:10])}{' ...' if len(new) > 10 else ''}",
             file=sys.stderr,
         )
@@ -78,10 +127,10 @@ def cmd_baseline(args) -> int:
 
 def cmd_evidence(args) -> int:
     from specgen.adopt import evidence
-    from specgen.cli.compile import _find_scenario
+    from specgen.cli.compile import _find_scenario, _root_of
     from specgen.compile.compiler import compile_project
 
-    comp = compile_project(project.resolve(args.root))
+    comp = compile_project(_root_of(args, args.scenario_id))
     view, ref = _find_scenario(comp, args.scenario_id)
     if not any(d.manual for d in comp.decls_for(view.name, ref.id)):
         raise SpecgenError(f"{ref.id} has no manual check: evidence is for @check(..., manual=...) procedures")

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from specgen.cli import roots
 from specgen.cli.validate import openspec_root
 from specgen.reader.text import read_text_as_node
 from specgen.rules.archive import archive_change
@@ -20,8 +21,15 @@ from specgen.rules.merge import ArchiveAbort
 from specgen.rules.tasks import parse_task_lines
 
 
+def _holds(r, change: str) -> bool:
+    return (r.config.openspec_dir / "changes" / change).is_dir()
+
+
 def run_apply(args) -> int:
-    root, prefix = openspec_root(args.root)
+    # With several OpenSpec roots the change is looked up as specgen.cli.roots says (`<root>:<change>`,
+    # --only, or the one root holding it).
+    r, args.change = roots.one(args, args.change, _holds, "active change")
+    root, prefix = openspec_root(r.config)
     try:
         outcome = archive_change(root, args.change, dry_run=args.dry_run)
     except ArchiveAbort as exc:

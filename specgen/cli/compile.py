@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from specgen import project
+from specgen.cli import roots
 from specgen.compile import cache, generator, lock, renames
 from specgen.compile.compiler import compile_project, input_key
 from specgen.compile.generator import stub_code
@@ -22,7 +23,7 @@ from specgen.report.gate import TERMINAL_LIMIT, format_issues, static_issues, wo
 def _each_root(args, run) -> int:
     """`run(config)` for every OpenSpec root of the project (or the one `--only` names); the worst exit
     status wins. With several roots each one's output is headed by its name and folder."""
-    found = project.roots(project.resolve(args.root), getattr(args, "only", None))
+    found = roots.found(args)
     asked = getattr(args, "change", None)
     asked = [asked] if isinstance(asked, str) else list(asked or [])
     if found[0].name and asked:  # several roots: an active change belongs to the roots that hold it
@@ -33,12 +34,7 @@ def _each_root(args, run) -> int:
                 + ", ".join(f"{r.name} ({r.config.specs})" for r in found)
             )
         found = [r for r in found if any(_holds(r.config, c) for c in asked)]
-    rc = 0
-    for r in found:
-        if r.name:
-            print(f"== root {r.name} ({r.config.specs})", flush=True)
-        rc = max(rc, run(r.config))
-    return rc
+    return roots.each(args, lambda r: run(r.config), found)
 
 
 def _holds(config, change_id: str) -> bool:
@@ -59,6 +55,7 @@ def _generate(config, args) -> int:
     # A run after which nothing was touched (inputs, lock, generated files) has nothing to do: the
     # stamp left by the last full run says so without reading a spec (a no-op on 10,000 scenarios
     # would otherwise spend its time re-reading them).
+    config.require_openspec()  # a missing openspec/ is named before anything about the checks
     stamp_key = None
     inputs = input_key(config)  # generate writes outputs and the lock, never an input: computed once
     if not args.change:
@@ -168,14 +165,14 @@ def _check(config, args) -> int:
     changes = _changes_here(config, args.change)
     comp = compile_project(config, changes)
     found = sorted(static_issues(comp, changes) + renames.issues(comp), key=worst_first)
-    issues, tolerated = baseline.tolerated_gaps(
-        found, comp.specs.requirements, baseline.read(comp.config.baseline_path), comp.config.gated
+    issues, tolerated = baseline.tolerated_issues(
+        found, comp, baseline.read(comp.config.baseline_path), comp.config.gated
     )
     limit = None if args.verbose else TERMINAL_LIMIT
     sys.stdout.write(format_issues(issues, comp, args.format, changes, limit))
     if tolerated:
         print(
-            f"specgen check: {tolerated} gap(s) of baselined or ungated requirements not shown "
+            f"specgen check: {tolerated} baselined gap(s) or problem(s), or gap(s) of ungated requirements, not shown "
             f"({comp.config.baseline}, [tool.specgen] gate)",
             file=sys.stderr,
         )
@@ -201,12 +198,9 @@ def _find_scenario(comp, scenario_id: str):
 
 def _root_of(args, scenario_id: str):
     """The config of the root a scenario id belongs to (`<root>:` ids with several roots)."""
-    found = project.roots(project.resolve(args.root))
-    if found[0].name and ":" in scenario_id:
-        named = [r for r in found if r.name == scenario_id.split(":", 1)[0]]
-        if named:
-            return named[0].config
-    return found[0].config
+    found = roots.found(args)
+    named, _ = roots.split(found, scenario_id)
+    return (named or found[0]).config
 
 
 def cmd_stub(args) -> int:

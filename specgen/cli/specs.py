@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from specgen import project
+from specgen.cli import roots
 from specgen.cli.views import (
     change_json,
     dumps,
@@ -55,8 +55,8 @@ def _emit_failure(args, fail: _Fail, payload: dict | None = None) -> int:
     return 2
 
 
-def _resolve_root(args) -> Path:
-    """The folder holding the project's OpenSpec folder (see specgen.project)."""
+def _resolve_root(config) -> Path:
+    """The folder holding one root's OpenSpec folder (see specgen.project)."""
     status = status_json(
         "No OpenSpec root found from the current directory.",
         "no_openspec_root",
@@ -64,7 +64,6 @@ def _resolve_root(args) -> Path:
         fix="Run openspec init to create a root here.",
     )
     try:
-        config = project.resolve(args.root)
         parent = config.require_openspec()
     except SpecgenError as exc:
         raise _Fail(status, exc.path, exc.line, exc.message) from None
@@ -87,9 +86,32 @@ def _from_specgen_error(exc, code: str) -> _Fail:
 
 
 def cmd_list(args) -> int:
+    """With several OpenSpec roots: each root's list under its `== root` header; --json: one
+    document, `{"roots": [{"root", "specs", ...that root's list}]}`."""
     payload = {"specs": [], "root": None} if args.specs else {"changes": [], "root": None}
     try:
-        root = _resolve_root(args)
+        found = roots.found(args)
+    except SpecgenError as exc:
+        return _emit_failure(args, _from_specgen_error(exc, "list_error"), payload)
+    if not (found[0].name and args.json):
+        return roots.each(args, lambda r: _list_one(args, r.config, payload), found)
+    import contextlib
+    import io
+    import json
+
+    docs, rc = [], 0
+    for r in found:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = max(rc, _list_one(args, r.config, payload))
+        docs.append({"name": r.name, "specs": r.config.specs, **json.loads(buf.getvalue())})
+    print(dumps({"roots": docs}))
+    return rc
+
+
+def _list_one(args, config, payload: dict) -> int:
+    try:
+        root = _resolve_root(config)
         if args.specs:
             return _list_specs(args, root)
         return _list_changes(args, root)
@@ -224,17 +246,27 @@ def _utf16(s: str) -> tuple[int, ...]:
     return tuple(b[i] | (b[i + 1] << 8) for i in range(0, len(b), 2))
 
 
-def cmd_show(args) -> int:
+def _holds(r, item: str) -> bool:
     try:
-        root = _resolve_root(args)
-        return _show(args, root)
+        root = r.config.require_openspec()
+    except SpecgenError:
+        return False
+    return item in spec_ids(root) or item in active_change_ids(root)
+
+
+def cmd_show(args) -> int:
+    """With several OpenSpec roots the item is looked up as specgen.cli.roots says."""
+    try:
+        r, args.id = roots.one(args, args.id, _holds, "spec or change")
+        root = _resolve_root(r.config)
+        return _show(args, root, r.name)
     except _Fail as fail:
         return _emit_failure(args, fail)
     except SpecgenError as exc:
         return _emit_failure(args, _from_specgen_error(exc, "show_error"))
 
 
-def _show(args, root: Path) -> int:
+def _show(args, root: Path, ns: str = "") -> int:
     item = args.id
     kind = args.type
     if kind is None:
@@ -260,11 +292,11 @@ def _show(args, root: Path) -> int:
             )
         kind = "change" if is_change else "spec"
     if kind == "spec":
-        return _show_spec(args, root, item)
+        return _show_spec(args, root, item, ns)
     return _show_change(args, root, item)
 
 
-def _show_spec(args, root: Path, spec_id: str) -> int:
+def _show_spec(args, root: Path, spec_id: str, ns: str = "") -> int:
     specs_dir = root / "openspec" / "specs"
     path = Path(os.path.normpath(os.path.join(specs_dir, spec_id, "spec.md")))  # as Node's path.join
     rel = os.path.relpath(path, specs_dir)
@@ -276,23 +308,23 @@ def _show_spec(args, root: Path, spec_id: str) -> int:
     if spec.error:
         raise _Fail(status_json(spec.error, "show_error"), path)
     if args.json:
-        print(dumps(_with_ids(spec_json(spec, root), root, spec_id)))
+        print(dumps(_with_ids(spec_json(spec, root), root, spec_id, ns)))
         return 0
     _print_spec(spec)
     return 0
 
 
-def _with_ids(payload: dict, root: Path, spec_id: str) -> dict:
+def _with_ids(payload: dict, root: Path, spec_id: str, ns: str = "") -> dict:
     """specgen's ids (`id`) on each requirement and scenario, after the CLI's keys; as `specgen check` names them."""
     from specgen.compile.identity import specs_view
     from specgen.reader.project import load_project
 
     try:
-        view = specs_view(load_project(root))
+        view = specs_view(load_project(root), ns)
     except SpecgenError as exc:  # an id collision elsewhere: the JSON stays the CLI's, and says why
         print(f"specgen show: ids not shown: {exc}", file=sys.stderr)
         return payload
-    reqs = {r.name: r for r in view.requirements if r.capability == spec_id}
+    reqs = {r.name: r for r in view.requirements if r.capability == (f"{ns}:{spec_id}" if ns else spec_id)}
     for req in payload["requirements"]:
         ref = reqs.get(req["name"])
         if ref is not None:

@@ -1,6 +1,9 @@
 """`specgen validate`: OpenSpec's validation rules, levels and messages.
 
-validate [<id>|--all|--specs|--changes] [--type spec|change] [--strict] [--json] [--root DIR]
+validate [<id>|--all|--specs|--changes] [--type spec|change] [--strict] [--json] [--root DIR] [--only ROOT]
+    With several OpenSpec roots, the bulk forms validate each root (--json: one document, a section
+    per root) and an item is looked up as specgen.cli.roots says (`<root>:<id>`, --only, or the one
+    root holding it).
     --json prints exactly what `openspec validate ... --json` prints (same fields, values and
     order), plus `line` on each issue whose line is known. Human output: one line per issue,
     `path:line: level: message`, on stdout; the totals on stderr.
@@ -17,18 +20,22 @@ import os
 import sys
 from pathlib import Path
 
-from specgen import project
+from specgen.cli import roots
 from specgen.rules import validate as V
 
 
-def openspec_root(root_arg: str | None) -> tuple[Path, str]:
-    """The folder holding the project's OpenSpec folder (what the rules take as `root`; see
+def openspec_root(config) -> tuple[Path, str]:
+    """The folder holding one root's OpenSpec folder (what the rules take as `root`; see
     specgen.project), and that folder relative to the project root ("" when it is the root), so
     that paths are printed as seen from the project root."""
-    config = project.resolve(root_arg)
     root = config.require_openspec()
     prefix = Path(os.path.relpath(root, os.path.realpath(config.root))).as_posix()
     return root, "" if prefix == "." else prefix + "/"
+
+
+def _holds(r, item: str) -> bool:
+    root = r.config.require_openspec()
+    return item in V.change_ids(root) or item in V.spec_ids(root)
 
 
 def _nearest(name: str, candidates: list[str]) -> list[str]:
@@ -45,28 +52,51 @@ def _status(code: str, message: str, fix: str | None = None) -> str:
 
 
 def run_validate(args) -> int:
-    root, prefix = openspec_root(args.root)
     bulk = args.all or args.changes or args.specs
-    out = sys.stdout
+    if bulk and args.item:
+        print("specgen validate: error: an item id cannot be combined with --all/--changes/--specs", file=sys.stderr)
+        return 2
+    if not bulk and not args.item:
+        print(
+            "Nothing to validate. Try one of:\n  specgen validate --all\n  specgen validate --changes\n"
+            "  specgen validate --specs\n  specgen validate <item-name>",
+            file=sys.stderr,
+        )
+        return 2
     if bulk:
-        if args.item:
-            print(
-                "specgen validate: error: an item id cannot be combined with --all/--changes/--specs", file=sys.stderr
-            )
-            return 2
+        found = roots.found(args)
+        if bulk and found[0].name and args.json:  # several roots: one JSON document, a section per root
+            docs = []
+            rc = 0
+            for r in found:
+                buf = _Capture()
+                rc = max(rc, _validate(args, r.config, None, buf))
+                docs.append({"name": r.name, "specs": r.config.specs, **json.loads(buf.text)})
+            sys.stdout.write(json.dumps({"roots": docs}, indent=2, ensure_ascii=False) + "\n")
+            return rc
+        return roots.each(args, lambda r: _validate(args, r.config, args.item, sys.stdout), found)
+    r, item = roots.one(args, args.item, _holds, "change or spec")
+    return _validate(args, r.config, item, sys.stdout)
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+
+def _validate(args, config, item: str | None, out) -> int:
+    """Validate one root: every item (bulk) or `item`; prints the report to `out`."""
+    root, prefix = openspec_root(config)
+    bulk = args.all or args.changes or args.specs
+    if bulk:
         report = V.validate_all(
             root, changes=args.all or args.changes, specs=args.all or args.specs, strict=args.strict
         )
         results, summary = report["results"], report["summary"]
     else:
-        if not args.item:
-            print(
-                "Nothing to validate. Try one of:\n  specgen validate --all\n  specgen validate --changes\n"
-                "  specgen validate --specs\n  specgen validate <item-name>",
-                file=sys.stderr,
-            )
-            return 2
-        item = args.item
         changes, specs = V.change_ids(root), V.spec_ids(root)
         is_change, is_spec = item in changes, item in specs
         kind = args.type or ("change" if is_change else "spec" if is_spec else None)

@@ -6,17 +6,21 @@ bindings and the same suspect/unreviewed verdicts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from specgen.compile import cache, generator, lock, renames
-from specgen.compile.identity import ScenarioRef, View, change_view, specs_view
+from specgen.compile.identity import ScenarioRef, View, change_view, slugify, specs_view
 from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, near_misses, resolve
 from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
 from specgen.project import Config
 from specgen.reader.project import load_project
 from specgen.rules.archive import apply_change
+
+# How a note about a check module that cannot be read starts (specgen.runtime.missing reads it: keep the two equal).
+BROKEN_MODULE = "the check module "
 
 # Lock states of a binding.
 REVIEWED, SUSPECT, UNREVIEWED = "reviewed", "suspect", "unreviewed"
@@ -209,7 +213,7 @@ def compile_project(
         digests=dict(digests),
         _cache_key=k,
         _read_issues=issues,
-        notes=near_misses(decls, bound, views),
+        notes=near_misses(decls, bound, views) | _broken_module_notes(issues, views),
         _unstored=defer_store,
         first_run=_never_generated(config),
     )
@@ -219,6 +223,39 @@ def _never_generated(config: Config) -> bool:
     """No lock (not even an empty or broken one) and no generated test under the output folder."""
     path = config.lock_path
     return not (path.exists() or path.is_symlink()) and not generator.existing_generated(config.output_dir)
+
+
+# A `@check("id")` or `@check("cap", "Requirement", "Scenario")` line, read from the text of a module that
+# does not parse (so has no syntax tree): enough to say which scenarios the broken module meant to bind.
+_CHECK_LINE = re.compile(
+    r"""^\s*@(?:\w+\.)?check\(\s*(["'])(.+?)\1(?:\s*,\s*(["'])(.+?)\3\s*,\s*(["'])(.+?)\5)?""", re.M
+)
+
+
+def _broken_module_notes(issues: list[Issue], views: list[View]) -> dict[tuple[str, str], str]:
+    """(view, scenario id) -> why its check is not bound: the check module holding its @check does not
+    parse or read. The scenario's failing generated test names that module instead of saying it has no check."""
+    notes: dict[tuple[str, str], str] = {}
+    for issue in issues:
+        if issue.code != "unreadable-check-module" or issue.path is None:
+            continue
+        try:
+            text = Path(issue.path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        where = f"{Path(issue.path).name}:{issue.line}" if issue.line else Path(issue.path).name
+        name = re.search(r"module ([\w.]+)", issue.message)
+        why = f"{BROKEN_MODULE}{name[1] if name else Path(issue.path).stem} ({where}) is broken: {issue.message}"
+        for m in _CHECK_LINE.finditer(text):
+            for view in views:
+                ref = (
+                    view.by_name.get((m[2], m[4], m[6])) or view.by_id.get(f"{m[2]}/{slugify(m[4])}/{slugify(m[6])}")
+                    if m[4] is not None
+                    else view.by_id.get(m[2])
+                )
+                if ref is not None:
+                    notes[(view.name, ref.id)] = why
+    return notes
 
 
 def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:

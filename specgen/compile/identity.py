@@ -28,16 +28,32 @@ from specgen.model import ADDED, MODIFIED, RENAMED, Change, Project, Requirement
 
 SPECS_VIEW = "specs"
 _ANCHOR_LINE = re.compile(r"^\s*<!--\s*specgen-id:.*-->\s*$")
-_SEG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_SEG = r"[^\W_A-Z]+(?:-[^\W_A-Z]+)*"  # lowercase ASCII, or the letters and digits of a Unicode slug
 # `root:` only with several OpenSpec roots; a nested capability has several segments
 _ID = re.compile(rf"^(?:{_SEG}:)?{_SEG}(?:/{_SEG})*/{_SEG}/{_SEG}$")
 
 
 def slugify(name: str) -> str:
-    """Lowercase ASCII words joined by '-'. Names with no ASCII letters or digits get a hash slug."""
+    """Lowercase ASCII words joined by '-'. A name with no ASCII letter or digit (one named only in
+    Chinese, say) keeps its own letters and digits instead, NFKC-normalized and lowercased, words joined
+    by '-' (`显示血量`), when the result is short and reads as a Python name (generated test names are made
+    of slugs); else it gets a hash slug. Names with an ASCII letter or digit slug as they always did, so
+    only ids that were pure hashes read differently."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug or "h" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return slug or _unicode_slug(name) or "h" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+
+
+_UNICODE_SLUG_MAX = 48
+
+
+def _unicode_slug(name: str) -> str:
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", name).lower())
+    slug = "-".join(words)
+    if not slug or len(slug) > _UNICODE_SLUG_MAX or not ("t_" + slug.replace("-", "_")).isidentifier():
+        return ""
+    # `isidentifier` accepts what Python would NFKC-normalize; a slug that normalizes to itself stays one name.
+    return slug if unicodedata.normalize("NFKC", slug) == slug else ""
 
 
 def normalize(text: str) -> str:

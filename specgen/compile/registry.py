@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from specgen.compile.identity import View, id_shaped, split_id
+from specgen.compile.identity import View, id_shaped, slugify, split_id
 from specgen.errors import ERROR, Issue, SpecgenError
 
 
@@ -346,7 +346,7 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             ref = (
                 view.by_id.get(decl.target_id)
                 if decl.target_id
-                else view.by_name.get((decl.capability, decl.requirement, decl.scenario))
+                else view.by_name.get((decl.capability, decl.requirement, decl.scenario)) or _anchored(view, decl)
             )
             if ref is not None:
                 hits.append((view, ref))
@@ -381,6 +381,15 @@ def resolve(decls: list[Decl], views: list[View]) -> tuple[list[Bound], list[Iss
             seen.add(key)
             bound.append(Bound(decl, view.name, ref.id))
     return bound, issues
+
+
+def _anchored(view: View, decl: Decl):
+    """The scenario a by-names binding meant when those names were renamed and the scenario kept their
+    id with a `specgen-id` anchor (the advice `check` gives after a rename): the anchored scenario whose
+    anchor is the id the names give. Only anchors count, so names never bind a scenario by accident."""
+    wanted = f"{decl.capability}/{slugify(decl.requirement or '')}/{slugify(decl.scenario or '')}"
+    ref = view.by_id.get(wanted)
+    return ref if ref is not None and ref.scenario.anchor == wanted else None
 
 
 def nearest(decl: Decl, views: list[View]):

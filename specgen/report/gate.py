@@ -129,6 +129,7 @@ _CODE_RANK = {
     "unbound-scenario": 4,
     "unreviewed-binding": 5,
     "renamed-scenario": 6,
+    "renamed-requirement": 6,
     "unbound-check": 7,
     "stale-generated": 8,
     "stale-lock": 9,
@@ -202,7 +203,7 @@ def format_issues(issues: list[Issue], comp: Compilation, fmt: str, gated: list[
         f"scenarios, {summary['bindings']} bindings in openspec/specs"
     )
     shown = issues if fmt != "text" or limit is None else sorted(issues, key=worst_first)[:limit]
-    if fmt == "text" and limit is not None:
+    if fmt == "text" and limit is not None and issues:  # the head line only when lines follow it
         codes = Counter(i.code for i in issues)
         out.append(
             last

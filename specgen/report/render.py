@@ -46,7 +46,8 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
         lines.append(f"| {ICON[v]} {v} | {s['verdicts'][v]} | {s['scenario_verdicts'][v]} |")
     if not data["manual_counted"]:
         lines += ["", "_Manual evidence is not counted (`--no-manual`)._"]
-    failed = [r for r in data["requirements"] if not r["verified"]]
+    # worst first, so that a capped step summary (specgen.report.github) keeps what matters most
+    failed = sorted((r for r in data["requirements"] if not r["verified"]), key=lambda r: VERDICTS.index(r["verdict"]))
     if failed:
         lines += ["", f"### Not verified ({len(failed)})", "", "| requirement | verdict | why |", "|---|---|---|"]
         for r in failed:

@@ -150,6 +150,7 @@ def build(comp: Compilation, results: dict, no_manual: bool, source_url: str) ->
                         "fingerprint": ref.fingerprint,
                         "text": ref.scenario.raw_text,
                         "checks": [c.__dict__ for c in checks],
+                        **({"blocked": True} if ref.blocked else {}),  # the baseline holds it by its problem
                     }
                 )
             verdict = worst(s["verdict"] for s in scns)

@@ -43,15 +43,7 @@ def run(
     results_data = load_results(res_path)
     data = build(comp, results_data, no_manual, source_url)
     stale = results_issues(comp, res_path, results_data)  # said loudly, and --gate fails on it
-    issues = stale + [
-        i
-        for i in static_issues(comp)
-        if i.level == "error" and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")
-    ]
-    data["issues"] = [
-        {"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None, "line": i.line}
-        for i in issues
-    ]
+    data["issues"] = report_issues(comp, res_path, results_data, stale)
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
@@ -65,11 +57,12 @@ def run(
     failed = [
         r for r in data["requirements"] if not r["verified"] and r["gated"] and r["verdict"] != baseline.BASELINED
     ]
-    summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
+    summary_file = github.append_step_summary(
+        (out_dir / "report.md").read_text(encoding="utf-8"), rel_path(out_dir / "report.md", comp.root)
+    )
     if gate and fmt == "github":
         print("\n".join(_annotations(failed, data, comp.config.baseline)))
-    elif gate:
-        print(summary_line(data, where), file=sys.stderr)  # the summary first; the same line ends the run
+    elif gate:  # the findings on stderr; the summary line once, on stdout, ends the run
         shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
         for r in shown:
             print(
@@ -98,6 +91,21 @@ def run(
             print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
     return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
+
+
+def report_issues(comp: Compilation, res_path: Path, results_data: dict, stale: list | None = None) -> list[dict]:
+    """The static problems the gate fails on (not the gaps and suspect links, which verdicts carry),
+    after the results file's own (missing or stale results), as report.json lists them."""
+    stale = results_issues(comp, res_path, results_data) if stale is None else stale
+    issues = stale + [
+        i
+        for i in static_issues(comp)
+        if i.level == "error" and i.code not in ("unbound-scenario", "uncovered-requirement", "suspect-binding")
+    ]
+    return [
+        {"code": i.code, "message": i.message, "path": rel_path(i.path, comp.root) if i.path else None, "line": i.line}
+        for i in issues
+    ]
 
 
 def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:

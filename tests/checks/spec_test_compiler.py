@@ -892,6 +892,188 @@ def check_new_binding_unreviewed(proj):
     run = proj.specgen("check", "--format", "json")
     codes = [i["code"] for i in json.loads(run.out)["issues"]]
     assert run.rc == 1 and codes == ["unreviewed-binding"], run.text
+
+
+# ---------------------------------------------------------------- adoption on real trees (monorepos, baselines)
+def _three_roots(root) -> Proj:
+    """The two-root monorepo plus a third package, gamma, holding an active change."""
+    m = Proj(root, MONOREPO)
+    m.write(
+        "packages/gamma/openspec/specs/greet/spec.md",
+        m.read("packages/alpha/openspec/specs/greet/spec.md").replace("alpha", "gamma"),
+    )
+    change = "packages/gamma/openspec/changes/add-wave"
+    m.write(f"{change}/proposal.md", "## Why\nThe gamma greeter waves too.\n\n## What Changes\n- greet: wave\n")
+    m.write(f"{change}/specs/greet/spec.md", ADDED_DELTA)
+    m.write(
+        "checks/gamma.py",
+        'from specgen import check\n\n\n@check("gamma:greet", "Greet by name", "Named person")\n'
+        "def check_gamma_named():\n    assert 'Ada' in 'Hello, Ada!'\n",
+    )
+    return m
+
+
+@check(CAP, "Several OpenSpec Roots", "Every command works on a three-root monorepo")
+def check_every_command_three_roots(tmp_path):
+    m = _three_roots(tmp_path / "mono3")
+    heads = ["== root alpha (", "== root beta (", "== root gamma ("]
+    listed = m.specgen("list", "--specs")
+    assert listed.rc == 0 and all(h in listed.out for h in heads), listed.text
+    as_json = json.loads(m.specgen("list", "--specs", "--json").out)
+    assert [(r["name"], [s["id"] for s in r["specs"]]) for r in as_json["roots"]] == [
+        ("alpha", ["greet"]),
+        ("beta", ["greet"]),
+        ("gamma", ["greet"]),
+    ]
+    ambiguous = m.specgen("show", "greet")
+    assert ambiguous.rc == 2 and "pass one of alpha:greet, beta:greet, gamma:greet" in ambiguous.err, ambiguous.text
+    shown = json.loads(m.specgen("show", "gamma:greet", "--json").out)
+    assert shown["requirements"][0]["scenarios"][0]["id"] == "gamma:greet/greet-by-name/named-person"
+    valid = m.specgen("validate", "--all")
+    assert valid.rc == 0 and all(h in valid.out for h in heads), valid.text
+    only = m.specgen("validate", "--specs", "--only", "beta")
+    assert only.rc == 0 and "== root beta" in only.out and "== root alpha" not in only.out, only.text
+    assert m.specgen("validate", "add-wave").rc == 0  # only gamma holds it
+    assert m.specgen("validate", "alpha:greet").rc == 0
+    for change in ("add-wave", "gamma:add-wave"):
+        dry = m.specgen("apply", change, "--dry-run")
+        assert dry.rc == 0 and "Dry run: would archive 'add-wave'" in dry.out, dry.text
+    gen, tests, _ = m.pipeline()
+    assert tests.rc == 1 and _counts(tests) == {"passed": 4, "failed": 1}, tests.text  # the change's Wave
+    base = m.specgen("baseline")
+    assert base.rc == 0 and all(h in base.out for h in heads), base.text
+    assert all((m.root / f"specgen.baseline.{n}.json").is_file() for n in ("alpha", "beta", "gamma"))
+    gate = m.specgen("report", "--gate")
+    assert gate.rc == 0 and "total over 3 roots: 4/4 requirements verified" in gate.out, gate.text
+
+
+@check(CAP, "Several OpenSpec Roots", "Init writes roots for several trees")
+def check_init_writes_roots(tmp_path):
+    m = _three_roots(tmp_path / "mono3")
+    (m.root / "pyproject.toml").unlink()
+    init = m.specgen("init")
+    assert init.rc == 0, init.text
+    assert 'roots = ["packages/*/openspec"]' in m.read("pyproject.toml"), m.read("pyproject.toml")
+    assert "next: `specgen generate`, then `specgen baseline`" in init.out, init.out
+    assert m.specgen("list", "--specs").rc == 0
+    (tmp_path / "empty").mkdir()
+    none = Proj(tmp_path / "none", tmp_path / "empty").specgen("check")
+    assert none.rc == 2 and "tool.specgen.roots" in none.err and "no OpenSpec root" in none.err, none.text
+
+
+@check(CAP, "Several OpenSpec Roots", "The pre-commit hook fires for any root")
+def check_hook_fires_for_any_root():
+    import yaml
+
+    pattern = re.compile(yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))[0]["files"])
+    for path in (
+        "packages/gamma/openspec/specs/greet/spec.md",
+        "openspec/changes/add-wave/specs/greet/spec.md",
+        "specgen.gamma.lock",
+        "specgen.baseline.gamma.json",
+        "tests/checks/greet.py",
+    ):
+        assert pattern.search(path), path
+    assert not pattern.search("src/app/main.py") and not pattern.search("docs/guide.md")
+
+
+def _collision_and_gbk(proj) -> None:
+    """No checks; two scenarios of Farewell whose ids collide; a spec file saved in GBK."""
+    _unbind_all(proj)
+    proj.write(
+        SPEC, proj.read(SPEC) + '\n#### Scenario: Goodbye!\n- **WHEN** it says goodbye loudly\n- **THEN** "BYE."\n'
+    )
+    gbk = "# hud\n\n## Purpose\n界面。\n\n## Requirements\n### Requirement: 显示血量\n系统 SHALL 显示血量。\n"
+    (proj.root / "openspec/specs/hud").mkdir()
+    (proj.root / "openspec/specs/hud/spec.md").write_bytes(gbk.encode("gbk"))
+
+
+@check(CAP, "Gradual Adoption", "A baseline holds a tree with an id collision and a non-UTF-8 file")
+def check_baseline_holds_problems(proj):
+    _collision_and_gbk(proj)
+    assert proj.specgen("generate").rc == 1  # two broken items and an unreadable file, named
+    base = proj.specgen("baseline")
+    assert base.rc == 0 and "and 3 static problem(s)" in base.out, base.text
+    problems = json.loads(proj.read("specgen.baseline.json"))["problems"]
+    assert sorted(p["code"] for p in problems) == ["id-collision", "id-collision", "unreadable-file"], problems
+    assert proj.specgen("check").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 0 and "specgen: 4 baselined scenario(s) without a check not run" in tests.out, tests.text
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 0, gate.text
+    proj.write("openspec/specs/hud/spec.md", (proj.root / "openspec/specs/hud/spec.md").read_bytes().decode("gbk"))
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and "ratchet: unreadable-file in openspec/specs/hud/spec.md" in gate.err, gate.text
+
+
+@check(CAP, "Gradual Adoption", "A new scenario under a baselined requirement is a new gap")
+def check_new_scenario_under_baselined(proj):
+    _unbind_all(proj)
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    proj.edit(
+        SPEC,
+        "### Requirement: Farewell",
+        '#### Scenario: Nobody\n- **WHEN** nobody is named\n- **THEN** it returns "Hello?"\n\n'
+        "### Requirement: Farewell",
+    )
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check")
+    assert run.rc == 1 and "scenario greeting/greet-by-name/nobody has no check" in run.out, run.text
+    assert "empty-name has no check" not in run.out  # the listed ones stay out
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and "Nobody: missing" in gate.err and _gate_lines(gate)[0].count("greeting /") == 1, gate.text
+
+
+@check(CAP, "Pytest Plugin", "A partial run merges into the results")
+def check_partial_run_merges(proj):
+    _, full, gate = proj.pipeline()
+    assert full.rc == 0 and gate.rc == 0, gate.text
+    before = json.loads(proj.read("build/specgen/results.json"))["results"]
+    part = proj.pytest("-k", "goodbye")
+    assert part.rc == 0 and _counts(part) == {"passed": 1, "deselected": 3}, part.text
+    after = json.loads(proj.read("build/specgen/results.json"))["results"]
+    assert [r["nodeid"] for r in after] == [r["nodeid"] for r in before] and len(after) == 4
+    assert proj.specgen("report", "--gate").rc == 0
+
+
+@check(CAP, "Pytest Plugin", "Baselined gaps keep a plain pytest green and never count")
+def check_baselined_gaps_skip(proj):
+    _unbind_all(proj)
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 0 and not _counts(tests), tests.text  # nothing left to run: exit 0, not 5
+    assert "specgen: 3 baselined scenario(s) without a check not run (specgen.baseline.json)" in tests.out
+    assert proj.specgen("report", "--gate").rc == 0
+    assert not any(s["verified"] for r in proj.report()["requirements"] for s in r["scenarios"])
+    proj.write(
+        CHECKS,
+        'from specgen import check\n\n\n@check("greeting", "Farewell", "Goodbye")\n'
+        'def check_bye():\n    assert "Bye." == "Bye!"\n',
+    )
+    assert proj.specgen("generate").rc == 0
+    tests = proj.pytest()
+    assert tests.rc == 1 and _counts(tests) == {"failed": 1}, tests.text
+    assert "2 baselined scenario(s) without a check not run" in tests.out
+    assert "check_bye" in tests.text or "test_farewell__goodbye" in tests.text
+
+
+# ---------------------------------------------------------------- renames that follow
+@check(CAP, "Rename Detection", "The anchor advice keeps a check written by names")
+def check_anchor_keeps_names_check(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "#### Scenario: Goodbye\n", "#### Scenario: Saying goodbye\n")
+    advice = proj.specgen("check")
+    anchor = "<!-- specgen-id: greeting/farewell/goodbye -->"
+    assert advice.rc == 1 and anchor in advice.out, advice.text
+    proj.edit(SPEC, "#### Scenario: Saying goodbye\n", f"#### Scenario: Saying goodbye\n{anchor}\n")
+    assert proj.specgen("generate").rc == 0
+    run = proj.specgen("check", "--format", "json")
+    issues = json.loads(run.out)["issues"]
+    assert run.rc == 1 and [(i["code"], "greeting/farewell/goodbye" in i["message"]) for i in issues] == [
+        ("suspect-binding", True)
+    ], run.text
     assert proj.specgen("review", "greeting/farewell/goodbye").rc == 0
     assert proj.specgen("check").rc == 0
 
@@ -911,3 +1093,192 @@ def check_paths_out_of_project_refused(proj, value):
     run = proj.specgen("generate")
     assert run.rc == 2 and "tool.specgen.output" in run.err, run.text
     assert not (proj.root.parent / "outside").exists()
+
+
+@check(CAP, "Rename Detection", "A renamed requirement is named with its scenarios' anchors")
+def check_renamed_requirement(proj):
+    assert proj.specgen("generate").rc == 0
+    proj.edit(SPEC, "### Requirement: Greet by name\n", "### Requirement: Greet a person by name\n")
+    run = proj.specgen("check")
+    assert run.rc == 1, run.text
+    assert "requirement greeting/greet-by-name -> greeting/greet-a-person-by-name" in run.out, run.out
+    for sid in ("greeting/greet-by-name/named-person", "greeting/greet-by-name/empty-name"):
+        assert f"`<!-- specgen-id: {sid} -->`" in run.out, run.out
+    for name, sid in (("Named person", "named-person"), ("Empty name", "empty-name")):
+        proj.edit(
+            SPEC,
+            f"#### Scenario: {name}\n",
+            f"#### Scenario: {name}\n<!-- specgen-id: greeting/greet-by-name/{sid} -->\n",
+        )
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("check").rc == 0  # anchors keep the ids; the scenario texts did not change
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 0, gate.text
+
+
+# ---------------------------------------------------------------- the GitHub action, step by step
+def _github_if(expr: str | None, inputs: dict, failed: bool) -> bool:
+    """GitHub's `if:` for the expressions action.yml uses (status functions, inputs, ==, &&, ||, !)."""
+    if expr is None:
+        return not failed  # the implicit success()
+    text = expr.strip().removeprefix("${{").removesuffix("}}").strip()
+    if not re.search(r"\b(always|cancelled|failure|success)\(\)", text):
+        text = f"success() && ({text})"
+    text = re.sub(r"inputs\.([\w-]+)", lambda m: repr(inputs[m[1]]), text)
+    text = text.replace("always()", "True").replace("cancelled()", "False")
+    text = text.replace("failure()", repr(failed)).replace("success()", repr(not failed))
+    text = text.replace("&&", " and ").replace("||", " or ").replace("!=", " <> ").replace("!", " not ")
+    return bool(eval(text.replace(" <> ", " != "), {"__builtins__": {}}))  # noqa: S307 - our own YAML, our own words
+
+
+def _run_action(proj, tmp_path, inputs: dict) -> list[tuple[str, int | None, str]]:
+    """Each step of action.yml as the runner would take it: (name, exit status or None if skipped, output)."""
+    import yaml
+
+    action = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()} | inputs
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    (bin_dir / "python").chmod(0o755)  # a wrapper, not a link: a venv's python finds its venv from its own path
+    summary = tmp_path / "step_summary.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_")) and k != "CI"}
+    env |= {
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(proj.root),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_ACTION_PATH": str(REPO),
+        "CI": "true",
+    }
+    done, failed = [], False
+    for step in action["runs"]["steps"]:
+        if "run" not in step or "pip install" in step["run"]:
+            continue  # setup-python and installing specgen: the harness runs this checkout in this venv
+        assert "${{" not in step["run"], f"{step['name']}: an expression pasted into the shell line"
+        if not _github_if(step.get("if"), inputs, failed):
+            done.append((step["name"], None, ""))
+            continue
+        subst = {
+            k: re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m[1]], v)
+            for k, v in step.get("env", {}).items()
+        }
+        cwd = proj.root / re.sub(
+            r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m[1]], step.get("working-directory", ".")
+        )
+        proc = subprocess.run(
+            [step.get("shell", "bash"), "-e", "-c", step["run"]],
+            cwd=cwd,
+            env=env | subst,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        failed |= proc.returncode != 0
+        done.append((step["name"], proc.returncode, proc.stdout + proc.stderr))
+    return done
+
+
+@check(CAP, "CI Integrations", "The action's steps run as users run them")
+def check_action_steps(proj, tmp_path):
+    assert proj.specgen("generate").rc == 0
+    proj.write(SPEC, proj.read(SPEC) + GAP_REQUIREMENT)  # generated files now stale: `check` fails
+    args = "--source-url 'https://example.com/$(touch pwned)/' --no-manual"
+    steps = _run_action(proj, tmp_path, {"args": args})
+    status = {name: rc for name, rc, _ in steps}
+    out = {name: text for name, _, text in steps}
+    assert status["specgen check"] == 1, out["specgen check"]
+    assert status["Run the generated tests"] == 0, out["Run the generated tests"]  # ran although check failed
+    assert "generated -p no:cacheprovider --junitxml=build/specgen/junit.xml -n auto" in out["Run the generated tests"]
+    assert "bringing up nodes" in out["Run the generated tests"] or " -n auto" in out["Run the generated tests"]
+    assert json.loads(proj.read("build/specgen/results.json"))["results"], "the tests wrote no results"
+    assert status["specgen report --gate"] == 1 and "::error " in out["specgen report --gate"], out
+    assert not (proj.root / "pwned").exists()
+    assert "https://example.com/$(touch pwned)/" in proj.read("build/specgen/report.json")
+    assert (tmp_path / "step_summary.md").stat().st_size > 0
+    skipped = _run_action(proj, tmp_path / "again", {"run-tests": "false"})
+    assert dict((n, rc) for n, rc, _ in skipped)["Run the generated tests"] is None
+
+
+@check(CAP, "CI Integrations", "The step summary is capped at 64 KB")
+def check_step_summary_capped(proj, tmp_path, monkeypatch):
+    _unbind_all(proj)
+    proj.write(
+        SPEC,
+        proj.read(SPEC)
+        + "".join(
+            f"\n### Requirement: Gap {k}\nThe greeter SHALL close gap {k}.\n\n#### Scenario: Gap {k} closes\n"
+            f"- **WHEN** gap {k} is probed with a long enough sentence to make the row wide\n"
+            "- **THEN** it is closed\n"
+            for k in range(1500)
+        ),
+    )
+    assert proj.specgen("generate").rc == 0
+    assert proj.specgen("baseline").rc == 0
+    listed = json.loads(proj.read("specgen.baseline.json"))
+    listed["requirements"] = dict(sorted(listed["requirements"].items())[:1000])
+    proj.write("specgen.baseline.json", json.dumps(listed))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = proj.specgen("report")
+    assert run.rc == 0, run.text
+    text = summary.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 64_000 < len(proj.read("build/specgen/report.md").encode("utf-8"))
+    assert text.startswith("## specgen: 0/1502 requirements verified"), text[:200]
+    assert text.index("missing |") < text.index("baselined |"), "the worst items first"
+    assert text.rstrip().endswith("upload the folder as an artifact to keep it)._")
+    assert "the full report is build/specgen/report.md" in text
+    html = proj.read("build/specgen/report.html")
+    assert '<span class="n">1000 req</span><span class="n">0 scn</span>' in html  # baselined
+    assert '<span class="n">502 req</span><span class="n">1503 scn</span>' in html  # missing
+
+
+# ---------------------------------------------------------------- the first hour
+@check(CAP, "Stable Scenario Identity", "A name without ASCII letters keeps its own letters in the id")
+def check_unicode_ids(proj):
+    proj.write(
+        "openspec/specs/hud/spec.md",
+        "# hud\n\n## Purpose\n界面。\n\n## Requirements\n### Requirement: 显示血量\n系统 SHALL 显示血量。\n\n"
+        "#### Scenario: 受伤\n- **WHEN** 受伤\n- **THEN** 血量减少\n",
+    )
+    proj.write(
+        "checks/hud.py",
+        'from specgen import check\n\n\n@check("hud", "显示血量", "受伤")\ndef check_hurt():\n    assert 1\n',
+    )
+    _, tests, gate = proj.pipeline()
+    assert tests.rc == 0 and gate.rc == 0, tests.text + gate.text
+    assert 'id="hud/显示血量/受伤"' in proj.read("generated/test_hud.py")
+    assert "def test_显示血量__受伤():" in proj.read("generated/test_hud.py")
+    assert proj.scenario("hud/显示血量/受伤")["verified"]
+
+
+@check(CAP, "Static Gate", "The summary line is printed once")
+def check_summary_once(proj):
+    proj.pipeline()
+    ok = proj.specgen("check")
+    assert ok.rc == 0 and ok.text.count("specgen check: ok;") == 1, ok.text
+    proj.write(SPEC, proj.read(SPEC) + GAP_REQUIREMENT)
+    proj.pipeline()
+    gate = proj.specgen("report", "--gate")
+    assert gate.rc == 1 and gate.text.count("requirements verified") == 1, gate.text
+
+
+@check(CAP, "Static Gate", "A missing OpenSpec folder is named first")
+def check_missing_openspec_first(tmp_path):
+    (tmp_path / "empty").mkdir()
+    p = Proj(tmp_path / "bare", tmp_path / "empty")
+    p.write("pyproject.toml", '[tool.specgen]\nchecks = ["nothere.checks"]\n')
+    run = p.specgen("generate")
+    assert run.rc == 2 and "no OpenSpec root" in run.err and "nothere" not in run.err, run.text
+
+
+@check(CAP, "Per-Item Degradation", "A check module that does not parse is named in its scenarios' tests")
+def check_syntax_error_named(proj):
+    proj.edit(CHECKS, "def check_empty(greeter):", "def check_empty(greeter)")
+    assert proj.specgen("generate").rc == 1
+    tests = proj.pytest()
+    assert tests.rc == 1 and _counts(tests) == {"failed": 3}, tests.text
+    named = "is not checked: the check module checks.greeting (greeting.py:"
+    assert tests.out.count(named) == 3 and "does not parse" in tests.out, tests.out
+    assert "has no check" not in tests.out

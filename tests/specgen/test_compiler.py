@@ -23,19 +23,25 @@ from specgen.project import load_config
 from specgen.report import manual
 
 
-@pytest.mark.parametrize("name, slug", [
-    ("Greet by name", "greet-by-name"),
-    ("  A/B -- c_d  ", "a-b-c-d"),
-    ("Café au lait", "cafe-au-lait"),
-    ("100% done!", "100-done"),
-])
+@pytest.mark.parametrize(
+    "name, slug",
+    [
+        ("Greet by name", "greet-by-name"),
+        ("  A/B -- c_d  ", "a-b-c-d"),
+        ("Café au lait", "cafe-au-lait"),
+        ("100% done!", "100-done"),
+    ],
+)
 def test_slugify(name, slug):
     assert slugify(name) == slug
 
 
-def test_slugify_of_no_ascii_is_a_stable_hash():
-    assert slugify("日本語") == slugify("日本語") != slugify("中文")
-    assert slugify("日本語").startswith("h") and is_valid_id(f"a/{slugify('日本語')}/b")
+def test_slugify_of_no_ascii_keeps_its_letters_or_is_a_stable_hash():
+    assert slugify("日本語") == "日本語" != slugify("中文") and is_valid_id(f"a/{slugify('日本語')}/b")
+    assert slugify("显示 血量!") == "显示-血量" and is_valid_id("hud/显示-血量/受伤")
+    assert slugify("🚀") == slugify("🚀") != slugify("✨") and slugify("🚀").startswith("h")  # no letters: a hash
+    assert slugify("长" * 60).startswith("h")  # too long to read as a name: a hash
+    assert slugify("Ada 显示") == "ada"  # a name with ASCII letters slugs as it always did
 
 
 def test_nested_capability_ids_split_from_the_right_and_flatten_to_one_file():
@@ -91,20 +97,22 @@ def test_fast_step_path_reads_as_markdown_it_does(raw):
 
 
 def test_py_literal_round_trips():
-    for value in ['plain', 'with "quotes"', "back\\slash", "new\nline", "tab\t", "ünï", ""]:
+    for value in ["plain", 'with "quotes"', "back\\slash", "new\nline", "tab\t", "ünï", ""]:
         assert eval(generator.py_literal(value)) == value  # noqa: S307 - our own literal
     assert generator.py_literal(None) == "None"
 
 
 def test_docstring_escapes_triple_quotes():
     doc = generator.docstring('a """ b \\ c')
-    assert eval('"""' + doc + '\n"""') .strip() == 'a """ b \\ c'  # noqa: S307
+    assert eval('"""' + doc + '\n"""').strip() == 'a """ b \\ c'  # noqa: S307
 
 
 def test_lock_round_trip_and_bad_line(tmp_path):
     path = tmp_path / "specgen.lock"
-    entries = [lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16),
-               lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16)]
+    entries = [
+        lock.Entry("specs", "a/b/d", "m:f", "1" * 16, "2" * 16),
+        lock.Entry("specs", "a/b/c", "m:f", "3" * 16, "4" * 16),
+    ]
     assert lock.write(path, entries) is True and lock.write(path, entries) is False
     body = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
     assert body == sorted(body)
@@ -122,22 +130,30 @@ def _module(tmp_path: Path, text: str):
 
 
 def test_registry_reads_literals_constants_and_flags_the_rest(tmp_path):
-    mod, issues = _module(tmp_path, (
-        "from specgen import check as bind\nimport pytest\nCAP = 'cap'\nCAP2 = 'x'\nCAP2 = 'y'\n\n"
-        "@bind(CAP, 'Req', 'Scn')\n@pytest.mark.parametrize('v', [1])\ndef check_a(v):\n    pass\n\n"
-        "@bind('cap/req/scn', manual='m.md')\ndef check_b():\n    ...\n\n"
-        "@bind(CAP2, 'Req', 'Scn')\ndef check_c():\n    pass\n\n"
-        "@bind(f'{CAP}', 'Req', 'Scn')\ndef check_d():\n    pass\n\n"
-        "def check_e():\n    pass\n"))
+    mod, issues = _module(
+        tmp_path,
+        (
+            "from specgen import check as bind\nimport pytest\nCAP = 'cap'\nCAP2 = 'x'\nCAP2 = 'y'\n\n"
+            "@bind(CAP, 'Req', 'Scn')\n@pytest.mark.parametrize('v', [1])\ndef check_a(v):\n    pass\n\n"
+            "@bind('cap/req/scn', manual='m.md')\ndef check_b():\n    ...\n\n"
+            "@bind(CAP2, 'Req', 'Scn')\ndef check_c():\n    pass\n\n"
+            "@bind(f'{CAP}', 'Req', 'Scn')\ndef check_d():\n    pass\n\n"
+            "def check_e():\n    pass\n"
+        ),
+    )
     assert [(d.func, d.capability, d.target_id, d.manual) for d in mod.checks] == [
-        ("check_a", "cap", None, None), ("check_b", "cap", "cap/req/scn", "m.md")]
+        ("check_a", "cap", None, None),
+        ("check_b", "cap", "cap/req/scn", "m.md"),
+    ]
     assert [(i.code, i.line) for i in issues] == [("bad-check", 16), ("bad-check", 20)]
     assert mod.unbound == (("check_e", 24),)
 
 
 def test_source_fingerprint_ignores_check_decorator_but_not_parametrize(tmp_path):
-    base = ("from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\n"
-            "def check_x(v):\n    assert v\n")
+    base = (
+        "from specgen import check\nimport pytest\n\n@check('a/b/c')\n@pytest.mark.parametrize('v', [1])\n"
+        "def check_x(v):\n    assert v\n"
+    )
     fp = _module(tmp_path, base)[0].checks[0].source_fingerprint
     assert _module(tmp_path, base.replace("'a/b/c'", "'a/b/d'"))[0].checks[0].source_fingerprint == fp
     assert _module(tmp_path, base.replace("[1]", "[1, 2]"))[0].checks[0].source_fingerprint != fp
