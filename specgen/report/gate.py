@@ -15,6 +15,7 @@ from specgen.compile.compiler import SUSPECT, UNREVIEWED, Compilation
 from specgen.compile.generator import rel_path
 from specgen.compile.identity import View
 from specgen.errors import ERROR, Issue
+from specgen.report.scope import scope_issues
 
 
 def view_issues(comp: Compilation, view: View) -> list[Issue]:
@@ -117,6 +118,7 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
                 "stale-lock",
             )
         )
+    issues += scope_issues(comp)  # fail closed: an empty or unreadable gate scope never passes
     return sorted(set(issues), key=lambda i: (str(i.path or ""), i.line or 0, i.code, i.message))
 
 
