@@ -15,6 +15,7 @@ from specgen.adopt import baseline
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.plugin import RESULTS_NAME
+from specgen.proof.attach import attach as proof_attach
 from specgen.report import github, render
 from specgen.report.freshness import results_issues
 from specgen.report.gate import static_issues
@@ -50,6 +51,7 @@ def run(
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
+    proof_failures = proof_attach(data, comp)  # reach and strength, when the project uses `specgen proof`
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(
         json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
@@ -82,6 +84,8 @@ def run(
             print(f"{loc}{level}: {i['message']} [{i['code']}]", file=sys.stderr)
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
+        for r, why in proof_failures:
+            print(f"{r['path']}:{r['line']}: not proven: {r['capability']} / {r['name']}: {why}", file=sys.stderr)
         if len(shown) < len(failed):
             print(
                 f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
@@ -92,7 +96,7 @@ def run(
         if not gate:  # under --gate every issue is printed above
             print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
-    return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
+    return 1 if gate and (failed or data["issues"] or data["ratchet"] or proof_failures) else 0
 
 
 def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
