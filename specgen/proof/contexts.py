@@ -32,12 +32,6 @@ def parse_context(name: str) -> tuple[str, str, str] | None:
 _EXCEPTIONS: dict[str, str] = {}
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers", "reach_exception(reason): the check runs product code off the entrypoints on purpose"
-    )
-
-
 def pytest_sessionfinish(session) -> None:
     folder = os.environ.get(EXCEPTIONS_ENV)
     if folder and _EXCEPTIONS:

@@ -95,6 +95,8 @@ def run(
     for i in stale:
         if not gate:  # under --gate every issue is printed above
             print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
+    if proof_failures:
+        print(f"specgen: {len(proof_failures)} requirement(s) not proven ([tool.specgen.proof] gate)", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
     return 1 if gate and (failed or data["issues"] or data["ratchet"] or proof_failures) else 0
 
