@@ -280,7 +280,7 @@ def _proof_checked(value, pyproject: Path) -> dict:
         raise SpecgenError("tool.specgen.proof.min_strength: expected a number from 0 to 1, e.g. 0.5", pyproject)
     if "timeout" in value and value["timeout"] <= 0:
         raise SpecgenError("tool.specgen.proof.timeout: expected seconds > 0", pyproject)
-    return dict(value)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
 
 
 # ------------------------------------------------------------------ several OpenSpec roots

@@ -59,6 +59,7 @@ def run(comp, args) -> int:
     if not tests:
         raise SpecgenError(f"no generated tests in {config.output}: run `specgen generate` first")
     started = time.monotonic()
+    measured = stamp.stamp(comp, sources)  # what the run measures: taken before it starts
     _echo(f"specgen proof: running {len(tests)} generated test file(s) under coverage.py")
     test_run = measure.run_tests(root, work, sources, tests, args.jobs)
     if test_run.exit not in (0, 1):
@@ -90,7 +91,7 @@ def run(comp, args) -> int:
             scenarios[ref.id] = r.to_json()
     data = {
         "version": 1,
-        "stamp": stamp.stamp(comp, sources),
+        "stamp": measured,
         "tests": {"command": test_run.command, "exit": test_run.exit, "seconds": round(test_run.seconds, 1)},
         "entrypoints": [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs],
         "scenarios": scenarios,

@@ -149,3 +149,32 @@ def check_delta_main_spec_fails_closed(tmp_path):
         assert proc.returncode == 1 and len(lines) == 1, P.output(proc)
         assert lines[0].startswith("openspec/specs/auth/spec.md:6: error: gated spec auth reads as 0 requirements")
         assert "`## Requirements`" in lines[0], lines
+
+
+# ---------------------------------------------------------------- scenario shape
+VAGUE = """
+#### Scenario: Anything
+- **WHEN** anything happens
+- **THEN** it works correctly
+"""
+
+
+@check(CAP, "Scenario Shape Warnings", "A vague THEN and a check blind to its outcome are warned")
+def check_shape_warnings(tmp_path):
+    root = H.make(tmp_path / "proj", probe=False)
+    spec = root / "openspec" / "specs" / "calc" / "spec.md"
+    spec.write_text(spec.read_text(encoding="utf-8") + VAGUE, encoding="utf-8")
+    checks = root / "tests" / "checks" / "calc.py"
+    checks.write_text(
+        checks.read_text(encoding="utf-8") + '\n\n@check("calc", "Scaling", "Anything")\ndef check_anything():\n'
+        "    assert scale([1], 1) == [1]\n",
+        encoding="utf-8",
+    )
+    assert H.specgen(root, "generate").returncode == 0
+    run = H.specgen(root, "check")
+    shape = [ln for ln in run.stdout.splitlines() if ln.endswith("[unverifiable-shape]")]
+    misses = [ln for ln in run.stdout.splitlines() if ln.endswith("[check-misses-outcome]")]
+    assert run.returncode == 1, P.output(run)
+    assert len(shape) == 1 and "calc/scaling/anything" in shape[0] and ": error: " in shape[0], run.stdout
+    assert len(misses) == 1 and "check_scaled names none of calc/scaling/scaled-list" in misses[0], run.stdout
+    assert ": warning: " in misses[0] and "[3, 6]" in misses[0], misses
