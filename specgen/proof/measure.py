@@ -19,7 +19,7 @@ from pathlib import Path
 
 from specgen import fsio
 from specgen.errors import SpecgenError
-from specgen.proof.contexts import EXCEPTIONS_ENV
+from specgen.proof.contexts import CONTEXT_ENV, EXCEPTIONS_ENV
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,11 @@ def source_dirs(root: Path, source: list[str]) -> list[Path]:
     return out
 
 
-def _rcfile(folder: Path, sources: list[Path]) -> Path:
+def _rcfile(folder: Path, sources: list[Path], context: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [
         "[run]",
+        *([f"context = ${{{context}-}}"] if context else []),
         "parallel = true",
         "sigterm = true",
         f"data_file = {folder / '.coverage'}",
@@ -86,7 +87,7 @@ def run_tests(root: Path, work: Path, sources: list[Path], tests: list[str], job
     """The generated tests under coverage.py, one context per binding; their results go to work/results.json."""
     folder = work / "tests"
     _fresh(folder)
-    rc = _rcfile(folder, sources)
+    rc = _rcfile(folder, sources, CONTEXT_ENV)
     argv = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-p", "specgen.proof.contexts"]
     argv += ["--specgen-results", str(work / "results.json")]
     if jobs > 1:

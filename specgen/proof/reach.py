@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specgen.proof.contexts import parse_context
+from specgen.proof.contexts import in_subprocess, parse_context
 from specgen.proof.functions import FileMap, map_file
 
 ON_PATH, OFF_PATH, NO_REACH = "on-path", "off-path", "no-reach"
@@ -72,8 +72,12 @@ def entry_lines(entry_data, maps: Maps) -> tuple[set[tuple[str, str]], dict[str,
     return functions, lines
 
 
-def check_lines(test_data, maps: Maps) -> dict[tuple[str, str, str], dict[str, set[int]]]:
-    """(view, scenario id, check) -> {file: lines inside product functions that check executed}."""
+def check_lines(
+    test_data, maps: Maps, in_process_only: bool = False
+) -> dict[tuple[str, str, str], dict[str, set[int]]]:
+    """(view, scenario id, check) -> {file: lines inside product functions that check executed}, in the test's
+    own process and the processes it started (`in_process_only`: the test's own process: what a mutant swapped
+    into that process can change)."""
     out: dict[tuple[str, str, str], dict[str, set[int]]] = {}
     for filename in test_data.measured_files():
         fmap = maps.get(filename)
@@ -84,6 +88,8 @@ def check_lines(test_data, maps: Maps) -> dict[tuple[str, str, str], dict[str, s
             if fmap.function_at(line) is None:
                 continue
             for ctx in contexts:
+                if in_process_only and in_subprocess(ctx):
+                    continue
                 key = parse_context(ctx)
                 if key is not None:
                     out.setdefault(key, {}).setdefault(rel, set()).add(line)
@@ -96,8 +102,10 @@ def scenario_reach(
     entry_line_map: dict[str, set[int]],
     maps: Maps,
     exception: str | None = None,
+    in_process: list[dict[str, set[int]]] | None = None,
 ) -> ScenarioReach:
-    """One scenario's reach from the lines each of its checks executed."""
+    """One scenario's reach from the lines each of its checks executed; its mutable lines (`lines`): the
+    on-path ones among those executed `in_process` (default: all)."""
     merged: dict[str, set[int]] = {}
     for per_file in executed:
         for rel, lines in per_file.items():
@@ -112,7 +120,12 @@ def scenario_reach(
             fn = fmap.function_at(line)
             if fn is not None:
                 functions[(rel, fn.qualname)] = f"{rel}:{fn.line} {fn.qualname}"
-        hit = sorted(merged[rel] & entry_line_map.get(rel, set()))
+    own: dict[str, set[int]] = {}
+    for per_file in in_process if in_process is not None else executed:
+        for rel, lines in per_file.items():
+            own.setdefault(rel, set()).update(lines)
+    for rel in sorted(own):
+        hit = sorted(own[rel] & entry_line_map.get(rel, set()))
         if hit:
             on_lines[rel] = hit
     off = sorted(label for key, label in functions.items() if key not in entry_functions)

@@ -72,6 +72,7 @@ def run(comp, args) -> int:
     entry_data = measure.combined(work / "entrypoints")
     entry_functions, entry_lines = reach.entry_lines(entry_data, maps)
     executed = reach.check_lines(test_data, maps)
+    in_process = reach.check_lines(test_data, maps, in_process_only=True)
     exceptions = measure.exceptions(work)
     results = _results(work / "results.json")
     scenarios: dict[str, dict] = {}
@@ -86,7 +87,12 @@ def run(comp, args) -> int:
                 continue
             why = [exceptions[context_name(*k)] for k in keys if context_name(*k) in exceptions]
             r = reach.scenario_reach(
-                [executed.get(k, {}) for k in keys], entry_functions, entry_lines, maps, "; ".join(why) if why else None
+                [executed.get(k, {}) for k in keys],
+                entry_functions,
+                entry_lines,
+                maps,
+                "; ".join(why) if why else None,
+                [in_process.get(k, {}) for k in keys],
             )
             scenarios[ref.id] = r.to_json()
     data = {
