@@ -64,7 +64,7 @@ def run(
     ]
     summary_file = github.append_step_summary((out_dir / "report.md").read_text(encoding="utf-8"))
     if gate and fmt == "github":
-        print("\n".join(_annotations(failed, data, comp.config.baseline)))
+        print("\n".join(_annotations(failed, data, comp.config.baseline, proof_failures)))
     elif gate:
         print(summary_line(data, where), file=sys.stderr)  # the summary first; the same line ends the run
         shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
@@ -101,7 +101,7 @@ def run(
     return 1 if gate and (failed or data["issues"] or data["ratchet"] or proof_failures) else 0
 
 
-def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
+def _annotations(failed: list[dict], data: dict, baseline_name: str, proof_failures=()) -> list[str]:
     """The gate's findings as GitHub annotations: ratchets and static issues, then requirements by verdict."""
     items = [github.Annotation("error", baseline_name, None, "specgen ratchet", m) for m in data["ratchet"]]
     items += [
@@ -115,6 +115,16 @@ def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str
                 r["line"],
                 f"specgen {r['verdict']}",
                 f"not verified: {r['capability']} / {r['name']}: {r['reason']}",
+            )
+        )
+    for r, why in proof_failures:
+        items.append(
+            github.Annotation(
+                "error",
+                r["path"],
+                r["line"],
+                "specgen not-proven",
+                f"not proven: {r['capability']} / {r['name']}: {why}",
             )
         )
     return github.annotations(items, "finding(s)")
