@@ -14,13 +14,14 @@ export DO_NOT_TRACK := 1
 export OPENSPEC_NO_UPDATE_CHECK := 1
 export NO_COLOR := 1
 
-.PHONY: help setup spec-tests test unit lint bench clean
+.PHONY: help setup spec-tests test unit lint bench proof clean
 
 help:
 	@echo "make spec-tests   generate tests from openspec/, run them, write $(REPORT)/report.*, gate"
 	@echo "make test         the whole suite: spec-tests, then specgen's and coordexp's own tests"
 	@echo "make lint         ruff check and ruff format --check (part of test)"
 	@echo "make bench        the benchmarks under bench/ (not part of test)"
+	@echo "make proof        reach of every check vs the entrypoints, and a sampled mutation run (not part of test)"
 	@echo "make setup        only install (venv + pinned packages + OpenSpec CLI)"
 
 setup: $(STAMPS)/venv $(STAMPS)/oracle
@@ -57,6 +58,17 @@ lint: setup
 	$(BIN)/ruff format --check $(LINTED)
 
 test: lint spec-tests unit
+
+# Reach and strength (docs/proof.md): the generated tests and [tool.specgen.proof] entrypoints under
+# coverage.py, then PROOF_MUTANTS mutants per requirement within PROOF_BUDGET seconds; the report shows both.
+PROOF_MUTANTS ?= 3
+PROOF_BUDGET  ?= 1800
+PROOF_SEED    ?= 0
+
+proof: setup
+	$(BIN)/specgen generate
+	$(BIN)/specgen proof --jobs 2 --mutants $(PROOF_MUTANTS) --budget $(PROOF_BUDGET) --seed $(PROOF_SEED) $(if $(PROOF_SINCE),--since $(PROOF_SINCE))
+	$(BIN)/specgen report
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

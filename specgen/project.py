@@ -48,6 +48,17 @@ _ADOPTION_DEFAULTS = {
 }
 _JUNIT_KEYS = {"xray": bool, "requirements": dict, "test_keys": dict, "testrail_ids": dict}
 
+# --- Proof settings (docs/proof.md): [tool.specgen.proof] source = the product's packages or folders,
+# entrypoints = shell commands that run the product as its users do, gate = reach and strength gate,
+# min_strength = the least killed/total a requirement's mutants must reach, timeout = seconds per mutant.
+_PROOF_KEYS = {
+    "source": list,
+    "entrypoints": list,
+    "gate": bool,
+    "min_strength": (int, float),
+    "timeout": (int, float),
+}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -69,6 +80,7 @@ class Config:
     baseline: str = "specgen.baseline.json"
     gate: tuple[str, ...] = ("*",)
     junit: tuple[tuple[str, object], ...] = ()  # [tool.specgen.junit] as sorted (key, value) pairs
+    proof: tuple[tuple[str, object], ...] = ()  # [tool.specgen.proof] as sorted (key, value) pairs
 
     @property
     def baseline_path(self) -> Path:
@@ -175,6 +187,9 @@ def load_config(root: Path | str) -> Config:
     for key, value in table.items():
         if key == "roots":
             continue
+        if key == "proof":
+            values["proof"] = tuple(sorted(_proof_checked(value, pyproject).items()))
+            continue
         values[key] = (
             _adoption_checked(key, value, pyproject) if key in _ADOPTION_DEFAULTS else (_checked(key, value, pyproject))
         )
@@ -196,7 +211,7 @@ def _read_pyproject(path: Path) -> str | None:
 
 def _checked(key: str, value, pyproject: Path):
     if key not in _DEFAULTS:
-        known = ", ".join(sorted([*_DEFAULTS, *_ADOPTION_DEFAULTS, "roots"]))
+        known = ", ".join(sorted([*_DEFAULTS, *_ADOPTION_DEFAULTS, "proof", "roots"]))
         raise SpecgenError(f"tool.specgen.{key}: unknown key; known keys: {known}", pyproject)
     if key == "checks":
         if isinstance(value, str):
@@ -253,6 +268,37 @@ def _inside_root(key: str, value: str, pyproject: Path) -> None:
             "and inside it (specgen reads and writes only inside the project)",
             pyproject,
         )
+
+
+def _proof_checked(value, pyproject: Path) -> dict:
+    if not isinstance(value, dict):
+        raise SpecgenError(
+            'tool.specgen.proof: expected a table, e.g. [tool.specgen.proof] source = ["src/pkg"]', pyproject
+        )
+    for k, v in value.items():
+        if k not in _PROOF_KEYS:
+            raise SpecgenError(
+                f"tool.specgen.proof.{k}: unknown key; known keys: {', '.join(sorted(_PROOF_KEYS))}", pyproject
+            )
+        kind = _PROOF_KEYS[k]
+        if kind is list:
+            if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+                raise SpecgenError(f"tool.specgen.proof.{k}: expected a list of non-empty strings", pyproject)
+            if k == "source":
+                for x in v:
+                    if Path(x).is_absolute() or ".." in Path(x).parts:
+                        raise SpecgenError(
+                            f"tool.specgen.proof.source: {x!r} must be a path or package inside the project", pyproject
+                        )
+        elif isinstance(v, bool) != (kind is bool) or not isinstance(v, kind):
+            raise SpecgenError(
+                f"tool.specgen.proof.{k}: expected a {'boolean' if kind is bool else 'number'}", pyproject
+            )
+    if "min_strength" in value and not 0 <= value["min_strength"] <= 1:
+        raise SpecgenError("tool.specgen.proof.min_strength: expected a number from 0 to 1, e.g. 0.5", pyproject)
+    if "timeout" in value and value["timeout"] <= 0:
+        raise SpecgenError("tool.specgen.proof.timeout: expected seconds > 0", pyproject)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
 
 
 # ------------------------------------------------------------------ several OpenSpec roots

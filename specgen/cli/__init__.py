@@ -7,6 +7,7 @@ the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
 - :mod:`specgen.cli.validate`, :mod:`specgen.cli.apply`: validate, apply (OpenSpec's rules and archive semantics)
 - :mod:`specgen.cli.compile`: generate, check, stub, review, report (the compiler and the gate)
 - :mod:`specgen.cli.adopt`: init, baseline, evidence (adopting specgen in an existing project)
+- :mod:`specgen.cli.proof`: proof (reach and strength: coverage.py and a mutation library, loaded there only)
 
 Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
 """
@@ -236,6 +237,24 @@ def _adoption_commands(sub) -> None:
     p.add_argument("--notes", default="", help="free text: machine, driver, duration, what you saw")
 
 
+def _proof_command(sub) -> None:
+    p = _command(
+        sub,
+        "proof",
+        "proof:cmd_proof",
+        help="measure reach (checks vs entrypoints) and, with --mutants, strength; writes proof.json",
+        description="Run the generated tests and the [tool.specgen.proof] entrypoints under coverage.py: per "
+        "scenario, the product functions its checks execute that no entrypoint runs (on-path, off-path, "
+        "no-reach). --mutants N: mutate the on-path lines each requirement's checks execute and run only "
+        "its checks against each mutant (killed, survived, timeout). `specgen report` shows the result.",
+    )
+    p.add_argument("--mutants", type=int, default=0, metavar="N", help="at most N mutants per requirement (0: none)")
+    p.add_argument("--since", metavar="REF", help="mutate only lines changed since git REF")
+    p.add_argument("--seed", type=int, default=0, help="the sampling seed (same seed, same mutants)")
+    p.add_argument("--budget", type=float, default=0, metavar="SECONDS", help="stop mutating after SECONDS (0: none)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="pytest-xdist workers for the test run (1: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="specgen",
@@ -249,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _validation_commands(sub)
     _compile_commands(sub)
     _adoption_commands(sub)
+    _proof_command(sub)
     return parser
 
 

@@ -15,6 +15,8 @@ from specgen.compile.compiler import SUSPECT, UNREVIEWED, Compilation
 from specgen.compile.generator import rel_path
 from specgen.compile.identity import View
 from specgen.errors import ERROR, Issue
+from specgen.proof.shape import shape_issues
+from specgen.report.scope import scope_issues
 
 
 def view_issues(comp: Compilation, view: View) -> list[Issue]:
@@ -117,6 +119,8 @@ def static_issues(comp: Compilation, gated_changes: list[str] = ()) -> list[Issu
                 "stale-lock",
             )
         )
+    issues += scope_issues(comp)  # fail closed: an empty or unreadable gate scope never passes
+    issues += shape_issues(comp)  # advisory: THEN lines a check can compare, and checks that look at them
     return sorted(set(issues), key=lambda i: (str(i.path or ""), i.line or 0, i.code, i.message))
 
 

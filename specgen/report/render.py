@@ -65,6 +65,7 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
                 else (f"{_md_cell(i['path'])} " if i.get("path") else "")
             )
             lines.append(f"- {loc}{_md_cell(i['message'])} ({i['code']})")
+    lines += _proof_markdown(data, out_dir, root)
     caps: dict[str, list] = {}
     for r in data["requirements"]:
         caps.setdefault(r["capability"], []).append(r)
@@ -98,6 +99,52 @@ def markdown(data: dict, out_dir: Path, root: Path) -> str:
             )
     lines += ["", "Full matrix: `report.html`; data: `report.json`; test log: `junit.xml`.", ""]
     return "\n".join(lines)
+
+
+def _md_code(text: str) -> str:
+    # Source text inside a table cell: no Markdown or HTML can come out of it.
+    return _md_cell(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def _proof_markdown(data: dict, out_dir: Path, root: Path) -> list[str]:
+    """Reach and strength (`specgen proof`): a count per reach status and a row per requirement with a
+    finding or a survivor, its survivors one click away (a <details> block)."""
+    proof = data.get("proof")
+    if not proof:
+        return []
+    gate = "gating" if proof["gate"] else "shown, not gating"
+    counts = ", ".join(f"{n} {k}" for k, n in proof["reach"].items()) or "nothing measured"
+    lines = ["", f"### Proof ({gate})", "", f"Scenario reach: {counts}."]
+    if not proof["measured"]:
+        lines.append("No proof results: run `specgen proof` (and `--mutants N` for strength).")
+    elif not proof["current"]:
+        lines.append("The proof results are **stale** (the code changed since): rerun `specgen proof`.")
+    rows = [r for r in data["requirements"] if r.get("proof_findings") or (r.get("strength") or {}).get("survived")]
+    if rows:
+        lines += ["", "| requirement | reach | strength | findings |", "|---|---|---|---|"]
+        for r in rows:
+            link = spec_link(data, r["path"], r["line"], out_dir, root)
+            reach = ", ".join(sorted({s["reach"]["status"] for s in r["scenarios"] if "reach" in s}))
+            st = r["strength"]
+            score = (
+                f"{st['killed'] + st['timeout']}/{st['total']}"
+                if st["total"]
+                else ("no mutants" if st["status"] == "current" else st["status"])
+            )
+            survivors = "".join(
+                f"<br>{_md_code(m['where'])} {_md_code(m['operator'])}: <code>{_md_code(m['mutation'])}</code>"
+                for m in st.get("survivors", [])[:20]
+            )
+            cell = (
+                f"<details><summary>{score}, {st['survived']} survived</summary>{survivors}</details>"
+                if survivors
+                else score
+            )
+            lines.append(
+                f"| [{_md_cell(r['capability'])} / {_md_cell(r['name'])}]({link}) | {reach} | {cell} | "
+                f"{_md_cell('; '.join(r.get('proof_findings', [])))[:400]} |"
+            )
+    return lines
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,7 +191,21 @@ def _scenario_row(s: dict) -> list:
         reason,
         _text(s["text"]),
         [_check_row(c) for c in s["checks"]],
+        _reach_row(s.get("reach")),
     ]
+
+
+def _reach_row(p: dict | None) -> list | None:
+    return None if p is None else [p["status"], p.get("off_path", []), p.get("exception") or ""]
+
+
+def _strength_row(r: dict) -> list | None:
+    p = r.get("strength")
+    if p is None:
+        return None
+    survivors = [[m["where"], m["operator"], m["mutation"]] for m in p.get("survivors", [])]
+    weak = bool(p["survived"]) or any(f.startswith("strength") for f in r.get("proof_findings", []))
+    return [p["killed"], p["survived"], p["timeout"], p["total"], p["score"], p["status"], survivors, weak]
 
 
 def _requirement_row(r: dict) -> list:
@@ -162,6 +223,8 @@ def _requirement_row(r: dict) -> list:
         _text(r["text"]),
         r.get("operation") or "",
         [_scenario_row(s) for s in r["scenarios"]],
+        _strength_row(r),
+        r.get("proof_findings", []),
     ]
 
 

@@ -18,6 +18,7 @@ from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.errors import SpecgenError
 from specgen.plugin import RESULTS_NAME
+from specgen.proof.attach import attach as proof_attach
 from specgen.report import github, render
 from specgen.report.freshness import results_issues
 from specgen.report.gate import static_issues
@@ -47,6 +48,7 @@ def run(
     ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
+    proof_failures = proof_attach(data, comp)  # reach and strength, when the project uses `specgen proof`
     inside = None if out else comp.root  # the configured folder stays in the project; --out goes where asked
     fsio.write_text(
         out_dir / "report.json", json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n", inside
@@ -61,7 +63,7 @@ def run(
         (out_dir / "report.md").read_text(encoding="utf-8"), rel_path(out_dir / "report.md", comp.root)
     )
     if gate and fmt == "github":
-        print("\n".join(_annotations(failed, data, comp.config.baseline)))
+        print("\n".join(_annotations(failed, data, comp.config.baseline, proof_failures)))
     elif gate:  # the findings on stderr; the summary line once, on stdout, ends the run
         shown = failed if verbose else sorted(failed, key=lambda r: VERDICTS.index(r["verdict"]))[:GATE_LIMIT]
         for r in shown:
@@ -80,6 +82,8 @@ def run(
             print(f"{loc}{level}: {i['message']} [{i['code']}]", file=sys.stderr)
         for message in data["ratchet"]:
             print(f"{comp.config.baseline}: error: {message}", file=sys.stderr)
+        for r, why in proof_failures:
+            print(f"{r['path']}:{r['line']}: not proven: {r['capability']} / {r['name']}: {why}", file=sys.stderr)
         if len(shown) < len(failed):
             print(
                 f"... {len(failed) - len(shown)} more requirement(s) not verified, worst first above: "
@@ -89,8 +93,10 @@ def run(
     for i in stale:
         if not gate:  # under --gate every issue is printed above
             print(f"{rel_path(i.path, comp.root)}: warning: {i.message} [{i.code}]", file=sys.stderr)
+    if proof_failures:
+        print(f"specgen: {len(proof_failures)} requirement(s) not proven ([tool.specgen.proof] gate)", file=sys.stderr)
     print(summary_line(data, where) + (f"; summary appended to {summary_file}" if summary_file else ""))
-    return 1 if gate and (failed or data["issues"] or data["ratchet"]) else 0
+    return 1 if gate and (failed or data["issues"] or data["ratchet"] or proof_failures) else 0
 
 
 def report_issues(comp: Compilation, res_path: Path, results_data: dict, stale: list | None = None) -> list[dict]:
@@ -108,7 +114,7 @@ def report_issues(comp: Compilation, res_path: Path, results_data: dict, stale: 
     ]
 
 
-def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str]:
+def _annotations(failed: list[dict], data: dict, baseline_name: str, proof_failures=()) -> list[str]:
     """The gate's findings as GitHub annotations: ratchets and static issues, then requirements by verdict."""
     items = [github.Annotation("error", baseline_name, None, "specgen ratchet", m) for m in data["ratchet"]]
     items += [
@@ -122,6 +128,16 @@ def _annotations(failed: list[dict], data: dict, baseline_name: str) -> list[str
                 r["line"],
                 f"specgen {r['verdict']}",
                 f"not verified: {r['capability']} / {r['name']}: {r['reason']}",
+            )
+        )
+    for r, why in proof_failures:
+        items.append(
+            github.Annotation(
+                "error",
+                r["path"],
+                r["line"],
+                "specgen not-proven",
+                f"not proven: {r['capability']} / {r['name']}: {why}",
             )
         )
     return github.annotations(items, "finding(s)")
