@@ -42,11 +42,14 @@ def split(roots: list[project.Root], item: str) -> tuple[project.Root | None, st
     return None, item
 
 
-def one(args, item: str, holds: Callable[[project.Root, str], bool], what: str) -> tuple[project.Root, str]:
+def one(
+    args, item: str, holds: Callable[[project.Root, str], bool], what: str, roots: list[project.Root] | None = None
+) -> tuple[project.Root, str]:
     """The root `item` belongs to, and the item as that root reads it (prefix dropped).
 
-    `holds(root, item)`: whether that root has it; `what` names the kind of item in errors."""
-    roots = found(args)
+    `holds(root, item)`: whether that root has it; `what` names the kind of item in errors; `roots`: the
+    project's roots when the caller has them."""
+    roots = found(args) if roots is None else roots
     if not roots[0].name:  # one root: the item is looked up there, and errors are the command's own
         return roots[0], item
     named, rest = split(roots, item)

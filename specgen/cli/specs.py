@@ -55,14 +55,26 @@ def _emit_failure(args, fail: _Fail, payload: dict | None = None) -> int:
     return 2
 
 
-def _resolve_root(config) -> Path:
-    """The folder holding one root's OpenSpec folder (see specgen.project)."""
-    status = status_json(
+def _no_root_status() -> dict:
+    return status_json(
         "No OpenSpec root found from the current directory.",
         "no_openspec_root",
         target="openspec.root",
         fix="Run openspec init to create a root here.",
     )
+
+
+def _found(args) -> list:
+    """The project's OpenSpec roots (specgen.cli.roots); no project at all fails as the CLI does."""
+    try:
+        return roots.found(args)
+    except SpecgenError as exc:
+        raise _Fail(_no_root_status(), exc.path, exc.line, exc.message) from None
+
+
+def _resolve_root(config) -> Path:
+    """The folder holding one root's OpenSpec folder (see specgen.project)."""
+    status = _no_root_status()
     try:
         parent = config.require_openspec()
     except SpecgenError as exc:
@@ -90,9 +102,9 @@ def cmd_list(args) -> int:
     document, `{"roots": [{"root", "specs", ...that root's list}]}`."""
     payload = {"specs": [], "root": None} if args.specs else {"changes": [], "root": None}
     try:
-        found = roots.found(args)
-    except SpecgenError as exc:
-        return _emit_failure(args, _from_specgen_error(exc, "list_error"), payload)
+        found = _found(args)
+    except _Fail as fail:
+        return _emit_failure(args, fail, payload)
     if not (found[0].name and args.json):
         return roots.each(args, lambda r: _list_one(args, r.config, payload), found)
     import contextlib
@@ -247,6 +259,7 @@ def _utf16(s: str) -> tuple[int, ...]:
 
 
 def _holds(r, item: str) -> bool:
+    """Whether root `r` has a spec or an active change called `item`."""
     try:
         root = r.config.require_openspec()
     except SpecgenError:
@@ -257,7 +270,7 @@ def _holds(r, item: str) -> bool:
 def cmd_show(args) -> int:
     """With several OpenSpec roots the item is looked up as specgen.cli.roots says."""
     try:
-        r, args.id = roots.one(args, args.id, _holds, "spec or change")
+        r, args.id = roots.one(args, args.id, _holds, "spec or change", _found(args))
         root = _resolve_root(r.config)
         return _show(args, root, r.name)
     except _Fail as fail:

@@ -45,7 +45,8 @@ def run(
     data = build(comp, results_data, no_manual, source_url)
     stale = results_issues(comp, res_path, results_data)  # said loudly, and --gate fails on it
     data["issues"] = report_issues(comp, res_path, results_data, stale)
-    ratchets = baseline.apply(data, baseline.read(comp.config.baseline_path), comp.config.gated)
+    listed = baseline.read(comp.config.baseline_path)
+    ratchets = baseline.apply(data, listed, comp.config.gated)
     data["summary"] = summarize(data["requirements"])
     data["ratchet"] = [r.message(comp.config.baseline) for r in ratchets]
     proof_failures = proof_attach(data, comp)  # reach and strength, when the project uses `specgen proof`
@@ -73,7 +74,8 @@ def run(
                 file=sys.stderr,
             )
             for s in r["scenarios"]:
-                if not s["checks"]:  # show the code to add, not only where to get it
+                # the code to add, not only where to get it; not for the scenarios the baseline lists
+                if not s["checks"] and not listed.covers(r["id"], s["id"]):
                     stub = stub_code(comp.specs.by_id[s["id"]])
                     print("    " + stub.rstrip("\n").replace("\n", "\n    "), file=sys.stderr)
         for i in data["issues"]:

@@ -1024,6 +1024,7 @@ def check_new_scenario_under_baselined(proj):
     assert "empty-name has no check" not in run.out  # the listed ones stay out
     gate = proj.specgen("report", "--gate")
     assert gate.rc == 1 and "Nobody: missing" in gate.err and _gate_lines(gate)[0].count("greeting /") == 1, gate.text
+    assert "def check_nobody():" in gate.err and "def check_empty_name():" not in gate.err  # the new one's code only
 
 
 @check(CAP, "Pytest Plugin", "A partial run merges into the results")
