@@ -6,7 +6,8 @@ Rules (each finding is ``path:line: rule: message``):
 - ``json-load``: a JSON decoder (``json.loads``/``json.load``/``JSONDecoder``, and the
   ``msgspec``/``orjson``/``ujson``/``simplejson`` equivalents, under any import alias) used
   on something that did not come out of ``coordjson.transpile``/``to_json``. CoordJSON is
-  not JSON: model text must be transpiled first (audit P0.2). Decoding that is not model
+  not JSON: model text must be transpiled first (openspec/specs/coordjson, Transpile Before JSON). Decoding that is
+  not model
   output (a JSONL record file, a cache, a manifest) carries a pragma with its reason on the
   same line or the line above: ``# inventory: json-ok(<reason>)``.
 - ``object-n-key``: an ``object_N``-style key (``"object_3"``, ``f"object_{i}"``,

@@ -68,7 +68,7 @@ def check_no_ce_gradient_through_coords():
 
 
 def _reference_terms(z, k, w: CoordLossWeights):
-    """The formulas of DOMAIN.md §6, evaluated in float64 position by position."""
+    """The formulas of openspec/specs/stage1-objective and docs/stage1.md, evaluated in float64 position by position."""
     z = [float(x) for x in z.double()]
     tau = w.temperature
     s = z[CS : CS + COORD_BINS]

@@ -106,7 +106,7 @@ def check_anchored_stage1_eval_packing_off():
     training = load_config(ANCHORED_STAGE1).training
     assert training["packing"] is True
     assert training.get("packing_mode", "static") == "static"
-    # the reference's anchored config had eval_packing on under the static-only policy (DOMAIN §11)
+    # the reference's anchored config had eval_packing on under the static-only policy
     assert training.get("eval_packing") is False
 
 

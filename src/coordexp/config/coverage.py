@@ -224,7 +224,7 @@ PROBED: dict[str, tuple[str, Any]] = {
 }
 
 # key -> a bound check that exercises it ("<module>::<function>" under tests/checks/).
-_LAUNCHER_SMOKE = "rollout_server_contract::check_the_cpu_launcher_smoke_syncs_on_the_protocol"
+_LAUNCHER_SMOKE = "rollout_server_side::check_the_cpu_launcher_smoke_syncs_on_the_protocol"
 _WORLD_SIZE = "rollout_server_contract::check_the_learner_asks_the_server_for_its_world_size"
 CHECKED: dict[str, str] = {
     "custom.train_jsonl": _LAUNCHER_SMOKE,

@@ -133,7 +133,7 @@ def _custom_raw(raw: Any, ctx: Ctx) -> dict:
 
 
 def _resolve_paths(cfg: TrainingConfig, ctx: Ctx) -> None:
-    """Relative paths become absolute, against the file that set them (audit P1.1: never the cwd)."""
+    """Relative paths become absolute, against the file that set them (never the working directory)."""
     targets = [
         (cfg.custom, "train_jsonl", ("custom", "train_jsonl")),
         (cfg.custom, "val_jsonl", ("custom", "val_jsonl")),

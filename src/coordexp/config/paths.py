@@ -1,4 +1,5 @@
-"""Path resolution that never depends on the working directory (audit P1.1).
+"""Path resolution that never depends on the working directory (openspec/specs/training-config, Paths Independent Of
+The Working Directory).
 
 - absolute paths are kept;
 - a path starting with ``.`` (``./x``, ``../x``) is relative to the config file that set it;

@@ -1,4 +1,4 @@
-"""Invariants and coherence gates over the parsed config (DOMAIN.md §2, §5, §8, §9).
+"""Invariants and coherence gates over the parsed config (openspec/specs/training-config; docs/config-and-data.md).
 
 Each rule records its problems at the key to edit; rules run even after earlier problems, on
 whatever parsed, so one load reports everything. Rules that derive a value (GAS, template

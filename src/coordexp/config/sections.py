@@ -1,6 +1,7 @@
 """Typed schemas of the sections coordexp owns: `custom`, `stage2_ab`, `rollout_matching`, `debug`, `deepspeed`.
 
-Defaults are the reference's audit-era defaults (DOMAIN.md §6, §7, §9). Bounds live in field
+Defaults are the reference's audit-era defaults (docs/config-and-data.md, docs/reference-differences.md). Bounds live
+in field
 metadata (see typed.py). Keys that the reference accepted but coordexp does not implement are
 handled in legacy.py, never accepted silently.
 """
@@ -120,7 +121,7 @@ class DecodingConfig:
 
 @dataclass
 class DumpConfig:
-    """Best-effort monitor/debug dumps (audit P1.5): bounded, async, never fatal."""
+    """Best-effort monitor/debug dumps : bounded, async, never fatal."""
 
     enabled: bool = False
     every_steps: int = _f(1, ge=1)

@@ -7,7 +7,7 @@ whose desc is no GT category cannot be scored by COCO: it is dropped and counted
 a box with ``w <= 0`` or ``h <= 0`` is dropped and counted (``*_degenerate``).
 
 Scores: the model gives no per-object confidence, so every prediction scores 1.0 (the
-reference's rule for greedy decoding, DOMAIN §7 "Eval": constant score 1.0). With all scores
+reference's rule for greedy decoding, docs/inference-and-evaluation.md: constant score 1.0). With all scores
 equal, pycocotools ranks detections in the order they are given (a stable sort), i.e. the
 order the model wrote them, so AP rewards a model that writes its true positives first only
 through that order. AR is unaffected by scores.

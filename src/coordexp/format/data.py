@@ -1,4 +1,4 @@
-"""The JSONL record contract (DOMAIN.md §1), the image checks, and deterministic seeding (§5).
+"""The JSONL record contract (openspec/specs/jsonl-contract), the image checks, and deterministic seeding.
 
 One JSON object per line; every problem is reported with the file, the 1-based line number and
 the JSON path inside the record (``objects[17].bbox_2d``), and every problem in the file is

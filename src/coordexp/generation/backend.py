@@ -1,7 +1,8 @@
 """The one interface the Stage-2 trainer uses to get rollouts, whichever backend makes them.
 
 Channel-B needs, per request: the prompt ids the rollout was generated from (to check
-them against the learner's prompt, audit P1.2), the generated ids (the learner trains on
+them against the learner's prompt: rollout-server-contract, Learner And Server Prompt Alignment), the generated ids
+(the learner trains on
 ids, never on re-tokenized text) and, for logs, the text. Both backends return exactly
 that as ``RolloutOutput`` (= ``coordexp.generation.response.RolloutResult``):
 
@@ -12,7 +13,7 @@ that as ``RolloutOutput`` (= ``coordexp.generation.response.RolloutResult``):
 
 Both normalise the end of a rollout the same way: when the generated ids hold no
 ``<|im_end|>`` (the max-token budget ran out), ``<|im_end|>`` is appended, so Channel-B
-always sees a closed turn (DOMAIN §7, Channel-B step 1).
+always sees a closed turn (stage2-ab-training, Append-Ready Rollout Prefix).
 
 Requests are ``RolloutInferRequest``-shaped dicts (``coordexp.generation.request.infer_request``
 or ``from_messages``); decoding knobs are ``DecodeSettings``; seeds are a function of the

@@ -8,7 +8,8 @@ Failure policy of ``/infer/`` (per chunk):
 "A failure" is any of: a network error (connection refused or dropped, timeouts, a
 response cut mid-body), an HTTP 5xx, an error object in the answer, or an answer that
 breaks the response contract. The reference caught only TypeError/ValueError there, so
-a network error skipped the retry and failed the step (DOMAIN §11): network errors are
+a network error skipped the retry and failed the step (openspec/specs/rollout-server-contract, Retry Covers Network
+Errors): network errors are
 exactly what a retry is for. A 4xx is not retried: our request breaks the server's
 contract, and sending it again cannot help.
 

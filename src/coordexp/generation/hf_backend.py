@@ -6,7 +6,7 @@ rendered with the project's chat template and tokenized exactly like the learner
 max_pixels, never resized) and expanded to their ``<|image_pad|>`` count, so the prompt
 ids equal ``template.generation_prompt_ids`` of the same record.
 
-Decoding (DOMAIN §7, Channel-B step 1):
+Decoding (rollout-server-contract, HF Rollout Backend):
 - greedy when temperature == 0, otherwise sampling with temperature/top_p/top_k
   (top_k -1 = off); ``repetition_penalty`` applied either way;
 - stop at ``<|im_end|>``; if ``max_new_tokens`` runs out first, ``<|im_end|>`` is appended
@@ -15,7 +15,7 @@ Decoding (DOMAIN §7, Channel-B step 1):
   model config, which training reads, is not touched);
 - the model runs in eval mode under no_grad and gets its train/eval mode back afterwards.
 
-Length gate (audit P1.3): prompt_len + max_new_tokens must be <= the text model's
+Length gate (rollout-server-contract, HF Rollout Length Gate): prompt_len + max_new_tokens must be <= the text model's
 ``max_position_embeddings``; every request is checked before any is generated, and a
 failure names both numbers.
 
@@ -48,7 +48,7 @@ from coordexp.generation.request import SEED_MASK, DecodeSettings, call_seed, ch
 
 
 class RolloutLengthError(RolloutBackendError):
-    """prompt_len + max_new_tokens exceeds the model's max_position_embeddings (audit P1.3)."""
+    """prompt_len + max_new_tokens exceeds the model's max_position_embeddings."""
 
 
 @dataclass

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-# The flags the launcher passes to `swift rollout` (DOMAIN §8), all RolloutArguments fields.
+# The flags the launcher passes to `swift rollout` (rollout-server-contract, Rollout CLI Flags), all RolloutArguments
+# fields.
 LAUNCHER_FLAGS = (
     "model",
     "host",

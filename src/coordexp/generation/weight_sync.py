@@ -1,6 +1,7 @@
 """Pushing the learner's weights to the rollout server, and the DDP-safe control flow around it.
 
-Control flow (DOMAIN §8), once per optimizer step that needs fresh rollouts
+Control flow (rollout-server-contract, Weight Sync On ms-swift's Protocol; docs/stage2.md), once per optimizer step
+that needs fresh rollouts
 (``step != last synced step``), run by EVERY rank at the same point:
 
 1. rank 0 decides whether this step needs a sync and broadcasts the flag; barrier;

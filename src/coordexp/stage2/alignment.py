@@ -1,4 +1,4 @@
-"""Learner/server prompt alignment (audit P1.2).
+"""Learner/server prompt alignment (openspec/specs/rollout-server-contract, Learner And Server Prompt Alignment).
 
 The Channel-B target is the learner's prompt ids followed by the rollout-derived assistant
 ids. If the server tokenized the prompt differently (another chat template, an image

@@ -1,4 +1,5 @@
-"""Channel-A: teacher forcing on the ground truth with soft self-context (DOMAIN §7).
+"""Channel-A: teacher forcing on the ground truth with soft self-context (openspec/specs/stage2-ab-training;
+docs/stage2.md).
 
 Iterations m = 0..N-1 (``stage2_ab.n_softctx_iter``) over one packed row:
 

@@ -1,7 +1,7 @@
 """Channel-B: rollout token ids -> append-ready prefix -> matching -> FN injection ->
 per-token CE weights and geometry targets for one teacher-forced assistant target.
 
-Steps (DOMAIN §3 and §7; each is a function below):
+Steps (openspec/specs/stage2-ab-training, docs/stage2.md; each is a function below):
 
 1. ``rollout_prefix``: decode each id alone (special tokens kept) and join the pieces: all
    character positions live in this frame. Cut at the first ``<|im_end|>`` (a hard stop,

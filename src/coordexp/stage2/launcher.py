@@ -3,7 +3,7 @@
     python -m coordexp.stage2.launcher preflight <config.yaml>   # shell `export` lines, or errors (exit 1/2)
     python -m coordexp.stage2.launcher wait <base_url> [--interval S] [--timeout S] [--pid PID]
 
-Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
+Preflight (openspec/specs/rollout-server-contract, Launcher Preflight) runs before any GPU is allocated:
 - the config loads (coordexp.config: paths resolved against the config file for ``./``
   paths, else the repo root, never the working directory);
 - ``rollout_backend: vllm``, ``vllm.mode: server`` and EXACTLY one server entry (the learner
@@ -315,7 +315,8 @@ def learner_do_resize() -> bool:
 
 
 def processor_parity_problems(config_path: str, mm_kwargs: dict, max_pixels: int) -> list[str]:
-    """The server's image processor must see images as the learner does (audit P1.2): the same
+    """The server's image processor must see images as the learner does (rollout-server-contract, Learner And Server
+    Prompt Alignment): the same
     do_resize (stated explicitly) and, when given, the same max_pixels."""
     key = "rollout_matching.vllm.mm_processor_kwargs"
     want = learner_do_resize()

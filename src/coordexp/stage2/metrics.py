@@ -14,7 +14,7 @@ flags take the max; means weighted by the global segment total; the key set is t
 union over ranks (a key absent on a rank contributes no weight there); ratios recomputed.
 
 ``time/rollout_*`` exists only when rollouts ran: a Channel-A step must not carry it,
-not even as 0 (audit P1.4); ``StepMetrics`` refuses it on A steps.
+not even as 0 (stage2-ab-training, Stage-2 Metric Aggregation); ``StepMetrics`` refuses it on A steps.
 """
 
 from __future__ import annotations

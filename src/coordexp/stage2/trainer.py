@@ -13,7 +13,8 @@ One optimizer step s trains one channel, ``schedule.channel_for_step(s, b_ratio)
   only; the Trainer then takes one optimizer step;
 - Channel-A runs ``n_softctx_iter`` soft self-context iterations (``stage2.channel_a``);
   Channel-B is a single teacher-forced forward (N = 1);
-- metrics (DOMAIN §7) are aggregated per step with ``stage2.metrics.StepMetrics``, reduced
+- metrics (stage2-ab-training, Stage-2 Metric Aggregation) are aggregated per step with
+  ``stage2.metrics.StepMetrics``, reduced
   over ranks with ``reduce_ranks`` and logged once per optimizer step (after the step);
   a Channel-A step carries no ``time/rollout_*`` key;
 - checkpoints are weight-only (``coordexp.training.trainer.CoordExpTrainer.save_model``).

@@ -81,7 +81,8 @@ LAUNCHER_VARS = tuple(
 UPSTREAM_PACKAGES = {"transformers": "transformers", "torch": "torch", "vllm": "vllm", "ms-swift": "swift"}
 NOT_INSTALLED = "not installed"
 
-# Files a weight-only checkpoint must not hold (a resume restarts the optimizer; see DOMAIN §10).
+# Files a weight-only checkpoint must not hold (a resume restarts the optimizer; openspec/specs/run-artifacts,
+# Weight-only checkpoints).
 FORBIDDEN_CHECKPOINT_GLOBS = (
     "optimizer.pt",
     "optimizer.bin",
@@ -240,7 +241,7 @@ def write_run_manifest(
         try:
             shutil.copyfile(src, out / name)
             written.append(out / name)
-        except OSError as exc:  # best effort (audit P2.1): warn, never silently
+        except OSError as exc:  # best effort: warn, never silently
             log.warning("could not copy %s to %s: %s", src, out / name, exc)
 
     meta = {

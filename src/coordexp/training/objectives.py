@@ -1,6 +1,7 @@
 """Stage-1 objective: CE on non-coord targets plus the coord distribution losses (one forward pass).
 
-Notation (DOMAIN.md §6): logits ``z_t`` at position t predict label ``y_{t+1}``; S = supervised
+Notation (openspec/specs/stage1-objective, docs/stage1.md): logits ``z_t`` at position t predict label ``y_{t+1}``; S
+= supervised
 positions, C = those whose target is a coord id, T = S minus C. For t in C, ``s_t`` = z_t
 restricted to the 1000 coord ids (bin order), ``p_t = softmax(s_t / tau)``, ``k*`` the target bin.
 
