@@ -253,7 +253,7 @@ def scan_source(source: str, path: str = "<string>") -> list[Finding]:
                     node.lineno,
                     "div-1000",
                     "division by 1000: norm1000 bins map with k/999 "
-                    "(coord.bin_to_unit); mark a non-coordinate one with "
+                    "(coord.norm1000_to_pixel); mark a non-coordinate one with "
                     "'# inventory: div1000-ok(<reason>)'",
                 )
     return sorted(set(s.findings))

@@ -20,8 +20,9 @@ from coordexp.packing import (
     model_inputs,
     plan_packs,
 )
-from coordexp.tiny import build_tiny_model, synthetic_segment
+from coordexp.tiny import build_tiny_model
 from specgen import check
+from tests.coordexp.segments import synthetic_segment
 
 COORD_START = 151670
 TOL = 1e-4

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from coordexp.objectives import COORD_BINS, CoordLossWeights, coord_terms, soft_targets, stage1_loss
 from coordexp.packing import collate_packed, collate_padded, model_inputs
-from coordexp.tiny import build_tiny_model, synthetic_segment
+from coordexp.tiny import build_tiny_model
 from specgen import check
+from tests.coordexp.segments import synthetic_segment
 
 CS = 300  # coord ids 300..1299 in the synthetic vocabulary
 V = CS + COORD_BINS + 20

@@ -14,7 +14,6 @@ from coordexp.coord import (
     norm1000_to_pixel,
     point_to_norm1000,
     poly_to_norm1000,
-    unit_to_bin,
 )
 
 
@@ -81,6 +80,3 @@ def test_poly_to_norm1000_arity():
         poly_to_norm1000([1, 2, 3, 4], 10, 10)
 
 
-def test_unit_to_bin_rejects_nan():
-    with pytest.raises(ValueError):
-        unit_to_bin(float("nan"))

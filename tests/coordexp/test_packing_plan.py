@@ -7,7 +7,7 @@ import torch
 
 from coordexp.packing import (PackingError, PackingPolicy, _MaxTree, collate_packed, first_fit_decreasing,
                               plan_packs, segment_position_ids)
-from coordexp.tiny import TinySegment
+from tests.coordexp.segments import TinySegment
 
 
 def test_max_tree_finds_leftmost_fit():

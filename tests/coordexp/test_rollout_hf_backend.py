@@ -11,7 +11,7 @@ from coordexp.rollout.hf_backend import (
     HFBackend, RolloutBackendError, RolloutLengthError, encode_request, length_gate,
 )
 from coordexp.rollout.request import DecodeSettings
-from coordexp.template import generation_prompt_ids
+from coordexp.template import encode_sample
 from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny
 
 
@@ -38,7 +38,8 @@ def test_prompt_ids_equal_the_learners(backend, img):
 
     req = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
     enc = encode_request(req, tok)
-    assert enc.prompt_ids == generation_prompt_ids(rec, tok, field_order="desc_first")
+    learner = encode_sample(rec, tok, field_order="desc_first")
+    assert enc.prompt_ids == learner.input_ids[: learner.prompt_len]
     assert enc.image_grid_thw.tolist() == [[1, 4, 4]]
 
 

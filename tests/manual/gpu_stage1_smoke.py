@@ -34,7 +34,8 @@ def _isolation(device: str) -> list[dict]:
     import torch
 
     from coordexp.packing import collate_packed, model_inputs
-    from coordexp.tiny import build_tiny_model, synthetic_segment
+    from coordexp.tiny import build_tiny_model
+    from tests.coordexp.segments import synthetic_segment
 
     rows = []
     for attn in ("sdpa", "eager"):

@@ -23,9 +23,9 @@ from typing import Any
 
 from coordexp.coord import COORD_BINS, coord_id_start
 from coordexp.coordjson import parse
-from coordexp.stage2.channel_b import GeometryGroup, _desc_content_span, _offsets, _overlapping
+from coordexp.stage2.channel_b import GeometryGroup, _desc_content_span, _overlapping
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
-from coordexp.template import IM_END, decode_pieces
+from coordexp.template import IM_END, DecodeFrameError, decode_frame
 
 IGNORE_INDEX = -100
 
@@ -57,9 +57,14 @@ def channel_a_segment(
     ids = list(enc.input_ids)
     plen = enc.prompt_len
     assistant = ids[plen:]
-    pieces = decode_pieces(tokenizer, assistant)
-    offsets = _offsets(pieces)
-    text = "".join(pieces)
+    # The GT target's spans are character offsets in the per-token frame; decode_frame refuses a frame whose
+    # pieces do not join to the text (a token splitting a multi-byte character would shift every offset).
+    try:
+        frame = decode_frame(tokenizer, assistant)
+    except DecodeFrameError as exc:
+        raise SegmentError(f"{sample}: {exc}") from exc
+    offsets = list(frame.offsets)
+    text = frame.text
     stop = text.find(IM_END)
     body = text if stop < 0 else text[:stop]
     res = parse(body, "strict", field_order)
