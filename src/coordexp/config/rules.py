@@ -141,6 +141,12 @@ def check_template(cfg, ctx: Ctx) -> None:
 
 
 def check_rollout(cfg, ctx: Ctx) -> None:
+    # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
+    # anything but the default they would do nothing, so they are refused rather than ignored. In
+    # every config: the debug, deepspeed and training keys reach stage_1 configs too.
+    from .coverage import refuse_not_implemented
+
+    refuse_not_implemented(cfg, ctx)
     rm = cfg.rollout_matching
     if rm is None:
         return
@@ -154,11 +160,6 @@ def check_rollout(cfg, ctx: Ctx) -> None:
         )
     if rm.decode_mode == "beam" and rm.num_beams < 2:
         ctx.error(("rollout_matching", "num_beams"), "decode_mode 'beam' needs num_beams >= 2")
-    # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
-    # anything but the default they would do nothing, so they are refused rather than ignored.
-    from .coverage import refuse_not_implemented
-
-    refuse_not_implemented(cfg, ctx)
     if rm.rollout_backend != "vllm":
         return
     v = rm.vllm
