@@ -216,9 +216,7 @@ def off_path() -> list[str]:
     production = set().union(*(index.references(m) for m in product + scripts))
     checked = set().union(*(index.references(m) for m in checks))
     found = {
-        q
-        for q in checked - production
-        if q.startswith(PACKAGE + ".") and is_public(q) and not is_oracle(index, q)
+        q for q in checked - production if q.startswith(PACKAGE + ".") and is_public(q) and not is_oracle(index, q)
     }
     return sorted(found)
 
