@@ -19,6 +19,12 @@ schema and proves each entry:
   ``NOT_IMPLEMENTED`` (any value other than the default is refused by ``refuse_not_implemented``).
 
 Adding a field to a schema dataclass without adding it here fails the coverage check.
+
+ms-swift's own sections (``model``, ``template``, ``data``, ``tuner``, ``quantization``) accept every
+field of ms-swift's training arguments, but coordexp's recipes build the model, template, data and
+tuner themselves: only the keys in ``SWIFT_HONOURED`` are read, each in one of the tables above, and
+any other key is refused by ``config.rules.check_swift_sections`` with an error at the key
+(``SWIFT_HINTS`` says where a misplaced one belongs).
 """
 
 from __future__ import annotations
@@ -139,6 +145,58 @@ def refuse_not_implemented(cfg, ctx: Ctx) -> None:
                 f"{what}: `{rest.rsplit('.', 1)[-1]}: {value!r}` would be a silent "
                 f"knob, so it is refused; {fix} (the default is {default!r})",
             )
+
+
+# ----------------------------------------------------------------------------- ms-swift's sections
+SWIFT_OWNED_SECTIONS = ("model", "template", "data", "tuner", "quantization")
+# key -> who reads it. Everything else in those sections is refused.
+SWIFT_HONOURED: dict[str, str] = {
+    "model.model": "every recipe's model folder (training.model.build_model)",
+    "model.torch_dtype": "the dtype the model is loaded in",
+    "model.attn_impl": "the attention implementation the model is loaded with",
+    "template.template": "the server's --template (qwen3_vl, the only chat template coordexp renders)",
+    "template.max_pixels": "the hard image cap (training.settings.image_cap)",
+    "template.max_length": "the packing length and the length gate (global_max_length sets it)",
+    "template.truncation_strategy": "the length gate (raise only)",
+    "data.dataset": "the [dummy] placeholder (records come from custom.train_jsonl)",
+    "data.val_dataset": "the [dummy] placeholder (records come from custom.val_jsonl)",
+    **{
+        f"tuner.{k}": "training.model.apply_tuner, with ms-swift's meaning"
+        for k in (
+            "tuner_type",
+            "use_dora",
+            "lora_rank",
+            "lora_alpha",
+            "lora_dropout",
+            "lora_bias",
+            "target_modules",
+            "target_regex",
+            "modules_to_save",
+            "freeze_llm",
+            "freeze_vit",
+            "freeze_aligner",
+        )
+    },
+}
+SWIFT_HINTS: dict[str, str] = {
+    "model.max_pixels": "the image cap is template.max_pixels",
+    "model.max_model_len": "global_max_length sets it",
+    "data.dataloader_num_workers": "it is a training key: training.dataloader_num_workers",
+    "data.dataset_num_proc": "records are read from custom.train_jsonl by coordexp, not by ms-swift's dataset loader",
+    "template.loss_scale": "the loss weights are custom.coord_soft_ce_w1.* (stage_1) and stage2_ab.* (stage_2)",
+}
+
+
+def swift_key_problem(section: str, key: str) -> str | None:
+    """Why ``section.key`` is refused, or None when a recipe reads it."""
+    dotted = f"{section}.{key}"
+    if dotted in SWIFT_HONOURED:
+        return None
+    hint = SWIFT_HINTS.get(dotted, "delete it")
+    return (
+        f"ms-swift accepts it, but coordexp's recipes build the model, template, data and tuner "
+        f"themselves and never read it, so it would be a silent knob; {hint}"
+    )
 
 
 # ----------------------------------------------------------------------------- the registry
