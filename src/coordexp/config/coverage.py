@@ -279,6 +279,22 @@ PROBED: dict[str, tuple[str, Any]] = {
     "training.packing_min_fill_ratio": ("stage1_run", 0.9),
     "training.packing_allow_single_long": ("stage1_run", False),
     "training.packing_collator": ("stage1_run", "swift_padding_free_3row"),
+    # ms-swift's sections (SWIFT_HONOURED); the smoke is LoRA + DoRA with every freeze flag false
+    "model.torch_dtype": ("stage1_run", "bfloat16"),
+    "model.attn_impl": ("stage1_run", "eager"),
+    "template.max_pixels": ("stage1_run", 4096),
+    "tuner.tuner_type": ("stage1_run", "full"),
+    "tuner.use_dora": ("stage1_run", False),
+    "tuner.lora_rank": ("stage1_run", 4),
+    "tuner.lora_alpha": ("stage1_run", 8),
+    "tuner.lora_dropout": ("stage1_run", 0.2),
+    "tuner.lora_bias": ("stage1_run", "all"),
+    "tuner.target_modules": ("stage1_run", ["q_proj", "v_proj"]),
+    "tuner.target_regex": ("stage1_run", r".*language_model.*\.q_proj"),
+    "tuner.modules_to_save": ("stage1_run", ["model.visual.merger"]),
+    "tuner.freeze_llm": ("stage1_run", True),
+    "tuner.freeze_vit": ("stage1_run", True),
+    "tuner.freeze_aligner": ("stage1_run", True),
 }
 
 # key -> a bound check that exercises it ("<module>::<function>" under tests/checks/).
@@ -293,6 +309,7 @@ CHECKED: dict[str, str] = {
     "rollout_matching.vllm.server.infer_timeout_s": _WORLD_SIZE,
     "rollout_matching.vllm.server.servers[].base_url": _LAUNCHER_SMOKE,
     "rollout_matching.vllm.server.servers[].group_port": _LAUNCHER_SMOKE,
+    "model.model": "training_config::check_unread_swift_keys_are_refused",
 }
 
 # key -> a YAML value the loader refuses with an error at that key (besides NOT_IMPLEMENTED).
@@ -304,4 +321,9 @@ REFUSED: dict[str, Any] = {
     "rollout_matching.num_beams": 2,
     "training.packing_mode": "dynamic",
     "training.eval_packing": True,
+    "template.template": "qwen2_vl",
+    "template.truncation_strategy": "delete",
+    "template.max_length": 7,  # global_max_length sets it
+    "data.dataset": ["coco"],
+    "data.val_dataset": ["coco"],
 }
