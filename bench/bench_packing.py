@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _segments(n: int, seed: int):
     import torch
 
-    from coordexp.tiny import synthetic_segment
+    if str(REPO) not in sys.path:  # the stand-in samples are a test fixture of this checkout
+        sys.path.insert(0, str(REPO))
+    from tests.coordexp.segments import synthetic_segment
 
     g = torch.Generator().manual_seed(seed)
     r = random.Random(seed)
