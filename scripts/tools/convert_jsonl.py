@@ -24,8 +24,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a checkout without an editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from coordexp.coord import bbox_to_norm1000, coord_token, quantize_poly  # noqa: E402
-from coordexp.data import DetObject, sort_objects  # noqa: E402
+from coordexp.format.coord import bbox_to_norm1000, coord_token, quantize_poly  # noqa: E402
+from coordexp.format.data import DetObject, sort_objects  # noqa: E402
 
 
 class ConvertError(ValueError):

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # decodes one JSON string literal, nothing more
 
-from coordexp.coord import COORD_MAX, parse_coord_value
+from coordexp.format.coord import COORD_MAX, parse_coord_value
 
 FIELD_ORDERS = ("desc_first", "geometry_first")
 GEOMETRY_KEYS = ("bbox_2d", "poly")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordexp.prompts import PromptConfigError, system_prompt, user_prompt
+from coordexp.format.prompts import PromptConfigError, system_prompt, user_prompt
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -129,7 +129,7 @@ class DecodeFrame:
 
 
 def _expected_objects(objects) -> list[tuple]:
-    from coordexp.coord import parse_coord_value
+    from coordexp.format.coord import parse_coord_value
 
     out = []
     for obj in objects:
@@ -139,8 +139,8 @@ def _expected_objects(objects) -> list[tuple]:
 
 
 def _render_assistant(objects, field_order: str, source: str) -> str:
-    from coordexp import coordjson
-    from coordexp.coord import DoubleNormalizationError, assert_pre_quantized
+    from coordexp.format import coordjson
+    from coordexp.format.coord import DoubleNormalizationError, assert_pre_quantized
 
     # Geometry is never normalized here: pixel values that reach the template are refused, not rescaled.
     for i, obj in enumerate(objects):
@@ -163,13 +163,13 @@ def _render_assistant(objects, field_order: str, source: str) -> str:
     except ValueError as exc:
         raise TemplateError(
             f"{source}: the rendered assistant text does not strict-parse ({exc}); "
-            "renderer and parser disagree, fix coordexp.coordjson"
+            "renderer and parser disagree, fix coordexp.format.coordjson"
         ) from exc
     got = [(o.desc, o.geometry, tuple(o.values)) for o in parsed.objects]
     if got != _expected_objects(objects):
         raise TemplateError(
             f"{source}: the rendered assistant text parses back to different objects than the record holds; "
-            "renderer and parser disagree, fix coordexp.coordjson"
+            "renderer and parser disagree, fix coordexp.format.coordjson"
         )
     return text
 
@@ -363,7 +363,7 @@ def _check_image_processor(proc) -> None:
     if got != want:
         raise TemplateError(
             f"image processor (patch_size, merge_size, temporal_patch_size, do_resize) = {got}, expected {want}; "
-            "use coordexp.template.load_image_processor()"
+            "use coordexp.format.template.load_image_processor()"
         )
 
 
@@ -505,7 +505,7 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
 
 def piece_table(tokenizer) -> dict:
     """The tokenizer's id -> piece table (``decode_pieces``), for ``pieces_from``."""
-    from coordexp.coord import tokenizer_table
+    from coordexp.format.coord import tokenizer_table
 
     return tokenizer_table(tokenizer, "decode_pieces", lambda tok: {})  # filled on demand
 

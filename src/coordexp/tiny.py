@@ -5,7 +5,7 @@ mRoPE and vision tower as the real Qwen3-VL, small enough that a forward pass ov
 few hundred tokens takes a fraction of a second on a CPU. The weights are random but
 deterministic (seeded), so two builds give the same tensors.
 
-The tokenizer is ``coordexp.coord.load_tokenizer()`` (the real Qwen3 vocabulary plus the
+The tokenizer is ``coordexp.format.coord.load_tokenizer()`` (the real Qwen3 vocabulary plus the
 1000 coord tokens, len 152670); the embedding matrix is sized to it exactly.
 
 ``save_tiny_base`` writes the same architecture as a stock Qwen3-VL release is shipped:
@@ -118,7 +118,7 @@ def build_tiny_model(spec: TinySpec = TinySpec(), attn_implementation: str = "sd
 
 def save_tiny(out: str | Path, spec: TinySpec = TinySpec()) -> Path:
     """Build and save model + coord tokenizer into ``out`` (safetensors, offline-loadable)."""
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def save_tiny_base(out: str | Path, spec: TinySpec = TinySpec(vocab_size=BASE_VO
     """A tiny model shaped like a stock Qwen3-VL release: no coord vocabulary, padded rows."""
     from transformers import AutoTokenizer
 
-    from coordexp.coord import qwen_tokenizer_dir
+    from coordexp.format.coord import qwen_tokenizer_dir
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,7 @@ def load_tiny(path: str | Path, attn_implementation: str = "sdpa"):
     """Load (model, tokenizer) from a folder written by ``save_tiny``; never touches the network."""
     from transformers import Qwen3VLForConditionalGeneration
 
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     path = Path(path)
     if not is_built(path):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coordexp import coordjson
-from coordexp import template as T
-from coordexp.coord import coord_token_ids, load_tokenizer
-from coordexp.prompts import COCO_80_CLASSES, PromptConfigError, system_prompt, user_prompt
+from coordexp.format import coordjson
+from coordexp.format import template as T
+from coordexp.format.coord import coord_token_ids, load_tokenizer
+from coordexp.format.prompts import COCO_80_CLASSES, PromptConfigError, system_prompt, user_prompt
 from specgen import check
 
 CAP = "chat-template"
@@ -366,8 +366,8 @@ def check_negative_image(tok, images):
 def rollout_prompt_ids(rec, tok, **settings) -> list[int]:
     """The generation prompt as production builds it: the rollout request of the record's messages,
     tokenized by the rollout backend (the learner and the server receive this request)."""
-    from coordexp.rollout.hf_backend import encode_request
-    from coordexp.rollout.request import from_messages
+    from coordexp.generation.hf_backend import encode_request
+    from coordexp.generation.request import from_messages
 
     return encode_request(from_messages(T.build_messages(rec, with_assistant=False, **settings)), tok).prompt_ids
 

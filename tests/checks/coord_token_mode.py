@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from coordexp import coord, inventory
-from coordexp.coord import (
+from coordexp import inventory
+from coordexp.format import coord
+from coordexp.format.coord import (
     CoordTokenError,
     DoubleNormalizationError,
     assert_pre_quantized,
@@ -22,7 +23,7 @@ from coordexp.coord import (
     poly_extent_bbox,
     poly_to_norm1000,
 )
-from coordexp.coordjson import render
+from coordexp.format.coordjson import render
 from specgen import check
 
 CAP = "coord-token-mode"

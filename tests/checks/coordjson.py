@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coordexp import inventory
-from coordexp.coordjson import (
+from coordexp.format.coordjson import (
     CoordJSONError,
     append_ready_cut,
     fn_fragment,

@@ -1,4 +1,4 @@
-"""Checks for the jsonl-contract capability: coordexp.data and the launcher tools on real files in tmp_path."""
+"""Checks for the jsonl-contract capability: coordexp.format.data and the launcher tools on real files in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from coordexp.config import load_config
-from coordexp.data import (
+from coordexp.format.data import (
     DataError,
     DetObject,
     epoch_permutation,
@@ -389,7 +389,7 @@ def check_sample_seed():
 
 
 def _expected_order(n: int, seed: int, epoch: int) -> list[int]:
-    """The spec's epoch permutation, evaluated here without coordexp.data."""
+    """The spec's epoch permutation, evaluated here without coordexp.format.data."""
     order = list(range(n))
     random.Random(((seed & 0xFFFFFFFF) ^ ((epoch + 1) * 0x9E3779B1)) % (1 << 32)).shuffle(order)
     return order
@@ -404,8 +404,8 @@ def _expected_objects(stored: list, seed: int, epoch: int, base_idx: int, index:
 
 def _targets(tok, ids, field_order: str) -> list[list[tuple]]:
     """The objects of every assistant target in a row of token ids, in the order the row holds them."""
-    from coordexp.coordjson import parse
-    from coordexp.template import decode
+    from coordexp.format.coordjson import parse
+    from coordexp.format.template import decode
 
     out = []
     for part in decode(tok, ids).split("<|im_start|>assistant\n")[1:]:
@@ -417,7 +417,7 @@ def _targets(tok, ids, field_order: str) -> list[list[tuple]]:
 def _stage1_draws(tmp_path, monkeypatch, ordering: str):
     """Two epochs of the stage_1 smoke over four records; what each batch the Trainer draws holds."""
     import coordexp.stage1.trainer as S
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     seen = []
     original = S.Stage1Trainer.get_batch_samples
@@ -481,7 +481,7 @@ def check_stage1_trainer_draws(tmp_path, monkeypatch):
 )
 def check_stage2_trainer_draws(tmp_path, monkeypatch):
     import coordexp.stage2.trainer as S2
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     seen = []
     original = S2.Stage2Engine.step

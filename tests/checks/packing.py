@@ -8,8 +8,9 @@ import random
 import pytest
 import torch
 
-from coordexp.objectives import stage1_loss
-from coordexp.packing import (
+from coordexp.smoke.tiny import build_tiny_model
+from coordexp.training.objectives import stage1_loss
+from coordexp.training.packing import (
     IGNORE_INDEX,
     SAFE_ATTN_IMPLEMENTATIONS,
     PackingLeakError,
@@ -20,7 +21,6 @@ from coordexp.packing import (
     model_inputs,
     plan_packs,
 )
-from coordexp.tiny import build_tiny_model
 from specgen import check
 from tests.coordexp.segments import synthetic_segment
 

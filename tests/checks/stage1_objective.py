@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coordexp.objectives import COORD_BINS, CoordLossWeights, coord_terms, soft_targets, stage1_loss
-from coordexp.packing import collate_packed, collate_padded, model_inputs
-from coordexp.tiny import build_tiny_model
+from coordexp.smoke.tiny import build_tiny_model
+from coordexp.training.objectives import COORD_BINS, CoordLossWeights, coord_terms, soft_targets, stage1_loss
+from coordexp.training.packing import collate_packed, collate_padded, model_inputs
 from specgen import check
 from tests.coordexp.segments import synthetic_segment
 
@@ -217,7 +217,7 @@ def check_packed_equals_padded_loss(model):
 
 @check("stage1-objective", "Token-count normalisation", "Gradient accumulation invariance")
 def check_grad_accumulation_invariance():
-    from coordexp.objectives import count_targets
+    from coordexp.training.objectives import count_targets
 
     logits, labels = _batch(6, rows=4, length=20)
     w = CoordLossWeights(soft_ce=1.0, w1=3.0, gate=5.0, ce=0.0, temperature=0.9, sigma=1.5, radius=8)

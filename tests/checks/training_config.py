@@ -717,7 +717,7 @@ def _tiny_with_swift_meta():
 
     from swift.model.model_arch import get_model_arch
 
-    from coordexp.tiny import build_tiny_model
+    from coordexp.smoke.tiny import build_tiny_model
 
     model = build_tiny_model()
     model.model_meta = SimpleNamespace(model_arch=get_model_arch("qwen3_vl"))
@@ -766,7 +766,7 @@ def check_lora_targets_follow_swift(tmp_path):
 
 @check(CAP, "ms-swift Sections Mean What ms-swift Means", "Full tuning freezes what ms-swift freezes")
 def check_full_tuning_freezes_like_swift():
-    from coordexp.tiny import build_tiny_model
+    from coordexp.smoke.tiny import build_tiny_model
     from coordexp.training.model import apply_tuner
 
     def trainable(**flags):

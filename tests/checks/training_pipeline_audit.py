@@ -324,8 +324,8 @@ def stage1_built(leaf: Path) -> object:
     import hashlib
     from unittest import mock
 
-    from coordexp import packing as packing_mod
     from coordexp.stage1 import trainer as stage1
+    from coordexp.training import packing as packing_mod
     from coordexp.training.settings import TrainSetupError
 
     seen: dict = {}
@@ -372,7 +372,7 @@ def stage1_built(leaf: Path) -> object:
 
 def stage2_built(leaf: Path) -> object:
     from coordexp.config import load_config
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
     from coordexp.stage2.trainer import Stage2SetupError, engine_config
 
     try:
@@ -382,7 +382,7 @@ def stage2_built(leaf: Path) -> object:
 
 
 def launcher_built(leaf: Path) -> object:
-    from coordexp.launcher import PreflightError, run_preflight, server_command
+    from coordexp.stage2.launcher import PreflightError, run_preflight, server_command
 
     try:
         return server_command(run_preflight(str(leaf), {}, validate_jsonl=lambda f, m: []), "swift")

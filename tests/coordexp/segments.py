@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordexp.tiny import IMAGE_TOKEN_ID, VISION_END_TOKEN_ID, VISION_START_TOKEN_ID, TinySpec
+from coordexp.smoke.tiny import IMAGE_TOKEN_ID, VISION_END_TOKEN_ID, VISION_START_TOKEN_ID, TinySpec
 
 
 @dataclass
 class TinySegment:
-    """An encoded-sample stand-in with the fields collation reads (see coordexp.packing.Segment)."""
+    """An encoded-sample stand-in with the fields collation reads (see coordexp.training.packing.Segment)."""
 
     input_ids: list
     labels: list

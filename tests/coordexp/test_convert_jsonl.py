@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from coordexp.data import load_records
+from coordexp.format.data import load_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "tools"))
 import convert_jsonl  # noqa: E402

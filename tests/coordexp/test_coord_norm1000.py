@@ -1,4 +1,4 @@
-"""Unit tests for the norm1000 part of coordexp.coord (pure: no tokenizer)."""
+"""Unit tests for the norm1000 part of coordexp.format.coord (pure: no tokenizer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from coordexp.coord import (
+from coordexp.format.coord import (
     bbox_to_norm1000,
     canonicalize_poly,
     norm1000_to_pixel,
@@ -66,7 +66,7 @@ def test_pixel_round_trip_within_half_bin():
 
 def test_canonicalize_poly_rotations_and_directions_agree():
     square = [0, 0, 10, 0, 10, 10, 0, 10]
-    pts = [square[i:i + 2] for i in range(0, 8, 2)]
+    pts = [square[i : i + 2] for i in range(0, 8, 2)]
     for r in range(4):
         rot = pts[r:] + pts[:r]
         for seq in (rot, rot[::-1]):
@@ -78,5 +78,3 @@ def test_poly_to_norm1000_arity():
         poly_to_norm1000([1, 2, 3, 4, 5], 10, 10)
     with pytest.raises(ValueError, match="even"):
         poly_to_norm1000([1, 2, 3, 4], 10, 10)
-
-

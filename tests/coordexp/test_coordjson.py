@@ -1,4 +1,4 @@
-"""Unit tests for coordexp.coordjson: goldens, property-style round trips, edge cases."""
+"""Unit tests for coordexp.format.coordjson: goldens, property-style round trips, edge cases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from coordexp.coordjson import CoordJSONError, is_canonical, parse, render
+from coordexp.format.coordjson import CoordJSONError, is_canonical, parse, render
 
 DF, GF = "desc_first", "geometry_first"
 
@@ -126,7 +126,7 @@ def test_deterministic_bytes():
 
 
 def test_append_ready_cut_of_a_closed_container_is_after_its_last_record():
-    from coordexp.coordjson import append_ready_cut, parse, render
+    from coordexp.format.coordjson import append_ready_cut, parse, render
 
     objs = [{"desc": "cat", "bbox_2d": [1, 2, 3, 4]}, {"desc": "dog", "bbox_2d": [5, 6, 7, 8]}]
     text = render(objs, "desc_first")

@@ -22,7 +22,7 @@ def test_decoder_passed_as_value_and_msgspec_are_caught():
 
 def test_any_decoding_without_a_pragma_is_caught():
     src = (
-        "import json\nfrom coordexp.coordjson import parse\n\ndef f(t, fo):\n"
+        "import json\nfrom coordexp.format.coordjson import parse\n\ndef f(t, fo):\n"
         "    s = str(parse(t, 'salvage', fo).objects)\n    return json.loads(s)\n"
     )
     assert [f.rule for f in inventory.scan_source(src)] == ["json-load"]

@@ -1,8 +1,8 @@
-"""Unit tests for coordexp.objectives helpers (no model)."""
+"""Unit tests for coordexp.training.objectives helpers (no model)."""
 
 import torch
 
-from coordexp.objectives import count_targets, stage1_loss, stage1_loss_targets, supervised_positions
+from coordexp.training.objectives import count_targets, stage1_loss, stage1_loss_targets, supervised_positions
 
 CS = 300
 V = CS + 1000 + 5

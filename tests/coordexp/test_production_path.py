@@ -32,13 +32,13 @@ PENDING_ELSEWHERE = {
     "coordexp.stage2.losses.geometry_losses",
     "coordexp.stage2.matching.candidates",
     "coordexp.stage2.channel_b.locate_closure",
-    "coordexp.rollout.request.infer_request",
-    "coordexp.launcher.parse_server_command",
-    "coordexp.rollout.swift_contract.rollout_cli_flags",
-    "coordexp.rollout.swift_contract.swift_rollout_routes",
-    "coordexp.rollout.swift_contract.validate_infer_request",
-    "coordexp.rollout.swift_contract.validate_output",
-    "coordexp.rollout.swift_contract.validate_request_config",
+    "coordexp.generation.request.infer_request",
+    "coordexp.stage2.launcher.parse_server_command",
+    "coordexp.generation.swift_contract.rollout_cli_flags",
+    "coordexp.generation.swift_contract.swift_rollout_routes",
+    "coordexp.generation.swift_contract.validate_infer_request",
+    "coordexp.generation.swift_contract.validate_output",
+    "coordexp.generation.swift_contract.validate_request_config",
 }
 
 

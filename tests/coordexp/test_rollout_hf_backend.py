@@ -6,13 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coordexp.rollout.backend import IM_END_ID, RolloutBackend
-from coordexp.rollout.hf_backend import (
-    HFBackend, RolloutBackendError, RolloutLengthError, encode_request, length_gate,
+from coordexp.format.template import encode_sample
+from coordexp.generation.backend import IM_END_ID, RolloutBackend
+from coordexp.generation.hf_backend import (
+    HFBackend,
+    RolloutBackendError,
+    RolloutLengthError,
+    encode_request,
+    length_gate,
 )
-from coordexp.rollout.request import DecodeSettings
-from coordexp.template import encode_sample
-from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny
+from coordexp.generation.request import DecodeSettings
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +37,8 @@ def test_is_a_rollout_backend(backend):
 def test_prompt_ids_equal_the_learners(backend, img):
     _, tok = tiny()
     rec = {"images": [img], "width": 64, "height": 64, "objects": []}
-    from coordexp.template import build_messages
-    from coordexp.rollout.request import from_messages
+    from coordexp.format.template import build_messages
+    from coordexp.generation.request import from_messages
 
     req = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
     enc = encode_request(req, tok)
@@ -62,8 +66,11 @@ def test_eos_is_appended_when_max_tokens_runs_out(backend, img):
 
 def test_length_gate_names_both_numbers_and_allows_the_boundary():
     length_gate(10, 6, 16)
-    with pytest.raises(RolloutLengthError, match=r"prompt_len 10 \+ max_new_tokens 7 = 17 exceeds "
-                                                 r"max_position_embeddings 16"):
+    with pytest.raises(
+        RolloutLengthError,
+        match=r"prompt_len 10 \+ max_new_tokens 7 = 17 exceeds "
+        r"max_position_embeddings 16",
+    ):
         length_gate(10, 7, 16)
 
 

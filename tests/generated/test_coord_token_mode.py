@@ -28,7 +28,7 @@ def test_coordinate_vocabulary__1000_contiguous_ids():
     Scenario: 1000 contiguous ids
     Id: coord-token-mode/coordinate-vocabulary/1000-contiguous-ids
 
-    WHEN the real Qwen tokenizer is loaded with `coordexp.coord.load_tokenizer()`
+    WHEN the real Qwen tokenizer is loaded with `coordexp.format.coord.load_tokenizer()`
     THEN `<|coord_*|>` has id 151669 and `<|coord_0|>`..`<|coord_999|>` have ids 151670..152669 in bin order
     AND the tokenizer length is 152670
     """

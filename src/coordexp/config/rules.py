@@ -20,7 +20,7 @@ DEFAULT_SEED = 42  # transformers' TrainingArguments default, used when training
 
 
 def _prompt_variants() -> tuple[str, ...]:
-    from coordexp.prompts import PROMPT_VARIANTS
+    from coordexp.format.prompts import PROMPT_VARIANTS
 
     return tuple(PROMPT_VARIANTS)
 
@@ -120,7 +120,7 @@ def check_placeholders(cfg, raw: dict, ctx: Ctx) -> None:
     if prompts not in (None, {}, [], ""):
         ctx.error(
             ("prompts",),
-            "prompts are fixed in code (coordexp.prompts) and picked by custom.object_field_order, "
+            "prompts are fixed in code (coordexp.format.prompts) and picked by custom.object_field_order, "
             "custom.object_ordering and custom.extra.prompt_variant; remove the `prompts` section",
         )
     for key in ("dataset", "val_dataset"):

@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordexp.coord import COORD_BINS, coord_id_start
-from coordexp.coordjson import parse
+from coordexp.format.coord import COORD_BINS, coord_id_start
+from coordexp.format.coordjson import parse
+from coordexp.format.template import IM_END, DecodeFrameError, decode_frame
 from coordexp.stage2.channel_b import GeometryGroup, _desc_content_span, _overlapping
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
-from coordexp.template import IM_END, DecodeFrameError, decode_frame
 
 IGNORE_INDEX = -100
 
@@ -114,7 +114,7 @@ class PackedRow:
 
 
 def collate_segments(segments, *, image_token_id: int = 151655, spatial_merge_size: int = 2, rope=None) -> PackedRow:
-    from coordexp.packing import collate_packed
+    from coordexp.training.packing import collate_packed
 
     segments = list(segments)
     channels = {s.channel for s in segments}

@@ -30,7 +30,7 @@ def ensure_inputs(cfg) -> None:
     if not model_dir.exists():
         if not _under(model_dir, build):
             raise TrainSetupError(f"{cfg.config_path}: model.model {model_dir} does not exist")
-        from coordexp.tiny import save_tiny
+        from coordexp.smoke.tiny import save_tiny
 
         log.info("building the tiny Qwen3-VL into %s", model_dir)
         save_tiny(model_dir)
@@ -40,7 +40,7 @@ def ensure_inputs(cfg) -> None:
             continue
         if not _under(Path(p), build):
             raise TrainSetupError(f"{cfg.config_path}: custom.{key} {p} does not exist")
-        from coordexp.synthetic import make_dataset
+        from coordexp.smoke.synthetic import make_dataset
 
         log.info("writing the synthetic dataset into %s", Path(p).parent)
         make_dataset(Path(p).parent, seed=cfg.dataset_seed)
@@ -54,7 +54,7 @@ def ensure_inputs(cfg) -> None:
 def record_dict(rec, objects=None) -> dict:
     """A loaded ``data.Record`` as the template's record dict (coord values as coord tokens);
     ``objects`` replaces the stored order (``data.drawn_objects``)."""
-    from coordexp.coord import coord_token
+    from coordexp.format.coord import coord_token
 
     objs = rec.objects if objects is None else objects
     objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in objs]
@@ -83,14 +83,14 @@ class TrainSamples:
         return len(self.samples) if self.packs is None else len(self.packs)
 
     def sampler(self):
-        from coordexp.data import EpochSampler
+        from coordexp.format.data import EpochSampler
 
         return EpochSampler(len(self), self.seed)
 
     def drawn(self, j: int, key):
         if self.ordering == "sorted":
             return self.samples[j]
-        from coordexp.data import drawn_objects
+        from coordexp.format.data import drawn_objects
 
         return self.build(j, drawn_objects(self.records[j], self.ordering, self.seed, key))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from coordexp.coord import COORD_BINS
+from coordexp.format.coord import COORD_BINS
 from coordexp.training.settings import TrainSetupError
 
 
@@ -61,7 +61,7 @@ def load_qwen3vl(path: str, *, attn_impl: str = "sdpa", dtype: str = "float32"):
 
 
 def build_model(cfg):
-    from coordexp.coord import coord_token_ids, load_tokenizer
+    from coordexp.format.coord import coord_token_ids, load_tokenizer
 
     path = cfg.model["model"]
     model = load_qwen3vl(

@@ -41,8 +41,8 @@ def is_main_process() -> bool:
 
 
 def write_manifest(cfg, settings) -> list[Path]:
-    """The run manifest (``coordexp.artifacts``), on rank 0; other ranks write nothing."""
-    from coordexp.artifacts import write_run_manifest
+    """The run manifest (``coordexp.training.artifacts``), on rank 0; other ranks write nothing."""
+    from coordexp.training.artifacts import write_run_manifest
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
@@ -85,7 +85,7 @@ def save_coord_offset(adapter, output_dir) -> Path:
 
 def final_checkpoint(trainer, output_dir: Path) -> Path:
     """``checkpoint-<global_step>``, saved unless a step save wrote it already (every rank calls this)."""
-    from coordexp.artifacts import checkpoint_problems
+    from coordexp.training.artifacts import checkpoint_problems
 
     final = Path(output_dir) / f"checkpoint-{trainer.state.global_step}"
     if not final.exists():

@@ -225,7 +225,7 @@ def training_arguments(settings: RunSettings):
 
 def loss_weights(cfg):
     """The stage-1 coord loss weights (``custom.coord_soft_ce_w1``); all zero when disabled."""
-    from coordexp.objectives import CoordLossWeights
+    from coordexp.training.objectives import CoordLossWeights
 
     sc = cfg.custom.coord_soft_ce_w1
     if not sc.enabled:
