@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _segments(n: int, seed: int):
     import torch
 
-    from coordexp.smoke.tiny import synthetic_segment
+    if str(REPO) not in sys.path:  # the stand-in samples are a test fixture of this checkout
+        sys.path.insert(0, str(REPO))
+    from tests.coordexp.segments import synthetic_segment
 
     g = torch.Generator().manual_seed(seed)
     r = random.Random(seed)
@@ -94,26 +96,37 @@ def bench_throughput(n: int, packing_length: int, batch: int, repeats: int, devi
         packed.append(b)
     padded = []
     for i in range(0, n, batch):
-        b = _to(collate_padded(segs[i:i + batch], pad_token_id=0), device)
+        b = _to(collate_padded(segs[i : i + batch], pad_token_id=0), device)
         b["real_tokens"] = int(b["attention_mask"].sum())
         b["padded_tokens"] = b["input_ids"].numel()
         padded.append(b)
     drop = ("labels", "real_tokens", "padded_tokens")
-    packed_epoch = _epoch_runner(build_tiny_model().to(device), packed,
-                                 lambda b: model_inputs({k: v for k, v in b.items() if k not in drop}))
-    padded_epoch = _epoch_runner(build_tiny_model().to(device), padded,
-                                 lambda b: {k: v for k, v in b.items() if k not in drop})
+    packed_epoch = _epoch_runner(
+        build_tiny_model().to(device), packed, lambda b: model_inputs({k: v for k, v in b.items() if k not in drop})
+    )
+    padded_epoch = _epoch_runner(
+        build_tiny_model().to(device), padded, lambda b: {k: v for k, v in b.items() if k not in drop}
+    )
     pk_runs, pd_runs = [], []
     for _ in range(repeats):  # alternating, so drift in machine load hits both alike
         pk_runs.append(packed_epoch())
         pd_runs.append(padded_epoch())
     pk, pd = statistics.median(pk_runs), statistics.median(pd_runs)
     real = sum(len(s.input_ids) for s in segs)
-    return {"device": device, "samples": n, "real_tokens": real, "packing_length": packing_length, "packs": len(plan.packs),
-            "pack_fill_ratio": plan.report.fill_ratio, "padded_batch": batch,
-            "padded_token_efficiency": round(real / sum(b["padded_tokens"] for b in padded), 4),
-            "packed_tokens_per_s": round(pk, 1), "padded_tokens_per_s": round(pd, 1),
-            "speedup": round(pk / pd, 3), "repeats": repeats}
+    return {
+        "device": device,
+        "samples": n,
+        "real_tokens": real,
+        "packing_length": packing_length,
+        "packs": len(plan.packs),
+        "pack_fill_ratio": plan.report.fill_ratio,
+        "padded_batch": batch,
+        "padded_token_efficiency": round(real / sum(b["padded_tokens"] for b in padded), 4),
+        "packed_tokens_per_s": round(pk, 1),
+        "padded_tokens_per_s": round(pd, 1),
+        "speedup": round(pk / pd, 3),
+        "repeats": repeats,
+    }
 
 
 def bench_fill(config: Path) -> dict:
@@ -130,8 +143,12 @@ def bench_fill(config: Path) -> dict:
     tok = load_tokenizer()
     samples = encode_split(cfg.custom.train_jsonl, tok, cfg, RunSettings.from_config(cfg), limit=None, split="train")
     lengths = [len(s.input_ids) for s in samples]
-    out = {"samples": len(lengths), "min_len": min(lengths), "max_len": max(lengths),
-           "mean_len": round(sum(lengths) / len(lengths), 1)}
+    out = {
+        "samples": len(lengths),
+        "min_len": min(lengths),
+        "max_len": max(lengths),
+        "mean_len": round(sum(lengths) / len(lengths), 1),
+    }
     for cap in sorted({int(cfg.global_max_length), 2048, 4096, 12000}):
         if cap < max(lengths):
             continue
@@ -150,8 +167,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-fill", action="store_true", help="only the throughput arm (no config, no ms-swift)")
     ap.add_argument("--config", type=Path, default=REPO / "configs/stage1/smoke/tiny_cpu.yaml")
     args = ap.parse_args(argv)
-    result = {"throughput": bench_throughput(args.samples, args.packing_length, args.batch, args.repeats,
-                                             args.device)}
+    result = {"throughput": bench_throughput(args.samples, args.packing_length, args.batch, args.repeats, args.device)}
     if not args.skip_fill:
         result["synthetic_fill"] = bench_fill(args.config)
     print(json.dumps(result, indent=2))

@@ -5,9 +5,8 @@ Rules (each finding is ``path:line: rule: message``):
 
 - ``json-load``: a JSON decoder (``json.loads``/``json.load``/``JSONDecoder``, and the
   ``msgspec``/``orjson``/``ujson``/``simplejson`` equivalents, under any import alias) used
-  on something that did not come out of ``coordjson.transpile``/``to_json``. CoordJSON is
-  not JSON: model text must be transpiled first (openspec/specs/coordjson, Transpile Before JSON). Decoding that is
-  not model
+  anywhere without a reasoned pragma. CoordJSON is not JSON: model text is read with
+  ``coordjson.parse`` only (openspec/specs/coordjson, No JSON Decoding Of Model Text). Decoding that is not model
   output (a JSONL record file, a cache, a manifest) carries a pragma with its reason on the
   same line or the line above: ``# inventory: json-ok(<reason>)``.
 - ``object-n-key``: an ``object_N``-style key (``"object_3"``, ``f"object_{i}"``,
@@ -44,7 +43,6 @@ DECODERS = frozenset(
         "simplejson.load",
     }
 )
-TRANSPILERS = frozenset({"transpile", "to_json"})  # coordjson's strict-JSON producers
 _PRAGMA = re.compile(r"#\s*inventory:\s*(json-ok|div1000-ok)\(([^)]*)\)")
 _OBJECT_N = re.compile(r"\bobject_(?:\d+|N\b|\{|%)")
 
@@ -85,14 +83,6 @@ def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
     if not isinstance(node, ast.Name) or node.id not in aliases:
         return None
     return ".".join([aliases[node.id], *reversed(parts)])
-
-
-def _is_transpile_call(node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
-    f = node.func
-    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
-    return name in TRANSPILERS
 
 
 def _docstring_nodes(tree: ast.AST) -> set[int]:
@@ -142,52 +132,6 @@ def _scopes(tree: ast.AST):
     return parents
 
 
-def _enclosing_scope(node: ast.AST, parents, tree) -> ast.AST:
-    cur = parents.get(id(node))
-    while cur is not None and not isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-        cur = parents.get(id(cur))
-    return cur or tree
-
-
-def _bound_elsewhere(name: str, scope: ast.AST) -> bool:
-    """True when ``name`` is bound by a parameter, loop, with-target or unpacking: provenance unknown."""
-    for node in ast.walk(scope):
-        if isinstance(node, ast.arguments):
-            if name in [a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg) if a]:
-                return True
-        targets = []
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-            targets = [node.target]
-        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-            targets = [node.optional_vars]
-        elif isinstance(node, ast.Assign):
-            targets = [t for t in node.targets if isinstance(t, (ast.Tuple, ast.List, ast.Starred))]
-        elif isinstance(node, ast.AugAssign):
-            targets = [node.target]
-        if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
-            return True
-    return False
-
-
-def _from_transpile(arg: ast.AST, scope: ast.AST) -> bool:
-    """The argument is a transpile call, or a name whose every binding in its scope is one."""
-    if _is_transpile_call(arg):
-        return True
-    if not isinstance(arg, ast.Name) or _bound_elsewhere(arg.id, scope):
-        return False
-    values = []
-    for node in ast.walk(scope):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == arg.id for t in node.targets):
-            values.append(node.value)
-        elif (
-            isinstance(node, (ast.AnnAssign, ast.NamedExpr))
-            and isinstance(node.target, ast.Name)
-            and node.target.id == arg.id
-        ):
-            values.append(node.value)
-    return bool(values) and all(v is not None and _is_transpile_call(v) for v in values)
-
-
 def scan_source(source: str, path: str = "<string>") -> list[Finding]:
     s = _Scanner(source, path)
     try:
@@ -202,23 +146,13 @@ def scan_source(source: str, path: str = "<string>") -> list[Finding]:
         # -- json-load
         if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(getattr(node, "ctx", None), ast.Load):
             dotted = _dotted(node, aliases)
-            parent = parents.get(id(node))
-            if dotted in DECODERS:
-                call = parent if isinstance(parent, ast.Call) and parent.func is node else None
-                arg = call.args[0] if call is not None and call.args else None
-                ok = (
-                    arg is not None
-                    and dotted.endswith(("loads", "decode"))
-                    and _from_transpile(arg, _enclosing_scope(node, parents, tree))
+            if dotted in DECODERS and not s.pragma(node.lineno, "json-ok"):
+                s.add(
+                    node.lineno,
+                    "json-load",
+                    f"{dotted}: CoordJSON is not JSON, read model text with coordjson.parse; mark JSON that "
+                    f"is not model output with '# inventory: json-ok(<reason>)'",
                 )
-                if not ok and not s.pragma(node.lineno, "json-ok"):
-                    s.add(
-                        node.lineno,
-                        "json-load",
-                        f"{dotted} on input that is not coordjson.transpile(...) output; CoordJSON is not "
-                        f"JSON: transpile model text first, or mark non-model JSON with "
-                        f"'# inventory: json-ok(<reason>)'",
-                    )
         # -- object-n-key
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             parent = parents.get(id(node))
@@ -255,7 +189,7 @@ def scan_source(source: str, path: str = "<string>") -> list[Finding]:
                     node.lineno,
                     "div-1000",
                     "division by 1000: norm1000 bins map with k/999 "
-                    "(coord.bin_to_unit); mark a non-coordinate one with "
+                    "(coord.norm1000_to_pixel); mark a non-coordinate one with "
                     "'# inventory: div1000-ok(<reason>)'",
                 )
     return sorted(set(s.findings))

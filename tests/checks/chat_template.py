@@ -363,9 +363,18 @@ def check_negative_image(tok, images):
 # ------------------------------------------------------------------ Open Generation Prompt
 
 
+def rollout_prompt_ids(rec, tok, **settings) -> list[int]:
+    """The generation prompt as production builds it: the rollout request of the record's messages,
+    tokenized by the rollout backend (the learner and the server receive this request)."""
+    from coordexp.generation.hf_backend import encode_request
+    from coordexp.generation.request import from_messages
+
+    return encode_request(from_messages(T.build_messages(rec, with_assistant=False, **settings)), tok).prompt_ids
+
+
 @check(CAP, "Open Generation Prompt", "The generation prompt is open")
 def check_generation_prompt_open(tok, images):
-    ids = T.generation_prompt_ids(record(images), tok, field_order="desc_first")
+    ids = rollout_prompt_ids(record(images), tok, field_order="desc_first")
     header = ids_of(tok, "<|im_start|>assistant\n")
     assert ids[-len(header) :] == header
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
@@ -391,7 +400,7 @@ def check_trailing_assistant_stripped(images):
 def check_learner_rollout_prompt_agree(tok, images, field_order, variant):
     rec = record(images)
     enc = T.encode_sample(rec, tok, field_order=field_order, prompt_variant=variant)
-    gen = T.generation_prompt_ids(rec, tok, field_order=field_order, prompt_variant=variant)
+    gen = rollout_prompt_ids(rec, tok, field_order=field_order, prompt_variant=variant)
     assert gen == enc.input_ids[: enc.prompt_len]
     assert len(gen) == enc.prompt_len
 

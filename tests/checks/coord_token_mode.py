@@ -12,7 +12,6 @@ from coordexp.format.coord import (
     DoubleNormalizationError,
     assert_pre_quantized,
     bbox_to_norm1000,
-    bin_to_unit,
     canonicalize_poly,
     coord_token,
     coord_token_ids,
@@ -22,7 +21,6 @@ from coordexp.format.coord import (
     poly_area2,
     poly_extent_bbox,
     poly_to_norm1000,
-    unit_to_bin,
 )
 from coordexp.format.coordjson import render
 from specgen import check
@@ -176,13 +174,6 @@ def check_degenerate_poly_detected():
 def check_bin_to_pixel():
     assert [norm1000_to_pixel(k, 640) for k in (0, 500, 999)] == [0, 320, 639]
     assert norm1000_to_pixel("<|coord_999|>", 1) == 0
-
-
-@check(CAP, "Inverse Mappings", "Bin to unit and back")
-def check_bin_to_unit_and_back():
-    assert bin_to_unit(0) == 0.0 and bin_to_unit(999) == 1.0
-    assert all(unit_to_bin(bin_to_unit(k)) == k for k in range(1000))
-    assert unit_to_bin(-0.2) == 0 and unit_to_bin(1.3) == 999
 
 
 @check(CAP, "Inverse Mappings", "No /1000 convention")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,6 @@ from coordexp.format.data import (
     epoch_seed,
     load_records,
     order_objects,
-    sample_id,
     sample_seed,
     sort_objects,
 )
@@ -378,8 +377,8 @@ def check_epoch_permutation():
     assert epoch_seed(2**40 + 17, 2) == (17 ^ (3 * 0x9E3779B1)) % 2**32
 
 
-@check(CAP, "Deterministic Seeding", "Per-sample seeds and sample ids follow the formulas")
-def check_sample_seed_and_id():
+@check(CAP, "Deterministic Seeding", "Per-sample seeds follow the formula")
+def check_sample_seed():
     cases = [(0, 0, 0), (12345, 7, 3), (0xFFFFFFFF, 10**6, 10**6 + 1)]
     forward = [sample_seed(*c) for c in cases]
     backward = [sample_seed(*c) for c in reversed(cases)][::-1]
@@ -387,8 +386,141 @@ def check_sample_seed_and_id():
     for (es, b, i), got in zip(cases, forward, strict=True):
         assert got == (es ^ ((b + 1) * 0x9E3779B1) ^ ((i + 1) * 0xC2B2AE35)) % (1 << 32)
         assert 0 <= got < 1 << 32
-    for name, b in (("coco_train", 0), ("lvis", 123456)):
-        assert sample_id(name, b) == ((zlib.crc32(name.encode()) & 0xFFFF) << 32) | b
+
+
+def _expected_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The spec's epoch permutation, evaluated here without coordexp.format.data."""
+    order = list(range(n))
+    random.Random(((seed & 0xFFFFFFFF) ^ ((epoch + 1) * 0x9E3779B1)) % (1 << 32)).shuffle(order)
+    return order
+
+
+def _expected_objects(stored: list, seed: int, epoch: int, base_idx: int, index: int) -> list:
+    es = ((seed & 0xFFFFFFFF) ^ ((epoch + 1) * 0x9E3779B1)) % (1 << 32)
+    out = list(stored)
+    random.Random((es ^ ((base_idx + 1) * 0x9E3779B1) ^ ((index + 1) * 0xC2B2AE35)) % (1 << 32)).shuffle(out)
+    return out
+
+
+def _targets(tok, ids, field_order: str) -> list[list[tuple]]:
+    """The objects of every assistant target in a row of token ids, in the order the row holds them."""
+    from coordexp.format.coordjson import parse
+    from coordexp.format.template import decode
+
+    out = []
+    for part in decode(tok, ids).split("<|im_start|>assistant\n")[1:]:
+        res = parse(part.split("<|im_end|>", 1)[0], "strict", field_order)
+        out.append([(o.desc, tuple(o.values)) for o in res.objects])
+    return out
+
+
+def _stage1_draws(tmp_path, monkeypatch, ordering: str):
+    """Two epochs of the stage_1 smoke over four records; what each batch the Trainer draws holds."""
+    import coordexp.stage1.trainer as S
+    from coordexp.format.coord import load_tokenizer
+
+    seen = []
+    original = S.Stage1Trainer.get_batch_samples
+
+    def spy(self, epoch_iterator, num_batches, device):
+        batches, counts = original(self, epoch_iterator, num_batches, device)
+        seen.extend(b["input_ids"].clone() for b in batches)
+        return batches, counts
+
+    monkeypatch.setattr(S.Stage1Trainer, "get_batch_samples", spy)
+    smoke = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
+    overrides = {
+        "output_dir": str(tmp_path / ordering),
+        "logging_dir": str(tmp_path / ordering / "tb"),
+        "max_steps": -1,
+        "num_train_epochs": 2,
+        "packing": False,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "seed": 17,
+        "custom.train_sample_limit": 4,
+        "custom.val_sample_limit": 1,
+        "custom.object_ordering": ordering,
+    }
+    S.run(smoke, overrides=overrides)
+    cfg = load_config(smoke, overrides={f"training.{k}" if "." not in k else k: v for k, v in overrides.items()})
+    records = load_records(cfg.custom.train_jsonl, object_ordering=ordering)[:4]
+    tok = load_tokenizer(cfg.model["model"])
+    rows = [t for ids in seen for row in ids for t in _targets(tok, row.tolist(), cfg.custom.object_field_order)]
+    return records, rows
+
+
+@check(
+    CAP, "Deterministic Seeding", "The stage_1 Trainer draws the permutation and shuffles objects per sample and epoch"
+)
+def check_stage1_trainer_draws(tmp_path, monkeypatch):
+    for ordering in ("random", "sorted"):
+        records, rows = _stage1_draws(tmp_path, monkeypatch, ordering)
+        stored = [[(o.desc, o.values) for o in r.objects] for r in records]
+        by_content = {tuple(sorted(objs)): b for b, objs in enumerate(stored)}
+        assert len(by_content) == 4 and max(len(s) for s in stored) >= 3  # records tell apart; shuffles visible
+        assert len(rows) == 8, len(rows)
+        for epoch in (0, 1):
+            drawn = rows[4 * epoch : 4 * epoch + 4]
+            assert [by_content[tuple(sorted(objs))] for objs in drawn] == _expected_order(4, 17, epoch)
+            for i, objs in enumerate(drawn):
+                b = _expected_order(4, 17, epoch)[i]
+                want = (
+                    _expected_objects(stored[b], 17, epoch, records[b].base_idx, i)
+                    if ordering == "random"
+                    else stored[b]
+                )
+                assert objs == want, (ordering, epoch, i)
+        if ordering == "random":
+            firsts = {e: {by_content[tuple(sorted(o))]: o for o in rows[4 * e : 4 * e + 4]} for e in (0, 1)}
+            assert any(firsts[0][b] != firsts[1][b] for b in range(4))
+
+
+@check(
+    CAP, "Deterministic Seeding", "The stage_2 Trainer draws the permutation and shuffles objects per sample and epoch"
+)
+def check_stage2_trainer_draws(tmp_path, monkeypatch):
+    import coordexp.stage2.trainer as S2
+    from coordexp.format.coord import load_tokenizer
+
+    seen = []
+    original = S2.Stage2Engine.step
+
+    def spy(self, model, window, channel, step, **kw):
+        seen.append(list(window))
+        return original(self, model, window, channel, step, **kw)
+
+    monkeypatch.setattr(S2.Stage2Engine, "step", spy)
+    smoke = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
+    overrides = {
+        "output_dir": str(tmp_path / "run"),
+        "logging_dir": str(tmp_path / "run" / "tb"),
+        "max_steps": -1,
+        "num_train_epochs": 2,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "seed": 17,
+        "stage2_ab.schedule.b_ratio": 0.0,
+        "custom.train_sample_limit": 4,
+        "custom.val_sample_limit": 1,
+        "custom.object_ordering": "random",
+    }
+    S2.run(smoke, overrides=overrides)
+    cfg = load_config(smoke, overrides={f"training.{k}" if "." not in k else k: v for k, v in overrides.items()})
+    tok = load_tokenizer(cfg.model["model"])
+    records = load_records(cfg.custom.train_jsonl, stage="stage2", object_ordering="random")[:4]
+    drawn = [s for window in seen for s in window]
+    assert len(drawn) == 8, len(drawn)
+    moved = 0
+    for k, s in enumerate(drawn):
+        epoch, i = divmod(k, 4)
+        b = _expected_order(4, 17, epoch)[i]
+        assert s.record.base_idx == records[b].base_idx
+        want = _expected_objects([(o.desc, o.values) for o in records[b].objects], 17, epoch, b, i)
+        assert [(g["desc"], tuple(g["bbox_2d"])) for g in s.gt_objects] == want
+        assert _targets(tok, list(s.enc.input_ids), cfg.custom.object_field_order) == [want]
+        moved += want != [(o.desc, o.values) for o in records[b].objects]
+    assert moved
 
 
 # ---------------------------------------------------------------- Synthetic Smoke Dataset

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from coordexp.smoke.tiny import build_tiny_model, synthetic_segment
+from coordexp.smoke.tiny import build_tiny_model
 from coordexp.training.objectives import stage1_loss
 from coordexp.training.packing import (
     IGNORE_INDEX,
@@ -22,6 +22,7 @@ from coordexp.training.packing import (
     plan_packs,
 )
 from specgen import check
+from tests.coordexp.segments import synthetic_segment
 
 COORD_START = 151670
 TOL = 1e-4

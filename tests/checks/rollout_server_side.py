@@ -77,7 +77,7 @@ def _port_closed(port):
 
 @check(CAP, "HF Rollout Backend", "Greedy rollout matches a no-cache reference")
 def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
-    from coordexp.format.template import build_messages, generation_prompt_ids
+    from coordexp.format.template import build_messages, encode_sample
     from coordexp.generation.request import from_messages
 
     model, tok = tiny()
@@ -88,7 +88,8 @@ def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
     ref = reference_greedy(model, enc.prompt_ids, enc.pixel_values, enc.image_grid_thw, 6, 1.3, IM_END_ID)
     body = out.token_ids[:-1] if out.finish_reason == "length" else out.token_ids
     assert body == ref
-    assert out.prompt_token_ids == generation_prompt_ids(rec, tok, field_order="desc_first")
+    learner = encode_sample(rec, tok, field_order="desc_first")
+    assert out.prompt_token_ids == learner.input_ids[: learner.prompt_len]
     assert model.config.text_config.use_cache is False
 
 

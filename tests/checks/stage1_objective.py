@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coordexp.smoke.tiny import build_tiny_model, synthetic_segment
+from coordexp.smoke.tiny import build_tiny_model
 from coordexp.training.objectives import COORD_BINS, CoordLossWeights, coord_terms, soft_targets, stage1_loss
 from coordexp.training.packing import collate_packed, collate_padded, model_inputs
 from specgen import check
+from tests.coordexp.segments import synthetic_segment
 
 CS = 300  # coord ids 300..1299 in the synthetic vocabulary
 V = CS + COORD_BINS + 20

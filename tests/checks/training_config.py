@@ -676,3 +676,113 @@ def check_smoke_profiles(tmp_path, monkeypatch):
         assert cfg.custom.train_jsonl == str(REPO / "build" / "synthetic" / "train.coord.jsonl")
         assert cfg.custom.val_jsonl == str(REPO / "build" / "synthetic" / "val.coord.jsonl")
         assert cfg.global_max_length <= 2048
+
+
+# ------------------------------------------------------------------ ms-swift Sections Mean What ms-swift Means
+
+STAGE1_SMOKE = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu.yaml"
+
+
+@check(CAP, "ms-swift Sections Mean What ms-swift Means", "A key ms-swift accepts but no recipe reads is refused")
+def check_unread_swift_keys_are_refused(tmp_path):
+    import yaml
+
+    from coordexp.config import coverage as cov
+    from coordexp.config.swift_fields import train_fields
+
+    fields = sorted(train_fields())
+    assert len(fields) > 200 and "lora_bias" in fields and "loss_scale" in fields
+    # every field but the read ones, in every ms-swift section (values do not matter: presence is refused)
+    unread = {
+        section: [f for f in fields if f"{section}.{f}" not in cov.SWIFT_HONOURED]
+        for section in cov.SWIFT_OWNED_SECTIONS
+    }
+    for must in ("model.max_pixels", "data.dataloader_num_workers", "template.loss_scale"):
+        section, key = must.split(".")
+        assert key in unread[section], must
+    leaf = tmp_path / "leaf.yaml"
+    body = {section: {k: 1 for k in keys} for section, keys in unread.items()}
+    leaf.write_text(f"extends: {STAGE1_SMOKE}\n" + yaml.safe_dump(body, sort_keys=True))
+    with pytest.raises(ConfigError) as exc:
+        load_config(leaf)
+    at = {e.key for e in exc.value.errors}
+    missed = [f"{s}.{k}" for s, keys in unread.items() for k in keys if f"{s}.{k}" not in at]
+    assert not missed, f"{len(missed)} unread ms-swift keys load: {missed[:20]}"
+    # the read ones load (the smoke's own values)
+    load_config(STAGE1_SMOKE)
+
+
+def _tiny_with_swift_meta():
+    from types import SimpleNamespace
+
+    from swift.model.model_arch import get_model_arch
+
+    from coordexp.smoke.tiny import build_tiny_model
+
+    model = build_tiny_model()
+    model.model_meta = SimpleNamespace(model_arch=get_model_arch("qwen3_vl"))
+    return model
+
+
+@check(CAP, "ms-swift Sections Mean What ms-swift Means", "LoRA targets follow ms-swift's freeze flags")
+def check_lora_targets_follow_swift(tmp_path):
+    import itertools
+    import re
+
+    from swift.utils.transformers_utils import get_multimodal_target_regex
+
+    from coordexp.training.model import apply_tuner, lora_targets
+
+    model = _tiny_with_swift_meta()
+    names = [n for n, _ in model.named_modules()]
+    compared = 0
+    for llm, vit, aligner in itertools.product((False, True), repeat=3):
+        if llm and vit and aligner:
+            continue
+        flags = {"freeze_llm": llm, "freeze_vit": vit, "freeze_aligner": aligner}
+        regex = get_multimodal_target_regex(model, **flags)
+        want = {n for n in names if re.fullmatch(regex, n)}
+        got = set(lora_targets(model, {"target_modules": ["all-linear"], **flags}))
+        assert got == want, (flags, sorted(got ^ want)[:10])
+        compared += 1
+    assert compared == 7
+
+    class Cfg:
+        config_path = "leaf.yaml"
+        tuner = {
+            "tuner_type": "lora",
+            "target_modules": ["all-linear"],
+            "freeze_llm": False,
+            "freeze_vit": True,
+            "freeze_aligner": False,
+        }
+
+    wrapped = apply_tuner(Cfg, _tiny_with_swift_meta())
+    lora = {n.split(".lora_A")[0] for n, _ in wrapped.named_parameters() if ".lora_A." in n}
+    assert any(".visual.merger." in n for n in lora)
+    assert not any(".visual.blocks." in n for n in lora)
+    assert any(".language_model." in n for n in lora)
+
+
+@check(CAP, "ms-swift Sections Mean What ms-swift Means", "Full tuning freezes what ms-swift freezes")
+def check_full_tuning_freezes_like_swift():
+    from coordexp.smoke.tiny import build_tiny_model
+    from coordexp.training.model import apply_tuner
+
+    def trainable(**flags):
+        class Cfg:
+            config_path = "leaf.yaml"
+            tuner = {"tuner_type": "full", "freeze_llm": False, **flags}
+
+        model = apply_tuner(Cfg, build_tiny_model())
+        return {n: p.requires_grad for n, p in model.named_parameters()}
+
+    aligner_prefixes = ("model.visual.merger.", "model.visual.deepstack_merger_list.")
+    for freeze_aligner in (False, True):
+        got = trainable(freeze_vit=True, freeze_aligner=freeze_aligner)
+        aligner = [v for n, v in got.items() if n.startswith(aligner_prefixes)]
+        vision = [v for n, v in got.items() if n.startswith("model.visual.") and not n.startswith(aligner_prefixes)]
+        llm = [v for n, v in got.items() if n.startswith("model.language_model.")]
+        assert aligner and vision and llm
+        assert all(aligner) if not freeze_aligner else not any(aligner)
+        assert not any(vision) and all(llm)

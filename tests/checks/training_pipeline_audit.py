@@ -303,6 +303,17 @@ def write_leaf(tmp: Path, base: Path, overrides: dict, name: str) -> Path:
     return leaf
 
 
+def _model_summary(model) -> str:
+    """What the model a run trains is: every parameter (name, shape, dtype, trainable), the tuner's config
+    and the attention implementation."""
+    import hashlib
+
+    params = [(n, tuple(p.shape), str(p.dtype), p.requires_grad) for n, p in model.named_parameters()]
+    peft = getattr(model, "peft_config", None)
+    attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return hashlib.sha256(repr((params, repr(peft), attn)).encode()).hexdigest()
+
+
 class _Stop(Exception):
     """Raised instead of training: the stage_1 probe records what run() built, then stops."""
 
@@ -343,6 +354,7 @@ def stage1_built(leaf: Path) -> object:
                 ),
                 "val": len(kw["eval_dataset"]) if kw["eval_dataset"] is not None else 0,
                 "collator": type(kw["data_collator"]).__name__,
+                "model": _model_summary(kw["model"]),
             }
 
         def train(self):
@@ -387,8 +399,11 @@ CONSUMERS = {
 
 @check(CAP, "Config Key Coverage", "Every schema key is registered once")
 def check_every_schema_key_is_registered_once():
-    keys = schema_keys()
+    from coordexp.config import coverage as cov
+
+    keys = schema_keys() + sorted(cov.SWIFT_HONOURED)  # ms-swift's sections: the keys a recipe reads
     assert len(keys) > 100 and "rollout_matching.vllm.sync.mode" in keys and "training.packing_buffer" in keys
+    assert "tuner.freeze_aligner" in keys and "template.max_pixels" in keys
     problems = coverage_problems(keys)
     assert not problems, "\n".join(problems)
 
@@ -479,14 +494,19 @@ def check_refused_keys_fail_naming_the_key(tmp_path):
 
     cases = {**cov.REFUSED, **{k: _refused_value(k) for k in cov.NOT_IMPLEMENTED}}
     assert "deepspeed.enabled" in cases and "rollout_matching.vllm.server.debug_dump.enabled" in cases
-    missed = []
+    missed, stage1 = [], 0
     for i, (key, value) in enumerate(sorted(cases.items())):
-        leaf = write_leaf(tmp_path, STAGE2_SMOKE, {key: value}, f"refused-{i}")
-        try:
-            load_config(leaf)
-        except ConfigError as exc:
-            if f": {key}: " not in str(exc):
-                missed.append(f"{key} = {value!r}: refused, but not at the key: {str(exc)[:200]}")
-        else:
-            missed.append(f"{key} = {value!r}: loads")
+        # a stage_1 config has no stage_2 sections: every other key is refused there too
+        bases = [STAGE2_SMOKE] + ([] if key.startswith(("rollout_matching.", "stage2_ab.")) else [STAGE1_SMOKE])
+        stage1 += len(bases) - 1
+        for base in bases:
+            leaf = write_leaf(tmp_path, base, {key: value}, f"refused-{i}-{base.parent.parent.name}")
+            try:
+                load_config(leaf)
+            except ConfigError as exc:
+                if f": {key}: " not in str(exc):
+                    missed.append(f"{base.name}: {key} = {value!r}: refused, but not at the key: {str(exc)[:200]}")
+            else:
+                missed.append(f"{base.parent.parent.name}/{base.name}: {key} = {value!r}: loads")
+    assert stage1 >= 10, stage1  # debug.*, deepspeed.*, the training extras, custom.*
     assert not missed, "\n".join(missed)

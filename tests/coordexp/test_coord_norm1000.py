@@ -14,7 +14,6 @@ from coordexp.format.coord import (
     norm1000_to_pixel,
     point_to_norm1000,
     poly_to_norm1000,
-    unit_to_bin,
 )
 
 
@@ -67,7 +66,7 @@ def test_pixel_round_trip_within_half_bin():
 
 def test_canonicalize_poly_rotations_and_directions_agree():
     square = [0, 0, 10, 0, 10, 10, 0, 10]
-    pts = [square[i:i + 2] for i in range(0, 8, 2)]
+    pts = [square[i : i + 2] for i in range(0, 8, 2)]
     for r in range(4):
         rot = pts[r:] + pts[:r]
         for seq in (rot, rot[::-1]):
@@ -79,8 +78,3 @@ def test_poly_to_norm1000_arity():
         poly_to_norm1000([1, 2, 3, 4, 5], 10, 10)
     with pytest.raises(ValueError, match="even"):
         poly_to_norm1000([1, 2, 3, 4], 10, 10)
-
-
-def test_unit_to_bin_rejects_nan():
-    with pytest.raises(ValueError):
-        unit_to_bin(float("nan"))

@@ -6,12 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from coordexp.format.template import encode_sample
 from coordexp.generation.backend import IM_END_ID, RolloutBackend
 from coordexp.generation.hf_backend import (
-    HFBackend, RolloutBackendError, RolloutLengthError, encode_request, length_gate,
+    HFBackend,
+    RolloutBackendError,
+    RolloutLengthError,
+    encode_request,
+    length_gate,
 )
 from coordexp.generation.request import DecodeSettings
-from coordexp.format.template import generation_prompt_ids
 from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny
 
 
@@ -38,7 +42,8 @@ def test_prompt_ids_equal_the_learners(backend, img):
 
     req = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
     enc = encode_request(req, tok)
-    assert enc.prompt_ids == generation_prompt_ids(rec, tok, field_order="desc_first")
+    learner = encode_sample(rec, tok, field_order="desc_first")
+    assert enc.prompt_ids == learner.input_ids[: learner.prompt_len]
     assert enc.image_grid_thw.tolist() == [[1, 4, 4]]
 
 
@@ -61,8 +66,11 @@ def test_eos_is_appended_when_max_tokens_runs_out(backend, img):
 
 def test_length_gate_names_both_numbers_and_allows_the_boundary():
     length_gate(10, 6, 16)
-    with pytest.raises(RolloutLengthError, match=r"prompt_len 10 \+ max_new_tokens 7 = 17 exceeds "
-                                                 r"max_position_embeddings 16"):
+    with pytest.raises(
+        RolloutLengthError,
+        match=r"prompt_len 10 \+ max_new_tokens 7 = 17 exceeds "
+        r"max_position_embeddings 16",
+    ):
         length_gate(10, 7, 16)
 
 

@@ -18,14 +18,15 @@ def test_cli_exit_codes(tmp_path, capsys):
 
 
 def test_decoder_passed_as_value_and_msgspec_are_caught():
-    src = ("import json\nimport msgspec\n\nrows = list(map(json.loads, open('f')))\n"
-           "obj = msgspec.json.decode(b'{}')\n")
+    src = "import json\nimport msgspec\n\nrows = list(map(json.loads, open('f')))\nobj = msgspec.json.decode(b'{}')\n"
     assert [(f.rule, f.line) for f in inventory.scan_source(src)] == [("json-load", 4), ("json-load", 5)]
 
 
-def test_name_reassigned_from_model_text_is_caught():
-    src = ("import json\nfrom coordexp.format.coordjson import transpile\n\ndef f(t, fo):\n"
-           "    s = transpile(t, 'salvage', fo)\n    s = t\n    return json.loads(s)\n")
+def test_any_decoding_without_a_pragma_is_caught():
+    src = (
+        "import json\nfrom coordexp.format.coordjson import parse\n\ndef f(t, fo):\n"
+        "    s = str(parse(t, 'salvage', fo).objects)\n    return json.loads(s)\n"
+    )
     assert [f.rule for f in inventory.scan_source(src)] == ["json-load"]
 
 

@@ -19,6 +19,8 @@ def test_supervised_positions_scoring_equals_full_scoring():
     assert idx.tolist() == [4, 5, 6, 7, 9, 10, 11, 12]
     part = stage1_loss_targets(logits[:, idx], labels[:, idx + 1], coord_start=CS)
     assert torch.allclose(full.loss, part.loss)
+    kept = stage1_loss(logits[:, idx], labels, positions=idx, coord_start=CS)  # the trainer's logits_to_keep form
+    assert torch.allclose(full.loss, kept.loss)
     assert (full.num_text, full.num_coord) == (part.num_text, part.num_coord) == count_targets(labels, CS)
 
 

@@ -5,9 +5,16 @@ import random
 import pytest
 import torch
 
-from coordexp.training.packing import (PackingError, PackingPolicy, _MaxTree, collate_packed, first_fit_decreasing,
-                              plan_packs, segment_position_ids)
-from coordexp.smoke.tiny import TinySegment
+from coordexp.training.packing import (
+    PackingError,
+    PackingPolicy,
+    _MaxTree,
+    collate_packed,
+    first_fit_decreasing,
+    plan_packs,
+    segment_position_ids,
+)
+from tests.coordexp.segments import TinySegment
 
 
 def test_max_tree_finds_leftmost_fit():
@@ -45,8 +52,10 @@ def test_everything_truncated_is_an_error_not_an_empty_plan():
         plan_packs([6, 6, 6], PackingPolicy(packing_length=10, world_size=4, drop_last=True))
 
 
-@pytest.mark.parametrize("kw", [{"packing_length": 0}, {"packing_length": 10, "min_fill_ratio": 1.5},
-                                {"packing_length": 10, "world_size": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [{"packing_length": 0}, {"packing_length": 10, "min_fill_ratio": 1.5}, {"packing_length": 10, "world_size": 0}],
+)
 def test_policy_validation(kw):
     with pytest.raises(PackingError):
         PackingPolicy(**kw)

@@ -47,6 +47,18 @@ def test_smoke_arguments(tmp_path):
     assert args.seed == 17 and args.data_seed == 17
 
 
+def test_a_data_seed_the_sampler_would_ignore_is_refused(tmp_path):
+    import pytest
+
+    from coordexp.training.settings import TrainSetupError
+
+    cfg = load_config(SMOKE, overrides={"training.output_dir": str(tmp_path), "training.data_seed": 5})
+    with pytest.raises(TrainSetupError, match=r"training\.data_seed 5: the training order is data\.epoch_permutation"):
+        RunSettings.from_config(cfg)
+    same = load_config(SMOKE, overrides={"training.output_dir": str(tmp_path), "training.data_seed": 17})
+    assert training_arguments(RunSettings.from_config(same)).data_seed == 17
+
+
 def test_cli_missing_config_is_a_one_line_error(capsys, tmp_path):
     assert main([str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err

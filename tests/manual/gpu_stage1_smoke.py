@@ -33,8 +33,9 @@ LEAK_MIN = 1e-2
 def _isolation(device: str) -> list[dict]:
     import torch
 
+    from coordexp.smoke.tiny import build_tiny_model
     from coordexp.training.packing import collate_packed, model_inputs
-    from coordexp.smoke.tiny import build_tiny_model, synthetic_segment
+    from tests.coordexp.segments import synthetic_segment
 
     rows = []
     for attn in ("sdpa", "eager"):
@@ -43,8 +44,10 @@ def _isolation(device: str) -> list[dict]:
             model = build_tiny_model(attn_implementation=attn).to(device=device, dtype=dtype)
             for kind, grids in (("text", [None, None, None]), ("image", [(1, 4, 4), None, (1, 6, 4)])):
                 g = torch.Generator().manual_seed(7)
-                segs = [synthetic_segment(g, prompt_len=5 + 2 * k, answer_len=9 + k, grid=grid)
-                        for k, grid in enumerate(grids)]
+                segs = [
+                    synthetic_segment(g, prompt_len=5 + 2 * k, answer_len=9 + k, grid=grid)
+                    for k, grid in enumerate(grids)
+                ]
                 batch = collate_packed(segs)
 
                 def to_dev(v):
@@ -60,8 +63,11 @@ def _isolation(device: str) -> list[dict]:
                         ids = torch.tensor([s.input_ids], device=device)
                         kw = {"input_ids": ids, "use_cache": False}
                         if s.image_grid_thw is not None:
-                            kw.update(pixel_values=to_dev(s.pixel_values), image_grid_thw=s.image_grid_thw.to(device),
-                                      mm_token_type_ids=(ids == model.config.image_token_id).int())
+                            kw.update(
+                                pixel_values=to_dev(s.pixel_values),
+                                image_grid_thw=s.image_grid_thw.to(device),
+                                mm_token_type_ids=(ids == model.config.image_token_id).int(),
+                            )
                         alone.append(model(**kw).logits[0].float())
                     ref = torch.cat(alone)
                     leak_inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
@@ -69,9 +75,17 @@ def _isolation(device: str) -> list[dict]:
                 first = len(segs[0].input_ids)
                 diff = (packed[first:] - ref[first:]).abs().max().item()
                 leak = (leaked[first:] - ref[first:]).abs().max().item()
-                rows.append({"attn": attn, "dtype": dtype_name, "samples": kind, "tokens": int(packed.shape[0]),
-                             "max_abs_diff_isolated": diff, "max_abs_diff_planted_leak": leak,
-                             "ok": diff < TOL[dtype_name] and leak > LEAK_MIN})
+                rows.append(
+                    {
+                        "attn": attn,
+                        "dtype": dtype_name,
+                        "samples": kind,
+                        "tokens": int(packed.shape[0]),
+                        "max_abs_diff_isolated": diff,
+                        "max_abs_diff_planted_leak": leak,
+                        "ok": diff < TOL[dtype_name] and leak > LEAK_MIN,
+                    }
+                )
             del model
             torch.cuda.empty_cache()
     return rows
@@ -81,8 +95,14 @@ def _train(out: Path) -> dict:
     cfg = REPO / "configs" / "stage1" / "smoke" / "tiny_cuda.yaml"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "coordexp.train", str(cfg)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=420)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coordexp.train", str(cfg)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
     wall = time.time() - t0
     log = proc.stdout + proc.stderr
     (out / "gpu_stage1_train.log").write_text(log)
@@ -98,11 +118,17 @@ def _train(out: Path) -> dict:
                 ckpt_files[str(ck.relative_to(REPO))] = sorted(p.name for p in ck.iterdir())
     forbidden = {"optimizer.pt", "scheduler.pt", "rng_state.pth"}
     weight_only = bool(ckpt_files) and all(not (forbidden & set(v)) for v in ckpt_files.values())
-    return {"exit_code": proc.returncode, "wall_s": round(wall, 1), "losses": losses,
-            "finite": bool(losses) and all(l == l and abs(l) != float("inf") for l in losses),
-            "manifest": manifest, "checkpoints": ckpt_files, "weight_only": weight_only,
-            "ok": proc.returncode == 0 and bool(losses) and weight_only and len(manifest) == 3,
-            "log_tail": log[-2000:]}
+    return {
+        "exit_code": proc.returncode,
+        "wall_s": round(wall, 1),
+        "losses": losses,
+        "finite": bool(losses) and all(l == l and abs(l) != float("inf") for l in losses),
+        "manifest": manifest,
+        "checkpoints": ckpt_files,
+        "weight_only": weight_only,
+        "ok": proc.returncode == 0 and bool(losses) and weight_only and len(manifest) == 3,
+        "log_tail": log[-2000:],
+    }
 
 
 def main() -> int:
@@ -124,7 +150,9 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": commit or os.environ.get("COORDEXP_COMMIT", "unknown"),
         "device": torch.cuda.get_device_name(0),
-        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "transformers": transformers.__version__,
     }
     report["isolation"] = _isolation("cuda")
@@ -133,8 +161,10 @@ def main() -> int:
     report["ok"] = all(r["ok"] for r in report["isolation"]) and (args.skip_train or report["train"]["ok"])
     (args.out / "gpu_stage1_smoke.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for r in report["isolation"]:
-        print(f"isolation {r['attn']:5} {r['dtype']:8} {r['samples']:5}: isolated {r['max_abs_diff_isolated']:.2e} "
-              f"planted-leak {r['max_abs_diff_planted_leak']:.2e} {'ok' if r['ok'] else 'FAIL'}")
+        print(
+            f"isolation {r['attn']:5} {r['dtype']:8} {r['samples']:5}: isolated {r['max_abs_diff_isolated']:.2e} "
+            f"planted-leak {r['max_abs_diff_planted_leak']:.2e} {'ok' if r['ok'] else 'FAIL'}"
+        )
     if "train" in report:
         t = report["train"]
         print(f"train: exit {t['exit_code']} wall {t['wall_s']}s losses {t['losses']} weight-only {t['weight_only']}")

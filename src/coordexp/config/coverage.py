@@ -19,6 +19,12 @@ schema and proves each entry:
   ``NOT_IMPLEMENTED`` (any value other than the default is refused by ``refuse_not_implemented``).
 
 Adding a field to a schema dataclass without adding it here fails the coverage check.
+
+ms-swift's own sections (``model``, ``template``, ``data``, ``tuner``, ``quantization``) accept every
+field of ms-swift's training arguments, but coordexp's recipes build the model, template, data and
+tuner themselves: only the keys in ``SWIFT_HONOURED`` are read, each in one of the tables above, and
+any other key is refused by ``config.rules.check_swift_sections`` with an error at the key
+(``SWIFT_HINTS`` says where a misplaced one belongs).
 """
 
 from __future__ import annotations
@@ -141,6 +147,58 @@ def refuse_not_implemented(cfg, ctx: Ctx) -> None:
             )
 
 
+# ----------------------------------------------------------------------------- ms-swift's sections
+SWIFT_OWNED_SECTIONS = ("model", "template", "data", "tuner", "quantization")
+# key -> who reads it. Everything else in those sections is refused.
+SWIFT_HONOURED: dict[str, str] = {
+    "model.model": "every recipe's model folder (training.model.build_model)",
+    "model.torch_dtype": "the dtype the model is loaded in",
+    "model.attn_impl": "the attention implementation the model is loaded with",
+    "template.template": "the server's --template (qwen3_vl, the only chat template coordexp renders)",
+    "template.max_pixels": "the hard image cap (training.settings.image_cap)",
+    "template.max_length": "the packing length and the length gate (global_max_length sets it)",
+    "template.truncation_strategy": "the length gate (raise only)",
+    "data.dataset": "the [dummy] placeholder (records come from custom.train_jsonl)",
+    "data.val_dataset": "the [dummy] placeholder (records come from custom.val_jsonl)",
+    **{
+        f"tuner.{k}": "training.model.apply_tuner, with ms-swift's meaning"
+        for k in (
+            "tuner_type",
+            "use_dora",
+            "lora_rank",
+            "lora_alpha",
+            "lora_dropout",
+            "lora_bias",
+            "target_modules",
+            "target_regex",
+            "modules_to_save",
+            "freeze_llm",
+            "freeze_vit",
+            "freeze_aligner",
+        )
+    },
+}
+SWIFT_HINTS: dict[str, str] = {
+    "model.max_pixels": "the image cap is template.max_pixels",
+    "model.max_model_len": "global_max_length sets it",
+    "data.dataloader_num_workers": "it is a training key: training.dataloader_num_workers",
+    "data.dataset_num_proc": "records are read from custom.train_jsonl by coordexp, not by ms-swift's dataset loader",
+    "template.loss_scale": "the loss weights are custom.coord_soft_ce_w1.* (stage_1) and stage2_ab.* (stage_2)",
+}
+
+
+def swift_key_problem(section: str, key: str) -> str | None:
+    """Why ``section.key`` is refused, or None when a recipe reads it."""
+    dotted = f"{section}.{key}"
+    if dotted in SWIFT_HONOURED:
+        return None
+    hint = SWIFT_HINTS.get(dotted, "delete it")
+    return (
+        f"ms-swift accepts it, but coordexp's recipes build the model, template, data and tuner "
+        f"themselves and never read it, so it would be a silent knob; {hint}"
+    )
+
+
 # ----------------------------------------------------------------------------- the registry
 # Consumers (see the module docstring): stage2_engine, stage1_run, launcher. A probe value is a
 # YAML value for the key, or a dict of dotted key -> value when the key needs company to load.
@@ -221,6 +279,22 @@ PROBED: dict[str, tuple[str, Any]] = {
     "training.packing_min_fill_ratio": ("stage1_run", 0.9),
     "training.packing_allow_single_long": ("stage1_run", False),
     "training.packing_collator": ("stage1_run", "swift_padding_free_3row"),
+    # ms-swift's sections (SWIFT_HONOURED); the smoke is LoRA + DoRA with every freeze flag false
+    "model.torch_dtype": ("stage1_run", "bfloat16"),
+    "model.attn_impl": ("stage1_run", "eager"),
+    "template.max_pixels": ("stage1_run", 4096),
+    "tuner.tuner_type": ("stage1_run", "full"),
+    "tuner.use_dora": ("stage1_run", False),
+    "tuner.lora_rank": ("stage1_run", 4),
+    "tuner.lora_alpha": ("stage1_run", 8),
+    "tuner.lora_dropout": ("stage1_run", 0.2),
+    "tuner.lora_bias": ("stage1_run", "all"),
+    "tuner.target_modules": ("stage1_run", ["q_proj", "v_proj"]),
+    "tuner.target_regex": ("stage1_run", r".*language_model.*\.q_proj"),
+    "tuner.modules_to_save": ("stage1_run", ["model.visual.merger"]),
+    "tuner.freeze_llm": ("stage1_run", True),
+    "tuner.freeze_vit": ("stage1_run", True),
+    "tuner.freeze_aligner": ("stage1_run", True),
 }
 
 # key -> a bound check that exercises it ("<module>::<function>" under tests/checks/).
@@ -235,6 +309,7 @@ CHECKED: dict[str, str] = {
     "rollout_matching.vllm.server.infer_timeout_s": _WORLD_SIZE,
     "rollout_matching.vllm.server.servers[].base_url": _LAUNCHER_SMOKE,
     "rollout_matching.vllm.server.servers[].group_port": _LAUNCHER_SMOKE,
+    "model.model": "training_config::check_unread_swift_keys_are_refused",
 }
 
 # key -> a YAML value the loader refuses with an error at that key (besides NOT_IMPLEMENTED).
@@ -246,4 +321,9 @@ REFUSED: dict[str, Any] = {
     "rollout_matching.num_beams": 2,
     "training.packing_mode": "dynamic",
     "training.eval_packing": True,
+    "template.template": "qwen2_vl",
+    "template.truncation_strategy": "delete",
+    "template.max_length": 7,  # global_max_length sets it
+    "data.dataset": ["coco"],
+    "data.val_dataset": ["coco"],
 }

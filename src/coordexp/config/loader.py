@@ -249,6 +249,7 @@ def load_config(
     rules.check_coord_mode(cfg, ctx)
     rules.check_custom(cfg, raw, ctx)
     rules.check_variant_sections(cfg, raw, ctx)
+    rules.check_swift_sections(cfg, ctx)
     rules.check_global_max_length(cfg, ctx)
     rules.check_placeholders(cfg, raw, ctx)
     rules.check_template(cfg, ctx)

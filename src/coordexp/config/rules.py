@@ -134,13 +134,47 @@ def check_placeholders(cfg, raw: dict, ctx: Ctx) -> None:
         cfg.data[key] = ["dummy"]
 
 
+def check_swift_sections(cfg, ctx: Ctx) -> None:
+    """Every key of ms-swift's own sections is read by a recipe or refused (``coverage.SWIFT_HONOURED``).
+
+    Runs on the sections as the loader kept them (ms-swift fields, legacy keys already reported), before
+    any rule fills in a derived key (``check_global_max_length``, ``check_placeholders``)."""
+    from .coverage import SWIFT_OWNED_SECTIONS, swift_key_problem
+
+    for section in SWIFT_OWNED_SECTIONS:
+        for key in getattr(cfg, section):
+            why = swift_key_problem(section, str(key))
+            if why:
+                ctx.error((section, key), why)
+
+
 def check_template(cfg, ctx: Ctx) -> None:
     mp = cfg.template.get("max_pixels")
     if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp <= 0):
         ctx.error(("template", "max_pixels"), f"must be a positive integer (a hard cap, e.g. 786432), got {mp!r}")
+    name = cfg.template.get("template")
+    if name is not None and name != "qwen3_vl":
+        ctx.error(
+            ("template", "template"),
+            f"is {name!r}, but coordexp renders the Qwen3-VL chat template only (the learner's prompt ids must "
+            "equal the server's): set qwen3_vl",
+        )
+    ts = cfg.template.get("truncation_strategy")
+    if ts is not None and ts != "raise":
+        ctx.error(
+            ("template", "truncation_strategy"),
+            f"is {ts!r}, but the recipes never truncate a sample (a cut target would teach a truncated answer): "
+            "set raise, and shorten the sample or raise global_max_length",
+        )
 
 
 def check_rollout(cfg, ctx: Ctx) -> None:
+    # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
+    # anything but the default they would do nothing, so they are refused rather than ignored. In
+    # every config: the debug, deepspeed and training keys reach stage_1 configs too.
+    from .coverage import refuse_not_implemented
+
+    refuse_not_implemented(cfg, ctx)
     rm = cfg.rollout_matching
     if rm is None:
         return
@@ -154,11 +188,6 @@ def check_rollout(cfg, ctx: Ctx) -> None:
         )
     if rm.decode_mode == "beam" and rm.num_beams < 2:
         ctx.error(("rollout_matching", "num_beams"), "decode_mode 'beam' needs num_beams >= 2")
-    # Parsed for parity with the reference's configs, but coordexp has no implementation: set to
-    # anything but the default they would do nothing, so they are refused rather than ignored.
-    from .coverage import refuse_not_implemented
-
-    refuse_not_implemented(cfg, ctx)
     if rm.rollout_backend != "vllm":
         return
     v = rm.vllm

@@ -128,7 +128,7 @@ def load_tokenizer(folder: str | Path | None = None):
 # norm1000: pixel <-> bin conversions (pure Python; no torch/transformers).
 #
 # The grid has 1000 bins 0..999 spanning the pixel range [0, W-1] (denominator
-# d = max(1, W-1)), so bin 999 is the last pixel and bin_to_unit(999) == 1.0. Any "/1000"
+# d = max(1, W-1)), so bin 999 is the last pixel (k/999 == 1.0). Any "/1000"
 # convention would shift every coordinate by up to one bin: it is forbidden (the
 # inventory gate scans src/ for it).
 #
@@ -263,22 +263,23 @@ def poly_extent_bbox(points) -> list:
     return [min(xs), min(ys), max(xs), max(ys)]
 
 
+def quantize_poly(points_px, width, height) -> tuple[str, list[int]]:
+    """A pixel polygon as training data stores it: ``(geometry key, bins)``.
+
+    Bins by ``poly_to_norm1000``, then ``canonicalize_poly`` in bin space; a polygon whose area
+    is zero after rounding is replaced by its extent bbox (``("bbox_2d", poly_extent_bbox(...))``).
+    """
+    bins = canonicalize_poly(poly_to_norm1000(points_px, width, height))
+    if poly_area2(bins) == 0:
+        return "bbox_2d", poly_extent_bbox(bins)
+    return "poly", bins
+
+
 def norm1000_to_pixel(k, extent) -> int:
     """Bin -> pixel: round(k/999 * (extent-1)), clamped to [0, extent-1]."""
     b = parse_coord_value(k)
     n = _extent(extent, "image extent")
     return min(n - 1, max(0, round(Fraction(b, COORD_MAX) * (n - 1))))
-
-
-def bin_to_unit(k) -> float:
-    """Bin -> continuous coordinate in [0, 1]: k/999 (0 -> 0.0, 999 -> 1.0)."""
-    return parse_coord_value(k) / COORD_MAX
-
-
-def unit_to_bin(c) -> int:
-    """Continuous [0, 1] -> bin: clamp(round(999*c), 0, 999)."""
-    x = _number(c, "normalized coordinate")
-    return _clamp_bin(round(COORD_MAX * x))
 
 
 def parse_coord_value(v) -> int:

@@ -1,8 +1,8 @@
-"""CoordJSON: the assistant text format, its strict/salvage parser and the transpiler.
+"""CoordJSON: the assistant text format and its strict/salvage parser.
 
 CoordJSON looks like JSON but is not: geometry arrays hold bare ``<|coord_k|>`` tokens.
-So nothing may ``json.loads`` model text; it goes through ``parse``/``transpile`` first
-(the inventory gate ``scripts/tools/inventory.py`` enforces that over ``src/``).
+So nothing may ``json.loads`` model text; it is read with ``parse`` only (the inventory
+gate ``scripts/tools/inventory.py`` enforces that over ``src/``).
 
     {"objects": [{"desc": "cat", "bbox_2d": [<|coord_1|>, <|coord_2|>, <|coord_3|>, <|coord_4|>]}]}
 
@@ -558,18 +558,6 @@ def _parse_from(text: str, strict: bool, field_order: str | None, search_from: i
     if strict and rest < n:
         raise CoordJSONError("junk_after", rest, "text after the container")
     return res, None
-
-
-def transpile(text: str, mode: str = "strict", field_order: str | None = None) -> str:
-    """CoordJSON -> strict JSON: tokens become ints, canonical separators, the configured
-    field order, desc stripped. A salvage parse that found no container gives {"objects": []}."""
-    res = parse(text, mode, field_order)
-    return to_json(res, field_order)
-
-
-def to_json(result: ParseResult, field_order: str) -> str:
-    objs = [] if result.parse_failed else [o.to_dict(field_order) for o in result.objects]
-    return json.dumps({"objects": objs}, ensure_ascii=False, separators=(", ", ": "))
 
 
 def is_canonical(text: str, field_order: str) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +144,6 @@ def sample_seed(epoch_seed_value: int, base_idx: int, index: int) -> int:
     return (epoch_seed_value ^ ((base_idx + 1) * _GOLDEN) ^ ((index + 1) * _MIX)) & _MASK32
 
 
-def sample_id(dataset_name: str, base_idx: int) -> int:
-    return ((zlib.crc32(dataset_name.encode("utf-8")) & 0xFFFF) << 32) | base_idx
-
-
 def order_objects(objects: tuple[DetObject, ...], ordering: str, seed: int) -> list[DetObject]:
     """`sorted`: as stored (already checked); `random`: a per-sample shuffle seeded by ``seed``."""
     if ordering == "sorted":
@@ -158,6 +153,43 @@ def order_objects(objects: tuple[DetObject, ...], ordering: str, seed: int) -> l
         random.Random(seed).shuffle(out)
         return out
     raise ValueError(f"object_ordering must be 'sorted' or 'random', got {ordering!r}")
+
+
+@dataclass(frozen=True)
+class SampleKey:
+    """One draw of an epoch's order, handed by ``EpochSampler`` to the dataset in place of a bare index,
+    so the dataset can seed the sample without any state of its own (data loader workers included)."""
+
+    epoch: int
+    index: int  # position in the epoch's order
+    item: int  # the item drawn: a sample, or a pack of samples
+
+
+class EpochSampler:
+    """The training order handed to the Trainer: epoch e draws ``epoch_permutation(n, seed, e)``.
+
+    The Trainer calls ``set_epoch`` before each epoch (through accelerate's data loader, also
+    when several ranks shard the batches); every rank computes the same permutation.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        e = self.epoch
+        return iter([SampleKey(e, i, b) for i, b in enumerate(epoch_permutation(self.n, self.seed, e))])
+
+
+def drawn_objects(record: Record, ordering: str, seed: int, key: SampleKey) -> list[DetObject]:
+    """The record's objects as the draw ``key`` trains on them: stored order for `sorted`; for `random`
+    shuffled with ``sample_seed(epoch_seed(seed, key.epoch), record.base_idx, key.index)``."""
+    return order_objects(record.objects, ordering, sample_seed(epoch_seed(seed, key.epoch), record.base_idx, key.index))
 
 
 # ---------------------------------------------------------------- record validation

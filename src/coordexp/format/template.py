@@ -146,7 +146,18 @@ def _expected_objects(objects) -> list[tuple]:
 
 def _render_assistant(objects, field_order: str, source: str) -> str:
     from coordexp.format import coordjson
+    from coordexp.format.coord import DoubleNormalizationError, assert_pre_quantized
 
+    # Geometry is never normalized here: pixel values that reach the template are refused, not rescaled.
+    for i, obj in enumerate(objects):
+        gkey = "bbox_2d" if isinstance(obj, dict) and "bbox_2d" in obj else "poly"
+        values = obj.get(gkey) if isinstance(obj, dict) else None
+        if not isinstance(values, list | tuple):
+            continue  # not geometry at all: the renderer names what is wrong
+        try:
+            assert_pre_quantized(values, f"objects[{i}].{gkey}")
+        except DoubleNormalizationError as exc:
+            raise TemplateError(f"{source}: {exc}") from exc
     try:
         text = coordjson.render(objects, field_order)
     except ValueError as exc:
@@ -487,52 +498,6 @@ def encode_sample(
         image_grid_thw=grid,
         text=text,
         image_token_counts=tuple(counts),
-    )
-
-
-def generation_prompt_text(
-    record: dict,
-    *,
-    field_order: str,
-    prompt_variant: str = "default",
-    object_ordering: str = "sorted",
-    max_pixels: int = MAX_PIXELS,
-    source: str = "record",
-) -> str:
-    counts = check_images(record, max_pixels=max_pixels, source=source)
-    messages = build_messages(
-        record,
-        field_order=field_order,
-        prompt_variant=prompt_variant,
-        object_ordering=object_ordering,
-        with_assistant=False,
-        source=source,
-    )
-    return render_generation_prompt(messages, counts)
-
-
-def generation_prompt_ids(
-    record: dict,
-    tokenizer,
-    *,
-    field_order: str,
-    prompt_variant: str = "default",
-    object_ordering: str = "sorted",
-    max_pixels: int = MAX_PIXELS,
-    source: str = "record",
-) -> list[int]:
-    """System + user turns, then ``<|im_start|>assistant\\n``, open: equal to
-    ``encode_sample(...).input_ids[:prompt_len]`` for the same record and settings."""
-    return _encode_text(
-        tokenizer,
-        generation_prompt_text(
-            record,
-            field_order=field_order,
-            prompt_variant=prompt_variant,
-            object_ordering=object_ordering,
-            max_pixels=max_pixels,
-            source=source,
-        ),
     )
 
 

@@ -4,7 +4,7 @@ A request is the same ``RolloutInferRequest``-shaped dict the server gets. Its p
 rendered with the project's chat template and tokenized exactly like the learner does
 (``coordexp.format.template``): image items are opened, validated (multiple of 32, within
 max_pixels, never resized) and expanded to their ``<|image_pad|>`` count, so the prompt
-ids equal ``template.generation_prompt_ids`` of the same record.
+ids equal the first ``prompt_len`` ids of ``template.encode_sample`` of the same record.
 
 Decoding (rollout-server-contract, HF Rollout Backend):
 - greedy when temperature == 0, otherwise sampling with temperature/top_p/top_k

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from coordexp.training.inputs import PackedDataset, SampleDataset, ensure_inputs, next_batches, record_dict
+from coordexp.training.inputs import SampleDataset, TrainSamples, ensure_inputs, next_batches, record_dict
 from coordexp.training.model import build_model
-from coordexp.training.objectives import count_targets, stage1_loss_targets, supervised_positions
+from coordexp.training.objectives import count_targets, stage1_loss, supervised_positions
 from coordexp.training.packing import assert_packing_isolated, model_inputs
 from coordexp.training.saving import final_checkpoint, restore_weights, write_json, write_manifest, write_text
 from coordexp.training.settings import (
@@ -33,9 +33,9 @@ from coordexp.training.trainer import CoordExpTrainer, SaveDelay
 log = logging.getLogger("coordexp.stage1")
 
 
-def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | None, split: str) -> list:
+def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | None, split: str) -> tuple[list, list]:
+    """(records, their encoded samples in stored object order) of one split."""
     from coordexp.format.data import load_records
-    from coordexp.format.template import TemplateError, encode_sample
 
     records = load_records(
         path, stage="stage1", max_pixels=settings.max_pixels, object_ordering=cfg.custom.object_ordering
@@ -43,31 +43,53 @@ def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | Non
     if limit is not None:
         log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
         records = records[:limit]
-    max_len = settings.max_length
-    out = []
-    for rec in records:
-        where = f"{rec.source}:{rec.line}"
-        try:
-            enc = encode_sample(
-                record_dict(rec),
-                tok,
-                field_order=cfg.custom.object_field_order,
-                prompt_variant=settings.prompt_variant,
-                object_ordering=cfg.custom.object_ordering,
-                max_pixels=settings.max_pixels,
-                source=where,
-            )
-        except TemplateError as exc:
-            raise TrainSetupError(str(exc)) from exc
-        if max_len and len(enc.input_ids) > max_len and settings.truncation_strategy == "raise":
-            raise TrainSetupError(
-                f"{where}: {len(enc.input_ids)} tokens exceed template.max_length {max_len} "
-                "(truncation_strategy: raise); raise global_max_length or shrink the sample"
-            )
-        out.append(enc)
+    out = [encode_record(rec, tok, cfg, settings) for rec in records]
     if not out:
         raise TrainSetupError(f"{path}: no {split} samples")
-    return out
+    return records, out
+
+
+def encode_record(rec, tok, cfg, settings: RunSettings, objects=None):
+    """One record as a training sample; ``objects`` replaces the stored object order."""
+    from coordexp.format.template import TemplateError, encode_sample
+
+    where = f"{rec.source}:{rec.line}"
+    try:
+        enc = encode_sample(
+            record_dict(rec, objects),
+            tok,
+            field_order=cfg.custom.object_field_order,
+            prompt_variant=settings.prompt_variant,
+            object_ordering=cfg.custom.object_ordering,
+            max_pixels=settings.max_pixels,
+            source=where,
+        )
+    except TemplateError as exc:
+        raise TrainSetupError(str(exc)) from exc
+    max_len = settings.max_length
+    if max_len and len(enc.input_ids) > max_len and settings.truncation_strategy == "raise":
+        raise TrainSetupError(
+            f"{where}: {len(enc.input_ids)} tokens exceed template.max_length {max_len} "
+            "(truncation_strategy: raise); raise global_max_length or shrink the sample"
+        )
+    return enc
+
+
+def train_samples(cfg, settings: RunSettings, tok, records: list, samples: list, packs=None) -> TrainSamples:
+    """The Trainer's dataset: each draw re-encodes its record in the drawn object order (`random`)."""
+
+    def build(j, objects):
+        enc = encode_record(records[j], tok, cfg, settings, objects)
+        if len(enc.input_ids) != len(samples[j].input_ids):
+            # The packing plan and the length limits were decided on the stored order's length.
+            raise TrainSetupError(
+                f"{records[j].source}:{records[j].line}: the shuffled objects encode to {len(enc.input_ids)} "
+                f"tokens, the stored order to {len(samples[j].input_ids)}; object_ordering: random needs an "
+                "order-independent length"
+            )
+        return enc
+
+    return TrainSamples(samples, records, build, cfg.custom.object_ordering, cfg.dataset_seed, packs)
 
 
 class Stage1Trainer(CoordExpTrainer):
@@ -120,8 +142,8 @@ class Stage1Trainer(CoordExpTrainer):
         # Only the positions whose next label is supervised are projected onto the 152k vocabulary.
         idx = supervised_positions(labels)
         outputs = model(**fwd, use_cache=False, logits_to_keep=idx)
-        out = stage1_loss_targets(
-            outputs.logits, labels[:, idx + 1], coord_start=self.coord_start, weights=self.loss_weights, **norm
+        out = stage1_loss(
+            outputs.logits, labels, positions=idx, coord_start=self.coord_start, weights=self.loss_weights, **norm
         )
         return out, outputs
 
@@ -172,7 +194,7 @@ class RunResult:
     final_checkpoint: Path | None = None
 
 
-def _train_dataset(cfg, settings, train, model):
+def _train_dataset(cfg, settings, tok, records, train, model):
     """(dataset, collator or None, plan summary); the packing plan is written on rank 0."""
     from coordexp.training.packing import PackedCollator, PackingPolicy, plan_packs
 
@@ -183,7 +205,8 @@ def _train_dataset(cfg, settings, train, model):
             "implemented by the stage-1 entrypoint; use padding_free_4row"
         )
     if not ex.packing:
-        return SampleDataset(train), None, f"packing off: {len(train)} samples, padded batches"
+        summary = f"packing off: {len(train)} samples, padded batches"
+        return train_samples(cfg, settings, tok, records, train), None, summary
     policy = PackingPolicy(
         packing_length=int(cfg.global_max_length or cfg.template.get("max_length")),
         allow_single_long=ex.packing_allow_single_long,
@@ -199,7 +222,7 @@ def _train_dataset(cfg, settings, train, model):
         log.info(
             "packing_drop_last: static packing keeps underfilled packs (counted in the report), it never drops them"
         )
-    return PackedDataset(train, plan.packs), collator, plan.report.summary()
+    return train_samples(cfg, settings, tok, records, train, plan.packs), collator, plan.report.summary()
 
 
 def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: list | None = None) -> RunResult:
@@ -221,16 +244,19 @@ def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: li
     model, tok, adapter = build_model(cfg)
     if settings.resume_from_checkpoint:
         restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
-    train = encode_split(cfg.custom.train_jsonl, tok, cfg, settings, limit=cfg.custom.train_sample_limit, split="train")
+    records, train = encode_split(
+        cfg.custom.train_jsonl, tok, cfg, settings, limit=cfg.custom.train_sample_limit, split="train"
+    )
+    # eval keeps the stored object order (one fixed target per record)
     val = (
-        encode_split(cfg.custom.val_jsonl, tok, cfg, settings, limit=cfg.custom.val_sample_limit, split="val")
+        encode_split(cfg.custom.val_jsonl, tok, cfg, settings, limit=cfg.custom.val_sample_limit, split="val")[1]
         if cfg.custom.val_jsonl
         else None
     )
 
     out_dir = settings.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_ds, collator, summary = _train_dataset(cfg, settings, train, model)
+    train_ds, collator, summary = _train_dataset(cfg, settings, tok, records, train, model)
     log.info(summary)
     print(summary, flush=True)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0

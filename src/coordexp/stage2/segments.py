@@ -24,10 +24,10 @@ from typing import Any
 from coordexp.errors import CoordExpError
 from coordexp.format.coord import COORD_BINS, coord_id_start
 from coordexp.format.coordjson import parse
-from coordexp.format.template import IM_END, IMAGE_TOKEN_ID, decode_pieces
+from coordexp.format.template import IM_END, IMAGE_TOKEN_ID, DecodeFrameError, decode_frame
 from coordexp.stage2.channel_b import GeometryGroup
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B
-from coordexp.stage2.token_spans import char_offsets, desc_content_span, overlapping
+from coordexp.stage2.token_spans import desc_content_span, overlapping
 
 IGNORE_INDEX = -100
 
@@ -59,9 +59,14 @@ def channel_a_segment(
     ids = list(enc.input_ids)
     plen = enc.prompt_len
     assistant = ids[plen:]
-    pieces = decode_pieces(tokenizer, assistant)
-    offsets = char_offsets(pieces)
-    text = "".join(pieces)
+    # The GT target's spans are character offsets in the per-token frame; decode_frame refuses a frame whose
+    # pieces do not join to the text (a token splitting a multi-byte character would shift every offset).
+    try:
+        frame = decode_frame(tokenizer, assistant)
+    except DecodeFrameError as exc:
+        raise SegmentError(f"{sample}: {exc}") from exc
+    offsets = list(frame.offsets)
+    text = frame.text
     stop = text.find(IM_END)
     body = text if stop < 0 else text[:stop]
     res = parse(body, "strict", field_order)

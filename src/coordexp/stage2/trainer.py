@@ -74,47 +74,63 @@ class RawSample:
 
 def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
     from coordexp.format.data import load_records
+    from coordexp.training.settings import image_cap
+
+    records = load_records(path, stage="stage2", max_pixels=image_cap(cfg), object_ordering=cfg.custom.object_ordering)
+    if limit is not None:
+        log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
+        records = records[:limit]
+    out = [raw_sample(i, rec, tok, cfg) for i, rec in enumerate(records)]
+    if not out:
+        raise Stage2SetupError(f"{path}: no {split} samples")
+    return out
+
+
+def raw_sample(i: int, rec, tok, cfg, objects=None) -> RawSample:
+    """One record as a Stage-2 sample; ``objects`` replaces the stored object order (GT target and GT list)."""
     from coordexp.format.template import TemplateError, build_messages, encode_sample
     from coordexp.generation.request import from_messages
     from coordexp.training.inputs import record_dict
     from coordexp.training.settings import image_cap
 
-    max_pixels = image_cap(cfg)
     fo = cfg.custom.object_field_order
     variant = cfg.custom.extra.get("prompt_variant", "default")
-    records = load_records(path, stage="stage2", max_pixels=max_pixels, object_ordering=cfg.custom.object_ordering)
-    if limit is not None:
-        log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
-        records = records[:limit]
-    out = []
-    for i, rec in enumerate(records):
-        where = f"{rec.source}:{rec.line}"
-        d = record_dict(rec)
-        try:
-            enc = encode_sample(
-                d,
-                tok,
-                field_order=fo,
-                prompt_variant=variant,
-                object_ordering=cfg.custom.object_ordering,
-                max_pixels=max_pixels,
-                source=where,
-            )
-            msgs = build_messages(
-                d,
-                field_order=fo,
-                prompt_variant=variant,
-                object_ordering=cfg.custom.object_ordering,
-                with_assistant=False,
-                source=where,
-            )
-        except TemplateError as exc:
-            raise Stage2SetupError(str(exc)) from exc
-        gt = [{"desc": o.desc, o.geometry: list(o.values)} for o in rec.objects]
-        out.append(RawSample(i, enc, from_messages(msgs, sample=where), gt, where, rec))
-    if not out:
-        raise Stage2SetupError(f"{path}: no {split} samples")
-    return out
+    where = f"{rec.source}:{rec.line}"
+    d = record_dict(rec, objects)
+    try:
+        enc = encode_sample(
+            d,
+            tok,
+            field_order=fo,
+            prompt_variant=variant,
+            object_ordering=cfg.custom.object_ordering,
+            max_pixels=image_cap(cfg),
+            source=where,
+        )
+        msgs = build_messages(
+            d,
+            field_order=fo,
+            prompt_variant=variant,
+            object_ordering=cfg.custom.object_ordering,
+            with_assistant=False,
+            source=where,
+        )
+    except TemplateError as exc:
+        raise Stage2SetupError(str(exc)) from exc
+    objs = rec.objects if objects is None else objects
+    gt = [{"desc": o.desc, o.geometry: list(o.values)} for o in objs]
+    return RawSample(i, enc, from_messages(msgs, sample=where), gt, where, rec)
+
+
+def train_samples(cfg, tok, samples: list[RawSample]):
+    """The Trainer's dataset (``training.inputs.TrainSamples``): under `random` each draw rebuilds its
+    sample with the drawn object order."""
+    from coordexp.training.inputs import TrainSamples
+
+    def build(j, objects):
+        return raw_sample(samples[j].index, samples[j].record, tok, cfg, objects)
+
+    return TrainSamples(samples, [s.record for s in samples], build, cfg.custom.object_ordering, cfg.dataset_seed)
 
 
 # ----------------------------------------------------------------------------- engine
@@ -715,7 +731,7 @@ def run(
     trainer = Stage2ABTrainer(
         model=model,
         args=args,
-        train_dataset=SampleDataset(train),
+        train_dataset=train_samples(cfg, tok, train),
         eval_dataset=SampleDataset(val) if val else None,
         data_collator=_identity,
         coord_offset=adapter,

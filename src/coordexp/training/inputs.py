@@ -6,6 +6,7 @@ No torch at import time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,26 +38,53 @@ def ensure_inputs(cfg) -> None:
             raise missing(f"custom.{key}", Path(p))
 
 
-def record_dict(rec) -> dict:
-    """A loaded ``data.Record`` as the template's record dict (coord values as coord tokens)."""
+def record_dict(rec, objects=None) -> dict:
+    """A loaded ``data.Record`` as the template's record dict (coord values as coord tokens);
+    ``objects`` replaces the stored order (``data.drawn_objects``)."""
     from coordexp.format.coord import coord_token
 
-    objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in rec.objects]
+    objs = rec.objects if objects is None else objects
+    objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in objs]
     return {"images": list(rec.images), "width": rec.width, "height": rec.height, "objects": objects}
 
 
 @dataclass
-class PackedDataset:
-    """Packs of encoded samples: item i is the list of samples of pack i (the packed collator's input)."""
+class TrainSamples:
+    """The training dataset both recipes hand the Trainer, drawn through ``data.EpochSampler``.
+
+    Item ``key`` (a ``data.SampleKey``) is one sample, or with ``packs`` the samples of pack
+    ``key.item``. ``samples`` are built once in stored object order (the packing plan's lengths, and
+    every draw under `sorted`); under `random` each draw rebuilds its samples with
+    ``build(j, data.drawn_objects(records[j], ordering, seed, key))``, so the objects are shuffled per
+    sample and per epoch by the spec's seeds.
+    """
 
     samples: list
-    packs: tuple
+    records: list  # data.Record of each sample
+    build: Callable  # (j, objects) -> the sample of records[j] with that object order
+    ordering: str
+    seed: int
+    packs: tuple | None = None
 
     def __len__(self):
-        return len(self.packs)
+        return len(self.samples) if self.packs is None else len(self.packs)
 
-    def __getitem__(self, i):
-        return [self.samples[j] for j in self.packs[i]]
+    def sampler(self):
+        from coordexp.format.data import EpochSampler
+
+        return EpochSampler(len(self), self.seed)
+
+    def drawn(self, j: int, key):
+        if self.ordering == "sorted":
+            return self.samples[j]
+        from coordexp.format.data import drawn_objects
+
+        return self.build(j, drawn_objects(self.records[j], self.ordering, self.seed, key))
+
+    def __getitem__(self, key):
+        if self.packs is None:
+            return self.drawn(key.item, key)
+        return [self.drawn(j, key) for j in self.packs[key.item]]
 
 
 @dataclass

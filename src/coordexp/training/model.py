@@ -92,33 +92,87 @@ def build_model(cfg):
     return model, tok, adapter
 
 
+# Qwen3-VL's parts as ms-swift 4.6 names them (swift.model.model_arch, MLLMModelArch.qwen3_vl): the merger and the
+# deepstack mergers are the aligner, inside the vision tower but governed by freeze_aligner alone.
+LLM_PARTS = ("model.language_model", "lm_head")
+ALIGNER_PARTS = ("model.visual.merger", "model.visual.deepstack_merger_list")
+VISION_PARTS = ("model.visual",)
+# ms-swift's defaults for the multimodal freeze flags (swift.arguments.tuner_args.TunerArguments).
+FREEZE_DEFAULTS = {"freeze_llm": False, "freeze_vit": True, "freeze_aligner": True}
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def model_part(name: str) -> str | None:
+    """``llm``, ``vit`` or ``aligner`` for a parameter or module name of Qwen3VLForConditionalGeneration."""
+    if _under(name, ALIGNER_PARTS):
+        return "aligner"
+    if _under(name, VISION_PARTS):
+        return "vit"
+    if _under(name, LLM_PARTS):
+        return "llm"
+    return None
+
+
+def frozen_parts(tuner: dict) -> set[str]:
+    """The parts the freeze flags take out of training, with ms-swift's defaults for unset flags."""
+    flags = {k: bool(tuner.get(k, d)) for k, d in FREEZE_DEFAULTS.items()}
+    return {
+        part
+        for part, key in (("llm", "freeze_llm"), ("vit", "freeze_vit"), ("aligner", "freeze_aligner"))
+        if flags[key]
+    }
+
+
+def lora_targets(model, tuner: dict) -> str | list[str]:
+    """PEFT ``target_modules`` as ms-swift resolves them: ``target_regex`` wins; ``all-linear`` is every linear
+    layer of the parts not frozen (the aligner by freeze_aligner alone, never the LM head), plus named modules."""
+    if tuner.get("target_regex"):
+        return str(tuner["target_regex"])
+    names = list(tuner.get("target_modules") or ["all-linear"])
+    out = [n for n in names if n != "all-linear"]
+    if "all-linear" in names:
+        frozen = frozen_parts(tuner)
+        out += [
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear)
+            and model_part(name) not in (None, *frozen)
+            and not _under(name, ("lm_head",))
+        ]
+    if not out:
+        raise TrainSetupError("tuner: the freeze flags leave no module for LoRA to train; unfreeze a part")
+    return out
+
+
 def apply_tuner(cfg, model):
+    """``tuner.*`` as ms-swift 4.6 means them (full: the freeze flags; lora/DoRA: targets, bias, modules_to_save)."""
     tuner = cfg.tuner or {}
     kind = tuner.get("tuner_type", "full")
-    freeze = {"visual.": tuner.get("freeze_vit"), "model.language_model.": tuner.get("freeze_llm")}
     if kind == "full":
+        frozen = frozen_parts(tuner)
         for name, p in model.named_parameters():
-            if any(
-                flag and name.startswith(("model." + pre) if not pre.startswith("model.") else pre)
-                for pre, flag in freeze.items()
-            ):
+            if model_part(name) in frozen:
                 p.requires_grad_(False)
         return model
     if kind != "lora":
         raise TrainSetupError(f"{cfg.config_path}: tuner.tuner_type {kind!r} is not supported (full or lora)")
-    if any(tuner.get(k) for k in ("freeze_vit", "freeze_llm", "freeze_aligner")):
-        raise TrainSetupError(
-            f"{cfg.config_path}: tuner.freeze_* with lora is not supported by the coordexp trainers; set them false"
-        )
     from peft import LoraConfig, get_peft_model
 
-    target = tuner.get("target_modules") or ["all-linear"]
+    try:
+        target = lora_targets(model, tuner)
+    except TrainSetupError as exc:
+        raise TrainSetupError(f"{cfg.config_path}: {exc}") from None
     lcfg = LoraConfig(
         r=tuner.get("lora_rank", 8),
         lora_alpha=tuner.get("lora_alpha", 32),
         lora_dropout=tuner.get("lora_dropout", 0.0),
         use_dora=bool(tuner.get("use_dora", False)),
-        target_modules=target[0] if target == ["all-linear"] else target,
+        bias=tuner.get("lora_bias") or "none",
+        modules_to_save=list(tuner.get("modules_to_save") or []) or None,
+        target_modules=target,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lcfg)

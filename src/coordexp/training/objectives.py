@@ -144,17 +144,29 @@ def stage1_loss(
     num_text: int | None = None,
     num_coord: int | None = None,
     world_size: int = 1,
+    positions=None,
 ) -> Stage1Loss:
-    """The stage-1 loss of one micro-batch (logits [B, L, V], labels [B, L], ms-swift alignment).
+    """The stage-1 loss of one micro-batch (labels [B, L], ms-swift alignment: position t predicts label t + 1).
 
+    ``logits`` is [B, L, V], or [B, len(positions), V] when ``positions`` (``supervised_positions(labels)``,
+    passed to the model as ``logits_to_keep``) says which rows the model projected; either way only the
+    positions whose next label is supervised are scored, so the two give the same loss.
     ``num_text`` / ``num_coord`` are the normalisers over the whole optimizer step and all
     ranks; unset, the local counts (a per-batch token mean) are used.
     """
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(f"logits {list(logits.shape)} and labels {list(labels.shape)} do not align")
+    if positions is None:
+        if logits.shape[:-1] != labels.shape:
+            raise ValueError(f"logits {list(logits.shape)} and labels {list(labels.shape)} do not align")
+        positions = supervised_positions(labels)
+        logits = logits[:, positions]
+    elif logits.shape[:-1] != (labels.shape[0], positions.numel()):
+        raise ValueError(
+            f"logits {list(logits.shape)} do not hold the {positions.numel()} kept positions "
+            f"of labels {list(labels.shape)}"
+        )
     return stage1_loss_targets(
-        logits[:, :-1, :],
-        labels[:, 1:],
+        logits,
+        labels[:, positions + 1],
         coord_start=coord_start,
         weights=weights,
         num_text=num_text,

@@ -85,9 +85,17 @@ def save_coord_offset(adapter, output_dir) -> Path:
 
 def final_checkpoint(trainer, output_dir: Path) -> Path:
     """``checkpoint-<global_step>``, saved unless a step save wrote it already (every rank calls this)."""
+    from coordexp.training.artifacts import checkpoint_problems
+
     final = Path(output_dir) / f"checkpoint-{trainer.state.global_step}"
     if not final.exists():
         trainer.save_model(str(final))
+    if is_main_process():
+        # The resume semantics above hold only for weight-only folders: a run that wrote optimizer or RNG
+        # state (a changed Trainer default, a stray save_only_model) fails here instead of misleading a resume.
+        problems = [p for ck in sorted(Path(output_dir).glob("checkpoint-*")) for p in checkpoint_problems(ck)]
+        if problems:
+            raise TrainSetupError("checkpoints must be weight-only: " + "; ".join(problems))
     return final
 
 

@@ -140,6 +140,11 @@ class RunSettings:
                 f"{where}: training.optimizer {tr['optimizer']!r} is not one of "
                 f"{', '.join(repr(o) for o in OPTIMIZERS[1:])}"
             )
+        if tr.get("data_seed") is not None and tr["data_seed"] != cfg.dataset_seed:
+            raise TrainSetupError(
+                f"{where}: training.data_seed {tr['data_seed']!r}: the training order is data.epoch_permutation "
+                f"seeded by training.seed ({cfg.dataset_seed}), so another data_seed would change nothing; delete it"
+            )
         if tr.get("safe_serialization") is False:
             raise TrainSetupError(f"{where}: training.safe_serialization must be true (safetensors only)")
         check_deepspeed(cfg)

@@ -55,6 +55,13 @@ class CoordExpTrainer(Trainer):
         if coord_offset is not None:
             self.add_callback(CoordOffsetGradSync(coord_offset))
 
+    # -- the training order: the dataset's own epoch sampler (data.EpochSampler), never the Trainer's shuffle
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if hasattr(dataset, "sampler"):
+            return dataset.sampler()
+        return super()._get_train_sampler(train_dataset)
+
     # -- optimizer: LR buckets (LLM / ViT / aligner / coord offset) through the Trainer helpers
     def create_optimizer(self, model=None):
         if self.optimizer is not None:
