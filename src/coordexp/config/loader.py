@@ -6,6 +6,7 @@ Nothing runs before the whole config has been checked: a config with any problem
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -81,6 +82,61 @@ class TrainingConfig:
         out = to_plain(self)
         out.pop("extras")
         return out
+
+
+# ms-swift's numeric training arguments that a typo would break only deep inside the trainer (or not at
+# all: `max_steps: true` is 1 step). Each: (kind, lower bound, inclusive, upper bound); `max_steps` also
+# takes -1, transformers' "train by num_train_epochs".
+_SWIFT_NUMBERS: dict[str, tuple[type, float, bool, float | None]] = {
+    "learning_rate": (float, 0.0, False, None),
+    "vit_lr": (float, 0.0, False, None),
+    "aligner_lr": (float, 0.0, False, None),
+    "weight_decay": (float, 0.0, True, None),
+    "warmup_ratio": (float, 0.0, True, 1.0),
+    "max_grad_norm": (float, 0.0, True, None),
+    "num_train_epochs": (float, 0.0, False, None),
+    "max_steps": (int, 1, True, None),
+    "warmup_steps": (int, 0, True, None),
+}
+_MAX_INT = 2**63 - 1  # what the trainer's integer arguments hold
+
+
+def _nonfinite(value: Any, path: tuple, ctx: Ctx) -> None:
+    """NaN and infinity are never a config value: a `.nan` learning rate trains nothing, silently."""
+    if isinstance(value, float) and not math.isfinite(value):
+        ctx.error(path, f"must be a finite number, got {value!r}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _nonfinite(v, (*path, k), ctx)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _nonfinite(v, (*path, i), ctx)
+
+
+def _swift_numbers(training: dict[str, Any], ctx: Ctx) -> None:
+    """The numeric training arguments typed and bounded here, naming the key, before ms-swift sees them."""
+    for key, (kind, low, inclusive, high) in _SWIFT_NUMBERS.items():
+        value = training.get(key)
+        if value is None:
+            continue
+        path = ("training", key)
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _MAX_INT:
+                ctx.error(path, f"must be an integer, got {value!r}")
+            elif key == "max_steps" and value == -1:
+                pass
+            elif value < low:
+                ctx.error(
+                    path, f"must be >= {low}{' (or -1: train by epochs)' if key == 'max_steps' else ''}, got {value}"
+                )
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            ctx.error(path, f"must be a number, got {value!r}")
+        elif not math.isfinite(value):
+            continue  # reported by _nonfinite
+        elif value < low or (value == low and not inclusive) or (high is not None and value > high):
+            words = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+            ctx.error(path, f"must be {words}, got {value!r}")
 
 
 def _world_size(explicit: int | None) -> int:
@@ -204,6 +260,9 @@ def load_config(
         for name in SWIFT_SECTIONS
     }
     rlhf = _swift_section("rlhf", raw.get("rlhf"), rlhf_allowed | {"llm_kd_weight"}, ctx)
+
+    _nonfinite(raw, (), ctx)
+    _swift_numbers(sections["training"], ctx)
 
     extras_raw = {k: v for k, v in sections["training"].items() if k in TRAINING_EXTRA_KEYS}
     extras = parse_dataclass(TrainingExtras, extras_raw, ("training",), ctx)
