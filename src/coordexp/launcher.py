@@ -404,8 +404,11 @@ def parse_server_command(cmd: list[str]) -> dict[str, str]:
     return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}
 
 
-def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:
-    """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command)."""
+def launch_env(pf: Preflight, impl: str, python: str = sys.executable, token: str | None = None) -> dict[str, str]:
+    """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command, a fresh
+    weight-sync token unless ``token`` is given)."""
+    from coordexp.rollout.auth import TOKEN_ENV, new_token
+
     gpus = lambda g: ",".join(str(i) for i in g)  # noqa: E731
     return {
         "COORDEXP_STAGE2_LAUNCHER": "scripts/train_stage2.sh",
@@ -423,6 +426,8 @@ def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[s
         "COORDEXP_STAGE2_SERVER_IMPL": impl,
         "COORDEXP_STAGE2_SERVER_CMD": shlex.join(server_command(pf, impl, python)),
         "ROOT_IMAGE_DIR": pf.root_image_dir_resolved,
+        # the run's weight-sync token, for the server and the learner alone (rollout/auth.py)
+        TOKEN_ENV: token or new_token(),
     }
 
 
