@@ -39,6 +39,8 @@ LEGACY_GEOMETRY = {
 # desc text that would break the rendered CoordJSON or read as a list of several classes
 DESC_FORBIDDEN = (" ,", ", ", " /", "/ ", " :", ": ", "  ")
 DEFAULT_MAX_PIXELS = 768 * 32 * 32  # 786432
+MAX_RECORD_DEPTH = 32  # nesting levels of one record; the contract's own nest four deep
+OUTSIDE_ROOT_KEY = "custom.allow_images_outside_jsonl_dir"
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,45 @@ def check_desc(desc: Any) -> str | None:
     return None
 
 
+def _json_path(parent: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def check_record_tree(rec: Any, c: _Collector) -> bool:
+    """Nesting within MAX_RECORD_DEPTH and every string encodable as UTF-8 (JSON's ``\\ud800`` escape
+    decodes to a lone surrogate that breaks the first write or tokenization); iterative, so a
+    deep line cannot exhaust the stack. False when the record must not be parsed further."""
+    ok = True
+    stack: list[tuple[str, Any, int]] = [("", rec, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                c.add(where, f"contains a lone surrogate ({value[exc.start]!r}): not UTF-8 text; fix the string")
+                ok = False
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_RECORD_DEPTH:
+            c.add(where, f"nests deeper than {MAX_RECORD_DEPTH} levels: a record is a shallow object")
+            return False
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(key, str):
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    c.add(where, f"key {key!r} contains a lone surrogate: not UTF-8 text")
+                    ok = False
+                    continue
+            stack.append((_json_path(where, key), child, depth + 1))
+    return ok
+
+
 def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObject | None:
     if not isinstance(obj, dict):
         c.add(where, f"must be an object, got {type(obj).__name__}")
@@ -296,6 +337,8 @@ def parse_record(
     c = _Collector(file, line)
     if not isinstance(rec, dict):
         c.add("", f"a record must be a JSON object, got {type(rec).__name__}")
+        return None, c.issues
+    if not check_record_tree(rec, c):
         return None, c.issues
     for key in rec:
         if key not in RECORD_KEYS:
@@ -407,6 +450,24 @@ def resolve_image(path: str, jsonl_dir: Path) -> Path:
     return p if p.is_absolute() else jsonl_dir / p
 
 
+def check_image_root(path: str, jsonl_dir: Path) -> str | None:
+    """An image path must stay under the JSONL's folder (the dataset root): an absolute path or one whose
+    ``..`` climbs out of it could read any file the trainer can, and ties the data to one machine."""
+    import os
+
+    if Path(path).is_absolute():
+        return (
+            f"absolute image path {path!r}: images must lie under the JSONL's folder {jsonl_dir} "
+            f"(set {OUTSIDE_ROOT_KEY}: true to allow paths outside it)"
+        )
+    if os.path.normpath(path).split(os.sep)[0] == os.pardir:
+        return (
+            f"image path {path!r} leaves the JSONL's folder {jsonl_dir} through '..' "
+            f"(set {OUTSIDE_ROOT_KEY}: true to allow paths outside it)"
+        )
+    return None
+
+
 def check_image_dirs(image: Path, jsonl_dir: Path) -> str | None:
     """The images folder (any directory between the JSONL's folder and the image) must not be a symlink:
     a symlinked preset folder can point at images of another resize, with the same names."""
@@ -422,17 +483,31 @@ def check_image_dirs(image: Path, jsonl_dir: Path) -> str | None:
     return None
 
 
-def check_image_file(image: Path, width: int, height: int) -> str | None:
-    """Open the image (lazily, header only) and compare its size with the JSONL width/height."""
+def check_image_file(image: Path, width: int, height: int, max_pixels: int | None = None) -> str | None:
+    """Open the image (lazily, header only) and compare its size with the JSONL width/height.
+
+    Nothing is decoded here: a header declaring more than ``max_pixels`` (or more than PIL's own
+    decompression-bomb bound, whatever ``max_pixels`` was raised to) is refused by its size alone."""
     if not image.is_file():
-        return f"image not found: {image}"
+        return f"image not found: {image}" if not image.exists() else f"image {image} is not a regular file"
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(image) as im:
-            size = im.size
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(image) as im:
+                size = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return f"image {image} refused before decoding: its header declares a decompression bomb ({exc})"
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
         return f"cannot open image {image}: {exc}"
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        return (
+            f"image {image} refused before decoding: its header declares {size[0]}x{size[1]} = "
+            f"{size[0] * size[1]} pixels, over max_pixels {max_pixels}"
+        )
     if size != (width, height):
         return (
             f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "
@@ -452,11 +527,14 @@ def load_records(
     multiple_of: int | None = 32,
     check_images: bool | int = True,
     object_ordering: str = "sorted",
+    allow_outside_root: bool = False,
 ) -> list[Record]:
     """Every record of ``path``, validated; raise ``DataError`` listing every problem.
 
     ``check_images``: True opens every image, an int N opens the first N structurally valid rows,
     False skips opening (existence is still checked, and the images folder must not be a symlink).
+    ``allow_outside_root`` (``custom.allow_images_outside_jsonl_dir``): accept absolute image paths
+    and paths whose ``..`` leaves the JSONL's folder.
     """
     if stage not in ("stage1", "stage2"):
         raise ValueError(f"stage must be 'stage1' or 'stage2', got {stage!r}")
@@ -483,7 +561,12 @@ def load_records(
         try:
             rec = decode_line(text)
         except ValueError as exc:
-            issues.append(DataIssue(file, lineno, "", f"invalid JSON: {exc}"))
+            issues.append(DataIssue(file, lineno, "", f"invalid JSON: {str(exc)[:300]}"))
+            continue
+        except RecursionError:
+            issues.append(
+                DataIssue(file, lineno, "", f"nests too deep to decode (over {MAX_RECORD_DEPTH} levels are refused)")
+            )
             continue
         parts, problems = parse_record(
             rec,
@@ -504,10 +587,12 @@ def load_records(
         for i, img in enumerate(parts["images"]):
             resolved = resolve_image(img, jsonl_dir)
             abs_images.append(str(resolved))
-            why = check_image_dirs(resolved, jsonl_dir)
+            why = None if allow_outside_root else check_image_root(img, jsonl_dir)
+            if why is None:
+                why = check_image_dirs(resolved, jsonl_dir)
             if why is None:
                 why = (
-                    check_image_file(resolved, parts["width"], parts["height"])
+                    check_image_file(resolved, parts["width"], parts["height"], max_pixels)
                     if open_now
                     else (None if resolved.is_file() else f"image not found: {resolved}")
                 )

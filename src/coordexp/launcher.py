@@ -43,6 +43,7 @@ do_resize. Server knobs that are not training knobs come from the environment:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import subprocess
@@ -280,7 +281,9 @@ def run_preflight(
     if problems:
         raise PreflightError(problems)
     files = [train] + ([cfg.custom.val_jsonl] if cfg.custom.val_jsonl else [])
-    jsonl_problems = (validate_jsonl or _validate_jsonl)(files, max_pixels)
+    jsonl_problems = (
+        validate_jsonl or functools.partial(_validate_jsonl, allow_outside=cfg.custom.allow_images_outside_jsonl_dir)
+    )(files, max_pixels)
     if jsonl_problems:
         raise PreflightError(jsonl_problems)
     dtype = env.get("COORDEXP_STAGE2_SERVER_TORCH_DTYPE") or cfg.model.get("torch_dtype") or "bfloat16"
@@ -312,9 +315,10 @@ def run_preflight(
     )
 
 
-def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
+def _validate_jsonl(files: list[str], max_pixels: int, allow_outside: bool = False) -> list[str]:
+    outside = ["--allow-images-outside-jsonl-dir"] if allow_outside else []
     r = subprocess.run(
-        [sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels), "--stage", "stage2"],
+        [sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels), "--stage", "stage2", *outside],
         capture_output=True,
         text=True,
     )
