@@ -19,7 +19,7 @@ import json
 import math
 import random
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -323,6 +323,129 @@ def _check_messages(messages: Any, c: _Collector) -> None:
             c.add(f"messages[{i}].content", "must be a list of content items")
 
 
+@dataclass
+class _RecordParse:
+    """What the steps of one record's parse share: the record, the settings, and the pieces built so far."""
+
+    rec: dict
+    c: _Collector
+    stage: Stage
+    object_ordering: str
+    max_pixels: int | None
+    multiple_of: int | None
+    images: list | None = None
+    dims: dict = field(default_factory=dict)
+    objects: list = field(default_factory=list)
+
+
+def _step_record_keys(r: _RecordParse) -> None:
+    for key in r.rec:
+        if key not in RECORD_KEYS:
+            r.c.add(
+                key,
+                "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
+                "put free-form data under `metadata`)",
+            )
+
+
+def _step_images(r: _RecordParse) -> None:
+    images = r.rec.get("images")
+    if "images" not in r.rec:
+        r.c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
+    elif not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
+        r.c.add("images", "must be a list of non-empty path strings")
+    else:
+        r.images = images
+
+
+def _step_size(r: _RecordParse) -> None:
+    for key in ("width", "height"):
+        v = r.rec.get(key)
+        if key not in r.rec:
+            r.c.add(key, "missing: the pixel size of the (already resized) image on disk is required")
+        elif not _is_int(v) or v <= 0:
+            r.c.add(key, f"must be a positive int, got {json.dumps(v)}")
+        else:
+            r.dims[key] = v
+
+
+def _step_multiple_of(r: _RecordParse) -> None:
+    if not r.multiple_of:
+        return
+    for key, v in r.dims.items():
+        if v % r.multiple_of:
+            r.c.add(
+                key, f"{v} is not a multiple of {r.multiple_of}: resize offline (smart resize, factor {r.multiple_of})"
+            )
+
+
+def _step_max_pixels(r: _RecordParse) -> None:
+    if len(r.dims) != 2 or r.max_pixels is None:
+        return
+    w, h = r.dims["width"], r.dims["height"]
+    if w * h > r.max_pixels:
+        r.c.add(
+            "",
+            f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {r.max_pixels} (a hard cap, not a "
+            "resize target): resize offline (smart resize, factor 32); the learner never rescales "
+            "because that would move the coordinates",
+        )
+
+
+def _step_optional_fields(r: _RecordParse) -> None:
+    if "summary" in r.rec and not isinstance(r.rec["summary"], str):
+        r.c.add("summary", "must be a string")
+    if "metadata" in r.rec and not isinstance(r.rec["metadata"], dict):
+        r.c.add("metadata", "must be an object")
+    if "messages" in r.rec:
+        _check_messages(r.rec["messages"], r.c)
+
+
+def _step_objects(r: _RecordParse) -> None:
+    raw_objects = r.rec.get("objects")
+    if "objects" not in r.rec:
+        if "messages" not in r.rec:
+            r.c.add("objects", "missing (a list of objects; [] for an image with nothing to detect)")
+        elif r.stage == "stage2":
+            r.c.add("objects", "missing: Stage-2 matches rollouts against GT objects")
+        return
+    if not isinstance(raw_objects, list):
+        r.c.add("objects", f"must be a list, got {type(raw_objects).__name__}")
+        return
+    parsed = [_parse_object(o, f"objects[{i}]", r.stage, r.c) for i, o in enumerate(raw_objects)]
+    if r.stage == "stage2" and not raw_objects:
+        r.c.add("objects", "Stage-2 needs at least one GT bbox per image (no valid GT objects)")
+    if all(p is not None for p in parsed):
+        r.objects = parsed
+
+
+def _step_object_order(r: _RecordParse) -> None:
+    if r.object_ordering != "sorted":
+        return
+    for i in order_violations(r.objects):
+        a, b = object_anchor(r.objects[i - 1]), object_anchor(r.objects[i])
+        r.c.add(
+            f"objects[{i}]",
+            f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
+            f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
+            "then left-most vertex (coordexp.data.sort_objects)",
+        )
+
+
+# The checks of one record, in order; each records its problems and the next runs on whatever parsed,
+# so one line reports everything wrong with it.
+RECORD_STEPS: tuple[tuple[str, Callable[[_RecordParse], None]], ...] = (
+    ("record keys", _step_record_keys),
+    ("images", _step_images),
+    ("width and height", _step_size),
+    ("multiple of", _step_multiple_of),
+    ("max_pixels", _step_max_pixels),
+    ("summary, metadata, messages", _step_optional_fields),
+    ("objects", _step_objects),
+    ("object order", _step_object_order),
+)
+
+
 def parse_record(
     rec: Any,
     *,
@@ -333,87 +456,24 @@ def parse_record(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     multiple_of: int | None = 32,
 ) -> tuple[dict | None, list[DataIssue]]:
-    """Structural checks of one decoded line; returns the pieces of a Record (without image checks)."""
+    """Structural checks of one decoded line (``RECORD_STEPS``, after the shape and the whole-tree bounds);
+    returns the pieces of a Record (without image checks), or None and every problem found."""
     c = _Collector(file, line)
     if not isinstance(rec, dict):
         c.add("", f"a record must be a JSON object, got {type(rec).__name__}")
         return None, c.issues
     if not check_record_tree(rec, c):
         return None, c.issues
-    for key in rec:
-        if key not in RECORD_KEYS:
-            c.add(
-                key,
-                "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
-                "put free-form data under `metadata`)",
-            )
-    images = rec.get("images")
-    if "images" not in rec:
-        c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
-    elif not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
-        c.add("images", "must be a list of non-empty path strings")
-        images = None
-    dims = {}
-    for key in ("width", "height"):
-        v = rec.get(key)
-        if key not in rec:
-            c.add(key, "missing: the pixel size of the (already resized) image on disk is required")
-        elif not _is_int(v) or v <= 0:
-            c.add(key, f"must be a positive int, got {json.dumps(v)}")
-        else:
-            dims[key] = v
-    if multiple_of:
-        for key, v in dims.items():
-            if v % multiple_of:
-                c.add(
-                    key, f"{v} is not a multiple of {multiple_of}: resize offline (smart resize, factor {multiple_of})"
-                )
-    if len(dims) == 2:
-        w, h = dims["width"], dims["height"]
-        if max_pixels is not None and w * h > max_pixels:
-            c.add(
-                "",
-                f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {max_pixels} (a hard cap, not a "
-                "resize target): resize offline (smart resize, factor 32); the learner never rescales "
-                "because that would move the coordinates",
-            )
-    if "summary" in rec and not isinstance(rec["summary"], str):
-        c.add("summary", "must be a string")
-    if "metadata" in rec and not isinstance(rec["metadata"], dict):
-        c.add("metadata", "must be an object")
-    if "messages" in rec:
-        _check_messages(rec["messages"], c)
-    objects: list[DetObject] = []
-    raw_objects = rec.get("objects")
-    if "objects" not in rec:
-        if "messages" not in rec:
-            c.add("objects", "missing (a list of objects; [] for an image with nothing to detect)")
-        elif stage == "stage2":
-            c.add("objects", "missing: Stage-2 matches rollouts against GT objects")
-    elif not isinstance(raw_objects, list):
-        c.add("objects", f"must be a list, got {type(raw_objects).__name__}")
-    else:
-        parsed = [_parse_object(o, f"objects[{i}]", stage, c) for i, o in enumerate(raw_objects)]
-        if stage == "stage2" and not raw_objects:
-            c.add("objects", "Stage-2 needs at least one GT bbox per image (no valid GT objects)")
-        if all(p is not None for p in parsed):
-            objects = parsed
-            if object_ordering == "sorted":
-                for i in order_violations(objects):
-                    a, b = object_anchor(objects[i - 1]), object_anchor(objects[i])
-                    c.add(
-                        f"objects[{i}]",
-                        f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
-                        f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
-                        "then left-most vertex (coordexp.data.sort_objects)",
-                    )
+    r = _RecordParse(rec, c, stage, object_ordering, max_pixels, multiple_of)
+    for _name, step in RECORD_STEPS:
+        step(r)
     if c.issues:
         return None, c.issues
     return {
-        "images": images,
-        "objects": objects,
-        "width": dims["width"],
-        "height": dims["height"],
+        "images": r.images,
+        "objects": r.objects,
+        "width": r.dims["width"],
+        "height": r.dims["height"],
         "summary": rec.get("summary"),
         "metadata": rec.get("metadata") or {},
         "messages": tuple(rec["messages"]) if "messages" in rec else None,
