@@ -8,7 +8,7 @@ fails.
 Object order. One anchor rule serves both the sorter (``sort_objects``) and the checker: the
 anchor of an object is its top-most, then left-most vertex, i.e. the lexicographic minimum of
 ``(y, x)`` over its vertices. For a bbox that is ``(y1, x1)``; for a canonical poly (whose first
-vertex is the top-most, then left-most one, see ``coordexp.coord.canonicalize_poly``) it is the
+vertex is the top-most, then left-most one, see ``coordexp.format.coord.canonicalize_poly``) it is the
 first vertex. The reference checked polys by ``(min y, min x)`` while its sorter used the first
 vertex, so the two could disagree on a y-tie; here they cannot.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from coordexp.coord import parse_coord_value
+from coordexp.format.coord import parse_coord_value
 
 Stage = Literal["stage1", "stage2"]
 GEOMETRY_KEYS = ("bbox_2d", "poly")
@@ -428,7 +428,7 @@ def _step_object_order(r: _RecordParse) -> None:
             f"objects[{i}]",
             f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
             f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
-            "then left-most vertex (coordexp.data.sort_objects)",
+            "then left-most vertex (coordexp.format.data.sort_objects)",
         )
 
 

@@ -1,4 +1,4 @@
-"""Checks for the jsonl-contract capability: coordexp.data and the launcher tools on real files in tmp_path."""
+"""Checks for the jsonl-contract capability: coordexp.format.data and the launcher tools on real files in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from coordexp.config import load_config
-from coordexp.data import (
+from coordexp.format.data import (
     DataError,
     DetObject,
     epoch_permutation,

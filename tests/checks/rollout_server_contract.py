@@ -8,11 +8,10 @@ import pydantic
 import pytest
 from PIL import Image
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.alignment import PromptMismatchError
-from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
-from coordexp.rollout.client import RolloutClient, RolloutContractError
-from coordexp.rollout.request import (
+from coordexp.generation import swift_contract as sc
+from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
+from coordexp.generation.client import RolloutClient, RolloutContractError
+from coordexp.generation.request import (
     DecodeSettings,
     RequestBuildError,
     from_messages,
@@ -20,10 +19,11 @@ from coordexp.rollout.request import (
     request_config,
     seed_base,
 )
-from coordexp.rollout.response import RolloutResponseError, parse_infer_response
+from coordexp.generation.response import RolloutResponseError, parse_infer_response
+from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
 from specgen import check
-from tests.coordexp.fake_rollout_server import FakeRolloutServer, ok_item
+from tests.helpers.fake_rollout_server import FakeRolloutServer, ok_item
 
 CAP = "rollout-server-contract"
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
@@ -244,7 +244,7 @@ def check_mismatch_raises_with_its_location():
 
 @check(CAP, "Rollout CLI Flags", "Launcher flags exist")
 def check_launcher_flags_exist(smoke_preflight):
-    from coordexp.launcher import parse_server_command, server_command
+    from coordexp.stage2.launcher import parse_server_command, server_command
 
     flags = parse_server_command(server_command(smoke_preflight, "swift"))
     assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
@@ -257,8 +257,8 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
     import json as _json
 
     from coordexp.config import load_config
-    from coordexp.launcher import parse_server_command, server_command
-    from coordexp.template import load_image_processor
+    from coordexp.format.template import load_image_processor
+    from coordexp.stage2.launcher import parse_server_command, server_command
 
     cfg = load_config(SERVER_SMOKE)
     v = cfg.rollout_matching.vllm
@@ -284,7 +284,7 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
 
 @check(CAP, "Rollout CLI Flags", "A do_resize mismatch is refused")
 def check_a_do_resize_mismatch_is_refused(tmp_path):
-    from coordexp.launcher import PreflightError, processor_parity_problems, run_preflight
+    from coordexp.stage2.launcher import PreflightError, processor_parity_problems, run_preflight
 
     leaf = tmp_path / "leaf.yaml"
     leaf.write_text(
@@ -315,15 +315,15 @@ from pathlib import Path  # noqa: E402
 import requests as _requests  # noqa: E402
 import torch  # noqa: E402
 
-from coordexp import launcher as _launcher  # noqa: E402
-from coordexp.rollout.auth import TOKEN_HEADER  # noqa: E402
-from coordexp.rollout.backend import IM_END_ID, ServerBackend  # noqa: E402
-from coordexp.rollout.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
-from coordexp.rollout.server import LoopbackRolloutServer  # noqa: E402
-from coordexp.rollout.sync_client import GlooSyncClient  # noqa: E402
-from coordexp.rollout.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
-from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
-from tests.coordexp.launcher_fixtures import (  # noqa: E402
+from coordexp.generation.auth import TOKEN_HEADER  # noqa: E402
+from coordexp.generation.backend import IM_END_ID, ServerBackend  # noqa: E402
+from coordexp.generation.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
+from coordexp.generation.server import LoopbackRolloutServer  # noqa: E402
+from coordexp.generation.sync_client import GlooSyncClient  # noqa: E402
+from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
+from coordexp.stage2 import launcher as _launcher  # noqa: E402
+from tests.helpers.ddp_harness import free_port, run_ranks  # noqa: E402
+from tests.helpers.launcher_fixtures import (  # noqa: E402
     SCRIPT,
     STUBBORN_SERVER,
     ensure_assets,
@@ -331,7 +331,7 @@ from tests.coordexp.launcher_fixtures import (  # noqa: E402
     run_launcher,
     write_config,
 )
-from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
 
 
 def auth(srv) -> dict:
@@ -356,7 +356,7 @@ SERVER_SMOKE = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "
 @pytest.fixture(scope="module")
 def smoke_preflight():
     """The launcher's preflight of the CPU server smoke config (its JSONL guards are covered elsewhere)."""
-    from coordexp.launcher import run_preflight
+    from coordexp.stage2.launcher import run_preflight
 
     return run_preflight(str(SERVER_SMOKE), {}, validate_jsonl=lambda f, m: [])
 
@@ -379,8 +379,8 @@ def _port_closed(port):
 
 @check(CAP, "HF Rollout Backend", "Greedy rollout matches a no-cache reference")
 def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
-    from coordexp.rollout.request import from_messages
-    from coordexp.template import build_messages, generation_prompt_ids
+    from coordexp.format.template import build_messages, generation_prompt_ids
+    from coordexp.generation.request import from_messages
 
     model, tok = tiny()
     rec = {"images": [tiny_img], "width": 64, "height": 64, "objects": []}
@@ -569,7 +569,7 @@ def check_a_silent_client_times_out():
 def check_an_unauthenticated_weight_sync_request_is_401(loopback, monkeypatch):
     import hmac
 
-    from coordexp.rollout import auth
+    from coordexp.generation import auth
 
     compared = []
     real = hmac.compare_digest
@@ -612,7 +612,7 @@ def check_an_unauthenticated_weight_sync_request_is_401(loopback, monkeypatch):
 
 @check(CAP, "Weight Sync Only For The Run's Learner", "The launcher gives both sides one fresh token")
 def check_the_launcher_gives_both_sides_one_fresh_token(smoke_preflight, monkeypatch):
-    from coordexp.rollout.auth import TOKEN_ENV
+    from coordexp.generation.auth import TOKEN_ENV
 
     envs = [_launcher.launch_env(smoke_preflight, "loopback") for _ in range(2)]
     tokens = [e[TOKEN_ENV] for e in envs]
@@ -731,7 +731,7 @@ def check_bodies_ms_swift_rejects_are_rejected(loopback):
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "A wrong metadata shape is refused before any broadcast")
 def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
-    from coordexp.rollout.sync_client import SyncClientError
+    from coordexp.generation.sync_client import SyncClientError
 
     model, _ = tiny()
     t = model.state_dict()["lm_head.weight"].detach()
@@ -750,7 +750,7 @@ def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "A skipped barrier fails the sync")
 def check_a_skipped_barrier_fails_the_sync():
-    from coordexp.rollout.sync_client import SyncClientError
+    from coordexp.generation.sync_client import SyncClientError
 
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
@@ -816,7 +816,7 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     assert f"weight-sync group on 127.0.0.1:{gport}, 2 ranks" in r.stdout + r.stderr  # servers[0].group_port
     assert _port_closed(port) and _port_closed(gport)
     left = subprocess.run(
-        ["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
+        ["pgrep", "-f", f"(coordexp.generation.server .*--port {port}|coordexp.train {leaf})"],
         capture_output=True,
         text=True,
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coordexp.checkpoints.merge import CoordOffsetTables, fold_coord_offset, probe_inputs
-from coordexp.tiny import build_tiny_model
+from coordexp.smoke.tiny import build_tiny_model
 from coordexp.training.model import CoordOffset
 
 START = 151670

@@ -249,7 +249,7 @@ class TrainingExtras:
     packing_avg_samples: float | None = _f(None, gt=0)
     packing_wait_timeout_s: float | None = _f(None, gt=0)
     packing_length_cache_persist_every: int | None = _f(None, ge=1)
-    # Which padding-free collator builds the packed rows. `padding_free_4row` (coordexp.packing) passes
+    # Which padding-free collator builds the packed rows. `padding_free_4row` (coordexp.training.packing) passes
     # position_ids [text; t; h; w], which makes transformers build a block-diagonal mask under sdpa/eager;
     # `swift_padding_free_3row` (ms-swift's stock collator, mRoPE rows only) isolates samples only under
     # flash-attention varlen (see UPSTREAM.md: 3 rows under sdpa leak attention across samples).

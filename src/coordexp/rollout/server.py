@@ -1,6 +1,6 @@
 """A loopback rollout server with ``swift rollout``'s HTTP routes, over a local HF model.
 
-    python -m coordexp.rollout.server --model DIR --host 127.0.0.1 --port P
+    python -m coordexp.generation.server --model DIR --host 127.0.0.1 --port P
 
 It exists so the CPU smoke, the launcher and the client can be exercised end to end
 without vLLM (which is CUDA-only). It serves every route ms-swift 4.6.0's rollout server
@@ -62,9 +62,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from coordexp.rollout.auth import TOKEN_HEADER, WEIGHT_SYNC_ROUTES, new_token, token_from_env, token_matches
-from coordexp.rollout.backend import RolloutBackendError
-from coordexp.rollout.request import SEED_MASK, DecodeSettings, RequestBuildError, check_infer_request
+from coordexp.generation.auth import TOKEN_HEADER, WEIGHT_SYNC_ROUTES, new_token, token_from_env, token_matches
+from coordexp.generation.backend import RolloutBackendError
+from coordexp.generation.request import SEED_MASK, DecodeSettings, RequestBuildError, check_infer_request
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 JSON_TYPE = "application/json"
@@ -154,9 +154,9 @@ class RolloutService:
         token: str | None = None,
         log: Callable[[str], None] = lambda m: print(m, flush=True),
     ):
-        from coordexp.rollout.hf_backend import HFBackend
-        from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S
-        from coordexp.template import MAX_PIXELS
+        from coordexp.format.template import MAX_PIXELS
+        from coordexp.generation.hf_backend import HFBackend
+        from coordexp.generation.sync_group import DEFAULT_TIMEOUT_S
 
         if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
@@ -223,7 +223,7 @@ class RolloutService:
     def init_communicator(self, body):
         from pydantic import ValidationError
 
-        from coordexp.rollout.swift_contract import parse_init_communicator
+        from coordexp.generation.swift_contract import parse_init_communicator
 
         try:
             req = parse_init_communicator(body)
@@ -260,7 +260,7 @@ class RolloutService:
     def update_flattened_params(self, body):
         from pydantic import ValidationError
 
-        from coordexp.rollout.swift_contract import parse_update_flattened_params
+        from coordexp.generation.swift_contract import parse_update_flattened_params
 
         if not self.receivers:
             raise RequestError(409, "/update_flattened_params/: no communicator: POST /init_communicator/ first")
@@ -279,7 +279,7 @@ class RolloutService:
         """Rank 0: write a received bucket into the model (ms-swift's reconstruct, then copy)."""
         import torch
 
-        from coordexp.rollout.swift_contract import reconstruct
+        from coordexp.generation.swift_contract import reconstruct
 
         named = reconstruct(metadatas, flat)
         params = self.model.state_dict(keep_vars=True)  # every name, tied ones included
@@ -307,7 +307,7 @@ class RolloutService:
             raise RequestError(500, "weight sync failed: " + "; ".join(errors))
 
     def process_weights_after_loading(self, _body):
-        from coordexp.rollout.weight_sync import digest
+        from coordexp.generation.weight_sync import digest
 
         self._wait_for_buckets()
         with self.lock:
@@ -419,7 +419,7 @@ class _Receiver:
     def _run(self) -> None:
         import torch
 
-        from coordexp.rollout.sync_group import GlooGroup, SyncGroupError
+        from coordexp.generation.sync_group import GlooGroup, SyncGroupError
 
         group = None
         try:
@@ -593,7 +593,7 @@ class LoopbackRolloutServer:
 
 def load_model(model_dir: str):
     """(model, tokenizer) from a local Qwen3-VL folder with the coord tokenizer (never the network)."""
-    from coordexp.tiny import is_built, load_tiny
+    from coordexp.smoke.tiny import is_built, load_tiny
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
@@ -605,7 +605,7 @@ def load_model(model_dir: str):
         return load_tiny(path)
     from transformers import Qwen3VLForConditionalGeneration
 
-    from coordexp.coord import load_tokenizer
+    from coordexp.format.coord import load_tokenizer
 
     model = Qwen3VLForConditionalGeneration.from_pretrained(path, local_files_only=True)
     return model.eval(), load_tokenizer(path)
@@ -613,7 +613,7 @@ def load_model(model_dir: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m coordexp.rollout.server",
+        prog="python -m coordexp.generation.server",
         description="Loopback rollout server with swift rollout's HTTP routes (CPU/HF).",
     )
     ap.add_argument("--model", required=True, help="local model folder")
@@ -677,7 +677,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, _term)
     # ms-swift's weight-sync models take seconds to import: load them while the learner starts up
-    from coordexp.rollout.swift_contract import sync_models
+    from coordexp.generation.swift_contract import sync_models
 
     threading.Thread(target=sync_models, name="import-sync-models", daemon=True).start()
     if token_from_env() is None:

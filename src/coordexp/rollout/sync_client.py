@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import requests
 
-from coordexp.rollout import swift_contract
-from coordexp.rollout.auth import TOKEN_HEADER, token_from_env
-from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
+from coordexp.generation import swift_contract
+from coordexp.generation.auth import TOKEN_HEADER, token_from_env
+from coordexp.generation.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
 
 
 class SyncClientError(RuntimeError):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from coordexp.objectives import count_targets, stage1_loss_targets, supervised_positions
-from coordexp.packing import assert_packing_isolated, model_inputs
 from coordexp.training.inputs import PackedDataset, SampleDataset, ensure_inputs, next_batches, record_dict
 from coordexp.training.model import build_model
+from coordexp.training.objectives import count_targets, stage1_loss_targets, supervised_positions
+from coordexp.training.packing import assert_packing_isolated, model_inputs
 from coordexp.training.saving import final_checkpoint, restore_weights, write_json, write_manifest, write_text
 from coordexp.training.settings import (
     RunSettings,
@@ -34,8 +34,8 @@ log = logging.getLogger("coordexp.stage1")
 
 
 def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | None, split: str) -> list:
-    from coordexp.data import load_records
-    from coordexp.template import TemplateError, encode_sample
+    from coordexp.format.data import load_records
+    from coordexp.format.template import TemplateError, encode_sample
 
     records = load_records(
         path,
@@ -178,7 +178,7 @@ class RunResult:
 
 def _train_dataset(cfg, settings, train, model):
     """(dataset, collator or None, plan summary); the packing plan is written on rank 0."""
-    from coordexp.packing import PackedCollator, PackingPolicy, plan_packs
+    from coordexp.training.packing import PackedCollator, PackingPolicy, plan_packs
 
     ex = cfg.extras
     if ex.packing and ex.packing_collator != "padding_free_4row":
@@ -208,8 +208,8 @@ def _train_dataset(cfg, settings, train, model):
 
 def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: list | None = None) -> RunResult:
     from coordexp.config import load_config
-    from coordexp.coord import coord_token_ids
-    from coordexp.packing import collate_padded
+    from coordexp.format.coord import coord_token_ids
+    from coordexp.training.packing import collate_padded
 
     cfg = load_config(config_path, overrides=training_overrides(overrides))
     if cfg.is_stage2:

@@ -19,8 +19,8 @@ One optimizer step s trains one channel, ``schedule.channel_for_step(s, b_ratio)
 - checkpoints are weight-only (``coordexp.training.trainer.CoordExpTrainer.save_model``).
 
 The rollout backend comes from config (``rollout_matching.rollout_backend``): ``hf`` is
-``coordexp.rollout.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
-``coordexp.rollout.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
+``coordexp.generation.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
+``coordexp.generation.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
 A caller (tests, the launcher) may pass any object with the ``RolloutBackend`` interface.
 
 Server mode (``vllm`` backend) keeps the server's weights fresh: before the rollouts of each
@@ -62,7 +62,7 @@ class RawSample:
     request: dict  # RolloutInferRequest-shaped dict (Channel-B)
     gt_objects: list  # [{"desc", "bbox_2d": [bins]}] in GT order
     sample: str  # "file:line"
-    record: Any = None  # the coordexp.data.Record (rollout eval's COCO rows need its image size and GT)
+    record: Any = None  # the coordexp.format.data.Record (rollout eval's COCO rows need its image size and GT)
 
     @property
     def prompt_ids(self) -> list[int]:
@@ -70,9 +70,9 @@ class RawSample:
 
 
 def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
-    from coordexp.data import load_records
-    from coordexp.rollout.request import from_messages
-    from coordexp.template import TemplateError, build_messages, encode_sample
+    from coordexp.format.data import load_records
+    from coordexp.format.template import TemplateError, build_messages, encode_sample
+    from coordexp.generation.request import from_messages
     from coordexp.training.inputs import record_dict
     from coordexp.training.settings import image_cap
 
@@ -159,7 +159,7 @@ class Stage2Engine:
     ):
         """``weight_sync(model)`` pushes the learner's weights to a rollout server (rank 0 runs
         it, through ``maybe_sync``); None = the backend needs no sync (the in-process HF one)."""
-        from coordexp.rollout.weight_sync import SyncState
+        from coordexp.generation.weight_sync import SyncState
         from coordexp.stage2.post_pack import PostRolloutBuffers
 
         self.tok, self.cfg, self.backend = tokenizer, config, backend
@@ -179,7 +179,7 @@ class Stage2Engine:
         """
         if self.weight_sync is None:
             return False
-        from coordexp.rollout.weight_sync import maybe_sync
+        from coordexp.generation.weight_sync import maybe_sync
 
         t = time.perf_counter()
         pushed = maybe_sync(weights_step, self.sync_state, lambda: self.weight_sync(model))
@@ -203,7 +203,7 @@ class Stage2Engine:
         ]
 
     def _b_segments(self, samples, global_step: int, timings: dict, counters: dict):
-        from coordexp.rollout.request import seed_base
+        from coordexp.generation.request import seed_base
         from coordexp.stage2.channel_b import ClosureError, build_target, teacher_forced_row
         from coordexp.stage2.segments import channel_b_segment
 
@@ -272,11 +272,11 @@ class Stage2Engine:
         """
         import torch
 
-        from coordexp.packing import assert_packing_isolated
         from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
         from coordexp.stage2.metrics import StepMetrics
         from coordexp.stage2.objective import pack_loss
         from coordexp.stage2.segments import collate_segments
+        from coordexp.training.packing import assert_packing_isolated
 
         backward = backward or (lambda loss: loss.backward())
         expected = channel_for_step(global_step, self.cfg.b_ratio)
@@ -394,14 +394,14 @@ class Stage2Engine:
 
     def _get_rope(self):
         if self._rope is None:
-            from coordexp.packing import _RopeIndex
+            from coordexp.training.packing import _RopeIndex
 
             self._rope = _RopeIndex(self.cfg.spatial_merge_size)
         return self._rope
 
     # -- eval: rollout -> parse -> match, no teacher-forced loss
     def evaluate(self, samples, prefix: str = "eval_rollout", *, model=None, weights_step: int | None = None) -> dict:
-        from coordexp.rollout.request import seed_base
+        from coordexp.generation.request import seed_base
         from coordexp.stage2.channel_b import rollout_prefix
         from coordexp.stage2.matching import Shape, match
 
@@ -463,8 +463,8 @@ def reduce_step_metrics(metrics: dict) -> dict:
 
 
 def engine_config(cfg, tok, model) -> EngineConfig:
-    from coordexp.coord import coord_token_ids
-    from coordexp.rollout.request import DecodeSettings
+    from coordexp.format.coord import coord_token_ids
+    from coordexp.generation.request import DecodeSettings
     from coordexp.stage2.channel_a import SoftContextConfig
     from coordexp.stage2.channel_b import ChannelBConfig
     from coordexp.stage2.matching import MatchConfig
@@ -519,7 +519,7 @@ def engine_config(cfg, tok, model) -> EngineConfig:
 def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
     """``weight_sync`` for server mode: ``weight_sync.WeightPusher`` (ms-swift's sequence; its
     ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
-    from coordexp.rollout.weight_sync import WeightPusher
+    from coordexp.generation.weight_sync import WeightPusher
 
     return WeightPusher(
         base_url,
@@ -533,12 +533,12 @@ def make_backend(cfg, model, tok):
     """The rollout backend named by ``rollout_matching.rollout_backend``."""
     rm = cfg.rollout_matching
     if rm.rollout_backend == "hf":
-        from coordexp.rollout.hf_backend import HFBackend
+        from coordexp.generation.hf_backend import HFBackend
         from coordexp.training.settings import image_cap
 
         return HFBackend(model, tok, max_pixels=image_cap(cfg))
-    from coordexp.rollout.backend import ServerBackend
-    from coordexp.rollout.chunking import ChunkingError, server_chunk_size
+    from coordexp.generation.backend import ServerBackend
+    from coordexp.generation.chunking import ChunkingError, server_chunk_size
 
     servers = rm.vllm.server.servers
     if len(servers) != 1:
@@ -748,9 +748,9 @@ def run(
 
 def main(config_path) -> int:
     """The ``coordexp.train`` dispatch target for ``custom.trainer_variant: stage2_ab_training``."""
-    from coordexp.rollout.backend import RolloutBackendError
-    from coordexp.rollout.client import RolloutClientError
-    from coordexp.rollout.weight_sync import WeightSyncError
+    from coordexp.generation.backend import RolloutBackendError
+    from coordexp.generation.client import RolloutClientError
+    from coordexp.generation.weight_sync import WeightSyncError
     from coordexp.stage2.post_pack import PostPackError
     from coordexp.training.entry import run_reported
 

@@ -41,8 +41,8 @@ def is_main_process() -> bool:
 
 
 def write_manifest(cfg, settings) -> list[Path]:
-    """The run manifest (``coordexp.artifacts``), on rank 0; other ranks write nothing."""
-    from coordexp.artifacts import write_run_manifest
+    """The run manifest (``coordexp.training.artifacts``), on rank 0; other ranks write nothing."""
+    from coordexp.training.artifacts import write_run_manifest
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
