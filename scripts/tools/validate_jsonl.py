@@ -6,9 +6,10 @@
 
 Checks every record against the JSONL contract (fields, types, desc, exactly one geometry,
 coord values, object order, Stage-2 rules, width*height <= max-pixels, sides multiple of 32),
-that every image exists and its folder is not a symlink, and opens the first N structurally
-valid rows of each file to compare the on-disk size with the JSONL width/height
-(--check-images N; -1 opens all rows, 0 none).
+that every image path stays under the JSONL's folder (no absolute path, no '..' leaving it, unless
+--allow-images-outside-jsonl-dir), that every image exists and its folder is not a symlink, and
+opens the first N structurally valid rows of each file to compare the on-disk size with the JSONL
+width/height (--check-images N; -1 opens all rows, 0 none).
 
 One line per problem: ``file:line: error: json.path: message``. Exit 0 when all files are valid,
 1 when a file breaks the contract, 2 on bad usage.
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--stage", choices=("stage1", "stage2"), default="stage1")
     p.add_argument("--object-ordering", choices=("sorted", "random"), default="sorted")
+    p.add_argument(
+        "--allow-images-outside-jsonl-dir",
+        action="store_true",
+        help="accept absolute image paths and '..' paths leaving the JSONL's folder "
+        "(custom.allow_images_outside_jsonl_dir)",
+    )
     args = p.parse_args(argv)
     if args.max_pixels <= 0:
         p.error("--max-pixels must be > 0")
@@ -56,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 multiple_of=args.multiple_of or None,
                 check_images=check,
                 object_ordering=args.object_ordering,
+                allow_outside_root=args.allow_images_outside_jsonl_dir,
             )
         except DataError as exc:
             failed += 1

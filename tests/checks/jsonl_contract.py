@@ -325,6 +325,87 @@ def check_images_symlink(tmp_path):
     assert "symlink" in where(path)[(1, "images[0]")]
 
 
+# ---------------------------------------------------------------- Hostile Records Are Counted Errors
+
+
+def png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares width x height and holds no pixel data (a bomb costs nothing to write)."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+@check(CAP, "Hostile Records Are Counted Errors", "Deep nesting and lone surrogates are counted errors")
+def check_deep_nesting_and_lone_surrogates(tmp_path):
+    deep_meta = {}
+    node = deep_meta
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    lines = [
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps(rec(metadata=deep_meta)),
+        json.dumps(rec(objects=[{"desc": "\ud800cat", "bbox_2d": [1, 2, 30, 40]}])),
+    ]
+    path = tmp_path / "data" / "train.jsonl"
+    image(tmp_path / "data" / "images")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = errs(path)
+    assert [e.line for e in found] == [1, 2, 3], [e.format() for e in found]
+    assert "nests too deep" in found[0].message and "deeper than 32" in found[1].message
+    assert found[2].where == "objects[0].desc" and "lone surrogate" in found[2].message
+    r = _validate(path)
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
+    assert len([ln for ln in r.stdout.splitlines() if ": error: " in ln]) == 3, r.stdout
+
+
+@check(CAP, "Hostile Records Are Counted Errors", "Image paths stay under the JSONL folder")
+def check_image_paths_stay_under_the_jsonl_folder(tmp_path):
+    outside = image(tmp_path / "outside")
+    absolute = str((tmp_path / outside).resolve())
+    path = jsonl(tmp_path / "data", rec(images=[absolute]), rec(images=[f"../{outside}"]))
+    found = where(path)
+    for line in (1, 2):
+        assert "custom.allow_images_outside_jsonl_dir" in found[(line, "images[0]")], found
+    cfg_path = tmp_path / "configs" / "c.yaml"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(
+        "custom:\n  object_field_order: desc_first\n  json_format: standard\n  emit_norm: none\n"
+        f"  train_jsonl: {path}\n  allow_images_outside_jsonl_dir: true\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(cfg_path)
+    records = load_records(path, allow_outside_root=cfg.custom.allow_images_outside_jsonl_dir)
+    assert [Path(r.images[0]).resolve() for r in records] == [Path(absolute)] * 2
+    assert _validate(path).returncode == 1 and _validate(path, "--allow-images-outside-jsonl-dir").returncode == 0
+
+
+@check(CAP, "Hostile Records Are Counted Errors", "A decompression bomb is refused by its header")
+def check_a_decompression_bomb_is_refused_by_its_header(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    png_header(root / "images" / "bomb.png", 20000, 20000)
+    png_header(root / "images" / "big.png", 12000, 12000)  # past PIL's warning bound, short of its error bound
+    path = jsonl(
+        root,
+        rec(width=20000, height=20000, images=["images/bomb.png"]),
+        rec(width=12000, height=12000, images=["images/big.png"]),
+    )
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1) or real_load(self))
+    found = where(path, max_pixels=10**9)
+    for line in (1, 2):
+        assert "refused before decoding" in found[(line, "images[0]")], found
+    assert decoded == [], "a pixel was decoded"
+    r = _validate(path, "--max-pixels", "1000000000")
+    assert r.returncode == 1 and "refused before decoding" in r.stdout and "Traceback" not in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------- Launcher Pre-check CLI
 
 

@@ -5,6 +5,7 @@ cleanup), on the tiny Qwen3-VL over local HTTP (no vLLM, no GPU). The request si
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import requests as _requests
 import torch
 
 from coordexp.generation import swift_contract as sc
+from coordexp.generation.auth import TOKEN_HEADER
 from coordexp.generation.backend import IM_END_ID, ServerBackend
 from coordexp.generation.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request
 from coordexp.generation.request import DecodeSettings, request_config
@@ -38,6 +40,11 @@ from tests.helpers.launcher_fixtures import (
 from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny
 
 CAP = "rollout-server-contract"
+
+
+def auth(srv) -> dict:
+    """The run's token header, as the learner's weight-sync client sends it."""
+    return {TOKEN_HEADER: srv.token}
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +183,151 @@ def check_weight_push_reaches_the_server_model(loopback):
     r = _requests.post(
         f"{loopback.url}/update_flattened_params/",
         data=save({"lm_head.weight": torch.zeros(1)}),
-        headers={"Content-Type": "application/x-safetensors"},
+        headers={**auth(loopback), "Content-Type": "application/x-safetensors"},
         timeout=10,
     )
     assert r.status_code == 415, r.text
+
+
+# ---------------------------------------------------------------- Hostile Requests To The Loopback Server
+
+
+def _raw_http(srv, data: bytes, wait: float = 20.0) -> tuple[int | None, dict | None]:
+    """(status, JSON body) of one raw request; (None, None) when the server closes without an answer."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"no answer within {wait:g} s: the connection hangs ({data[:60]!r})")
+            if not chunk:
+                break
+            out += chunk
+            head, sep, body = out.partition(b"\r\n\r\n")
+            length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+            if sep and length and len(body) >= int(length[0].split(b":")[1]):
+                break
+    if not out.startswith(b"HTTP/"):
+        return None, None
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body) if body else None
+
+
+def _post_raw(path: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", *headers]
+    if not any(h.lower().startswith(("content-length", "transfer-encoding")) for h in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
+
+
+def _infer_raw(reqs) -> bytes:
+    cfg = {"return_details": True, "seed": 1, "max_tokens": 2}
+    return _post_raw("/infer/", json.dumps({"infer_requests": reqs, "request_config": cfg}).encode())
+
+
+@check(CAP, "Hostile Requests To The Loopback Server", "Malformed HTTP gets a 4xx with a message")
+def check_malformed_http_gets_a_4xx_with_a_message(loopback, capfd):
+    cases = {
+        "Content-Length abc": _post_raw("/infer/", b"{}", "Content-Length: abc"),
+        "Content-Length -1": _post_raw("/infer/", b"{}", "Content-Length: -1"),
+        "Content-Length 1e12": _post_raw("/infer/", b"{}", "Content-Length: 1e12"),
+        "chunked": _post_raw("/infer/", b"2\r\n{}\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
+        "nested JSON": _post_raw("/infer/", b"[" * 100_000 + b"]" * 100_000),
+        "integer requests": _infer_raw([1, 2]),
+    }
+    for name, data in cases.items():
+        status, body = _raw_http(loopback, data)
+        assert status is not None and 400 <= status < 500, (name, status, body)
+        assert body and body.get("message"), (name, body)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err[-2000:]
+
+
+@check(CAP, "Hostile Requests To The Loopback Server", "A FIFO image is refused without holding the generation lock")
+def check_a_fifo_image_is_refused_without_the_lock(loopback, tiny_img, tmp_path):
+    fifo = tmp_path / "image.png"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        status, body = _raw_http(loopback, _infer_raw([request(path)]))
+        assert status == 400 and path in body["message"] and "not a regular file" in body["message"], body
+    status, body = _raw_http(loopback, _infer_raw([request(tiny_img)]), wait=120)
+    assert status == 200 and body[0]["response"]["choices"][0]["token_ids"], (status, body)
+
+
+@check(CAP, "Hostile Requests To The Loopback Server", "A silent client times out")
+def check_a_silent_client_times_out():
+    model, tok = tiny()
+    with LoopbackRolloutServer(copy.deepcopy(model), tok, request_timeout_s=1.0, log=lambda m: None) as srv:
+        t0 = time.monotonic()
+        status, body = _raw_http(srv, b"POST /infer/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        assert status == 408 and time.monotonic() - t0 < 10, (status, body)
+        assert _requests.get(f"{srv.url}/health/", timeout=10).status_code == 200
+
+
+# ---------------------------------------------------------------- Weight Sync Only For The Run's Learner
+
+
+@check(
+    CAP, "Weight Sync Only For The Run's Learner", "An unauthenticated weight-sync request is 401 and changes nothing"
+)
+def check_an_unauthenticated_weight_sync_request_is_401(loopback, monkeypatch):
+    import hmac
+
+    from coordexp.generation import auth
+
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
+    model, _ = tiny()
+    svc = loopback.service
+    push = _pusher(loopback)
+    try:
+        push(_perturbed(model, 0.01, 1))  # the learner, with the run's token: a communicator is open
+        before = (
+            [id(r) for r in svc.receivers],
+            svc.weight_updates,
+            svc.buckets_received,
+            len(svc.sync_digests),
+            {k: v.clone() for k, v in svc.model.state_dict().items()},
+        )
+        init = sc.init_communicator_body("127.0.0.1", free_port(), 2)
+        meta = [{"name": "lm_head.weight", "dtype": "torch.float32", "shape": [1], "start_idx": 0}]
+        routes = {
+            "/init_communicator/": json.dumps(init).encode(),
+            "/update_flattened_params/": json.dumps({"metadatas": meta}).encode(),
+            "/process_weights_after_loading/": b"",
+            "/close_communicator/": b"",
+        }
+        n = len(compared)
+        for route, body in routes.items():
+            for headers in ((), (f"{TOKEN_HEADER}: not-the-token",), (f"{TOKEN_HEADER}: {loopback.token[:-1]}",)):
+                status, answer = _raw_http(loopback, _post_raw(route, body, *headers))
+                assert status == 401 and TOKEN_HEADER in answer["message"], (route, headers, status, answer)
+        assert len(compared) - n == 3 * len(routes), "every request is compared with hmac.compare_digest"
+        after = svc.model.state_dict()
+        assert [id(r) for r in svc.receivers] == before[0] and svc.receivers
+        assert (svc.weight_updates, svc.buckets_received, len(svc.sync_digests)) == before[1:4]
+        assert all(torch.equal(after[k], v) for k, v in before[4].items())
+        push(_perturbed(model, 0.01, 2))  # the learner goes on syncing
+        assert svc.weight_updates > before[1]
+    finally:
+        push.close()
+
+
+@check(CAP, "Weight Sync Only For The Run's Learner", "The launcher gives both sides one fresh token")
+def check_the_launcher_gives_both_sides_one_fresh_token(smoke_preflight, monkeypatch):
+    from coordexp.generation.auth import TOKEN_ENV
+
+    envs = [_launcher.launch_env(smoke_preflight, "loopback") for _ in range(2)]
+    tokens = [e[TOKEN_ENV] for e in envs]
+    assert tokens[0] != tokens[1] and all(len(t) >= 32 for t in tokens), tokens
+    for env, token in zip(envs, tokens, strict=True):
+        assert all(token not in v for k, v in env.items() if k != TOKEN_ENV), "the token leaks into another variable"
+    monkeypatch.setenv(TOKEN_ENV, tokens[0])
+    client = GlooSyncClient("http://127.0.0.1:1")
+    assert client._session.headers.get(TOKEN_HEADER) == tokens[0]
 
 
 # ---------------------------------------------------------------- Weight Sync On ms-swift's Protocol
@@ -199,7 +347,9 @@ def _pusher(srv, group_timeout_s=20.0):
     return WeightPusher(
         srv.url,
         bucket_mb=8,
-        client_factory=lambda: GlooSyncClient(srv.url, group_port=port, group_timeout_s=group_timeout_s),
+        client_factory=lambda: GlooSyncClient(
+            srv.url, token=srv.token, group_port=port, group_timeout_s=group_timeout_s
+        ),
     )
 
 
@@ -267,7 +417,7 @@ def check_bodies_ms_swift_rejects_are_rejected(loopback):
         {"metadatas": [{**meta, "dtype": 3}]},
     ]
     bad_inits = [{"host": "127.0.0.1", "port": "p", "world_size": 2}, {"host": "127.0.0.1"}, []]
-    client = GlooSyncClient(loopback.url, group_port=free_port(), group_timeout_s=5)
+    client = GlooSyncClient(loopback.url, token=loopback.token, group_port=free_port(), group_timeout_s=5)
     client.init_communicator()
     try:
         for model_cls, route, bodies in (
@@ -277,7 +427,7 @@ def check_bodies_ms_swift_rejects_are_rejected(loopback):
             for body in bodies:
                 with pytest.raises(pydantic.ValidationError):
                     model_cls.model_validate(body)
-                r = _requests.post(f"{loopback.url}{route}", json=body, timeout=10)
+                r = _requests.post(f"{loopback.url}{route}", json=body, headers=auth(loopback), timeout=10)
                 assert r.status_code == 422, (route, body, r.status_code, r.text)
         good = upd_req(metadatas=[meta]).model_dump(mode="json")
         assert upd_req.model_validate(good) and sc.parse_update_flattened_params(good).metadatas[0].numel == 16
@@ -291,7 +441,7 @@ def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
 
     model, _ = tiny()
     t = model.state_dict()["lm_head.weight"].detach()
-    client = GlooSyncClient(loopback.url, group_port=free_port(), group_timeout_s=5)
+    client = GlooSyncClient(loopback.url, token=loopback.token, group_port=free_port(), group_timeout_s=5)
     client.init_communicator()
     sent = []
     client.group.broadcast = lambda tensor, src: sent.append(tensor)  # observe: no broadcast may happen
@@ -310,7 +460,7 @@ def check_a_skipped_barrier_fails_the_sync():
 
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
-        client = GlooSyncClient(srv.url, group_port=free_port(), group_timeout_s=3)
+        client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=3)
         client.init_communicator()
         client.group.barrier = lambda: None  # the slip: broadcast, then straight on
         t0 = time.monotonic()

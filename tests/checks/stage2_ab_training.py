@@ -778,7 +778,7 @@ class RecordingServerBackend:
 
 
 @check(CAP, "Server-Mode Weight Sync", "Channel-B rollouts come from the pushed weights")
-def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw):
+def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw, monkeypatch):
     import copy
 
     from coordexp.generation.hf_backend import HFBackend
@@ -793,6 +793,7 @@ def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw):
             p.add_(0.05 * torch.randn(p.shape, generator=g))
     reqs, n_tensors = [s.request for s in raw[:2]], len(learner.state_dict())
     with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+        monkeypatch.setenv("COORDEXP_ROLLOUT_TOKEN", srv.token)  # as the launcher exports it to the learner
         push, pushes = make_weight_push(srv.url), []
         backend = RecordingServerBackend(srv.url)
         e = engine(tok, b_ratio=1.0, backend=backend)

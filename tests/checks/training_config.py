@@ -353,6 +353,83 @@ def check_exponent_floats(tmp_path):
     assert isinstance(cfg.custom.coord_offset.embed_lr, float) and cfg.custom.coord_offset.embed_lr == 0.0001
 
 
+# ---------------------------------------------------------------- Bounded Reading Of Config Files
+
+
+def _hostile_run(module: str, path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The entry point on one file; a run that outlives the timeout fails the check (it is unbounded)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", module, str(path)], capture_output=True, text=True, cwd=cwd, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"python -m {module} {path.name}: still running after 60 s (an unbounded read)")
+
+
+def _assert_one_line_error(r: subprocess.CompletedProcess, name: str) -> list[str]:
+    assert r.returncode == 2, (name, r.returncode, r.stderr[-500:])
+    assert "Traceback" not in r.stderr and r.stdout == "", (name, r.stderr[-500:])
+    lines = [ln for ln in r.stderr.splitlines() if ": error: " in ln]
+    assert lines and all(ln.split(":")[1].isdigit() for ln in lines), (name, r.stderr)
+    return lines
+
+
+def alias_bomb(levels: int = 9) -> str:
+    names = [f"l{i}" for i in range(levels)]
+    out = f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x]\n"
+    for prev, cur in zip(names, names[1:], strict=False):
+        out += f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+    return out + f"custom:\n  extra: *{names[-1]}\n"
+
+
+@check(CAP, "Bounded Reading Of Config Files", "An alias bomb and an extends fan-out stop with one error")
+def check_alias_bomb_and_extends_fan_out(tmp_path):
+    bomb = write(tmp_path, "configs/bomb.yaml", alias_bomb())
+    for i in range(30):
+        write(tmp_path, f"configs/c{i}.yaml", f"extends: [c{i + 1}.yaml, c{i + 1}.yaml]\n" if i < 29 else STAGE1)
+    for path, words in ((bomb, "aliases are expanded"), (tmp_path / "configs" / "c0.yaml", "twice")):
+        lines = _assert_one_line_error(_hostile_run("coordexp.config", path, tmp_path), path.name)
+        assert any(words in ln for ln in lines), lines
+
+
+@check(CAP, "Bounded Reading Of Config Files", "Unreadable YAML gets the loader's one-line error")
+def check_unreadable_yaml_is_one_line(tmp_path):
+    files = {
+        "latin1.yaml": "training:\n  seed: 17\n# caf\xe9\n".encode("latin-1"),
+        "binary.yaml": bytes(range(256)) * 4,
+        "recursive.yaml": b"custom:\n  extra: &a [1, *a]\n",
+        "digits.yaml": b"training:\n  seed: " + b"9" * 5000 + b"\n",
+        "deep.yaml": b"custom:\n  extra: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    }
+    for name, data in files.items():
+        path = tmp_path / "configs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        for module in ("coordexp.config", "coordexp.train"):
+            _assert_one_line_error(_hostile_run(module, path, tmp_path), f"{module} {name}")
+
+
+# ---------------------------------------------------------------- Checked Training Numbers
+
+
+@check(CAP, "Checked Training Numbers", "Non-finite and mistyped training numbers are refused naming the key")
+def check_training_numbers(tmp_path):
+    cases = [
+        ("learning_rate", ".nan", "nan"),
+        ("learning_rate", ".inf", "inf"),
+        ("learning_rate", '"fast"', "'fast'"),
+        ("max_steps", "true", "True"),
+        ("max_steps", "1e23", "1e+23"),
+        ("max_steps", "-5", "-5"),
+    ]
+    for i, (key, text, shown) in enumerate(cases):
+        path = leaf(tmp_path, f"training:\n  {key}: {text}\n", name=f"configs/n{i}.yaml")
+        found = [e for e in errors(path) if e.key == f"training.{key}"]
+        assert found and shown in found[0].message, (key, text, [e.format() for e in errors(path)])
+    ok = leaf(tmp_path, "training:\n  learning_rate: 1.0e-4\n  max_steps: -1\n", name="configs/ok.yaml")
+    assert load_config(ok).training["max_steps"] == -1
+
+
 # ---------------------------------------------------------------- Required Keys And Coordinate Invariants
 
 

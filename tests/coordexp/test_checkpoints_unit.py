@@ -89,6 +89,57 @@ def test_resume_refuses_a_missing_folder(tiny, tmp_path):
         restore_weights(tiny, None, tmp_path / "nope", where="t.yaml")
 
 
+def _damage(path: Path, how: str) -> None:
+    import os
+
+    data = path.read_bytes()
+    path.unlink()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"\x00not safetensors" * 64)
+    elif how == "header-size":  # an 8-byte length far past the file's end
+        path.write_bytes((10**15).to_bytes(8, "little") + b"{}")
+    elif how == "fifo":  # opening it would block the run forever
+        os.mkfifo(path)
+    elif how == "folder":
+        path.mkdir()
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "header-size", "fifo", "folder"])
+def test_resume_from_a_damaged_checkpoint_is_one_line_exit_2(tiny, tmp_path, how, capsys):
+    from coordexp.training.entry import run_reported
+    from coordexp.training.saving import restore_weights
+
+    tiny.save_pretrained(tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    _damage(weights, how)
+    other = copy.deepcopy(tiny)
+    capsys.readouterr()  # the save's progress bar
+    _, rc = run_reported(
+        "coordexp.train", lambda _c: restore_weights(other, None, tmp_path / "ckpt", where="t.yaml"), "t"
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert "\n" not in err and "Traceback" not in err
+    assert "training.resume_from_checkpoint" in err and str(weights) in err
+
+
+def test_resume_names_a_damaged_coord_offset_file(tiny, tmp_path):
+    from coordexp.training.model import CoordOffset
+    from coordexp.training.saving import COORD_OFFSET_FILE, restore_weights
+    from coordexp.training.settings import TrainSetupError
+
+    tiny.save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / COORD_OFFSET_FILE).write_bytes(b"\x01\x02garbage")
+    model = copy.deepcopy(tiny)
+    hooks = CoordOffset(model, start=START, tie_head=True)
+    with pytest.raises(TrainSetupError, match=f"{COORD_OFFSET_FILE}: not a readable safetensors file"):
+        restore_weights(model, hooks, tmp_path / "ckpt", where="t.yaml")
+
+
 def test_override_into_a_scalar_is_a_config_error():
     from coordexp.config import ConfigError, load_config
 

@@ -11,10 +11,16 @@ import requests
 import torch
 
 from coordexp.generation import swift_contract as sc
+from coordexp.generation.auth import TOKEN_HEADER
 from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.generation.sync_client import GlooSyncClient, SyncClientError
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
 from tests.helpers.tiny_rollout import tiny
+
+
+def auth(srv) -> dict:
+    """The run's token header, as the learner's client sends it."""
+    return {TOKEN_HEADER: srv.token}
 
 
 def free_port() -> int:
@@ -34,9 +40,13 @@ def perturbed(model, scale: float, seed: int):
 
 def pusher(srv, **kw):
     port = free_port()
-    return WeightPusher(srv.url, client_factory=lambda: GlooSyncClient(srv.url, group_port=port,
-                                                                       group_timeout_s=kw.pop("group_timeout_s", 20)),
-                        bucket_mb=kw.pop("bucket_mb", 8))
+    return WeightPusher(
+        srv.url,
+        client_factory=lambda: GlooSyncClient(
+            srv.url, token=srv.token, group_port=port, group_timeout_s=kw.pop("group_timeout_s", 20)
+        ),
+        bucket_mb=kw.pop("bucket_mb", 8),
+    )
 
 
 @pytest.mark.parametrize("world_size", [1, 2])
@@ -61,22 +71,28 @@ def test_bodies_ms_swift_rejects_are_rejected_here():
     from pydantic import ValidationError
 
     model, tok = tiny()
-    bad = [{"metadatas": [{"name": "x", "shape": [1], "dtype": "torch.float32", "start_idx": 0, "end_idx": 4}]},
-           {"metadatas": "x"}, {"metas": []}, {"metadatas": [{"name": "x", "shape": "big", "dtype": 3,
-                                                               "start_idx": 0, "end_idx": 4, "numel": 4}]}]
+    bad = [
+        {"metadatas": [{"name": "x", "shape": [1], "dtype": "torch.float32", "start_idx": 0, "end_idx": 4}]},
+        {"metadatas": "x"},
+        {"metas": []},
+        {"metadatas": [{"name": "x", "shape": "big", "dtype": 3, "start_idx": 0, "end_idx": 4, "numel": 4}]},
+    ]
     with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
-        client = GlooSyncClient(srv.url, group_port=free_port(), group_timeout_s=5)
+        client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=5)
         client.init_communicator()
         try:
             for body in bad:
                 with pytest.raises(ValidationError):
                     sc.sync_models()[1].model_validate(body)
-                r = requests.post(f"{srv.url}/update_flattened_params/", json=body, timeout=10)
+                r = requests.post(f"{srv.url}/update_flattened_params/", headers=auth(srv), json=body, timeout=10)
                 assert r.status_code == 422, (body, r.text)
             for body in ({"host": "127.0.0.1", "port": "p", "world_size": 2}, {"host": "127.0.0.1"}):
                 with pytest.raises(ValidationError):
                     sc.sync_models()[0].model_validate(body)
-                assert requests.post(f"{srv.url}/init_communicator/", json=body, timeout=10).status_code == 422
+                assert (
+                    requests.post(f"{srv.url}/init_communicator/", headers=auth(srv), json=body, timeout=10).status_code
+                    == 422
+                )
         finally:
             client.close_communicator()
 
@@ -86,15 +102,19 @@ def test_a_safetensors_body_is_refused():
 
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
-        r = requests.post(f"{srv.url}/update_flattened_params/", data=save({"lm_head.weight": torch.zeros(1)}),
-                          headers={"Content-Type": "application/x-safetensors"}, timeout=10)
+        r = requests.post(
+            f"{srv.url}/update_flattened_params/",
+            data=save({"lm_head.weight": torch.zeros(1)}),
+            headers={**auth(srv), "Content-Type": "application/x-safetensors"},
+            timeout=10,
+        )
         assert r.status_code == 415 and "broadcast" in r.json()["message"]
 
 
 def test_a_wrong_metadata_shape_is_refused_before_any_broadcast():
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
-        client = GlooSyncClient(srv.url, group_port=free_port(), group_timeout_s=5)
+        client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=5)
         client.init_communicator()
         try:
             t = model.state_dict()["lm_head.weight"]
@@ -109,7 +129,7 @@ def test_world_size_mismatch_and_no_communicator_are_refused():
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, world_size=2, log=lambda m: None) as srv:
         body = sc.init_communicator_body("127.0.0.1", free_port(), 2)
-        r = requests.post(f"{srv.url}/init_communicator/", json=body, timeout=10)
+        r = requests.post(f"{srv.url}/init_communicator/", headers=auth(srv), json=body, timeout=10)
         assert r.status_code == 422 and "world_size 2 != server ranks 2 + 1" in r.json()["message"]
-        r = requests.post(f"{srv.url}/update_flattened_params/", json={"metadatas": []}, timeout=10)
+        r = requests.post(f"{srv.url}/update_flattened_params/", headers=auth(srv), json={"metadatas": []}, timeout=10)
         assert r.status_code == 409

@@ -310,6 +310,7 @@ CHECKED: dict[str, str] = {
     "rollout_matching.vllm.server.servers[].base_url": _LAUNCHER_SMOKE,
     "rollout_matching.vllm.server.servers[].group_port": _LAUNCHER_SMOKE,
     "model.model": "training_config::check_unread_swift_keys_are_refused",
+    "custom.allow_images_outside_jsonl_dir": "jsonl_contract::check_image_paths_stay_under_the_jsonl_folder",
 }
 
 # key -> a YAML value the loader refuses with an error at that key (besides NOT_IMPLEMENTED).

@@ -68,6 +68,8 @@ class CustomConfig:
     emit_norm: Literal["none"] = _required(doc="must be 'none': the JSONL is already norm1000")
     train_jsonl: str | None = None
     val_jsonl: str | None = None
+    # image paths may be absolute or leave the JSONL's folder through `..` (refused by default)
+    allow_images_outside_jsonl_dir: bool = False
     object_ordering: Literal["sorted", "random"] = "sorted"
     coord_tokens: CoordTokensConfig = _f(factory=CoordTokensConfig)
     coord_offset: CoordOffsetConfig = _f(factory=CoordOffsetConfig)

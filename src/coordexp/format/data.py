@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +39,8 @@ LEGACY_GEOMETRY = {
 }
 # desc text that would break the rendered CoordJSON or read as a list of several classes
 DESC_FORBIDDEN = (" ,", ", ", " /", "/ ", " :", ": ", "  ")
+MAX_RECORD_DEPTH = 32  # nesting levels of one record; the contract's own nest four deep
+OUTSIDE_ROOT_KEY = "custom.allow_images_outside_jsonl_dir"
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,45 @@ def check_desc(desc: Any) -> str | None:
     return None
 
 
+def _json_path(parent: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def check_record_tree(rec: Any, c: _Collector) -> bool:
+    """Nesting within MAX_RECORD_DEPTH and every string encodable as UTF-8 (JSON's ``\\ud800`` escape
+    decodes to a lone surrogate that breaks the first write or tokenization); iterative, so a
+    deep line cannot exhaust the stack. False when the record must not be parsed further."""
+    ok = True
+    stack: list[tuple[str, Any, int]] = [("", rec, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                c.add(where, f"contains a lone surrogate ({value[exc.start]!r}): not UTF-8 text; fix the string")
+                ok = False
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_RECORD_DEPTH:
+            c.add(where, f"nests deeper than {MAX_RECORD_DEPTH} levels: a record is a shallow object")
+            return False
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            if isinstance(key, str):
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    c.add(where, f"key {key!r} contains a lone surrogate: not UTF-8 text")
+                    ok = False
+                    continue
+            stack.append((_json_path(where, key), child, depth + 1))
+    return ok
+
+
 def _parse_object(obj: Any, where: str, stage: Stage, c: _Collector) -> DetObject | None:
     if not isinstance(obj, dict):
         c.add(where, f"must be an object, got {type(obj).__name__}")
@@ -315,6 +356,129 @@ def _check_messages(messages: Any, c: _Collector) -> None:
             c.add(f"messages[{i}].content", "must be a list of content items")
 
 
+@dataclass
+class _RecordParse:
+    """What the steps of one record's parse share: the record, the settings, and the pieces built so far."""
+
+    rec: dict
+    c: _Collector
+    stage: Stage
+    object_ordering: str
+    max_pixels: int | None
+    multiple_of: int | None
+    images: list | None = None
+    dims: dict = field(default_factory=dict)
+    objects: list = field(default_factory=list)
+
+
+def _step_record_keys(r: _RecordParse) -> None:
+    for key in r.rec:
+        if key not in RECORD_KEYS:
+            r.c.add(
+                key,
+                "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
+                "put free-form data under `metadata`)",
+            )
+
+
+def _step_images(r: _RecordParse) -> None:
+    images = r.rec.get("images")
+    if "images" not in r.rec:
+        r.c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
+    elif not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
+        r.c.add("images", "must be a list of non-empty path strings")
+    else:
+        r.images = images
+
+
+def _step_size(r: _RecordParse) -> None:
+    for key in ("width", "height"):
+        v = r.rec.get(key)
+        if key not in r.rec:
+            r.c.add(key, "missing: the pixel size of the (already resized) image on disk is required")
+        elif not _is_int(v) or v <= 0:
+            r.c.add(key, f"must be a positive int, got {json.dumps(v)}")
+        else:
+            r.dims[key] = v
+
+
+def _step_multiple_of(r: _RecordParse) -> None:
+    if not r.multiple_of:
+        return
+    for key, v in r.dims.items():
+        if v % r.multiple_of:
+            r.c.add(
+                key, f"{v} is not a multiple of {r.multiple_of}: resize offline (smart resize, factor {r.multiple_of})"
+            )
+
+
+def _step_max_pixels(r: _RecordParse) -> None:
+    if len(r.dims) != 2 or r.max_pixels is None:
+        return
+    w, h = r.dims["width"], r.dims["height"]
+    if w * h > r.max_pixels:
+        r.c.add(
+            "",
+            f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {r.max_pixels} (a hard cap, not a "
+            "resize target): resize offline (smart resize, factor 32); the learner never rescales "
+            "because that would move the coordinates",
+        )
+
+
+def _step_optional_fields(r: _RecordParse) -> None:
+    if "summary" in r.rec and not isinstance(r.rec["summary"], str):
+        r.c.add("summary", "must be a string")
+    if "metadata" in r.rec and not isinstance(r.rec["metadata"], dict):
+        r.c.add("metadata", "must be an object")
+    if "messages" in r.rec:
+        _check_messages(r.rec["messages"], r.c)
+
+
+def _step_objects(r: _RecordParse) -> None:
+    raw_objects = r.rec.get("objects")
+    if "objects" not in r.rec:
+        if "messages" not in r.rec:
+            r.c.add("objects", "missing (a list of objects; [] for an image with nothing to detect)")
+        elif r.stage == "stage2":
+            r.c.add("objects", "missing: Stage-2 matches rollouts against GT objects")
+        return
+    if not isinstance(raw_objects, list):
+        r.c.add("objects", f"must be a list, got {type(raw_objects).__name__}")
+        return
+    parsed = [_parse_object(o, f"objects[{i}]", r.stage, r.c) for i, o in enumerate(raw_objects)]
+    if r.stage == "stage2" and not raw_objects:
+        r.c.add("objects", "Stage-2 needs at least one GT bbox per image (no valid GT objects)")
+    if all(p is not None for p in parsed):
+        r.objects = parsed
+
+
+def _step_object_order(r: _RecordParse) -> None:
+    if r.object_ordering != "sorted":
+        return
+    for i in order_violations(r.objects):
+        a, b = object_anchor(r.objects[i - 1]), object_anchor(r.objects[i])
+        r.c.add(
+            f"objects[{i}]",
+            f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
+            f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
+            "then left-most vertex (coordexp.format.data.sort_objects)",
+        )
+
+
+# The checks of one record, in order; each records its problems and the next runs on whatever parsed,
+# so one line reports everything wrong with it.
+RECORD_STEPS: tuple[tuple[str, Callable[[_RecordParse], None]], ...] = (
+    ("record keys", _step_record_keys),
+    ("images", _step_images),
+    ("width and height", _step_size),
+    ("multiple of", _step_multiple_of),
+    ("max_pixels", _step_max_pixels),
+    ("summary, metadata, messages", _step_optional_fields),
+    ("objects", _step_objects),
+    ("object order", _step_object_order),
+)
+
+
 def parse_record(
     rec: Any,
     *,
@@ -325,85 +489,24 @@ def parse_record(
     max_pixels: int | None = MAX_PIXELS,
     multiple_of: int | None = 32,
 ) -> tuple[dict | None, list[DataIssue]]:
-    """Structural checks of one decoded line; returns the pieces of a Record (without image checks)."""
+    """Structural checks of one decoded line (``RECORD_STEPS``, after the shape and the whole-tree bounds);
+    returns the pieces of a Record (without image checks), or None and every problem found."""
     c = _Collector(file, line)
     if not isinstance(rec, dict):
         c.add("", f"a record must be a JSON object, got {type(rec).__name__}")
         return None, c.issues
-    for key in rec:
-        if key not in RECORD_KEYS:
-            c.add(
-                key,
-                "unknown record key (allowed: images, objects, width, height, summary, metadata, messages; "
-                "put free-form data under `metadata`)",
-            )
-    images = rec.get("images")
-    if "images" not in rec:
-        c.add("images", "missing (a list of image paths, relative to the JSONL file's directory)")
-    elif not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
-        c.add("images", "must be a list of non-empty path strings")
-        images = None
-    dims = {}
-    for key in ("width", "height"):
-        v = rec.get(key)
-        if key not in rec:
-            c.add(key, "missing: the pixel size of the (already resized) image on disk is required")
-        elif not _is_int(v) or v <= 0:
-            c.add(key, f"must be a positive int, got {json.dumps(v)}")
-        else:
-            dims[key] = v
-    if multiple_of:
-        for key, v in dims.items():
-            if v % multiple_of:
-                c.add(
-                    key, f"{v} is not a multiple of {multiple_of}: resize offline (smart resize, factor {multiple_of})"
-                )
-    if len(dims) == 2:
-        w, h = dims["width"], dims["height"]
-        if max_pixels is not None and w * h > max_pixels:
-            c.add(
-                "",
-                f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {max_pixels} (a hard cap, not a "
-                "resize target): resize offline (smart resize, factor 32); the learner never rescales "
-                "because that would move the coordinates",
-            )
-    if "summary" in rec and not isinstance(rec["summary"], str):
-        c.add("summary", "must be a string")
-    if "metadata" in rec and not isinstance(rec["metadata"], dict):
-        c.add("metadata", "must be an object")
-    if "messages" in rec:
-        _check_messages(rec["messages"], c)
-    objects: list[DetObject] = []
-    raw_objects = rec.get("objects")
-    if "objects" not in rec:
-        if "messages" not in rec:
-            c.add("objects", "missing (a list of objects; [] for an image with nothing to detect)")
-        elif stage == "stage2":
-            c.add("objects", "missing: Stage-2 matches rollouts against GT objects")
-    elif not isinstance(raw_objects, list):
-        c.add("objects", f"must be a list, got {type(raw_objects).__name__}")
-    else:
-        parsed = [_parse_object(o, f"objects[{i}]", stage, c) for i, o in enumerate(raw_objects)]
-        if stage == "stage2" and not raw_objects:
-            c.add("objects", "Stage-2 needs at least one GT bbox per image (no valid GT objects)")
-        if all(p is not None for p in parsed):
-            objects = parsed
-            if object_ordering == "sorted":
-                for i in order_violations(objects):
-                    a, b = object_anchor(objects[i - 1]), object_anchor(objects[i])
-                    c.add(
-                        f"objects[{i}]",
-                        f"out of order: its anchor (y={b[0]}, x={b[1]}) sorts before "
-                        f"objects[{i - 1}]'s (y={a[0]}, x={a[1]}); sort objects by the top-most, "
-                        "then left-most vertex (coordexp.format.data.sort_objects)",
-                    )
+    if not check_record_tree(rec, c):
+        return None, c.issues
+    r = _RecordParse(rec, c, stage, object_ordering, max_pixels, multiple_of)
+    for _name, step in RECORD_STEPS:
+        step(r)
     if c.issues:
         return None, c.issues
     return {
-        "images": images,
-        "objects": objects,
-        "width": dims["width"],
-        "height": dims["height"],
+        "images": r.images,
+        "objects": r.objects,
+        "width": r.dims["width"],
+        "height": r.dims["height"],
         "summary": rec.get("summary"),
         "metadata": rec.get("metadata") or {},
         "messages": tuple(rec["messages"]) if "messages" in rec else None,
@@ -440,6 +543,24 @@ def resolve_image(path: str, jsonl_dir: Path) -> Path:
     return p if p.is_absolute() else jsonl_dir / p
 
 
+def check_image_root(path: str, jsonl_dir: Path) -> str | None:
+    """An image path must stay under the JSONL's folder (the dataset root): an absolute path or one whose
+    ``..`` climbs out of it could read any file the trainer can, and ties the data to one machine."""
+    import os
+
+    if Path(path).is_absolute():
+        return (
+            f"absolute image path {path!r}: images must lie under the JSONL's folder {jsonl_dir} "
+            f"(set {OUTSIDE_ROOT_KEY}: true to allow paths outside it)"
+        )
+    if os.path.normpath(path).split(os.sep)[0] == os.pardir:
+        return (
+            f"image path {path!r} leaves the JSONL's folder {jsonl_dir} through '..' "
+            f"(set {OUTSIDE_ROOT_KEY}: true to allow paths outside it)"
+        )
+    return None
+
+
 def check_image_dirs(image: Path, jsonl_dir: Path) -> str | None:
     """The images folder (any directory between the JSONL's folder and the image) must not be a symlink:
     a symlinked preset folder can point at images of another resize, with the same names."""
@@ -455,17 +576,31 @@ def check_image_dirs(image: Path, jsonl_dir: Path) -> str | None:
     return None
 
 
-def check_image_file(image: Path, width: int, height: int) -> str | None:
-    """Open the image (lazily, header only) and compare its size with the JSONL width/height."""
+def check_image_file(image: Path, width: int, height: int, max_pixels: int | None = None) -> str | None:
+    """Open the image (lazily, header only) and compare its size with the JSONL width/height.
+
+    Nothing is decoded here: a header declaring more than ``max_pixels`` (or more than PIL's own
+    decompression-bomb bound, whatever ``max_pixels`` was raised to) is refused by its size alone."""
     if not image.is_file():
-        return f"image not found: {image}"
+        return f"image not found: {image}" if not image.exists() else f"image {image} is not a regular file"
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(image) as im:
-            size = im.size
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(image) as im:
+                size = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return f"image {image} refused before decoding: its header declares a decompression bomb ({exc})"
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
         return f"cannot open image {image}: {exc}"
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        return (
+            f"image {image} refused before decoding: its header declares {size[0]}x{size[1]} = "
+            f"{size[0] * size[1]} pixels, over max_pixels {max_pixels}"
+        )
     if size != (width, height):
         return (
             f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "
@@ -485,11 +620,14 @@ def load_records(
     multiple_of: int | None = 32,
     check_images: bool | int = True,
     object_ordering: str = "sorted",
+    allow_outside_root: bool = False,
 ) -> list[Record]:
     """Every record of ``path``, validated; raise ``DataError`` listing every problem.
 
     ``check_images``: True opens every image, an int N opens the first N structurally valid rows,
     False skips opening (existence is still checked, and the images folder must not be a symlink).
+    ``allow_outside_root`` (``custom.allow_images_outside_jsonl_dir``): accept absolute image paths
+    and paths whose ``..`` leaves the JSONL's folder.
     """
     if stage not in ("stage1", "stage2"):
         raise ValueError(f"stage must be 'stage1' or 'stage2', got {stage!r}")
@@ -516,7 +654,12 @@ def load_records(
         try:
             rec = decode_line(text)
         except ValueError as exc:
-            issues.append(DataIssue(file, lineno, "", f"invalid JSON: {exc}"))
+            issues.append(DataIssue(file, lineno, "", f"invalid JSON: {str(exc)[:300]}"))
+            continue
+        except RecursionError:
+            issues.append(
+                DataIssue(file, lineno, "", f"nests too deep to decode (over {MAX_RECORD_DEPTH} levels are refused)")
+            )
             continue
         parts, problems = parse_record(
             rec,
@@ -537,10 +680,12 @@ def load_records(
         for i, img in enumerate(parts["images"]):
             resolved = resolve_image(img, jsonl_dir)
             abs_images.append(str(resolved))
-            why = check_image_dirs(resolved, jsonl_dir)
+            why = None if allow_outside_root else check_image_root(img, jsonl_dir)
+            if why is None:
+                why = check_image_dirs(resolved, jsonl_dir)
             if why is None:
                 why = (
-                    check_image_file(resolved, parts["width"], parts["height"])
+                    check_image_file(resolved, parts["width"], parts["height"], max_pixels)
                     if open_now
                     else (None if resolved.is_file() else f"image not found: {resolved}")
                 )

@@ -33,15 +33,27 @@ the checks require the sets to be equal), with the same request and response sha
   ``/close_communicator/`` stops the receivers. ``/update_named_param/`` and the adapter routes
   answer 501: the learner syncs flattened buckets in full mode only.
 
-Only loopback addresses are accepted: the server has no authentication and overwrites
-its weights on request.
+Only loopback addresses are accepted, and the weight-sync routes (``auth.WEIGHT_SYNC_ROUTES``)
+answer only the learner that started the run: the per-run token the launcher exports as
+``COORDEXP_ROLLOUT_TOKEN`` must come in the ``X-Coordexp-Rollout-Token`` header, compared in constant
+time; a missing or wrong one is 401 and changes nothing. Started without the variable, the server
+makes a token it tells no one: weight sync is then closed, ``/infer/`` still served.
+
+Requests are input, possibly hostile: a ``Content-Length`` that is not a decimal byte count, a body
+past ``MAX_BODY_BYTES``, a chunked body, JSON that is not JSON or nests too deep, and bodies of the
+wrong shape get a 4xx with a message; an image that is not a regular file (a FIFO or a device would
+block the read) is refused before the generation lock is taken; a connection that stops sending
+times out after ``REQUEST_TIMEOUT_S``. A bug in a route is a 500 with one line, never a traceback
+on the server's stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -51,11 +63,14 @@ from pathlib import Path
 from typing import Any
 
 from coordexp.errors import CoordExpError
+from coordexp.generation.auth import TOKEN_HEADER, WEIGHT_SYNC_ROUTES, new_token, token_from_env, token_matches
 from coordexp.generation.backend import RolloutBackendError
-from coordexp.generation.request import SEED_MASK, DecodeSettings, RequestBuildError
+from coordexp.generation.request import SEED_MASK, DecodeSettings, RequestBuildError, check_infer_request
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 JSON_TYPE = "application/json"
+MAX_BODY_BYTES = 64 * 1024 * 1024  # the largest body a route takes (weight metadata of a big model is a few MB)
+REQUEST_TIMEOUT_S = 30.0  # a client silent this long mid-request is dropped
 
 
 class RequestError(CoordExpError, ValueError):
@@ -137,6 +152,7 @@ class RolloutService:
         max_pixels: int | None = None,
         world_size: int = 1,
         group_timeout_s: float | None = None,
+        token: str | None = None,
         log: Callable[[str], None] = lambda m: print(m, flush=True),
     ):
         from coordexp.format.template import MAX_PIXELS
@@ -151,6 +167,7 @@ class RolloutService:
         self.world_size = world_size
         self.group_timeout_s = group_timeout_s or DEFAULT_TIMEOUT_S
         self.log = log
+        self.token = token or new_token()  # without a token from the launcher, weight sync is closed
         self.lock = threading.Lock()  # generation and weight updates never interleave
         self.receivers: list[_Receiver] = []
         self.pending = threading.Condition()  # guards _pending and sync_errors
@@ -194,6 +211,7 @@ class RolloutService:
             raise RequestError(422, 'body: expected {"infer_requests": [...], "request_config": {...}}')
         settings, seed = settings_from_config(body.get("request_config"))
         reqs = body["infer_requests"]
+        check_requests(reqs)  # outside the lock: a bad request never holds up generation
         self._wait_for_buckets()
         with self.lock:
             try:
@@ -310,6 +328,42 @@ class RolloutService:
         )
 
 
+def check_requests(reqs: list) -> None:
+    """Refuse (400) infer requests of the wrong shape, and image paths that are not regular files:
+    opening a FIFO or a device would block while holding the generation lock."""
+    for i, req in enumerate(reqs):
+        where = f"infer_requests[{i}]"
+        if not isinstance(req, dict):
+            raise RequestError(400, f"{where}: must be an object, got {type(req).__name__}")
+        msgs = req.get("messages")
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+            raise RequestError(400, f"{where}.messages: must be a non-empty list of objects")
+        for m, msg in enumerate(msgs):
+            content = msg.get("content")
+            if not isinstance(content, (str, list)) or (
+                isinstance(content, list) and not all(isinstance(c, dict) for c in content)
+            ):
+                raise RequestError(400, f"{where}.messages[{m}].content: must be a string or a list of objects")
+        try:
+            check_infer_request(req, sample=where)
+        except RequestBuildError as exc:
+            raise RequestError(400, str(exc)) from None
+        items = [c for msg in msgs if isinstance(msg["content"], list) for c in msg["content"]]
+        for path in [c["image"] for c in items if c.get("type") == "image"] + list(req.get("images") or []):
+            check_image_file(path, where)
+
+
+def check_image_file(path: str, where: str) -> None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise RequestError(
+            400, f"{where}: image {path!r}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise RequestError(400, f"{where}: image {path!r}: not a regular file (a FIFO, device or folder is refused)")
+
+
 def _pydantic_errors(exc) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
 
@@ -396,9 +450,10 @@ class _Receiver:
             group.close()
 
 
-def _make_handler(service: RolloutService):
+def _make_handler(service: RolloutService, request_timeout_s: float = REQUEST_TIMEOUT_S):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = request_timeout_s  # socket timeout: a silent client cannot hold a thread forever
 
         def log_message(self, *a):  # requests are not logged line by line
             pass
@@ -412,7 +467,27 @@ def _make_handler(service: RolloutService):
             self.wfile.write(data)
 
         def _body(self):
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise RequestError(411, "chunked bodies are not served: send a Content-Length")
+            length = self.headers.get("Content-Length")
+            if length is None:
+                return None
+            length = length.strip()
+            if not (length.isascii() and length.isdigit()):
+                self.close_connection = True  # the body's end is unknown: nothing after it can be read
+                raise RequestError(400, f"Content-Length {length[:40]!r}: must be a decimal byte count")
+            if int(length) > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise RequestError(413, f"Content-Length {length[:40]}: bodies are at most {MAX_BODY_BYTES} bytes")
+            try:
+                raw = self.rfile.read(int(length))
+            except TimeoutError:
+                self.close_connection = True
+                raise RequestError(408, f"body not received within {request_timeout_s:g} s") from None
+            if len(raw) < int(length):
+                self.close_connection = True
+                raise RequestError(400, f"body ended after {len(raw)} of {length} bytes")
             if not raw:
                 return None
             ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
@@ -424,8 +499,10 @@ def _make_handler(service: RolloutService):
                 )
             try:
                 return json.loads(raw)  # inventory: json-ok(HTTP request body, not CoordJSON)
-            except ValueError as exc:
-                raise RequestError(400, f"body is not JSON: {exc}") from None
+            except ValueError as exc:  # UnicodeDecodeError and over-long integers included
+                raise RequestError(400, f"body is not JSON: {str(exc)[:200]}") from None
+            except RecursionError:
+                raise RequestError(400, "body JSON nests too deep") from None
 
         def _dispatch(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
@@ -436,10 +513,22 @@ def _make_handler(service: RolloutService):
                 self._send(405 if known else 404, {"detail": "Method Not Allowed" if known else "Not Found"})
                 return
             try:
+                if path in WEIGHT_SYNC_ROUTES and not token_matches(service.token, self.headers.get(TOKEN_HEADER)):
+                    self.close_connection = True  # the body is never read
+                    raise RequestError(
+                        401,
+                        f"{path}: weight sync needs the run's token in the {TOKEN_HEADER} header "
+                        "(the launcher exports it as COORDEXP_ROLLOUT_TOKEN to the learner and the server)",
+                    )
                 body = self._body() if method == "POST" else None
                 self._send(200, fn(body))
             except RequestError as exc:
                 self._send(exc.status, {"object": "error", "message": str(exc)})
+            except Exception as exc:  # a bug in a route: one line here and in the answer, never a traceback
+                self.close_connection = True
+                message = f"{method} {path}: internal error: {type(exc).__name__}: {str(exc)[:300]}"
+                service.log(f"rollout server: {message}")
+                self._send(500, {"object": "error", "message": message})
 
         def do_GET(self):
             self._dispatch("GET")
@@ -450,15 +539,36 @@ def _make_handler(service: RolloutService):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """socketserver prints a traceback for an error outside a route (a client gone mid-answer): one line."""
+
+    daemon_threads = True
+    log: Callable[[str], None] = staticmethod(lambda m: print(m, file=sys.stderr, flush=True))
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        self.log(f"rollout server: connection from {client_address[0]} dropped: {type(exc).__name__}: {exc}")
+
+
 class LoopbackRolloutServer:
     """``with LoopbackRolloutServer(model, tok) as srv: srv.url``; port 0 picks a free port."""
 
-    def __init__(self, model, tokenizer, *, host: str = "127.0.0.1", port: int = 0, **kw):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        **kw,
+    ):
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"--host {host!r}: the loopback rollout server binds only {', '.join(LOOPBACK_HOSTS)}")
         self.service = RolloutService(model, tokenizer, **kw)
-        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self.service))
-        self.httpd.daemon_threads = True
+        self.token = self.service.token
+        self.httpd = _Server((host, port), _make_handler(self.service, request_timeout_s))
+        self.httpd.log = self.service.log
         self.host, self.port = host, self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
@@ -550,6 +660,7 @@ def main(argv=None) -> int:
             max_pixels=args.max_pixels,
             world_size=args.world_size,
             group_timeout_s=args.group_timeout_s,
+            token=token_from_env(),
         )
     except ValueError as exc:
         print(f"error: --world_size: {exc}", file=sys.stderr)
@@ -566,6 +677,12 @@ def main(argv=None) -> int:
     from coordexp.generation.swift_contract import sync_models
 
     threading.Thread(target=sync_models, name="import-sync-models", daemon=True).start()
+    if token_from_env() is None:
+        print(
+            "rollout server: COORDEXP_ROLLOUT_TOKEN is not set: the weight-sync routes answer 401 "
+            "(the stage_2 launcher sets it)",
+            flush=True,
+        )
     print(f"rollout server listening on {srv.url}", flush=True)
     try:
         srv.httpd.serve_forever()

@@ -12,6 +12,10 @@ Both expose the methods the sync sequence (``weight_sync.push_full``) calls, wit
 - ``process_weights_after_loading()``, ``reset_prefix_cache()``: one POST each;
 - ``close_communicator()``: POST ``/close_communicator/`` (registered with ``atexit`` on init).
 
+Every request carries the run's token (``auth.TOKEN_HEADER``, read from ``COORDEXP_ROLLOUT_TOKEN``,
+which the launcher exports): the loopback server refuses weight sync without it; a real ``swift
+rollout`` server ignores the header (it checks nothing, docs/stage2.md).
+
 Which one (``make_sync_client``): ms-swift's own ``VLLMClient`` (vLLM's PyNccl communicator)
 when CUDA is available and vLLM is importable; that path cannot run on this project's CPU
 machines and is exercised by the manual vLLM smoke. Otherwise ``GlooSyncClient``: the same
@@ -28,6 +32,7 @@ import requests
 
 from coordexp.errors import CoordExpError
 from coordexp.generation import swift_contract
+from coordexp.generation.auth import TOKEN_HEADER, token_from_env
 from coordexp.generation.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
 
 
@@ -42,12 +47,15 @@ class GlooSyncClient:
     host: str = "127.0.0.1"  # where the server hosts the group store (the loopback server's address)
     timeout_s: float = 240.0  # HTTP timeout
     group_timeout_s: float = DEFAULT_TIMEOUT_S
+    token: str | None = field(default_factory=token_from_env, repr=False)  # the run's weight-sync token
     group: GlooGroup | None = field(default=None, init=False)
     rank: int | None = field(default=None, init=False)
     _session: requests.Session = field(default_factory=requests.Session, init=False, repr=False)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
+        if self.token:
+            self._session.headers[TOKEN_HEADER] = self.token
 
     def _call(self, method: str, route: str, json=None):
         try:
@@ -114,7 +122,11 @@ def make_sync_client(base_url: str, *, group_port: int, timeout_s: float, host: 
     if production_path_available():
         from swift.rlhf_trainers.vllm_client import VLLMClient
 
-        return VLLMClient(base_urls=[base_url], group_ports=[group_port], connection_timeout=timeout_s)
+        client = VLLMClient(base_urls=[base_url], group_ports=[group_port], connection_timeout=timeout_s)
+        token = token_from_env()
+        for session in client.sessions if token else ():
+            session.headers[TOKEN_HEADER] = token
+        return client
     return GlooSyncClient(base_url, group_port=group_port, host=host, timeout_s=timeout_s)
 
 

@@ -38,7 +38,11 @@ def encode_split(path: str, tok, cfg, settings: RunSettings, *, limit: int | Non
     from coordexp.format.data import load_records
 
     records = load_records(
-        path, stage="stage1", max_pixels=settings.max_pixels, object_ordering=cfg.custom.object_ordering
+        path,
+        stage="stage1",
+        max_pixels=settings.max_pixels,
+        object_ordering=cfg.custom.object_ordering,
+        allow_outside_root=cfg.custom.allow_images_outside_jsonl_dir,
     )
     if limit is not None:
         log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))

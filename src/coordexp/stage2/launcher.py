@@ -43,6 +43,7 @@ do_resize. Server knobs that are not training knobs come from the environment:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import subprocess
@@ -263,7 +264,9 @@ def run_preflight(
     if problems:
         raise PreflightError(problems)
     files = [train] + ([cfg.custom.val_jsonl] if cfg.custom.val_jsonl else [])
-    jsonl_problems = (validate_jsonl or _validate_jsonl)(files, max_pixels)
+    jsonl_problems = (
+        validate_jsonl or functools.partial(_validate_jsonl, allow_outside=cfg.custom.allow_images_outside_jsonl_dir)
+    )(files, max_pixels)
     if jsonl_problems:
         raise PreflightError(jsonl_problems)
     dtype = env.get("COORDEXP_STAGE2_SERVER_TORCH_DTYPE") or cfg.model.get("torch_dtype") or "bfloat16"
@@ -295,9 +298,10 @@ def run_preflight(
     )
 
 
-def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
+def _validate_jsonl(files: list[str], max_pixels: int, allow_outside: bool = False) -> list[str]:
+    outside = ["--allow-images-outside-jsonl-dir"] if allow_outside else []
     r = subprocess.run(
-        [sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels), "--stage", "stage2"],
+        [sys.executable, str(VALIDATE_JSONL), *files, "--max-pixels", str(max_pixels), "--stage", "stage2", *outside],
         capture_output=True,
         text=True,
     )
@@ -388,8 +392,11 @@ def parse_server_command(cmd: list[str]) -> dict[str, str]:
     return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}
 
 
-def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:
-    """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command)."""
+def launch_env(pf: Preflight, impl: str, python: str = sys.executable, token: str | None = None) -> dict[str, str]:
+    """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command, a fresh
+    weight-sync token unless ``token`` is given)."""
+    from coordexp.generation.auth import TOKEN_ENV, new_token
+
     gpus = lambda g: ",".join(str(i) for i in g)  # noqa: E731
     return {
         "COORDEXP_STAGE2_LAUNCHER": "scripts/train_stage2.sh",
@@ -407,6 +414,8 @@ def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[s
         "COORDEXP_STAGE2_SERVER_IMPL": impl,
         "COORDEXP_STAGE2_SERVER_CMD": shlex.join(server_command(pf, impl, python)),
         "ROOT_IMAGE_DIR": pf.root_image_dir_resolved,
+        # the run's weight-sync token, for the server and the learner alone (rollout/auth.py)
+        TOKEN_ENV: token or new_token(),
     }
 
 

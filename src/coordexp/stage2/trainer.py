@@ -76,7 +76,13 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
     from coordexp.format.data import load_records
     from coordexp.training.settings import image_cap
 
-    records = load_records(path, stage="stage2", max_pixels=image_cap(cfg), object_ordering=cfg.custom.object_ordering)
+    records = load_records(
+        path,
+        stage="stage2",
+        max_pixels=image_cap(cfg),
+        object_ordering=cfg.custom.object_ordering,
+        allow_outside_root=cfg.custom.allow_images_outside_jsonl_dir,
+    )
     if limit is not None:
         log.info("%s: using the first %d of %d records (sample limit)", split, min(limit, len(records)), len(records))
         records = records[:limit]

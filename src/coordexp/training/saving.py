@@ -102,14 +102,43 @@ def final_checkpoint(trainer, output_dir: Path) -> Path:
 # ----------------------------------------------------------------------------- resume
 
 
+def load_checkpoint_file(f: Path, key: str) -> dict:
+    """The tensors of one checkpoint file, or ``TrainSetupError`` naming the file and what is wrong.
+
+    A resume meets files a crash, a full disk or a wrong copy left behind: an empty, truncated or
+    garbage file is the user's to fix (one line), never a safetensors traceback. Only a regular file
+    is opened, so a FIFO or device in the folder cannot block the run.
+    """
+    import stat
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    where = f"{key}: {f}"
+    try:
+        st = f.stat()
+    except OSError as exc:
+        raise TrainSetupError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise TrainSetupError(f"{where}: not a regular file; the checkpoint folder holds the files a save wrote")
+    if st.st_size == 0:
+        raise TrainSetupError(f"{where}: empty file (an interrupted save?); resume from an earlier checkpoint")
+    try:
+        return load_file(str(f))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TrainSetupError(
+            f"{where}: not a readable safetensors file ({reason}); it may be truncated or damaged: "
+            "resume from an earlier checkpoint"
+        ) from None
+
+
 def restore_weights(model, adapter, checkpoint: Path, *, where: str = "") -> dict:
     """Load a weight-only checkpoint's weights into ``model`` (and ``adapter``) before training.
 
     Returns what was restored (logged). Refuses a checkpoint whose contents do not fit the model
     being trained: a missing adapter or coord-offset file, or coord offsets the run would drop.
     """
-    from safetensors.torch import load_file
-
     ckpt = Path(checkpoint)
     key = f"{where}: training.resume_from_checkpoint {ckpt}"
     if not ckpt.is_dir():
@@ -121,16 +150,16 @@ def restore_weights(model, adapter, checkpoint: Path, *, where: str = "") -> dic
         restored["model_tensors"] = _restore_full(model, ckpt, key)
     off_file = ckpt / COORD_OFFSET_FILE
     if adapter is not None:
-        if not off_file.is_file():
+        if not off_file.exists():
             raise TrainSetupError(f"{key}: no {COORD_OFFSET_FILE}, but custom.coord_offset is enabled")
-        tensors = load_file(str(off_file))
+        tensors = load_checkpoint_file(off_file, key)
         if (adapter.head is None) != ("head" not in tensors):
             raise TrainSetupError(f"{key}: {COORD_OFFSET_FILE} tie_head differs from custom.coord_offset.tie_head")
         adapter.embed.data.copy_(tensors["embed"])
         if adapter.head is not None:
             adapter.head.data.copy_(tensors["head"])
         restored["coord_offset"] = sorted(tensors)
-    elif off_file.is_file():
+    elif off_file.exists():
         raise TrainSetupError(
             f"{key}: holds {COORD_OFFSET_FILE} but custom.coord_offset is disabled: they would be "
             "dropped; enable it, or merge the checkpoint first (scripts/tools/merge_checkpoint.py)"
@@ -146,12 +175,11 @@ def restore_weights(model, adapter, checkpoint: Path, *, where: str = "") -> dic
 
 def _restore_adapter(model, ckpt: Path, key: str) -> int:
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     f = ckpt / ADAPTER_FILE
-    if not f.is_file():
+    if not f.exists():
         raise TrainSetupError(f"{key}: no {ADAPTER_FILE} (the run trains a LoRA/DoRA adapter)")
-    state = load_file(str(f))
+    state = load_checkpoint_file(f, key)
     res = set_peft_model_state_dict(model, state)
     unexpected = list(getattr(res, "unexpected_keys", []) or [])
     if unexpected:
@@ -163,14 +191,12 @@ def _restore_adapter(model, ckpt: Path, key: str) -> int:
 
 
 def _restore_full(model, ckpt: Path, key: str) -> int:
-    from safetensors.torch import load_file
-
     files = sorted(p for p in ckpt.glob("model*.safetensors"))
     if not files:
         raise TrainSetupError(f"{key}: no model*.safetensors (the run trains the full model)")
     state: dict = {}
     for f in files:
-        state.update(load_file(str(f)))
+        state.update(load_checkpoint_file(f, key))
     res = model.load_state_dict(state, strict=False)
     tied = {k for k in res.missing_keys if k.endswith("lm_head.weight")} if model.config.tie_word_embeddings else set()
     missing = [k for k in res.missing_keys if k not in tied]
