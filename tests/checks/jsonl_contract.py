@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -330,7 +332,6 @@ def check_images_symlink(tmp_path):
 
 def png_header(path: Path, width: int, height: int) -> None:
     """A PNG whose header declares width x height and holds no pixel data (a bomb costs nothing to write)."""
-    import struct
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
