@@ -119,7 +119,8 @@ class Compilation:
             entry = (
                 self.lock.get(key)
                 or renames.moved_entry(self, b)
-                or (self.current_entry(b) if self.first_run else None)
+                # a new project's first full generate starts its lock
+                or (self.current_entry(b) if self.first_run and views is None else None)
             )
             if entry is not None:
                 out[key] = entry
@@ -205,7 +206,7 @@ def compile_project(
         modules,
         list(bound),
         issues + more,
-        lock.read(config.lock_path),
+        lock.read(config.lock_path, config.root),
         digests=dict(digests),
         _cache_key=k,
         _read_issues=issues,
@@ -216,9 +217,12 @@ def compile_project(
 
 
 def _never_generated(config: Config) -> bool:
-    """No lock (not even an empty or broken one) and no generated test under the output folder."""
+    """No lock (not even an empty or broken one) and no generated test of openspec/specs under the output
+    folder (those of active changes, from `generate --change`, do not count)."""
     path = config.lock_path
-    return not (path.exists() or path.is_symlink()) and not generator.existing_generated(config.output_dir)
+    if path.exists() or path.is_symlink():
+        return False
+    return not any("/" not in name for name in generator.existing_generated(config.output_dir))
 
 
 def _own_decls(decls: list[Decl], config: Config) -> tuple[list[Decl], list[Issue]]:

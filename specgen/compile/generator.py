@@ -58,6 +58,7 @@ def _escape_unprintable(text: str, keep: str = "") -> str:
 # A quote followed by another or ending the text: escaped, so no run of three (or one before the closing
 # quotes) can end the string; a lone quote inside the text stays as it reads.
 _QUOTE_RUN = re.compile(r'"(?="|\Z)')
+_QUOTE_PAIR = re.compile(r'"(?=")')
 
 
 def docline(text: str) -> str:
@@ -69,7 +70,8 @@ def docline(text: str) -> str:
 def docstring(text: str) -> str:
     """`text` as the body of a triple-quoted string: as `docline`, line breaks kept, continuation lines
     indented for a function body."""
-    text = _escape_unprintable(_QUOTE_RUN.sub(r'\\"', text.replace("\\", "\\\\")), keep="\n")
+    # The template closes the docstring on a line of its own, so a quote ending the text is safe there.
+    text = _escape_unprintable(_QUOTE_PAIR.sub(r'\\"', text.replace("\\", "\\\\")), keep="\n")
     return "\n".join(("    " + ln) if ln else "" for ln in text.split("\n")).lstrip()
 
 
