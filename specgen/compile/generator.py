@@ -50,8 +50,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _escape_unprintable(text: str, keep: str = "") -> str:
     """Each character that is not printable (and not in `keep`) as its Python escape, so a name holding a
     newline, a NUL or a lone surrogate cannot end a comment or a string early, nor make the file unreadable."""
-    if text.isprintable():
-        return text
+    if text.isprintable() or (keep and all(part.isprintable() for part in text.split(keep[0])) and len(keep) == 1):
+        return text  # the common case (docstrings: printable lines), without a pass per character
     return "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
