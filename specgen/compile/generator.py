@@ -506,8 +506,7 @@ def _generated(path: Path) -> bool:
 def write(output: Path, files: dict[str, FilePlan], d: Drift, root: Path | None = None) -> None:
     """Write the changed and missing files and delete the extra ones, each write atomic (`specgen.fsio`).
     `root`: the project root, which every written file must stay inside (no link out of it)."""
-    for name in (*d.changed, *d.missing):
-        fsio.write_bytes(output / name, files[name].text().encode("utf-8"), root=root)
+    fsio.write_many(((output / name, files[name].text().encode("utf-8")) for name in (*d.changed, *d.missing)), root)
     for name in d.extra:
         if root is not None:
             fsio.confined(output / name, root)
