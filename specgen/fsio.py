@@ -49,6 +49,46 @@ def write_bytes(path: Path, data: bytes, root: Path | None = None) -> None:
         raise
 
 
+def write_many(items, root: Path | None = None) -> None:
+    """``write_bytes`` for each (path, data) of `items`, each file atomic on its own: every temporary file is
+    written first, then each is flushed to disk and renamed. Flushing after all writes lets the file system
+    commit them together (1,000 generated files: one journal commit instead of 1,000)."""
+    pending: list[tuple[Path, str]] = []
+    try:
+        for path, data in items:
+            path = Path(path)
+            if root is not None:
+                confined(path, root)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_dir():
+                    raise SpecgenError("is a folder where a file belongs; remove or rename it", path)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                pending.append((path, tmp))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            except OSError as exc:
+                raise SpecgenError(f"cannot write: {exc.strerror or exc}", path) from None
+        while pending:
+            path, tmp = pending[0]
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                mode = _mode_of(path)
+                if mode is not None:
+                    os.chmod(tmp, mode)
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise SpecgenError(f"cannot write: {exc.strerror or exc}", path) from None
+            pending.pop(0)
+    finally:
+        for _, tmp in pending:
+            _discard(tmp)
+
+
 def write_text(path: Path, text: str, root: Path | None = None) -> None:
     """``write_bytes`` of UTF-8 text, newlines kept exactly as given."""
     write_bytes(path, text.encode("utf-8"), root)

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import operator
 import os
 import sys
 import types
@@ -99,25 +100,29 @@ def _classes() -> dict[str, type]:
 
 
 def encode(value):
-    classes = _classes()
-    fields = {c: tuple(f.name for f in dataclasses.fields(c)) for c in classes.values()}
+    getters = {
+        c: (c.__name__, operator.attrgetter(*(f.name for f in dataclasses.fields(c)))) for c in _classes().values()
+    }
     seen: dict[int, int] = {}
+    scalar = (str, int, bool, float, type(None))
 
     def enc(v):
-        if v is None or isinstance(v, (str, bool, int, float)):
-            return v
         t = type(v)
-        if t in fields:
+        if t in scalar:
+            return v
+        g = getters.get(t)
+        if g is not None:
             n = seen.get(id(v))
             if n is not None:
                 return ["r", n]
-            out = ["c", t.__name__, *(enc(getattr(v, f)) for f in fields[t])]
+            values = g[1](v)
+            out = ["c", g[0], *[x if type(x) in scalar else enc(x) for x in values]]
             seen[id(v)] = len(seen)
             return out
         if t is tuple:
-            return ["t", *map(enc, v)]
+            return ["t", *[x if type(x) in scalar else enc(x) for x in v]]
         if t is list:
-            return ["l", *map(enc, v)]
+            return ["l", *[x if type(x) in scalar else enc(x) for x in v]]
         if t is dict:
             return ["d", *(x for kv in v.items() for x in (enc(kv[0]), enc(kv[1])))]
         if isinstance(v, Path):
@@ -171,31 +176,35 @@ def _hints() -> dict[str, tuple]:
 def decode(data):
     classes = _classes()
     hints = _hints()
+    names = {n: tuple(f.name for f in dataclasses.fields(c)) for n, c in classes.items()}
     built: list = []
 
     def dec(v):
-        if not isinstance(v, list):
+        if type(v) is not list:
             return v
         tag = v[0]
-        if tag == "t":
-            return tuple(map(dec, v[1:]))
-        if tag == "l":
-            return list(map(dec, v[1:]))
-        if tag == "d":
-            items = list(map(dec, v[1:]))
-            return dict(zip(items[0::2], items[1::2], strict=True))
-        if tag == "p":
-            return Path(v[1])
-        if tag == "r":
-            return built[v[1]]
         if tag == "c":
-            cls, args = classes[v[1]], list(map(dec, v[2:]))
-            checks = hints[v[1]]
+            name = v[1]
+            args = [x if type(x) is not list else dec(x) for x in v[2:]]
+            checks = hints[name]
             if len(args) != len(checks) or not all(c(a) for c, a in zip(checks, args, strict=True)):
-                raise ValueError(f"a {v[1]} of another shape")
-            obj = cls(*args)
+                raise ValueError(f"a {name} of another shape")
+            # The fields as checked, set as a frozen dataclass's __init__ would (without its per-field cost).
+            obj = object.__new__(classes[name])
+            obj.__dict__.update(zip(names[name], args, strict=True))
             built.append(obj)
             return obj
+        if tag == "r":
+            return built[v[1]]
+        if tag == "t":
+            return tuple([x if type(x) is not list else dec(x) for x in v[1:]])
+        if tag == "p":
+            return Path(v[1])
+        if tag == "l":
+            return [x if type(x) is not list else dec(x) for x in v[1:]]
+        if tag == "d":
+            items = [x if type(x) is not list else dec(x) for x in v[1:]]
+            return dict(zip(items[0::2], items[1::2], strict=True))
         raise ValueError(f"unknown tag {tag!r}")
 
     return dec(data)

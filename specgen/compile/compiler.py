@@ -123,7 +123,8 @@ class Compilation:
             entry = (
                 self.lock.get(key)
                 or renames.moved_entry(self, b)
-                or (self.current_entry(b) if self.first_run else None)
+                # a new project's first full generate starts its lock
+                or (self.current_entry(b) if self.first_run and views is None else None)
             )
             if entry is not None:
                 out[key] = entry
@@ -209,7 +210,7 @@ def compile_project(
         modules,
         list(bound),
         issues + more,
-        lock.read(config.lock_path),
+        lock.read(config.lock_path, config.root),
         digests=dict(digests),
         _cache_key=k,
         _read_issues=issues,
@@ -220,9 +221,12 @@ def compile_project(
 
 
 def _never_generated(config: Config) -> bool:
-    """No lock (not even an empty or broken one) and no generated test under the output folder."""
+    """No lock (not even an empty or broken one) and no generated test of openspec/specs under the output
+    folder (those of active changes, from `generate --change`, do not count)."""
     path = config.lock_path
-    return not (path.exists() or path.is_symlink()) and not generator.existing_generated(config.output_dir)
+    if path.exists() or path.is_symlink():
+        return False
+    return not any("/" not in name for name in generator.existing_generated(config.output_dir))
 
 
 # A `@check("id")` or `@check("cap", "Requirement", "Scenario")` line, read from the text of a module that

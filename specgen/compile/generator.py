@@ -50,14 +50,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _escape_unprintable(text: str, keep: str = "") -> str:
     """Each character that is not printable (and not in `keep`) as its Python escape, so a name holding a
     newline, a NUL or a lone surrogate cannot end a comment or a string early, nor make the file unreadable."""
-    if text.isprintable():
-        return text
+    if text.isprintable() or (keep and all(part.isprintable() for part in text.split(keep[0])) and len(keep) == 1):
+        return text  # the common case (docstrings: printable lines), without a pass per character
     return "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 # A quote followed by another or ending the text: escaped, so no run of three (or one before the closing
 # quotes) can end the string; a lone quote inside the text stays as it reads.
 _QUOTE_RUN = re.compile(r'"(?="|\Z)')
+_QUOTE_PAIR = re.compile(r'"(?=")')
 
 
 def docline(text: str) -> str:
@@ -69,7 +70,8 @@ def docline(text: str) -> str:
 def docstring(text: str) -> str:
     """`text` as the body of a triple-quoted string: as `docline`, line breaks kept, continuation lines
     indented for a function body."""
-    text = _escape_unprintable(_QUOTE_RUN.sub(r'\\"', text.replace("\\", "\\\\")), keep="\n")
+    # The template closes the docstring on a line of its own, so a quote ending the text is safe there.
+    text = _escape_unprintable(_QUOTE_PAIR.sub(r'\\"', text.replace("\\", "\\\\")), keep="\n")
     return "\n".join(("    " + ln) if ln else "" for ln in text.split("\n")).lstrip()
 
 
@@ -504,8 +506,7 @@ def _generated(path: Path) -> bool:
 def write(output: Path, files: dict[str, FilePlan], d: Drift, root: Path | None = None) -> None:
     """Write the changed and missing files and delete the extra ones, each write atomic (`specgen.fsio`).
     `root`: the project root, which every written file must stay inside (no link out of it)."""
-    for name in (*d.changed, *d.missing):
-        fsio.write_bytes(output / name, files[name].text().encode("utf-8"), root=root)
+    fsio.write_many(((output / name, files[name].text().encode("utf-8")) for name in (*d.changed, *d.missing)), root)
     for name in d.extra:
         if root is not None:
             fsio.confined(output / name, root)

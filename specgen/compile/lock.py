@@ -66,8 +66,12 @@ def _unquote(field: str) -> str:
     return unquote(field, errors="surrogatepass") if "%" in field else field
 
 
-def read(path: Path) -> dict[tuple[str, str, str], Entry]:
+def read(path: Path, root: Path | None = None) -> dict[tuple[str, str, str], Entry]:
+    """The lock's entries. `root`: a lock that is a link leading out of that folder is refused (a file outside
+    the project must not decide what counts as reviewed)."""
     entries: dict[tuple[str, str, str], Entry] = {}
+    if root is not None and (path.exists() or path.is_symlink()):
+        fsio.confined(path, root)
     if not path.exists() and not path.is_symlink():
         return entries  # no lock yet: nothing reviewed
     try:

@@ -505,7 +505,9 @@ def check_new_scenario(proj):
         'def check_goodbye_in_french():\n    assert "Au revoir." == "Au revoir."\n',
     )
     _, tests, gate = proj.pipeline()
-    assert tests.rc == 0 and gate.rc == 0, gate.text
+    assert tests.rc == 0 and gate.rc == 1 and "specgen review greeting/farewell/goodbye-in-french" in gate.text
+    assert proj.specgen("review", "greeting/farewell/goodbye-in-french").rc == 0
+    assert proj.specgen("report", "--gate").rc == 0
 
 
 @check(CAP, "Spec Test Pipeline", "An edited THEN line is suspect until reviewed")
@@ -777,6 +779,7 @@ def check_ratchet(proj):
     assert proj.specgen("generate").rc == 0
     assert proj.specgen("baseline").rc == 0
     proj.write(CHECKS, bound)
+    assert proj.specgen("review", "--all").rc == 0  # the checks are new to the lock: read and reviewed
     _, _, gate = proj.pipeline()
     assert gate.rc == 1 and "ratchet: greeting/greet-by-name is verified now" in gate.err, gate.text
     assert not _gate_lines(gate)
