@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from specgen.proof.run import PROOF_NAME
+from specgen.proof.names import PROOF_NAME
 
 GOOD_REACH = ("on-path",)
 BAD_REACH = ("off-path", "no-reach")

@@ -22,9 +22,7 @@ from pathlib import Path
 from specgen import fsio
 from specgen.errors import SpecgenError
 from specgen.proof import measure, reach, stamp
-from specgen.proof.contexts import context_name
-
-PROOF_NAME = "proof.json"
+from specgen.proof.names import PROOF_NAME, context_name
 
 
 def settings(config) -> dict:
