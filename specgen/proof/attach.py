@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from specgen.proof.run import PROOF_NAME
+from specgen.proof.names import PROOF_NAME
 
 GOOD_REACH = ("on-path",)
 BAD_REACH = ("off-path", "no-reach")
@@ -30,10 +30,11 @@ def _load(path: Path) -> dict | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != 1 or not isinstance(data.get("scenarios"), dict):
+        stamp_ = data.get("stamp")
+        if data.get("version") != 1 or not isinstance(data.get("scenarios"), dict) or not isinstance(stamp_, dict):
             return None
         return data
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from specgen import fsio
 from specgen.errors import SpecgenError
-from specgen.proof.contexts import CONTEXT_ENV, EXCEPTIONS_ENV
+from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV
 
 
 @dataclass(frozen=True)

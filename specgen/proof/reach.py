@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specgen.proof.contexts import in_subprocess, parse_context
 from specgen.proof.functions import FileMap, map_file
+from specgen.proof.names import in_subprocess, parse_context
 
 ON_PATH, OFF_PATH, NO_REACH = "on-path", "off-path", "no-reach"
 

@@ -22,9 +22,7 @@ from pathlib import Path
 from specgen import fsio
 from specgen.errors import SpecgenError
 from specgen.proof import measure, reach, stamp
-from specgen.proof.contexts import context_name
-
-PROOF_NAME = "proof.json"
+from specgen.proof.names import PROOF_NAME, context_name
 
 
 def settings(config) -> dict:
@@ -103,12 +101,7 @@ def run(comp, args) -> int:
         "scenarios": scenarios,
         "strength": {},
     }
-    if args.mutants:
-        from specgen.proof import mutate
-
-        data["strength"] = mutate.requirements(comp, data, args, work, results, maps, s, _echo)
-        data["mutation"] = {"mutants": args.mutants, "seed": args.seed, "since": args.since, "budget": args.budget}
-    elif out.is_file():  # a reach-only run keeps the last strength figures, under their own stamp
+    if out.is_file():  # the last strength figures stay, under their own stamp, until new ones replace them
         try:
             old = json.loads(out.read_text(encoding="utf-8"))
             data["strength"], data["strength_stamp"] = old.get("strength", {}), old.get("strength_stamp")
@@ -116,14 +109,24 @@ def run(comp, args) -> int:
                 data["mutation"] = old["mutation"]
         except (OSError, ValueError):
             pass
+    _write(out, data)  # reach first: a mutation run that stops half-way loses no reach
     if args.mutants:
+        _echo(summary(data, time.monotonic() - started, out.relative_to(root).as_posix()) + "; now the mutants")
+        from specgen.proof import mutate
+
+        data["strength"] = mutate.requirements(comp, data, args, work, results, maps, s, _echo)
+        data["mutation"] = {"mutants": args.mutants, "seed": args.seed, "since": args.since, "budget": args.budget}
         data["strength_stamp"] = data["stamp"]
-    fsio.write_text(out, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        _write(out, data)
     for r in entry_runs:
         if r.exit != 0:
             _echo(f"specgen proof: error: entrypoint `{r.command}` exited {r.exit}; its reach is incomplete:\n{r.tail}")
     print(summary(data, time.monotonic() - started, out.relative_to(root).as_posix()))
     return 1 if any(r.exit != 0 for r in entry_runs) else 0
+
+
+def _write(out: Path, data: dict) -> None:
+    fsio.write_text(out, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def summary(data: dict, seconds: float, where: str) -> str:

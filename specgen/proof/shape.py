@@ -2,8 +2,8 @@
 
 - ``unverifiable-shape``: a scenario whose THEN lines (THEN and the AND lines after it) name no observable
   outcome: no code-like token (a `code span`, a "quoted literal", a number, a dotted.key, a snake_case or
-  call() identifier, a path) and either a vague phrase ("works correctly", "is handled properly", "as
-  expected", ...) or at most four words. Advisory; an error when ``[tool.specgen.proof] gate = true``.
+  call() identifier, a path) and a vague phrase ("works correctly", "is handled properly", "as expected",
+  ...). Advisory; an error when ``[tool.specgen.proof] gate = true``.
 - ``check-misses-outcome``: a bound check whose source names none of the code-like tokens of its scenario's
   THEN lines: whatever it asserts, it does not look at what the scenario promises.
 """
@@ -64,8 +64,7 @@ def code_tokens(text: str) -> set[str]:
 def observable(text: str) -> bool:
     if code_tokens(text) or _NUMBER.search(text) or _PATH.search(text):
         return True
-    words = re.findall(r"[A-Za-z]+", text)
-    return not _VAGUE.search(text) and len(words) > 4
+    return not _VAGUE.search(text)
 
 
 def names_any(source: str, tokens: set[str]) -> bool:

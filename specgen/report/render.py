@@ -120,6 +120,8 @@ def _proof_markdown(data: dict, out_dir: Path, root: Path) -> list[str]:
     elif not proof["current"]:
         lines.append("The proof results are **stale** (the code changed since): rerun `specgen proof`.")
     rows = [r for r in data["requirements"] if r.get("proof_findings") or (r.get("strength") or {}).get("survived")]
+    if not proof["measured"]:
+        rows = []  # nothing measured: one line says so, not a row per requirement
     if rows:
         lines += ["", "| requirement | reach | strength | findings |", "|---|---|---|---|"]
         for r in rows:
