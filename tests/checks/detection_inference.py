@@ -457,9 +457,12 @@ def check_smoke_e2e(tmp_path):
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     e2e = root / "build" / "e2e"
-    rows = (e2e / "gt_vs_pred.jsonl").read_text().splitlines()
-    assert len(rows) == len((root / "build/synthetic/val.coord.jsonl").read_text().splitlines())
+    rows = [json.loads(x) for x in (e2e / "gt_vs_pred.jsonl").read_text().splitlines()]
+    assert len(rows) == len((root / "build/synthetic_e2e/train.coord.jsonl").read_text().splitlines())
     m = json.loads((e2e / "metrics.json").read_text())
     assert {"bbox_AP", "bbox_AP50", "bbox_AP75"} <= set(m)
+    assert m["bbox_AP50"] > 0.5, m["bbox_AP50"]
+    assert m["counters"]["parse_failed_outputs"] < len(rows) / 2
+    assert all(p["score"] is not None for r in rows for p in r["pred"])  # generated and scored, not copied
     assert len(list((e2e / "vis").glob("overlay_*.png"))) >= 1
     print(f"smoke_e2e: {took:.0f} s")

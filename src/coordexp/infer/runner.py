@@ -94,7 +94,12 @@ def _local_hf(inf: InferConfig):
     from coordexp.rollout.hf_backend import HFBackend
 
     model, tok = load_for_inference(
-        inf.model, inf.checkpoint, torch_dtype=inf.torch_dtype, device=inf.device, attn_impl=inf.attn_impl
+        inf.model,
+        inf.checkpoint,
+        torch_dtype=inf.torch_dtype,
+        device=inf.device,
+        attn_impl=inf.attn_impl,
+        tokenizer=inf.tokenizer,
     )
     return HFBackend(model=model, tokenizer=tok, max_pixels=inf.max_pixels), tok
 
