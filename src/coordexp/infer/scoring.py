@@ -127,8 +127,13 @@ class TokenScorer:
         enc = encode_request(
             request, self.tokenizer, image_processor=self.image_processor, max_pixels=self.max_pixels or MAX_PIXELS
         )
-        if list(enc.prompt_ids) != list(prompt_ids):
-            raise ValueError("scoring: the backend generated from other prompt ids than this request encodes to")
+        # Score on the prompt the backend generated from (a server tokenizes it itself); only the images'
+        # token counts must agree with the pixels encoded here.
+        if list(prompt_ids).count(IMAGE_TOKEN_ID) != list(enc.prompt_ids).count(IMAGE_TOKEN_ID):
+            raise ValueError(
+                "scoring: the backend's prompt holds another number of image tokens than this request encodes to "
+                "(another max_pixels on the server?)"
+            )
         model = self.model
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
