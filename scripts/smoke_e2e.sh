@@ -34,7 +34,7 @@ step data "$PY" scripts/tools/make_synthetic_dataset.py --out "$DATA" --n-train 
 step train scripts/train.sh "$TRAIN_CFG"
 step infer scripts/infer.sh "$CFG"
 step eval scripts/eval.sh "$CFG"
-step vis "$PY" -m coordexp.vis "$CFG"
+step vis "$PY" -m coordexp.eval.vis "$CFG"
 "$PY" - "$OUT" "$MIN_AP50" <<'PYEOF'
 import json, sys
 from pathlib import Path

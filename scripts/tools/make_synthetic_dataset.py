@@ -13,7 +13,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a checkout without an editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from coordexp.synthetic import make_dataset  # noqa: E402
+from coordexp.smoke.synthetic import make_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

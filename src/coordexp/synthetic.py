@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordexp.coord import bbox_to_norm1000, coord_token
-from coordexp.data import DetObject, sort_objects
+from coordexp.format.coord import bbox_to_norm1000, coord_token
+from coordexp.format.data import DetObject, sort_objects
 
 SIDES_W = (64, 96, 128, 160)
 SIDES_H = (64, 96, 128)
@@ -33,7 +33,7 @@ PALETTE = (
 
 
 def _classes() -> tuple[str, ...]:
-    from coordexp.prompts import COCO_80_CLASSES
+    from coordexp.format.prompts import COCO_80_CLASSES
 
     return tuple(COCO_80_CLASSES)
 

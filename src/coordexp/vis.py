@@ -15,8 +15,8 @@ A legend strip under the image gives the sample index and the TP / FP / FN count
 page (``index.html``) lists every overlay with its counts, parse status and the raw output;
 ``contact_sheet.png`` tiles the overlays for a quick look.
 
-    python -m coordexp.vis <config.yaml>              # its `vis:` section
-    python -m coordexp.vis --artifact A --out DIR
+    python -m coordexp.eval.vis <config.yaml>              # its `vis:` section
+    python -m coordexp.eval.vis --artifact A --out DIR
 """
 
 from __future__ import annotations
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     from coordexp.infer.artifact import ArtifactError, load_artifact
     from coordexp.infer.config import load_pipeline_config
 
-    ap = argparse.ArgumentParser(prog="python -m coordexp.vis", description="overlay PNGs + index.html of an artifact")
+    ap = argparse.ArgumentParser(
+        prog="python -m coordexp.eval.vis", description="overlay PNGs + index.html of an artifact"
+    )
     ap.add_argument("config", nargs="?", help="a pipeline config with a `vis:` section")
     ap.add_argument("--artifact")
     ap.add_argument("--out")
@@ -222,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             print(issue.format(), file=sys.stderr)
         return 2
     except (ArtifactError, OSError) as exc:
-        print(f"coordexp.vis: error: {exc}", file=sys.stderr)
+        print(f"coordexp.eval.vis: error: {exc}", file=sys.stderr)
         return 2
-    print(f"coordexp.vis: {json.dumps(summary, sort_keys=True)}")
+    print(f"coordexp.eval.vis: {json.dumps(summary, sort_keys=True)}")
     return 0
 
 

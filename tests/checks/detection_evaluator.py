@@ -230,7 +230,7 @@ def check_same_bytes(tmp_path):
 
 @check(CAP, "Library Entry Point", "Rows built in memory evaluate like the written artifact")
 def check_library_entry_point(tmp_path):
-    from coordexp.data import DetObject, Record
+    from coordexp.format.data import DetObject, Record
     from coordexp.infer.artifact import build_row, render_gt
 
     objs = tuple(DetObject(d, "bbox_2d", tuple(b)) for d, b in SCENE)
@@ -284,7 +284,7 @@ def check_cli_torn_artifact(tmp_path):
 def check_overlay_styles(tmp_path):
     from PIL import Image
 
-    from coordexp import vis
+    from coordexp.eval import vis
 
     img = tmp_path / "a.png"
     Image.new("RGB", (640, 480), (255, 255, 255)).save(img)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from coordexp.data import load_records
+from coordexp.format.data import load_records
 from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, render_gt
 from coordexp.infer.config import PromptConfig, load_pipeline_config
 from coordexp.infer.runner import run_inference
 from specgen import check
-from tests.coordexp.infer_fixtures import Crash, build_assets, infer_config, loaded
+from tests.helpers.infer_fixtures import Crash, build_assets, infer_config, loaded
 
 CAP = "detection-inference"
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def assets(tmp_path_factory):
 
 
 def _hf(assets):
-    from coordexp.rollout.hf_backend import HFBackend
+    from coordexp.generation.hf_backend import HFBackend
 
     model, tok = loaded(assets["model"])
     return HFBackend(model=model, tokenizer=tok), tok
@@ -148,8 +148,8 @@ class ScriptedBackend:
         self.tok, self.texts = tok, texts_by_image
 
     def generate(self, requests, settings, *, seed_base, request_offset=0):
-        from coordexp.rollout.backend import IM_END_ID, RolloutOutput
-        from coordexp.rollout.hf_backend import encode_request
+        from coordexp.generation.backend import IM_END_ID, RolloutOutput
+        from coordexp.generation.hf_backend import encode_request
 
         outs = []
         for req in requests:
@@ -175,8 +175,8 @@ def _oracle_scores(model, tok, request, text: str, objects) -> list[float]:
 
     import torch
 
-    from coordexp.rollout.hf_backend import encode_request
-    from coordexp.tiny import IMAGE_TOKEN_ID
+    from coordexp.generation.hf_backend import encode_request
+    from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
     enc = encode_request(request, tok)
     gen = tok(text, add_special_tokens=False)["input_ids"]
@@ -391,9 +391,9 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 
 @check(CAP, "Backends Give The Same Artifact", "The rollout server protocol reproduces the HF artifact")
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
+    from coordexp.generation.backend import ServerBackend
+    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.infer.scoring import TokenScorer
-    from coordexp.rollout.backend import ServerBackend
-    from coordexp.rollout.server import LoopbackRolloutServer
 
     _, ref_bytes = reference_run
     model, tok = loaded(assets["model"])

@@ -19,7 +19,7 @@ Row (``schema_version`` 2; version 1 had no scores):
                                  truncated, parse_failed, error
 
 Pixels follow the inverse norm1000 rule: ``px = round(k / 999 * (extent - 1))`` clamped to
-``[0, extent - 1]`` (``coordexp.coord.norm1000_to_pixel``), x values against the width and y
+``[0, extent - 1]`` (``coordexp.format.coord.norm1000_to_pixel``), x values against the width and y
 values against the height. Nothing is dropped on the way: a prediction that the salvage
 parser rejects is counted in ``parse.drops`` under its reason.
 
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordexp.coord import coord_token, norm1000_to_pixel
-from coordexp.coordjson import parse, render
+from coordexp.format.coord import coord_token, norm1000_to_pixel
+from coordexp.format.coordjson import parse, render
 from coordexp.infer.scoring import SCORE_SOURCE, TokenTrace, object_scores
 
 SCHEMA_VERSION = 2
@@ -73,7 +73,7 @@ def object_row(desc: str, geometry: str, values, width: int, height: int) -> dic
 
 
 def gt_rows(record) -> list[dict]:
-    """The GT objects of a ``coordexp.data.Record``, in stored order."""
+    """The GT objects of a ``coordexp.format.data.Record``, in stored order."""
     return [object_row(o.desc, o.geometry, o.values, record.width, record.height) for o in record.objects]
 
 

@@ -5,7 +5,7 @@ by its own command:
 
     infer:  scripts/infer.sh <config>   a checkpoint over a JSONL -> the artifact gt_vs_pred.jsonl
     eval:   scripts/eval.sh <config>    the artifact -> metrics.json
-    vis:    python -m coordexp.vis      the artifact -> overlay PNGs + index.html
+    vis:    python -m coordexp.eval.vis      the artifact -> overlay PNGs + index.html
 
 It goes through the training loader's machinery (``coordexp.config``): the same YAML reader
 (line marks, duplicate keys refused, YAML 1.2 floats), the same strict typed schema (unknown

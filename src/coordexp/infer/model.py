@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordexp.coord import COORD_BINS, coord_token_ids, load_tokenizer
+from coordexp.format.coord import COORD_BINS, coord_token_ids, load_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
 COORD_OFFSET_FILE = "coord_offset.safetensors"

@@ -1,6 +1,6 @@
 """``run_inference(cfg)``: a checkpoint over a JSONL -> ``gt_vs_pred.jsonl`` + a run manifest.
 
-Flow: load and check the whole JSONL (``coordexp.data.load_records``: nothing runs on a bad
+Flow: load and check the whole JSONL (``coordexp.format.data.load_records``: nothing runs on a bad
 file) -> read back what an earlier run finished (``artifact.read_done``) -> load the model ->
 generate the pending samples in batches of ``infer.batch_size`` -> parse each output in salvage
 mode and append its row (flushed per row) -> write ``infer_summary.json``.
@@ -10,9 +10,9 @@ Seeds: sample i is generated under the rollout seed ``call_seed(norm_seed(infer.
 indices), so a sample's output does not depend on the batch size or on where a resumed run
 starts. Greedy decoding (the default) does not use the seed at all.
 
-Backends: ``hf`` runs ``model.generate`` in this process (``coordexp.rollout.hf_backend``);
+Backends: ``hf`` runs ``model.generate`` in this process (``coordexp.generation.hf_backend``);
 ``vllm`` sends the same requests and decoding settings to a running ``swift rollout`` server
-(``coordexp.rollout.backend.ServerBackend``), which must serve the same weights.
+(``coordexp.generation.backend.ServerBackend``), which must serve the same weights.
 
 Scores: every prediction is scored from the model's probabilities of the tokens it wrote
 (``coordexp.infer.scoring``), by one teacher-forced forward per sample of a model in this
@@ -48,8 +48,8 @@ class InferResult:
 
 
 def _requests(records, inf: InferConfig) -> list[dict]:
-    from coordexp.rollout.request import from_messages
-    from coordexp.template import build_messages
+    from coordexp.format.template import build_messages
+    from coordexp.generation.request import from_messages
 
     p = inf.prompts
     out = []
@@ -80,8 +80,8 @@ def contiguous_batches(indices: list[int], size: int) -> list[list[int]]:
 def output_text(tokenizer, out) -> str:
     """The generated text, decoded here from the generated ids (special tokens kept, ``<|im_end|>`` cut):
     a server's own text may have dropped the coord tokens (they are special tokens)."""
-    from coordexp.rollout.backend import IM_END_ID
-    from coordexp.template import DECODE_KWARGS
+    from coordexp.format.template import DECODE_KWARGS
+    from coordexp.generation.backend import IM_END_ID
 
     ids = list(out.token_ids)
     if IM_END_ID in ids:
@@ -90,8 +90,8 @@ def output_text(tokenizer, out) -> str:
 
 
 def _local_hf(inf: InferConfig):
+    from coordexp.generation.hf_backend import HFBackend
     from coordexp.infer.model import load_for_inference
-    from coordexp.rollout.hf_backend import HFBackend
 
     model, tok = load_for_inference(
         inf.model,
@@ -109,7 +109,7 @@ def make_backend(inf: InferConfig):
     from coordexp.infer.scoring import TokenScorer
 
     if inf.backend == "vllm":
-        from coordexp.rollout.backend import ServerBackend
+        from coordexp.generation.backend import ServerBackend
 
         local, tok = _local_hf(inf)  # scores only: the server generates
         return ServerBackend(inf.server_url, chunk_size=inf.batch_size), tok, TokenScorer.from_backend(local)
@@ -119,8 +119,8 @@ def make_backend(inf: InferConfig):
 
 def _trace(scorer, tokenizer, request: dict, out, text: str):
     """The generated text tokens' offsets in ``text`` and their log-probabilities."""
+    from coordexp.generation.backend import IM_END_ID
     from coordexp.infer.scoring import trace_from_ids
-    from coordexp.rollout.backend import IM_END_ID
 
     ids = list(out.token_ids)
     if IM_END_ID in ids:
@@ -134,8 +134,8 @@ def run_inference(
     """Run (or resume) inference. ``backend`` (with ``tokenizer``) replaces the configured one; an HF backend
     scores with its own model, any other needs ``scorer`` (``scoring.TokenScorer``); ``on_row`` sees each row
     after it is written."""
-    from coordexp.data import load_records
-    from coordexp.rollout.request import DecodeSettings, norm_seed
+    from coordexp.format.data import load_records
+    from coordexp.generation.request import DecodeSettings, norm_seed
 
     t0 = time.monotonic()
     records = load_records(
@@ -218,8 +218,8 @@ def _write_manifest(inf: InferConfig, config_path: str) -> None:
     """The training run manifest's files (resolved config, runtime env, run metadata) for this run."""
     from dataclasses import asdict
 
-    from coordexp.artifacts import write_run_manifest
     from coordexp.config.paths import repo_root_for
+    from coordexp.training.artifacts import write_run_manifest
 
     root = repo_root_for(Path(config_path)) if config_path else Path.cwd()
     write_run_manifest(

@@ -42,7 +42,7 @@ class TokenTrace:
 
 def trace_from_ids(tokenizer, text_ids: Sequence[int], logprobs: Sequence[float], text: str) -> TokenTrace:
     """Character offsets of ``text_ids`` in ``text`` (their full decode) joined with their log-probs."""
-    from coordexp.template import DecodeFrameError, decode_frame
+    from coordexp.format.template import DecodeFrameError, decode_frame
 
     if len(text_ids) != len(logprobs):
         raise ValueError(f"{len(text_ids)} generated tokens but {len(logprobs)} log-probabilities")
@@ -53,7 +53,7 @@ def trace_from_ids(tokenizer, text_ids: Sequence[int], logprobs: Sequence[float]
             raise ValueError("the generated ids do not decode to the artifact's raw_output")
     except DecodeFrameError:
         # a token splits a multi-byte character: fall back to the lengths of the prefix decodes
-        from coordexp.template import decode
+        from coordexp.format.template import decode
 
         offsets = tuple(len(decode(tokenizer, text_ids[:k])) for k in range(len(text_ids) + 1))
     return TokenTrace(tuple(offsets), tuple(float(x) for x in logprobs))
@@ -86,7 +86,7 @@ def object_token_indices(text: str, obj, offsets: Sequence[int]) -> list[int]:
 
 
 def object_scores(text: str, objects, trace: TokenTrace) -> list[float | None]:
-    """One score per parsed object (``coordexp.coordjson.ParsedObject``), in order; None for an object
+    """One score per parsed object (``coordexp.format.coordjson.ParsedObject``), in order; None for an object
     none of whose characters fall on a scored token (cannot happen for a parsed record)."""
     scores: list[float | None] = []
     for obj in objects:
@@ -118,9 +118,9 @@ class TokenScorer:
     def logprobs(self, request: dict, prompt_ids: Sequence[int], text_ids: Sequence[int]) -> list[float]:
         import torch
 
-        from coordexp.rollout.hf_backend import encode_request
-        from coordexp.template import MAX_PIXELS
-        from coordexp.tiny import IMAGE_TOKEN_ID
+        from coordexp.format.template import MAX_PIXELS
+        from coordexp.generation.hf_backend import encode_request
+        from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
         if not text_ids:
             return []
