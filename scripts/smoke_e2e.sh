@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end CPU smoke: train the tiny stage_1 on synthetic data, run inference with the checkpoint,
-# evaluate, draw. Leaves build/e2e/ with gt_vs_pred.jsonl, metrics.json (COCO keys) and vis/*.png.
-# Builds what it needs (tiny model, synthetic data) on first use. Prints each step's wall time.
+# End-to-end CPU smoke: write a small memorisable synthetic set, train the tiny stage_1 on it until it
+# has learnt it (configs/stage1/smoke/e2e_cpu.yaml), run inference with the checkpoint on the same
+# images, evaluate, draw. Leaves build/e2e/ with gt_vs_pred.jsonl, metrics.json (COCO keys) and
+# vis/*.png, and fails (exit 1, one line) unless bbox_AP50 is above E2E_MIN_AP50 (default 0.5): the
+# model must produce the boxes by generation on its own. Builds the tiny model on first use. Prints
+# each step's wall time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,8 +15,11 @@ fi
 export PYTHON="$PY" TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's code, whatever the venv points at
 CFG=configs/infer/smoke/e2e.yaml
+TRAIN_CFG=configs/stage1/smoke/e2e_cpu.yaml
+DATA=build/synthetic_e2e
 OUT=build/e2e
-rm -rf "$OUT"
+MIN_AP50="${E2E_MIN_AP50:-0.5}"
+rm -rf "$OUT" "$DATA" build/runs/stage1_e2e_cpu
 t0=$(date +%s)
 step() {  # step <name> <command...>: run, time, stop on failure
   local name="$1"; shift
@@ -22,14 +28,17 @@ step() {  # step <name> <command...>: run, time, stop on failure
   "$@"
   echo "== smoke_e2e: $name done in $(( $(date +%s) - s )) s"
 }
-step train scripts/train.sh configs/stage1/smoke/tiny_cpu.yaml
+# 4 images, one large box each (a side is 40-80 % of the image side): the set the e2e profile memorises
+step data "$PY" scripts/tools/make_synthetic_dataset.py --out "$DATA" --n-train 4 --n-val 0 --seed 17 \
+  --min-objects 1 --max-objects 1 --min-side 0.4 --max-side 0.8
+step train scripts/train.sh "$TRAIN_CFG"
 step infer scripts/infer.sh "$CFG"
 step eval scripts/eval.sh "$CFG"
 step vis "$PY" -m coordexp.eval.vis "$CFG"
-"$PY" - "$OUT" <<'PYEOF'
+"$PY" - "$OUT" "$MIN_AP50" <<'PYEOF'
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
+out, min_ap50 = Path(sys.argv[1]), float(sys.argv[2])
 m = json.loads((out / "metrics.json").read_text())
 need = ["bbox_AP", "bbox_AP50", "bbox_AP75", "bbox_APs", "bbox_APm", "bbox_APl", "bbox_AR100"]
 missing = [k for k in need if k not in m]
@@ -37,6 +46,12 @@ pngs = sorted((out / "vis").glob("overlay_*.png"))
 rows = (out / "gt_vs_pred.jsonl").read_text().count("\n")
 if missing or not pngs or rows == 0:
     sys.exit(f"smoke_e2e: FAILED: missing keys {missing}, {len(pngs)} overlays, {rows} artifact rows")
-print(f"smoke_e2e: ok: {rows} artifact rows, {len(pngs)} overlays, bbox_AP {m['bbox_AP']:.4f}")
+c = m["counters"]
+got = f"{c['pred_objects']} predictions for {c['gt_objects']} GT objects, {c['parse_failed_outputs']} unparsable outputs"
+if not m["bbox_AP50"] > min_ap50:
+    sys.exit(f"smoke_e2e: FAILED: {out}/metrics.json: bbox_AP50 {m['bbox_AP50']:.4f} is not above {min_ap50} ({got}): "
+             "the trained model did not learn its images; see build/runs/stage1_e2e_cpu/train_summary.json")
+print(f"smoke_e2e: ok: {rows} artifact rows, {len(pngs)} overlays, bbox_AP50 {m['bbox_AP50']:.4f} > {min_ap50}, "
+      f"bbox_AP {m['bbox_AP']:.4f} ({got})")
 PYEOF
 echo "== smoke_e2e: total $(( $(date +%s) - t0 )) s ($OUT)"

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=17)
     p.add_argument("--min-objects", type=int, default=1, help="per image (>= 1 keeps the data valid for Stage-2)")
     p.add_argument("--max-objects", type=int, default=6)
+    p.add_argument("--min-side", type=float, default=0.0, help="smallest box side, as a fraction of the image side")
+    p.add_argument("--max-side", type=float, default=0.5, help="largest box side, as a fraction of the image side")
     args = p.parse_args(argv)
     if args.n_train < 0 or args.n_val < 0:
         p.error("--n-train and --n-val must be >= 0")
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             min_objects=args.min_objects,
             max_objects=args.max_objects,
+            min_side=args.min_side,
+            max_side=args.max_side,
         )
     except (ValueError, OSError) as exc:
         print(f"make_synthetic_dataset: error: {exc}", file=sys.stderr)

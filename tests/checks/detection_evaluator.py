@@ -1,4 +1,4 @@
-"""Checks for capability `detection-evaluator`: pycocotools metrics, the score rule, F1-style matching,
+"""Checks for capability `detection-evaluator`: pycocotools metrics, score ranking, F1-style matching,
 per-class tables, the library entry point, the command line and the overlay pictures."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from coordexp.eval import evaluate_artifact, evaluate_rows
 from coordexp.infer.artifact import dumps, object_row
+from coordexp.infer.scoring import SCORE_SOURCE
 from specgen import check
 from tests.helpers.detection_rows import SCENE, SCENE2, row
 
@@ -68,23 +69,66 @@ def check_desc_mismatch():
     assert bad["f1ish@0.50_fn_full"] == good["f1ish@0.50_fn_full"] + 1
 
 
-# ---------------------------------------------------------------- Constant Confidence Score
+# ---------------------------------------------------------------- Scores Rank The Predictions
+
+SCORED_GT = [("cat", [100, 100, 300, 300]), ("cat", [600, 600, 800, 800]), ("dog", [100, 600, 300, 900])]
+# (pred, score): two true positives, a false positive tied in score with the second one, a dog TP
+SCORED = [
+    (("cat", [100, 100, 300, 300]), 0.9),
+    (("cat", [610, 600, 800, 810]), 0.6),
+    (("cat", [350, 350, 450, 450]), 0.6),
+    (("dog", [100, 600, 300, 880]), 0.7),
+]
 
 
-@check(CAP, "Constant Confidence Score", "Scores are 1.0 and the rule is recorded")
-def check_constant_score(tmp_path):
+def _scored_row(index, preds):
+    return row(index, SCORED_GT, [p for p, _ in preds], scores=[s for _, s in preds])
+
+
+@check(CAP, "Scores Rank The Predictions", "Permuting the predictions changes no metric")
+def check_permutation_invariant():
+    import itertools
+
+    def report(order):
+        preds = [SCORED[i] for i in order]
+        rows = [_scored_row(0, preds), _scored_row(1, preds[::-1])]
+        m = metrics(rows)
+        m["eval"].pop("coco_summary")  # the same numbers as the keys, formatted
+        return json.dumps(m, sort_keys=True)
+
+    first = report(range(len(SCORED)))
+    for order in itertools.permutations(range(len(SCORED))):
+        assert report(order) == first, order
+    m = json.loads(first)
+    assert 0 < m["bbox_AP50"] < 1  # the false positive is ranked among the true positives
+
+
+@check(CAP, "Scores Rank The Predictions", "A wrong box costs less at a low score than at a high one")
+def check_low_score_costs_less():
     gt = [("cat", [100, 100, 300, 300]), ("cat", [600, 600, 800, 800])]
-    tp_first = [("cat", [100, 100, 300, 300]), ("cat", [350, 350, 450, 450])]
-    fp_first = list(reversed(tp_first))
-    a = metrics([row(0, gt, tp_first)])
-    b = metrics([row(0, gt, fp_first)])
-    assert a["eval"]["score"] == 1.0 and "constant 1.0" in a["eval"]["score_rule"]
-    assert a["bbox_AP"] != b["bbox_AP"]  # equal scores: COCO ranks in written order
-    assert a["bbox_AR100"] == b["bbox_AR100"]
+    tps = [("cat", [100, 100, 300, 300]), ("cat", [600, 600, 800, 800])]
+    wrong = ("cat", [350, 350, 450, 450])
+    low = metrics([row(0, gt, [wrong, *tps], scores=[0.1, 0.8, 0.7])])
+    high = metrics([row(0, gt, [*tps, wrong], scores=[0.8, 0.7, 0.95])])
+    assert low["bbox_AP"] == pytest.approx(1.0)  # ranked last: precision 1.0 at every recall
+    assert high["bbox_AP"] < low["bbox_AP"] and high["bbox_AP50"] < low["bbox_AP50"]
+    assert high["bbox_AR100"] == low["bbox_AR100"]
+    for k in ("tp", "fp", "fn"):
+        assert high[f"f1ish@0.50_{k}_full"] == low[f"f1ish@0.50_{k}_full"]
+
+
+@check(CAP, "Scores Rank The Predictions", "The score sources are recorded")
+def check_score_sources(tmp_path):
+    scored = _scored_row(0, SCORED)
+    unscored = row(1, SCENE, SCENE)
     p = tmp_path / "a.jsonl"
-    p.write_text(dumps(row(0, gt, tp_first)) + "\n")
-    written = json.loads(json.dumps(evaluate_artifact(p, tmp_path / "ev")))
-    assert written["eval"]["score"] == 1.0
+    p.write_text(dumps(scored) + "\n" + dumps(unscored) + "\n")
+    written = json.loads(
+        (lambda: (evaluate_artifact(p, tmp_path / "ev"), (tmp_path / "ev/metrics.json").read_text())[1])()
+    )
+    assert written["eval"]["score_sources"] == {SCORE_SOURCE: len(SCORED), "none": len(SCENE)}
+    assert written["counters"]["pred_unscored"] == len(SCENE)
+    assert "score" in written["eval"]["score_rule"] and "1.0" in written["eval"]["score_rule"]
 
 
 # ---------------------------------------------------------------- F1-Style Matching

@@ -16,7 +16,7 @@ import pytest
 
 from coordexp.format.data import load_records
 from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, render_gt
-from coordexp.infer.config import load_pipeline_config
+from coordexp.infer.config import PromptConfig, load_pipeline_config
 from coordexp.infer.runner import run_inference
 from specgen import check
 from tests.helpers.infer_fixtures import Crash, build_assets, infer_config, loaded
@@ -133,6 +133,110 @@ def check_perfect_output(assets):
         row = build_row(rec, render_gt(rec, "desc_first"), field_order="desc_first")
         assert row["pred"] == row["gt"] and row["parse"]["n_dropped"] == 0
         assert row["index"] == rec.base_idx and row["line"] == rec.line and row["image"] == rec.images[0]
+
+
+# ---------------------------------------------------------------- Model Scores
+
+
+class ScriptedBackend:
+    """A backend that 'generates' each record's GT rendered as CoordJSON (so the outputs hold objects
+    even for the random tiny model), with the prompt ids the HF backend would have used."""
+
+    name = "scripted"
+
+    def __init__(self, tok, texts_by_image: dict):
+        self.tok, self.texts = tok, texts_by_image
+
+    def generate(self, requests, settings, *, seed_base, request_offset=0):
+        from coordexp.generation.backend import IM_END_ID, RolloutOutput
+        from coordexp.generation.hf_backend import encode_request
+
+        outs = []
+        for req in requests:
+            image = next(
+                c["image"]
+                for m in req["messages"]
+                if isinstance(m["content"], list)
+                for c in m["content"]
+                if c.get("type") == "image"
+            )
+            ids = self.tok(self.texts[image], add_special_tokens=False)["input_ids"] + [IM_END_ID]
+            outs.append(RolloutOutput(encode_request(req, self.tok).prompt_ids, ids, None, "stop"))
+        return outs
+
+    def close(self):
+        pass
+
+
+def _oracle_scores(model, tok, request, text: str, objects) -> list[float]:
+    """Geometric mean of each object's coord and desc token probabilities, from one full forward (all logits)
+    and character offsets from prefix decodes."""
+    import math
+
+    import torch
+
+    from coordexp.generation.hf_backend import encode_request
+    from coordexp.smoke.tiny import IMAGE_TOKEN_ID
+
+    enc = encode_request(request, tok)
+    gen = tok(text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([list(enc.prompt_ids) + gen])
+    with torch.no_grad():
+        logits = model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            pixel_values=enc.pixel_values,
+            image_grid_thw=enc.image_grid_thw,
+            mm_token_type_ids=(ids == IMAGE_TOKEN_ID).int(),
+        ).logits[0]
+    lp = torch.log_softmax(logits.float(), -1)
+    p0 = len(enc.prompt_ids)
+    token_lp = [float(lp[p0 - 1 + t, g]) for t, g in enumerate(gen)]
+    ends = [len(tok.decode(gen[: t + 1], skip_special_tokens=False)) for t in range(len(gen))]
+    starts = [0, *ends[:-1]]
+    out, pos = [], 0
+    for obj in objects:
+        chars = set()
+        for k in obj["bins"]:
+            lit = f"<|coord_{k}|>"
+            at = text.index(lit, pos)
+            chars.update(range(at, at + len(lit)))
+            pos = at + len(lit)
+        key = '"desc": "' + obj["desc"] + '"'
+        at = text.index(key, text.rindex("{", 0, pos)) + len('"desc": "')
+        chars.update(range(at, at + len(obj["desc"])))
+        pos = max(pos, at)
+        mine = [token_lp[t] for t in range(len(gen)) if any(c in chars for c in range(starts[t], ends[t]))]
+        out.append(math.exp(sum(mine) / len(mine)))
+    return out
+
+
+@check(CAP, "Model Scores", "Scores come from the model's token probabilities")
+def check_scores_from_model(assets, tmp_path):
+    from coordexp.infer.runner import _requests
+    from coordexp.infer.scoring import SCORE_SOURCE, TokenScorer
+
+    model, tok = loaded(assets["model"])
+    cfg = infer_config(assets, tmp_path, prompts=PromptConfig(field_order="geometry_first"))
+    records = [r for r in load_records(cfg.jsonl) if len(r.objects) >= 2][:2]
+    assert records
+    texts = {r.images[0]: render_gt(r, "geometry_first") for r in records}
+    cfg.limit = max(r.base_idx for r in records) + 1
+    run_inference(cfg, backend=ScriptedBackend(tok, texts), tokenizer=tok, scorer=TokenScorer(model, tok))
+    rows = {r["index"]: r for r in map(json.loads, cfg.artifact.read_text().splitlines())}
+    summary = json.loads((Path(cfg.output_dir) / "infer_summary.json").read_text())
+    assert summary["score_source"] == SCORE_SOURCE
+    seen = []
+    reqs = dict(zip([r.base_idx for r in records], _requests(records, cfg), strict=True))
+    for rec in records:
+        row = rows[rec.base_idx]
+        assert row["score_source"] == SCORE_SOURCE and len(row["pred"]) == len(rec.objects)
+        want = _oracle_scores(model, tok, reqs[rec.base_idx], row["raw_output"], row["pred"])
+        got = [p["score"] for p in row["pred"]]
+        assert all(0 < g <= 1 for g in got), got
+        assert got == pytest.approx(want, rel=1e-3, abs=1e-6), (got, want)
+        seen += got
+    assert len(set(seen)) == len(seen)  # one score per object, not a constant
 
 
 # ---------------------------------------------------------------- Resumable Inference
@@ -289,6 +393,7 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
     from coordexp.generation.backend import ServerBackend
     from coordexp.generation.server import LoopbackRolloutServer
+    from coordexp.infer.scoring import TokenScorer
 
     _, ref_bytes = reference_run
     model, tok = loaded(assets["model"])
@@ -296,7 +401,7 @@ def check_server_backend_same_artifact(assets, reference_run, tmp_path):
     with LoopbackRolloutServer(model, tok) as srv:
         backend = ServerBackend(srv.url, chunk_size=cfg.batch_size)
         try:
-            run_inference(cfg, backend=backend, tokenizer=tok)
+            run_inference(cfg, backend=backend, tokenizer=tok, scorer=TokenScorer(model, tok))
         finally:
             backend.close()
     assert cfg.artifact.read_bytes() == ref_bytes
@@ -352,9 +457,12 @@ def check_smoke_e2e(tmp_path):
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     e2e = root / "build" / "e2e"
-    rows = (e2e / "gt_vs_pred.jsonl").read_text().splitlines()
-    assert len(rows) == len((root / "build/synthetic/val.coord.jsonl").read_text().splitlines())
+    rows = [json.loads(x) for x in (e2e / "gt_vs_pred.jsonl").read_text().splitlines()]
+    assert len(rows) == len((root / "build/synthetic_e2e/train.coord.jsonl").read_text().splitlines())
     m = json.loads((e2e / "metrics.json").read_text())
     assert {"bbox_AP", "bbox_AP50", "bbox_AP75"} <= set(m)
+    assert m["bbox_AP50"] > 0.5, m["bbox_AP50"]
+    assert m["counters"]["parse_failed_outputs"] < len(rows) / 2
+    assert all(p["score"] is not None for r in rows for p in r["pred"])  # generated and scored, not copied
     assert len(list((e2e / "vis").glob("overlay_*.png"))) >= 1
     print(f"smoke_e2e: {took:.0f} s")

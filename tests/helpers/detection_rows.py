@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from coordexp.infer.artifact import object_row
+from coordexp.infer.scoring import SCORE_SOURCE
 
 
-def row(index, gt, pred, w=1000, h=1000, image=None):
-    """An artifact row from (desc, bins) pairs (bbox_2d)."""
+def row(index, gt, pred, w=1000, h=1000, image=None, scores=None):
+    """An artifact row from (desc, bins) pairs (bbox_2d); ``scores`` gives each prediction its score."""
+    preds = [object_row(d, "bbox_2d", b, w, h) for d, b in pred]
+    for p, s in zip(preds, scores or [], strict=False):
+        p["score"] = s
     return {
         "index": index,
         "line": index + 1,
@@ -15,9 +19,10 @@ def row(index, gt, pred, w=1000, h=1000, image=None):
         "height": h,
         "coord_mode": "pixel",
         "gt": [object_row(d, "bbox_2d", b, w, h) for d, b in gt],
-        "pred": [object_row(d, "bbox_2d", b, w, h) for d, b in pred],
+        "pred": preds,
         "raw_output": "",
         "finish_reason": "stop",
+        "score_source": SCORE_SOURCE if scores else None,
         "parse": {
             "n_valid": len(pred),
             "n_dropped": 0,

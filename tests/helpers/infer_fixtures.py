@@ -39,7 +39,7 @@ def infer_config(assets: dict, out: Path, **kw) -> InferConfig:
     return InferConfig(**base)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loaded(model_dir: str):
     """(model, tokenizer) for inference from a model folder (once per process)."""
     from coordexp.infer.model import load_for_inference

@@ -6,11 +6,10 @@ whose desc is no GT category cannot be scored by COCO: it is dropped and counted
 (``coco_pred_unknown_desc``). Boxes go to COCO as ``[x, y, w, h]`` with ``w = x2 - x1``;
 a box with ``w <= 0`` or ``h <= 0`` is dropped and counted (``*_degenerate``).
 
-Scores: the model gives no per-object confidence, so every prediction scores 1.0 (the
-reference's rule for greedy decoding, docs/inference-and-evaluation.md: constant score 1.0). With all scores
-equal, pycocotools ranks detections in the order they are given (a stable sort), i.e. the
-order the model wrote them, so AP rewards a model that writes its true positives first only
-through that order. AR is unaffected by scores.
+Scores: each prediction carries its score (the model's confidence, ``coordexp.infer.scoring``),
+and COCO ranks the detections by it. Detections are handed to pycocotools sorted by (image,
+score descending, category, box), so equal scores are ranked by their boxes, never by the
+order the model wrote them: permuting an image's predictions changes no metric.
 
 Keys: ``bbox_AP`` (IoU .50:.95), ``bbox_AP50``, ``bbox_AP75``, ``bbox_APs/m/l`` (area < 32²,
 32²..96², > 96² px²), ``bbox_AR1``, ``bbox_AR10``, ``bbox_AR100``, ``bbox_ARs/m/l``; a value of
@@ -25,7 +24,6 @@ import io
 from coordexp.errors import CoordExpError
 
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-SCORE = 1.0
 
 
 class CocoUnavailable(CoordExpError, RuntimeError):
@@ -56,7 +54,7 @@ def _xywh(b):
 
 
 def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[dict, dict, dict, str]:
-    """``images``: [{id, width, height, gt: [(cat, bbox)], pred: [(cat, bbox)]}] with known categories.
+    """``images``: [{id, width, height, gt: [(cat, bbox)], pred: [(cat, bbox, score)]}] with known categories.
 
     Returns (metrics, per_class {name: {AP, AP50}}, counters, pycocotools' printed summary).
     """
@@ -67,8 +65,9 @@ def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[d
     imgs, gts, dts = [], [], []
     for im in images:
         imgs.append({"id": im["id"], "width": im["width"], "height": im["height"]})
-        for kind, sink in (("gt", gts), ("pred", dts)):
-            for cat, box in im[kind]:
+        preds = sorted(im["pred"], key=lambda p: (-p[2], p[0], list(p[1])))  # ties: by box, not written order
+        for kind, sink, objs in (("gt", gts, [(c, b, None) for c, b in im["gt"]]), ("pred", dts, preds)):
+            for cat, box, score in objs:
                 x, y, w, h = _xywh(box)
                 if w <= 0 or h <= 0:
                     counters[f"{kind}_degenerate"] += 1
@@ -82,7 +81,7 @@ def coco_bbox_metrics(images: list[dict], categories: dict[str, int]) -> tuple[d
                     "iscrowd": 0,
                 }
                 if kind == "pred":
-                    ann["score"] = SCORE
+                    ann["score"] = float(score)
                 sink.append(ann)
     cats = [{"id": i, "name": n} for n, i in sorted(categories.items(), key=lambda kv: kv[1])]
     gt = _coco(COCO, imgs, gts, cats)

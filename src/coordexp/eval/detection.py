@@ -12,7 +12,13 @@ built by ``coordexp.infer.artifact.build_row``); ``evaluate_artifact(path, out_d
     per_class: {desc: {AP, AP50, gt, pred, tp@<thr>, fp@<thr>, fn@<thr>}}   at the primary threshold
     counters: images, gt_objects, pred_objects, parse drops by reason, degenerate boxes,
               COCO-unscorable preds (desc not a GT class), empty predictions, truncated outputs
-    eval: the settings (thresholds, scope, score rule)
+    eval: the settings (thresholds, scope), the score rule and ``score_sources``: how many
+          predictions were scored by each source (``coordexp.infer.scoring.SCORE_SOURCE``)
+
+Scores: COCO ranks each prediction by its ``score`` (the model's confidence, written by
+inference). A prediction without one (rows built without token log-probabilities, e.g. an
+artifact of schema 1) scores ``UNSCORED`` = 1.0 and is counted (``counters.pred_unscored``,
+``score_sources["none"]``); ties are ranked by box, never by written order.
 
 The primary F1 threshold is 0.50 when listed, else the largest one (the reference's rule).
 """
@@ -23,14 +29,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from coordexp.eval.coco import SCORE, coco_bbox_metrics
-from coordexp.eval.matching import F1Accumulator, match_image, normalize_desc
+from coordexp.eval.coco import coco_bbox_metrics
+from coordexp.eval.matching import F1Accumulator, match_image, normalize_desc, pred_score
 
 METRICS_FILE = "metrics.json"
 MATCHES_FILE = "matches.jsonl"
+UNSCORED = 1.0
 SCORE_RULE = (
-    "constant 1.0 per prediction (no per-object confidence from greedy decoding); pycocotools "
-    "ranks equal scores in the order the model wrote the objects"
+    "COCO ranks predictions by pred[*].score, the model's confidence written by inference (its source per row: "
+    "score_source); a prediction without a score counts as 1.0 (pred_unscored); equal scores are ranked by box, "
+    "never by the order the model wrote the objects"
 )
 
 
@@ -69,6 +77,7 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
     primary = primary_threshold(thresholds)
     cats = _categories(rows)
     images, unknown = [], 0
+    sources: Counter = Counter()
     accs = {t: F1Accumulator(t) for t in thresholds}
     per_class = {name: Counter() for name in cats}
     match_rows = []
@@ -76,11 +85,13 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
         gt = [(cats[normalize_desc(g["desc"])], g["bbox"]) for g in row["gt"]]
         pred = []
         for p in row["pred"]:
+            src = row.get("score_source") if p.get("score") is not None else "none"
+            sources[src or "none"] += 1
             cat = cats.get(normalize_desc(p["desc"]))
             if cat is None:
                 unknown += 1
                 continue
-            pred.append((cat, p["bbox"]))
+            pred.append((cat, p["bbox"], pred_score(p, UNSCORED)))
         images.append({"id": img_id, "width": row["width"], "height": row["height"], "gt": gt, "pred": pred})
         for t in thresholds:
             m = match_image(row["pred"], row["gt"], t, pred_scope)
@@ -95,6 +106,7 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
     counters = _counters(rows)
     counters.update(coco_counters)
     counters["coco_pred_unknown_desc"] = unknown
+    counters["pred_unscored"] = sources.get("none", 0)
     report["counters"] = dict(sorted(counters.items()))
     report["per_class"] = {name: {**coco_pc.get(name, {}), **dict(per_class[name])} for name in sorted(cats)}
     # pycocotools' stat lines only: its progress lines carry timings, which would break same-input-same-bytes
@@ -103,8 +115,8 @@ def evaluate_rows(rows: list[dict], *, iou_thresholds=(0.3, 0.5), pred_scope: st
         "iou_thresholds": thresholds,
         "primary_iou_threshold": primary,
         "pred_scope": pred_scope,
-        "score": SCORE,
         "score_rule": SCORE_RULE,
+        "score_sources": dict(sorted(sources.items())),
         "coco_summary": stats,
     }
     return report, match_rows

@@ -1,9 +1,10 @@
 """Per-image set matching and the reference's F1-style metrics (location first, then desc).
 
 Matching (one IoU threshold): every (pred, gt) pair with IoU >= thr is a candidate; candidates
-are taken greedily by descending IoU, ties by pred index then gt index, each pred and each gt
-used once. IoU is the bbox IoU in pixel space (``[x1, y1, x2, y2]``, continuous coordinates,
-area = w * h).
+are taken greedily by descending IoU, ties by descending pred score, then by the pred's box and
+desc, then gt index (never by the order the preds were written, so a permutation of an image's
+preds changes no count), each pred and each gt used once. IoU is the bbox IoU in pixel space
+(``[x1, y1, x2, y2]``, continuous coordinates, area = w * h).
 
 Per image, location-only counts: tp_loc = matches, fp_loc = preds in scope - matched,
 fn_loc = gts - matched. A matched pair whose descs agree (after ``normalize_desc``) is
@@ -39,10 +40,18 @@ def bbox_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def greedy_match(preds: list, gts: list, thr: float) -> list[tuple[int, int, float]]:
-    """[(pred_idx, gt_idx, iou)] for bbox lists, by the rule in the module docstring."""
+def pred_score(pred: dict, default: float = 1.0) -> float:
+    """A prediction's score (``default`` when it has none)."""
+    s = pred.get("score")
+    return float(s) if s is not None else default
+
+
+def greedy_match(preds: list, gts: list, thr: float, tie_keys: list | None = None) -> list[tuple[int, int, float]]:
+    """[(pred_idx, gt_idx, iou)] for bbox lists, by the rule in the module docstring; ``tie_keys[i]`` orders
+    pred i among candidates of equal IoU (default: its index)."""
+    keys = tie_keys if tie_keys is not None else list(range(len(preds)))
     cands = [(bbox_iou(p, g), i, j) for i, p in enumerate(preds) for j, g in enumerate(gts)]
-    cands = sorted((c for c in cands if c[0] >= thr), key=lambda c: (-c[0], c[1], c[2]))
+    cands = sorted((c for c in cands if c[0] >= thr), key=lambda c: (-c[0], keys[c[1]], c[2], c[1]))
     used_p: set[int] = set()
     used_g: set[int] = set()
     out = []
@@ -92,7 +101,8 @@ def match_image(pred: list[dict], gt: list[dict], thr: float, pred_scope: str = 
     gt_descs = {normalize_desc(g["desc"]) for g in gt}
     scoped = [i for i, p in enumerate(pred) if pred_scope == "all" or normalize_desc(p["desc"]) in gt_descs]
     ignored = [i for i in range(len(pred)) if i not in set(scoped)]
-    raw = greedy_match([pred[i]["bbox"] for i in scoped], [g["bbox"] for g in gt], thr)
+    keys = [(-pred_score(pred[i]), list(pred[i]["bbox"]), normalize_desc(pred[i]["desc"])) for i in scoped]
+    raw = greedy_match([pred[i]["bbox"] for i in scoped], [g["bbox"] for g in gt], thr, keys)
     matches = [
         (scoped[i], j, iou, normalize_desc(pred[scoped[i]]["desc"]) == normalize_desc(gt[j]["desc"]))
         for i, j, iou in raw

@@ -4,7 +4,8 @@ Per sample, GT and predictions are matched as the evaluator matches them
 (``coordexp.eval.matching.match_image``, every prediction in scope, at ``vis.iou_threshold``)
 and drawn on the image, scaled up so the shortest side is at least 384 px:
 
-    matched      green, solid: the prediction's box, labelled with its desc
+    matched      green, solid: the prediction's box, labelled with its desc (and its score,
+                 when the artifact has one)
                  (the GT box it matched is a thin green outline underneath)
     FP           red, dashed: an unmatched prediction, or one matched at the right place with
                  the wrong desc (label "pred desc != gt desc")
@@ -51,6 +52,11 @@ def _dashed_rect(draw, box, color, width: int, dash: int = 8) -> None:
                 fill=color,
                 width=width,
             )
+
+
+def _pred_label(pred: dict) -> str:
+    score = pred.get("score")
+    return pred["desc"] if score is None else f"{pred['desc']} {score:.2f}"
 
 
 def _label(draw, xy, text: str, color, font) -> None:
@@ -108,10 +114,10 @@ def render_overlay(row: dict, iou_threshold: float = 0.5):
         _label(draw, (b[0] + 3, b[3] - 16), f"{row['gt'][g]['desc']} (missed)", ORANGE, font)
     for p, _g in c["matched"]:
         b = sb(row["pred"][p]["bbox"])
-        _label(draw, (b[0] + 3, b[1] + 2), row["pred"][p]["desc"], GREEN, font)
+        _label(draw, (b[0] + 3, b[1] + 2), _pred_label(row["pred"][p]), GREEN, font)
     for p in c["fp"]:
         b = sb(row["pred"][p]["bbox"])
-        text = row["pred"][p]["desc"]
+        text = _pred_label(row["pred"][p])
         if p in mismatch:
             text += f" != {row['gt'][mismatch[p]]['desc']}"
         _label(draw, (b[0] + 3, b[1] + 2), text, RED, font)

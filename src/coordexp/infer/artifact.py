@@ -1,6 +1,6 @@
 """The inference artifact ``gt_vs_pred.jsonl``: one JSON object per input record, in input order.
 
-Row (``schema_version`` 1):
+Row (``schema_version`` 2; version 1 had no scores):
 
     index, line, source          the record's 0-based index, its 1-based JSONL line, the JSONL path
     image, width, height         the (first) image, absolute, and its size in pixels
@@ -9,6 +9,10 @@ Row (``schema_version`` 1):
                                  bins   the norm1000 values as written / generated
                                  points the same values in pixels (x with width, y with height)
                                  bbox   [x1, y1, x2, y2] in pixels (a poly's extent)
+                                 score  (pred only) the model's confidence in the object,
+                                        ``coordexp.infer.scoring``
+    score_source                 how ``pred[*].score`` was computed (``scoring.SCORE_SOURCE``), or
+                                 null for rows built without token log-probabilities (no scores)
     raw_output                   the generated text, verbatim (special tokens kept)
     finish_reason                "stop" or "length"
     parse                        salvage-mode result: n_valid, n_dropped, drops by reason,
@@ -36,8 +40,9 @@ from typing import Any
 from coordexp.errors import CoordExpError
 from coordexp.format.coord import coord_token, norm1000_to_pixel
 from coordexp.format.coordjson import parse, render
+from coordexp.infer.scoring import SCORE_SOURCE, TokenTrace, object_scores
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ArtifactError(CoordExpError, ValueError):
@@ -84,10 +89,16 @@ def parse_summary(result) -> dict:
     }
 
 
-def build_row(record, raw_output: str, *, field_order: str, finish_reason: str | None = None) -> dict:
-    """One artifact row from a record and the model's text (parsed in salvage mode)."""
+def build_row(
+    record, raw_output: str, *, field_order: str, finish_reason: str | None = None, trace: TokenTrace | None = None
+) -> dict:
+    """One artifact row from a record and the model's text (parsed in salvage mode). With ``trace`` (the
+    generated tokens' offsets in ``raw_output`` and their log-probabilities) every prediction is scored."""
     result = parse(raw_output, "salvage", field_order)
     pred = [object_row(o.desc, o.geometry, o.values, record.width, record.height) for o in result.objects]
+    if trace is not None:
+        for p, score in zip(pred, object_scores(raw_output, result.objects, trace), strict=True):
+            p["score"] = score
     return {
         "schema_version": SCHEMA_VERSION,
         "index": record.base_idx,
@@ -102,6 +113,7 @@ def build_row(record, raw_output: str, *, field_order: str, finish_reason: str |
         "raw_output": raw_output,
         "finish_reason": finish_reason,
         "parse": parse_summary(result),
+        "score_source": SCORE_SOURCE if trace is not None else None,
     }
 
 
@@ -168,6 +180,11 @@ def _check_row(p: Path, lineno: int, row: Any, by_index: dict, done: dict) -> No
         raise ArtifactError(
             f"{where} row index {row['index']} does not match the input JSONL (another input or "
             "limit?): delete the artifact or choose another infer.output_dir"
+        )
+    if row.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{where} row of schema_version {row.get('schema_version')!r}, this inference writes "
+            f"{SCHEMA_VERSION} (predictions with scores): delete the artifact or choose another infer.output_dir"
         )
     if row["index"] in done:
         raise ArtifactError(f"{where} duplicate row for index {row['index']}")

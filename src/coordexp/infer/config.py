@@ -65,6 +65,7 @@ class InferConfig:
     jsonl: str = field(metadata={"doc": "the records to run, in the project's JSONL contract"})
     output_dir: str = field(metadata={"doc": "where gt_vs_pred.jsonl and the run manifest go"})
     checkpoint: str | None = None  # a stage_1 checkpoint (LoRA adapter and/or coord_offset.safetensors)
+    tokenizer: str | None = None  # the coord tokenizer's folder when `model` has none (a full-tuning checkpoint)
     backend: Literal["hf", "vllm"] = "hf"
     server_url: str | None = None  # backend vllm: a running `swift rollout` server
     batch_size: int = _f(4, ge=1)
@@ -145,7 +146,7 @@ def _finish(cfg: PipelineConfig, ctx: Ctx) -> None:
     """Paths made absolute, derived defaults filled, cross-key rules checked."""
     inf = cfg.infer
     if inf is not None:
-        for attr in ("model", "jsonl", "output_dir", "checkpoint"):
+        for attr in ("model", "jsonl", "output_dir", "checkpoint", "tokenizer"):
             _resolve(ctx, inf, attr, ("infer", attr))
         if inf.backend == "vllm" and not inf.server_url:
             ctx.error(

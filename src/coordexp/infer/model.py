@@ -94,8 +94,9 @@ def load_for_inference(
     torch_dtype: str = "float32",
     device: str = "cpu",
     attn_impl: str = "sdpa",
+    tokenizer: str | None = None,
 ):
-    """(model in eval mode on its device, coord-extended tokenizer)."""
+    """(model in eval mode on its device, coord-extended tokenizer from ``tokenizer`` or else ``model_dir``)."""
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
@@ -105,7 +106,13 @@ def load_for_inference(
     model = Qwen3VLForConditionalGeneration.from_pretrained(
         str(mdir), dtype=getattr(torch, torch_dtype), attn_implementation=attn_impl, local_files_only=True
     )
-    tok = load_tokenizer(mdir)
+    tdir = Path(tokenizer) if tokenizer else mdir
+    if not (tdir / "tokenizer_config.json").is_file():
+        raise ModelLoadError(
+            f"{tdir}: no tokenizer here (a full-tuning checkpoint saves none): set infer.tokenizer to the "
+            "model folder it was trained from"
+        )
+    tok = load_tokenizer(tdir)
     ids = coord_token_ids(tok)
     if checkpoint:
         model = _apply_checkpoint(model, Path(checkpoint), ids[0])

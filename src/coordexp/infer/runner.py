@@ -13,6 +13,11 @@ starts. Greedy decoding (the default) does not use the seed at all.
 Backends: ``hf`` runs ``model.generate`` in this process (``coordexp.generation.hf_backend``);
 ``vllm`` sends the same requests and decoding settings to a running ``swift rollout`` server
 (``coordexp.generation.backend.ServerBackend``), which must serve the same weights.
+
+Scores: every prediction is scored from the model's probabilities of the tokens it wrote
+(``coordexp.infer.scoring``), by one teacher-forced forward per sample of a model in this
+process: the HF backend's own model, or, with ``vllm``, ``infer.model`` (+ checkpoint) loaded
+here on ``infer.device`` (the server's text gives no per-token probabilities).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from coordexp.infer.artifact import ArtifactWriter, build_row, read_done
 from coordexp.infer.config import InferConfig
+from coordexp.infer.scoring import SCORE_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +89,51 @@ def output_text(tokenizer, out) -> str:
     return tokenizer.decode(ids, **DECODE_KWARGS)
 
 
-def make_backend(inf: InferConfig):
-    """(backend, tokenizer) for the configured backend."""
-    if inf.backend == "vllm":
-        from coordexp.format.coord import load_tokenizer
-        from coordexp.generation.backend import ServerBackend
-
-        return ServerBackend(inf.server_url, chunk_size=inf.batch_size), load_tokenizer(inf.model)
+def _local_hf(inf: InferConfig):
     from coordexp.generation.hf_backend import HFBackend
     from coordexp.infer.model import load_for_inference
 
     model, tok = load_for_inference(
-        inf.model, inf.checkpoint, torch_dtype=inf.torch_dtype, device=inf.device, attn_impl=inf.attn_impl
+        inf.model,
+        inf.checkpoint,
+        torch_dtype=inf.torch_dtype,
+        device=inf.device,
+        attn_impl=inf.attn_impl,
+        tokenizer=inf.tokenizer,
     )
     return HFBackend(model=model, tokenizer=tok, max_pixels=inf.max_pixels), tok
 
 
-def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, tokenizer=None, on_row=None) -> InferResult:
-    """Run (or resume) inference. ``backend`` (with ``tokenizer``) replaces the configured one; ``on_row`` sees
-    each row after it is written."""
+def make_backend(inf: InferConfig):
+    """(backend, tokenizer, scorer) for the configured backend."""
+    from coordexp.infer.scoring import TokenScorer
+
+    if inf.backend == "vllm":
+        from coordexp.generation.backend import ServerBackend
+
+        local, tok = _local_hf(inf)  # scores only: the server generates
+        return ServerBackend(inf.server_url, chunk_size=inf.batch_size), tok, TokenScorer.from_backend(local)
+    backend, tok = _local_hf(inf)
+    return backend, tok, TokenScorer.from_backend(backend)
+
+
+def _trace(scorer, tokenizer, request: dict, out, text: str):
+    """The generated text tokens' offsets in ``text`` and their log-probabilities."""
+    from coordexp.generation.backend import IM_END_ID
+    from coordexp.infer.scoring import trace_from_ids
+
+    ids = list(out.token_ids)
+    if IM_END_ID in ids:
+        ids = ids[: ids.index(IM_END_ID)]
+    return trace_from_ids(tokenizer, ids, scorer.logprobs(request, out.prompt_token_ids, ids), text)
+
+
+def run_inference(
+    inf: InferConfig, *, config_path: str = "", backend=None, tokenizer=None, scorer=None, on_row=None
+) -> InferResult:
+    """Run (or resume) inference. ``backend`` (with ``tokenizer``) replaces the configured one; an HF backend
+    scores with its own model, any other needs ``scorer`` (``scoring.TokenScorer``); ``on_row`` sees each row
+    after it is written."""
     from coordexp.format.data import load_records
     from coordexp.generation.request import DecodeSettings, norm_seed
 
@@ -123,9 +155,15 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
     if pending:
         owned = backend is None
         if owned:
-            backend, tokenizer = make_backend(inf)
+            backend, tokenizer, scorer = make_backend(inf)
         elif tokenizer is None:
             raise ValueError("run_inference: a backend passed in needs its tokenizer")
+        elif scorer is None:
+            if getattr(backend, "name", None) != "hf":
+                raise ValueError("run_inference: a non-HF backend passed in needs a scorer (scoring.TokenScorer)")
+            from coordexp.infer.scoring import TokenScorer
+
+            scorer = TokenScorer.from_backend(backend)
         requests = _requests([by_index[i] for i in pending], inf)
         req_of = dict(zip(pending, requests, strict=True))
         bar = _progress(inf, total=len(records), initial=len(records) - len(pending))
@@ -136,11 +174,13 @@ def run_inference(inf: InferConfig, *, config_path: str = "", backend=None, toke
                         [req_of[i] for i in batch], settings, seed_base=norm_seed(inf.seed), request_offset=batch[0]
                     )
                     for i, out in zip(batch, outs, strict=True):
+                        text = output_text(tokenizer, out)
                         row = build_row(
                             by_index[i],
-                            output_text(tokenizer, out),
+                            text,
                             field_order=inf.prompts.field_order,
                             finish_reason=out.finish_reason,
+                            trace=_trace(scorer, tokenizer, req_of[i], out, text),
                         )
                         writer.write(row)
                         generated += 1
@@ -194,6 +234,7 @@ def _write_summary(inf: InferConfig, r: InferResult) -> None:
         "generated": r.generated,
         "torn_rows_rerun": r.torn,
         "backend": inf.backend,
+        "score_source": SCORE_SOURCE,
         "model": inf.model,
         "checkpoint": inf.checkpoint,
     }

@@ -45,7 +45,9 @@ class SplitStats:
     negatives: int  # images with no objects (stage-1 only; 0 when min_objects >= 1)
 
 
-def _draw_record(rng: random.Random, image_path: Path, *, min_objects: int, max_objects: int):
+def _draw_record(
+    rng: random.Random, image_path: Path, *, min_objects: int, max_objects: int, sides: tuple[float, float]
+):
     from PIL import Image, ImageDraw
 
     w, h = rng.choice(SIDES_W), rng.choice(SIDES_H)
@@ -55,7 +57,9 @@ def _draw_record(rng: random.Random, image_path: Path, *, min_objects: int, max_
     classes = _classes()
     objects = []
     for _ in range(rng.randint(min_objects, max_objects)):
-        bw, bh = rng.randint(8, max(8, w // 2)), rng.randint(8, max(8, h // 2))
+        lo, hi = sides
+        bw = rng.randint(max(8, int(w * lo)), max(8, int(w * hi)))
+        bh = rng.randint(max(8, int(h * lo)), max(8, int(h * hi)))
         x1, y1 = rng.randint(0, w - bw), rng.randint(0, h - bh)
         x2, y2 = x1 + bw - 1, y1 + bh - 1  # inclusive pixel corners
         draw.rectangle([x1, y1, x2, y2], fill=rng.choice(PALETTE))
@@ -75,13 +79,22 @@ def _record_json(image_rel: str, w: int, h: int, objects: list[DetObject]) -> st
     return json.dumps(rec, ensure_ascii=False, sort_keys=True)
 
 
-def make_split(out: Path, name: str, n: int, rng: random.Random, *, min_objects: int, max_objects: int) -> SplitStats:
+def make_split(
+    out: Path,
+    name: str,
+    n: int,
+    rng: random.Random,
+    *,
+    min_objects: int,
+    max_objects: int,
+    sides: tuple[float, float] = (0.0, 0.5),
+) -> SplitStats:
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     lines, n_obj, n_neg = [], 0, 0
     for i in range(n):
         rel = f"images/{name}_{i:05d}.png"
-        w, h, objects = _draw_record(rng, out / rel, min_objects=min_objects, max_objects=max_objects)
+        w, h, objects = _draw_record(rng, out / rel, min_objects=min_objects, max_objects=max_objects, sides=sides)
         n_obj += len(objects)
         n_neg += not objects
         lines.append(_record_json(rel, w, h, objects))
@@ -90,19 +103,32 @@ def make_split(out: Path, name: str, n: int, rng: random.Random, *, min_objects:
 
 
 def make_dataset(
-    out: str | Path, *, n_train: int = 64, n_val: int = 16, seed: int = 17, min_objects: int = 1, max_objects: int = 6
+    out: str | Path,
+    *,
+    n_train: int = 64,
+    n_val: int = 16,
+    seed: int = 17,
+    min_objects: int = 1,
+    max_objects: int = 6,
+    min_side: float = 0.0,
+    max_side: float = 0.5,
 ) -> dict[str, SplitStats]:
     """Write ``train.coord.jsonl``, ``val.coord.jsonl`` and ``images/`` under ``out``.
 
     ``min_objects`` defaults to 1 so that the same files serve Stage-2, which needs at least one
-    GT box per image.
+    GT box per image. A box side is drawn between ``min_side`` and ``max_side`` of the image side
+    (never under 8 px); the defaults give the historical files byte for byte.
     """
     if not 0 <= min_objects <= max_objects:
         raise ValueError(f"need 0 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
+    if not 0 <= min_side <= max_side <= 1:
+        raise ValueError(f"need 0 <= min_side <= max_side <= 1, got {min_side}, {max_side}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     return {
-        "train": make_split(out, "train", n_train, rng, min_objects=min_objects, max_objects=max_objects),
-        "val": make_split(out, "val", n_val, rng, min_objects=min_objects, max_objects=max_objects),
+        split: make_split(
+            out, split, n, rng, min_objects=min_objects, max_objects=max_objects, sides=(min_side, max_side)
+        )
+        for split, n in (("train", n_train), ("val", n_val))
     }
