@@ -673,6 +673,80 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     assert left.returncode == 1, left.stdout
 
 
+# ---------------------------------------------------------------- Server Runs The Learner's Effective Weights
+
+
+def _untied(model):
+    m = copy.deepcopy(model)
+    m.lm_head.weight = torch.nn.Parameter(m.get_input_embeddings().weight.detach().clone())
+    m.config.tie_word_embeddings = False
+    m.config.text_config.tie_word_embeddings = False
+    return m
+
+
+def _with_offsets(model, tie_head, seed):
+    """A learner copy with a CoordOffset adapter holding random tables (hooks on the copy only)."""
+    from coordexp.coord import coord_token_ids
+    from coordexp.training.model import CoordOffset
+
+    m = copy.deepcopy(model)
+    _m, tok = tiny()
+    adapter = CoordOffset(m, start=coord_token_ids(tok)[0], tie_head=tie_head)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        adapter.embed.copy_(0.5 * torch.randn(adapter.embed.shape, generator=g))
+        if adapter.head is not None:
+            adapter.head.copy_(0.5 * torch.randn(adapter.head.shape, generator=g))
+    return m, adapter
+
+
+def _next_token_logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1]
+
+
+@check(
+    CAP,
+    "Server Runs The Learner's Effective Weights",
+    "Server logits equal the learner's effective logits after a sync",
+)
+def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tiny_img):
+    from coordexp.coord import coord_token_ids
+    from coordexp.stage2.trainer import make_weight_push
+
+    base, tok = tiny()
+    coords = coord_token_ids(tok)
+    ids = encode_request(request(None), tok).prompt_ids + [coords[3], coords[500], coords[999]]
+    for plain, tie_head in ((base, True), (_untied(base), False)):
+        learner, adapter = _with_offsets(plain, tie_head, seed=7)
+        before = {k: v.clone() for k, v in learner.state_dict().items()}
+        want = _next_token_logits(learner, ids)
+        bare = _next_token_logits(plain, ids)
+        assert (want - bare).abs().max() > 1e-2, tie_head  # the offsets matter for this prompt
+        with LoopbackRolloutServer(copy.deepcopy(plain), tok, log=lambda m: None) as srv:
+            push = make_weight_push(srv.url, group_port=free_port(), model=learner, coord_offset=adapter)
+            try:
+                push(learner)
+            finally:
+                push.close()
+            got = _next_token_logits(srv.service.model, ids)
+        assert torch.allclose(got, want, atol=1e-4, rtol=0), (tie_head, float((got - want).abs().max()))
+        after = learner.state_dict()
+        assert all(torch.equal(after[k], v) for k, v in before.items()), tie_head
+
+
+@check(CAP, "Server Runs The Learner's Effective Weights", "Separate head offsets on a tied model are refused")
+def check_separate_head_offsets_on_a_tied_model_are_refused():
+    from coordexp.stage2.trainer import Stage2SetupError, make_weight_push
+
+    base, _tok = tiny()
+    learner, adapter = _with_offsets(base, tie_head=False, seed=3)
+    with pytest.raises(Stage2SetupError, match=r"run\.yaml: custom\.coord_offset\.tie_head"):
+        make_weight_push("http://127.0.0.1:1", model=learner, coord_offset=adapter, where="run.yaml")
+    _learner, tied = _with_offsets(base, tie_head=True, seed=3)
+    make_weight_push("http://127.0.0.1:1", model=_learner, coord_offset=tied, where="run.yaml")
+
+
 # ---------------------------------------------------------------- Endpoint Set Pinned To ms-swift
 
 

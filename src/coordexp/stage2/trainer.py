@@ -510,16 +510,28 @@ def engine_config(cfg, tok, model) -> EngineConfig:
     )
 
 
-def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
+def make_weight_push(
+    base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216, model=None, coord_offset=None, where=""
+):
     """``weight_sync`` for server mode: ``weight_sync.WeightPusher`` (ms-swift's sequence; its
-    ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
-    from coordexp.rollout.weight_sync import WeightPusher
+    ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run.
 
+    ``coord_offset`` (the run's ``CoordOffset`` or None) is folded into every push, so the server
+    rolls out the learner's effective policy; offsets the server cannot carry are refused here,
+    before training (``weight_sync.check_servable`` on ``model``)."""
+    from coordexp.rollout.weight_sync import WeightPusher, WeightSyncError, check_servable
+
+    if model is not None:
+        try:
+            check_servable(model, coord_offset)
+        except WeightSyncError as exc:
+            raise Stage2SetupError(f"{where}: {exc}" if where else str(exc)) from None
     return WeightPusher(
         base_url,
         group_port=group_port,
         timeout_s=timeout_s,
         log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
+        coord_offset=coord_offset,
     )
 
 
@@ -701,7 +713,12 @@ def run(
         if cfg.rollout_matching.rollout_backend == "vllm":
             server = cfg.rollout_matching.vllm.server
             weight_sync = make_weight_push(
-                server.servers[0].base_url, timeout_s=server.timeout_s, group_port=server.servers[0].group_port
+                server.servers[0].base_url,
+                timeout_s=server.timeout_s,
+                group_port=server.servers[0].group_port,
+                model=model,
+                coord_offset=adapter,
+                where=str(cfg.config_path),
             )
             log.info(
                 "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
