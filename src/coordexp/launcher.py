@@ -395,15 +395,6 @@ def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> li
     return head + [x for k, v in args for x in (f"--{k}", _arg(v))]
 
 
-def parse_server_command(cmd: list[str]) -> dict[str, str]:
-    """``--flag value`` pairs of a server command (checks compare them with the learner's values)."""
-    start = 2 if cmd[:2] == ["swift", "rollout"] else 3
-    rest = cmd[start:]
-    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
-        raise ValueError(f"not a --flag value list: {rest}")
-    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}
-
-
 def launch_env(pf: Preflight, impl: str, python: str = sys.executable) -> dict[str, str]:
     """The variables the script exports (launcher metadata, ROOT_IMAGE_DIR, the server command)."""
     gpus = lambda g: ",".join(str(i) for i in g)  # noqa: E731

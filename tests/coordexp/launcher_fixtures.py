@@ -80,3 +80,13 @@ def pid_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def parse_server_command(cmd: list[str]) -> dict[str, str]:
+    """``--flag value`` pairs of a launcher server command (``coordexp.launcher.server_command``),
+    so checks can compare what the server is started with against the learner's values."""
+    start = 2 if cmd[:2] == ["swift", "rollout"] else 3
+    rest = cmd[start:]
+    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
+        raise ValueError(f"not a --flag value list: {rest}")
+    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}

@@ -1,14 +1,15 @@
 import pytest
 
 from coordexp.rollout.client import RolloutClient, RolloutClientError, RolloutContractError
-from coordexp.rollout.request import DecodeSettings, call_seed, infer_request
+from coordexp.rollout.request import DecodeSettings, call_seed
+from tests.coordexp.tiny_rollout import chat_request
 from tests.coordexp.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
 
 S = DecodeSettings(max_tokens=16)
 
 
 def reqs(n):
-    return [infer_request("sys", f"q{i}", [f"/img/{i}.jpg"]) for i in range(n)]
+    return [chat_request("sys", f"q{i}", [f"/img/{i}.jpg"]) for i in range(n)]
 
 
 def test_health_and_world_size():

@@ -5,11 +5,12 @@ from coordexp.rollout import swift_contract as sc
 from coordexp.rollout.alignment import PromptMismatchError, check_prompt_alignment
 from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
 from coordexp.rollout.request import (
-    DecodeSettings, RequestBuildError, call_seed, from_messages, infer_body, infer_request, norm_seed,
+    DecodeSettings, RequestBuildError, call_seed, from_messages, infer_body, norm_seed,
     request_config, seed_base,
 )
 from coordexp.rollout.response import RolloutResponseError, parse_infer_response
 from tests.coordexp.fake_rollout_server import ok_item
+from tests.coordexp.tiny_rollout import chat_request
 
 
 def test_seeds_never_zero():
@@ -29,11 +30,11 @@ def test_request_config_matches_swift_fields():
 
 
 def test_request_validates_as_rollout_infer_request_and_pil_refused():
-    r = infer_request("system text", "detect", ("/a.jpg",))
+    r = chat_request("system text", "detect", ("/a.jpg",))
     parsed = sc.validate_infer_request(r)
     assert parsed.messages[0]["content"] == "system text"
-    with pytest.raises(RequestBuildError, match="path string"):
-        infer_request("s", "u", [Image.new("RGB", (2, 2))])
+    with pytest.raises(RequestBuildError, match="image paths as strings"):
+        chat_request("s", "u", [Image.new("RGB", (2, 2))])
     with pytest.raises(RequestBuildError, match="JSON-serializable"):
         infer_body([{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
                      "objects": {"x": Image.new("RGB", (2, 2))}}], {})

@@ -122,7 +122,11 @@ def test_closure_ignores_braces_in_desc(tok):
 def test_closure_of_truncated_target_is_not_located(tok):
     ids = ids_of(tok, '{"objects": [' + rec("cat", (1, 2, 3, 4)) + "<|im_end|>")
     with pytest.raises(ClosureError):
-        locate_closure(tok, ids, DF)
+        pieces = decode_pieces(tok, ids)
+        offsets = [0]
+        for piece in pieces:
+            offsets.append(offsets[-1] + len(piece))
+        locate_closure(ids, "".join(pieces), offsets, DF, tok.convert_tokens_to_ids("<|im_end|>"))
 
 
 def test_geometry_first(tok):

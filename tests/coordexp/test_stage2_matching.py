@@ -4,10 +4,15 @@ import pytest
 import random
 
 from coordexp.stage2.matching import (
-    MatchConfig, Shape, bbox_iou, box_mask_ious, candidates, mask_iou, match, rasterize,
+    MatchConfig, Shape, bbox_iou, box_mask_ious, mask_iou, match, rasterize,
 )
 
 B = lambda *v: Shape("bbox_2d", tuple(v))  # noqa: E731
+
+
+def candidates(pred, gts, k):
+    """The candidates ``match`` considered for its one prediction, in candidate order."""
+    return [j for _i, j in match([pred], gts, MatchConfig(candidate_top_k=k, maskiou_gate=0.0)).mask_iou]
 
 
 def test_rasterize_box_pixel_count():
