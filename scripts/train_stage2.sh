@@ -6,7 +6,7 @@
 # 2. The rollout server starts in its own process group (setsid) on COORDEXP_STAGE2_SERVER_GPUS:
 #    `swift rollout` (vLLM), or the CPU loopback server with COORDEXP_STAGE2_SERVER_IMPL=loopback.
 # 3. Readiness: GET /health/ every COORDEXP_STAGE2_READY_INTERVAL_S (2) s until 200, at most
-#    COORDEXP_STAGE2_READY_TIMEOUT_S (900) s; then GET /get_world_size/ is logged.
+#    COORDEXP_STAGE2_READY_TIMEOUT_S (900) s; then GET /get_world_size/ must equal DP x TP (else exit 1).
 # 4. The learner runs on COORDEXP_STAGE2_LEARNER_GPUS with the COORDEXP_STAGE2_* variables exported
 #    (recorded in run_metadata.json): `python -m coordexp.train <config>`, or
 #    COORDEXP_STAGE2_LEARNER_CMD (tests) run with the config path as its last argument.
@@ -75,7 +75,8 @@ SERVER_PID=$!
 
 "$PY" -m coordexp.launcher wait "$COORDEXP_STAGE2_SERVER_BASE_URL" \
   --interval "${COORDEXP_STAGE2_READY_INTERVAL_S:-2}" --timeout "${COORDEXP_STAGE2_READY_TIMEOUT_S:-900}" \
-  --pid "$SERVER_PID" || exit 1
+  --pid "$SERVER_PID" \
+  --expect-world-size "$(( COORDEXP_STAGE2_SERVER_DP * COORDEXP_STAGE2_SERVER_TP ))" || exit 1
 
 if [ -n "${COORDEXP_STAGE2_LEARNER_CMD:-}" ]; then
   eval "env \"\${LEARNER_ENV[@]}\" setsid $COORDEXP_STAGE2_LEARNER_CMD \"\$CONFIG\" &"  # & inside: $! is the learner

@@ -14,7 +14,12 @@ Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
   global_max_length``; ``template.max_pixels`` and ``custom.train_jsonl`` are set;
 - server and learner GPUs (``COORDEXP_STAGE2_SERVER_GPUS`` / ``COORDEXP_STAGE2_LEARNER_GPUS``,
   comma lists; empty on CPU) do not overlap, and the server GPU count divides by TP;
-- the train/val JSONL pass ``scripts/tools/validate_jsonl.py`` (stage2, max_pixels, images).
+- the train/val JSONL pass ``scripts/tools/validate_jsonl.py`` (stage2, max_pixels, images);
+- ``mm_processor_kwargs`` holds only ``do_resize`` (and a ``max_pixels`` equal to the learner's),
+  and ``template.truncation_strategy`` has a server name (``SERVER_TRUNCATION``).
+
+``wait`` then checks the server's ``/get_world_size/`` against DP x TP (``--expect-world-size``):
+a mismatch aborts the launch before the learner starts.
 
 Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata.json by
 ``coordexp.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
@@ -91,7 +96,8 @@ class Preflight:
     template: str = "qwen3_vl"
     max_length: int | None = None
     vllm_enable_prefix_caching: bool = True
-    mm_processor_kwargs_json: str = '{"do_resize": false}'  # JSON of rollout_matching.vllm.mm_processor_kwargs
+    mm_processor_kwargs_json: str = '{"do_resize": false}'  # JSON of what the server's image processor is sent
+    truncation_strategy: str = "delete"  # ms-swift's name for the learner's template.truncation_strategy
 
 
 def parse_server_url(url: str) -> tuple[str, str, int]:
@@ -257,6 +263,9 @@ def run_preflight(
         max_pixels = 0
     mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
     problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
+    sent_mm_kwargs = {k: mm_kwargs[k] for k in SENT_MM_KWARGS if k in mm_kwargs}
+    truncation, trunc_problem = server_truncation(config_path, cfg.template.get("truncation_strategy", "raise"))
+    problems += trunc_problem
     train = cfg.custom.train_jsonl
     if not train:
         problems.append(f"{config_path}: custom.train_jsonl: required")
@@ -308,7 +317,8 @@ def run_preflight(
         template=str(cfg.template.get("template") or "qwen3_vl"),
         max_length=gml,
         vllm_enable_prefix_caching=rm.vllm.enable_prefix_caching,
-        mm_processor_kwargs_json=json.dumps(mm_kwargs, sort_keys=True),
+        mm_processor_kwargs_json=json.dumps(sent_mm_kwargs, sort_keys=True),
+        truncation_strategy=truncation,
     )
 
 
@@ -331,12 +341,38 @@ def learner_do_resize() -> bool:
     return bool(load_image_processor().do_resize)
 
 
+# What the server's image processor is sent (vLLM's mm_processor_kwargs): do_resize only. max_pixels
+# travels as ``--max_pixels`` (ms-swift's template, the learner's value); anything else would make
+# the server see images differently from the learner, so it is refused, never passed on.
+SENT_MM_KWARGS = ("do_resize",)
+CHECKED_MM_KWARGS = ("do_resize", "max_pixels")
+
+# The learner's template.truncation_strategy as ms-swift's rollout server names it. "raise" (the
+# learner's default: an over-long sample is an error) is ms-swift's "delete" (the template raises
+# MaxLengthError, which the server answers as an error instead of generating from a cut prompt).
+SERVER_TRUNCATION = {"raise": "delete", "delete": "delete", "left": "left", "right": "right"}
+
+
+def server_truncation(config_path: str, learner: str) -> tuple[str, list[str]]:
+    """(``--truncation_strategy`` value, problems) for the learner's template.truncation_strategy."""
+    if learner in SERVER_TRUNCATION:
+        return SERVER_TRUNCATION[learner], []
+    return "delete", [
+        f"{config_path}: template.truncation_strategy {learner!r}: the rollout server takes "
+        f"{', '.join(sorted(SERVER_TRUNCATION))}; set one of them"
+    ]
+
+
 def processor_parity_problems(config_path: str, mm_kwargs: dict, max_pixels: int) -> list[str]:
     """The server's image processor must see images as the learner does (audit P1.2): the same
-    do_resize (stated explicitly) and, when given, the same max_pixels."""
+    do_resize (stated explicitly), when given the same max_pixels, and no other key."""
     key = "rollout_matching.vllm.mm_processor_kwargs"
     want = learner_do_resize()
-    out = []
+    out = [
+        f"{config_path}: {key}.{k}: not passed to the rollout server (only {', '.join(CHECKED_MM_KWARGS)} are "
+        "checked against the learner's image processor, and only do_resize is sent): remove it"
+        for k in sorted(set(mm_kwargs) - set(CHECKED_MM_KWARGS))
+    ]
     if "do_resize" not in mm_kwargs:
         out.append(
             f"{config_path}: {key}.do_resize: required ({str(want).lower()}, as the learner's image processor): "
@@ -380,6 +416,7 @@ def server_args(pf: Preflight, impl: str) -> list[tuple[str, object]]:
         ("vllm_max_model_len", pf.vllm_max_model_len),
         ("vllm_enable_lora", pf.vllm_enable_lora),
         ("vllm_enable_prefix_caching", pf.vllm_enable_prefix_caching),
+        ("truncation_strategy", pf.truncation_strategy),
         # vLLM's engine argument mm_processor_kwargs carries do_resize to the server's image processor
         ("vllm_engine_kwargs", json.dumps({"mm_processor_kwargs": mm_kwargs}, sort_keys=True)),
     ]
@@ -424,10 +461,14 @@ def wait_ready(
     timeout_s: float = 900.0,
     alive: Callable[[], bool] = lambda: True,
     log: Callable[[str], None] = print,
+    expected_world_size: int | None = None,
 ) -> int:
     """Poll GET /health/ until HTTP 200, then GET /get_world_size/; returns the world size.
 
-    Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone.
+    Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone or
+    when its world size is not ``expected_world_size`` (the DP x TP the launcher started it
+    with: a server with other ranks would take a weight-sync group of another size and chunk
+    the learner's requests for ranks it does not have).
     """
     from coordexp.rollout.client import RolloutClient
 
@@ -438,6 +479,12 @@ def wait_ready(
             if client.health():
                 ws = client.world_size()
                 log(f"rollout server ready at {base_url}: world_size {ws}")
+                if expected_world_size is not None and ws != expected_world_size:
+                    raise RuntimeError(
+                        f"{base_url}/get_world_size/ reports world_size {ws}, but the server was started with "
+                        f"data parallel x tensor parallel = {expected_world_size} (COORDEXP_STAGE2_SERVER_DP x "
+                        "COORDEXP_STAGE2_SERVER_TP): fix the server GPUs or COORDEXP_STAGE2_SERVER_TP"
+                    )
                 return ws
             if not alive():
                 raise RuntimeError(f"the rollout server process exited before {base_url}/health/ answered")
@@ -475,6 +522,9 @@ def main(argv=None) -> int:
     w.add_argument("--interval", type=float, default=2.0)
     w.add_argument("--timeout", type=float, default=900.0)
     w.add_argument("--pid", type=int, default=None, help="server pid: stop waiting when it exits")
+    w.add_argument(
+        "--expect-world-size", type=int, default=None, help="abort unless the server reports this world size (DP x TP)"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "preflight":
         if not Path(args.config).is_file():
@@ -503,6 +553,7 @@ def main(argv=None) -> int:
             timeout_s=args.timeout,
             alive=alive,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            expected_world_size=args.expect_world_size,
         )
     except (TimeoutError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -259,7 +259,7 @@ def check_launcher_flags_exist(smoke_preflight):
     flags = parse_server_command(server_command(smoke_preflight, "swift"))
     assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
     assert set(sc.LAUNCHER_FLAGS) <= set(flags), sorted(set(sc.LAUNCHER_FLAGS) - set(flags))
-    assert len(sc.LAUNCHER_FLAGS) == 16
+    assert len(sc.LAUNCHER_FLAGS) == 17
 
 
 @check(CAP, "Rollout CLI Flags", "Server command carries the learner's values")
@@ -863,6 +863,95 @@ def check_multiple_servers_and_overlapping_gpus_are_rejected(launch_assets, tmp_
 def check_usage_errors_exit_2(args):
     r = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage: scripts/train_stage2.sh <config.yaml>" in r.stderr
+
+
+# ---------------------------------------------------------------- Launcher Parity With ms-swift's Server
+
+WRONG_WORLD_SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = b'{"world_size": 2}' if "world" in self.path else b'{"status": "ok"}'
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "A server world size other than DP times TP aborts the launch")
+def check_a_server_world_size_other_than_dp_times_tp_aborts_the_launch(launch_assets, tmp_path):
+    model, data = launch_assets
+    port = free_port()
+    cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    (tmp_path / "srv.py").write_text(WRONG_WORLD_SERVER)
+    r = run_launcher(
+        cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=f"{sys.executable} {tmp_path}/srv.py {port}"
+    )
+    assert r.returncode == 1, r.stderr
+    assert "reports world_size 2, but the server was started with data parallel x tensor parallel = 1" in r.stderr
+    assert not (tmp_path / "learner.out").exists()
+    assert _port_closed(port)
+
+
+def _leaf(tmp_path, body):
+    leaf = tmp_path / f"leaf{len(list(tmp_path.glob('leaf*.yaml')))}.yaml"
+    leaf.write_text(
+        f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+        f"        - base_url: http://127.0.0.1:{free_port()}\n" + body
+    )
+    return str(leaf)
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "The server gets the learner's truncation strategy")
+def check_the_server_gets_the_learners_truncation_strategy(smoke_preflight, tmp_path):
+    from coordexp.config import load_config
+    from coordexp.launcher import PreflightError, run_preflight, server_command
+
+    assert load_config(SERVER_SMOKE).template.get("truncation_strategy") == "raise"
+    assert parse_server_command(server_command(smoke_preflight, "swift"))["truncation_strategy"] == "delete"
+    left = run_preflight(
+        _leaf(tmp_path, "template:\n  truncation_strategy: left\n"), {}, validate_jsonl=lambda f, m: []
+    )
+    assert parse_server_command(server_command(left, "swift"))["truncation_strategy"] == "left"
+    with pytest.raises(PreflightError) as ei:
+        run_preflight(_leaf(tmp_path, "template:\n  truncation_strategy: split\n"), {}, validate_jsonl=lambda f, m: [])
+    assert any("template.truncation_strategy 'split'" in p for p in ei.value.problems), ei.value.problems
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "mm_processor_kwargs holds only what is sent")
+def check_mm_processor_kwargs_holds_only_what_is_sent(tmp_path):
+    import json as _json
+
+    from coordexp.config import load_config
+    from coordexp.launcher import PreflightError, run_preflight, server_command
+
+    mm = "    mm_processor_kwargs:\n      do_resize: false\n"
+    with pytest.raises(PreflightError) as ei:
+        run_preflight(_leaf(tmp_path, mm + "      min_pixels: 3136\n"), {}, validate_jsonl=lambda f, m: [])
+    assert any("mm_processor_kwargs.min_pixels: not passed" in p for p in ei.value.problems), ei.value.problems
+    max_pixels = load_config(SERVER_SMOKE).template["max_pixels"]
+    pf = run_preflight(_leaf(tmp_path, mm + f"      max_pixels: {max_pixels}\n"), {}, validate_jsonl=lambda f, m: [])
+    engine = _json.loads(parse_server_command(server_command(pf, "swift"))["vllm_engine_kwargs"])
+    assert engine == {"mm_processor_kwargs": {"do_resize": False}}
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "A CUDA learner without vLLM is refused up front")
+def check_a_cuda_learner_without_vllm_is_refused_up_front(monkeypatch):
+    from coordexp.rollout import sync_client
+    from coordexp.stage2.trainer import Stage2SetupError, make_weight_push
+
+    monkeypatch.setattr(sync_client, "_cuda_available", lambda: True)
+    monkeypatch.setattr(sync_client, "_vllm_importable", lambda: False)
+    monkeypatch.delenv("COORDEXP_STAGE2_SERVER_IMPL", raising=False)
+    model, _tok = tiny()
+    t0 = time.monotonic()
+    with pytest.raises(Stage2SetupError, match=r"run\.yaml: the learner runs with CUDA but vLLM is not importable"):
+        make_weight_push("http://127.0.0.1:1", model=model, where="run.yaml")
+    assert time.monotonic() - t0 < 5
+    monkeypatch.setenv("COORDEXP_STAGE2_SERVER_IMPL", "loopback")
+    push = make_weight_push("http://127.0.0.1:1", model=model, where="run.yaml")
+    assert isinstance(push.client_factory(), GlooSyncClient)
 
 
 # ---------------------------------------------------------------- Launcher Readiness And Cleanup

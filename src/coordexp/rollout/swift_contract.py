@@ -43,6 +43,7 @@ LAUNCHER_FLAGS = (
     "vllm_enable_lora",
     "vllm_enable_prefix_caching",
     "vllm_engine_kwargs",
+    "truncation_strategy",
 )
 
 

@@ -225,12 +225,15 @@ class WeightPusher:
         into every push (``effective_tensors``)."""
         from urllib.parse import urlsplit
 
-        from coordexp.rollout.sync_client import make_sync_client
+        from coordexp.rollout.sync_client import choose_transport, make_sync_client
 
         host = urlsplit(base_url).hostname or "127.0.0.1"
-        self.client_factory = client_factory or (
-            lambda: make_sync_client(base_url, group_port=group_port, timeout_s=timeout_s, host=host)
-        )
+        if client_factory is None:
+            transport = choose_transport()  # up front: a CUDA learner without vLLM is refused here
+            client_factory = lambda: make_sync_client(  # noqa: E731
+                base_url, group_port=group_port, timeout_s=timeout_s, host=host, transport=transport
+            )
+        self.client_factory = client_factory
         self.bucket_bytes = bucket_bytes_from_env(bucket_mb)
         self.client = None
         self.records: list[PushRecord] = []

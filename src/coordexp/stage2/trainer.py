@@ -518,21 +518,23 @@ def make_weight_push(
 
     ``coord_offset`` (the run's ``CoordOffset`` or None) is folded into every push, so the server
     rolls out the learner's effective policy; offsets the server cannot carry are refused here,
-    before training (``weight_sync.check_servable`` on ``model``)."""
+    before training (``weight_sync.check_servable`` on ``model``), and so is a CUDA learner
+    without vLLM talking to a ``swift rollout`` server (``sync_client.choose_transport``)."""
+    from coordexp.rollout.sync_client import SyncClientError
     from coordexp.rollout.weight_sync import WeightPusher, WeightSyncError, check_servable
 
-    if model is not None:
-        try:
+    try:
+        if model is not None:
             check_servable(model, coord_offset)
-        except WeightSyncError as exc:
-            raise Stage2SetupError(f"{where}: {exc}" if where else str(exc)) from None
-    return WeightPusher(
-        base_url,
-        group_port=group_port,
-        timeout_s=timeout_s,
-        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
-        coord_offset=coord_offset,
-    )
+        return WeightPusher(
+            base_url,
+            group_port=group_port,
+            timeout_s=timeout_s,
+            log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
+            coord_offset=coord_offset,
+        )
+    except (WeightSyncError, SyncClientError) as exc:
+        raise Stage2SetupError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def make_backend(cfg, model, tok):
