@@ -655,6 +655,26 @@ def _trainer_class():
     return Stage2ABTrainer, SaveDelay
 
 
+def check_learner_devices(cfg, settings) -> None:
+    """Several CUDA devices in one learner process are refused: transformers would wrap the model
+    in ``nn.DataParallel`` (one process driving every device), which the Stage-2 step (per-pack
+    backward, rank-0 weight sync) does not support. Several devices take one process each (torchrun)."""
+    import os
+
+    import torch
+
+    if settings.arguments.get("use_cpu") or not torch.cuda.is_available():
+        return
+    n = torch.cuda.device_count()
+    if n > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        raise Stage2SetupError(
+            f"{cfg.config_path}: the learner sees {n} CUDA devices but runs as one process (transformers would "
+            "wrap the model in nn.DataParallel); start one process per device with torchrun "
+            "(NPROC_PER_NODE=N or COORDEXP_STAGE2_LEARNER_GPUS with scripts/train_stage2.sh), or make one "
+            "device visible (CUDA_VISIBLE_DEVICES)"
+        )
+
+
 def _identity(batch):
     return list(batch)
 
@@ -690,6 +710,7 @@ def run(
             f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs post-rollout segments)"
         )
     settings = RunSettings.from_config(cfg)
+    check_learner_devices(cfg, settings)
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
     args = training_arguments(settings)
@@ -745,6 +766,8 @@ def run(
         engine=engine,
         eval_samples=val,
     )
+    # the Trainer's arguments know the process's place once torchrun's group is up
+    engine.rank, engine.world_size = trainer.args.process_index, trainer.args.world_size
     try:
         trainer.train()
     finally:
