@@ -200,10 +200,8 @@ def choose_server_impl(
     return "swift", "production default"
 
 
-def run_preflight(
-    config_path: str, env: Mapping[str, str], *, validate_jsonl: Callable[[list[str], int], list[str]] | None = None
-) -> Preflight:
-    """All CPU-side launch checks; raises PreflightError listing every problem."""
+def _load(config_path: str):
+    """The config, with the smoke inputs it places under build/ built when missing."""
     from coordexp.config import ConfigError, load_config
 
     try:
@@ -211,64 +209,90 @@ def run_preflight(
     except ConfigError as exc:
         raise PreflightError([f"{config_path}: {line}" for line in str(exc).splitlines()] or [str(exc)]) from None
     build_missing_inputs(cfg)
-    problems: list[str] = []
-    rm = cfg.rollout_matching
-    if rm is None:
+    if cfg.rollout_matching is None:
         raise PreflightError([f"{config_path}: rollout_matching: required for the Stage-2 launcher"])
+    return cfg
+
+
+def _mode_problems(config_path: str, rm) -> list[str]:
+    """Server mode: the vllm backend in server mode."""
+    out = []
     if rm.rollout_backend != "vllm":
-        problems.append(
+        out.append(
             f"{config_path}: rollout_matching.rollout_backend is {rm.rollout_backend!r}; the launcher "
             "starts a rollout server, which needs 'vllm' (for local HF rollouts run scripts/train.sh)"
         )
     if rm.vllm.mode != "server":
-        problems.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
-    servers = rm.vllm.server.servers
-    host, port, urls = "", 0, tuple(s.base_url for s in servers)
+        out.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
+    return out
+
+
+def _server_address(config_path: str, servers) -> tuple[str, int, list[str]]:
+    """(host, port, problems): exactly one server, an explicit http(s)://host:port, a free port."""
+    out: list[str] = []
+    host, port = "", 0
     if len(servers) != 1:
-        problems.append(
+        out.append(
             f"{config_path}: rollout_matching.vllm.server.servers has {len(servers)} entries; exactly one "
             "is supported (the learner would use only the first)"
         )
     if servers:
+        key = "rollout_matching.vllm.server.servers[0].base_url"
         try:
             _, host, port = parse_server_url(servers[0].base_url)
         except ValueError as exc:
-            problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {exc}")
+            out.append(f"{config_path}: {key}: {exc}")
         else:
             if port_in_use(host, port):
-                problems.append(
-                    f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {host}:{port} is "
-                    "already in use (a stale rollout server?); stop it or pick another port"
+                out.append(
+                    f"{config_path}: {key}: {host}:{port} is already in use (a stale rollout server?); "
+                    "stop it or pick another port"
                 )
-    model_dir = str(cfg.model.get("model") or "")
+    return host, port, out
+
+
+def _model_problems(config_path: str, model_dir: str) -> list[str]:
     if not model_dir or not Path(model_dir).is_dir():
-        problems.append(f"{config_path}: model.model: server model folder {model_dir!r} does not exist")
+        return [f"{config_path}: model.model: server model folder {model_dir!r} does not exist"]
+    return []
+
+
+def _length_problems(config_path: str, rm, global_max_length) -> list[str]:
+    """max_new_tokens < vllm.max_model_len >= global_max_length."""
     mml = rm.vllm.max_model_len
-    gml = cfg.global_max_length
     if mml is None:
-        problems.append(f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher")
-    else:
-        if not rm.max_new_tokens < mml:
-            problems.append(
-                f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
-                f"rollout_matching.vllm.max_model_len {mml}"
-            )
-        if gml is not None and mml < gml:
-            problems.append(
-                f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length {gml}"
-            )
+        return [f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher"]
+    out = []
+    if not rm.max_new_tokens < mml:
+        out.append(
+            f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
+            f"rollout_matching.vllm.max_model_len {mml}"
+        )
+    if global_max_length is not None and mml < global_max_length:
+        out.append(
+            f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length {global_max_length}"
+        )
+    return out
+
+
+def _max_pixels(config_path: str, cfg) -> tuple[int, list[str]]:
     max_pixels = cfg.template.get("max_pixels")
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
-        problems.append(f"{config_path}: template.max_pixels: required (a positive int)")
-        max_pixels = 0
-    mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
-    problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
-    sent_mm_kwargs = {k: mm_kwargs[k] for k in SENT_MM_KWARGS if k in mm_kwargs}
-    truncation, trunc_problem = server_truncation(config_path, cfg.template.get("truncation_strategy", "raise"))
-    problems += trunc_problem
-    train = cfg.custom.train_jsonl
-    if not train:
-        problems.append(f"{config_path}: custom.train_jsonl: required")
+        return 0, [f"{config_path}: template.max_pixels: required (a positive int)"]
+    return max_pixels, []
+
+
+@dataclass(frozen=True)
+class _ServerGpus:
+    tp: int = 1
+    dp: int = 1
+    server: tuple[int, ...] = ()
+    learner: tuple[int, ...] = ()
+    eager: bool = True
+
+
+def _server_gpus(env: Mapping[str, str], rm) -> tuple[_ServerGpus, list[str]]:
+    """TP, DP and the GPU sets from the environment (COORDEXP_STAGE2_SERVER_* / _LEARNER_GPUS)."""
     tp = dp = 1
     server_gpus = learner_gpus = ()
     try:
@@ -284,8 +308,34 @@ def run_preflight(
             else rm.vllm.enforce_eager
         )
     except ValueError as exc:
-        problems.append(str(exc))
-        eager = rm.vllm.enforce_eager
+        return _ServerGpus(tp, dp, server_gpus, learner_gpus, rm.vllm.enforce_eager), [str(exc)]
+    return _ServerGpus(tp, dp, server_gpus, learner_gpus, eager), []
+
+
+def run_preflight(
+    config_path: str, env: Mapping[str, str], *, validate_jsonl: Callable[[list[str], int], list[str]] | None = None
+) -> Preflight:
+    """All CPU-side launch checks, as named steps; raises PreflightError listing every problem
+    (the JSONL guards run only once the config's own problems are fixed)."""
+    cfg = _load(config_path)
+    rm = cfg.rollout_matching
+    problems = _mode_problems(config_path, rm)
+    host, port, found = _server_address(config_path, rm.vllm.server.servers)
+    problems += found
+    model_dir = str(cfg.model.get("model") or "")
+    problems += _model_problems(config_path, model_dir)
+    problems += _length_problems(config_path, rm, cfg.global_max_length)
+    max_pixels, found = _max_pixels(config_path, cfg)
+    problems += found
+    mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
+    problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
+    truncation, found = server_truncation(config_path, cfg.template.get("truncation_strategy", "raise"))
+    problems += found
+    train = cfg.custom.train_jsonl
+    if not train:
+        problems.append(f"{config_path}: custom.train_jsonl: required")
+    gpus, found = _server_gpus(env, rm)
+    problems += found
     if problems:
         raise PreflightError(problems)
     files = [train] + ([cfg.custom.val_jsonl] if cfg.custom.val_jsonl else [])
@@ -297,7 +347,7 @@ def run_preflight(
         config=str(Path(config_path).resolve()),
         rollout_backend=rm.rollout_backend,
         vllm_mode=rm.vllm.mode,
-        server_base_urls=urls,
+        server_base_urls=tuple(s.base_url for s in rm.vllm.server.servers),
         server_host=host,
         server_port=port,
         server_model=model_dir,
@@ -305,19 +355,21 @@ def run_preflight(
         val_jsonl_resolved=cfg.custom.val_jsonl or None,
         template_max_pixels=max_pixels,
         root_image_dir_resolved=str(Path(train).parent),
-        vllm_max_model_len=mml,
+        vllm_max_model_len=rm.vllm.max_model_len,
         vllm_enable_lora=rm.vllm.enable_lora,
         vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization,
-        vllm_enforce_eager=eager,
+        vllm_enforce_eager=gpus.eager,
         server_torch_dtype=str(dtype),
-        server_gpus=server_gpus,
-        learner_gpus=learner_gpus,
-        server_tp=tp,
-        server_dp=dp,
+        server_gpus=gpus.server,
+        learner_gpus=gpus.learner,
+        server_tp=gpus.tp,
+        server_dp=gpus.dp,
         template=str(cfg.template.get("template") or "qwen3_vl"),
-        max_length=gml,
+        max_length=cfg.global_max_length,
         vllm_enable_prefix_caching=rm.vllm.enable_prefix_caching,
-        mm_processor_kwargs_json=json.dumps(sent_mm_kwargs, sort_keys=True),
+        mm_processor_kwargs_json=json.dumps(
+            {k: mm_kwargs[k] for k in SENT_MM_KWARGS if k in mm_kwargs}, sort_keys=True
+        ),
         truncation_strategy=truncation,
     )
 
