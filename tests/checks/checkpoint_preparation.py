@@ -426,14 +426,13 @@ def check_two_stage2_ranks_match(stage2_runs):
 @check("multi-process-training", "Stage-2 learner ranks", "Several learner devices without torchrun are refused")
 def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
     from coordexp.stage2 import trainer as s2
-    from coordexp.training import model as model_mod
 
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     loaded = []
-    monkeypatch.setattr(model_mod, "build_model", lambda cfg: loaded.append(cfg))
+    monkeypatch.setattr(s2, "build_model", lambda cfg: loaded.append(cfg))
     with pytest.raises(s2.Stage2SetupError, match=r"sees 2 CUDA devices but runs as one process.*torchrun"):
         s2.run(STAGE2_SMOKE, overrides={"use_cpu": False})
     assert loaded == []

@@ -35,13 +35,44 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
+
+from coordexp.config import load_config
+from coordexp.coord import coord_token_ids
+from coordexp.data import load_records
+from coordexp.packing import _RopeIndex, assert_packing_isolated
+from coordexp.rollout.backend import RolloutBackendError, ServerBackend
+from coordexp.rollout.chunking import ChunkingError, server_chunk_size
+from coordexp.rollout.client import RolloutClientError
+from coordexp.rollout.hf_backend import HFBackend
+from coordexp.rollout.request import DecodeSettings, from_messages, seed_base
+from coordexp.rollout.sync_client import SyncClientError
+from coordexp.rollout.weight_sync import SyncState, WeightPusher, WeightSyncError, check_servable, maybe_sync
+from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
+from coordexp.stage2.channel_b import ChannelBConfig, ClosureError, build_target, rollout_prefix, teacher_forced_row
+from coordexp.stage2.eval_detection import coco_metrics
+from coordexp.stage2.matching import MatchConfig, Shape, match
+from coordexp.stage2.metrics import StepMetrics, reduce_ranks
+from coordexp.stage2.objective import Stage2LossWeights, pack_loss
+from coordexp.stage2.post_pack import PostPackError, PostRolloutBuffers
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
+from coordexp.stage2.segments import channel_a_segment, channel_b_segment, collate_segments
+from coordexp.template import TemplateError, build_messages, encode_sample
+from coordexp.training.entry import run_reported
+from coordexp.training.inputs import SampleDataset, ensure_inputs, next_batches, record_dict
+from coordexp.training.model import build_model
+from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
+from coordexp.training.settings import RunSettings, image_cap, training_arguments, training_overrides
+from coordexp.training.trainer import CoordExpTrainer, SaveDelay
 
 log = logging.getLogger("coordexp.stage2.trainer")
 
@@ -70,11 +101,6 @@ class RawSample:
 
 
 def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
-    from coordexp.data import load_records
-    from coordexp.rollout.request import from_messages
-    from coordexp.template import TemplateError, build_messages, encode_sample
-    from coordexp.training.inputs import record_dict
-    from coordexp.training.settings import image_cap
 
     max_pixels = image_cap(cfg)
     fo = cfg.custom.object_field_order
@@ -153,8 +179,6 @@ class Stage2Engine:
     ):
         """``weight_sync(model)`` pushes the learner's weights to a rollout server (rank 0 runs
         it, through ``maybe_sync``); None = the backend needs no sync (the in-process HF one)."""
-        from coordexp.rollout.weight_sync import SyncState
-        from coordexp.stage2.post_pack import PostRolloutBuffers
 
         self.tok, self.cfg, self.backend = tokenizer, config, backend
         self.rank, self.world_size = rank, world_size
@@ -173,7 +197,6 @@ class Stage2Engine:
         """
         if self.weight_sync is None:
             return False
-        from coordexp.rollout.weight_sync import maybe_sync
 
         t = time.perf_counter()
         pushed = maybe_sync(weights_step, self.sync_state, lambda: self.weight_sync(model))
@@ -183,7 +206,6 @@ class Stage2Engine:
 
     # -- segments
     def _a_segments(self, samples):
-        from coordexp.stage2.segments import channel_a_segment
 
         return [
             channel_a_segment(
@@ -197,9 +219,6 @@ class Stage2Engine:
         ]
 
     def _b_segments(self, samples, global_step: int, timings: dict, counters: dict):
-        from coordexp.rollout.request import seed_base
-        from coordexp.stage2.channel_b import ClosureError, build_target, teacher_forced_row
-        from coordexp.stage2.segments import channel_b_segment
 
         if self.backend is None:
             raise Stage2SetupError("a Channel-B step needs a rollout backend (rollout_matching.rollout_backend)")
@@ -264,15 +283,6 @@ class Stage2Engine:
         ``backward(loss)`` defaults to ``loss.backward()``; ``no_sync()`` (a context manager
         factory, e.g. DDP's) wraps every pack but the last.
         """
-        import torch
-
-        from coordexp.packing import assert_packing_isolated
-        from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
-        from coordexp.stage2.metrics import StepMetrics
-        from coordexp.stage2.objective import pack_loss
-        from coordexp.stage2.segments import collate_segments
-
-        backward = backward or (lambda loss: loss.backward())
         expected = channel_for_step(global_step, self.cfg.b_ratio)
         if channel != expected:
             raise ValueError(
@@ -280,23 +290,61 @@ class Stage2Engine:
             )
         timings: dict[str, float] = {}
         counters: dict[str, float] = {}
-        t = time.perf_counter()
         if channel == CHANNEL_A:
-            segs = self._a_segments(samples)
-            timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
-            softctx = self.cfg.softctx
+            segs, softctx = self._channel_a_step(samples, timings)
         else:
-            counters["_weight_synced"] = self.sync_weights(model, global_step, timings)
-            segs = self._b_segments(samples, global_step, timings, counters)
-            softctx = SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
+            segs, softctx = self._channel_b_step(model, samples, global_step, timings, counters)
         buffer_before = self.buffers.occupancy
+        packs = self._pack(channel, segs, timings)
+        self.realized.record(global_step, channel == CHANNEL_B)
+        loss_sum, step_metrics, done, rows = self._train_packs(
+            model,
+            channel,
+            packs,
+            softctx,
+            backward or (lambda loss: loss.backward()),
+            no_sync,
+            first_pack={
+                **timings,
+                **{key: v for key, v in counters.items() if not key.startswith("_")},
+                "packing/post_rollout_buffer": float(buffer_before + len(segs)),
+            },
+        )
+        if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
+            m = dict(timings)
+            m.update({key: v for key, v in counters.items() if not key.startswith("_")})
+            step_metrics.add(m, 1)
+        metrics = step_metrics.finalize()
+        if channel == CHANNEL_B:
+            metrics.update(self._rollout_metrics(metrics, counters))
+        if RealizedRatio.should_log(self.cfg.b_ratio):
+            metrics["stage2_ab/b_ratio_realized"] = self.realized.value
+        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
+
+    def _channel_a_step(self, samples, timings: dict):
+        """Channel-A's segments (the GT targets) and its soft-context iterations."""
+        t = time.perf_counter()
+        segs = self._a_segments(samples)
+        timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
+        return segs, self.cfg.softctx
+
+    def _channel_b_step(self, model, samples, global_step: int, timings: dict, counters: dict):
+        """Channel-B's segments (sync, rollout, parse, match, FN injection) and its single forward."""
+        counters["_weight_synced"] = self.sync_weights(model, global_step, timings)
+        segs = self._b_segments(samples, global_step, timings, counters)
+        return segs, SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
+
+    def _pack(self, channel: str, segs, timings: dict) -> list:
         self.buffers.add(channel, segs)
         t = time.perf_counter()
         packs = list(self.buffers.drain(channel))
         pack_s = time.perf_counter() - t
         timings["time/channel_a_pack_s" if channel == CHANNEL_A else "time/post_rollout_pack_s"] = pack_s
+        return packs
 
-        self.realized.record(global_step, channel == CHANNEL_B)
+    def _train_packs(self, model, channel: str, packs, softctx, backward, no_sync, *, first_pack: dict):
+        """Forward and backward every pack, ``loss × segments in pack / segments in step``; DDP
+        syncs gradients on the last pack only. Returns (loss, StepMetrics, packs done, rows)."""
         step_metrics = StepMetrics(channel)
         total = sum(len(p) for p, _ in packs)
         attn = _attn_impl(model)
@@ -342,23 +390,12 @@ class Stage2Engine:
             m["time/forward_s"] = time.perf_counter() - t
             m["time/mask_build_s"] = mask_s
             if k == 0:
-                m.update(timings)
-                m.update({key: v for key, v in counters.items() if not key.startswith("_")})
-                m["packing/post_rollout_buffer"] = float(buffer_before + len(segs))
+                m.update(first_pack)
             step_metrics.add(m, len(pack))
             done.append(tuple(s.sample for s in pack))
             if self.keep_rows:
                 rows.append(row)
-        if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
-            m = dict(timings)
-            m.update({key: v for key, v in counters.items() if not key.startswith("_")})
-            step_metrics.add(m, 1)
-        metrics = step_metrics.finalize()
-        if channel == CHANNEL_B:
-            metrics.update(self._rollout_metrics(metrics, counters))
-        if RealizedRatio.should_log(self.cfg.b_ratio):
-            metrics["stage2_ab/b_ratio_realized"] = self.realized.value
-        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
+        return loss_sum, step_metrics, done, rows
 
     def _pack_metrics(self, channel, pack, sel, n_packs, out, row) -> dict:
         m = {
@@ -388,16 +425,11 @@ class Stage2Engine:
 
     def _get_rope(self):
         if self._rope is None:
-            from coordexp.packing import _RopeIndex
-
             self._rope = _RopeIndex(self.cfg.spatial_merge_size)
         return self._rope
 
     # -- eval: rollout -> parse -> match, no teacher-forced loss
     def evaluate(self, samples, prefix: str = "eval_rollout", *, model=None, weights_step: int | None = None) -> dict:
-        from coordexp.rollout.request import seed_base
-        from coordexp.stage2.channel_b import rollout_prefix
-        from coordexp.stage2.matching import Shape, match
 
         if self.backend is None or not samples:
             return {}
@@ -428,8 +460,6 @@ class Stage2Engine:
             f"{prefix}/samples": float(len(samples)),
         }
         if self.cfg.eval_detection:
-            from coordexp.stage2.eval_detection import coco_metrics
-
             out.update(coco_metrics(self.tok, samples, outs, self.cfg.field_order, prefix))
         return out
 
@@ -442,9 +472,6 @@ def _attn_impl(model) -> str | None:
 def reduce_step_metrics(metrics: dict) -> dict:
     """Combine this rank's step metrics with every other rank's (``reduce_ranks``); the union
     of keys is gathered with ``all_gather_object``, so this must run on every rank."""
-    import torch.distributed as dist
-
-    from coordexp.stage2.metrics import reduce_ranks
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         gathered: list = [None] * dist.get_world_size()
@@ -457,12 +484,6 @@ def reduce_step_metrics(metrics: dict) -> dict:
 
 
 def engine_config(cfg, tok, model) -> EngineConfig:
-    from coordexp.coord import coord_token_ids
-    from coordexp.rollout.request import DecodeSettings
-    from coordexp.stage2.channel_a import SoftContextConfig
-    from coordexp.stage2.channel_b import ChannelBConfig
-    from coordexp.stage2.matching import MatchConfig
-    from coordexp.stage2.objective import Stage2LossWeights
 
     s2, rm = cfg.stage2_ab, cfg.rollout_matching
     if s2 is None or rm is None:
@@ -520,8 +541,6 @@ def make_weight_push(
     rolls out the learner's effective policy; offsets the server cannot carry are refused here,
     before training (``weight_sync.check_servable`` on ``model``), and so is a CUDA learner
     without vLLM talking to a ``swift rollout`` server (``sync_client.choose_transport``)."""
-    from coordexp.rollout.sync_client import SyncClientError
-    from coordexp.rollout.weight_sync import WeightPusher, WeightSyncError, check_servable
 
     try:
         if model is not None:
@@ -541,12 +560,7 @@ def make_backend(cfg, model, tok):
     """The rollout backend named by ``rollout_matching.rollout_backend``."""
     rm = cfg.rollout_matching
     if rm.rollout_backend == "hf":
-        from coordexp.rollout.hf_backend import HFBackend
-        from coordexp.training.settings import image_cap
-
         return HFBackend(model, tok, max_pixels=image_cap(cfg))
-    from coordexp.rollout.backend import ServerBackend
-    from coordexp.rollout.chunking import ChunkingError, server_chunk_size
 
     servers = rm.vllm.server.servers
     if len(servers) != 1:
@@ -568,100 +582,87 @@ def make_backend(cfg, model, tok):
 # ----------------------------------------------------------------------------- Trainer
 
 
-def _trainer_class():
-    import torch
-    from transformers import TrainerCallback
+class Stage2ABTrainer(CoordExpTrainer):
+    """The shared trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
 
-    from coordexp.training.inputs import next_batches
-    from coordexp.training.trainer import CoordExpTrainer, SaveDelay
+    def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.engine = engine
+        self.eval_samples = eval_samples or []
+        self._window: list = []
+        self._micro = 0
+        self.step_log: list[dict] = []  # every optimizer step's reduced metrics (also in log_history)
+        self._pending: dict | None = None
+        self.add_callback(_StepLogger(self))
 
-    class Stage2ABTrainer(CoordExpTrainer):
-        """The shared trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
+    # the window's raw samples arrive together (transformers prefetches GAS batches)
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches = next_batches(epoch_iterator, num_batches)
+        self._window = [s for b in batches for s in b]
+        self._micro = 0
+        self._window_batches = len(batches)
+        return batches, None
 
-        def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.engine = engine
-            self.eval_samples = eval_samples or []
-            self._window: list = []
-            self._micro = 0
-            self.step_log: list[dict] = []  # every optimizer step's reduced metrics (also in log_history)
-            self._pending: dict | None = None
-            self.add_callback(_StepLogger(self))
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._micro += 1
+        device = self.args.device
+        if self._micro < self._window_batches:
+            return torch.zeros((), device=device)  # micro-steps 1..GAS-1 only collect
+        model.train()
+        step = self.state.global_step
+        channel = channel_for_step(step, self.engine.cfg.b_ratio)
+        no_sync = None
+        if self.accelerator.num_processes > 1:
+            no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
+        res = self.engine.step(model, self._window, channel, step, backward=self.accelerator.backward, no_sync=no_sync)
+        self._pending = reduce_step_metrics(res.metrics)
+        return torch.tensor(res.loss, device=device)
 
-        # the window's raw samples arrive together (transformers prefetches GAS batches)
-        def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batches = next_batches(epoch_iterator, num_batches)
-            self._window = [s for b in batches for s in b]
-            self._micro = 0
-            self._window_batches = len(batches)
-            return batches, None
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        raise RuntimeError("the Stage-2 trainer computes its loss per pack in training_step")
 
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            self._micro += 1
-            device = self.args.device
-            if self._micro < self._window_batches:
-                return torch.zeros((), device=device)  # micro-steps 1..GAS-1 only collect
-            model.train()
-            step = self.state.global_step
-            channel = channel_for_step(step, self.engine.cfg.b_ratio)
-            no_sync = None
-            if self.accelerator.num_processes > 1:
-                no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
-            res = self.engine.step(
-                model, self._window, channel, step, backward=self.accelerator.backward, no_sync=no_sync
-            )
-            self._pending = reduce_step_metrics(res.metrics)
-            return torch.tensor(res.loss, device=device)
+    def floating_point_ops(self, inputs):
+        return 0
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            raise RuntimeError("the Stage-2 trainer computes its loss per pack in training_step")
+    def _track_num_input_tokens(self, inputs):
+        return None
 
-        def floating_point_ops(self, inputs):
-            return 0
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        was = self.model.training
+        metrics = self.engine.evaluate(
+            self.eval_samples,
+            prefix=f"{metric_key_prefix}_rollout",
+            model=self.model,
+            weights_step=self.state.global_step,
+        )
+        self.model.train(was)
+        if metrics:
+            metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
+            # metric_for_best_model "rollout/f1" is looked up as eval_rollout/f1
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
-        def _track_num_input_tokens(self, inputs):
-            return None
 
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            was = self.model.training
-            metrics = self.engine.evaluate(
-                self.eval_samples,
-                prefix=f"{metric_key_prefix}_rollout",
-                model=self.model,
-                weights_step=self.state.global_step,
-            )
-            self.model.train(was)
-            if metrics:
-                metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
-                # metric_for_best_model "rollout/f1" is looked up as eval_rollout/f1
-                self.log(metrics)
-                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
+class _StepLogger(TrainerCallback):
+    """Logs the step's Stage-2 metrics once, after its optimizer step (global_step = s + 1)."""
 
-    class _StepLogger(TrainerCallback):
-        """Logs the step's Stage-2 metrics once, after its optimizer step (global_step = s + 1)."""
+    def __init__(self, trainer):
+        self.trainer = trainer
 
-        def __init__(self, trainer):
-            self.trainer = trainer
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.trainer._pending is not None:
-                m, self.trainer._pending = self.trainer._pending, None
-                m = {k: v for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-                self.trainer.step_log.append(dict(m, step=state.global_step))
-                self.trainer.log(dict(m))
-            return control
-
-    return Stage2ABTrainer, SaveDelay
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer._pending is not None:
+            m, self.trainer._pending = self.trainer._pending, None
+            m = {k: v for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            self.trainer.step_log.append(dict(m, step=state.global_step))
+            self.trainer.log(dict(m))
+        return control
 
 
 def check_learner_devices(cfg, settings) -> None:
     """Several CUDA devices in one learner process are refused: transformers would wrap the model
     in ``nn.DataParallel`` (one process driving every device), which the Stage-2 step (per-pack
     backward, rank-0 weight sync) does not support. Several devices take one process each (torchrun)."""
-    import os
-
-    import torch
 
     if settings.arguments.get("use_cpu") or not torch.cuda.is_available():
         return
@@ -689,17 +690,24 @@ class Stage2RunResult:
 def run(
     config_path, *, overrides: dict | None = None, backend=None, weight_sync=None, callbacks: list | None = None
 ) -> Stage2RunResult:
-    """Train from a stage_2 YAML config. ``backend`` (and its ``weight_sync``) replace the
-    configured rollout backend (tests); ``overrides`` patch ``training.*`` (tests shorten runs).
-    The configured server backend (``vllm``) gets ``make_weight_push`` to its one server."""
-    import torch
+    """Train from a stage_2 YAML config: setup, train, cleanup. ``backend`` (and its
+    ``weight_sync``) replace the configured rollout backend (tests); ``overrides`` patch
+    ``training.*`` (tests shorten runs). The configured server backend (``vllm``) gets
+    ``make_weight_push`` to its one server."""
+    cfg, settings = load_run_config(config_path, overrides)
+    model, tok, adapter, train, val = build_inputs(cfg, settings)
+    if backend is None:
+        backend, weight_sync = configured_rollouts(cfg, model, tok, adapter)
+    trainer = build_trainer(cfg, settings, model, tok, adapter, train, val, backend, weight_sync, callbacks)
+    try:
+        trainer.train()
+    finally:
+        close_rollouts(backend, weight_sync)
+    return finish_run(trainer, settings.output_dir)
 
-    from coordexp.config import load_config
-    from coordexp.training.inputs import SampleDataset, ensure_inputs
-    from coordexp.training.model import build_model
-    from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
-    from coordexp.training.settings import RunSettings, training_arguments, training_overrides
 
+def load_run_config(config_path, overrides: dict | None):
+    """(cfg, RunSettings): a stage_2 config with packing, on the devices it may use."""
     cfg = load_config(config_path, overrides=training_overrides(overrides))
     if not cfg.is_stage2:
         raise Stage2SetupError(
@@ -711,9 +719,18 @@ def run(
         )
     settings = RunSettings.from_config(cfg)
     check_learner_devices(cfg, settings)
+    if cfg.extras.packing_buffer < settings.per_rank_batch:
+        raise Stage2SetupError(
+            f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
+            f"per-rank raw budget {settings.per_rank_batch} (effective_batch_size / world): raise it"
+        )
+    return cfg, settings
+
+
+def build_inputs(cfg, settings):
+    """(model, tokenizer, coord-offset adapter, train samples, val samples); the manifest written."""
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
-    args = training_arguments(settings)
     model, tok, adapter = build_model(cfg)
     if settings.resume_from_checkpoint:
         restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
@@ -723,37 +740,36 @@ def run(
         if cfg.custom.val_jsonl
         else []
     )
-    per_rank = settings.per_rank_batch
-    if cfg.extras.packing_buffer < per_rank:
-        raise Stage2SetupError(
-            f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
-            f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it"
-        )
-    out_dir = settings.output_dir
     write_manifest(cfg, settings)
-    if backend is None:
-        backend = make_backend(cfg, model, tok)
-        if cfg.rollout_matching.rollout_backend == "vllm":
-            server = cfg.rollout_matching.vllm.server
-            weight_sync = make_weight_push(
-                server.servers[0].base_url,
-                timeout_s=server.timeout_s,
-                group_port=server.servers[0].group_port,
-                model=model,
-                coord_offset=adapter,
-                where=str(cfg.config_path),
-            )
-            log.info(
-                "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
-                server.servers[0].base_url,
-            )
-    import torch.distributed as dist
+    return model, tok, adapter, train, val
 
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    engine = Stage2Engine(
-        tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size, weight_sync=weight_sync
+
+def configured_rollouts(cfg, model, tok, adapter):
+    """(backend, weight_sync) named by the config: the weight push only in server mode."""
+    backend = make_backend(cfg, model, tok)
+    if cfg.rollout_matching.rollout_backend != "vllm":
+        return backend, None
+    server = cfg.rollout_matching.vllm.server
+    weight_sync = make_weight_push(
+        server.servers[0].base_url,
+        timeout_s=server.timeout_s,
+        group_port=server.servers[0].group_port,
+        model=model,
+        coord_offset=adapter,
+        where=str(cfg.config_path),
     )
-    Stage2ABTrainer, SaveDelay = _trainer_class()
+    log.info(
+        "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
+        server.servers[0].base_url,
+    )
+    return backend, weight_sync
+
+
+def build_trainer(cfg, settings, model, tok, adapter, train, val, backend, weight_sync, callbacks):
+    args = training_arguments(settings)
+    engine = Stage2Engine(
+        tok, engine_config(cfg, tok, model), backend, world_size=cfg.world_size, weight_sync=weight_sync
+    )
     trainer = Stage2ABTrainer(
         model=model,
         args=args,
@@ -768,13 +784,18 @@ def run(
     )
     # the Trainer's arguments know the process's place once torchrun's group is up
     engine.rank, engine.world_size = trainer.args.process_index, trainer.args.world_size
-    try:
-        trainer.train()
-    finally:
-        if hasattr(backend, "close"):
-            backend.close()
-        if hasattr(weight_sync, "close"):
-            weight_sync.close()
+    return trainer
+
+
+def close_rollouts(backend, weight_sync) -> None:
+    if hasattr(backend, "close"):
+        backend.close()
+    if hasattr(weight_sync, "close"):
+        weight_sync.close()
+
+
+def finish_run(trainer, out_dir: Path) -> Stage2RunResult:
+    """The final checkpoint and the step log (rank 0 writes)."""
     final = final_checkpoint(trainer, out_dir)
     write_text(
         out_dir / "stage2_step_log.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in trainer.step_log)
@@ -784,11 +805,6 @@ def run(
 
 def main(config_path) -> int:
     """The ``coordexp.train`` dispatch target for ``custom.trainer_variant: stage2_ab_training``."""
-    from coordexp.rollout.backend import RolloutBackendError
-    from coordexp.rollout.client import RolloutClientError
-    from coordexp.rollout.weight_sync import WeightSyncError
-    from coordexp.stage2.post_pack import PostPackError
-    from coordexp.training.entry import run_reported
 
     own = (Stage2SetupError, RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError)
     result, status = run_reported("coordexp.train (stage_2)", run, config_path, own)
