@@ -721,9 +721,10 @@ def _next_token_logits(model, ids):
     "Server Runs The Learner's Effective Weights",
     "Server logits equal the learner's effective logits after a sync",
 )
-def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tiny_img):
+def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tmp_path):
+    from coordexp.config import load_config
     from coordexp.coord import coord_token_ids
-    from coordexp.stage2.trainer import make_weight_push
+    from coordexp.stage2.trainer import configured_rollouts
 
     base, tok = tiny()
     coords = coord_token_ids(tok)
@@ -735,11 +736,18 @@ def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tiny_im
         bare = _next_token_logits(plain, ids)
         assert (want - bare).abs().max() > 1e-2, tie_head  # the offsets matter for this prompt
         with LoopbackRolloutServer(copy.deepcopy(plain), tok, log=lambda m: None) as srv:
-            push = make_weight_push(srv.url, group_port=free_port(), model=learner, coord_offset=adapter)
+            # the run's own wiring (stage2.trainer.run's setup step) for a server-mode config
+            leaf = tmp_path / f"leaf_{tie_head}.yaml"
+            leaf.write_text(
+                f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+                f"        - base_url: {srv.url}\n          group_port: {free_port()}\n"
+            )
+            backend, push = configured_rollouts(load_config(leaf), learner, tok, adapter)
             try:
                 push(learner)
             finally:
                 push.close()
+                backend.close()
             got = _next_token_logits(srv.service.model, ids)
         assert torch.allclose(got, want, atol=1e-4, rtol=0), (tie_head, float((got - want).abs().max()))
         after = learner.state_dict()
