@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage-2 AB training with a rollout server: scripts/train_stage2.sh <config.yaml>
 #
-# 1. CPU preflight (python -m coordexp.launcher preflight): config, one server, URL, model dir,
+# 1. CPU preflight (python -m coordexp.stage2.launcher preflight): config, one server, URL, model dir,
 #    max_model_len coherence, disjoint GPUs, JSONL guards. Nothing starts if it fails.
 # 2. The rollout server starts in its own process group (setsid) on COORDEXP_STAGE2_SERVER_GPUS:
 #    `swift rollout` (vLLM), or the CPU loopback server with COORDEXP_STAGE2_SERVER_IMPL=loopback.
@@ -44,7 +44,7 @@ export PYTHON="$PY"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 
 # The preflight loads the config at the learner's world size (effective_batch_size must divide by it).
-ENV_LINES="$(WORLD_SIZE="$NPROC" "$PY" -m coordexp.launcher preflight "$CONFIG")" || exit 1
+ENV_LINES="$(WORLD_SIZE="$NPROC" "$PY" -m coordexp.stage2.launcher preflight "$CONFIG")" || exit 1
 eval "$ENV_LINES"
 # Tests only: replace the server command (e.g. a server that ignores TERM).
 [ -n "${COORDEXP_STAGE2_SERVER_CMD_OVERRIDE:-}" ] && COORDEXP_STAGE2_SERVER_CMD="$COORDEXP_STAGE2_SERVER_CMD_OVERRIDE"
@@ -90,7 +90,7 @@ SERVER_ENV=(); LEARNER_ENV=()
 eval "env \"\${SERVER_ENV[@]}\" setsid $COORDEXP_STAGE2_SERVER_CMD &"
 SERVER_PID=$!
 
-"$PY" -m coordexp.launcher wait "$COORDEXP_STAGE2_SERVER_BASE_URL" \
+"$PY" -m coordexp.stage2.launcher wait "$COORDEXP_STAGE2_SERVER_BASE_URL" \
   --interval "${COORDEXP_STAGE2_READY_INTERVAL_S:-2}" --timeout "${COORDEXP_STAGE2_READY_TIMEOUT_S:-900}" \
   --pid "$SERVER_PID" \
   --expect-world-size "$(( COORDEXP_STAGE2_SERVER_DP * COORDEXP_STAGE2_SERVER_TP ))" || exit 1

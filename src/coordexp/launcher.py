@@ -1,7 +1,7 @@
 """Stage-2 launcher preflight and readiness (CPU only; used by ``scripts/train_stage2.sh``).
 
-    python -m coordexp.launcher preflight <config.yaml>   # shell `export` lines, or errors (exit 1/2)
-    python -m coordexp.launcher wait <base_url> [--interval S] [--timeout S] [--pid PID]
+    python -m coordexp.stage2.launcher preflight <config.yaml>   # shell `export` lines, or errors (exit 1/2)
+    python -m coordexp.stage2.launcher wait <base_url> [--interval S] [--timeout S] [--pid PID]
 
 Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
 - the config loads (coordexp.config: paths resolved against the config file for ``./``
@@ -22,11 +22,11 @@ Preflight (DOMAIN §8, audit P1.1) runs before any GPU is allocated:
 a mismatch aborts the launch before the learner starts.
 
 Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata.json by
-``coordexp.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
+``coordexp.training.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
 ``COORDEXP_STAGE2_SERVER_CMD``: ``swift rollout ...`` (vLLM, production) or the CPU loopback
-server ``coordexp.rollout.server``. Which one (``choose_server_impl``, logged on stderr):
+server ``coordexp.generation.server``. Which one (``choose_server_impl``, logged on stderr):
 ``COORDEXP_STAGE2_SERVER_IMPL`` (swift | loopback) when set; otherwise loopback when the
-config's model is the tiny model (``coordexp.tiny`` marker) or vLLM is not importable here
+config's model is the tiny model (``coordexp.smoke.tiny`` marker) or vLLM is not importable here
 (``swift rollout --infer_backend vllm`` could not start), else swift.
 
 Before the checks, a tiny model or synthetic JSONL that the config places under the repo's
@@ -187,7 +187,7 @@ def choose_server_impl(
     forced = env.get("COORDEXP_STAGE2_SERVER_IMPL")
     if forced:
         return forced, f"COORDEXP_STAGE2_SERVER_IMPL={forced}"
-    from coordexp.tiny import TINY_MARKER
+    from coordexp.smoke.tiny import TINY_MARKER
 
     if (Path(pf.server_model) / TINY_MARKER).is_file():
         return "loopback", f"model {pf.server_model} is the tiny model"
@@ -387,8 +387,8 @@ def _validate_jsonl(files: list[str], max_pixels: int) -> list[str]:
 
 
 def learner_do_resize() -> bool:
-    """Whether the learner's image processor resizes (``coordexp.template.load_image_processor``)."""
-    from coordexp.template import load_image_processor
+    """Whether the learner's image processor resizes (``coordexp.format.template.load_image_processor``)."""
+    from coordexp.format.template import load_image_processor
 
     return bool(load_image_processor().do_resize)
 
@@ -479,7 +479,7 @@ def _arg(v) -> str:
 
 
 def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> list[str]:
-    head = [python, "-m", "coordexp.rollout.server"] if impl == "loopback" else ["swift", "rollout"]
+    head = [python, "-m", "coordexp.generation.server"] if impl == "loopback" else ["swift", "rollout"]
     args = [(k, v) for k, v in server_args(pf, impl) if v is not None]
     return head + [x for k, v in args for x in (f"--{k}", _arg(v))]
 
@@ -522,7 +522,7 @@ def wait_ready(
     with: a server with other ranks would take a weight-sync group of another size and chunk
     the learner's requests for ranks it does not have).
     """
-    from coordexp.rollout.client import RolloutClient
+    from coordexp.generation.client import RolloutClient
 
     client = RolloutClient(base_url, timeout_s=max(1.0, min(interval_s, 10.0)))
     deadline = time.monotonic() + timeout_s
@@ -565,7 +565,7 @@ def _pid_alive(pid: int) -> bool:
 def main(argv=None) -> int:
     import os
 
-    ap = argparse.ArgumentParser(prog="python -m coordexp.launcher")
+    ap = argparse.ArgumentParser(prog="python -m coordexp.stage2.launcher")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("preflight", help="check a Stage-2 config and print the launch environment")
     p.add_argument("config")

@@ -54,7 +54,7 @@ def _leaf(path: Path, extends: Path, body: str) -> Path:
 
 @pytest.fixture(scope="module")
 def stock(tmp_path_factory):
-    from coordexp.tiny import save_tiny_base
+    from coordexp.smoke.tiny import save_tiny_base
 
     return save_tiny_base(tmp_path_factory.mktemp("stock") / "tiny-stock")
 
@@ -72,7 +72,7 @@ def expanded(stock, tmp_path_factory):
 def check_expanded_ids(expanded):
     from transformers import AutoTokenizer
 
-    from coordexp.coord import COORD_WILDCARD, coord_token
+    from coordexp.format.coord import COORD_WILDCARD, coord_token
 
     dst, proc = expanded
     assert proc.returncode == 0, proc.stderr

@@ -8,21 +8,21 @@ import pydantic
 import pytest
 from PIL import Image
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.alignment import PromptMismatchError
-from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
-from coordexp.rollout.client import RolloutClient, RolloutContractError
-from coordexp.rollout.request import (
+from coordexp.generation import swift_contract as sc
+from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
+from coordexp.generation.client import RolloutClient, RolloutContractError
+from coordexp.generation.request import (
     DecodeSettings,
     RequestBuildError,
     from_messages,
     request_config,
     seed_base,
 )
-from coordexp.rollout.response import RolloutResponseError, parse_infer_response
+from coordexp.generation.response import RolloutResponseError, parse_infer_response
+from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
 from specgen import check
-from tests.coordexp.fake_rollout_server import FakeRolloutServer, ok_item
+from tests.helpers.fake_rollout_server import FakeRolloutServer, ok_item
 
 CAP = "rollout-server-contract"
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
@@ -43,7 +43,7 @@ def reqs(n):
 
 @check(CAP, "Infer Request Payload", "Request validates as RolloutInferRequest")
 def check_request_validates_as_rollout_infer_request():
-    from coordexp.template import build_messages
+    from coordexp.format.template import build_messages
 
     # the Channel-B request of a record, built as stage2.trainer.prepare_samples builds it
     rec = {"images": ["/data/a.jpg"], "width": 64, "height": 64, "objects": []}
@@ -254,7 +254,7 @@ def check_mismatch_raises_with_its_location():
 
 @check(CAP, "Rollout CLI Flags", "Launcher flags exist")
 def check_launcher_flags_exist(smoke_preflight):
-    from coordexp.launcher import server_command
+    from coordexp.stage2.launcher import server_command
 
     flags = parse_server_command(server_command(smoke_preflight, "swift"))
     assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
@@ -267,8 +267,8 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
     import json as _json
 
     from coordexp.config import load_config
-    from coordexp.launcher import server_command
-    from coordexp.template import load_image_processor
+    from coordexp.format.template import load_image_processor
+    from coordexp.stage2.launcher import server_command
 
     cfg = load_config(SERVER_SMOKE)
     v = cfg.rollout_matching.vllm
@@ -294,7 +294,7 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
 
 @check(CAP, "Rollout CLI Flags", "A do_resize mismatch is refused")
 def check_a_do_resize_mismatch_is_refused(tmp_path):
-    from coordexp.launcher import PreflightError, processor_parity_problems, run_preflight
+    from coordexp.stage2.launcher import PreflightError, processor_parity_problems, run_preflight
 
     leaf = tmp_path / "leaf.yaml"
     leaf.write_text(
@@ -324,14 +324,14 @@ from pathlib import Path  # noqa: E402
 import requests as _requests  # noqa: E402
 import torch  # noqa: E402
 
-from coordexp import launcher as _launcher  # noqa: E402
-from coordexp.rollout.backend import IM_END_ID, ServerBackend  # noqa: E402
-from coordexp.rollout.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
-from coordexp.rollout.server import LoopbackRolloutServer  # noqa: E402
-from coordexp.rollout.sync_client import GlooSyncClient  # noqa: E402
-from coordexp.rollout.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
-from tests.coordexp.ddp_harness import free_port, run_ranks  # noqa: E402
-from tests.coordexp.launcher_fixtures import (  # noqa: E402
+from coordexp.generation.backend import IM_END_ID, ServerBackend  # noqa: E402
+from coordexp.generation.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request  # noqa: E402
+from coordexp.generation.server import LoopbackRolloutServer  # noqa: E402
+from coordexp.generation.sync_client import GlooSyncClient  # noqa: E402
+from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors  # noqa: E402
+from coordexp.stage2 import launcher as _launcher  # noqa: E402
+from tests.helpers.ddp_harness import free_port, run_ranks  # noqa: E402
+from tests.helpers.launcher_fixtures import (  # noqa: E402
     SCRIPT,
     STUBBORN_SERVER,
     ensure_assets,
@@ -340,7 +340,7 @@ from tests.coordexp.launcher_fixtures import (  # noqa: E402
     run_launcher,
     write_config,
 )
-from tests.coordexp.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +360,7 @@ SERVER_SMOKE = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "
 @pytest.fixture(scope="module")
 def smoke_preflight():
     """The launcher's preflight of the CPU server smoke config (its JSONL guards are covered elsewhere)."""
-    from coordexp.launcher import run_preflight
+    from coordexp.stage2.launcher import run_preflight
 
     return run_preflight(str(SERVER_SMOKE), {}, validate_jsonl=lambda f, m: [])
 
@@ -383,8 +383,8 @@ def _port_closed(port):
 
 @check(CAP, "HF Rollout Backend", "Greedy rollout matches a no-cache reference")
 def check_greedy_rollout_matches_a_no_cache_reference(hf, tiny_img):
-    from coordexp.rollout.request import from_messages
-    from coordexp.template import build_messages, generation_prompt_ids
+    from coordexp.format.template import build_messages, generation_prompt_ids
+    from coordexp.generation.request import from_messages
 
     model, tok = tiny()
     rec = {"images": [tiny_img], "width": 64, "height": 64, "objects": []}
@@ -592,7 +592,7 @@ def check_bodies_ms_swift_rejects_are_rejected(loopback):
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "A wrong metadata shape is refused before any broadcast")
 def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
-    from coordexp.rollout.sync_client import SyncClientError
+    from coordexp.generation.sync_client import SyncClientError
 
     model, _ = tiny()
     t = model.state_dict()["lm_head.weight"].detach()
@@ -611,7 +611,7 @@ def check_a_wrong_metadata_shape_is_refused_before_any_broadcast(loopback):
 
 @check(CAP, "Weight Sync On ms-swift's Protocol", "A skipped barrier fails the sync")
 def check_a_skipped_barrier_fails_the_sync():
-    from coordexp.rollout.sync_client import SyncClientError
+    from coordexp.generation.sync_client import SyncClientError
 
     model, tok = tiny()
     with LoopbackRolloutServer(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
@@ -677,7 +677,7 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     assert f"weight-sync group on 127.0.0.1:{gport}, 2 ranks" in r.stdout + r.stderr  # servers[0].group_port
     assert _port_closed(port) and _port_closed(gport)
     left = subprocess.run(
-        ["pgrep", "-f", f"(coordexp.rollout.server .*--port {port}|coordexp.train {leaf})"],
+        ["pgrep", "-f", f"(coordexp.generation.server .*--port {port}|coordexp.train {leaf})"],
         capture_output=True,
         text=True,
     )
@@ -697,7 +697,7 @@ def _untied(model):
 
 def _with_offsets(model, tie_head, seed):
     """A learner copy with a CoordOffset adapter holding random tables (hooks on the copy only)."""
-    from coordexp.coord import coord_token_ids
+    from coordexp.format.coord import coord_token_ids
     from coordexp.training.model import CoordOffset
 
     m = copy.deepcopy(model)
@@ -723,7 +723,7 @@ def _next_token_logits(model, ids):
 )
 def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tmp_path):
     from coordexp.config import load_config
-    from coordexp.coord import coord_token_ids
+    from coordexp.format.coord import coord_token_ids
     from coordexp.stage2.trainer import configured_rollouts
 
     base, tok = tiny()
@@ -914,7 +914,7 @@ def _leaf(tmp_path, body):
 @check(CAP, "Launcher Parity With ms-swift's Server", "The server gets the learner's truncation strategy")
 def check_the_server_gets_the_learners_truncation_strategy(smoke_preflight, tmp_path):
     from coordexp.config import load_config
-    from coordexp.launcher import PreflightError, run_preflight, server_command
+    from coordexp.stage2.launcher import PreflightError, run_preflight, server_command
 
     assert load_config(SERVER_SMOKE).template.get("truncation_strategy") == "raise"
     assert parse_server_command(server_command(smoke_preflight, "swift"))["truncation_strategy"] == "delete"
@@ -932,7 +932,7 @@ def check_mm_processor_kwargs_holds_only_what_is_sent(tmp_path):
     import json as _json
 
     from coordexp.config import load_config
-    from coordexp.launcher import PreflightError, run_preflight, server_command
+    from coordexp.stage2.launcher import PreflightError, run_preflight, server_command
 
     mm = "    mm_processor_kwargs:\n      do_resize: false\n"
     with pytest.raises(PreflightError) as ei:
@@ -946,7 +946,7 @@ def check_mm_processor_kwargs_holds_only_what_is_sent(tmp_path):
 
 @check(CAP, "Launcher Parity With ms-swift's Server", "A CUDA learner without vLLM is refused up front")
 def check_a_cuda_learner_without_vllm_is_refused_up_front(monkeypatch):
-    from coordexp.rollout import sync_client
+    from coordexp.generation import sync_client
     from coordexp.stage2.trainer import Stage2SetupError, make_weight_push
 
     monkeypatch.setattr(sync_client, "_cuda_available", lambda: True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coordexp.coord import load_tokenizer
-from coordexp.coordjson import parse
+from coordexp.format.coord import load_tokenizer
+from coordexp.format.coordjson import parse
+from coordexp.format.template import decode_pieces
 from coordexp.stage2.channel_b import (
     ChannelBConfig,
     ClosureError,
@@ -20,7 +21,6 @@ from coordexp.stage2.losses import ciou_loss, expectation_decode
 from coordexp.stage2.matching import MatchConfig, Shape, match
 from coordexp.stage2.metrics import StepMetrics, reduce_ranks
 from coordexp.stage2.schedule import RealizedRatio, channel_for_step, is_channel_b
-from coordexp.template import decode_pieces
 from specgen import check
 
 CAP = "stage2-ab-training"
@@ -399,7 +399,7 @@ IMAGE_TOKEN = 151655
 
 @pytest.fixture(scope="module")
 def model():
-    from coordexp.tiny import build_tiny_model
+    from coordexp.smoke.tiny import build_tiny_model
 
     return build_tiny_model().train()  # the tiny model has no dropout: train mode is deterministic
 
@@ -409,11 +409,11 @@ def raw(tok):
     """Three real synthetic records (images, GT boxes), prompt_variant default (short prompts)."""
     from pathlib import Path
 
-    from coordexp.data import load_records
-    from coordexp.rollout.request import from_messages
+    from coordexp.format.data import load_records
+    from coordexp.format.template import build_messages, encode_sample
+    from coordexp.generation.request import from_messages
+    from coordexp.smoke.synthetic import make_dataset
     from coordexp.stage2.trainer import RawSample
-    from coordexp.synthetic import make_dataset
-    from coordexp.template import build_messages, encode_sample
     from coordexp.training.inputs import record_dict
 
     root = Path(__file__).resolve().parents[2] / "build" / "synthetic"
@@ -437,7 +437,7 @@ def a_row(tok, raw, n=2):
 
 
 def engine(tok, *, n_iter=2, grad_mode="unroll", b_ratio=0.5, backend=None, buffer=16):
-    from coordexp.rollout.request import DecodeSettings
+    from coordexp.generation.request import DecodeSettings
     from coordexp.stage2.channel_b import ChannelBConfig
     from coordexp.stage2.objective import Stage2LossWeights
     from coordexp.stage2.trainer import EngineConfig, Stage2Engine
@@ -505,7 +505,7 @@ def check_expected_coord_embedding_from_the_previous_logits(tok, model, raw):
 
 @check(CAP, "Channel-A Soft Self-Context", "One iteration is plain teacher forcing")
 def check_one_iteration_is_plain_teacher_forcing(tok, model, raw):
-    from coordexp.packing import model_inputs
+    from coordexp.training.packing import model_inputs
 
     row = a_row(tok, raw, 1)
     out = soft_context_forward(
@@ -620,7 +620,7 @@ class FakeBackend:
         self.tok, self.by_req = tok, {id(s.request): s for s in raw}
 
     def generate(self, requests, settings, *, seed_base, request_offset=0):
-        from coordexp.rollout.backend import RolloutOutput
+        from coordexp.generation.backend import RolloutOutput
 
         out = []
         for r in requests:
@@ -794,7 +794,7 @@ class RecordingServerBackend:
     name = "vllm"
 
     def __init__(self, url):
-        from coordexp.rollout.backend import ServerBackend
+        from coordexp.generation.backend import ServerBackend
 
         self.inner, self.outputs = ServerBackend(url, chunk_size=2), []
 
@@ -811,9 +811,9 @@ class RecordingServerBackend:
 def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw):
     import copy
 
-    from coordexp.rollout.hf_backend import HFBackend
-    from coordexp.rollout.request import seed_base
-    from coordexp.rollout.server import LoopbackRolloutServer
+    from coordexp.generation.hf_backend import HFBackend
+    from coordexp.generation.request import seed_base
+    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.stage2.trainer import make_weight_push
 
     learner = copy.deepcopy(model)

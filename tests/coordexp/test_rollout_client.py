@@ -1,9 +1,9 @@
 import pytest
 
-from coordexp.rollout.client import RolloutClient, RolloutClientError, RolloutContractError
-from coordexp.rollout.request import DecodeSettings, call_seed
-from tests.coordexp.tiny_rollout import chat_request
-from tests.coordexp.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
+from coordexp.generation.client import RolloutClient, RolloutClientError, RolloutContractError
+from coordexp.generation.request import DecodeSettings, call_seed
+from tests.helpers.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
+from tests.helpers.tiny_rollout import chat_request
 
 S = DecodeSettings(max_tokens=16)
 

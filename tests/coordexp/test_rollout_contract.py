@@ -1,16 +1,22 @@
 import pytest
 from PIL import Image
 
-from coordexp.rollout import swift_contract as sc
-from coordexp.rollout.alignment import PromptMismatchError, check_prompt_alignment
-from coordexp.rollout.chunking import ChunkingError, chunks, per_rank_chunk
-from coordexp.rollout.request import (
-    DecodeSettings, RequestBuildError, call_seed, from_messages, infer_body, norm_seed,
-    request_config, seed_base,
+from coordexp.generation import swift_contract as sc
+from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
+from coordexp.generation.request import (
+    DecodeSettings,
+    RequestBuildError,
+    call_seed,
+    from_messages,
+    infer_body,
+    norm_seed,
+    request_config,
+    seed_base,
 )
-from coordexp.rollout.response import RolloutResponseError, parse_infer_response
-from tests.coordexp.fake_rollout_server import ok_item
-from tests.coordexp.tiny_rollout import chat_request
+from coordexp.generation.response import RolloutResponseError, parse_infer_response
+from coordexp.stage2.alignment import PromptMismatchError, check_prompt_alignment
+from tests.helpers.fake_rollout_server import ok_item
+from tests.helpers.tiny_rollout import chat_request
 
 
 def test_seeds_never_zero():
@@ -36,14 +42,23 @@ def test_request_validates_as_rollout_infer_request_and_pil_refused():
     with pytest.raises(RequestBuildError, match="image paths as strings"):
         chat_request("s", "u", [Image.new("RGB", (2, 2))])
     with pytest.raises(RequestBuildError, match="JSON-serializable"):
-        infer_body([{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
-                     "objects": {"x": Image.new("RGB", (2, 2))}}], {})
+        infer_body(
+            [
+                {
+                    "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
+                    "objects": {"x": Image.new("RGB", (2, 2))},
+                }
+            ],
+            {},
+        )
 
 
 def test_from_messages_tuples_become_lists_and_assistant_dropped():
-    msgs = [{"role": "system", "content": "s"},
-            {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
-            {"role": "assistant", "content": "old"}]
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
+        {"role": "assistant", "content": "old"},
+    ]
     r = from_messages(msgs)
     assert r["messages"][-1]["role"] == "user" and isinstance(r["messages"][1]["content"], list)
     with pytest.raises(RequestBuildError, match="system"):

@@ -53,19 +53,20 @@ def test_ciou_values():
     assert ciou_loss(a, a).item() == pytest.approx(0.0, abs=1e-6)
     # disjoint same-shape boxes: IoU 0, v 0, loss = 1 + rho^2 / c^2
     b = torch.tensor([[0.6, 0.1, 1.0, 0.5]])
-    rho2, c2 = 0.5 ** 2, 0.9 ** 2 + 0.4 ** 2
+    rho2, c2 = 0.5**2, 0.9**2 + 0.4**2
     assert ciou_loss(a, b).item() == pytest.approx(1 + rho2 / c2, rel=1e-5)
     # non-canonical and out-of-range corners are canonicalised and clipped
     assert ciou_loss(torch.tensor([[0.5, 0.5, 0.1, 0.1]]), a).item() == pytest.approx(0.0, abs=1e-6)
-    assert ciou_loss(torch.tensor([[-0.2, 0.1, 0.5, 0.5]]), torch.tensor([[0.0, 0.1, 0.5, 0.5]])).item() == \
-        pytest.approx(0.0, abs=1e-6)
+    assert ciou_loss(
+        torch.tensor([[-0.2, 0.1, 0.5, 0.5]]), torch.tensor([[0.0, 0.1, 0.5, 0.5]])
+    ).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_ciou_aspect_term():
     p = torch.tensor([[0.2, 0.2, 0.6, 0.4]])  # w/h 2
     g = torch.tensor([[0.3, 0.1, 0.5, 0.5]])  # w/h 0.5, same center
     iou = 0.04 / (0.08 + 0.08 - 0.04)
-    v = 4 / math.pi ** 2 * (math.atan(0.5) - math.atan(2)) ** 2
+    v = 4 / math.pi**2 * (math.atan(0.5) - math.atan(2)) ** 2
     alpha = v / (1 - iou + v)
     assert ciou_loss(p, g).item() == pytest.approx(1 - (iou - alpha * v), rel=1e-4)
 

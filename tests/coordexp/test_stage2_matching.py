@@ -1,10 +1,16 @@
+import random
+
 import numpy as np
 import pytest
 
-import random
-
 from coordexp.stage2.matching import (
-    MatchConfig, Shape, bbox_iou, box_mask_ious, mask_iou, match, rasterize,
+    MatchConfig,
+    Shape,
+    bbox_iou,
+    box_mask_ious,
+    mask_iou,
+    match,
+    rasterize,
 )
 
 B = lambda *v: Shape("bbox_2d", tuple(v))  # noqa: E731
@@ -84,6 +90,7 @@ def test_deterministic():
             w, h = rng.integers(5, 99, 2)
             out.append(B(int(x), int(y), int(x + w), int(y + h)))
         return out
+
     p, g = boxes(30), boxes(20)
     a, b = match(p, g), match(list(p), list(g))
     assert a.matched == b.matched and a.fp == b.fp and a.fn == b.fn
@@ -94,8 +101,9 @@ def test_empty_sides():
     assert match([B(0, 0, 5, 5)], []).fp == [0]
 
 
-@pytest.mark.parametrize("bad", [("bbox_2d", (1, 2, 3)), ("poly", (1, 2, 3, 4)), ("circle", (1, 2, 3, 4)),
-                                 ("bbox_2d", (1, 2, 3, 1000))])
+@pytest.mark.parametrize(
+    "bad", [("bbox_2d", (1, 2, 3)), ("poly", (1, 2, 3, 4)), ("circle", (1, 2, 3, 4)), ("bbox_2d", (1, 2, 3, 1000))]
+)
 def test_bad_shapes(bad):
     with pytest.raises(ValueError):
         Shape(*bad)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from coordexp.rollout.request import from_messages
+from coordexp.generation.request import from_messages
 
 SYSTEM = "You detect objects."
 USER = "Detect all objects."
@@ -15,8 +15,8 @@ USER = "Detect all objects."
 @functools.lru_cache(maxsize=1)
 def tiny():
     """(model, tokenizer): the seeded tiny Qwen3-VL and the real coord tokenizer (built once per process)."""
-    from coordexp.coord import load_tokenizer
-    from coordexp.tiny import build_tiny_model
+    from coordexp.format.coord import load_tokenizer
+    from coordexp.smoke.tiny import build_tiny_model
 
     return build_tiny_model(), load_tokenizer()
 
@@ -43,7 +43,7 @@ def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repe
     """Greedy decoding by full forwards (no cache) with HF's repetition-penalty rule over all ids so far."""
     import torch
 
-    from coordexp.tiny import IMAGE_TOKEN_ID
+    from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
     ids = list(prompt_ids)
     gen = []
@@ -52,8 +52,11 @@ def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repe
             t = torch.tensor([ids])
             kw = {"input_ids": t, "use_cache": False}
             if pixel_values is not None:
-                kw.update(pixel_values=pixel_values, image_grid_thw=grid,
-                          mm_token_type_ids=(t == IMAGE_TOKEN_ID).to(torch.int32))
+                kw.update(
+                    pixel_values=pixel_values,
+                    image_grid_thw=grid,
+                    mm_token_type_ids=(t == IMAGE_TOKEN_ID).to(torch.int32),
+                )
             logits = model(**kw).logits[0, -1].clone()
             seen = torch.tensor(sorted(set(ids)))
             s = logits[seen]

@@ -3,18 +3,18 @@
 Channel-B needs, per request: the prompt ids the rollout was generated from (to check
 them against the learner's prompt, audit P1.2), the generated ids (the learner trains on
 ids, never on re-tokenized text) and, for logs, the text. Both backends return exactly
-that as ``RolloutOutput`` (= ``coordexp.rollout.response.RolloutResult``):
+that as ``RolloutOutput`` (= ``coordexp.generation.response.RolloutResult``):
 
-- ``HFBackend`` (``coordexp.rollout.hf_backend``): ``generate`` on a model in this process,
+- ``HFBackend`` (``coordexp.generation.hf_backend``): ``generate`` on a model in this process,
   normally the learner's own model, so no weight sync is needed (the CPU default);
 - ``ServerBackend`` (here): a ``swift rollout`` server over HTTP through ``RolloutClient``
-  (production: vLLM on separate GPUs; tests and the CPU smoke: ``coordexp.rollout.server``).
+  (production: vLLM on separate GPUs; tests and the CPU smoke: ``coordexp.generation.server``).
 
 Both normalise the end of a rollout the same way: when the generated ids hold no
 ``<|im_end|>`` (the max-token budget ran out), ``<|im_end|>`` is appended, so Channel-B
 always sees a closed turn (DOMAIN §7, Channel-B step 1).
 
-Requests are ``RolloutInferRequest``-shaped dicts (``coordexp.rollout.request.from_messages``);
+Requests are ``RolloutInferRequest``-shaped dicts (``coordexp.generation.request.from_messages``);
 decoding knobs are ``DecodeSettings``; seeds are a function of the step's ``seed_base`` and the
 request's position (``request_offset`` + index).
 """
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from coordexp.rollout.request import DecodeSettings
-from coordexp.rollout.response import RolloutResult
+from coordexp.generation.request import DecodeSettings
+from coordexp.generation.response import RolloutResult
 
 # The per-request output of every backend (same fields as the server client returns).
 RolloutOutput = RolloutResult
@@ -67,10 +67,10 @@ def ensure_eos(out: RolloutOutput, im_end_id: int = IM_END_ID) -> RolloutOutput:
 class ServerBackend:
     """Rollouts from a ``swift rollout`` server (vLLM in production) through ``RolloutClient``.
 
-    ``chunk_size`` is the per-rank chunk (``coordexp.rollout.chunking.per_rank_chunk``).
-    Weight sync is separate (``coordexp.rollout.weight_sync``): production pushes weights
+    ``chunk_size`` is the per-rank chunk (``coordexp.generation.chunking.per_rank_chunk``).
+    Weight sync is separate (``coordexp.generation.weight_sync``): production pushes weights
     with ms-swift's ``VLLMClient`` over NCCL; the loopback CPU server takes a safetensors
-    body (``coordexp.rollout.server``).
+    body (``coordexp.generation.server``).
     """
 
     name = "vllm"
@@ -84,7 +84,7 @@ class ServerBackend:
         chunk_size: int | None = None,
         im_end_id: int = IM_END_ID,
     ):
-        from coordexp.rollout.client import RolloutClient
+        from coordexp.generation.client import RolloutClient
 
         self.client = RolloutClient(base_url, timeout_s=timeout_s, infer_timeout_s=infer_timeout_s)
         self.chunk_size = chunk_size

@@ -2,7 +2,7 @@
 
 A request is the same ``RolloutInferRequest``-shaped dict the server gets. Its prompt is
 rendered with the project's chat template and tokenized exactly like the learner does
-(``coordexp.template``): image items are opened, validated (multiple of 32, within
+(``coordexp.format.template``): image items are opened, validated (multiple of 32, within
 max_pixels, never resized) and expanded to their ``<|image_pad|>`` count, so the prompt
 ids equal ``template.generation_prompt_ids`` of the same record.
 
@@ -32,9 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordexp.rollout.backend import RolloutBackendError, RolloutOutput, ensure_eos
-from coordexp.rollout.request import SEED_MASK, DecodeSettings, call_seed, check_infer_request
-from coordexp.template import (
+from coordexp.format.template import (
     DECODE_KWARGS,
     IM_END,
     MAX_PIXELS,
@@ -44,6 +42,8 @@ from coordexp.template import (
     load_image_processor,
     render_generation_prompt,
 )
+from coordexp.generation.backend import RolloutBackendError, RolloutOutput, ensure_eos
+from coordexp.generation.request import SEED_MASK, DecodeSettings, call_seed, check_infer_request
 
 
 class RolloutLengthError(RolloutBackendError):
@@ -79,7 +79,7 @@ def encode_request(
     if request.get("images"):
         raise RolloutBackendError(
             f"{sample}: top-level 'images' is not supported; put image items in the user "
-            "content (coordexp.rollout.request.from_messages of template.build_messages does)"
+            "content (coordexp.generation.request.from_messages of template.build_messages does)"
         )
     messages = request["messages"]
     paths = _image_paths(messages)
@@ -129,7 +129,7 @@ def length_gate(prompt_len: int, max_new_tokens: int, max_position_embeddings: i
 def _check_seed_base(seed_base) -> None:
     if isinstance(seed_base, bool) or not isinstance(seed_base, int) or not 1 <= seed_base <= SEED_MASK:
         raise RolloutBackendError(
-            f"seed_base must be in 1..{SEED_MASK} (coordexp.rollout.request.seed_base), "
+            f"seed_base must be in 1..{SEED_MASK} (coordexp.generation.request.seed_base), "
             f"got {seed_base!r}; 0 means 'unseeded' to ms-swift"
         )
 
@@ -215,7 +215,7 @@ class HFBackend:
     def _generate_one(self, model, enc: PromptInputs, gen_cfg, device, dtype) -> RolloutOutput:
         import torch
 
-        from coordexp.tiny import IMAGE_TOKEN_ID
+        from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
         ids = torch.tensor([enc.prompt_ids], dtype=torch.long, device=device)
         kw = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

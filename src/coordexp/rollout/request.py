@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from coordexp.template import IM_END
+from coordexp.format.template import IM_END
 
 SEED_MASK = 0x7FFFFFFF
 STEP_SEED_STRIDE = 1000003  # a prime: consecutive steps get unrelated seed bases

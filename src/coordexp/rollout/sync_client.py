@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from coordexp.rollout import swift_contract
-from coordexp.rollout.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
+from coordexp.generation import swift_contract
+from coordexp.generation.sync_group import DEFAULT_TIMEOUT_S, GlooGroup
 
 
 class SyncClientError(RuntimeError):

@@ -171,7 +171,7 @@ def push_full(client, named: dict, bucket_bytes: int) -> int:
     ``client`` is ms-swift's ``VLLMClient`` or ``sync_client.GlooSyncClient``, already
     initialised. Buckets are ms-swift's ``FlattenedTensorBucket``. Returns the bucket count.
     """
-    from coordexp.rollout.swift_contract import flattened_bucket
+    from coordexp.generation.swift_contract import flattened_bucket
 
     groups = buckets(named, bucket_bytes)
     for names in groups:
@@ -225,7 +225,7 @@ class WeightPusher:
         into every push (``effective_tensors``)."""
         from urllib.parse import urlsplit
 
-        from coordexp.rollout.sync_client import choose_transport, make_sync_client
+        from coordexp.generation.sync_client import choose_transport, make_sync_client
 
         host = urlsplit(base_url).hostname or "127.0.0.1"
         if client_factory is None:
@@ -243,7 +243,7 @@ class WeightPusher:
     def __call__(self, model) -> PushRecord:
         import copy
 
-        from coordexp.rollout.sync_client import init_client
+        from coordexp.generation.sync_client import init_client
 
         m = getattr(model, "module", model)  # DDP / accelerate wrapper
         if hasattr(m, "merge_and_unload"):

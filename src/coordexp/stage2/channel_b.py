@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from json.decoder import scanstring
 
-from coordexp.coord import COORD_BINS, coord_id_start, tokenizer_table
-from coordexp.coordjson import (
+from coordexp.format.coord import COORD_BINS, coord_id_start, tokenizer_table
+from coordexp.format.coordjson import (
     FALLBACK_PREFIX,
     REASONS,
     ParsedObject,
@@ -54,8 +54,8 @@ from coordexp.coordjson import (
     fn_fragment,
     parse,
 )
+from coordexp.format.template import IM_END, piece_table, pieces_from
 from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
-from coordexp.template import IM_END, piece_table, pieces_from
 
 # Drop reasons on top of the parser's (coordjson.REASONS).
 STRICT_REASONS = ("poly_unsupported", "unknown_geom", "bbox_invalid")
@@ -522,7 +522,7 @@ def teacher_forced_row(
 ) -> TeacherForcedRow:
     """Join the learner's prompt ids with a Channel-B target, after requiring the server's
     ``prompt_token_ids`` to equal them exactly (the rollout was generated from this prompt)."""
-    from coordexp.rollout.alignment import check_prompt_alignment
+    from coordexp.stage2.alignment import check_prompt_alignment
 
     plen = check_prompt_alignment(learner_prompt_ids, server_prompt_ids, sample=sample)
     ids = [int(i) for i in learner_prompt_ids] + target.assistant_ids

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from coordexp.coord import COORD_MAX
+from coordexp.format.coord import COORD_MAX
 
 GATED_COST = 1e6
 _INT = {int}

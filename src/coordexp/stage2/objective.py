@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from coordexp.objectives import CoordLossWeights, coord_terms
 from coordexp.stage2.losses import COORD_BINS, COORD_MAX, expectation_decode, pooled_box_losses
+from coordexp.training.objectives import CoordLossWeights, coord_terms
 
 
 @dataclass(frozen=True)

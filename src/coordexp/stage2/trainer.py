@@ -19,8 +19,8 @@ One optimizer step s trains one channel, ``schedule.channel_for_step(s, b_ratio)
 - checkpoints are weight-only (``coordexp.training.trainer.CoordExpTrainer.save_model``).
 
 The rollout backend comes from config (``rollout_matching.rollout_backend``): ``hf`` is
-``coordexp.rollout.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
-``coordexp.rollout.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
+``coordexp.generation.hf_backend.HFBackend`` on the learner's model, ``vllm`` is
+``coordexp.generation.backend.ServerBackend`` on ``rollout_matching.vllm.server.servers[0]``.
 A caller (tests, the launcher) may pass any object with the ``RolloutBackend`` interface.
 
 Server mode (``vllm`` backend) keeps the server's weights fresh: before the rollouts of each
@@ -47,16 +47,16 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from coordexp.config import load_config
-from coordexp.coord import coord_token_ids
-from coordexp.data import load_records
-from coordexp.packing import _RopeIndex, assert_packing_isolated
-from coordexp.rollout.backend import RolloutBackendError, ServerBackend
-from coordexp.rollout.chunking import ChunkingError, server_chunk_size
-from coordexp.rollout.client import RolloutClientError
-from coordexp.rollout.hf_backend import HFBackend
-from coordexp.rollout.request import DecodeSettings, from_messages, seed_base
-from coordexp.rollout.sync_client import SyncClientError
-from coordexp.rollout.weight_sync import SyncState, WeightPusher, WeightSyncError, check_servable, maybe_sync
+from coordexp.format.coord import coord_token_ids
+from coordexp.format.data import load_records
+from coordexp.format.template import TemplateError, build_messages, encode_sample
+from coordexp.generation.backend import RolloutBackendError, ServerBackend
+from coordexp.generation.chunking import ChunkingError, server_chunk_size
+from coordexp.generation.client import RolloutClientError
+from coordexp.generation.hf_backend import HFBackend
+from coordexp.generation.request import DecodeSettings, from_messages, seed_base
+from coordexp.generation.sync_client import SyncClientError
+from coordexp.generation.weight_sync import SyncState, WeightPusher, WeightSyncError, check_servable, maybe_sync
 from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
 from coordexp.stage2.channel_b import ChannelBConfig, ClosureError, build_target, rollout_prefix, teacher_forced_row
 from coordexp.stage2.eval_detection import coco_metrics
@@ -66,10 +66,10 @@ from coordexp.stage2.objective import Stage2LossWeights, pack_loss
 from coordexp.stage2.post_pack import PostPackError, PostRolloutBuffers
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
 from coordexp.stage2.segments import channel_a_segment, channel_b_segment, collate_segments
-from coordexp.template import TemplateError, build_messages, encode_sample
 from coordexp.training.entry import run_reported
 from coordexp.training.inputs import SampleDataset, ensure_inputs, next_batches, record_dict
 from coordexp.training.model import build_model
+from coordexp.training.packing import _RopeIndex, assert_packing_isolated
 from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
 from coordexp.training.settings import RunSettings, image_cap, training_arguments, training_overrides
 from coordexp.training.trainer import CoordExpTrainer, SaveDelay
@@ -93,7 +93,7 @@ class RawSample:
     request: dict  # RolloutInferRequest-shaped dict (Channel-B)
     gt_objects: list  # [{"desc", "bbox_2d": [bins]}] in GT order
     sample: str  # "file:line"
-    record: Any = None  # the coordexp.data.Record (rollout eval's COCO rows need its image size and GT)
+    record: Any = None  # the coordexp.format.data.Record (rollout eval's COCO rows need its image size and GT)
 
     @property
     def prompt_ids(self) -> list[int]:
