@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from specgen import check
 from tests.helpers.smoke_runs import REPO, SMOKE
@@ -17,6 +18,7 @@ from tests.helpers.smoke_runs import run_env as _env
 
 SMOKE_2RANK = REPO / "configs" / "stage1" / "smoke" / "tiny_cpu_2rank.yaml"
 AUDIT = REPO / "tests" / "helpers" / "write_audit"
+STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
 
 
 def _train_sh(config: Path, *, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -112,3 +114,90 @@ def check_deepspeed_refused(tmp_path):
     assert len(errors) == 1 and "deepspeed.enabled" in errors[0] and "NPROC_PER_NODE" in errors[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "resolved_config.json").exists()
+
+
+STAGE2_SERVER_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu_server.yaml"
+
+
+@pytest.fixture(scope="module")
+def stage2_runs(tmp_path_factory):
+    """The stage_2 server smoke through train_stage2.sh with 2 learner ranks (write-audited) and with 1,
+    each on its own free server and weight-sync ports."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            return sk.getsockname()[1]
+
+    tmp = tmp_path_factory.mktemp("ddp2")
+    runs = {}
+    for name, nproc in (("two", "2"), ("one", "1")):
+        out = tmp / f"run_{name}"
+        body = (
+            f"training:\n  output_dir: {out}\n  logging_dir: {out}/tb\n"
+            "rollout_matching:\n  vllm:\n    server:\n      servers:\n"
+            f"        - base_url: http://127.0.0.1:{free_port()}\n          group_port: {free_port()}\n"
+        )
+        leaf = _leaf(tmp / f"{name}.yaml", STAGE2_SERVER_SMOKE, body)
+        env = _env(NPROC_PER_NODE=nproc)
+        if nproc == "2":
+            env.update(
+                PYTHONPATH=f"{AUDIT}{os.pathsep}{env['PYTHONPATH']}",
+                COORDEXP_WRITE_AUDIT_ROOT=str(out),
+                COORDEXP_WRITE_AUDIT_OUT=str(tmp / "audit"),
+            )
+        proc = subprocess.run(
+            ["bash", str(REPO / "scripts" / "train_stage2.sh"), str(leaf)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            cwd=REPO,
+        )
+        runs[name] = (out, proc)
+    return runs, tmp / "audit"
+
+
+@check(
+    "multi-process-training", "Stage-2 learner ranks", "Two CPU ranks train the stage-2 server smoke like one process"
+)
+def check_two_stage2_ranks_match(stage2_runs):
+    import re
+
+    runs, audit = stage2_runs
+    losses, chans = {}, {}
+    for name, (out, proc) in runs.items():
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        log = [json.loads(line) for line in (out / "stage2_step_log.jsonl").read_text().splitlines()]
+        losses[name] = [m["loss/total"] for m in log]
+        chans[name] = "".join("B" if m.get("stage2/channel_b") else "A" for m in log)
+        # one sync per Channel-B step, from one learner process, with the server's digest equal to the learner's
+        learner = re.findall(r"learner: weight sync (\d+): .* sha256 ([0-9a-f]{64})", proc.stderr)
+        server = re.findall(
+            r"rollout server: weights after sync (\d+): .* sha256 ([0-9a-f]{64})", proc.stdout + proc.stderr
+        )
+        assert [n for n, _ in learner] == ["1", "2"] and learner == server, (name, learner, server)
+    assert "torchrun: 2 learner process(es)" in runs["two"][1].stderr
+    assert chans["two"] == chans["one"] == "ABAB"
+    for x, y in zip(losses["two"], losses["one"], strict=True):
+        assert abs(x - y) <= 1e-3 * abs(y), losses
+    rank0 = {p for _, p in json.loads((audit / "rank0.json").read_text())}
+    rank1 = json.loads((audit / "rank1.json").read_text())
+    assert "stage2_step_log.jsonl" in rank0 and any(p.startswith("checkpoint-4") for p in rank0)
+    assert rank1 == []
+
+
+@check("multi-process-training", "Stage-2 learner ranks", "Several learner devices without torchrun are refused")
+def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
+    from coordexp.stage2 import trainer as s2
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    loaded = []
+    monkeypatch.setattr(s2, "build_model", lambda cfg: loaded.append(cfg))
+    with pytest.raises(s2.Stage2SetupError, match=r"sees 2 CUDA devices but runs as one process.*torchrun"):
+        s2.run(STAGE2_SMOKE, overrides={"use_cpu": False})
+    assert loaded == []

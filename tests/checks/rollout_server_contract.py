@@ -15,7 +15,6 @@ from coordexp.generation.request import (
     DecodeSettings,
     RequestBuildError,
     from_messages,
-    infer_request,
     request_config,
     seed_base,
 )
@@ -32,8 +31,14 @@ CAP = "rollout-server-contract"
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
 
 
+def chat(system, user, images):
+    """A request as production builds it (``from_messages``, as ``stage2.trainer.prepare_samples``)."""
+    content = [{"type": "image", "image": p} for p in images] + [{"type": "text", "text": user}]
+    return from_messages([{"role": "system", "content": system}, {"role": "user", "content": content}])
+
+
 def reqs(n):
-    return [infer_request("You detect objects.", f"q{i}", [f"/data/img{i}.jpg"]) for i in range(n)]
+    return [chat("You detect objects.", f"q{i}", [f"/data/img{i}.jpg"]) for i in range(n)]
 
 
 # ---------------------------------------------------------------- Infer Request Payload
@@ -41,20 +46,22 @@ def reqs(n):
 
 @check(CAP, "Infer Request Payload", "Request validates as RolloutInferRequest")
 def check_request_validates_as_rollout_infer_request():
-    r = infer_request("You detect objects.", "Detect all objects.", ["/data/a.jpg"])
+    from coordexp.format.template import build_messages
+
+    # the Channel-B request of a record, built as stage2.trainer.prepare_samples builds it
+    rec = {"images": ["/data/a.jpg"], "width": 64, "height": 64, "objects": []}
+    r = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
     parsed = sc.validate_infer_request(r)
-    assert parsed.messages[0] == {"role": "system", "content": "You detect objects."}
-    assert parsed.messages[1]["content"] == [
-        {"type": "image", "image": "/data/a.jpg"},
-        {"type": "text", "text": "Detect all objects."},
-    ]
+    assert isinstance(parsed.messages[0]["content"], str) and parsed.messages[0]["role"] == "system"
+    assert parsed.messages[1]["content"][0] == {"type": "image", "image": "/data/a.jpg"}
+    assert parsed.messages[1]["content"][-1]["type"] == "text"
 
 
 @check(CAP, "Infer Request Payload", "PIL images are refused")
 def check_pil_images_are_refused():
     img = Image.new("RGB", (4, 4))
-    with pytest.raises(RequestBuildError, match="path string"):
-        infer_request("s", "u", [img])
+    with pytest.raises(RequestBuildError, match=r"sample: Image object .*image paths as strings"):
+        chat("s", "u", [img])
     with pytest.raises(pydantic.ValidationError):
         sc.validate_infer_request({"messages": [{"role": "user", "content": "u"}], "images": [img]})
 
@@ -76,7 +83,10 @@ def check_tuples_become_lists_and_assistant_turns_are_dropped():
 
 @check(CAP, "Request Config", "Config matches RequestConfig")
 def check_config_matches_request_config():
-    cfg = request_config(S, 12345)
+    # the request config the client really POSTs (RolloutClient.infer), validated by ms-swift's RequestConfig
+    with FakeRolloutServer() as srv:
+        RolloutClient(srv.url, timeout_s=5).infer(reqs(1), S, seed_base=12345)
+    cfg = srv.bodies[0]["request_config"]
     assert set(cfg) == set(sc.request_config_fields())
     rc = sc.validate_request_config(cfg)
     assert rc.return_details is True and rc.stop == ["<|im_end|>"] and rc.n == 1

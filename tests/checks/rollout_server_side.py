@@ -33,6 +33,7 @@ from tests.helpers.launcher_fixtures import (
     SERVER_SMOKE,
     STUBBORN_SERVER,
     ensure_assets,
+    parse_server_command,
     pid_alive,
     run_launcher,
     write_config,
@@ -529,6 +530,88 @@ def check_the_cpu_launcher_smoke_syncs_on_the_protocol(tmp_path):
     assert left.returncode == 1, left.stdout
 
 
+# ---------------------------------------------------------------- Server Runs The Learner's Effective Weights
+
+
+def _untied(model):
+    m = copy.deepcopy(model)
+    m.lm_head.weight = torch.nn.Parameter(m.get_input_embeddings().weight.detach().clone())
+    m.config.tie_word_embeddings = False
+    m.config.text_config.tie_word_embeddings = False
+    return m
+
+
+def _with_offsets(model, tie_head, seed):
+    """A learner copy with a CoordOffset adapter holding random tables (hooks on the copy only)."""
+    from coordexp.format.coord import coord_token_ids
+    from coordexp.training.model import CoordOffset
+
+    m = copy.deepcopy(model)
+    _m, tok = tiny()
+    adapter = CoordOffset(m, start=coord_token_ids(tok)[0], tie_head=tie_head)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        adapter.embed.copy_(0.5 * torch.randn(adapter.embed.shape, generator=g))
+        if adapter.head is not None:
+            adapter.head.copy_(0.5 * torch.randn(adapter.head.shape, generator=g))
+    return m, adapter
+
+
+def _next_token_logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1]
+
+
+@check(
+    CAP,
+    "Server Runs The Learner's Effective Weights",
+    "Server logits equal the learner's effective logits after a sync",
+)
+def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tmp_path):
+    from coordexp.config import load_config
+    from coordexp.format.coord import coord_token_ids
+    from coordexp.stage2.trainer import configured_rollouts
+
+    base, tok = tiny()
+    coords = coord_token_ids(tok)
+    ids = encode_request(request(None), tok).prompt_ids + [coords[3], coords[500], coords[999]]
+    for plain, tie_head in ((base, True), (_untied(base), False)):
+        learner, adapter = _with_offsets(plain, tie_head, seed=7)
+        before = {k: v.clone() for k, v in learner.state_dict().items()}
+        want = _next_token_logits(learner, ids)
+        bare = _next_token_logits(plain, ids)
+        assert (want - bare).abs().max() > 1e-2, tie_head  # the offsets matter for this prompt
+        with LoopbackRolloutServer(copy.deepcopy(plain), tok, log=lambda m: None) as srv:
+            # the run's own wiring (stage2.trainer.run's setup step) for a server-mode config
+            leaf = tmp_path / f"leaf_{tie_head}.yaml"
+            leaf.write_text(
+                f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+                f"        - base_url: {srv.url}\n          group_port: {free_port()}\n"
+            )
+            backend, push = configured_rollouts(load_config(leaf), learner, tok, adapter)
+            try:
+                push(learner)
+            finally:
+                push.close()
+                backend.close()
+            got = _next_token_logits(srv.service.model, ids)
+        assert torch.allclose(got, want, atol=1e-4, rtol=0), (tie_head, float((got - want).abs().max()))
+        after = learner.state_dict()
+        assert all(torch.equal(after[k], v) for k, v in before.items()), tie_head
+
+
+@check(CAP, "Server Runs The Learner's Effective Weights", "Separate head offsets on a tied model are refused")
+def check_separate_head_offsets_on_a_tied_model_are_refused():
+    from coordexp.stage2.trainer import Stage2SetupError, make_weight_push
+
+    base, _tok = tiny()
+    learner, adapter = _with_offsets(base, tie_head=False, seed=3)
+    with pytest.raises(Stage2SetupError, match=r"run\.yaml: custom\.coord_offset\.tie_head"):
+        make_weight_push("http://127.0.0.1:1", model=learner, coord_offset=adapter, where="run.yaml")
+    _learner, tied = _with_offsets(base, tie_head=True, seed=3)
+    make_weight_push("http://127.0.0.1:1", model=_learner, coord_offset=tied, where="run.yaml")
+
+
 # ---------------------------------------------------------------- Endpoint Set Pinned To ms-swift
 
 
@@ -636,6 +719,95 @@ def check_usage_errors_exit_2(args):
     assert r.returncode == 2 and "usage: scripts/train_stage2.sh <config.yaml>" in r.stderr
 
 
+# ---------------------------------------------------------------- Launcher Parity With ms-swift's Server
+
+WRONG_WORLD_SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = b'{"world_size": 2}' if "world" in self.path else b'{"status": "ok"}'
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "A server world size other than DP times TP aborts the launch")
+def check_a_server_world_size_other_than_dp_times_tp_aborts_the_launch(launch_assets, tmp_path):
+    model, data = launch_assets
+    port = free_port()
+    cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    (tmp_path / "srv.py").write_text(WRONG_WORLD_SERVER)
+    r = run_launcher(
+        cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=f"{sys.executable} {tmp_path}/srv.py {port}"
+    )
+    assert r.returncode == 1, r.stderr
+    assert "reports world_size 2, but the server was started with data parallel x tensor parallel = 1" in r.stderr
+    assert not (tmp_path / "learner.out").exists()
+    assert _port_closed(port)
+
+
+def _leaf(tmp_path, body):
+    leaf = tmp_path / f"leaf{len(list(tmp_path.glob('leaf*.yaml')))}.yaml"
+    leaf.write_text(
+        f"extends: {SERVER_SMOKE}\nrollout_matching:\n  vllm:\n    server:\n      servers:\n"
+        f"        - base_url: http://127.0.0.1:{free_port()}\n" + body
+    )
+    return str(leaf)
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "The server gets the learner's truncation strategy")
+def check_the_server_gets_the_learners_truncation_strategy(smoke_preflight, tmp_path):
+    from coordexp.config import load_config
+    from coordexp.stage2.launcher import PreflightError, run_preflight, server_command
+
+    assert load_config(SERVER_SMOKE).template.get("truncation_strategy") == "raise"
+    assert parse_server_command(server_command(smoke_preflight, "swift"))["truncation_strategy"] == "delete"
+    left = run_preflight(
+        _leaf(tmp_path, "template:\n  truncation_strategy: left\n"), {}, validate_jsonl=lambda f, m: []
+    )
+    assert parse_server_command(server_command(left, "swift"))["truncation_strategy"] == "left"
+    with pytest.raises(PreflightError) as ei:
+        run_preflight(_leaf(tmp_path, "template:\n  truncation_strategy: split\n"), {}, validate_jsonl=lambda f, m: [])
+    assert any("template.truncation_strategy 'split'" in p for p in ei.value.problems), ei.value.problems
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "mm_processor_kwargs holds only what is sent")
+def check_mm_processor_kwargs_holds_only_what_is_sent(tmp_path):
+    import json as _json
+
+    from coordexp.config import load_config
+    from coordexp.stage2.launcher import PreflightError, run_preflight, server_command
+
+    mm = "    mm_processor_kwargs:\n      do_resize: false\n"
+    with pytest.raises(PreflightError) as ei:
+        run_preflight(_leaf(tmp_path, mm + "      min_pixels: 3136\n"), {}, validate_jsonl=lambda f, m: [])
+    assert any("mm_processor_kwargs.min_pixels: not passed" in p for p in ei.value.problems), ei.value.problems
+    max_pixels = load_config(SERVER_SMOKE).template["max_pixels"]
+    pf = run_preflight(_leaf(tmp_path, mm + f"      max_pixels: {max_pixels}\n"), {}, validate_jsonl=lambda f, m: [])
+    engine = _json.loads(parse_server_command(server_command(pf, "swift"))["vllm_engine_kwargs"])
+    assert engine == {"mm_processor_kwargs": {"do_resize": False}}
+
+
+@check(CAP, "Launcher Parity With ms-swift's Server", "A CUDA learner without vLLM is refused up front")
+def check_a_cuda_learner_without_vllm_is_refused_up_front(monkeypatch):
+    from coordexp.generation import sync_client
+    from coordexp.stage2.trainer import Stage2SetupError, make_weight_push
+
+    monkeypatch.setattr(sync_client, "_cuda_available", lambda: True)
+    monkeypatch.setattr(sync_client, "_vllm_importable", lambda: False)
+    monkeypatch.delenv("COORDEXP_STAGE2_SERVER_IMPL", raising=False)
+    model, _tok = tiny()
+    t0 = time.monotonic()
+    with pytest.raises(Stage2SetupError, match=r"run\.yaml: the learner runs with CUDA but vLLM is not importable"):
+        make_weight_push("http://127.0.0.1:1", model=model, where="run.yaml")
+    assert time.monotonic() - t0 < 5
+    monkeypatch.setenv("COORDEXP_STAGE2_SERVER_IMPL", "loopback")
+    push = make_weight_push("http://127.0.0.1:1", model=model, where="run.yaml")
+    assert isinstance(push.client_factory(), GlooSyncClient)
+
+
 # ---------------------------------------------------------------- Launcher Readiness And Cleanup
 
 
@@ -688,12 +860,12 @@ def check_readiness_timeout_cleans_up(launch_assets, tmp_path):
 
 @check(CAP, "Rollout CLI Flags", "Launcher flags exist")
 def check_launcher_flags_exist(smoke_preflight):
-    from coordexp.stage2.launcher import parse_server_command, server_command
+    from coordexp.stage2.launcher import server_command
 
     flags = parse_server_command(server_command(smoke_preflight, "swift"))
     assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
     assert set(sc.LAUNCHER_FLAGS) <= set(flags), sorted(set(sc.LAUNCHER_FLAGS) - set(flags))
-    assert len(sc.LAUNCHER_FLAGS) == 16
+    assert len(sc.LAUNCHER_FLAGS) == 17
 
 
 @check(CAP, "Rollout CLI Flags", "Server command carries the learner's values")
@@ -702,7 +874,7 @@ def check_server_command_carries_the_learners_values(smoke_preflight):
 
     from coordexp.config import load_config
     from coordexp.format.template import load_image_processor
-    from coordexp.stage2.launcher import parse_server_command, server_command
+    from coordexp.stage2.launcher import server_command
 
     cfg = load_config(SERVER_SMOKE)
     v = cfg.rollout_matching.vllm

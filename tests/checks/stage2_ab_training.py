@@ -17,8 +17,8 @@ from coordexp.stage2.channel_b import (
     locate_closure,
     rollout_prefix,
 )
-from coordexp.stage2.losses import ciou_loss, expectation_decode, geometry_losses
-from coordexp.stage2.matching import MatchConfig, Shape, candidates, match
+from coordexp.stage2.losses import ciou_loss, expectation_decode
+from coordexp.stage2.matching import MatchConfig, Shape, match
 from coordexp.stage2.metrics import StepMetrics, reduce_ranks
 from coordexp.stage2.schedule import RealizedRatio, channel_for_step, is_channel_b
 from specgen import check
@@ -104,16 +104,22 @@ def check_step_recorded_twice_is_refused():
 # ---------------------------------------------------------------- Gated Hungarian Matching
 
 
+def candidates_of(pred, gts, k):
+    """The candidate GT indices ``match`` considered for its one prediction, in candidate order."""
+    res = match([pred], gts, MatchConfig(candidate_top_k=k, maskiou_gate=0.0))
+    return [j for _i, j in res.mask_iou]
+
+
 @check(CAP, "Gated Hungarian Matching", "Candidates by IoU with index ties")
 def check_candidates_by_iou_with_index_ties():
     gts = [B(500, 500, 600, 600), B(0, 0, 10, 10), B(0, 0, 10, 10)]
-    assert candidates(B(0, 0, 10, 10), gts, 2) == [1, 2]
+    assert candidates_of(B(0, 0, 10, 10), gts, 2) == [1, 2]
 
 
 @check(CAP, "Gated Hungarian Matching", "Nearest centers when nothing overlaps")
 def check_nearest_centers_when_nothing_overlaps():
     gts = [B(0, 0, 10, 10), B(900, 900, 910, 910), B(200, 200, 210, 210)]
-    assert candidates(B(400, 400, 410, 410), gts, 2) == [2, 0]
+    assert candidates_of(B(400, 400, 410, 410), gts, 2) == [2, 0]
 
 
 @check(CAP, "Gated Hungarian Matching", "Gated pairs are rejected and counted")
@@ -262,8 +268,12 @@ def check_braces_inside_quoted_descs_are_ignored(tok):
 def check_unclosed_target_is_refused(tok):
     # a target cut (e.g. by a length limit) after its records: the last "}" closes a record
     text = '{"objects": [' + rec("a}", (1, 2, 3, 4)) + ", " + rec("b", (5, 6, 7, 8)) + "<|im_end|>"
-    with pytest.raises(ClosureError):
-        locate_closure(tok, ids(tok, text), DF)
+    t_ids = ids(tok, text)
+    pieces = decode_pieces(tok, t_ids)
+    offsets = [*token_starts(pieces), len("".join(pieces))]
+    im_end_id = tok.convert_tokens_to_ids("<|im_end|>")
+    with pytest.raises(ClosureError, match="never closes"):
+        locate_closure(t_ids, "".join(pieces), offsets, DF, im_end_id)
 
 
 # ---------------------------------------------------------------- Geometry Targets
@@ -289,7 +299,7 @@ CS, V = 10, 1010
 def check_expectation_is_a_mean():
     z = torch.full((2, V), -1e4)
     z[0, CS] = z[0, CS + 999] = 0.0
-    assert expectation_decode(z, [1], CS).item() == pytest.approx(0.5, abs=1e-6)
+    assert expectation_decode(z[:1], CS)[0].item() == pytest.approx(0.5, abs=1e-6)
 
 
 @check(CAP, "Expectation Decoding And Pooled Geometry Losses", "CIoU canonicalizes and clips")
@@ -305,25 +315,45 @@ def check_ciou_canonicalizes_and_clips():
 
 @check(CAP, "Expectation Decoding And Pooled Geometry Losses", "Matched and FN boxes are pooled")
 def check_matched_and_fn_boxes_are_pooled():
-    from coordexp.stage2.channel_b import GeometryGroup
+    from coordexp.stage2.objective import Stage2LossWeights, pack_loss
 
-    bins = [100, 200, 300, 400, 0, 0, 999, 999]
-    z = torch.full((9, V), -1e4)
-    for p, b in enumerate(bins, start=1):
-        z[p - 1, CS + b] = 1e4
-    groups = [
-        GeometryGroup("matched", (1, 2, 3, 4), (100, 200, 300, 400), 0),
-        GeometryGroup("fn", (5, 6, 7, 8), (0, 0, 499, 999), 1),
-    ]
-    out = geometry_losses(z, groups, CS)
+    # the pack's slot rows as the step passes them: the logits at slot - 1, 4 per box, box order
+    # (a matched box decoded exactly, then an FN box decoded 500 bins off in one coordinate)
+    decoded = [100, 200, 300, 400, 0, 0, 999, 999]
+    target = [100, 200, 300, 400, 0, 0, 499, 999]
+    z = torch.full((8, V), -1e4)
+    for r, b in enumerate(decoded):
+        z[r, CS + b] = 1e4
+    out = pack_loss(
+        torch.zeros(0, V),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(0),
+        z,
+        torch.tensor(target),
+        coord_start=CS,
+        weights=Stage2LossWeights(smoothl1=1.0, ciou=0.0),
+    )
     assert out.n_boxes == 2
-    assert out.smoothl1.item() == pytest.approx(0.5 * (500 / 999) ** 2 / 8, rel=1e-4)
+    assert out.metrics["loss/bbox_smoothl1"] == pytest.approx(0.5 * (500 / 999) ** 2 / 8, rel=1e-4)
+    assert out.loss.item() == pytest.approx(0.5 * (500 / 999) ** 2 / 8, rel=1e-4)
 
 
 @check(CAP, "Expectation Decoding And Pooled Geometry Losses", "Sliced logits are rejected")
 def check_sliced_logits_are_rejected():
+    from coordexp.stage2.objective import Stage2LossWeights, pack_loss
+
     with pytest.raises(ValueError, match="full-vocabulary"):
-        expectation_decode(torch.zeros(3, 1000), [1], CS)
+        expectation_decode(torch.zeros(3, 1000), CS)
+    with pytest.raises(ValueError, match="full-vocabulary"):  # as the step calls it, on the pack's slot rows
+        pack_loss(
+            torch.zeros(0, 1000),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0),
+            torch.zeros(4, 1000),
+            torch.zeros(4, dtype=torch.long),
+            coord_start=CS,
+            weights=Stage2LossWeights(),
+        )
 
 
 # ---------------------------------------------------------------- Stage-2 Metric Aggregation

@@ -1,14 +1,15 @@
 import pytest
 
 from coordexp.generation.client import RolloutClient, RolloutClientError, RolloutContractError
-from coordexp.generation.request import DecodeSettings, call_seed, infer_request
+from coordexp.generation.request import DecodeSettings, call_seed
 from tests.helpers.fake_rollout_server import PROMPT_IDS, FakeRolloutServer
+from tests.helpers.tiny_rollout import chat_request
 
 S = DecodeSettings(max_tokens=16)
 
 
 def reqs(n):
-    return [infer_request("sys", f"q{i}", [f"/img/{i}.jpg"]) for i in range(n)]
+    return [chat_request("sys", f"q{i}", [f"/img/{i}.jpg"]) for i in range(n)]
 
 
 def test_health_and_world_size():

@@ -2,14 +2,21 @@ import pytest
 from PIL import Image
 
 from coordexp.generation import swift_contract as sc
-from coordexp.stage2.alignment import PromptMismatchError, check_prompt_alignment
 from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
 from coordexp.generation.request import (
-    DecodeSettings, RequestBuildError, call_seed, from_messages, infer_body, infer_request, norm_seed,
-    request_config, seed_base,
+    DecodeSettings,
+    RequestBuildError,
+    call_seed,
+    from_messages,
+    infer_body,
+    norm_seed,
+    request_config,
+    seed_base,
 )
 from coordexp.generation.response import RolloutResponseError, parse_infer_response
+from coordexp.stage2.alignment import PromptMismatchError, check_prompt_alignment
 from tests.helpers.fake_rollout_server import ok_item
+from tests.helpers.tiny_rollout import chat_request
 
 
 def test_seeds_never_zero():
@@ -29,20 +36,29 @@ def test_request_config_matches_swift_fields():
 
 
 def test_request_validates_as_rollout_infer_request_and_pil_refused():
-    r = infer_request("system text", "detect", ("/a.jpg",))
+    r = chat_request("system text", "detect", ("/a.jpg",))
     parsed = sc.validate_infer_request(r)
     assert parsed.messages[0]["content"] == "system text"
-    with pytest.raises(RequestBuildError, match="path string"):
-        infer_request("s", "u", [Image.new("RGB", (2, 2))])
+    with pytest.raises(RequestBuildError, match="image paths as strings"):
+        chat_request("s", "u", [Image.new("RGB", (2, 2))])
     with pytest.raises(RequestBuildError, match="JSON-serializable"):
-        infer_body([{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
-                     "objects": {"x": Image.new("RGB", (2, 2))}}], {})
+        infer_body(
+            [
+                {
+                    "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
+                    "objects": {"x": Image.new("RGB", (2, 2))},
+                }
+            ],
+            {},
+        )
 
 
 def test_from_messages_tuples_become_lists_and_assistant_dropped():
-    msgs = [{"role": "system", "content": "s"},
-            {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
-            {"role": "assistant", "content": "old"}]
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": ({"type": "image", "image": "/i.jpg"}, {"type": "text", "text": "u"})},
+        {"role": "assistant", "content": "old"},
+    ]
     r = from_messages(msgs)
     assert r["messages"][-1]["role"] == "user" and isinstance(r["messages"][1]["content"], list)
     with pytest.raises(RequestBuildError, match="system"):

@@ -1,13 +1,18 @@
 import pytest
 
 from coordexp.format.coord import load_tokenizer
+from coordexp.format.template import decode_pieces
 from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import (
-    ChannelBConfig, ChannelBError, ClosureError, build_target, locate_closure, rollout_prefix,
+    ChannelBConfig,
+    ChannelBError,
+    ClosureError,
+    build_target,
+    locate_closure,
+    rollout_prefix,
     teacher_forced_row,
 )
 from coordexp.stage2.matching import MatchConfig
-from coordexp.format.template import decode_pieces
 
 DF, GF = "desc_first", "geometry_first"
 C = "<|coord_{}|>".format
@@ -58,7 +63,8 @@ def test_matched_fp_fn_weights_and_groups(tok):
     assert [(g.kind, g.target_bins) for g in t.groups] == [("matched", (105, 100, 300, 300)), ("fn", (0, 0, 50, 50))]
     for g in t.groups:
         assert [t.assistant_ids[p] - 151670 for p in g.positions] == (
-            [100, 100, 300, 300] if g.kind == "matched" else [0, 0, 50, 50])
+            [100, 100, 300, 300] if g.kind == "matched" else [0, 0, 50, 50]
+        )
     assert t.counters["rollout/fp"] == 1 and t.counters["rollout/fn"] == 1
 
 
@@ -89,8 +95,13 @@ def test_strict_drops(tok):
     poly = '{"desc": "p", "poly": [' + ", ".join(C(k) for k in (1, 2, 30, 2, 30, 40)) + "]}"
     inv = rec("inv", (300, 300, 100, 400))
     # a coord literal spelled by plain-text tokens: no coord-id token lines up with it
-    ambiguous_ids = ids_of(tok, '{"desc": "amb", "bbox_2d": [') + ids_of(tok, "<|") + ids_of(tok, "coord") + \
-        ids_of(tok, "_1|>") + ids_of(tok, ", " + ", ".join(C(k) for k in (2, 3, 4)) + "]}")
+    ambiguous_ids = (
+        ids_of(tok, '{"desc": "amb", "bbox_2d": [')
+        + ids_of(tok, "<|")
+        + ids_of(tok, "coord")
+        + ids_of(tok, "_1|>")
+        + ids_of(tok, ", " + ", ".join(C(k) for k in (2, 3, 4)) + "]}")
+    )
     head = ids_of(tok, '{"objects": [' + poly + ", " + inv + ", ")
     tail = ids_of(tok, ", " + rec("ok", (1, 1, 9, 9)) + "]}")
     p = rollout_prefix(tok, head + ambiguous_ids + tail, DF)
@@ -103,10 +114,10 @@ def test_invalid_records_neutral_and_multiplier(tok):
     cfg = ChannelBConfig(DF, drop_invalid_struct_ce_multiplier=2.0)
     t = build_target(tok, ids_of(tok, text), GT, cfg)
     assert t.prefix.drops["wrong_arity"] == 1
-    bad_end = t.text.index(", {\"desc\": \"cat\"")
+    bad_end = t.text.index(', {"desc": "cat"')
     starts = [sum(map(len, decode_pieces(tok, t.assistant_ids[:k]))) for k in range(len(t.assistant_ids))]
     assert all(w == 0 for s, w in zip(starts, t.ce_weights) if s < bad_end - 3)
-    tail = t.ce_weights[t.prefix_len:]
+    tail = t.ce_weights[t.prefix_len :]
     assert 2.0 in tail and t.ce_weights[t.closure[0]] == 2.0
 
 
@@ -122,7 +133,11 @@ def test_closure_ignores_braces_in_desc(tok):
 def test_closure_of_truncated_target_is_not_located(tok):
     ids = ids_of(tok, '{"objects": [' + rec("cat", (1, 2, 3, 4)) + "<|im_end|>")
     with pytest.raises(ClosureError):
-        locate_closure(tok, ids, DF)
+        pieces = decode_pieces(tok, ids)
+        offsets = [0]
+        for piece in pieces:
+            offsets.append(offsets[-1] + len(piece))
+        locate_closure(ids, "".join(pieces), offsets, DF, tok.convert_tokens_to_ids("<|im_end|>"))
 
 
 def test_geometry_first(tok):
@@ -151,7 +166,7 @@ def test_teacher_forced_row_and_alignment(tok):
     t = build_target(tok, ids_of(tok, text), GT, ChannelBConfig(DF))
     prompt = ids_of(tok, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
     row = teacher_forced_row(prompt, list(prompt), t)
-    assert row.input_ids[:len(prompt)] == prompt and row.labels[:len(prompt)] == [-100] * len(prompt)
+    assert row.input_ids[: len(prompt)] == prompt and row.labels[: len(prompt)] == [-100] * len(prompt)
     g = row.groups[0]
     assert [row.input_ids[p] for p in g.positions] == [t.assistant_ids[p] for p in t.groups[0].positions]
     with pytest.raises(PromptMismatchError, match="prompt tokenization mismatch"):

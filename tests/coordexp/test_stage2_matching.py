@@ -1,14 +1,20 @@
+import random
+
 import numpy as np
 import pytest
 
-import random
 
 from coordexp.eval.matching import bbox_iou
 from coordexp.stage2.matching import (
-    MatchConfig, Shape, box_mask_ious, candidates, mask_iou, match, rasterize,
+    MatchConfig, Shape, box_mask_ious, mask_iou, match, rasterize,
 )
 
 B = lambda *v: Shape("bbox_2d", tuple(v))  # noqa: E731
+
+
+def candidates(pred, gts, k):
+    """The candidates ``match`` considered for its one prediction, in candidate order."""
+    return [j for _i, j in match([pred], gts, MatchConfig(candidate_top_k=k, maskiou_gate=0.0)).mask_iou]
 
 
 def test_rasterize_box_pixel_count():
@@ -80,6 +86,7 @@ def test_deterministic():
             w, h = rng.integers(5, 99, 2)
             out.append(B(int(x), int(y), int(x + w), int(y + h)))
         return out
+
     p, g = boxes(30), boxes(20)
     a, b = match(p, g), match(list(p), list(g))
     assert a.matched == b.matched and a.fp == b.fp and a.fn == b.fn
@@ -90,8 +97,9 @@ def test_empty_sides():
     assert match([B(0, 0, 5, 5)], []).fp == [0]
 
 
-@pytest.mark.parametrize("bad", [("bbox_2d", (1, 2, 3)), ("poly", (1, 2, 3, 4)), ("circle", (1, 2, 3, 4)),
-                                 ("bbox_2d", (1, 2, 3, 1000))])
+@pytest.mark.parametrize(
+    "bad", [("bbox_2d", (1, 2, 3)), ("poly", (1, 2, 3, 4)), ("circle", (1, 2, 3, 4)), ("bbox_2d", (1, 2, 3, 1000))]
+)
 def test_bad_shapes(bad):
     with pytest.raises(ValueError):
         Shape(*bad)

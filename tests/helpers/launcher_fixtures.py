@@ -26,8 +26,18 @@ def ensure_assets(root: Path) -> tuple[Path, Path]:
     return model, data
 
 
-def write_config(repo: Path, port: int, *, model: str, train: str, val: str | None = None, extra: str = "",
-                 servers: list[str] | None = None, backend: str = "vllm", max_model_len: int = 2048) -> Path:
+def write_config(
+    repo: Path,
+    port: int,
+    *,
+    model: str,
+    train: str,
+    val: str | None = None,
+    extra: str = "",
+    servers: list[str] | None = None,
+    backend: str = "vllm",
+    max_model_len: int = 2048,
+) -> Path:
     """A leaf config at repo/configs/exp/leaf.yaml extending the smoke profile."""
     cfg = repo / "configs" / "exp" / "leaf.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
@@ -35,21 +45,27 @@ def write_config(repo: Path, port: int, *, model: str, train: str, val: str | No
     lines = [f"extends: {SMOKE}", "model:", f"  model: {model}", "custom:", f"  train_jsonl: {train}"]
     if val:
         lines.append(f"  val_jsonl: {val}")
-    lines += ["rollout_matching:", f"  rollout_backend: {backend}", "  vllm:", f"    max_model_len: {max_model_len}",
-              "    server:", "      servers:"] + [f"        - base_url: {u}" for u in urls]
+    lines += [
+        "rollout_matching:",
+        f"  rollout_backend: {backend}",
+        "  vllm:",
+        f"    max_model_len: {max_model_len}",
+        "    server:",
+        "      servers:",
+    ] + [f"        - base_url: {u}" for u in urls]
     cfg.write_text("\n".join(lines) + "\n" + extra)
     return cfg
 
 
-FAKE_LEARNER = r'''#!/usr/bin/env bash
+FAKE_LEARNER = r"""#!/usr/bin/env bash
 # Records what the learner sees, asks the server for its world size, then exits with $FAKE_RC.
 { echo "config=${@: -1}"; env | grep -E '^(COORDEXP_STAGE2_|ROOT_IMAGE_DIR)' | sort
   echo "world=$(curl -s "$COORDEXP_STAGE2_SERVER_BASE_URL/get_world_size/")"; } > "$FAKE_OUT"
 [ -n "${FAKE_SLEEP:-}" ] && sleep "$FAKE_SLEEP"
 exit "${FAKE_RC:-0}"
-'''
+"""
 
-STUBBORN_SERVER = r'''
+STUBBORN_SERVER = r"""
 import http.server, signal, sys, os
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only KILL stops it
 open(sys.argv[2], "w").write(str(os.getpid()))
@@ -60,18 +76,27 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-'''
+"""
 
 
-def run_launcher(config: Path, tmp: Path, *, cwd: Path, timeout: float = 120, **env_extra) -> subprocess.CompletedProcess:
+def run_launcher(
+    config: Path, tmp: Path, *, cwd: Path, timeout: float = 120, **env_extra
+) -> subprocess.CompletedProcess:
     learner = tmp / "learner.sh"
     learner.write_text(FAKE_LEARNER)
     learner.chmod(0o755)
-    env = {**os.environ, "COORDEXP_STAGE2_SERVER_IMPL": "loopback", "COORDEXP_STAGE2_READY_INTERVAL_S": "0.3",
-           "COORDEXP_STAGE2_LEARNER_CMD": str(learner), "FAKE_OUT": str(tmp / "learner.out"),
-           "PYTHON": sys.executable, **{k: str(v) for k, v in env_extra.items()}}
-    return subprocess.run(["bash", str(SCRIPT), str(config)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    env = {
+        **os.environ,
+        "COORDEXP_STAGE2_SERVER_IMPL": "loopback",
+        "COORDEXP_STAGE2_READY_INTERVAL_S": "0.3",
+        "COORDEXP_STAGE2_LEARNER_CMD": str(learner),
+        "FAKE_OUT": str(tmp / "learner.out"),
+        "PYTHON": sys.executable,
+        **{k: str(v) for k, v in env_extra.items()},
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(config)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -81,3 +106,13 @@ def pid_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def parse_server_command(cmd: list[str]) -> dict[str, str]:
+    """``--flag value`` pairs of a launcher server command (``coordexp.stage2.launcher.server_command``),
+    so checks can compare what the server is started with against the learner's values."""
+    start = 2 if cmd[:2] == ["swift", "rollout"] else 3
+    rest = cmd[start:]
+    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
+        raise ValueError(f"not a --flag value list: {rest}")
+    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from coordexp.generation.request import infer_request
+from coordexp.generation.request import from_messages
 
 SYSTEM = "You detect objects."
 USER = "Detect all objects."
@@ -28,8 +28,15 @@ def make_image(path: Path, w: int = 64, h: int = 64) -> str:
     return str(path.resolve())
 
 
+def chat_request(system: str, user: str, images, *, sample: str = "sample") -> dict:
+    """A request as production builds one: ``from_messages`` of a system and a user turn
+    (image items, then the text)."""
+    content = [{"type": "image", "image": p} for p in images] + [{"type": "text", "text": user}]
+    return from_messages([{"role": "system", "content": system}, {"role": "user", "content": content}], sample=sample)
+
+
 def request(image: str | None, user: str = USER) -> dict:
-    return infer_request(SYSTEM, user, [image] if image else [])
+    return chat_request(SYSTEM, user, [image] if image else [])
 
 
 def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repetition_penalty, im_end_id):
@@ -45,8 +52,11 @@ def reference_greedy(model, prompt_ids, pixel_values, grid, max_new_tokens, repe
             t = torch.tensor([ids])
             kw = {"input_ids": t, "use_cache": False}
             if pixel_values is not None:
-                kw.update(pixel_values=pixel_values, image_grid_thw=grid,
-                          mm_token_type_ids=(t == IMAGE_TOKEN_ID).to(torch.int32))
+                kw.update(
+                    pixel_values=pixel_values,
+                    image_grid_thw=grid,
+                    mm_token_type_ids=(t == IMAGE_TOKEN_ID).to(torch.int32),
+                )
             logits = model(**kw).logits[0, -1].clone()
             seen = torch.tensor(sorted(set(ids)))
             s = logits[seen]

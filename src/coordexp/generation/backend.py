@@ -15,9 +15,9 @@ Both normalise the end of a rollout the same way: when the generated ids hold no
 ``<|im_end|>`` (the max-token budget ran out), ``<|im_end|>`` is appended, so Channel-B
 always sees a closed turn (stage2-ab-training, Append-Ready Rollout Prefix).
 
-Requests are ``RolloutInferRequest``-shaped dicts (``coordexp.generation.request.infer_request``
-or ``from_messages``); decoding knobs are ``DecodeSettings``; seeds are a function of the
-step's ``seed_base`` and the request's position (``request_offset`` + index).
+Requests are ``RolloutInferRequest``-shaped dicts (``coordexp.generation.request.from_messages``);
+decoding knobs are ``DecodeSettings``; seeds are a function of the step's ``seed_base`` and the
+request's position (``request_offset`` + index).
 """
 
 from __future__ import annotations

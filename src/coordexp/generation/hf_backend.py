@@ -80,7 +80,7 @@ def encode_request(
     if request.get("images"):
         raise RolloutBackendError(
             f"{sample}: top-level 'images' is not supported; put image items in the user "
-            "content (coordexp.generation.request.infer_request does)"
+            "content (coordexp.generation.request.from_messages of template.build_messages does)"
         )
     messages = request["messages"]
     paths = _image_paths(messages)

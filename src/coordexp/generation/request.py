@@ -1,10 +1,12 @@
 """``/infer/`` request building for ms-swift's ``swift rollout`` server (4.6.0 protocol).
 
-An infer request is a ``RolloutInferRequest``-shaped dict: OpenAI-style messages with the
-system content a plain string and the user content image items (string paths) then the
-text; ``images`` (when present) a list of strings. Everything goes through a JSON round
-trip here, so what the server receives is exactly what we built and tested (tuples become
-lists; a PIL image or any other non-JSON object is refused with the message path).
+Requests are built by ``from_messages`` from ``template.build_messages`` (as
+``stage2.trainer.prepare_samples`` and ``infer.runner`` do); ``infer_body`` wraps them for the
+POST. An infer request is a ``RolloutInferRequest``-shaped dict: OpenAI-style messages with the
+system content a plain string and the user content image items (string paths) then the text;
+``images`` (when present) a list of strings. Everything goes through a JSON round trip here, so
+what the server receives is exactly what we built and tested (tuples become lists; a PIL image
+or any other non-JSON object is refused with the message path).
 
 The request config is the full ``RequestConfig`` field set with n=1, stop at
 ``<|im_end|>``, ``return_details=True`` (the server then returns ``prompt_token_ids`` and
@@ -130,19 +132,6 @@ def _json_roundtrip(obj, where: str):
         )
 
     return json.loads(json.dumps(obj, default=refuse, ensure_ascii=False))  # inventory: json-ok(our own dump)
-
-
-def infer_request(system: str, user_text: str, image_paths, *, sample: str = "sample") -> dict:
-    """One ``RolloutInferRequest``-shaped dict: system string, user = images then text."""
-    if not isinstance(system, str) or not isinstance(user_text, str):
-        raise RequestBuildError(f"{sample}: system and user text must be strings")
-    paths = list(image_paths)
-    for i, p in enumerate(paths):
-        if not isinstance(p, str):
-            raise RequestBuildError(f"{sample}: images[{i}] must be a path string, got {type(p).__name__}")
-    content = [{"type": "image", "image": p} for p in paths] + [{"type": "text", "text": user_text}]
-    req = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": content}]}
-    return _json_roundtrip(req, sample)
 
 
 def from_messages(messages, *, sample: str = "sample") -> dict:

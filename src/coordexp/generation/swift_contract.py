@@ -1,5 +1,14 @@
 """Our rollout payloads checked against ms-swift 4.6.0's own types (no vllm, no CUDA).
 
+Two kinds of function live here. The weight-sync bodies and buckets (the second half) are on
+the production path: both sides of the CPU sync build and parse them with ms-swift's models.
+The validators of the first half (``validate_infer_request``, ``validate_request_config``,
+``validate_output``, ``rollout_cli_flags``, ``swift_rollout_routes``) are test oracles: the
+server ms-swift runs already parses what we send, so production does not call them; the
+rollout-server-contract checks run them over what production builds, sends and receives
+(the requests of ``request.from_messages``, the client's ``/infer/`` bodies, the loopback
+server's answers, the launcher's server command, the loopback server's route table).
+
 - requests: validated as ``RolloutInferRequest`` with pydantic, which is how the server's
   FastAPI route parses ``infer_requests`` (``swift.infer_engine.protocol``);
 - request config: its keys must be exactly ``RequestConfig``'s fields, and it must build one;
@@ -35,6 +44,7 @@ LAUNCHER_FLAGS = (
     "vllm_enable_lora",
     "vllm_enable_prefix_caching",
     "vllm_engine_kwargs",
+    "truncation_strategy",
 )
 
 
@@ -50,13 +60,16 @@ def request_config_fields() -> tuple[str, ...]:
 
 
 def validate_infer_request(req: dict):
-    """The request as the server would parse it (raises pydantic.ValidationError)."""
+    """Test oracle (an oracle for tests, not called by production): the request as ms-swift's
+    server would parse it (raises pydantic.ValidationError)."""
     from pydantic import TypeAdapter
 
     return TypeAdapter(protocol().RolloutInferRequest).validate_python(req)
 
 
 def validate_request_config(config: dict):
+    """Test oracle (an oracle for tests, not called by production): a request config has exactly
+    ``RequestConfig``'s keys and builds one (raises ValueError or pydantic.ValidationError)."""
     fields = set(request_config_fields())
     extra, missing = sorted(set(config) - fields), sorted(fields - set(config))
     if extra or missing:
@@ -67,11 +80,15 @@ def validate_request_config(config: dict):
 
 
 def validate_output(item: dict):
+    """Test oracle (an oracle for tests, not called by production): one ``/infer/`` answer item as
+    ms-swift's ``RolloutOutput`` (raises pydantic.ValidationError)."""
     return protocol().RolloutOutput.model_validate(item)
 
 
 @functools.lru_cache(maxsize=1)
 def rollout_cli_flags() -> frozenset[str]:
+    """Test oracle (an oracle for tests, not called by production): the flags ``swift rollout``
+    accepts, ``RolloutArguments``' fields as ``HfArgumentParser`` reads them."""
     from swift.arguments import RolloutArguments
     from transformers import HfArgumentParser
 
@@ -97,7 +114,8 @@ def swift_rollout_source() -> str:
 
 
 def swift_rollout_routes(source: str | None = None) -> frozenset[tuple[str, str]]:
-    """{(METHOD, path)} that ``swift rollout`` serves, parsed from ms-swift's source text."""
+    """Test oracle (an oracle for tests, not called by production): {(METHOD, path)} that
+    ``swift rollout`` serves, parsed from ms-swift's source text."""
     import re
 
     text = swift_rollout_source() if source is None else source

@@ -16,16 +16,21 @@ Every request carries the run's token (``auth.TOKEN_HEADER``, read from ``COORDE
 which the launcher exports): the loopback server refuses weight sync without it; a real ``swift
 rollout`` server ignores the header (it checks nothing, docs/stage2.md).
 
-Which one (``make_sync_client``): ms-swift's own ``VLLMClient`` (vLLM's PyNccl communicator)
-when CUDA is available and vLLM is importable; that path cannot run on this project's CPU
-machines and is exercised by the manual vLLM smoke. Otherwise ``GlooSyncClient``: the same
-HTTP calls and bodies, with the tensor going over a gloo group (``sync_group``). Only
-learner rank 0 ever builds a client (``weight_sync.maybe_sync``).
+Which one (``choose_transport``, decided when the run is set up, before training): ms-swift's
+own ``VLLMClient`` (vLLM's PyNccl communicator) when CUDA is available and vLLM is importable;
+that path cannot run on this project's CPU machines and is exercised by the manual vLLM smoke.
+Without CUDA, ``GlooSyncClient``: the same HTTP calls and bodies, with the tensor going over a
+gloo group (``sync_group``), which only the loopback server speaks. A CUDA learner whose
+environment lacks vLLM is refused (``SyncClientError``) unless the launcher started the loopback
+server (``COORDEXP_STAGE2_SERVER_IMPL=loopback``): a ``swift rollout`` server would wait for a
+PyNccl peer that never comes and the first sync would time out. Only learner rank 0 ever builds
+a client (``weight_sync.maybe_sync``).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 from dataclasses import dataclass, field
 
 import requests
@@ -108,18 +113,41 @@ class GlooSyncClient:
         self._session.close()
 
 
-def production_path_available() -> bool:
-    """CUDA and vLLM: ms-swift's own client can build its PyNccl communicator."""
-    import importlib.util
-
+def _cuda_available() -> bool:
     import torch
 
-    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+    return torch.cuda.is_available()
 
 
-def make_sync_client(base_url: str, *, group_port: int, timeout_s: float, host: str):
-    """ms-swift's ``VLLMClient`` (production) or ``GlooSyncClient`` (CPU); not yet initialised."""
-    if production_path_available():
+def _vllm_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_transport(server_impl: str | None = None) -> str:
+    """ "vllm" (ms-swift's ``VLLMClient``) or "gloo" (``GlooSyncClient``), see the module docstring.
+
+    ``server_impl`` defaults to ``COORDEXP_STAGE2_SERVER_IMPL`` (the launcher exports it)."""
+    if not _cuda_available():
+        return "gloo"
+    if _vllm_importable():
+        return "vllm"
+    impl = os.environ.get("COORDEXP_STAGE2_SERVER_IMPL") if server_impl is None else server_impl
+    if impl == "loopback":
+        return "gloo"
+    raise SyncClientError(
+        "the learner runs with CUDA but vLLM is not importable in its environment: ms-swift's weight-sync "
+        "client (vLLM's PyNccl communicator) cannot be built, and a `swift rollout` server would wait for it "
+        "until its timeout; install vllm where the learner runs (or use the CPU loopback server, "
+        "COORDEXP_STAGE2_SERVER_IMPL=loopback)"
+    )
+
+
+def make_sync_client(base_url: str, *, group_port: int, timeout_s: float, host: str, transport: str | None = None):
+    """ms-swift's ``VLLMClient`` or ``GlooSyncClient`` for ``transport`` (default ``choose_transport()``);
+    not yet initialised."""
+    if (transport or choose_transport()) == "vllm":
         from swift.rlhf_trainers.vllm_client import VLLMClient
 
         client = VLLMClient(base_urls=[base_url], group_ports=[group_port], connection_timeout=timeout_s)

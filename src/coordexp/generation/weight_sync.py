@@ -23,6 +23,16 @@ flattened tensor goes by a group broadcast, then a barrier; then
 ``/process_weights_after_loading/`` and ``/reset_prefix_cache/``; ``/close_communicator/`` at
 exit. The transport is one seam (``sync_client``): ms-swift's ``VLLMClient`` over vLLM's PyNccl
 on CUDA, a gloo group on CPU. Names are rewritten as ms-swift does for vLLM (PEFT prefixes off).
+
+What is pushed is the learner's EFFECTIVE policy (``openspec/specs/rollout-server-contract``,
+"Server Runs The Learner's Effective Weights"): with ``custom.coord_offset.enabled`` the offsets
+live in a ``CoordOffset`` adapter beside the model (forward hooks), so the state dict alone would
+leave them out and the server would roll out another policy than the one trained.
+``effective_tensors`` adds the offset tables to the 1000 coord rows of the embedding and of the
+LM head in the tensors sent (copies: the learner's own weights and hooks stay as they are), as
+``coordexp.checkpoints.merge`` folds them into a merged checkpoint. A model whose head is tied to
+its embedding can carry one offset table only, so separate head offsets on a tied model are
+refused (``check_servable``) before the run trains.
 """
 
 from __future__ import annotations
@@ -54,6 +64,64 @@ def sync_state(model) -> dict:
         if new is not None:
             out[new] = t
     return out
+
+
+def _names_of(model, tensor) -> list[str]:
+    """The state-dict names (server-side) whose tensor is ``tensor`` (tied weights give several)."""
+    ptr = tensor.data_ptr()
+    return [
+        new
+        for name, t in model.state_dict(keep_vars=True).items()
+        if t.data_ptr() == ptr and (new := rewrite_param_name(name)) is not None
+    ]
+
+
+def _tied(model) -> bool:
+    return model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def check_servable(model, coord_offset) -> None:
+    """Refuse offsets the server's weights cannot carry: a separate head table on a tied model."""
+    m = getattr(model, "module", model)
+    if coord_offset is None:
+        return
+    if hasattr(m, "get_base_model"):
+        m = m.get_base_model()
+    if coord_offset.head is not None and _tied(m):
+        raise WeightSyncError(
+            "custom.coord_offset.tie_head is false but the model ties its LM head to its embedding: the "
+            "rollout server's model holds one matrix for both, so it cannot carry separate head offsets; "
+            "set custom.coord_offset.tie_head: true (or train with the hf rollout backend)"
+        )
+
+
+def effective_tensors(model, coord_offset=None) -> dict:
+    """``sync_tensors`` with the coord offsets folded into the embedding and LM-head rows sent.
+
+    ``model`` is the plain (merged) model the server mirrors; ``coord_offset`` the run's
+    ``CoordOffset`` or None. Rows ``start .. start+999`` of every name holding the embedding gain
+    the embedding table, of every name holding the head gain the head table (the embedding table
+    when tied); on a tied model both names are one matrix and gain the one table once.
+    """
+    import torch
+
+    named = sync_tensors(model)
+    if coord_offset is None:
+        return named
+    check_servable(model, coord_offset)
+    start, n = coord_offset.start, coord_offset.embed.shape[0]
+    emb_names = _names_of(model, model.get_input_embeddings().weight)
+    head_names = [] if _tied(model) else _names_of(model, model.get_output_embeddings().weight)
+    head_table = coord_offset.embed if coord_offset.head is None else coord_offset.head
+    if not emb_names or (not _tied(model) and not head_names):
+        raise WeightSyncError("coord offsets: the embedding or LM-head weight is not among the tensors sent")
+    with torch.no_grad():
+        for names, table in ((emb_names, coord_offset.embed), (head_names, head_table)):
+            for name in names:
+                t = named[name].clone()
+                t[start : start + n] += table.detach().to(device=t.device, dtype=t.dtype)
+                named[name] = t
+    return named
 
 
 def buckets(named: dict, bucket_bytes: int) -> list[list[str]]:
@@ -154,19 +222,26 @@ class WeightPusher:
         bucket_mb: int | None = None,
         client_factory: Callable[[], object] | None = None,
         log: Callable[[str], None] | None = None,
+        coord_offset=None,
     ):
+        """``coord_offset``: the run's ``CoordOffset`` adapter (or None); its tables are folded
+        into every push (``effective_tensors``)."""
         from urllib.parse import urlsplit
 
-        from coordexp.generation.sync_client import make_sync_client
+        from coordexp.generation.sync_client import choose_transport, make_sync_client
 
         host = urlsplit(base_url).hostname or "127.0.0.1"
-        self.client_factory = client_factory or (
-            lambda: make_sync_client(base_url, group_port=group_port, timeout_s=timeout_s, host=host)
-        )
+        if client_factory is None:
+            transport = choose_transport()  # up front: a CUDA learner without vLLM is refused here
+            client_factory = lambda: make_sync_client(  # noqa: E731
+                base_url, group_port=group_port, timeout_s=timeout_s, host=host, transport=transport
+            )
+        self.client_factory = client_factory
         self.bucket_bytes = bucket_bytes_from_env(bucket_mb)
         self.client = None
         self.records: list[PushRecord] = []
         self.log = log
+        self.coord_offset = coord_offset
 
     def __call__(self, model) -> PushRecord:
         import copy
@@ -176,7 +251,7 @@ class WeightPusher:
         m = getattr(model, "module", model)  # DDP / accelerate wrapper
         if hasattr(m, "merge_and_unload"):
             m = copy.deepcopy(m).merge_and_unload()
-        named = sync_tensors(m)
+        named = effective_tensors(m, self.coord_offset)
         if self.client is None:
             client = self.client_factory()
             init_client(client)

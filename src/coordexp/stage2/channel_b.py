@@ -53,7 +53,7 @@ from coordexp.format.coordjson import (
     fn_fragment,
     parse,
 )
-from coordexp.format.template import IM_END, decode_pieces, piece_table, pieces_from
+from coordexp.format.template import IM_END, piece_table, pieces_from
 from coordexp.stage2.matching import MatchConfig, MatchResult, Shape, match
 from coordexp.stage2.token_spans import JSON_WS, char_offsets, desc_content_span, overlapping
 
@@ -297,15 +297,26 @@ def _closure_pos(res: ParseResult) -> int | None:
     return None if res.parse_failed or res.container_end is None else res.container_end - 1
 
 
-def locate_closure(tokenizer, assistant_ids, field_order: str) -> tuple[int, int]:
-    """(closing-brace token, first <|im_end|> token after it), indices into assistant_ids."""
-    ids = list(assistant_ids)
-    pieces = decode_pieces(tokenizer, ids)
-    offsets = char_offsets(pieces)
-    text = "".join(pieces)
+_SCAN = object()  # locate_closure: no parsed tail, scan the text
+
+
+def locate_closure(
+    assistant_ids: list[int], text: str, offsets: list[int], field_order: str, im_end_id: int, tail_closing=_SCAN
+) -> tuple[int, int]:
+    """(closing-brace token, first <|im_end|> token after it), indices into ``assistant_ids``.
+
+    ``text`` is the ids' decoded text and ``offsets`` each token's start in it (plus the end).
+    The brace is the parser's string-aware closure over the text before the first
+    ``<|im_end|>``; when that is the target's final token and the caller already parsed the
+    tail (``build_target`` reads the appended fragment), ``tail_closing`` is that parse's
+    closing position (None: it never closes). Raises ClosureError when either token is missing.
+    """
     stop = text.find(IM_END)
-    pos = closure_char(text if stop < 0 else text[:stop], field_order)
-    return _closure_tokens(ids, offsets, pos, _Vocab.of(tokenizer).im_end_id)
+    if tail_closing is not _SCAN and stop == len(text) - len(IM_END):
+        pos = tail_closing
+    else:
+        pos = closure_char(text if stop < 0 else text[:stop], field_order)
+    return _closure_tokens(assistant_ids, offsets, pos, im_end_id)
 
 
 def _closure_tokens(ids: list[int], offsets: list[int], pos: int | None, im_end_id: int) -> tuple[int, int]:
@@ -418,7 +429,6 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
 
     # -- tail: fragment + <|im_end|>
     struct_w = config.drop_invalid_struct_ce_multiplier if prefix.n_drop_invalid > 0 else 1.0
-    body = text[: len(text) - len(IM_END)]
     fn_objs, closing = _read_fragment(prefix.prefix_text, fragment, fo)
     if len(fn_objs) != len(fn_objects):
         raise ChannelBError(f"the appended fragment parses to {len(fn_objs)} records, expected {len(fn_objects)}")
@@ -430,15 +440,9 @@ def build_target(tokenizer, rollout_ids, gt_objects, config: ChannelBConfig) -> 
             continue
         weights[t] = config.desc_ce_weight if t in fn_desc else struct_w
 
-    # -- closure: located, then supervised
-    # the closure scan of locate_closure, on the text it would parse: everything before the
-    # first <|im_end|> (the target's last token unless the prefix holds one)
-    stop = text.find(IM_END)
-    if stop == len(body):
-        pos = closing
-    else:
-        pos = closure_char(text if stop < 0 else text[:stop], fo)
-    brace, im_end = _closure_tokens(assistant_ids, offsets, pos, im_end_id)
+    # -- closure: located (the fragment's parse already holds it, unless the prefix holds an
+    # <|im_end|> of its own), then supervised
+    brace, im_end = locate_closure(assistant_ids, text, offsets, fo, im_end_id, tail_closing=closing)
     weights[brace] = max(weights[brace], struct_w)
     weights[im_end] = max(weights[im_end], struct_w)
 

@@ -14,7 +14,12 @@ Preflight (openspec/specs/rollout-server-contract, Launcher Preflight) runs befo
   global_max_length``; ``template.max_pixels`` and ``custom.train_jsonl`` are set;
 - server and learner GPUs (``COORDEXP_STAGE2_SERVER_GPUS`` / ``COORDEXP_STAGE2_LEARNER_GPUS``,
   comma lists; empty on CPU) do not overlap, and the server GPU count divides by TP;
-- the train/val JSONL pass ``scripts/tools/validate_jsonl.py`` (stage2, max_pixels, images).
+- the train/val JSONL pass ``scripts/tools/validate_jsonl.py`` (stage2, max_pixels, images);
+- ``mm_processor_kwargs`` holds only ``do_resize`` (and a ``max_pixels`` equal to the learner's),
+  and ``template.truncation_strategy`` has a server name (``SERVER_TRUNCATION``).
+
+``wait`` then checks the server's ``/get_world_size/`` against DP x TP (``--expect-world-size``):
+a mismatch aborts the launch before the learner starts.
 
 Its output exports the ``COORDEXP_STAGE2_*`` variables (recorded in run_metadata.json by
 ``coordexp.training.artifacts``), ``ROOT_IMAGE_DIR`` (the directory of train_jsonl) and
@@ -94,7 +99,8 @@ class Preflight:
     template: str = "qwen3_vl"
     max_length: int | None = None
     vllm_enable_prefix_caching: bool = True
-    mm_processor_kwargs_json: str = '{"do_resize": false}'  # JSON of rollout_matching.vllm.mm_processor_kwargs
+    mm_processor_kwargs_json: str = '{"do_resize": false}'  # JSON of what the server's image processor is sent
+    truncation_strategy: str = "delete"  # ms-swift's name for the learner's template.truncation_strategy
 
 
 def parse_server_url(url: str) -> tuple[str, str, int]:
@@ -179,71 +185,98 @@ def choose_server_impl(
     return "swift", "production default"
 
 
-def run_preflight(
-    config_path: str, env: Mapping[str, str], *, validate_jsonl: Callable[[list[str], int], list[str]] | None = None
-) -> Preflight:
-    """All CPU-side launch checks; raises PreflightError listing every problem."""
+def _load(config_path: str):
+    """The config (a smoke profile's inputs are built before the preflight: ``python -m coordexp.smoke.inputs``)."""
     from coordexp.config import ConfigError, load_config
 
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise PreflightError([f"{config_path}: {line}" for line in str(exc).splitlines()] or [str(exc)]) from None
-    problems: list[str] = []
-    rm = cfg.rollout_matching
-    if rm is None:
+    if cfg.rollout_matching is None:
         raise PreflightError([f"{config_path}: rollout_matching: required for the Stage-2 launcher"])
+    return cfg
+
+
+def _mode_problems(config_path: str, rm) -> list[str]:
+    """Server mode: the vllm backend in server mode."""
+    out = []
     if rm.rollout_backend != "vllm":
-        problems.append(
+        out.append(
             f"{config_path}: rollout_matching.rollout_backend is {rm.rollout_backend!r}; the launcher "
             "starts a rollout server, which needs 'vllm' (for local HF rollouts run scripts/train.sh)"
         )
     if rm.vllm.mode != "server":
-        problems.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
-    servers = rm.vllm.server.servers
-    host, port, urls = "", 0, tuple(s.base_url for s in servers)
+        out.append(f"{config_path}: rollout_matching.vllm.mode is {rm.vllm.mode!r}; the launcher needs 'server'")
+    return out
+
+
+def _server_address(config_path: str, servers) -> tuple[str, int, list[str]]:
+    """(host, port, problems): exactly one server, an explicit http(s)://host:port, a free port."""
+    out: list[str] = []
+    host, port = "", 0
     if len(servers) != 1:
-        problems.append(
+        out.append(
             f"{config_path}: rollout_matching.vllm.server.servers has {len(servers)} entries; exactly one "
             "is supported (the learner would use only the first)"
         )
     if servers:
+        key = "rollout_matching.vllm.server.servers[0].base_url"
         try:
             _, host, port = parse_server_url(servers[0].base_url)
         except ValueError as exc:
-            problems.append(f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {exc}")
+            out.append(f"{config_path}: {key}: {exc}")
         else:
             if port_in_use(host, port):
-                problems.append(
-                    f"{config_path}: rollout_matching.vllm.server.servers[0].base_url: {host}:{port} is "
-                    "already in use (a stale rollout server?); stop it or pick another port"
+                out.append(
+                    f"{config_path}: {key}: {host}:{port} is already in use (a stale rollout server?); "
+                    "stop it or pick another port"
                 )
-    model_dir = str(cfg.model.get("model") or "")
+    return host, port, out
+
+
+def _model_problems(config_path: str, model_dir: str) -> list[str]:
     if not model_dir or not Path(model_dir).is_dir():
-        problems.append(f"{config_path}: model.model: server model folder {model_dir!r} does not exist")
+        return [f"{config_path}: model.model: server model folder {model_dir!r} does not exist"]
+    return []
+
+
+def _length_problems(config_path: str, rm, global_max_length) -> list[str]:
+    """max_new_tokens < vllm.max_model_len >= global_max_length."""
     mml = rm.vllm.max_model_len
-    gml = cfg.global_max_length
     if mml is None:
-        problems.append(f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher")
-    else:
-        if not rm.max_new_tokens < mml:
-            problems.append(
-                f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
-                f"rollout_matching.vllm.max_model_len {mml}"
-            )
-        if gml is not None and mml < gml:
-            problems.append(
-                f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length {gml}"
-            )
+        return [f"{config_path}: rollout_matching.vllm.max_model_len: required by the launcher"]
+    out = []
+    if not rm.max_new_tokens < mml:
+        out.append(
+            f"{config_path}: rollout_matching.max_new_tokens {rm.max_new_tokens} must be < "
+            f"rollout_matching.vllm.max_model_len {mml}"
+        )
+    if global_max_length is not None and mml < global_max_length:
+        out.append(
+            f"{config_path}: rollout_matching.vllm.max_model_len {mml} must be >= global_max_length {global_max_length}"
+        )
+    return out
+
+
+def _max_pixels(config_path: str, cfg) -> tuple[int, list[str]]:
     max_pixels = cfg.template.get("max_pixels")
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
-        problems.append(f"{config_path}: template.max_pixels: required (a positive int)")
-        max_pixels = 0
-    mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
-    problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
-    train = cfg.custom.train_jsonl
-    if not train:
-        problems.append(f"{config_path}: custom.train_jsonl: required")
+        return 0, [f"{config_path}: template.max_pixels: required (a positive int)"]
+    return max_pixels, []
+
+
+@dataclass(frozen=True)
+class _ServerGpus:
+    tp: int = 1
+    dp: int = 1
+    server: tuple[int, ...] = ()
+    learner: tuple[int, ...] = ()
+    eager: bool = True
+
+
+def _server_gpus(env: Mapping[str, str], rm) -> tuple[_ServerGpus, list[str]]:
+    """TP, DP and the GPU sets from the environment (COORDEXP_STAGE2_SERVER_* / _LEARNER_GPUS)."""
     tp = dp = 1
     server_gpus = learner_gpus = ()
     try:
@@ -259,8 +292,34 @@ def run_preflight(
             else rm.vllm.enforce_eager
         )
     except ValueError as exc:
-        problems.append(str(exc))
-        eager = rm.vllm.enforce_eager
+        return _ServerGpus(tp, dp, server_gpus, learner_gpus, rm.vllm.enforce_eager), [str(exc)]
+    return _ServerGpus(tp, dp, server_gpus, learner_gpus, eager), []
+
+
+def run_preflight(
+    config_path: str, env: Mapping[str, str], *, validate_jsonl: Callable[[list[str], int], list[str]] | None = None
+) -> Preflight:
+    """All CPU-side launch checks, as named steps; raises PreflightError listing every problem
+    (the JSONL guards run only once the config's own problems are fixed)."""
+    cfg = _load(config_path)
+    rm = cfg.rollout_matching
+    problems = _mode_problems(config_path, rm)
+    host, port, found = _server_address(config_path, rm.vllm.server.servers)
+    problems += found
+    model_dir = str(cfg.model.get("model") or "")
+    problems += _model_problems(config_path, model_dir)
+    problems += _length_problems(config_path, rm, cfg.global_max_length)
+    max_pixels, found = _max_pixels(config_path, cfg)
+    problems += found
+    mm_kwargs = dict(rm.vllm.mm_processor_kwargs)
+    problems += processor_parity_problems(config_path, mm_kwargs, max_pixels)
+    truncation, found = server_truncation(config_path, cfg.template.get("truncation_strategy", "raise"))
+    problems += found
+    train = cfg.custom.train_jsonl
+    if not train:
+        problems.append(f"{config_path}: custom.train_jsonl: required")
+    gpus, found = _server_gpus(env, rm)
+    problems += found
     if problems:
         raise PreflightError(problems)
     files = [train] + ([cfg.custom.val_jsonl] if cfg.custom.val_jsonl else [])
@@ -274,7 +333,7 @@ def run_preflight(
         config=str(Path(config_path).resolve()),
         rollout_backend=rm.rollout_backend,
         vllm_mode=rm.vllm.mode,
-        server_base_urls=urls,
+        server_base_urls=tuple(s.base_url for s in rm.vllm.server.servers),
         server_host=host,
         server_port=port,
         server_model=model_dir,
@@ -282,19 +341,22 @@ def run_preflight(
         val_jsonl_resolved=cfg.custom.val_jsonl or None,
         template_max_pixels=max_pixels,
         root_image_dir_resolved=str(Path(train).parent),
-        vllm_max_model_len=mml,
+        vllm_max_model_len=rm.vllm.max_model_len,
         vllm_enable_lora=rm.vllm.enable_lora,
         vllm_gpu_memory_utilization=rm.vllm.gpu_memory_utilization,
-        vllm_enforce_eager=eager,
+        vllm_enforce_eager=gpus.eager,
         server_torch_dtype=str(dtype),
-        server_gpus=server_gpus,
-        learner_gpus=learner_gpus,
-        server_tp=tp,
-        server_dp=dp,
+        server_gpus=gpus.server,
+        learner_gpus=gpus.learner,
+        server_tp=gpus.tp,
+        server_dp=gpus.dp,
         template=str(cfg.template.get("template") or "qwen3_vl"),
-        max_length=gml,
+        max_length=cfg.global_max_length,
         vllm_enable_prefix_caching=rm.vllm.enable_prefix_caching,
-        mm_processor_kwargs_json=json.dumps(mm_kwargs, sort_keys=True),
+        mm_processor_kwargs_json=json.dumps(
+            {k: mm_kwargs[k] for k in SENT_MM_KWARGS if k in mm_kwargs}, sort_keys=True
+        ),
+        truncation_strategy=truncation,
     )
 
 
@@ -318,13 +380,38 @@ def learner_do_resize() -> bool:
     return bool(load_image_processor().do_resize)
 
 
+# What the server's image processor is sent (vLLM's mm_processor_kwargs): do_resize only. max_pixels
+# travels as ``--max_pixels`` (ms-swift's template, the learner's value); anything else would make
+# the server see images differently from the learner, so it is refused, never passed on.
+SENT_MM_KWARGS = ("do_resize",)
+CHECKED_MM_KWARGS = ("do_resize", "max_pixels")
+
+# The learner's template.truncation_strategy as ms-swift's rollout server names it. "raise" (the
+# learner's default: an over-long sample is an error) is ms-swift's "delete" (the template raises
+# MaxLengthError, which the server answers as an error instead of generating from a cut prompt).
+SERVER_TRUNCATION = {"raise": "delete", "delete": "delete", "left": "left", "right": "right"}
+
+
+def server_truncation(config_path: str, learner: str) -> tuple[str, list[str]]:
+    """(``--truncation_strategy`` value, problems) for the learner's template.truncation_strategy."""
+    if learner in SERVER_TRUNCATION:
+        return SERVER_TRUNCATION[learner], []
+    return "delete", [
+        f"{config_path}: template.truncation_strategy {learner!r}: the rollout server takes "
+        f"{', '.join(sorted(SERVER_TRUNCATION))}; set one of them"
+    ]
+
+
 def processor_parity_problems(config_path: str, mm_kwargs: dict, max_pixels: int) -> list[str]:
     """The server's image processor must see images as the learner does (rollout-server-contract, Learner And Server
-    Prompt Alignment): the same
-    do_resize (stated explicitly) and, when given, the same max_pixels."""
+    Prompt Alignment): the same do_resize (stated explicitly), when given the same max_pixels, and no other key."""
     key = "rollout_matching.vllm.mm_processor_kwargs"
     want = learner_do_resize()
-    out = []
+    out = [
+        f"{config_path}: {key}.{k}: not passed to the rollout server (only {', '.join(CHECKED_MM_KWARGS)} are "
+        "checked against the learner's image processor, and only do_resize is sent): remove it"
+        for k in sorted(set(mm_kwargs) - set(CHECKED_MM_KWARGS))
+    ]
     if "do_resize" not in mm_kwargs:
         out.append(
             f"{config_path}: {key}.do_resize: required ({str(want).lower()}, as the learner's image processor): "
@@ -368,6 +455,7 @@ def server_args(pf: Preflight, impl: str) -> list[tuple[str, object]]:
         ("vllm_max_model_len", pf.vllm_max_model_len),
         ("vllm_enable_lora", pf.vllm_enable_lora),
         ("vllm_enable_prefix_caching", pf.vllm_enable_prefix_caching),
+        ("truncation_strategy", pf.truncation_strategy),
         # vLLM's engine argument mm_processor_kwargs carries do_resize to the server's image processor
         ("vllm_engine_kwargs", json.dumps({"mm_processor_kwargs": mm_kwargs}, sort_keys=True)),
     ]
@@ -381,15 +469,6 @@ def server_command(pf: Preflight, impl: str, python: str = sys.executable) -> li
     head = [python, "-m", "coordexp.generation.server"] if impl == "loopback" else ["swift", "rollout"]
     args = [(k, v) for k, v in server_args(pf, impl) if v is not None]
     return head + [x for k, v in args for x in (f"--{k}", _arg(v))]
-
-
-def parse_server_command(cmd: list[str]) -> dict[str, str]:
-    """``--flag value`` pairs of a server command (checks compare them with the learner's values)."""
-    start = 2 if cmd[:2] == ["swift", "rollout"] else 3
-    rest = cmd[start:]
-    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
-        raise ValueError(f"not a --flag value list: {rest}")
-    return {k[2:]: v for k, v in zip(rest[::2], rest[1::2], strict=True)}
 
 
 def launch_env(pf: Preflight, impl: str, python: str = sys.executable, token: str | None = None) -> dict[str, str]:
@@ -414,7 +493,7 @@ def launch_env(pf: Preflight, impl: str, python: str = sys.executable, token: st
         "COORDEXP_STAGE2_SERVER_IMPL": impl,
         "COORDEXP_STAGE2_SERVER_CMD": shlex.join(server_command(pf, impl, python)),
         "ROOT_IMAGE_DIR": pf.root_image_dir_resolved,
-        # the run's weight-sync token, for the server and the learner alone (rollout/auth.py)
+        # the run's weight-sync token, for the server and the learner alone (generation/auth.py)
         TOKEN_ENV: token or new_token(),
     }
 
@@ -426,10 +505,14 @@ def wait_ready(
     timeout_s: float = 900.0,
     alive: Callable[[], bool] = lambda: True,
     log: Callable[[str], None] = print,
+    expected_world_size: int | None = None,
 ) -> int:
     """Poll GET /health/ until HTTP 200, then GET /get_world_size/; returns the world size.
 
-    Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone.
+    Raises TimeoutError after timeout_s, RuntimeError as soon as the server process is gone or
+    when its world size is not ``expected_world_size`` (the DP x TP the launcher started it
+    with: a server with other ranks would take a weight-sync group of another size and chunk
+    the learner's requests for ranks it does not have).
     """
     from coordexp.generation.client import RolloutClient
 
@@ -440,6 +523,12 @@ def wait_ready(
             if client.health():
                 ws = client.world_size()
                 log(f"rollout server ready at {base_url}: world_size {ws}")
+                if expected_world_size is not None and ws != expected_world_size:
+                    raise RuntimeError(
+                        f"{base_url}/get_world_size/ reports world_size {ws}, but the server was started with "
+                        f"data parallel x tensor parallel = {expected_world_size} (COORDEXP_STAGE2_SERVER_DP x "
+                        "COORDEXP_STAGE2_SERVER_TP): fix the server GPUs or COORDEXP_STAGE2_SERVER_TP"
+                    )
                 return ws
             if not alive():
                 raise RuntimeError(f"the rollout server process exited before {base_url}/health/ answered")
@@ -477,6 +566,9 @@ def main(argv=None) -> int:
     w.add_argument("--interval", type=float, default=2.0)
     w.add_argument("--timeout", type=float, default=900.0)
     w.add_argument("--pid", type=int, default=None, help="server pid: stop waiting when it exits")
+    w.add_argument(
+        "--expect-world-size", type=int, default=None, help="abort unless the server reports this world size (DP x TP)"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "preflight":
         if not Path(args.config).is_file():
@@ -505,6 +597,7 @@ def main(argv=None) -> int:
             timeout_s=args.timeout,
             alive=alive,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            expected_world_size=args.expect_world_size,
         )
     except (TimeoutError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

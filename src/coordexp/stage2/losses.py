@@ -1,9 +1,10 @@
 """Stage-2 geometry losses: expectation decoding, SmoothL1 and CIoU, pooled over boxes.
 
-- Expectation decoding: for a coord slot at row position p, the logits that predict it
-  sit at p - 1 (causal shift). Restricted to the 1000 coord ids (bin order) and divided by
-  the temperature tau, ĉ = sum_k k * softmax(s / tau)_k / 999, a differentiable value in
-  [0, 1] (an argmax would have no gradient). Target g = k* / 999.
+- Expectation decoding (``expectation_decode``): for a coord slot at row position p, the
+  logits that predict it sit at p - 1 (causal shift); the caller passes those rows
+  (``stage2.objective.pack_loss`` gets them from the forward). Restricted to the 1000 coord
+  ids (bin order) and divided by the temperature tau, ĉ = sum_k k * softmax(s / tau)_k / 999,
+  a differentiable value in [0, 1] (an argmax would have no gradient). Target g = k* / 999.
 - SmoothL1: PyTorch's smooth_l1_loss with beta = 1, averaged over all 4n coordinates. On
   [0, 1] differences it is 0.5 d^2 (quadratic everywhere): kept for parity with the
   reference, whose weights were tuned on it.
@@ -14,13 +15,14 @@
   loss = 1 - (IoU - rho^2/c^2 - alpha v), NaN replaced by 0. GIoU is not offered.
 - Pooling: matched-prefix boxes and FN boxes are one pool: SmoothL1 = sum / (4 n) and
   CIoU = sum / n over all n boxes (a box-count-weighted mean of the two sets), not
-  mean(matched) + mean(FN).
+  mean(matched) + mean(FN) (``pooled_box_losses``).
+
+``stage2.objective.pack_loss`` runs these on every pack; nothing else computes them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,46 +32,22 @@ COORD_MAX = COORD_BINS - 1
 EPS = 1e-7
 
 
-@dataclass
-class GeometryLoss:
-    smoothl1: torch.Tensor  # pooled mean over 4n coordinates (0 when n == 0)
-    ciou: torch.Tensor  # pooled mean over n boxes
-    smoothl1_sum: torch.Tensor  # for normalising over a whole optimizer step
-    ciou_sum: torch.Tensor
-    n_boxes: int
-
-
-def _row_logits(logits: torch.Tensor) -> torch.Tensor:
-    if logits.dim() == 3:
-        if logits.shape[0] != 1:
-            raise ValueError(f"expected one (packed) row of logits, got batch {logits.shape[0]}")
-        logits = logits[0]
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be (T, V) or (1, T, V), got shape {tuple(logits.shape)}")
-    return logits
-
-
-def expectation_decode(
-    logits: torch.Tensor, slot_positions, coord_start: int, temperature: float = 1.0
-) -> torch.Tensor:
-    """ĉ in [0, 1] for each coord slot, from the logits one position before it."""
-    logits = _row_logits(logits)
+def expectation_decode(slot_rows: torch.Tensor, coord_start: int, temperature: float = 1.0):
+    """(ĉ in [0, 1], p) per coord slot from ``slot_rows`` (n, V): the full-vocabulary logits at
+    slot - 1, one row per slot. p = softmax(s / tau) over the 1000 coord ids (bin order)."""
+    if slot_rows.dim() != 2:
+        raise ValueError(f"slot logits must be (slots, vocabulary), got shape {tuple(slot_rows.shape)}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if logits.shape[-1] < coord_start + COORD_BINS:
+    if slot_rows.shape[-1] < coord_start + COORD_BINS:
         raise ValueError(
-            f"logits have {logits.shape[-1]} columns but the coord ids end at "
+            f"logits have {slot_rows.shape[-1]} columns but the coord ids end at "
             f"{coord_start + COORD_BINS}: pass full-vocabulary logits, not a slice"
         )
-    pos = torch.as_tensor(list(slot_positions), dtype=torch.long, device=logits.device)
-    if pos.numel() and (int(pos.min()) < 1 or int(pos.max()) >= logits.shape[0]):
-        raise ValueError(
-            f"coord slot positions must be in 1..{logits.shape[0] - 1} (the logits at slot-1 "
-            f"predict the slot), got {pos.tolist()}"
-        )
-    s = logits[pos - 1, coord_start : coord_start + COORD_BINS].float() / temperature
-    k = torch.arange(COORD_BINS, dtype=s.dtype, device=s.device)
-    return (torch.softmax(s, dim=-1) * k).sum(-1) / COORD_MAX
+    s = slot_rows[:, coord_start : coord_start + COORD_BINS].float() / temperature
+    p = torch.softmax(s, dim=-1)
+    k = torch.arange(COORD_BINS, dtype=p.dtype, device=p.device)
+    return (p * k).sum(-1) / COORD_MAX, p
 
 
 def _canonical(boxes: torch.Tensor):
@@ -107,23 +85,7 @@ def smoothl1_sum(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(pred, target, reduction="sum", beta=1.0)
 
 
-def geometry_losses(logits: torch.Tensor, groups, coord_start: int, temperature: float = 1.0) -> GeometryLoss:
-    """Pooled SmoothL1 and CIoU over all boxes of a row (``groups`` carry ``positions`` and
-    ``target_bins``, 4 each: matched prefix boxes and FN boxes alike)."""
-    logits = _row_logits(logits)
-    groups = list(groups)
-    zero = logits.sum() * 0.0  # keeps the graph (and device/dtype) when there is no box
-    if not groups:
-        return GeometryLoss(zero, zero, zero, zero, 0)
-    for g in groups:
-        if len(g.positions) != 4 or len(g.target_bins) != 4:
-            raise ValueError(f"a box group needs 4 slots and 4 target bins, got {g}")
-    positions = [p for g in groups for p in g.positions]
-    pred = expectation_decode(logits, positions, coord_start, temperature).view(-1, 4)
-    target = torch.tensor(
-        [[b / COORD_MAX for b in g.target_bins] for g in groups], dtype=pred.dtype, device=pred.device
-    )
-    n = len(groups)
-    sl1 = smoothl1_sum(pred, target)
-    ci = ciou_loss(pred, target).sum()
-    return GeometryLoss(smoothl1=sl1 / (4 * n), ciou=ci / n, smoothl1_sum=sl1, ciou_sum=ci, n_boxes=n)
+def pooled_box_losses(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(SmoothL1, CIoU) over (n, 4) boxes in [0, 1], pooled: sums over all n boxes / (4 n) and / n."""
+    n = pred.shape[0]
+    return smoothl1_sum(pred, target) / (4 * n), ciou_loss(pred, target).sum() / n

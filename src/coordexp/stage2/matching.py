@@ -125,7 +125,8 @@ class MatchResult:
     fn: list[int]  # unmatched GT, in GT order
     gating_rejections: int = 0
     n_candidate_pairs: int = 0
-    mask_iou: dict[tuple[int, int], float] = field(default_factory=dict)  # every candidate pair
+    # every candidate pair: keys prediction-major, each prediction's candidates in candidate order
+    mask_iou: dict[tuple[int, int], float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -161,18 +162,10 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- candidates
 
 
-def candidates(pred: Shape, gts: list[Shape], k: int) -> list[int]:
-    """GT indices for one prediction: top-k by bbox IoU (ties by index), or the k nearest
-    centers (ties by index) when the best IoU is <= 0."""
-    if not gts:
-        return []
-    return _candidate_table(
-        np.array([pred.extent()], dtype=np.int64), np.array([g.extent() for g in gts], dtype=np.int64), k
-    )[0].tolist()
-
-
 def _candidate_table(pe: np.ndarray, ge: np.ndarray, k: int) -> np.ndarray:
-    """``candidates`` for every prediction at once: (P, min(k, G)) GT indices.
+    """The candidates of every prediction at once: (P, min(k, G)) GT indices, each row the
+    prediction's top-k GT by bbox IoU (ties by index), or its k nearest centers (ties by index)
+    when its best IoU is <= 0. ``match`` records them, in this order, as ``MatchResult.mask_iou``'s keys.
 
     The same integer and float operations as ``eval.matching.bbox_iou`` and ``_center`` (all values are
     small ints or halves of them, so every product and sum is exact) and a stable sort

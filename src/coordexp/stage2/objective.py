@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from coordexp.stage2.losses import COORD_BINS, COORD_MAX, ciou_loss, smoothl1_sum
+from coordexp.stage2.losses import COORD_BINS, COORD_MAX, expectation_decode, pooled_box_losses
 from coordexp.training.objectives import CoordLossWeights, coord_loss_weights, coord_terms
 
 
@@ -108,14 +108,11 @@ def pack_loss(
         s = z[:, coord_start : coord_start + COORD_BINS]
         bins = target_bins.to(z.device, torch.long)
         tau = weights.temperature
-        p = torch.softmax(s / tau, dim=-1)
-        k = torch.arange(COORD_BINS, dtype=p.dtype, device=p.device)
-        c_hat = (p * k).sum(-1) / COORD_MAX
+        c_hat, p = expectation_decode(z, coord_start, tau)
         g = bins.to(p.dtype) / COORD_MAX
         pred, tgt = c_hat.view(-1, 4), g.view(-1, 4)
         n_boxes = pred.shape[0]
-        sl1 = smoothl1_sum(pred, tgt) / (4 * n_boxes)
-        ciou = ciou_loss(pred, tgt).sum() / n_boxes
+        sl1, ciou = pooled_box_losses(pred, tgt)
         reg_w = CoordLossWeights(
             soft_ce=weights.soft_ce,
             w1=weights.w1,

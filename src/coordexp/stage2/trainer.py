@@ -36,15 +36,45 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
+
+from coordexp.config import load_config
 from coordexp.errors import CoordExpError
-from coordexp.format.template import IMAGE_TOKEN_ID
+from coordexp.format.coord import coord_token_ids
+from coordexp.format.data import load_records
+from coordexp.format.template import IMAGE_TOKEN_ID, TemplateError, build_messages, encode_sample
+from coordexp.generation.backend import RolloutBackendError, ServerBackend
+from coordexp.generation.chunking import ChunkingError
+from coordexp.generation.client import RolloutClientError, server_chunk_size
+from coordexp.generation.hf_backend import HFBackend
+from coordexp.generation.request import DecodeSettings, from_messages, seed_base
+from coordexp.generation.sync_client import SyncClientError
+from coordexp.generation.weight_sync import SyncState, WeightPusher, WeightSyncError, check_servable, maybe_sync
+from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
+from coordexp.stage2.channel_b import ChannelBConfig, ClosureError, build_target, rollout_prefix, teacher_forced_row
+from coordexp.stage2.eval_detection import coco_metrics
+from coordexp.stage2.matching import MatchConfig, Shape, match
+from coordexp.stage2.metrics import StepMetrics, reduce_ranks
+from coordexp.stage2.objective import Stage2LossWeights, pack_loss
+from coordexp.stage2.post_pack import PostPackError, PostRolloutBuffers
 from coordexp.stage2.schedule import CHANNEL_A, CHANNEL_B, RealizedRatio, channel_for_step
+from coordexp.stage2.segments import channel_a_segment, channel_b_segment, collate_segments
+from coordexp.training.entry import run_reported
+from coordexp.training.inputs import SampleDataset, TrainSamples, ensure_inputs, next_batches, record_dict
+from coordexp.training.model import build_model
+from coordexp.training.packing import RopeIndex, assert_packing_isolated
+from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
+from coordexp.training.settings import RunSettings, image_cap, training_arguments, training_overrides
+from coordexp.training.trainer import CoordExpTrainer, SaveDelay
 
 log = logging.getLogger("coordexp.stage2.trainer")
 
@@ -73,9 +103,6 @@ class RawSample:
 
 
 def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> list[RawSample]:
-    from coordexp.format.data import load_records
-    from coordexp.training.settings import image_cap
-
     records = load_records(
         path,
         stage="stage2",
@@ -94,11 +121,6 @@ def prepare_samples(path: str, tok, cfg, *, limit: int | None, split: str) -> li
 
 def raw_sample(i: int, rec, tok, cfg, objects=None) -> RawSample:
     """One record as a Stage-2 sample; ``objects`` replaces the stored object order (GT target and GT list)."""
-    from coordexp.format.template import TemplateError, build_messages, encode_sample
-    from coordexp.generation.request import from_messages
-    from coordexp.training.inputs import record_dict
-    from coordexp.training.settings import image_cap
-
     fo = cfg.custom.object_field_order
     variant = cfg.custom.extra.get("prompt_variant", "default")
     where = f"{rec.source}:{rec.line}"
@@ -128,10 +150,9 @@ def raw_sample(i: int, rec, tok, cfg, objects=None) -> RawSample:
     return RawSample(i, enc, from_messages(msgs, sample=where), gt, where, rec)
 
 
-def train_samples(cfg, tok, samples: list[RawSample]):
+def train_samples(cfg, tok, samples: list[RawSample]) -> TrainSamples:
     """The Trainer's dataset (``training.inputs.TrainSamples``): under `random` each draw rebuilds its
     sample with the drawn object order."""
-    from coordexp.training.inputs import TrainSamples
 
     def build(j, objects):
         return raw_sample(samples[j].index, samples[j].record, tok, cfg, objects)
@@ -178,8 +199,6 @@ class Stage2Engine:
     ):
         """``weight_sync(model)`` pushes the learner's weights to a rollout server (rank 0 runs
         it, through ``maybe_sync``); None = the backend needs no sync (the in-process HF one)."""
-        from coordexp.generation.weight_sync import SyncState
-        from coordexp.stage2.post_pack import PostRolloutBuffers
 
         self.tok, self.cfg, self.backend = tokenizer, config, backend
         self.rank, self.world_size = rank, world_size
@@ -198,7 +217,6 @@ class Stage2Engine:
         """
         if self.weight_sync is None:
             return False
-        from coordexp.generation.weight_sync import maybe_sync
 
         t = time.perf_counter()
         pushed = maybe_sync(weights_step, self.sync_state, lambda: self.weight_sync(model))
@@ -208,7 +226,6 @@ class Stage2Engine:
 
     # -- segments
     def _a_segments(self, samples):
-        from coordexp.stage2.segments import channel_a_segment
 
         return [
             channel_a_segment(
@@ -222,9 +239,6 @@ class Stage2Engine:
         ]
 
     def _b_segments(self, samples, global_step: int, timings: dict, counters: dict):
-        from coordexp.generation.request import seed_base
-        from coordexp.stage2.channel_b import ClosureError, build_target, teacher_forced_row
-        from coordexp.stage2.segments import channel_b_segment
 
         if self.backend is None:
             raise Stage2SetupError("a Channel-B step needs a rollout backend (rollout_matching.rollout_backend)")
@@ -289,15 +303,6 @@ class Stage2Engine:
         ``backward(loss)`` defaults to ``loss.backward()``; ``no_sync()`` (a context manager
         factory, e.g. DDP's) wraps every pack but the last.
         """
-        import torch
-
-        from coordexp.stage2.channel_a import SoftContextConfig, soft_context_forward
-        from coordexp.stage2.metrics import StepMetrics
-        from coordexp.stage2.objective import pack_loss
-        from coordexp.stage2.segments import collate_segments
-        from coordexp.training.packing import assert_packing_isolated
-
-        backward = backward or (lambda loss: loss.backward())
         expected = channel_for_step(global_step, self.cfg.b_ratio)
         if channel != expected:
             raise ValueError(
@@ -305,23 +310,61 @@ class Stage2Engine:
             )
         timings: dict[str, float] = {}
         counters: dict[str, float] = {}
-        t = time.perf_counter()
         if channel == CHANNEL_A:
-            segs = self._a_segments(samples)
-            timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
-            softctx = self.cfg.softctx
+            segs, softctx = self._channel_a_step(samples, timings)
         else:
-            counters["_weight_synced"] = self.sync_weights(model, global_step, timings)
-            segs = self._b_segments(samples, global_step, timings, counters)
-            softctx = SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
+            segs, softctx = self._channel_b_step(model, samples, global_step, timings, counters)
         buffer_before = self.buffers.occupancy
+        packs = self._pack(channel, segs, timings)
+        self.realized.record(global_step, channel == CHANNEL_B)
+        loss_sum, step_metrics, done, rows = self._train_packs(
+            model,
+            channel,
+            packs,
+            softctx,
+            backward or (lambda loss: loss.backward()),
+            no_sync,
+            first_pack={
+                **timings,
+                **{key: v for key, v in counters.items() if not key.startswith("_")},
+                "packing/post_rollout_buffer": float(buffer_before + len(segs)),
+            },
+        )
+        if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
+            m = dict(timings)
+            m.update({key: v for key, v in counters.items() if not key.startswith("_")})
+            step_metrics.add(m, 1)
+        metrics = step_metrics.finalize()
+        if channel == CHANNEL_B:
+            metrics.update(self._rollout_metrics(metrics, counters))
+        if RealizedRatio.should_log(self.cfg.b_ratio):
+            metrics["stage2_ab/b_ratio_realized"] = self.realized.value
+        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
+
+    def _channel_a_step(self, samples, timings: dict):
+        """Channel-A's segments (the GT targets) and its soft-context iterations."""
+        t = time.perf_counter()
+        segs = self._a_segments(samples)
+        timings["time/channel_a_teacher_encode_s"] = time.perf_counter() - t
+        return segs, self.cfg.softctx
+
+    def _channel_b_step(self, model, samples, global_step: int, timings: dict, counters: dict):
+        """Channel-B's segments (sync, rollout, parse, match, FN injection) and its single forward."""
+        counters["_weight_synced"] = self.sync_weights(model, global_step, timings)
+        segs = self._b_segments(samples, global_step, timings, counters)
+        return segs, SoftContextConfig(1, self.cfg.softctx.grad_mode, self.cfg.softctx.temperature)
+
+    def _pack(self, channel: str, segs, timings: dict) -> list:
         self.buffers.add(channel, segs)
         t = time.perf_counter()
         packs = list(self.buffers.drain(channel))
         pack_s = time.perf_counter() - t
         timings["time/channel_a_pack_s" if channel == CHANNEL_A else "time/post_rollout_pack_s"] = pack_s
+        return packs
 
-        self.realized.record(global_step, channel == CHANNEL_B)
+    def _train_packs(self, model, channel: str, packs, softctx, backward, no_sync, *, first_pack: dict):
+        """Forward and backward every pack, ``loss × segments in pack / segments in step``; DDP
+        syncs gradients on the last pack only. Returns (loss, StepMetrics, packs done, rows)."""
         step_metrics = StepMetrics(channel)
         total = sum(len(p) for p, _ in packs)
         attn = _attn_impl(model)
@@ -367,23 +410,12 @@ class Stage2Engine:
             m["time/forward_s"] = time.perf_counter() - t
             m["time/mask_build_s"] = mask_s
             if k == 0:
-                m.update(timings)
-                m.update({key: v for key, v in counters.items() if not key.startswith("_")})
-                m["packing/post_rollout_buffer"] = float(buffer_before + len(segs))
+                m.update(first_pack)
             step_metrics.add(m, len(pack))
             done.append(tuple(s.sample for s in pack))
             if self.keep_rows:
                 rows.append(row)
-        if not packs:  # every sample dropped: the step still logs its counters (and trains nothing)
-            m = dict(timings)
-            m.update({key: v for key, v in counters.items() if not key.startswith("_")})
-            step_metrics.add(m, 1)
-        metrics = step_metrics.finalize()
-        if channel == CHANNEL_B:
-            metrics.update(self._rollout_metrics(metrics, counters))
-        if RealizedRatio.should_log(self.cfg.b_ratio):
-            metrics["stage2_ab/b_ratio_realized"] = self.realized.value
-        return StepResult(channel, loss_sum, dict(sorted(metrics.items())), done, rows)
+        return loss_sum, step_metrics, done, rows
 
     def _pack_metrics(self, channel, pack, sel, n_packs, out, row) -> dict:
         m = {
@@ -413,16 +445,11 @@ class Stage2Engine:
 
     def _get_rope(self):
         if self._rope is None:
-            from coordexp.training.packing import RopeIndex
-
             self._rope = RopeIndex(self.cfg.spatial_merge_size)
         return self._rope
 
     # -- eval: rollout -> parse -> match, no teacher-forced loss
     def evaluate(self, samples, prefix: str = "eval_rollout", *, model=None, weights_step: int | None = None) -> dict:
-        from coordexp.generation.request import seed_base
-        from coordexp.stage2.channel_b import rollout_prefix
-        from coordexp.stage2.matching import Shape, match
 
         if self.backend is None or not samples:
             return {}
@@ -453,8 +480,6 @@ class Stage2Engine:
             f"{prefix}/samples": float(len(samples)),
         }
         if self.cfg.eval_detection:
-            from coordexp.stage2.eval_detection import coco_metrics
-
             out.update(coco_metrics(self.tok, samples, outs, self.cfg.field_order, prefix))
         return out
 
@@ -467,9 +492,6 @@ def _attn_impl(model) -> str | None:
 def reduce_step_metrics(metrics: dict) -> dict:
     """Combine this rank's step metrics with every other rank's (``reduce_ranks``); the union
     of keys is gathered with ``all_gather_object``, so this must run on every rank."""
-    import torch.distributed as dist
-
-    from coordexp.stage2.metrics import reduce_ranks
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         gathered: list = [None] * dist.get_world_size()
@@ -482,12 +504,6 @@ def reduce_step_metrics(metrics: dict) -> dict:
 
 
 def engine_config(cfg, tok, model) -> EngineConfig:
-    from coordexp.format.coord import coord_token_ids
-    from coordexp.generation.request import DecodeSettings
-    from coordexp.stage2.channel_a import SoftContextConfig
-    from coordexp.stage2.channel_b import ChannelBConfig
-    from coordexp.stage2.matching import MatchConfig
-    from coordexp.stage2.objective import Stage2LossWeights
 
     s2, rm = cfg.stage2_ab, cfg.rollout_matching
     if s2 is None or rm is None:
@@ -531,30 +547,36 @@ def engine_config(cfg, tok, model) -> EngineConfig:
     )
 
 
-def make_weight_push(base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216):
+def make_weight_push(
+    base_url: str, *, timeout_s: float = 240.0, group_port: int = 51216, model=None, coord_offset=None, where=""
+):
     """``weight_sync`` for server mode: ``weight_sync.WeightPusher`` (ms-swift's sequence; its
-    ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run."""
-    from coordexp.generation.weight_sync import WeightPusher
+    ``VLLMClient`` on CUDA, a gloo group on CPU). Call ``close()`` at the end of the run.
 
-    return WeightPusher(
-        base_url,
-        group_port=group_port,
-        timeout_s=timeout_s,
-        log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
-    )
+    ``coord_offset`` (the run's ``CoordOffset`` or None) is folded into every push, so the server
+    rolls out the learner's effective policy; offsets the server cannot carry are refused here,
+    before training (``weight_sync.check_servable`` on ``model``), and so is a CUDA learner
+    without vLLM talking to a ``swift rollout`` server (``sync_client.choose_transport``)."""
+
+    try:
+        if model is not None:
+            check_servable(model, coord_offset)
+        return WeightPusher(
+            base_url,
+            group_port=group_port,
+            timeout_s=timeout_s,
+            log=lambda m: print(f"learner: {m}", file=sys.stderr, flush=True),
+            coord_offset=coord_offset,
+        )
+    except (WeightSyncError, SyncClientError) as exc:
+        raise Stage2SetupError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def make_backend(cfg, model, tok):
     """The rollout backend named by ``rollout_matching.rollout_backend``."""
     rm = cfg.rollout_matching
     if rm.rollout_backend == "hf":
-        from coordexp.generation.hf_backend import HFBackend
-        from coordexp.training.settings import image_cap
-
         return HFBackend(model, tok, max_pixels=image_cap(cfg))
-    from coordexp.generation.backend import ServerBackend
-    from coordexp.generation.chunking import ChunkingError
-    from coordexp.generation.client import server_chunk_size
 
     servers = rm.vllm.server.servers  # exactly one: config.rules refuses any other count at load time
     try:  # the server's reported world size (GET /get_world_size/), never an assumed one
@@ -574,91 +596,98 @@ def make_backend(cfg, model, tok):
 # ----------------------------------------------------------------------------- Trainer
 
 
-def _trainer_class():
-    import torch
-    from transformers import TrainerCallback
+class Stage2ABTrainer(CoordExpTrainer):
+    """The shared trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
 
-    from coordexp.training.inputs import next_batches
-    from coordexp.training.trainer import CoordExpTrainer, SaveDelay
+    def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.engine = engine
+        self.eval_samples = eval_samples or []
+        self._window: list = []
+        self._micro = 0
+        self.step_log: list[dict] = []  # every optimizer step's reduced metrics (also in log_history)
+        self._pending: dict | None = None
+        self.add_callback(_StepLogger(self))
 
-    class Stage2ABTrainer(CoordExpTrainer):
-        """The shared trainer's optimizer buckets and weight-only saves, with the Stage-2 step."""
+    # the window's raw samples arrive together (transformers prefetches GAS batches)
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches = next_batches(epoch_iterator, num_batches)
+        self._window = [s for b in batches for s in b]
+        self._micro = 0
+        self._window_batches = len(batches)
+        return batches, None
 
-        def __init__(self, *args, engine: Stage2Engine, eval_samples=None, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.engine = engine
-            self.eval_samples = eval_samples or []
-            self._window: list = []
-            self._micro = 0
-            self.step_log: list[dict] = []  # every optimizer step's reduced metrics (also in log_history)
-            self._pending: dict | None = None
-            self.add_callback(_StepLogger(self))
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._micro += 1
+        device = self.args.device
+        if self._micro < self._window_batches:
+            return torch.zeros((), device=device)  # micro-steps 1..GAS-1 only collect
+        model.train()
+        step = self.state.global_step
+        channel = channel_for_step(step, self.engine.cfg.b_ratio)
+        no_sync = None
+        if self.accelerator.num_processes > 1:
+            no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
+        res = self.engine.step(model, self._window, channel, step, backward=self.accelerator.backward, no_sync=no_sync)
+        self._pending = reduce_step_metrics(res.metrics)
+        return torch.tensor(res.loss, device=device)
 
-        # the window's raw samples arrive together (transformers prefetches GAS batches)
-        def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batches = next_batches(epoch_iterator, num_batches)
-            self._window = [s for b in batches for s in b]
-            self._micro = 0
-            self._window_batches = len(batches)
-            return batches, None
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        raise RuntimeError("the Stage-2 trainer computes its loss per pack in training_step")
 
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            self._micro += 1
-            device = self.args.device
-            if self._micro < self._window_batches:
-                return torch.zeros((), device=device)  # micro-steps 1..GAS-1 only collect
-            model.train()
-            step = self.state.global_step
-            channel = channel_for_step(step, self.engine.cfg.b_ratio)
-            no_sync = None
-            if self.accelerator.num_processes > 1:
-                no_sync = lambda: self.accelerator.no_sync(model)  # noqa: E731
-            res = self.engine.step(
-                model, self._window, channel, step, backward=self.accelerator.backward, no_sync=no_sync
-            )
-            self._pending = reduce_step_metrics(res.metrics)
-            return torch.tensor(res.loss, device=device)
+    def floating_point_ops(self, inputs):
+        return 0
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            raise RuntimeError("the Stage-2 trainer computes its loss per pack in training_step")
+    def _track_num_input_tokens(self, inputs):
+        return None
 
-        def floating_point_ops(self, inputs):
-            return 0
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        was = self.model.training
+        metrics = self.engine.evaluate(
+            self.eval_samples,
+            prefix=f"{metric_key_prefix}_rollout",
+            model=self.model,
+            weights_step=self.state.global_step,
+        )
+        self.model.train(was)
+        if metrics:
+            metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
+            # metric_for_best_model "rollout/f1" is looked up as eval_rollout/f1
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
-        def _track_num_input_tokens(self, inputs):
-            return None
 
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            was = self.model.training
-            metrics = self.engine.evaluate(
-                self.eval_samples,
-                prefix=f"{metric_key_prefix}_rollout",
-                model=self.model,
-                weights_step=self.state.global_step,
-            )
-            self.model.train(was)
-            if metrics:
-                metrics[f"{metric_key_prefix}_rollout/f1"] = metrics[f"{metric_key_prefix}_rollout/f1"]
-                # metric_for_best_model "rollout/f1" is looked up as eval_rollout/f1
-                self.log(metrics)
-                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
+class _StepLogger(TrainerCallback):
+    """Logs the step's Stage-2 metrics once, after its optimizer step (global_step = s + 1)."""
 
-    class _StepLogger(TrainerCallback):
-        """Logs the step's Stage-2 metrics once, after its optimizer step (global_step = s + 1)."""
+    def __init__(self, trainer):
+        self.trainer = trainer
 
-        def __init__(self, trainer):
-            self.trainer = trainer
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer._pending is not None:
+            m, self.trainer._pending = self.trainer._pending, None
+            m = {k: v for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            self.trainer.step_log.append(dict(m, step=state.global_step))
+            self.trainer.log(dict(m))
+        return control
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.trainer._pending is not None:
-                m, self.trainer._pending = self.trainer._pending, None
-                m = {k: v for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-                self.trainer.step_log.append(dict(m, step=state.global_step))
-                self.trainer.log(dict(m))
-            return control
 
-    return Stage2ABTrainer, SaveDelay
+def check_learner_devices(cfg, settings) -> None:
+    """Several CUDA devices in one learner process are refused: transformers would wrap the model
+    in ``nn.DataParallel`` (one process driving every device), which the Stage-2 step (per-pack
+    backward, rank-0 weight sync) does not support. Several devices take one process each (torchrun)."""
+
+    if settings.arguments.get("use_cpu") or not torch.cuda.is_available():
+        return
+    n = torch.cuda.device_count()
+    if n > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        raise Stage2SetupError(
+            f"{cfg.config_path}: the learner sees {n} CUDA devices but runs as one process (transformers would "
+            "wrap the model in nn.DataParallel); start one process per device with torchrun "
+            "(NPROC_PER_NODE=N or COORDEXP_STAGE2_LEARNER_GPUS with scripts/train_stage2.sh), or make one "
+            "device visible (CUDA_VISIBLE_DEVICES)"
+        )
 
 
 def _identity(batch):
@@ -675,17 +704,24 @@ class Stage2RunResult:
 def run(
     config_path, *, overrides: dict | None = None, backend=None, weight_sync=None, callbacks: list | None = None
 ) -> Stage2RunResult:
-    """Train from a stage_2 YAML config. ``backend`` (and its ``weight_sync``) replace the
-    configured rollout backend (tests); ``overrides`` patch ``training.*`` (tests shorten runs).
-    The configured server backend (``vllm``) gets ``make_weight_push`` to its one server."""
-    import torch
+    """Train from a stage_2 YAML config: setup, train, cleanup. ``backend`` (and its
+    ``weight_sync``) replace the configured rollout backend (tests); ``overrides`` patch
+    ``training.*`` (tests shorten runs). The configured server backend (``vllm``) gets
+    ``make_weight_push`` to its one server."""
+    cfg, settings = load_run_config(config_path, overrides)
+    model, tok, adapter, train, val = build_inputs(cfg, settings)
+    if backend is None:
+        backend, weight_sync = configured_rollouts(cfg, model, tok, adapter)
+    trainer = build_trainer(cfg, settings, model, tok, adapter, train, val, backend, weight_sync, callbacks)
+    try:
+        trainer.train()
+    finally:
+        close_rollouts(backend, weight_sync)
+    return finish_run(trainer, settings.output_dir)
 
-    from coordexp.config import load_config
-    from coordexp.training.inputs import SampleDataset, ensure_inputs
-    from coordexp.training.model import build_model
-    from coordexp.training.saving import final_checkpoint, restore_weights, write_manifest, write_text
-    from coordexp.training.settings import RunSettings, training_arguments, training_overrides
 
+def load_run_config(config_path, overrides: dict | None):
+    """(cfg, RunSettings): a stage_2 config with packing, on the devices it may use."""
     cfg = load_config(config_path, overrides=training_overrides(overrides))
     if not cfg.is_stage2:
         raise Stage2SetupError(
@@ -696,9 +732,19 @@ def run(
             f"{cfg.config_path}: training.packing must be true (Stage-2 step mode packs post-rollout segments)"
         )
     settings = RunSettings.from_config(cfg)
+    check_learner_devices(cfg, settings)
+    if cfg.extras.packing_buffer < settings.per_rank_batch:
+        raise Stage2SetupError(
+            f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
+            f"per-rank raw budget {settings.per_rank_batch} (effective_batch_size / world): raise it"
+        )
+    return cfg, settings
+
+
+def build_inputs(cfg, settings):
+    """(model, tokenizer, coord-offset adapter, train samples, val samples); the manifest written."""
     ensure_inputs(cfg)
     torch.manual_seed(cfg.dataset_seed)
-    args = training_arguments(settings)
     model, tok, adapter = build_model(cfg)
     if settings.resume_from_checkpoint:
         restore_weights(model, adapter, settings.resume_from_checkpoint, where=cfg.config_path)
@@ -708,32 +754,36 @@ def run(
         if cfg.custom.val_jsonl
         else []
     )
-    per_rank = settings.per_rank_batch
-    if cfg.extras.packing_buffer < per_rank:
-        raise Stage2SetupError(
-            f"{cfg.config_path}: training.packing_buffer {cfg.extras.packing_buffer} is below the "
-            f"per-rank raw budget {per_rank} (effective_batch_size / world): raise it"
-        )
-    out_dir = settings.output_dir
     write_manifest(cfg, settings)
-    if backend is None:
-        backend = make_backend(cfg, model, tok)
-        if cfg.rollout_matching.rollout_backend == "vllm":
-            server = cfg.rollout_matching.vllm.server
-            weight_sync = make_weight_push(
-                server.servers[0].base_url, timeout_s=server.timeout_s, group_port=server.servers[0].group_port
-            )
-            log.info(
-                "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
-                server.servers[0].base_url,
-            )
-    import torch.distributed as dist
+    return model, tok, adapter, train, val
 
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    engine = Stage2Engine(
-        tok, engine_config(cfg, tok, model), backend, rank=rank, world_size=cfg.world_size, weight_sync=weight_sync
+
+def configured_rollouts(cfg, model, tok, adapter):
+    """(backend, weight_sync) named by the config: the weight push only in server mode."""
+    backend = make_backend(cfg, model, tok)
+    if cfg.rollout_matching.rollout_backend != "vllm":
+        return backend, None
+    server = cfg.rollout_matching.vllm.server
+    weight_sync = make_weight_push(
+        server.servers[0].base_url,
+        timeout_s=server.timeout_s,
+        group_port=server.servers[0].group_port,
+        model=model,
+        coord_offset=adapter,
+        where=str(cfg.config_path),
     )
-    Stage2ABTrainer, SaveDelay = _trainer_class()
+    log.info(
+        "server mode: the learner's weights are pushed to %s before each Channel-B step's rollouts",
+        server.servers[0].base_url,
+    )
+    return backend, weight_sync
+
+
+def build_trainer(cfg, settings, model, tok, adapter, train, val, backend, weight_sync, callbacks):
+    args = training_arguments(settings)
+    engine = Stage2Engine(
+        tok, engine_config(cfg, tok, model), backend, world_size=cfg.world_size, weight_sync=weight_sync
+    )
     trainer = Stage2ABTrainer(
         model=model,
         args=args,
@@ -746,13 +796,20 @@ def run(
         engine=engine,
         eval_samples=val,
     )
-    try:
-        trainer.train()
-    finally:
-        if hasattr(backend, "close"):
-            backend.close()
-        if hasattr(weight_sync, "close"):
-            weight_sync.close()
+    # the Trainer's arguments know the process's place once torchrun's group is up
+    engine.rank, engine.world_size = trainer.args.process_index, trainer.args.world_size
+    return trainer
+
+
+def close_rollouts(backend, weight_sync) -> None:
+    if hasattr(backend, "close"):
+        backend.close()
+    if hasattr(weight_sync, "close"):
+        weight_sync.close()
+
+
+def finish_run(trainer, out_dir: Path) -> Stage2RunResult:
+    """The final checkpoint and the step log (rank 0 writes)."""
     final = final_checkpoint(trainer, out_dir)
     write_text(
         out_dir / "stage2_step_log.jsonl", "".join(json.dumps(m, sort_keys=True) + "\n" for m in trainer.step_log)
@@ -762,11 +819,6 @@ def run(
 
 def main(config_path) -> int:
     """The ``coordexp.train`` dispatch target for ``custom.trainer_variant: stage2_ab_training``."""
-    from coordexp.generation.backend import RolloutBackendError
-    from coordexp.generation.client import RolloutClientError
-    from coordexp.generation.weight_sync import WeightSyncError
-    from coordexp.stage2.post_pack import PostPackError
-    from coordexp.training.entry import run_reported
 
     own = (Stage2SetupError, RolloutBackendError, PostPackError, WeightSyncError, RolloutClientError)
     result, status = run_reported("coordexp.train (stage_2)", run, config_path, own)
