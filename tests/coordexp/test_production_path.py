@@ -26,22 +26,6 @@ PACKAGE = "coordexp"
 ORACLE_DOCSTRING = re.compile(r"\boracles?\b", re.IGNORECASE)
 TESTS_WORD = re.compile(r"\btests?\b", re.IGNORECASE)
 
-# Stage-2, rollout and launcher functions put on the production path (or removed) on another branch; the merge
-# deletes this set.
-PENDING_ELSEWHERE = {
-    "coordexp.stage2.losses.geometry_losses",
-    "coordexp.stage2.matching.candidates",
-    "coordexp.stage2.channel_b.locate_closure",
-    "coordexp.generation.request.infer_request",
-    "coordexp.stage2.launcher.parse_server_command",
-    "coordexp.generation.swift_contract.rollout_cli_flags",
-    "coordexp.generation.swift_contract.swift_rollout_routes",
-    "coordexp.generation.swift_contract.validate_infer_request",
-    "coordexp.generation.swift_contract.validate_output",
-    "coordexp.generation.swift_contract.validate_request_config",
-}
-
-
 @dataclass
 class Module:
     """One parsed file: its dotted name, tree, top-level functions and the names its imports bind."""
@@ -222,7 +206,7 @@ def off_path() -> list[str]:
 
 
 def test_every_checked_function_is_on_the_production_path():
-    found = [q for q in off_path() if q not in PENDING_ELSEWHERE]
+    found = off_path()
     assert not found, (
         "public functions that spec checks call and no production code references (call them from the recipes,"
         " scripts or server, or rebind the scenario to the function that does the work, or say in the docstring"
@@ -244,8 +228,3 @@ def test_resolver_sees_calls_through_aliases_chains_and_reexports():
     user = Module("user", ROOT / "user.py", ast.parse("import pkg\n\npkg.f()\n"), False)
     small = Index([pkg, impl, user])
     assert small.references(pkg) == set() and small.references(user) == {"pkg.impl.f"}
-
-
-def test_pending_set_names_only_functions_still_off_the_path():
-    # An entry that is back on the path (or gone) must leave the set, so the set cannot hide a new gap.
-    assert PENDING_ELSEWHERE <= set(off_path())

@@ -118,9 +118,8 @@ class TokenScorer:
     def logprobs(self, request: dict, prompt_ids: Sequence[int], text_ids: Sequence[int]) -> list[float]:
         import torch
 
-        from coordexp.format.template import MAX_PIXELS
+        from coordexp.format.template import IMAGE_TOKEN_ID, MAX_PIXELS
         from coordexp.generation.hf_backend import encode_request
-        from coordexp.smoke.tiny import IMAGE_TOKEN_ID
 
         if not text_ids:
             return []
