@@ -894,7 +894,7 @@ def check_new_binding_unreviewed(proj):
     proj.write(CHECKS, proj.read(CHECKS) + added)
     assert proj.specgen("generate").rc == 0
     run = proj.specgen("check", "--format", "json")
-    codes = [i["code"] for i in json.loads(run.out)["issues"]]
+    codes = [i["code"] for i in json.loads(run.out)["issues"] if i["level"] == "error"]
     assert run.rc == 1 and codes == ["unreviewed-binding"], run.text
 
 
@@ -1189,7 +1189,7 @@ def _run_action(proj, tmp_path, inputs: dict) -> list[tuple[str, int | None, str
 def check_action_steps(proj, tmp_path):
     assert proj.specgen("generate").rc == 0
     proj.write(SPEC, proj.read(SPEC) + GAP_REQUIREMENT)  # generated files now stale: `check` fails
-    args = "--source-url 'https://example.com/$(touch pwned)/' --no-manual"
+    args = "--source-url 'https://example.com/$(touch${IFS}pwned)/' --no-manual"
     steps = _run_action(proj, tmp_path, {"args": args})
     status = {name: rc for name, rc, _ in steps}
     out = {name: text for name, _, text in steps}
@@ -1200,7 +1200,7 @@ def check_action_steps(proj, tmp_path):
     assert json.loads(proj.read("build/specgen/results.json"))["results"], "the tests wrote no results"
     assert status["specgen report --gate"] == 1 and "::error " in out["specgen report --gate"], out
     assert not (proj.root / "pwned").exists()
-    assert "https://example.com/$(touch pwned)/" in proj.read("build/specgen/report.json")
+    assert "https://example.com/$(touch${IFS}pwned)/" in proj.read("build/specgen/report.json")
     assert (tmp_path / "step_summary.md").stat().st_size > 0
     skipped = _run_action(proj, tmp_path / "again", {"run-tests": "false"})
     assert dict((n, rc) for n, rc, _ in skipped)["Run the generated tests"] is None

@@ -35,7 +35,10 @@ from .typed import Ctx
 
 # key -> (what is missing, what to do). Any value but the schema default is refused.
 NOT_IMPLEMENTED: dict[str, tuple[str, str]] = {
-    "deepspeed.enabled": ("DeepSpeed is not wired into coordexp's trainers (they run plain DDP)", "set it false"),
+    "deepspeed.enabled": (
+        "DeepSpeed is not wired into coordexp's trainers (they run plain DDP)",
+        "set it false (several ranks: NPROC_PER_NODE=N scripts/train.sh)",
+    ),
     "deepspeed.config": ("DeepSpeed is not wired into coordexp's trainers", "delete it"),
     "debug.enabled": (
         "the debug section is not implemented",

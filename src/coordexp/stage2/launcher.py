@@ -386,10 +386,11 @@ def learner_do_resize() -> bool:
 SENT_MM_KWARGS = ("do_resize",)
 CHECKED_MM_KWARGS = ("do_resize", "max_pixels")
 
-# The learner's template.truncation_strategy as ms-swift's rollout server names it. "raise" (the
-# learner's default: an over-long sample is an error) is ms-swift's "delete" (the template raises
-# MaxLengthError, which the server answers as an error instead of generating from a cut prompt).
-SERVER_TRUNCATION = {"raise": "delete", "delete": "delete", "left": "left", "right": "right"}
+# The learner's template.truncation_strategy as ms-swift's rollout server names it. "raise" (an
+# over-long sample is an error; the config refuses every other strategy, config.rules.check_template)
+# is ms-swift's "delete" (the template raises MaxLengthError, which the server answers as an error
+# instead of generating from a cut prompt).
+SERVER_TRUNCATION = {"raise": "delete"}
 
 
 def server_truncation(config_path: str, learner: str) -> tuple[str, list[str]]:
