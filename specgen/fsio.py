@@ -22,31 +22,7 @@ from specgen.errors import SpecgenError
 def write_bytes(path: Path, data: bytes, root: Path | None = None) -> None:
     """Replace ``path`` with ``data`` atomically (its folder is created when missing). ``root``: refuse a
     target that a link leads out of this folder (see `confined`)."""
-    path = Path(path)
-    if root is not None:
-        confined(path, root)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise SpecgenError("is a folder where a file belongs; remove or rename it", path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise SpecgenError(f"cannot write: {exc.strerror or exc}", path) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        mode = _mode_of(path)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _discard(tmp)
-        raise SpecgenError(f"cannot write: {exc.strerror or exc}", path) from None
-    except BaseException:
-        _discard(tmp)
-        raise
+    write_many([(path, data)], root)
 
 
 def write_many(items, root: Path | None = None) -> None:
