@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     root = REPO if args.repo else fixture()
     sys.path.insert(0, str(REPO))
-    from specgen.project import load_config
+    from specgen.config import load_config
 
     config = load_config(root)
     entrypoints = list(dict(config.proof)["entrypoints"])

@@ -63,7 +63,7 @@ def _rewrite_check_asserts(config) -> None:
     import pytest
 
     try:
-        from specgen.project import load_config
+        from specgen.config import load_config
 
         checks = load_config(config.rootpath).checks
     except Exception:  # no or broken [tool.specgen]: nothing to register; the CLI reports the config
@@ -91,10 +91,10 @@ def _baselines(config) -> dict:
     cached = getattr(config, "_specgen_baselines", None)
     if cached is None:
         try:
-            from specgen import project
+            from specgen import config as specgen_config
             from specgen.adopt import baseline
 
-            found = project.roots(project.load_config(config.rootpath))
+            found = specgen_config.roots(specgen_config.load_config(config.rootpath))
             cached = {r.name: (r.config.baseline, baseline.read(r.config.baseline_path)) for r in found}
         except Exception:  # a broken [tool.specgen] or baseline must not break a test run; the CLI reports it
             cached = {}
@@ -179,7 +179,7 @@ def _junit_settings(config) -> dict:
     cached = getattr(config, "_specgen_junit", None)
     if cached is None:
         try:
-            from specgen.project import load_config
+            from specgen.config import load_config
 
             cached = dict(load_config(config.rootpath).junit)
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it
@@ -243,7 +243,7 @@ class _Recorder:
             return Path(opt)
         report_dir = "build/specgen"
         try:
-            from specgen.project import load_config
+            from specgen.config import load_config
 
             report_dir = load_config(self.config.rootpath).report
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it

@@ -100,7 +100,7 @@ def _forget_shadowing(top: str, root: Path) -> None:
 
 def _project_root(generated_file: str) -> Path | None:
     try:
-        from specgen.project import find_root
+        from specgen.config import find_root
 
         return find_root(Path(generated_file).parent)
     except Exception:  # no project above: nothing to add

@@ -9,7 +9,7 @@ the command, so ``specgen list`` never loads the compiler, Jinja2 or pytest:
 - :mod:`specgen.cli.adopt`: init, baseline, evidence (adopting specgen in an existing project)
 - :mod:`specgen.cli.proof`: proof (reach and strength: coverage.py and a mutation library, loaded there only)
 
-Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.project`.
+Every command takes ``--root DIR``, the project root, resolved once by :mod:`specgen.config`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import sys
 
-from specgen import project
+from specgen import config as specgen_config
 from specgen.errors import SpecgenError
 
 # pytest exit codes: 0 passed, 1 some failed, 5 nothing collected are a run; 2, 3, 4 are not.
@@ -50,7 +50,7 @@ def tests_argv(config, xdist: bool, extra: list[str]) -> list[str]:
 
 
 def tests() -> int:
-    config = project.resolve(None)
+    config = specgen_config.resolve(None)
     xdist = importlib.util.find_spec("xdist") is not None
     if not xdist:
         print("::notice title=specgen::pytest-xdist is not installed: the generated tests run on one core")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from specgen import fsio, project
+from specgen import config as specgen_config
+from specgen import fsio
 from specgen.adopt import init as initmod
 from specgen.cli import roots
 from specgen.errors import SpecgenError
@@ -20,10 +21,10 @@ def cmd_init(args) -> int:
     root = Path(args.root or ".").resolve()
     if not root.is_dir():
         raise SpecgenError(f"--root {args.root}: no such folder")
-    config = project.load_config(root)
+    config = specgen_config.load_config(root)
     trees = initmod.SINGLE
     if config.configured or config.openspec_dir.is_dir():
-        for r in project.roots(config):  # the configured tree(s) must exist
+        for r in specgen_config.roots(config):  # the configured tree(s) must exist
             r.config.require_openspec()
     else:  # no [tool.specgen] and no openspec/ here: look for the trees of a monorepo
         found = initmod.find_trees(root)
@@ -59,8 +60,8 @@ def _report_data(config, results: str | None) -> dict:
 
 
 def cmd_baseline(args) -> int:
-    base = project.resolve(args.root)
-    found = project.roots(base, args.only)
+    base = specgen_config.resolve(args.root)
+    found = specgen_config.roots(base, args.only)
     # With several roots the one results file of the test run feeds every root (as `specgen report`).
     results = args.results or (str(base.report_dir / "results.json") if found[0].name else None)
     return roots.each(args, lambda r: _baseline(r.config, args, results), found)

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from specgen import project
+from specgen import config as specgen_config
 from specgen.cli import roots
 from specgen.compile import cache, generator, lock, renames
 from specgen.compile.compiler import compile_project, input_key
@@ -252,8 +252,8 @@ def _review(comp, args, target: str) -> int:
 def cmd_report(args) -> int:
     from specgen.report import write  # the report (and Jinja2) only for `report`
 
-    base = project.resolve(args.root)
-    found = project.roots(base, args.only)
+    base = specgen_config.resolve(args.root)
+    found = specgen_config.roots(base, args.only)
     if not found[0].name:  # one root: the report as it always was
         comp = compile_project(found[0].config)
         return write.run(

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from specgen import project
+from specgen import config as specgen_config
 from specgen.errors import SpecgenError
 
 
-def found(args) -> list[project.Root]:
+def found(args) -> list[specgen_config.Root]:
     """The roots a command runs over: all of them, or the one `--only` names."""
-    return project.roots(project.resolve(args.root), getattr(args, "only", None))
+    return specgen_config.roots(specgen_config.resolve(args.root), getattr(args, "only", None))
 
 
-def each(args, run: Callable[[project.Root], int], roots: list[project.Root] | None = None) -> int:
+def each(args, run: Callable[[specgen_config.Root], int], roots: list[specgen_config.Root] | None = None) -> int:
     """`run(root)` for every root; the worst exit status wins. With several roots each one's output
     is headed by its name and folder."""
     rc = 0
@@ -32,7 +32,7 @@ def each(args, run: Callable[[project.Root], int], roots: list[project.Root] | N
     return rc
 
 
-def split(roots: list[project.Root], item: str) -> tuple[project.Root | None, str]:
+def split(roots: list[specgen_config.Root], item: str) -> tuple[specgen_config.Root | None, str]:
     """(the root a `<root>:` prefix names, the item without it); (None, item) without such a prefix."""
     if roots and roots[0].name and ":" in item:
         name, rest = item.split(":", 1)
@@ -43,8 +43,12 @@ def split(roots: list[project.Root], item: str) -> tuple[project.Root | None, st
 
 
 def one(
-    args, item: str, holds: Callable[[project.Root, str], bool], what: str, roots: list[project.Root] | None = None
-) -> tuple[project.Root, str]:
+    args,
+    item: str,
+    holds: Callable[[specgen_config.Root, str], bool],
+    what: str,
+    roots: list[specgen_config.Root] | None = None,
+) -> tuple[specgen_config.Root, str]:
     """The root `item` belongs to, and the item as that root reads it (prefix dropped).
 
     `holds(root, item)`: whether that root has it; `what` names the kind of item in errors; `roots`: the

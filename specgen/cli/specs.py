@@ -73,7 +73,7 @@ def _found(args) -> list:
 
 
 def _resolve_root(config) -> Path:
-    """The folder holding one root's OpenSpec folder (see specgen.project)."""
+    """The folder holding one root's OpenSpec folder (see specgen.config)."""
     status = _no_root_status()
     try:
         parent = config.require_openspec()
@@ -330,10 +330,10 @@ def _show_spec(args, root: Path, spec_id: str, ns: str = "") -> int:
 def _with_ids(payload: dict, root: Path, spec_id: str, ns: str = "") -> dict:
     """specgen's ids (`id`) on each requirement and scenario, after the CLI's keys; as `specgen check` names them."""
     from specgen.compile.identity import specs_view
-    from specgen.reader.project import load_project
+    from specgen.reader.load import load_tree
 
     try:
-        view = specs_view(load_project(root), ns)
+        view = specs_view(load_tree(root), ns)
     except SpecgenError as exc:  # an id collision elsewhere: the JSON stays the CLI's, and says why
         print(f"specgen show: ids not shown: {exc}", file=sys.stderr)
         return payload

@@ -26,7 +26,7 @@ from specgen.rules import validate as V
 
 def openspec_root(config) -> tuple[Path, str]:
     """The folder holding one root's OpenSpec folder (what the rules take as `root`; see
-    specgen.project), and that folder relative to the project root ("" when it is the root), so
+    specgen.config), and that folder relative to the project root ("" when it is the root), so
     that paths are printed as seen from the project root."""
     root = config.require_openspec()
     prefix = Path(os.path.relpath(root, os.path.realpath(config.root))).as_posix()

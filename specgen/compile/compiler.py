@@ -13,10 +13,10 @@ from pathlib import Path
 from specgen.compile import cache, generator, lock, renames
 from specgen.compile.identity import ScenarioRef, View, change_view, slugify, specs_view
 from specgen.compile.registry import Bound, CheckModule, Decl, discover, module_files, near_misses, resolve
+from specgen.config import Config
 from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
-from specgen.project import Config
-from specgen.reader.project import load_project
+from specgen.reader.load import load_tree
 from specgen.rules.archive import apply_change
 
 # How a note about a check module that cannot be read starts (specgen.runtime.missing reads it: keep the two equal).
@@ -173,16 +173,16 @@ _CACHED = tuple[Project, list[View], list[CheckModule], list[Issue], dict[str, s
 def compile_project(
     config: Config, validate_changes=(), key: str | None = None, defer_store: bool = False
 ) -> Compilation:
-    """`config`: the project (:func:`specgen.project.resolve`). `validate_changes`: ids of active
+    """`config`: the project (:func:`specgen.config.resolve`). `validate_changes`: ids of active
     changes the caller asked for; they are applied with the validator's archive semantics first, so
     a change that cannot be archived is an error (exit 2). `key`: the caller's `input_key(config)`,
     when it already has it (stat-ing every input is not free). `defer_store`: the caller will call
     `generated_files`, which stores the cache with the digests (pickling 13,000 scenarios once, not twice)."""
-    openspec_parent = config.require_openspec()
+    openspec_root = config.require_openspec()
     k = key or input_key(config)
     cached = cache.load(config.report_dir, k, _CACHED)
     if cached is None:
-        project = load_project(openspec_parent)
+        project = load_tree(openspec_root)
         ns = config.namespace
         views = [specs_view(project, ns)] + [change_view(project, c, ns) for c in project.changes]
         modules, issues = discover(config.root, config.checks)

@@ -4,7 +4,7 @@
 delta specs alike): every ``<id>/spec.md`` at any depth, ids sorted as the CLI sorts them. The
 CLI's code paths differ on one point, named here as a mode: ``show``/``list`` refuse a spec.md
 that links outside its specs folder (``LINKS_INSIDE``); ``validate``/``archive`` read whatever a
-link points at (``LINKS_ANY``). ``load_project(root)`` reads ``<root>/openspec`` into a
+link points at (``LINKS_ANY``). ``load_tree(root)`` reads ``<root>/openspec`` into a
 :class:`specgen.model.Project` (see docs/reading-openspec.md).
 """
 

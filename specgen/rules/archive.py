@@ -21,7 +21,7 @@ from pathlib import Path
 from specgen import fsio
 from specgen.errors import ERROR, SpecgenError
 from specgen.model import Project
-from specgen.reader.project import load_project
+from specgen.reader.load import load_tree
 from specgen.reader.specs import spec_from_text
 from specgen.reader.text import utf16_key
 from specgen.rules.merge import (
@@ -150,7 +150,7 @@ def apply_change(project, change_id: str, *, validate_rebuilt: bool = True) -> A
 def _merged_project(project, root: Path, change_id: str, merged: dict[str, MergedSpec]) -> Project:
     """The model Project with the merged spec texts in place of (or beside) the current ones."""
     if not isinstance(project, Project):
-        project = load_project(root)
+        project = load_tree(root)
     by_id = {s.id: s for s in project.specs}
     for spec_id, m in merged.items():
         by_id[spec_id] = spec_from_text(m.text, m.target, spec_id)

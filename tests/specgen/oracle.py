@@ -40,7 +40,7 @@ def run(root: Path | str, *args: str, timeout: float = 120) -> subprocess.Comple
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_json(root: str, *args: str):
     """(exit code, parsed JSON stdout). Cached: the oracle is slow (~0.5 s a call)."""
     proc = run(root, *args)

@@ -39,7 +39,7 @@ def run_batch(jobs: list[dict], timeout: float = 600) -> list[dict]:
     return results
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached(jobs_json: str) -> tuple:
     return tuple(run_batch(json.loads(jobs_json)))
 

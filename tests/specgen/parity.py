@@ -20,10 +20,10 @@ from pathlib import Path
 from specgen.cli import main as specgen_main
 from specgen.cli.views import change_json, dumps
 from specgen.reader.changes import parse_change
-from specgen.reader.project import find_openspec_root as find_root
+from specgen.reader.load import find_openspec_root as find_root
 from specgen.reader.tree import active_change_ids, archived_change_ids, spec_ids
 from tests.specgen import corpora
-from tests.specgen.oracle import REPO, SHARED_CORPUS
+from tests.specgen.oracle import REPO
 from tests.specgen.oracle_batch import run_batch
 
 FIXTURES = REPO / "tests" / "fixtures" / "parity-parse"
@@ -95,7 +95,7 @@ def corpus_items(name: str) -> list[Item]:
     return items
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _archive_root(folder: str) -> str:
     """A scratch root whose openspec/changes is a link to `folder`'s archive."""
     tmp = Path(tempfile.mkdtemp(prefix="parity-archive-"))
@@ -117,7 +117,7 @@ def _job(item: Item) -> dict:
     return {"cmd": "show", "cwd": cwd, "id": item.id, "type": item.kind}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def oracle_outputs(name: str) -> dict[Item, dict]:
     """Every item of a corpus through the oracle, in one Node process."""
     items = corpus_items(name)

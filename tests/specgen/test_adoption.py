@@ -23,11 +23,11 @@ from tests.specgen import corpora
 from tests.specgen.oracle_batch import run_batch
 
 
-def _cli_counts(openspec_parent: Path) -> tuple[int, int]:
+def _cli_counts(openspec_root: Path) -> tuple[int, int]:
     """(requirements, scenarios) of openspec/specs as the official CLI shows them."""
-    listed = json.loads(run_batch([{"cmd": "list", "cwd": str(openspec_parent), "mode": "specs"}])[0]["stdout"])
+    listed = json.loads(run_batch([{"cmd": "list", "cwd": str(openspec_root), "mode": "specs"}])[0]["stdout"])
     counts = {s["id"]: s["requirementCount"] for s in listed["specs"]}
-    shown = run_batch([{"cmd": "show", "cwd": str(openspec_parent), "id": i, "type": "spec"} for i in counts])
+    shown = run_batch([{"cmd": "show", "cwd": str(openspec_root), "id": i, "type": "spec"} for i in counts])
     scns = sum(
         len(r["scenarios"]) for res in shown if res["exitCode"] == 0 for r in json.loads(res["stdout"])["requirements"]
     )

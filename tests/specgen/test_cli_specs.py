@@ -102,7 +102,7 @@ def test_import_specgen_parser_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, specgen.reader.project, specgen.cli.specs, specgen.cli.validate, specgen.cli.apply, specgen.cli.views; "
+    code = ("import sys, specgen.reader.load, specgen.cli.specs, specgen.cli.validate, specgen.cli.apply, specgen.cli.views; "
             "heavy = [m for m in ('markdown_it', 'jinja2', 'yaml', 'pytest', 'torch') if m in sys.modules]; "
             "print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -18,8 +18,8 @@ from specgen.compile.identity import (
     split_id,
 )
 from specgen.compile.registry import read_module
+from specgen.config import load_config
 from specgen.errors import SpecgenError
-from specgen.project import load_config
 from specgen.report import manual
 
 

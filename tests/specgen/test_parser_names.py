@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from specgen.reader.markdown import header_of
 from specgen.model import ADDED, MODIFIED, REMOVED, RENAMED
-from specgen.reader.changes import parse_change
 from specgen.reader.blocks import delta_requirement_name
-from specgen.reader.project import load_project
+from specgen.reader.changes import parse_change
+from specgen.reader.load import load_tree
+from specgen.reader.markdown import header_of
 from specgen.reader.specs import parse_spec, parse_spec_text
 from specgen.reader.text import normalize
 from tests.specgen.parity import CORPORA, FIXTURES
@@ -35,7 +35,7 @@ def test_every_line_points_at_its_header(corpus):
     root = CORPORA[corpus]
     if not (root / "openspec").is_dir():
         pytest.skip("no openspec/ here yet")
-    project = load_project(root)
+    project = load_tree(root)
     checked = 0
     for spec in project.specs:
         lines = _lines(spec.path)
@@ -165,7 +165,7 @@ def test_change_errors_are_recorded_not_raised():
 
 
 def test_load_project_reads_archive():
-    project = load_project(FIXTURES / "changes-deltas")
+    project = load_tree(FIXTURES / "changes-deltas")
     assert [c.id for c in project.archived] == ["2025-01-01-old", "2025-02-02-renamed"]
     assert all(c.archived for c in project.archived)
     assert ".hidden-change" not in [c.id for c in project.changes]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from specgen.reader.blocks import delta_requirement_name
+from specgen.reader.changes import count_tasks, proposal_title
+from specgen.reader.deltas import parse_delta_text
 from specgen.reader.markdown import (
-    Document, fence_mask, header_parts, requirement_text, scenario_name, strip_closing_run, tail_text,
+    Document,
+    fence_mask,
+    header_parts,
+    requirement_text,
+    scenario_name,
+    strip_closing_run,
+    tail_text,
 )
 from specgen.reader.text import js_trim, normalize
-from specgen.reader.changes import count_tasks, proposal_title
-from specgen.reader.blocks import delta_requirement_name
-from specgen.reader.deltas import parse_delta_text
 
 
 def test_normalize_drops_one_bom_and_all_cr():

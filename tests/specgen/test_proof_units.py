@@ -10,8 +10,8 @@ import types
 
 import pytest
 
+from specgen.config import load_config
 from specgen.errors import SpecgenError
-from specgen.project import load_config
 from specgen.proof import functions, strength
 from tests.specgen import cli_project as P
 

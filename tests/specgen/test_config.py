@@ -1,4 +1,4 @@
-"""One project model (specgen/project.py): `--root` is the project root for every command, and
+"""One project model (specgen/config.py): `--root` is the project root for every command, and
 `[tool.specgen] specs` is honoured by every command, list/show/validate/apply included."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The whole OpenSpec tree -> the spec model: ``load_project(root)`` reads ``<root>/openspec``
+"""The whole OpenSpec tree -> the spec model: ``load_tree(root)`` reads ``<root>/openspec``
 (every spec, every active change, every archived change) as the OpenSpec CLI 1.13.2 reads each.
 
 ``root`` is the folder holding ``openspec/``; which folder that is, for a project, is decided
-once by :mod:`specgen.project` (``[tool.specgen] specs``).
+once by :mod:`specgen.config` (``[tool.specgen] specs``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def find_openspec_root(start: Path | str = ".") -> Path | None:
         here = here.parent
 
 
-def load_project(root: Path | str = ".") -> Project:
+def load_tree(root: Path | str = ".") -> Project:
     """Parse ``<root>/openspec``: every spec, every active change, every archived change. A file
     that cannot be read is an error in ``Project.unreadable``, not an exception (the rest is read)."""
     root = Path(root)

@@ -118,7 +118,7 @@ class Config:
         return self.root / self.specs
 
     @property
-    def openspec_parent(self) -> Path:
+    def openspec_root(self) -> Path:
         """The folder holding the OpenSpec folder: what the reader and the rules take as `root`."""
         return Path(os.path.realpath(self.openspec_dir)).parent
 
@@ -137,7 +137,7 @@ class Config:
                 '["packages/*/openspec"]) in pyproject.toml, or pass --root DIR',
                 self.root,
             )
-        return self.openspec_parent
+        return self.openspec_root
 
 
 def find_root(start: Path | str = ".") -> Path:
