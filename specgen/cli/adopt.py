@@ -128,11 +128,11 @@ def _baseline(config, args, results: str | None) -> int:
 
 def cmd_evidence(args) -> int:
     from specgen.adopt import evidence
-    from specgen.cli.compile import _find_scenario, _root_of
     from specgen.compile.compiler import compile_project
+    from specgen.compile.review import find_scenario
 
-    comp = compile_project(_root_of(args, args.scenario_id))
-    view, ref = _find_scenario(comp, args.scenario_id)
+    comp = compile_project(roots.config_of(args, args.scenario_id))
+    view, ref = find_scenario(comp, args.scenario_id)
     if not any(d.manual for d in comp.decls_for(view.name, ref.id)):
         raise SpecgenError(f"{ref.id} has no manual check: evidence is for @check(..., manual=...) procedures")
     path, data = evidence.record(comp.root, ref.id, ref.fingerprint, args.result, args.notes, comp.config.manual_dir)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from specgen import config as specgen_config
 from specgen.cli import roots
-from specgen.compile import cache, generator, lock, renames
-from specgen.compile.compiler import compile_project, input_key
+from specgen.compile import generate, generator, renames, review
+from specgen.compile.compiler import compile_project
 from specgen.compile.generator import stub_code
-from specgen.compile.identity import id_shaped, split_id
 from specgen.compile.stub import write_stub
 from specgen.errors import SpecgenError
 from specgen.report.gate import TERMINAL_LIMIT, format_issues, static_issues, worst_first
@@ -52,100 +51,43 @@ def cmd_generate(args) -> int:
 
 
 def _generate(config, args) -> int:
-    # A run after which nothing was touched (inputs, lock, generated files) has nothing to do: the
-    # stamp left by the last full run says so without reading a spec (a no-op on 10,000 scenarios
-    # would otherwise spend its time re-reading them).
-    config.require_openspec()  # a missing openspec/ is named before anything about the checks
-    stamp_key = None
-    inputs = input_key(config)  # generate writes outputs and the lock, never an input: computed once
-    if not args.change:
-        stamp_key = cache.outputs_key(inputs, config.lock_path, config.output_dir)
-        stamp = cache.read_stamp(config.report_dir)
-        if stamp.get("key") == stamp_key:
-            print("specgen generate --check: up to date" if args.check else stamp["message"])
-            return 0
-    comp = compile_project(config, [args.change] if args.change else [], key=inputs, defer_store=True)
-    # A broken item (a misspelt binding, an id collision, an unreadable check module) blocks only the
-    # scenarios it touches: everything is still generated, those get failing tests saying why, and
-    # the run exits 1 naming each item (docs/compiler.md, "Per-item degradation").
-    problems = comp.problems([args.change] if args.change else [])
-    errors = [i for i in problems if i.level == "error"]
-    out = comp.config.output_dir
-    unreadable = comp.project.unreadable
-    if args.change:
-        view = comp.view(args.change)
-        files = comp.generated_files([view])
-        prefix = generator.file_name(view, "")[: -len(".py")]  # changes/test_<change>__
-        scope = [n for n in generator.existing_generated(out) if n.startswith(prefix)]
-        d = generator.drift(out, files, scope)
-        wanted_lock = comp.wanted_lock({view.name})
-    else:
-        files = comp.generated_files()
-        d = generator.drift(out, files)
-        wanted_lock = comp.wanted_lock()
-    if unreadable:
-        # What an unreadable file held is unknown, not gone: keep its generated files and lock lines.
-        d = generator.Drift(d.changed, d.missing, ())
-        wanted_lock = comp.lock
-    lock_stale = wanted_lock != comp.lock
-    label = comp.config.output
+    p = generate.plan(config, args.change)
+    if p.up_to_date is not None:
+        print("specgen generate --check: up to date" if args.check else p.up_to_date)
+        return 0
+    comp = p.comp
     if args.check:
-        if errors:
-            sys.stderr.write(_problem_lines(problems, comp))
-        if unreadable:
+        if p.errors:
+            sys.stderr.write(_problem_lines(p.problems, comp))
+        if p.unreadable:
             _say_unreadable(comp, "the rest was compared")
-            if d.clean:
+            if p.drift.clean:
                 return 1
-        if d.clean and not lock_stale:
+        if p.drift.clean and not p.lock_stale:
             print("specgen generate --check: up to date")
-            return 1 if errors else 0
-        sys.stdout.write(generator.diff_text(out, files, d, label))
-        if lock_stale:
+            return 1 if p.errors else 0
+        sys.stdout.write(generator.diff_text(comp.config.output_dir, p.files, p.drift, comp.config.output))
+        if p.lock_stale:
             print(f"{comp.config.lock}: bindings added or removed since the last `specgen generate`")
-        n = len(d.changed) + len(d.missing) + len(d.extra)
         print(
-            f"specgen generate --check: {n} file(s) stale{' and the lock' if lock_stale else ''}; "
+            f"specgen generate --check: {p.stale_files} file(s) stale{' and the lock' if p.lock_stale else ''}; "
             "run `specgen generate`",
             file=sys.stderr,
         )
         return 1
-    generator.write(out, files, d, comp.root)
-    if lock_stale:
-        lock.write(comp.config.lock_path, wanted_lock.values(), comp.root)
-    if problems:
-        sys.stderr.write(_problem_lines(problems, comp))
-    missing = sum(
-        1
-        for v in ([comp.view(args.change)] if args.change else comp.views)
-        for s in v.scenarios()
-        if not comp.decls_for(v.name, s.id)
-    )
-    print(
-        f"specgen generate: {len(files)} file(s), {len(d.changed) + len(d.missing)} written, "
-        f"{len(d.extra)} deleted, {len(files) - len(d.changed) - len(d.missing)} unchanged; "
-        f"{missing} scenario(s) without a check"
-    )
-    if errors:
+    generate.apply(p)
+    if p.problems:
+        sys.stderr.write(_problem_lines(p.problems, comp))
+    print(generate.summary(p))
+    if p.errors:
         print(
-            f"specgen generate: {len(errors)} broken item(s) above; their scenarios got failing tests, "
+            f"specgen generate: {len(p.errors)} broken item(s) above; their scenarios got failing tests, "
             "everything else was generated",
             file=sys.stderr,
         )
-    if unreadable:
+    if p.unreadable:
         _say_unreadable(comp, "the rest was generated")
-    if errors or unreadable:
-        return 1
-    if stamp_key is not None:
-        # Keyed on the state after this run, so only an untouched tree matches it next time.
-        after = cache.outputs_key(inputs, config.lock_path, config.output_dir)
-        cache.write_stamp(
-            config.report_dir,
-            after,
-            f"specgen generate: {len(files)} file(s), 0 written, "
-            f"0 deleted, {len(files)} unchanged; {missing} scenario(s) without a check",
-            config.root,
-        )
-    return 0
+    return 1 if p.failed else 0
 
 
 def _problem_lines(problems, comp) -> str:
@@ -185,27 +127,9 @@ def _say_unreadable(comp, what: str) -> None:
     print(f"specgen generate: {len(unreadable)} file(s) could not be read; {what}", file=sys.stderr)
 
 
-def _find_scenario(comp, scenario_id: str):
-    for view in comp.views:
-        ref = view.by_id.get(scenario_id)
-        if ref is not None:
-            return view, ref
-    cap = split_id(scenario_id)[0] if id_shaped(scenario_id) else scenario_id
-    close = sorted(i for v in comp.views for i in v.by_id if split_id(i)[0] == cap)
-    hint = f"; ids of that capability: {', '.join(close[:5])}{' ...' if len(close) > 5 else ''}" if close else ""
-    raise SpecgenError(f"no scenario {scenario_id!r}{hint} (`specgen list` shows the specs)")
-
-
-def _root_of(args, scenario_id: str):
-    """The config of the root a scenario id belongs to (`<root>:` ids with several roots)."""
-    found = roots.found(args)
-    named, _ = roots.split(found, scenario_id)
-    return (named or found[0]).config
-
-
 def cmd_stub(args) -> int:
-    comp = compile_project(_root_of(args, args.scenario_id))
-    view, ref = _find_scenario(comp, args.scenario_id)
+    comp = compile_project(roots.config_of(args, args.scenario_id))
+    view, ref = review.find_scenario(comp, args.scenario_id)
     if not args.write:
         sys.stdout.write(stub_code(ref))
         return 0
@@ -223,26 +147,11 @@ def cmd_review(args) -> int:
     target = args.target or ""
     if args.all:  # every root
         return _each_root(args, lambda config: _review(compile_project(config), args, target))
-    return _review(compile_project(_root_of(args, target)), args, target)
+    return _review(compile_project(roots.config_of(args, target)), args, target)
 
 
 def _review(comp, args, target: str) -> int:
-
-    def wanted(sid: str) -> bool:
-        return args.all or sid == target or (target.endswith("/") and sid.startswith(target))
-
-    entries = comp.wanted_lock()
-    stamped = []
-    for b in comp.bound:
-        if not wanted(b.scenario_id):
-            continue
-        new = comp.current_entry(b)
-        if entries.get(new.key) != new:
-            stamped.append(new)
-        entries[new.key] = new
-    if not args.all and not any(wanted(b.scenario_id) for b in comp.bound):
-        raise SpecgenError(f"no binding matches {target!r}: give a bound scenario id, a prefix ending at '/', or --all")
-    lock.write(comp.config.lock_path, entries.values(), comp.root)
+    stamped = review.review(comp, target, args.all)
     for e in stamped:
         print(f"reviewed {e.scenario_id} <- {e.check}{'' if e.view == 'specs' else ' (change ' + e.view + ')'}")
     print(f"specgen review: {len(stamped)} binding(s) stamped in {comp.config.lock}")

@@ -70,3 +70,10 @@ def one(
         + ", ".join(f"{r.name}:{item}" for r in holders)
         + " (or --only ROOT)"
     )
+
+
+def config_of(args, scenario_id: str) -> specgen_config.Config:
+    """The config of the root a scenario id belongs to (`<root>:` ids with several roots)."""
+    all_roots = found(args)
+    named, _ = split(all_roots, scenario_id)
+    return (named or all_roots[0]).config

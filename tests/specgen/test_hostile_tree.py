@@ -235,10 +235,10 @@ def test_a_full_or_read_only_disk_is_one_line_naming_the_path(tmp_path, monkeypa
     assert len(err) == 1 and "test_greeting.py" in err[0] and "No space left on device" in err[0], err
     monkeypatch.undo()
 
-    def read_only(config, args):
+    def read_only(config, change=None):
         raise OSError(errno.EROFS, "Read-only file system", str(root / "specgen.lock"))
 
-    monkeypatch.setattr(cli_compile, "_generate", read_only)
+    monkeypatch.setattr(cli_compile.generate, "plan", read_only)
     assert cli.main(["generate", "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "specgen.lock: error: Read-only file system" in err[0] and "internal" not in err[0], err
