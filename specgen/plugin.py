@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from specgen import fsio
+from specgen.results import RESULTS_NAME
 
-RESULTS_NAME = "results.json"
 _PROPS = ("requirement", "scenario_id", "spec_fingerprint", "check", "view")
 # Worst outcome wins across a test's phases (setup, call, teardown).
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}

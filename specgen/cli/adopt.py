@@ -47,9 +47,9 @@ def cmd_init(args) -> int:
 def _report_data(config, results: str | None) -> dict:
     """What `specgen report` would build now, issues included (without writing anything)."""
     from specgen.compile.compiler import compile_project
-    from specgen.plugin import RESULTS_NAME
-    from specgen.report.verdicts import build, load_results
+    from specgen.report.verdicts import build
     from specgen.report.write import report_issues
+    from specgen.results import RESULTS_NAME, load_results
 
     comp = compile_project(config)
     path = Path(results) if results else config.report_dir / RESULTS_NAME

@@ -37,7 +37,7 @@ def requirements(comp, data: dict, args, work: Path, results: dict, maps, settin
     if not plan:
         return {}
     since = st.changed_lines(root, args.since, sorted({f for _, ls, _ in plan for f in ls})) if args.since else None
-    operators = st._operators()
+    operators = st.operators()
     site_cache: dict[str, list[st.Site]] = {}
     test_files = sorted({n.split("::", 1)[0] for _, _, ns in plan for n in ns})
     echo(f"specgen proof: importing the product once for {len(plan)} requirement(s) ({len(test_files)} test file(s))")

@@ -41,7 +41,7 @@ def _echo(message: str) -> None:
 
 
 def _results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
-    from specgen.report.verdicts import load_results
+    from specgen.results import load_results
 
     return load_results(path)
 

@@ -65,7 +65,7 @@ class Strength:
 # ------------------------------------------------------------------ where: sites
 
 
-def _operators() -> list[tuple[str, object]]:
+def operators() -> list[tuple[str, object]]:
     import cosmic_ray.plugins
 
     out = []

@@ -13,7 +13,6 @@ Verdicts, worst first: failing, stale, suspect, missing, skipped, manual, verifi
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from pathlib import Path
 from specgen.compile.compiler import REVIEWED, Compilation
 from specgen.compile.generator import rel_path
 from specgen.compile.identity import View
-from specgen.errors import SpecgenError
 from specgen.report import manual as manualmod
 
 # `baselined` is given to requirements only, by specgen.adopt.baseline: an unverified one the baseline tolerates.
@@ -45,28 +43,6 @@ class CheckResult:
     reason: str
     outcomes: dict = field(default_factory=dict)
     procedure: str | None = None
-
-
-def load_results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
-    """(view, scenario id, check) -> result records from the plugin's results.json."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        records = data["results"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SpecgenError(f"not a specgen results file: {exc}; rerun the generated tests", path) from None
-    if not isinstance(records, list) or not all(
-        isinstance(r, dict) and all(isinstance(r.get(k), (str, type(None))) for k in ("view", "scenario_id", "check"))
-        for r in records
-    ):
-        raise SpecgenError(
-            "not a specgen results file: `results` is not a list of records; rerun the generated tests", path
-        )
-    out: dict[tuple[str, str, str], list[dict]] = {}
-    for rec in records:
-        out.setdefault((rec.get("view") or "specs", rec.get("scenario_id"), rec.get("check") or ""), []).append(rec)
-    return out
 
 
 def check_result(comp: Compilation, view: View, ref, decl, results, evidence) -> CheckResult:

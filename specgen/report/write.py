@@ -17,12 +17,12 @@ from specgen.adopt import baseline
 from specgen.compile.compiler import Compilation
 from specgen.compile.generator import rel_path, stub_code
 from specgen.errors import SpecgenError
-from specgen.plugin import RESULTS_NAME
 from specgen.proof.attach import attach as proof_attach
 from specgen.report import github, render
 from specgen.report.freshness import results_issues
 from specgen.report.gate import static_issues
-from specgen.report.verdicts import VERDICTS, build, load_results, summarize, summary_line
+from specgen.report.verdicts import VERDICTS, build, summarize, summary_line
+from specgen.results import RESULTS_NAME, load_results
 
 GATE_LIMIT = 20  # requirements shown in the terminal, each with its stubs; --verbose for all
 
