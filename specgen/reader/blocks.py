@@ -14,11 +14,11 @@ Regexes spell out JavaScript's semantics (:mod:`specgen.reader.text`).
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from specgen.reader.files import Files
 from specgen.reader.markdown import fence_mask, header_parts, scenario_name, strip_closing_run
 from specgen.reader.text import (
     EOL_IN_LINE,
@@ -30,7 +30,6 @@ from specgen.reader.text import (
     js_trim_end,
     normalize,
     normalize_eol,
-    read_text_as_node,
 )
 
 LEVEL2_HEADER = re.compile("^##" + S + "+")
@@ -441,13 +440,14 @@ def scenario_names(raw: str) -> list[str]:
     return names
 
 
-def find_unread_delta_files(specs_root: Path) -> list[dict]:
+def find_unread_delta_files(specs_root: Path, files: Files | None = None) -> list[dict]:
     """Markdown files under a change's specs/ that carry delta sections but are not a spec.md."""
     results = []
+    files = files or Files()
 
     def walk(d: Path, segments: list[str]) -> None:
         try:
-            entries = list(os.scandir(d))
+            entries = files.entries(d)
         except (FileNotFoundError, NotADirectoryError):
             return
         for e in entries:
@@ -460,10 +460,10 @@ def find_unread_delta_files(specs_root: Path) -> list[dict]:
                 continue
             if e.name == "spec.md" or not e.name.lower().endswith(".md"):
                 continue
-            if e.is_symlink() and not os.path.isfile(e.path):
+            if e.is_symlink() and not files.isfile(e.path):
                 continue
             try:
-                content = read_text_as_node(e.path)
+                content = files.text(e.path)
             except FileNotFoundError:
                 continue
             if not any(parse_delta_spec(content).section_presence.values()):

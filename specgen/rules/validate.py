@@ -12,18 +12,19 @@ from pathlib import Path
 
 from specgen.errors import ERROR, Issue, SpecgenError
 from specgen.model import Project
+from specgen.reader.files import Files
 from specgen.reader.tree import LINKS_ANY, active_change_ids, discover_spec_files
 from specgen.rules.collate import collation_key
 from specgen.rules.validate_change import nested_change_message, validate_change_dir
 from specgen.rules.validate_spec import is_valid, issue, issue_json, rel, validate_spec_file
 
 
-def change_ids(root: Path) -> list[str]:
-    return active_change_ids(root, LINKS_ANY)
+def change_ids(root: Path, files: Files | None = None) -> list[str]:
+    return active_change_ids(root, LINKS_ANY, files)
 
 
-def spec_ids(root: Path) -> list[str]:
-    return [i for i, _ in discover_spec_files(root / "openspec" / "specs", LINKS_ANY)]
+def spec_ids(root: Path, files: Files | None = None) -> list[str]:
+    return [i for i, _ in discover_spec_files(root / "openspec" / "specs", LINKS_ANY, files)]
 
 
 @dataclass
@@ -44,17 +45,20 @@ class ItemResult:
         }
 
 
-def validate_item(root: Path, item_type: str, item_id: str, strict: bool = False) -> ItemResult:
+def validate_item(
+    root: Path, item_type: str, item_id: str, strict: bool = False, files: Files | None = None
+) -> ItemResult:
     start = time.perf_counter()
+    files = files or Files()
     if item_type == "change":
-        nested = nested_change_message(root / "openspec" / "changes", item_id, root)
+        nested = nested_change_message(root / "openspec" / "changes", item_id, root, files)
         if nested:
             issues = [issue(ERROR, "file", nested, None, f"openspec/changes/{item_id}")]
             return ItemResult(item_id, "change", False, issues, int((time.perf_counter() - start) * 1000))
-        issues = validate_change_dir(root / "openspec" / "changes" / item_id, root)
+        issues = validate_change_dir(root / "openspec" / "changes" / item_id, root, files=files)
     else:
         path = root / "openspec" / "specs" / Path(*item_id.split("/")) / "spec.md"
-        issues = validate_spec_file(path, item_id.split("/")[0], rel(path, root))
+        issues = validate_spec_file(path, item_id.split("/")[0], rel(path, root), files)
     return ItemResult(item_id, item_type, is_valid(issues, strict), issues, int((time.perf_counter() - start) * 1000))
 
 
@@ -89,13 +93,14 @@ def summarize(results: list[ItemResult], changes: bool, specs: bool) -> dict:
 
 def validate_all(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
     """The bulk report: {"results": [ItemResult...] sorted as the CLI sorts them, "summary": {...}}."""
+    files = Files()  # the whole tree's files, each read once for every rule below
     results = []
     if changes:
-        for cid in change_ids(root):
-            results.append(validate_item(root, "change", cid, strict))
+        for cid in change_ids(root, files):
+            results.append(validate_item(root, "change", cid, strict, files))
     if specs:
-        for sid in spec_ids(root):
-            results.append(validate_item(root, "spec", sid, strict))
+        for sid in spec_ids(root, files):
+            results.append(validate_item(root, "spec", sid, strict, files))
     results.sort(key=lambda r: collation_key(r.id))
     return {"results": results, "summary": summarize(results, changes, specs)}
 

@@ -21,7 +21,8 @@ from specgen.reader.blocks import (
     normalize_requirement_name,
     parse_delta_spec,
 )
-from specgen.reader.text import S, ci, read_text_as_node
+from specgen.reader.files import Files
+from specgen.reader.text import S, ci
 from specgen.reader.tree import (
     CHANGE_MARKERS,
     LINKS_ANY,
@@ -55,31 +56,32 @@ from specgen.rules.validate_spec import (
 )
 
 
-def _looks_like_change(d: Path, root: Path) -> bool:
+def _looks_like_change(d: Path, root: Path, files: Files) -> bool:
     """Markers, a file under specs/, or one of the artifacts its schema generates."""
-    if any((d / m).is_file() for m in CHANGE_MARKERS):
+    if any(files.is_file(d / m) for m in CHANGE_MARKERS):
         return True
     try:
-        if has_any_file_under(d / "specs"):
+        if has_any_file_under(d / "specs", files):
             return True
     except OSError:
         pass
     try:
-        schema = resolve_schema(resolve_schema_name(d, root), root)
+        schema = resolve_schema(resolve_schema_name(d, root, files), root, files)
     except SchemaError:
         return False
     for gen in schema["artifacts"]:
         if any(c in gen for c in "*?[{"):
-            if any(p.is_file() for p in d.glob(gen)):
+            if any(files.is_file(p) for p in files.glob(d, gen)):
                 return True
-        elif (d / gen).exists():
+        elif files.path_exists(d / gen):
             return True
     return False
 
 
-def nested_change_message(changes_dir: Path, name: str, root: Path) -> str | None:
+def nested_change_message(changes_dir: Path, name: str, root: Path, files: Files | None = None) -> str | None:
     """Why `changes/<name>/` is not a change but a folder wrapping changes, or None."""
-    nested = nested_changes(changes_dir, name, lambda d: _looks_like_change(d, root), LINKS_ANY)
+    files = files or Files()
+    nested = nested_changes(changes_dir, name, lambda d: _looks_like_change(d, root, files), LINKS_ANY, files)
     return describe_nested(name, nested) if nested else None
 
 
@@ -114,14 +116,17 @@ class _DeltaFiles:
         self.missing_header: list[str] = []
 
 
-def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True) -> list[Issue]:
+def validate_change_dir(
+    change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True, files: Files | None = None
+) -> list[Issue]:
     """The issues `openspec validate <change>` reports (``against_main``/``tasks`` off: archive's own pre-check)."""
+    files = files or Files()
     issues: list[Issue] = []
     specs_dir = change_dir / "specs"
     main_dir = root / "openspec" / "specs"
     rel_change = rel(change_dir, root)
     rel_specs = f"{rel_change}/specs"
-    has_root_spec = (specs_dir / "spec.md").is_file()
+    has_root_spec = files.is_file(specs_dir / "spec.md")
     if has_root_spec:
         issues.append(
             issue(
@@ -134,20 +139,22 @@ def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = Tr
                 f"{rel_specs}/spec.md",
             )
         )
-    discovered = discover_spec_files(specs_dir, LINKS_ANY) if specs_dir.is_dir() else []
+    discovered = discover_spec_files(specs_dir, LINKS_ANY, files) if files.is_dir(specs_dir) else []
     found = _DeltaFiles()
     for spec_id, spec_file in discovered:
         try:
-            content = read_text_as_node(spec_file)
+            content = files.text(spec_file)
         except OSError:
             continue
         main_file = main_dir.joinpath(*spec_id.split("/"), "spec.md") if against_main else None
         issues.extend(
-            _delta_file_issues(spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md", main_file, found)
+            _delta_file_issues(
+                spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md", main_file, found, files
+            )
         )
     if against_main and discovered:
-        issues.extend(_dry_run_issues(change_dir, root, main_dir, rel_specs, issues, found))
-    unread = find_unread_delta_files(specs_dir)
+        issues.extend(_dry_run_issues(change_dir, root, main_dir, rel_specs, issues, found, files))
+    unread = find_unread_delta_files(specs_dir, files)
     for u in unread:
         issues.append(
             issue(
@@ -174,15 +181,15 @@ def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = Tr
         )
         issues.append(issue(ERROR, entry, message, 1, f"{rel_specs}/{entry}"))
     issues.extend(
-        _skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec and not unread)
+        _skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec and not unread, files)
     )
     if tasks:
-        issues.extend(task_issues(change_dir, root, rel_change))
+        issues.extend(task_issues(change_dir, root, rel_change, files))
     return issues
 
 
 def _delta_file_issues(
-    spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None, found: _DeltaFiles
+    spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None, found: _DeltaFiles, files: Files
 ) -> list[Issue]:
     """One delta spec: ignored headers, unpaired renames, requirements outside a delta section,
     each ADDED/MODIFIED block's text and scenarios, scenarios a MODIFIED block drops, conflicts."""
@@ -244,7 +251,7 @@ def _delta_file_issues(
                 add(ERROR, f'Duplicate requirement in {op}: "{b.name}"', b.line)
             _block_issues(op, b, add)
     if main_file is not None and plan.modified:
-        out.extend(_scenario_loss(plan, main_file, entry, file))
+        out.extend(_scenario_loss(plan, main_file, entry, file, files))
     renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
     for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
         message = _conflict_message(c)
@@ -303,7 +310,7 @@ def _conflict_message(c) -> str | None:
 
 
 def _dry_run_issues(
-    change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue], found: _DeltaFiles
+    change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue], found: _DeltaFiles, files: Files
 ) -> list[Issue]:
     """Archive's merge, run against the current specs, for each delta file without an error yet."""
     reported = (
@@ -312,12 +319,12 @@ def _dry_run_issues(
         | {e[0] for e in found.empty_sections}
     )
     out = []
-    for upd in find_spec_updates(change_dir, main_dir):
+    for upd in find_spec_updates(change_dir, main_dir, files):
         entry = f"{upd.id}/spec.md"
         if entry in reported:
             continue
         try:
-            build_update(upd, change_dir.name)
+            build_update(upd, change_dir.name, files)
         except ArchiveAbort as exc:
             out.append(
                 issue(
@@ -333,12 +340,12 @@ def _dry_run_issues(
     return out
 
 
-def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas: bool) -> list[Issue]:
+def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas: bool, files: Files) -> list[Issue]:
     """The skip_specs marker: honoured only when valid and no spec file exists; a change with no
     delta needs it."""
     out = []
     specs_dir = change_dir / "specs"
-    marker = read_marker(change_dir, "skip_specs", root)
+    marker = read_marker(change_dir, "skip_specs", root, files)
     meta = f"{rel_change}/.openspec.yaml"
     if marker.invalid_reason:
         out.append(issue(ERROR, ".openspec.yaml", f"{MSG_SKIP_INVALID} ({marker.invalid_reason})", 1, meta))
@@ -346,7 +353,7 @@ def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas
     has_files = False
     if skip:
         try:
-            has_files = has_any_file_under(specs_dir)
+            has_files = has_any_file_under(specs_dir, files)
         except OSError:
             has_files = True
         if has_files:
@@ -359,9 +366,9 @@ def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas
     return out
 
 
-def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> list[Issue]:
+def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str, files: Files) -> list[Issue]:
     try:
-        main = read_text_as_node(main_file)
+        main = files.text(main_file)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
@@ -412,18 +419,19 @@ def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> l
     return out
 
 
-def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
+def validate_change_for_archive(root: Path, change_id: str, files: Files | None = None) -> list[Issue]:
     """Archive's gate: the delta-spec validation, run only when the change carries delta content."""
+    files = files or Files()
     change_dir = root / "openspec" / "changes" / change_id
     specs_dir = change_dir / "specs"
-    has = (specs_dir / "spec.md").is_file() or bool(find_unread_delta_files(specs_dir))
+    has = files.is_file(specs_dir / "spec.md") or bool(find_unread_delta_files(specs_dir, files))
     if not has:
-        marker = read_marker(change_dir, "skip_specs", root)
+        marker = read_marker(change_dir, "skip_specs", root, files)
         if marker.invalid_reason:
             has = True
         elif marker.declared:
             try:
-                has = has_any_file_under(specs_dir)
+                has = has_any_file_under(specs_dir, files)
             except OSError:
                 has = True
     if not has:
@@ -438,9 +446,9 @@ def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
             + ci("Requirements"),
             re.M,
         )
-        for _, f in discover_spec_files(specs_dir, LINKS_ANY):
+        for _, f in discover_spec_files(specs_dir, LINKS_ANY, files):
             try:
-                text = read_text_as_node(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too
+                text = files.text(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too
                 if rx.search(text.replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")):
                     has = True
                     break
@@ -448,4 +456,4 @@ def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
                 pass
     if not has:
         return []
-    return validate_change_dir(change_dir, root, against_main=False, tasks=False)
+    return validate_change_dir(change_dir, root, against_main=False, tasks=False, files=files)

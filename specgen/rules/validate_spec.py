@@ -16,9 +16,10 @@ from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
 from specgen.reader.blocks import contains_shall_or_must, extract_requirements_section
+from specgen.reader.files import Files
 from specgen.reader.markdown import fence_mask, requirement_body
 from specgen.reader.specs import parse_spec_text
-from specgen.reader.text import js_len, js_trim, normalize_eol, read_text_as_node
+from specgen.reader.text import js_len, js_trim, normalize_eol
 from specgen.rules.structure import find_main_spec_structure_issues
 
 PURPOSE_PLACEHOLDER_PREFIX = "TBD - created by archiving change "
@@ -258,9 +259,9 @@ def validate_spec_content(name: str, content: str, file: str | None = None) -> l
     return issues
 
 
-def validate_spec_file(path: Path, name: str, file: str | None = None) -> list[Issue]:
+def validate_spec_file(path: Path, name: str, file: str | None = None, files: Files | None = None) -> list[Issue]:
     try:
-        content = read_text_as_node(path)
+        content = (files or Files()).text(path)
     except OSError as exc:
         return [issue(ERROR, "file", node_fs_message(exc, "open", path), 1, file)]
     return validate_spec_content(name, content, file)
