@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno as _errno
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
@@ -106,162 +108,251 @@ _SECTION_HEADERS = (
 )
 
 
-class _DeltaFiles:
-    """What the per-file rules found that is reported after every file: entries with delta
-    sections but no entry, entries with no delta section, and the number of entries."""
+@dataclass(frozen=True)
+class DeltaFile:
+    """One delta spec of a change, read and cut into entries once (``entry``: the CLI's locator)."""
 
-    def __init__(self) -> None:
-        self.total = 0
-        self.empty_sections: list[tuple[str, list[str], int]] = []
-        self.missing_header: list[str] = []
+    spec_id: str
+    entry: str  # "<capability>/spec.md"
+    file: str  # the file, relative to the project root
+    plan: DeltaPlan
+    main_file: Path | None  # the main spec it changes (None: not checked against it)
+
+    @property
+    def entries(self) -> int:
+        p = self.plan
+        return len(p.added) + len(p.modified) + len(p.removed) + len(p.renamed)
+
+    def empty_sections(self) -> list[str]:
+        """Delta section titles present although no entry parsed ([] when an entry parsed)."""
+        if self.entries:
+            return []
+        return [title for key, title in _SECTION_HEADERS if self.plan.section_presence[key]]
+
+    @property
+    def missing_header(self) -> bool:
+        return not self.entries and not self.empty_sections()
 
 
-def validate_change_dir(
-    change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True, files: Files | None = None
-) -> list[Issue]:
-    """The issues `openspec validate <change>` reports (``against_main``/``tasks`` off: archive's own pre-check)."""
-    files = files or Files()
-    issues: list[Issue] = []
+@dataclass(frozen=True)
+class ChangeView:
+    """What the change rules read: a change's folder as read through one run's Files."""
+
+    change_dir: Path
+    root: Path
+    files: Files
+    rel_change: str
+    has_root_spec: bool  # specs/spec.md exists (a delta outside any capability)
+    deltas: tuple[DeltaFile, ...]
+    unread: tuple[dict, ...]  # Markdown files under specs/ with delta sections that are not a spec.md
+    against_main: bool  # validate (True) or archive's own pre-check (False)
+
+    @property
+    def rel_specs(self) -> str:
+        return f"{self.rel_change}/specs"
+
+
+def read_change(change_dir: Path, root: Path, files: Files, *, against_main: bool = True) -> ChangeView:
+    """The change's delta specs (each read once; an unreadable one is left out, as the CLI skips
+    it), whether specs/spec.md exists, and the misnamed delta files."""
     specs_dir = change_dir / "specs"
     main_dir = root / "openspec" / "specs"
     rel_change = rel(change_dir, root)
-    rel_specs = f"{rel_change}/specs"
-    has_root_spec = files.is_file(specs_dir / "spec.md")
-    if has_root_spec:
-        issues.append(
-            issue(
-                ERROR,
-                "spec.md",
-                "Delta spec found at specs/spec.md. Delta specs must live under a "
-                "capability path (e.g. specs/<capability-path>/spec.md) — a file at the "
-                "specs/ root is ignored when the change is applied or archived.",
-                1,
-                f"{rel_specs}/spec.md",
-            )
-        )
     discovered = discover_spec_files(specs_dir, LINKS_ANY, files) if files.is_dir(specs_dir) else []
-    found = _DeltaFiles()
+    deltas = []
     for spec_id, spec_file in discovered:
         try:
             content = files.text(spec_file)
         except OSError:
             continue
         main_file = main_dir.joinpath(*spec_id.split("/"), "spec.md") if against_main else None
-        issues.extend(
-            _delta_file_issues(
-                spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md", main_file, found, files
-            )
+        entry = f"{spec_id}/spec.md"
+        deltas.append(DeltaFile(spec_id, entry, f"{rel_change}/specs/{entry}", parse_delta_spec(content), main_file))
+    return ChangeView(
+        change_dir,
+        root,
+        files,
+        rel_change,
+        files.is_file(specs_dir / "spec.md"),
+        tuple(deltas),
+        tuple(find_unread_delta_files(specs_dir, files)),
+        against_main,
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named row of a rule table: ``check`` returns the issues it finds, in order."""
+
+    name: str
+    check: Callable[..., list[Issue]]
+    # False: `validate` only, not archive's pre-check (which runs before the merge itself).
+    in_archive_check: bool = True
+
+
+def validate_change_dir(
+    change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True, files: Files | None = None
+) -> list[Issue]:
+    """The issues `openspec validate <change>` reports (``against_main``/``tasks`` off: archive's own pre-check)."""
+    view = read_change(change_dir, root, files or Files(), against_main=against_main)
+    return check_change(view, tasks=tasks)
+
+
+def check_change(view: ChangeView, *, tasks: bool = True) -> list[Issue]:
+    """CHANGE_RULES in order over one change; each row sees the issues the rows before it found."""
+    issues: list[Issue] = []
+    full = view.against_main and tasks
+    for rule in CHANGE_RULES:
+        if full or rule.in_archive_check:
+            issues.extend(rule.check(view, issues))
+    return issues
+
+
+def _delta_at_specs_root(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    if not view.has_root_spec:
+        return []
+    message = (
+        "Delta spec found at specs/spec.md. Delta specs must live under a capability path (e.g. "
+        "specs/<capability-path>/spec.md) — a file at the specs/ root is ignored when the change is applied or "
+        "archived."
+    )
+    return [issue(ERROR, "spec.md", message, 1, f"{view.rel_specs}/spec.md")]
+
+
+def _each_delta_file(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    """DELTA_FILE_RULES in order, file by file."""
+    out: list[Issue] = []
+    for d in view.deltas:
+        for rule in DELTA_FILE_RULES:
+            if view.against_main or rule.in_archive_check:
+                out.extend(rule.check(d, view.files))
+    return out
+
+
+def _misnamed_delta_files(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    return [
+        issue(
+            ERROR,
+            u["path"],
+            f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
+            "inside a capability folder — this file is ignored when the change is "
+            f"applied or archived. Move its requirements into specs/{u['expected']}.",
+            1,
+            f"{view.rel_specs}/{u['path']}",
         )
-    if against_main and discovered:
-        issues.extend(_dry_run_issues(change_dir, root, main_dir, rel_specs, issues, found, files))
-    unread = find_unread_delta_files(specs_dir, files)
-    for u in unread:
-        issues.append(
-            issue(
-                ERROR,
-                u["path"],
-                f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
-                "inside a capability folder — this file is ignored when the change is "
-                f"applied or archived. Move its requirements into specs/{u['expected']}.",
-                1,
-                f"{rel_specs}/{u['path']}",
-            )
-        )
-    for entry, sections, line in found.empty_sections:
+        for u in view.unread
+    ]
+
+
+def _sections_without_entries(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    out = []
+    for d in view.deltas:
+        sections = d.empty_sections()
+        if not sections:
+            continue
         message = (
             f"Delta sections {_format_sections(sections)} were found, but no requirement entries parsed. "
             'Ensure each section includes at least one "### Requirement:" block (REMOVED may use bullet '
             "list syntax)."
         )
-        issues.append(issue(ERROR, entry, message, line, f"{rel_specs}/{entry}"))
-    for entry in found.missing_header:
-        message = (
-            'No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes '
-            "outside specs/."
-        )
-        issues.append(issue(ERROR, entry, message, 1, f"{rel_specs}/{entry}"))
-    issues.extend(
-        _skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec and not unread, files)
-    )
-    if tasks:
-        issues.extend(task_issues(change_dir, root, rel_change, files))
-    return issues
-
-
-def _delta_file_issues(
-    spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None, found: _DeltaFiles, files: Files
-) -> list[Issue]:
-    """One delta spec: ignored headers, unpaired renames, requirements outside a delta section,
-    each ADDED/MODIFIED block's text and scenarios, scenarios a MODIFIED block drops, conflicts."""
-    entry = f"{spec_id}/spec.md"
-    out: list[Issue] = []
-
-    def add(level, message, line=None, cli_line=False):
-        out.append(issue(level, entry, message, line, file, cli_line))
-
-    for s in plan.skipped_headers:
-        if re.match(r"^requirement:?\Z", s["header"], re.I | re.A):
-            add(
-                INFO,
-                f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
-                'by validation. Add a name, e.g. "### Requirement: <name>".',
-                s["line"],
-                True,
-            )
-        else:
-            add(
-                INFO,
-                f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
-                f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
-                "a requirement.",
-                s["line"],
-                True,
-            )
-    for u in plan.unpaired_renames:
-        missing = "TO" if u["side"] == "FROM" else "FROM"
-        add(
-            ERROR,
-            f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
-            "FROM: line followed immediately by its TO: line.",
-            u["line"],
-            True,
-        )
-    for o in plan.orphaned_requirements:
-        where = f'under "## {o["section"]}"' if o["section"] else 'above the first "## " section'
-        add(
-            WARNING,
-            f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
-            'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
-            'or "## RENAMED Requirements".',
-            o["line"],
-            True,
-        )
-    if not (plan.added or plan.modified or plan.removed or plan.renamed):
-        names = [title for key, title in _SECTION_HEADERS if plan.section_presence[key]]
-        if names:
-            found.empty_sections.append((entry, names, min(plan.section_lines.values()) + 1))
-        else:
-            found.missing_header.append(entry)
-    found.total += len(plan.added) + len(plan.modified) + len(plan.removed) + len(plan.renamed)
-    conflicts = find_conflicts(plan)
-    duplicates = {(c.section, c.index) for c in conflicts if c.kind == DUPLICATE}
-    for op, blocks in (("ADDED", plan.added), ("MODIFIED", plan.modified)):
-        for index, b in enumerate(blocks):
-            if (op, index) in duplicates:
-                add(ERROR, f'Duplicate requirement in {op}: "{b.name}"', b.line)
-            _block_issues(op, b, add)
-    if main_file is not None and plan.modified:
-        out.extend(_scenario_loss(plan, main_file, entry, file, files))
-    renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
-    for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
-        message = _conflict_message(c)
-        if message is not None:
-            add(ERROR, message, c.line)
+        line = min(d.plan.section_lines.values()) + 1
+        out.append(issue(ERROR, d.entry, message, line, d.file))
     return out
 
 
-def _block_issues(op: str, b, add) -> None:
-    """An ADDED or MODIFIED block needs text with SHALL or MUST, and a scenario with a body."""
+def _file_without_delta_section(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    message = (
+        'No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes outside specs/.'
+    )
+    return [issue(ERROR, d.entry, message, 1, d.file) for d in view.deltas if d.missing_header]
+
+
+def _task_lines(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    return task_issues(view.change_dir, view.root, view.rel_change, view.files)
+
+
+def _ignored_headers(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for s in d.plan.skipped_headers:
+        if re.match(r"^requirement:?\Z", s["header"], re.I | re.A):
+            message = (
+                f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
+                'by validation. Add a name, e.g. "### Requirement: <name>".'
+            )
+        else:
+            message = (
+                f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
+                f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
+                "a requirement."
+            )
+        out.append(issue(INFO, d.entry, message, s["line"], d.file, True))
+    return out
+
+
+def _unpaired_renames(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for u in d.plan.unpaired_renames:
+        missing = "TO" if u["side"] == "FROM" else "FROM"
+        message = (
+            f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
+            "FROM: line followed immediately by its TO: line."
+        )
+        out.append(issue(ERROR, d.entry, message, u["line"], d.file, True))
+    return out
+
+
+def _requirements_outside_delta_sections(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for o in d.plan.orphaned_requirements:
+        where = f'under "## {o["section"]}"' if o["section"] else 'above the first "## " section'
+        message = (
+            f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
+            'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
+            'or "## RENAMED Requirements".'
+        )
+        out.append(issue(WARNING, d.entry, message, o["line"], d.file, True))
+    return out
+
+
+def _added_and_modified_blocks(d: DeltaFile, _files: Files) -> list[Issue]:
+    """Each ADDED then MODIFIED block: BLOCK_RULES in order."""
+    out: list[Issue] = []
+    duplicates = {(c.section, c.index) for c in find_conflicts(d.plan) if c.kind == DUPLICATE}
+
+    def add(level, message, line=None):
+        out.append(issue(level, d.entry, message, line, d.file))
+
+    for op, blocks in (("ADDED", d.plan.added), ("MODIFIED", d.plan.modified)):
+        for index, b in enumerate(blocks):
+            for rule in BLOCK_RULES:
+                rule.check(op, b, (op, index) in duplicates, add)
+    return out
+
+
+def _modified_keeps_scenarios(d: DeltaFile, files: Files) -> list[Issue]:
+    if d.main_file is None or not d.plan.modified:
+        return []
+    return _scenario_loss(d.plan, d.main_file, d.entry, d.file, files)
+
+
+def _delta_conflicts(d: DeltaFile, _files: Files) -> list[Issue]:
+    conflicts = find_conflicts(d.plan)
+    renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
+    out = []
+    for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
+        message = _conflict_message(c)
+        if message is not None:
+            out.append(issue(ERROR, d.entry, message, c.line, d.file))
+    return out
+
+
+def _duplicate_block(op: str, b, duplicate: bool, add) -> None:
+    if duplicate:
+        add(ERROR, f'Duplicate requirement in {op}: "{b.name}"', b.line)
+
+
+def _block_has_text(op: str, b, _duplicate: bool, add) -> None:
+    """An ADDED or MODIFIED block needs text, with SHALL or MUST in it."""
     text = block_text(b.raw)
     if not text:
         add(
@@ -273,6 +364,10 @@ def _block_issues(op: str, b, add) -> None:
         )
     elif not contains_shall_or_must(text):
         add(WARNING, shall_message(f'{op} "{b.name}"', b.name, True), b.line)
+
+
+def _block_has_scenario(op: str, b, _duplicate: bool, add) -> None:
+    """An ADDED or MODIFIED block needs a scenario with a body."""
     body = b.raw.split("\n")[1:]
     if count_scenarios(body) < 1:
         hint = (
@@ -309,22 +404,21 @@ def _conflict_message(c) -> str | None:
     return f'Requirement present in both RENAMED and REMOVED: "{c.name}"{spelled}'
 
 
-def _dry_run_issues(
-    change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue], found: _DeltaFiles, files: Files
-) -> list[Issue]:
+def _archive_dry_run(view: ChangeView, found: list[Issue]) -> list[Issue]:
     """Archive's merge, run against the current specs, for each delta file without an error yet."""
-    reported = (
-        {i.locator for i in issues if i.level == ERROR}
-        | set(found.missing_header)
-        | {e[0] for e in found.empty_sections}
-    )
+    if not view.deltas and not _discovered_any(view):
+        return []
+    reported = {i.locator for i in found if i.level == ERROR} | {
+        d.entry for d in view.deltas if d.missing_header or d.empty_sections()
+    }
     out = []
-    for upd in find_spec_updates(change_dir, main_dir, files):
+    main_dir = view.root / "openspec" / "specs"
+    for upd in find_spec_updates(view.change_dir, main_dir, view.files):
         entry = f"{upd.id}/spec.md"
         if entry in reported:
             continue
         try:
-            build_update(upd, change_dir.name, files)
+            build_update(upd, view.change_dir.name, view.files)
         except ArchiveAbort as exc:
             out.append(
                 issue(
@@ -332,7 +426,7 @@ def _dry_run_issues(
                     entry,
                     f"Archive would refuse this delta: {exc.message}",
                     exc.line,
-                    rel(Path(exc.path), root) if exc.path else f"{rel_specs}/{entry}",
+                    rel(Path(exc.path), view.root) if exc.path else f"{view.rel_specs}/{entry}",
                 )
             )
         except Exception:  # a filesystem error says nothing about whether the delta applies
@@ -340,20 +434,27 @@ def _dry_run_issues(
     return out
 
 
-def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas: bool, files: Files) -> list[Issue]:
+def _discovered_any(view: ChangeView) -> bool:
+    """A spec.md under specs/ was found, readable or not (the dry run's condition)."""
+    specs_dir = view.change_dir / "specs"
+    return view.files.is_dir(specs_dir) and bool(discover_spec_files(specs_dir, LINKS_ANY, view.files))
+
+
+def _skip_specs_marker(view: ChangeView, _found: list[Issue]) -> list[Issue]:
     """The skip_specs marker: honoured only when valid and no spec file exists; a change with no
     delta needs it."""
+    no_deltas = sum(d.entries for d in view.deltas) == 0 and not view.has_root_spec and not view.unread
     out = []
-    specs_dir = change_dir / "specs"
-    marker = read_marker(change_dir, "skip_specs", root, files)
-    meta = f"{rel_change}/.openspec.yaml"
+    specs_dir = view.change_dir / "specs"
+    marker = read_marker(view.change_dir, "skip_specs", view.root, view.files)
+    meta = f"{view.rel_change}/.openspec.yaml"
     if marker.invalid_reason:
         out.append(issue(ERROR, ".openspec.yaml", f"{MSG_SKIP_INVALID} ({marker.invalid_reason})", 1, meta))
     skip = marker.declared
     has_files = False
     if skip:
         try:
-            has_files = has_any_file_under(specs_dir, files)
+            has_files = has_any_file_under(specs_dir, view.files)
         except OSError:
             has_files = True
         if has_files:
@@ -362,7 +463,7 @@ def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas
         if skip and not has_files:
             out.append(issue(INFO, "file", MSG_SKIP_ACCEPTED, 1, meta))
         elif not skip:
-            out.append(issue(ERROR, "file", f"{MSG_CHANGE_NO_DELTAS}. {GUIDE_NO_DELTAS}", None, rel_change))
+            out.append(issue(ERROR, "file", f"{MSG_CHANGE_NO_DELTAS}. {GUIDE_NO_DELTAS}", None, view.rel_change))
     return out
 
 
@@ -457,3 +558,30 @@ def validate_change_for_archive(root: Path, change_id: str, files: Files | None 
     if not has:
         return []
     return validate_change_dir(change_dir, root, against_main=False, tasks=False, files=files)
+
+
+# The rule tables, in the order their issues are reported (the CLI's order). A row's name says
+# what it asks of the change; docs/validation.md has the rules' wording and levels.
+BLOCK_RULES: tuple[Rule, ...] = (  # each ADDED, then each MODIFIED requirement block
+    Rule("requirement-not-duplicated", _duplicate_block),
+    Rule("requirement-has-text-with-shall-or-must", _block_has_text),
+    Rule("requirement-has-scenario", _block_has_scenario),
+)
+DELTA_FILE_RULES: tuple[Rule, ...] = (  # each delta spec file, in discovery order
+    Rule("delta-header-is-a-requirement", _ignored_headers),
+    Rule("rename-has-from-and-to", _unpaired_renames),
+    Rule("requirement-inside-delta-section", _requirements_outside_delta_sections),
+    Rule("added-and-modified-blocks", _added_and_modified_blocks),
+    Rule("modified-keeps-scenarios", _modified_keeps_scenarios, in_archive_check=False),
+    Rule("delta-entries-do-not-conflict", _delta_conflicts),
+)
+CHANGE_RULES: tuple[Rule, ...] = (
+    Rule("delta-spec-not-at-specs-root", _delta_at_specs_root),
+    Rule("delta-files", _each_delta_file),
+    Rule("archive-would-apply", _archive_dry_run, in_archive_check=False),
+    Rule("delta-spec-named-spec-md", _misnamed_delta_files),
+    Rule("delta-sections-have-entries", _sections_without_entries),
+    Rule("delta-file-has-delta-section", _file_without_delta_section),
+    Rule("skip-specs-marker", _skip_specs_marker),
+    Rule("task-lines", _task_lines, in_archive_check=False),
+)
