@@ -1,6 +1,8 @@
 """Validation items and reports: ``openspec validate <id> | --all | --changes | --specs [--json]``
-(OpenSpec CLI 1.13.2): which items exist, one item's verdict, the bulk report in the CLI's order
-and JSON shape (plus ``line`` on each issue; see docs/validation.md).
+(OpenSpec CLI 1.13.2): which items exist, which item a name means (or why none), one item's
+verdict, the bulk report in the CLI's order and JSON shape (plus ``line`` on each issue; see
+docs/validation.md), and the report's lines for people. ``specgen validate`` only parses its
+arguments and prints what :func:`run` returns.
 """
 
 from __future__ import annotations
@@ -112,9 +114,107 @@ def root_output(root: Path) -> dict:
 def report_json(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
     """What `openspec validate --all|--changes|--specs --json [--strict]` prints, plus `line` on issues."""
     report = validate_all(root, changes=changes, specs=specs, strict=strict)
-    return {
-        "items": [r.to_json() for r in report["results"]],
-        "summary": report["summary"],
-        "version": "1.0",
-        "root": root_output(root),
-    }
+    return Report(root, report["results"], report["summary"]).to_json()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a named item cannot be validated: the CLI's status ``code``, ``message`` and ``fix``."""
+
+    code: str  # unknown_item | ambiguous_item | invalid_item
+    message: str
+    fix: str | None = None
+
+    def to_json(self) -> dict:
+        entry = {"severity": "error", "code": self.code, "message": self.message}
+        if self.fix:
+            entry["fix"] = self.fix
+        return {"status": [entry]}
+
+    def human(self) -> str:
+        return f"{self.message} {self.fix}" if self.fix else self.message
+
+
+@dataclass(frozen=True)
+class Report:
+    """One root's validation: the item results in the CLI's order and the summary."""
+
+    root: Path
+    results: list[ItemResult]
+    summary: dict
+
+    @property
+    def valid(self) -> bool:
+        return all(r.valid for r in self.results)
+
+    def to_json(self) -> dict:
+        return {
+            "items": [r.to_json() for r in self.results],
+            "summary": self.summary,
+            "version": "1.0",
+            "root": root_output(self.root),
+        }
+
+    def issue_lines(self, prefix: str = "") -> list[str]:
+        """`path:line: level: message` per issue; paths from the project root (`prefix`: where
+        this root's OpenSpec folder sits in it)."""
+        lines = []
+        for r in self.results:
+            for i in r.issues:
+                where = i.path or f"openspec/{'changes' if r.type == 'change' else 'specs'}/{r.id}"
+                lines.append(i.human(prefix + where))
+        return lines
+
+    def totals_line(self) -> str:
+        t = self.summary["totals"]
+        failed = [f"{r.type}/{r.id}" for r in self.results if not r.valid]
+        tail = f" (invalid: {', '.join(failed)})" if failed else ""
+        return f"Totals: {t['passed']} passed, {t['failed']} failed ({t['items']} items){tail}"
+
+
+def resolve_item(root: Path, item: str, item_type: str | None, files: Files | None = None) -> str | Refusal:
+    """The kind ("change" or "spec") `item` names in this root, as the CLI decides it, or why not."""
+    files = files or Files()
+    changes, specs = change_ids(root, files), spec_ids(root, files)
+    is_change, is_spec = item in changes, item in specs
+    kind = item_type or ("change" if is_change else "spec" if is_spec else None)
+    if kind is None:
+        import difflib  # only for an unknown item (start-up of validate)
+
+        sugg = difflib.get_close_matches(item, changes + specs, n=5, cutoff=0.6)
+        msg = f"Unknown item '{item}'. Did you mean: {', '.join(sugg)}?" if sugg else f"Unknown item '{item}'."
+        return Refusal("unknown_item", msg)
+    if not item_type and is_change and is_spec:
+        msg = f"Ambiguous item '{item}' matches both a change and a spec."
+        return Refusal("ambiguous_item", msg, "Pass --type change|spec.")
+    parts = [item] if kind == "change" else item.split("/")
+    bad = next((p for p in parts if p in ("", ".", "..") or "\\" in p or (kind == "change" and "/" in p)), None)
+    if bad is not None:
+        noun = "Change name" if kind == "change" else "Spec id"
+        if bad in (".", ".."):
+            return Refusal("invalid_item", f"{noun} must not be '{bad}'")
+        return Refusal(
+            "invalid_item", f"{noun} must not contain path separators" if bad else f"{noun} must not be empty"
+        )
+    return kind
+
+
+def run(
+    root: Path,
+    *,
+    item: str | None = None,
+    item_type: str | None = None,
+    changes: bool = False,
+    specs: bool = False,
+    strict: bool = False,
+) -> Report | Refusal:
+    """`openspec validate` on one root: every change and/or spec (bulk), or the one `item` names."""
+    if item is None:
+        report = validate_all(root, changes=changes, specs=specs, strict=strict)
+        return Report(root, report["results"], report["summary"])
+    files = Files()
+    kind = resolve_item(root, item, item_type, files)
+    if isinstance(kind, Refusal):
+        return kind
+    results = [validate_item(root, kind, item, strict, files)]
+    return Report(root, results, summarize(results, kind == "change", kind == "spec"))
