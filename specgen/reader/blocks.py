@@ -22,24 +22,24 @@ from specgen.reader.files import Files
 from specgen.reader.markdown import fence_mask, header_parts, scenario_name, strip_closing_run
 from specgen.reader.text import (
     EOL_IN_LINE,
+    JS_SPACE,
     WS,
     WS_CHARS,
-    S,
-    ci,
+    ascii_caseless,
     js_trim,
     js_trim_end,
     normalize,
     normalize_eol,
 )
 
-LEVEL2_HEADER = re.compile("^##" + S + "+")
-REQUIREMENTS_HEADER = re.compile("^##" + S + "+" + ci("Requirements") + S + "*\\Z")
+LEVEL2_HEADER = re.compile("^##" + JS_SPACE + "+")
+REQUIREMENTS_HEADER = re.compile("^##" + JS_SPACE + "+" + ascii_caseless("Requirements") + JS_SPACE + "*\\Z")
 # The prefixes of REMOVED bullets and RENAMED lines, up to `Requirement:` (the name is read after).
 _REMOVED_BULLET = re.compile(rf"[{WS}]*[-*+][{WS}]*`?###[{WS}]*Requirement:")
 _RENAME_FROM = re.compile(rf"[{WS}]*[-*+]?[{WS}]*FROM:[{WS}]*`?###[{WS}]*Requirement:")
 _RENAME_TO = re.compile(rf"[{WS}]*[-*+]?[{WS}]*TO:[{WS}]*`?###[{WS}]*Requirement:")
-SCENARIO_HEADER = re.compile("^####" + S + "+")
-_SCENARIO_BODY_END = re.compile("^#{1,4}" + S)
+SCENARIO_HEADER = re.compile("^####" + JS_SPACE + "+")
+_SCENARIO_BODY_END = re.compile("^#{1,4}" + JS_SPACE)
 _SHALL_MUST = re.compile(r"\b(SHALL|MUST)\b", re.ASCII)
 
 
@@ -119,7 +119,7 @@ def is_requirement_header(line: str) -> bool:
 
 def fold_requirement_name(name: str) -> str:
     """Case- and whitespace-insensitive fold, used only to detect near-miss headers."""
-    return re.sub(S + "+", " ", normalize_requirement_name(name).lower())
+    return re.sub(JS_SPACE + "+", " ", normalize_requirement_name(name).lower())
 
 
 def contains_shall_or_must(text: str) -> bool:
@@ -502,7 +502,7 @@ def _mask_html_comments(content: str) -> str:
         index = close
 
 
-_PURPOSE_H2 = re.compile("^##" + S + "+" + ci("Purpose") + S + "*\\Z")
+_PURPOSE_H2 = re.compile("^##" + JS_SPACE + "+" + ascii_caseless("Purpose") + JS_SPACE + "*\\Z")
 
 
 def extract_purpose_section(content: str) -> str | None:

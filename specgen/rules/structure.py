@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, delta_requirement_name, scenario_names
 from specgen.reader.markdown import fence_mask
-from specgen.reader.text import WS_CHARS, S, ci, js_trim, normalize_eol
+from specgen.reader.text import JS_SPACE, WS_CHARS, ascii_caseless, js_trim, normalize_eol
 
 
 @dataclass
@@ -56,14 +56,14 @@ def describe_scenario_balance(diff: ScenarioDiff) -> str:
 
 _DELTA_HEADER = re.compile(
     "^##"
-    + S
+    + JS_SPACE
     + "+("
-    + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+    + "|".join(ascii_caseless(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
     + ")"
-    + S
+    + JS_SPACE
     + "+"
-    + ci("Requirements")
-    + S
+    + ascii_caseless("Requirements")
+    + JS_SPACE
     + "*\\Z"
 )
 

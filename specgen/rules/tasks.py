@@ -10,17 +10,17 @@ from pathlib import Path
 from specgen.errors import WARNING, Issue
 from specgen.reader.changes import task_line
 from specgen.reader.files import Files
-from specgen.reader.text import DOT, NS, S, content_column, js_trim, js_trim_end, js_trim_start
+from specgen.reader.text import DOT, JS_NON_SPACE, JS_SPACE, content_column, js_trim, js_trim_end, js_trim_start
 from specgen.rules.collate import collation_key
 from specgen.rules.metadata import SchemaError, resolve_schema, resolve_schema_name, schema_dir
 from specgen.rules.validate_spec import MSG_TASKS_NO_CHECKBOX, issue
 
 _LEVEL_TWO = re.compile("^ {0,3}##(?!#)(?:[ \t]+|[ \t]*\r?\\Z)")
 _NUMBERED_GROUP = re.compile("^ {0,3}##[ \t]+([0-9]+)\\.(?:[ \t]|\r?\\Z)")
-_TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + S + "|\\Z)")
-_LIST_ITEM = re.compile("^" + S + "*(?:[-*+]|[0-9]{1,9}[.)])" + S + "+" + NS)
+_TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + JS_SPACE + "|\\Z)")
+_LIST_ITEM = re.compile("^" + JS_SPACE + "*(?:[-*+]|[0-9]{1,9}[.)])" + JS_SPACE + "+" + JS_NON_SPACE)
 _TASK_FENCE = re.compile("^ {0,3}(`{3,}|~{3,})(" + DOT + "*)")
-_FRONT_MATTER = re.compile("^-{3}" + S + "*\\Z")
+_FRONT_MATTER = re.compile("^-{3}" + JS_SPACE + "*\\Z")
 
 
 def parse_task_lines(content: str) -> list[tuple[bool, str]]:

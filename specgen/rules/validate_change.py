@@ -24,7 +24,7 @@ from specgen.reader.blocks import (
     parse_delta_spec,
 )
 from specgen.reader.files import Files
-from specgen.reader.text import S, ci
+from specgen.reader.text import JS_SPACE, ascii_caseless
 from specgen.reader.tree import (
     CHANGE_MARKERS,
     LINKS_ANY,
@@ -538,13 +538,13 @@ def validate_change_for_archive(root: Path, change_id: str, files: Files | None 
     if not has:
         rx = re.compile(
             "^##"
-            + S
+            + JS_SPACE
             + "+(?:"
-            + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+            + "|".join(ascii_caseless(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
             + ")"
-            + S
+            + JS_SPACE
             + "+"
-            + ci("Requirements"),
+            + ascii_caseless("Requirements"),
             re.M,
         )
         for _, f in discover_spec_files(specs_dir, LINKS_ANY, files):
