@@ -7,9 +7,7 @@ each requirement's header, statement and scenario bullets); see docs/validation.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 from specgen.errors import ERROR
 from specgen.reader.blocks import RequirementsParts
@@ -166,24 +164,6 @@ def describe_unaccounted(lines: list[str]) -> str:
         shown.append(f'"{safe[:200]}\u2026"' if len(safe) > 200 else f'"{safe}"')
     rest = f", and {len(lines) - 3} more line(s)" if len(lines) > 3 else ""
     return ", ".join(shown) + rest
-
-
-def prune_empty_dirs(start: Path, boundary: Path) -> None:
-    boundary = Path(os.path.realpath(boundary))
-    d = start
-    while True:
-        if d.is_symlink():
-            return
-        real = Path(os.path.realpath(d))
-        if real == boundary or boundary not in real.parents:
-            return
-        try:
-            if any(True for _ in os.scandir(d)):
-                return
-            os.rmdir(d)
-        except OSError:
-            return
-        d = d.parent
 
 
 def is_retirable_spec(spec_id: str, text: str) -> bool:
