@@ -18,11 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TypeVar
 
 from specgen.reader.text import read_text_as_node
-
-T = TypeVar("T")
 
 
 class Files:
@@ -33,7 +30,7 @@ class Files:
     def __init__(self) -> None:
         self._memo: dict[Hashable, tuple[bool, object]] = {}
 
-    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def memo(self, key: Hashable, compute: Callable[[], object]):
         """`compute()` once per key; an exception it raises is raised again on each later call."""
         hit = self._memo.get(key)
         if hit is None:
@@ -44,7 +41,7 @@ class Files:
             self._memo[key] = hit
         ok, value = hit
         if ok:
-            return value  # type: ignore[return-value]
+            return value
         raise value.with_traceback(None)  # type: ignore[union-attr]
 
     def text(self, path: Path | str) -> str:

@@ -117,13 +117,15 @@ def report_json(root: Path, *, changes: bool = True, specs: bool = True, strict:
     return Report(root, report["results"], report["summary"]).to_json()
 
 
-@dataclass(frozen=True)
 class Refusal:
     """Why a named item cannot be validated: the CLI's status ``code``, ``message`` and ``fix``."""
 
-    code: str  # unknown_item | ambiguous_item | invalid_item
-    message: str
-    fix: str | None = None
+    __slots__ = ("code", "message", "fix")
+
+    def __init__(self, code: str, message: str, fix: str | None = None) -> None:
+        self.code = code  # unknown_item | ambiguous_item | invalid_item
+        self.message = message
+        self.fix = fix
 
     def to_json(self) -> dict:
         entry = {"severity": "error", "code": self.code, "message": self.message}
@@ -135,13 +137,15 @@ class Refusal:
         return f"{self.message} {self.fix}" if self.fix else self.message
 
 
-@dataclass(frozen=True)
 class Report:
     """One root's validation: the item results in the CLI's order and the summary."""
 
-    root: Path
-    results: list[ItemResult]
-    summary: dict
+    __slots__ = ("root", "results", "summary")
+
+    def __init__(self, root: Path, results: list[ItemResult], summary: dict) -> None:
+        self.root = root
+        self.results = results
+        self.summary = summary
 
     @property
     def valid(self) -> bool:

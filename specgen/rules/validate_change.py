@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import errno as _errno
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
@@ -44,6 +42,7 @@ from specgen.rules.conflicts import (
 from specgen.rules.merge import ArchiveAbort, build_update, find_spec_updates
 from specgen.rules.metadata import SchemaError, read_marker, resolve_schema, resolve_schema_name
 from specgen.rules.structure import describe_scenario_balance, diff_scenario_names
+from specgen.rules.table import Rule
 from specgen.rules.tasks import task_issues
 from specgen.rules.validate_spec import (
     GUIDE_NO_DELTAS,
@@ -108,15 +107,17 @@ _SECTION_HEADERS = (
 )
 
 
-@dataclass(frozen=True)
 class DeltaFile:
-    """One delta spec of a change, read and cut into entries once (``entry``: the CLI's locator)."""
+    """One delta spec of a change, read and cut into entries once."""
 
-    spec_id: str
-    entry: str  # "<capability>/spec.md"
-    file: str  # the file, relative to the project root
-    plan: DeltaPlan
-    main_file: Path | None  # the main spec it changes (None: not checked against it)
+    __slots__ = ("spec_id", "entry", "file", "plan", "main_file")
+
+    def __init__(self, spec_id: str, entry: str, file: str, plan: DeltaPlan, main_file: Path | None) -> None:
+        self.spec_id = spec_id
+        self.entry = entry  # "<capability>/spec.md": the CLI's locator
+        self.file = file  # the file, relative to the project root
+        self.plan = plan
+        self.main_file = main_file  # the main spec it changes (None: not checked against it)
 
     @property
     def entries(self) -> int:
@@ -134,18 +135,30 @@ class DeltaFile:
         return not self.entries and not self.empty_sections()
 
 
-@dataclass(frozen=True)
 class ChangeView:
     """What the change rules read: a change's folder as read through one run's Files."""
 
-    change_dir: Path
-    root: Path
-    files: Files
-    rel_change: str
-    has_root_spec: bool  # specs/spec.md exists (a delta outside any capability)
-    deltas: tuple[DeltaFile, ...]
-    unread: tuple[dict, ...]  # Markdown files under specs/ with delta sections that are not a spec.md
-    against_main: bool  # validate (True) or archive's own pre-check (False)
+    __slots__ = ("change_dir", "root", "files", "rel_change", "has_root_spec", "deltas", "unread", "against_main")
+
+    def __init__(
+        self,
+        change_dir: Path,
+        root: Path,
+        files: Files,
+        rel_change: str,
+        has_root_spec: bool,
+        deltas: tuple[DeltaFile, ...],
+        unread: tuple[dict, ...],
+        against_main: bool,
+    ) -> None:
+        self.change_dir = change_dir
+        self.root = root
+        self.files = files
+        self.rel_change = rel_change
+        self.has_root_spec = has_root_spec  # specs/spec.md exists (a delta outside any capability)
+        self.deltas = deltas
+        self.unread = unread  # Markdown files under specs/ with delta sections that are not a spec.md
+        self.against_main = against_main  # validate (True) or archive's own pre-check (False)
 
     @property
     def rel_specs(self) -> str:
@@ -180,16 +193,6 @@ def read_change(change_dir: Path, root: Path, files: Files, *, against_main: boo
     )
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One named row of a rule table: ``check`` returns the issues it finds, in order."""
-
-    name: str
-    check: Callable[..., list[Issue]]
-    # False: `validate` only, not archive's pre-check (which runs before the merge itself).
-    in_archive_check: bool = True
-
-
 def validate_change_dir(
     change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True, files: Files | None = None
 ) -> list[Issue]:
@@ -203,7 +206,7 @@ def check_change(view: ChangeView, *, tasks: bool = True) -> list[Issue]:
     issues: list[Issue] = []
     full = view.against_main and tasks
     for rule in CHANGE_RULES:
-        if full or rule.in_archive_check:
+        if full or not rule.validate_only:
             issues.extend(rule.check(view, issues))
     return issues
 
@@ -224,7 +227,7 @@ def _each_delta_file(view: ChangeView, _found: list[Issue]) -> list[Issue]:
     out: list[Issue] = []
     for d in view.deltas:
         for rule in DELTA_FILE_RULES:
-            if view.against_main or rule.in_archive_check:
+            if view.against_main or not rule.validate_only:
                 out.extend(rule.check(d, view.files))
     return out
 
@@ -572,16 +575,16 @@ DELTA_FILE_RULES: tuple[Rule, ...] = (  # each delta spec file, in discovery ord
     Rule("rename-has-from-and-to", _unpaired_renames),
     Rule("requirement-inside-delta-section", _requirements_outside_delta_sections),
     Rule("added-and-modified-blocks", _added_and_modified_blocks),
-    Rule("modified-keeps-scenarios", _modified_keeps_scenarios, in_archive_check=False),
+    Rule("modified-keeps-scenarios", _modified_keeps_scenarios, validate_only=True),
     Rule("delta-entries-do-not-conflict", _delta_conflicts),
 )
 CHANGE_RULES: tuple[Rule, ...] = (
     Rule("delta-spec-not-at-specs-root", _delta_at_specs_root),
     Rule("delta-files", _each_delta_file),
-    Rule("archive-would-apply", _archive_dry_run, in_archive_check=False),
+    Rule("archive-would-apply", _archive_dry_run, validate_only=True),
     Rule("delta-spec-named-spec-md", _misnamed_delta_files),
     Rule("delta-sections-have-entries", _sections_without_entries),
     Rule("delta-file-has-delta-section", _file_without_delta_section),
     Rule("skip-specs-marker", _skip_specs_marker),
-    Rule("task-lines", _task_lines, in_archive_check=False),
+    Rule("task-lines", _task_lines, validate_only=True),
 )

@@ -13,7 +13,6 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
@@ -24,6 +23,7 @@ from specgen.reader.markdown import fence_mask, requirement_body
 from specgen.reader.specs import SpecText, parse_spec_text
 from specgen.reader.text import js_len, js_trim, normalize_eol
 from specgen.rules.structure import find_main_spec_structure_issues
+from specgen.rules.table import Rule
 
 PURPOSE_PLACEHOLDER_PREFIX = "TBD - created by archiving change "
 PURPOSE_PLACEHOLDER_SUFFIX = ". Update Purpose after archive."
@@ -201,30 +201,16 @@ def _purpose_placeholder(overview: str, content: str):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class SpecView:
     """What the spec rules read: one main spec's text, parsed once by each reader view."""
 
-    content: str
-    file: str | None  # relative to the project root
-    spec: SpecText  # the section-tree view (parse_spec_text)
-    blocks: tuple  # the requirement-block view (extract_requirements_section), as archive reads it
+    __slots__ = ("content", "file", "spec", "blocks")
 
-
-@dataclass(frozen=True)
-class SpecRule:
-    """One named row of SPEC_RULES: ``check(view)`` returns the issues it finds, in order."""
-
-    name: str
-    check: Callable[[SpecView], list[Issue]]
-
-
-@dataclass(frozen=True)
-class RequirementRule:
-    """One named row of a per-requirement table: ``check(view, index, requirement)``."""
-
-    name: str
-    check: Callable[[SpecView, int, Requirement], list[Issue]]
+    def __init__(self, content: str, file: str | None, spec: SpecText, blocks: tuple) -> None:
+        self.content = content
+        self.file = file  # relative to the project root
+        self.spec = spec  # the section-tree view (parse_spec_text)
+        self.blocks = blocks  # the requirement-block view (extract_requirements_section), as archive reads it
 
 
 def validate_spec_content(name: str, content: str, file: str | None = None) -> list[Issue]:
@@ -239,7 +225,7 @@ def validate_spec_content(name: str, content: str, file: str | None = None) -> l
     return issues
 
 
-def _each_requirement(rules: tuple[RequirementRule, ...]) -> Callable[[SpecView], list[Issue]]:
+def _each_requirement(rules: tuple[Rule, ...]) -> Callable[[SpecView], list[Issue]]:
     """A SPEC_RULES row running `rules` in order on each requirement in turn."""
 
     def check(view: SpecView) -> list[Issue]:
@@ -317,21 +303,21 @@ def _shall_or_must(view: SpecView) -> list[Issue]:
 
 # The spec rules, in the order their issues are reported (the CLI's order: its spec schema first,
 # requirement by requirement, then its rules). docs/validation.md has their wording and levels.
-SCHEMA_REQUIREMENT_RULES: tuple[RequirementRule, ...] = (
-    RequirementRule("requirement-text-not-empty", _schema_has_text),
-    RequirementRule("requirement-has-scenario", _schema_has_scenario),
+SCHEMA_REQUIREMENT_RULES: tuple[Rule, ...] = (
+    Rule("requirement-text-not-empty", _schema_has_text),
+    Rule("requirement-has-scenario", _schema_has_scenario),
 )
-REQUIREMENT_RULES: tuple[RequirementRule, ...] = (
-    RequirementRule("requirement-not-too-long", _not_too_long),
-    RequirementRule("requirement-has-scenario-format", _has_scenario),
+REQUIREMENT_RULES: tuple[Rule, ...] = (
+    Rule("requirement-not-too-long", _not_too_long),
+    Rule("requirement-has-scenario-format", _has_scenario),
 )
-SPEC_RULES: tuple[SpecRule, ...] = (
-    SpecRule("spec-has-requirement", _has_requirement),
-    SpecRule("requirement-schema", _each_requirement(SCHEMA_REQUIREMENT_RULES)),
-    SpecRule("spec-structure", _structure),
-    SpecRule("purpose-written", _purpose),
-    SpecRule("requirements", _each_requirement(REQUIREMENT_RULES)),
-    SpecRule("requirement-has-shall-or-must", _shall_or_must),
+SPEC_RULES: tuple[Rule, ...] = (
+    Rule("spec-has-requirement", _has_requirement),
+    Rule("requirement-schema", _each_requirement(SCHEMA_REQUIREMENT_RULES)),
+    Rule("spec-structure", _structure),
+    Rule("purpose-written", _purpose),
+    Rule("requirements", _each_requirement(REQUIREMENT_RULES)),
+    Rule("requirement-has-shall-or-must", _shall_or_must),
 )
 
 
