@@ -321,14 +321,13 @@ def _added_and_modified_blocks(d: DeltaFile, _files: Files) -> list[Issue]:
     """Each ADDED then MODIFIED block: BLOCK_RULES in order."""
     out: list[Issue] = []
     duplicates = {(c.section, c.index) for c in find_conflicts(d.plan) if c.kind == DUPLICATE}
-
-    def add(level, message, line=None):
-        out.append(issue(level, d.entry, message, line, d.file))
-
     for op, blocks in (("ADDED", d.plan.added), ("MODIFIED", d.plan.modified)):
         for index, b in enumerate(blocks):
             for rule in BLOCK_RULES:
-                rule.check(op, b, (op, index) in duplicates, add)
+                out.extend(
+                    issue(level, d.entry, message, b.line, d.file)
+                    for level, message in rule.check(op, b, (op, index) in duplicates)
+                )
     return out
 
 
@@ -349,39 +348,39 @@ def _delta_conflicts(d: DeltaFile, _files: Files) -> list[Issue]:
     return out
 
 
-def _duplicate_block(op: str, b, duplicate: bool, add) -> None:
-    if duplicate:
-        add(ERROR, f'Duplicate requirement in {op}: "{b.name}"', b.line)
+# A BLOCK_RULES row returns (level, message) pairs; each is reported at the block's header line.
 
 
-def _block_has_text(op: str, b, _duplicate: bool, add) -> None:
+def _duplicate_block(op: str, b, duplicate: bool) -> list[tuple[str, str]]:
+    return [(ERROR, f'Duplicate requirement in {op}: "{b.name}"')] if duplicate else []
+
+
+def _block_has_text(op: str, b, _duplicate: bool) -> list[tuple[str, str]]:
     """An ADDED or MODIFIED block needs text, with SHALL or MUST in it."""
     text = block_text(b.raw)
     if not text:
-        add(
-            ERROR,
-            shall_message(f'{op} "{b.name}"', b.name)
-            if contains_shall_or_must(b.name)
-            else f'{op} "{b.name}" is missing requirement text',
-            b.line,
-        )
-    elif not contains_shall_or_must(text):
-        add(WARNING, shall_message(f'{op} "{b.name}"', b.name, True), b.line)
+        if contains_shall_or_must(b.name):
+            return [(ERROR, shall_message(f'{op} "{b.name}"', b.name))]
+        return [(ERROR, f'{op} "{b.name}" is missing requirement text')]
+    if not contains_shall_or_must(text):
+        return [(WARNING, shall_message(f'{op} "{b.name}"', b.name, True))]
+    return []
 
 
-def _block_has_scenario(op: str, b, _duplicate: bool, add) -> None:
+def _block_has_scenario(op: str, b, _duplicate: bool) -> list[tuple[str, str]]:
     """An ADDED or MODIFIED block needs a scenario with a body."""
     body = b.raw.split("\n")[1:]
-    if count_scenarios(body) < 1:
-        hint = (
-            (
-                " (a scenario header with no body under it does not count; add its steps, e.g. "
-                '"- **WHEN** ..." and "- **THEN** ...")'
-            )
-            if count_empty_scenarios(body)
-            else ""
+    if count_scenarios(body) >= 1:
+        return []
+    hint = (
+        (
+            " (a scenario header with no body under it does not count; add its steps, e.g. "
+            '"- **WHEN** ..." and "- **THEN** ...")'
         )
-        add(ERROR, f'{op} "{b.name}" must include at least one scenario{hint}', b.line)
+        if count_empty_scenarios(body)
+        else ""
+    )
+    return [(ERROR, f'{op} "{b.name}" must include at least one scenario{hint}')]
 
 
 # The validator reports renames' conflicts pair by pair in this order (archive stops at the first).
