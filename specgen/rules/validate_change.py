@@ -2,6 +2,10 @@
 (see docs/validation.md). A change is judged by its delta specs (``changes/<id>/specs/**/spec.md``,
 read as requirement blocks), the conflict rules (:mod:`specgen.rules.conflicts`), the archive dry
 run against the current specs, the ``skip_specs`` marker and the task-file lints.
+
+``read_change`` reads a change once (through the run's ``reader.files.Files``) into a ``ChangeView``;
+``check_change`` runs ``CHANGE_RULES`` over it, the rule tables at the end of this module, in the
+order the CLI reports their issues.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ _SECTION_HEADERS = (
 class DeltaFile:
     """One delta spec of a change, read and cut into entries once."""
 
-    __slots__ = ("spec_id", "entry", "file", "plan", "main_file")
+    __slots__ = ("spec_id", "entry", "file", "plan", "main_file", "conflicts")
 
     def __init__(self, spec_id: str, entry: str, file: str, plan: DeltaPlan, main_file: Path | None) -> None:
         self.spec_id = spec_id
@@ -118,6 +122,7 @@ class DeltaFile:
         self.file = file  # the file, relative to the project root
         self.plan = plan
         self.main_file = main_file  # the main spec it changes (None: not checked against it)
+        self.conflicts = find_conflicts(plan)  # the one conflict rule set, read by two rows
 
     @property
     def entries(self) -> int:
@@ -320,7 +325,7 @@ def _requirements_outside_delta_sections(d: DeltaFile, _files: Files) -> list[Is
 def _added_and_modified_blocks(d: DeltaFile, _files: Files) -> list[Issue]:
     """Each ADDED then MODIFIED block: BLOCK_RULES in order."""
     out: list[Issue] = []
-    duplicates = {(c.section, c.index) for c in find_conflicts(d.plan) if c.kind == DUPLICATE}
+    duplicates = {(c.section, c.index) for c in d.conflicts if c.kind == DUPLICATE}
     for op, blocks in (("ADDED", d.plan.added), ("MODIFIED", d.plan.modified)):
         for index, b in enumerate(blocks):
             for rule in BLOCK_RULES:
@@ -338,7 +343,7 @@ def _modified_keeps_scenarios(d: DeltaFile, files: Files) -> list[Issue]:
 
 
 def _delta_conflicts(d: DeltaFile, _files: Files) -> list[Issue]:
-    conflicts = find_conflicts(d.plan)
+    conflicts = d.conflicts
     renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
     out = []
     for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
