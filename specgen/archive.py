@@ -63,12 +63,8 @@ def archive_change(
     root = Path(root)
     _roll_back_interrupted(root, change_id, dry_run)
     plan = plan_archive(root, change_id, today=today)  # reads the tree as the rollback left it
-    prepared, warnings, change_dir, archive_path = (
-        plan.prepared,
-        list(plan.warnings),
-        plan.change_dir,
-        plan.archive_path,
-    )
+    prepared, change_dir, archive_path = plan.prepared, plan.change_dir, plan.archive_path
+    warnings = list(plan.warnings)  # a retirement adds its own below
     totals = {"added": 0, "modified": 0, "removed": 0, "renamed": 0}
     written: list[Path] = []
     retired: list[Path] = []
