@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from specgen.errors import WARNING, Issue
-from specgen.reader.changes import task_line
 from specgen.reader.files import Files
+from specgen.reader.tasklines import task_line
 from specgen.reader.text import DOT, JS_NON_SPACE, JS_SPACE, content_column, js_trim, js_trim_end, js_trim_start
 from specgen.rules.collate import collation_key
 from specgen.rules.metadata import SchemaError, resolve_schema, resolve_schema_name, schema_dir
@@ -24,7 +24,7 @@ _FRONT_MATTER = re.compile("^-{3}" + JS_SPACE + "*\\Z")
 
 
 def parse_task_lines(content: str) -> list[tuple[bool, str]]:
-    """(done, text) of every task line (:func:`specgen.reader.changes.task_line`, the one rule)."""
+    """(done, text) of every task line (:func:`specgen.reader.tasklines.task_line`, the one rule)."""
     out = []
     for line in content.split("\n"):
         task = task_line(line) if "[" in line else None
