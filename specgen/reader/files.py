@@ -71,6 +71,11 @@ class Files:
         key = os.fspath(path)
         return self.memo(("isfile", key), lambda: os.path.isfile(key))
 
+    def lexists(self, path: Path | str) -> bool:
+        """os.path.lexists (a dangling link exists)."""
+        key = os.fspath(path)
+        return self.memo(("lexists", key), lambda: os.path.lexists(key))
+
     def is_file(self, path: Path) -> bool:
         """Path.is_file."""
         return self.memo(("is_file", os.fspath(path)), lambda: Path(path).is_file())
@@ -78,6 +83,10 @@ class Files:
     def is_dir(self, path: Path) -> bool:
         """Path.is_dir."""
         return self.memo(("is_dir", os.fspath(path)), lambda: Path(path).is_dir())
+
+    def is_symlink(self, path: Path) -> bool:
+        """Path.is_symlink."""
+        return self.memo(("is_symlink", os.fspath(path)), lambda: Path(path).is_symlink())
 
     def path_exists(self, path: Path) -> bool:
         """Path.exists."""

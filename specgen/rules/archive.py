@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +179,7 @@ def plan_archive(root: Path, change_id: str, *, today: _dt.date | None = None) -
     )
     archive_path = root / "openspec" / "changes" / "archive" / name
     marker = read_marker(change_dir, "retire_capabilities", root, files)
-    if os.path.lexists(archive_path):
+    if files.lexists(archive_path):
         raise ArchiveAbort(f"Archive '{name}' already exists.", archive_path, code="archive_target_exists")
     updates = find_spec_updates(change_dir, root / "openspec" / "specs", files)
     prepared, warnings = _prepare(updates, change_id, marker.declared, files)
@@ -194,7 +193,7 @@ def plan_archive(root: Path, change_id: str, *, today: _dt.date | None = None) -
 def _archivable_change(root: Path, change_id: str, files: Files) -> Path:
     """The change folder, once the CLI's pre-checks pass: a real directory, not a namespace folder
     wrapping changes, and no validation error in its delta specs."""
-    if (root / "openspec" / "changes" / change_id).is_symlink() and "/" not in change_id:
+    if files.is_symlink(root / "openspec" / "changes" / change_id) and "/" not in change_id:
         raise ArchiveAbort(
             f"Change '{change_id}' is a symbolic link. Replace it with a real directory before archiving.",
             root / "openspec" / "changes" / change_id,

@@ -7,7 +7,6 @@ arguments and prints what :func:`run` returns.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,9 +92,11 @@ def summarize(results: list[ItemResult], changes: bool, specs: bool) -> dict:
     return {"totals": {"items": len(results), "passed": passed, "failed": len(results) - passed}, "byType": by_type}
 
 
-def validate_all(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
+def validate_all(
+    root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False, files: Files | None = None
+) -> dict:
     """The bulk report: {"results": [ItemResult...] sorted as the CLI sorts them, "summary": {...}}."""
-    files = Files()  # the whole tree's files, each read once for every rule below
+    files = files or Files()  # the whole tree's files, each read once for every rule below
     results = []
     if changes:
         for cid in change_ids(root, files):
@@ -107,14 +108,15 @@ def validate_all(root: Path, *, changes: bool = True, specs: bool = True, strict
     return {"results": results, "summary": summarize(results, changes, specs)}
 
 
-def root_output(root: Path) -> dict:
-    return {"path": str(Path(os.path.realpath(root))), "source": "nearest"}
+def root_output(root: Path, files: Files | None = None) -> dict:
+    return {"path": str((files or Files()).realpath(root)), "source": "nearest"}
 
 
 def report_json(root: Path, *, changes: bool = True, specs: bool = True, strict: bool = False) -> dict:
     """What `openspec validate --all|--changes|--specs --json [--strict]` prints, plus `line` on issues."""
-    report = validate_all(root, changes=changes, specs=specs, strict=strict)
-    return Report(root, report["results"], report["summary"]).to_json()
+    files = Files()
+    report = validate_all(root, changes=changes, specs=specs, strict=strict, files=files)
+    return Report(root_output(root, files), report["results"], report["summary"]).to_json()
 
 
 class Refusal:
@@ -142,8 +144,8 @@ class Report:
 
     __slots__ = ("root", "results", "summary")
 
-    def __init__(self, root: Path, results: list[ItemResult], summary: dict) -> None:
-        self.root = root
+    def __init__(self, root: dict, results: list[ItemResult], summary: dict) -> None:
+        self.root = root  # the JSON `root` (root_output)
         self.results = results
         self.summary = summary
 
@@ -156,7 +158,7 @@ class Report:
             "items": [r.to_json() for r in self.results],
             "summary": self.summary,
             "version": "1.0",
-            "root": root_output(self.root),
+            "root": self.root,
         }
 
     def issue_lines(self, prefix: str = "") -> list[str]:
@@ -213,12 +215,12 @@ def run(
     strict: bool = False,
 ) -> Report | Refusal:
     """`openspec validate` on one root: every change and/or spec (bulk), or the one `item` names."""
-    if item is None:
-        report = validate_all(root, changes=changes, specs=specs, strict=strict)
-        return Report(root, report["results"], report["summary"])
     files = Files()
+    if item is None:
+        report = validate_all(root, changes=changes, specs=specs, strict=strict, files=files)
+        return Report(root_output(root, files), report["results"], report["summary"])
     kind = resolve_item(root, item, item_type, files)
     if isinstance(kind, Refusal):
         return kind
     results = [validate_item(root, kind, item, strict, files)]
-    return Report(root, results, summarize(results, kind == "change", kind == "spec"))
+    return Report(root_output(root, files), results, summarize(results, kind == "change", kind == "spec"))
