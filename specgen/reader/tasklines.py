@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from specgen.reader.text import EOL_IN_LINE, WS, WS_CHARS, js_trim
+from specgen.reader.text import EOL_IN_LINE, JS_SPACE, WS_CHARS, js_trim
 
-_TASK_HEAD = re.compile(rf"[{WS}]*(?:[-*+]|[0-9]{{1,9}}[.)])[{WS}]*\[")
+# JS_SPACE, not a [WS] class: the same characters, compiled faster (validate's start-up).
+_TASK_HEAD = re.compile(rf"{JS_SPACE}*(?:[-*+]|[0-9]{{1,9}}[.)]){JS_SPACE}*\[")
 
 
 def task_line(line: str) -> tuple[str, str] | None:

@@ -68,10 +68,10 @@ def js_trim_start(text: str) -> str:
 
 def js_len(text: str) -> int:
     """String length as JavaScript counts it (UTF-16 code units)."""
-    n = len(text)
     if text.isascii():
-        return n
-    return n + sum(1 for ch in text if ord(ch) > 0xFFFF)
+        return len(text)
+    # Two bytes per code unit; an astral character is two units, a lone surrogate one (as in JavaScript).
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def content_column(prefix: str) -> int:
