@@ -191,3 +191,11 @@ def test_requirement_blocks_are_cut_as_line_by_line():
         assert got == (js_trim_end(want[0]), [(h, n, js_trim_end(r), ln) for h, n, r, ln in want[1]]), text
         cut += bool(want[1])
     assert cut > 300, "the texts must hold requirement blocks"
+
+
+def test_js_len_counts_utf16_code_units():
+    from specgen.reader.text import js_len
+
+    assert [js_len(t) for t in ("", "abc", "é", "中文", "a\U0001f600", "\U0010ffff\U00010000", "\ud800", "\ufeffx")] == [
+        0, 3, 1, 2, 3, 4, 1, 2,
+    ]
