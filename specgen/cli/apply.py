@@ -13,10 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+from specgen.archive import archive_change
 from specgen.cli import roots
 from specgen.cli.validate import openspec_root
 from specgen.reader.text import read_text_as_node
-from specgen.rules.archive import archive_change
 from specgen.rules.merge import ArchiveAbort
 from specgen.rules.tasks import parse_task_lines
 

@@ -38,19 +38,6 @@ def _holds(r, item: str) -> bool:
     return item in V.change_ids(root) or item in V.spec_ids(root)
 
 
-def _nearest(name: str, candidates: list[str]) -> list[str]:
-    import difflib  # only for an unknown item
-
-    return difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
-
-
-def _status(code: str, message: str, fix: str | None = None) -> str:
-    entry = {"severity": "error", "code": code, "message": message}
-    if fix:
-        entry["fix"] = fix
-    return json.dumps({"status": [entry]}, indent=2, ensure_ascii=False)
-
-
 def run_validate(args) -> int:
     bulk = args.all or args.changes or args.specs
     if bulk and args.item:
@@ -65,7 +52,7 @@ def run_validate(args) -> int:
         return 2
     if bulk:
         found = roots.found(args)
-        if bulk and found[0].name and args.json:  # several roots: one JSON document, a section per root
+        if found[0].name and args.json:  # several roots: one JSON document, a section per root
             docs = []
             rc = 0
             for r in found:
@@ -88,69 +75,28 @@ class _Capture:
 
 
 def _validate(args, config, item: str | None, out) -> int:
-    """Validate one root: every item (bulk) or `item`; prints the report to `out`."""
+    """Validate one root (every item, or `item`) and print the report to `out`."""
     root, prefix = openspec_root(config)
     bulk = args.all or args.changes or args.specs
-    if bulk:
-        report = V.validate_all(
-            root, changes=args.all or args.changes, specs=args.all or args.specs, strict=args.strict
-        )
-        results, summary = report["results"], report["summary"]
-    else:
-        changes, specs = V.change_ids(root), V.spec_ids(root)
-        is_change, is_spec = item in changes, item in specs
-        kind = args.type or ("change" if is_change else "spec" if is_spec else None)
-        if kind is None:
-            sugg = _nearest(item, changes + specs)
-            msg = f"Unknown item '{item}'. Did you mean: {', '.join(sugg)}?" if sugg else f"Unknown item '{item}'."
-            if args.json:
-                print(_status("unknown_item", msg), file=out)
-            else:
-                print(f"specgen validate: error: {msg}", file=sys.stderr)
-            return 2
-        if not args.type and is_change and is_spec:
-            msg = f"Ambiguous item '{item}' matches both a change and a spec."
-            if args.json:
-                print(_status("ambiguous_item", msg, "Pass --type change|spec."), file=out)
-            else:
-                print(f"specgen validate: error: {msg} Pass --type change|spec.", file=sys.stderr)
-            return 2
-        parts = [item] if kind == "change" else item.split("/")
-        bad = next((p for p in parts if p in ("", ".", "..") or "\\" in p or (kind == "change" and "/" in p)), None)
-        if bad is not None:
-            msg = (
-                f"{'Change name' if kind == 'change' else 'Spec id'} must not be '{bad}'"
-                if bad in (".", "..")
-                else f"{'Change name' if kind == 'change' else 'Spec id'} must not contain path separators"
-                if bad
-                else f"{'Change name' if kind == 'change' else 'Spec id'} must not be empty"
-            )
-            print(
-                _status("invalid_item", msg) if args.json else f"specgen validate: error: {msg}",
-                file=out if args.json else sys.stderr,
-            )
-            return 2
-        res = V.validate_item(root, kind, item, args.strict)
-        results = [res]
-        summary = V.summarize(results, kind == "change", kind == "spec")
+    outcome = V.run(
+        root,
+        item=None if bulk else item,
+        item_type=args.type,
+        changes=args.all or args.changes,
+        specs=args.all or args.specs,
+        strict=args.strict,
+    )
+    if isinstance(outcome, V.Refusal):
+        if args.json:
+            print(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False), file=out)
+        else:
+            print(f"specgen validate: error: {outcome.human()}", file=sys.stderr)
+        return 2
     if args.json:
-        doc = {
-            "items": [r.to_json() for r in results],
-            "summary": summary,
-            "version": "1.0",
-            "root": V.root_output(root),
-        }
-        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        out.write(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:
-        lines = []
-        for r in results:
-            for issue in r.issues:
-                where = issue.path or f"openspec/{'changes' if r.type == 'change' else 'specs'}/{r.id}"
-                lines.append(issue.human(prefix + where))
+        lines = outcome.issue_lines(prefix)
         if lines:
             out.write("\n".join(lines) + "\n")
-        t = summary["totals"]
-        failed = [f"{r.type}/{r.id}" for r in results if not r.valid]
-        tail = f" (invalid: {', '.join(failed)})" if failed else ""
-        print(f"Totals: {t['passed']} passed, {t['failed']} failed ({t['items']} items){tail}", file=sys.stderr)
-    return 0 if all(r.valid for r in results) else 1
+        print(outcome.totals_line(), file=sys.stderr)
+    return 0 if outcome.valid else 1

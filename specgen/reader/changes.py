@@ -11,7 +11,8 @@ from pathlib import Path
 from specgen.model import ADDED, MODIFIED, REMOVED, RENAMED, Change, Delta
 from specgen.reader.deltas import DropFile, delta_requirements, has_delta_sections, parse_delta_text
 from specgen.reader.markdown import Document, tail_text
-from specgen.reader.text import EOL_IN_LINE, NOT_EOL, WS, WS_CHARS, js_trim, read_text
+from specgen.reader.tasklines import task_line
+from specgen.reader.text import NOT_EOL, WS, js_trim, read_text
 from specgen.reader.tree import discover_spec_files
 
 # ---------------------------------------------------------------------------- proposals
@@ -87,41 +88,6 @@ def parse_proposal_text(raw: str, change_id: str) -> ProposalText:
 
 
 # ---------------------------------------------------------------------------- tasks
-
-_TASK_HEAD = re.compile(rf"[{WS}]*(?:[-*+]|[0-9]{{1,9}}[.)])[{WS}]*\[")
-
-
-def task_line(line: str) -> tuple[str, str] | None:
-    """(the box's mark, '' for a blank box; the task's text) when `line` is a task line as the CLI
-    reads one (`- [ ]`, `* [x]`, `1. [X]`, `- [~]`, `- [ x ]`; not a link like `- [A](url)`), else
-    None. The one rule for `list`'s progress and `validate`'s task lints. Decided without
-    backtracking."""
-    m = _TASK_HEAD.match(line)
-    if not m:
-        return None
-    b = line[m.end() :]
-    q = len(b) - len(b.lstrip(WS_CHARS))
-    if q == len(b):
-        return None
-    c = b[q]
-    if c == "]":
-        if b[q + 1 : q + 2] in ("(", "[") and q == 0:
-            return None
-        return "", _task_text(b[q + 1 :])  # a blank box (`[ ](...)` still counts)
-    r = b[q + 1 :]
-    q2 = len(r) - len(r.lstrip(WS_CHARS))
-    if r[q2 : q2 + 1] == "]" and r[q2 + 1 : q2 + 2] not in ("(", "["):
-        return c, _task_text(r[q2 + 1 :])
-    return None
-
-
-def _task_text(rest: str) -> str:
-    """JavaScript `\\s*(.*)` after the box, trimmed: blanks (line terminators included) skipped,
-    then the text up to the next line terminator."""
-    rest = rest.lstrip(WS_CHARS)
-    cut = min((i for i in (rest.find(c) for c in EOL_IN_LINE) if i != -1), default=len(rest))
-    return js_trim(rest[:cut])
-
 
 _SCHEMA_LINE = re.compile(r"^schema:[ \t]*['\"]?([^'\"#\s][^'\"#]*?)['\"]?[ \t]*(?:#.*)?$", re.M)
 

@@ -27,12 +27,13 @@ import re
 from itertools import compress, count, repeat
 from operator import contains
 
-from specgen.reader.text import WS, WS_CHARS, js_trim, normalize
+from specgen.reader.text import JS_SPACE, WS_CHARS, js_trim, normalize
 
 # ---------------------------------------------------------------------------- fences
 
-_FENCE_OPEN = re.compile(rf"[{WS}]*(`{{3,}}|~{{3,}})")
-_FENCE_CLOSE = re.compile(rf"[{WS}]*(`{{3,}}|~{{3,}})[{WS}]*\Z")
+# JS_SPACE, not a [WS] class: the same characters, compiled faster (start-up of every command).
+_FENCE_OPEN = re.compile(rf"{JS_SPACE}*(`{{3,}}|~{{3,}})")
+_FENCE_CLOSE = re.compile(rf"{JS_SPACE}*(`{{3,}}|~{{3,}}){JS_SPACE}*\Z")
 
 
 def fence_mask(lines: list[str]) -> list[bool]:
@@ -95,7 +96,7 @@ def header_of(line: str) -> tuple[int, str] | None:
 
 
 # Where a requirement's own text stops (any header-looking line, checked on raw lines).
-_ANY_HEADER = re.compile(rf"#{{1,6}}[{WS}]")
+_ANY_HEADER = re.compile(rf"#{{1,6}}{JS_SPACE}")
 # `**ID**: ...` lines: requirement metadata, skipped when other body text exists.
 _METADATA = re.compile(r"\*\*[^*]+\*\*:")
 

@@ -7,7 +7,8 @@ docs/reading-openspec.md):
 - ``WS_CHARS`` / ``WS``: JavaScript's WhiteSpace + LineTerminator set (what ``\\s`` matches and
   ``trim()`` strips; it includes U+FEFF and excludes U+001C..U+001F and U+0085, unlike Python's).
 - ``NOT_EOL`` / ``DOT``: JavaScript's ``.`` without the s flag (stops at CR, U+2028, U+2029).
-- ``S`` / ``NS``: ``\\s`` / ``\\S`` as fast Python regex spellings; ``ci(word)``: a literal matched
+- ``JS_SPACE`` / ``JS_NON_SPACE``: ``\\s`` / ``\\S`` as fast Python regex spellings;
+  ``ascii_caseless(word)``: a literal matched
   case-insensitively the way JavaScript's ``i`` flag reads ASCII words.
 
 Reading a file has two named modes, because specgen and the CLI want different things:
@@ -38,17 +39,17 @@ NOT_EOL = r"[^\n\r\u2028\u2029]"
 DOT = "[^\n\r\u2028\u2029]"
 # Python's `\s` is JavaScript's minus U+FEFF plus U+001C..U+001F and U+0085; these spellings are
 # exact and compile fast (a 20-character class above U+00FF makes `re` build a big charset table).
-S = "(?:[^\\S\\x1c-\\x1f\\x85]|\\ufeff)"
-NS = "(?:[\\x1c-\\x1f\\x85]|[^\\s\\ufeff])"
+JS_SPACE = "(?:[^\\S\\x1c-\\x1f\\x85]|\\ufeff)"
+JS_NON_SPACE = "(?:[\\x1c-\\x1f\\x85]|[^\\s\\ufeff])"
 # Line terminators that can sit inside a line (LF splits lines).
 EOL_IN_LINE = "\r\u2028\u2029"
 
 
-def ci(word: str) -> str:
+def ascii_caseless(word: str) -> str:
     """A case-insensitive literal as JavaScript's `i` (without `u`) reads ASCII words: [Rr][Ee]...
 
     Spelled out rather than flagged: Python's IGNORECASE also folds U+017F to `s` and U+212A to `k`,
-    and re.ASCII would make `S` stop matching Unicode spaces.
+    and re.ASCII would make `JS_SPACE` stop matching Unicode spaces.
     """
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
@@ -67,10 +68,10 @@ def js_trim_start(text: str) -> str:
 
 def js_len(text: str) -> int:
     """String length as JavaScript counts it (UTF-16 code units)."""
-    n = len(text)
     if text.isascii():
-        return n
-    return n + sum(1 for ch in text if ord(ch) > 0xFFFF)
+        return len(text)
+    # Two bytes per code unit; an astral character is two units, a lone surrogate one (as in JavaScript).
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def content_column(prefix: str) -> int:

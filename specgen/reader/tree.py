@@ -15,6 +15,7 @@ import stat as _stat
 from pathlib import Path
 
 from specgen.errors import SpecgenError
+from specgen.reader.files import Files
 from specgen.reader.text import utf16_key
 
 # ---------------------------------------------------------------------------- discovery
@@ -25,19 +26,22 @@ LINKS_INSIDE = "inside"  # show / list: a link must point inside the specs tree 
 LINKS_ANY = "any"  # validate / archive: a link to any regular file is read
 
 
-def discover_spec_files(specs_root: Path, links: str = LINKS_INSIDE) -> list[tuple[str, Path]]:
+def discover_spec_files(
+    specs_root: Path, links: str = LINKS_INSIDE, files: Files | None = None
+) -> list[tuple[str, Path]]:
     """Every `<id>/spec.md` under `specs_root`, at any depth (`area/cap/spec.md` has id
     `area/cap`), sorted as the CLI sorts ids. Dot entries are skipped; symlinked directories
     are not followed (so a link loop is harmless); a dangling symlinked spec.md is skipped, one
     to a regular file counts (with LINKS_INSIDE, only when it points inside the specs tree or
     its own capability folder: else SpecgenError)."""
+    files = files or Files()
     results: list[tuple[str, Path]] = []
     root_real = None
     todo: list[tuple[Path, tuple[str, ...]]] = [(specs_root, ())]
     while todo:
         folder, segs = todo.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = files.entries(folder)
         except FileNotFoundError:
             continue
         except NotADirectoryError:
@@ -89,11 +93,11 @@ def _within(folder: str, target: str) -> bool:
     return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _subdirs(folder: Path, follow_links: bool = False) -> list[str]:
+def _subdirs(folder: Path, follow_links: bool = False, files: Files | None = None) -> list[str]:
     """Names of the sub-folders (symlinked ones only with `follow_links`), in byte order as Node's
     readdir lists them."""
     try:
-        names = [e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=follow_links)]
+        names = [e.name for e in (files or Files()).entries(folder) if e.is_dir(follow_symlinks=follow_links)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
@@ -101,12 +105,12 @@ def _subdirs(folder: Path, follow_links: bool = False) -> list[str]:
     return sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape"))
 
 
-def active_change_ids(root: Path, links: str = LINKS_INSIDE) -> list[str]:
+def active_change_ids(root: Path, links: str = LINKS_INSIDE, files: Files | None = None) -> list[str]:
     """Folders directly under openspec/changes/, except archive/ and dot folders. A symlinked
     folder counts only with LINKS_ANY (what `validate` lists; `show` and `list` skip it)."""
     names = [
         n
-        for n in _subdirs(root / "openspec" / "changes", links == LINKS_ANY)
+        for n in _subdirs(root / "openspec" / "changes", links == LINKS_ANY, files)
         if n != "archive" and not n.startswith(".")
     ]
     return sorted(names, key=utf16_key)
@@ -125,13 +129,14 @@ def spec_ids(root: Path) -> list[str]:
 CHANGE_MARKERS = (".openspec.yaml", "proposal.md", "tasks.md", "design.md")
 
 
-def has_any_file_under(folder: Path) -> bool:
+def has_any_file_under(folder: Path, files: Files | None = None) -> bool:
     """A file (or a symlink) anywhere under `folder`, dot entries skipped. False when the folder
     does not exist; another OSError propagates (the caller decides what an unreadable folder means)."""
+    files = files or Files()
     todo = [folder]
     while todo:
         try:
-            entries = list(os.scandir(todo.pop()))
+            entries = files.entries(todo.pop())
         except FileNotFoundError:
             continue
         for e in entries:
@@ -144,19 +149,22 @@ def has_any_file_under(folder: Path) -> bool:
     return False
 
 
-def nested_changes(changes_dir: Path, name: str, looks_like_change, links: str = LINKS_INSIDE) -> list[str]:
+def nested_changes(
+    changes_dir: Path, name: str, looks_like_change, links: str = LINKS_INSIDE, files: Files | None = None
+) -> list[str]:
     """Change folders wrapped in the namespace folder `changes/<name>/` (up to three levels), which
     OpenSpec does not read as changes; [] for an ordinary change. `looks_like_change(folder)` is the
     caller's test (validate also counts the schema's artifacts); with LINKS_ANY symlinked folders
     count as folders (validate), else not (list, show)."""
     if name == "archive" or name.startswith("."):
         return []
+    files = files or Files()
     folder = changes_dir / name
     if looks_like_change(folder):
         return []
     follow = links == LINKS_ANY
     try:
-        if any(not e.name.startswith(".") and not e.is_dir(follow_symlinks=follow) for e in os.scandir(folder)):
+        if any(not e.name.startswith(".") and not e.is_dir(follow_symlinks=follow) for e in files.entries(folder)):
             return []
     except OSError:
         return []
@@ -166,7 +174,7 @@ def nested_changes(changes_dir: Path, name: str, looks_like_change, links: str =
         d, prefix, depth = todo.pop()
         try:
             subs = sorted(
-                e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=follow) and not e.name.startswith(".")
+                e.name for e in files.entries(d) if e.is_dir(follow_symlinks=follow) and not e.name.startswith(".")
             )
         except OSError:
             continue

@@ -11,7 +11,6 @@ are looked up in dicts (:class:`_Blocks`), never by scanning the spec per entry.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,10 @@ from specgen.reader.blocks import (
     normalize_requirement_name,
     parse_delta_spec,
 )
+from specgen.reader.files import Files
 from specgen.reader.markdown import fence_mask
 from specgen.reader.specs import parse_spec_text
-from specgen.reader.text import js_len, js_trim, js_trim_end, normalize_eol, read_text_as_node
+from specgen.reader.text import js_len, js_trim, js_trim_end, normalize_eol
 from specgen.reader.tree import LINKS_ANY, discover_spec_files
 from specgen.rules.conflicts import (
     BOTH,
@@ -88,11 +88,12 @@ class BuildResult:
         return sum(self.counts.values()) > 0
 
 
-def find_spec_updates(change_dir: Path, main_specs_dir: Path) -> list[SpecUpdate]:
+def find_spec_updates(change_dir: Path, main_specs_dir: Path, files: Files | None = None) -> list[SpecUpdate]:
+    files = files or Files()
     out = []
-    for spec_id, src in discover_spec_files(Path(change_dir) / "specs", LINKS_ANY):
+    for spec_id, src in discover_spec_files(Path(change_dir) / "specs", LINKS_ANY, files):
         target = Path(main_specs_dir).joinpath(*spec_id.split("/"), "spec.md")
-        out.append(SpecUpdate(spec_id, src, target, os.path.exists(target)))
+        out.append(SpecUpdate(spec_id, src, target, files.exists(target)))
     return out
 
 
@@ -513,10 +514,11 @@ def _assemble(parts: RequirementsParts, kept: list[Block]) -> str:
     return js_trim_end(_collapse_blank_runs_outside_fences("\n\n".join(s for s in slices if s != ""))) + "\n"
 
 
-def build_update(update: SpecUpdate, change_name: str) -> BuildResult:
-    delta = read_text_as_node(update.source)
+def build_update(update: SpecUpdate, change_name: str, files: Files | None = None) -> BuildResult:
+    files = files or Files()
+    delta = files.text(update.source)
     try:
-        target = read_text_as_node(update.target)
+        target = files.text(update.target)
     except (FileNotFoundError, NotADirectoryError):
         target = None
     except OSError as exc:

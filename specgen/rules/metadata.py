@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specgen.errors import SpecgenError
-from specgen.reader.text import read_text_as_node
+from specgen.reader.files import Files
 from specgen.rules.validate_spec import node_fs_message
 
 _YAML_LOADER = None
@@ -75,12 +75,17 @@ def _user_schemas_dir() -> Path:
     return base / "openspec" / "schemas"
 
 
-def list_schemas(root: Path) -> list[str]:
+def list_schemas(root: Path, files: Files | None = None) -> list[str]:
+    files = files or Files()
+    return files.memo(("list_schemas", os.fspath(root)), lambda: _list_schemas(root, files))
+
+
+def _list_schemas(root: Path, files: Files) -> list[str]:
     names = set(BUILTIN_SCHEMAS)
     for d in (_user_schemas_dir(), root / "openspec" / "schemas"):
         try:
-            for e in os.scandir(d):
-                if e.is_dir() and (Path(e.path) / "schema.yaml").exists():
+            for e in files.entries(d):
+                if e.is_dir() and files.path_exists(Path(e.path) / "schema.yaml"):
                     names.add(e.name)
         except OSError:
             pass
@@ -91,27 +96,34 @@ class SchemaError(SpecgenError):
     """The change's schema cannot be resolved (unknown name, broken schema.yaml, bad metadata)."""
 
 
-def schema_dir(name: str, root: Path) -> str | None:
+def schema_dir(name: str, root: Path, files: Files | None = None) -> str | None:
     """'builtin' for the package schema, a path for a project/user schema, None when unknown."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         return None
+    files = files or Files()
     for d in (root / "openspec" / "schemas" / name, _user_schemas_dir() / name):
-        if (d / "schema.yaml").exists():
+        if files.path_exists(d / "schema.yaml"):
             return str(d)
     return "builtin" if name in BUILTIN_SCHEMAS else None
 
 
-def resolve_schema(name: str, root: Path) -> dict:
-    """{'artifacts': [generates...], 'tasks': generates of the tracked task artifact or None}."""
+def resolve_schema(name: str, root: Path, files: Files | None = None) -> dict:
+    """{'artifacts': [generates...], 'tasks': generates of the tracked task artifact or None}
+    (callers must not mutate it)."""
+    files = files or Files()
+    return files.memo(("resolve_schema", name, os.fspath(root)), lambda: _resolve_schema(name, root, files))
+
+
+def _resolve_schema(name: str, root: Path, files: Files) -> dict:
     name = re.sub(r"\.ya?ml$", "", name)
-    where = schema_dir(name, root)
+    where = schema_dir(name, root, files)
     if where is None:
-        raise SchemaError(f"Schema '{name}' not found. Available schemas: {', '.join(list_schemas(root))}")
+        raise SchemaError(f"Schema '{name}' not found. Available schemas: {', '.join(list_schemas(root, files))}")
     if where == "builtin":
         return BUILTIN_SCHEMAS[name]
     path = Path(where) / "schema.yaml"
     try:
-        data = _yaml_load(path.read_text(encoding="utf-8"))
+        data = _yaml_load(files.text_utf8(path))
         arts = data["artifacts"]
         generates = [a["generates"] for a in arts]
     except Exception as exc:  # a broken project schema: the CLI refuses it too
@@ -205,11 +217,12 @@ def _unhonorable(reason: str) -> Marker:
     return Marker(False, re.sub("[\x00-\x1f\x7f]", "?", reason))
 
 
-def read_marker(change_dir: Path, key: str, root: Path | None = None) -> Marker:
+def read_marker(change_dir: Path, key: str, root: Path | None = None, files: Files | None = None) -> Marker:
     """A boolean marker (skip_specs, retire_capabilities) in .openspec.yaml, honoured as the CLI does."""
+    files = files or Files()
     path = change_dir / ".openspec.yaml"
     try:
-        raw = read_text_as_node(path)
+        raw = files.text(path)
     except FileNotFoundError:
         return Marker(False)
     except OSError as exc:
@@ -227,10 +240,10 @@ def read_marker(change_dir: Path, key: str, root: Path | None = None) -> Marker:
             return Marker(False)
         proj = root or change_dir.parent.parent.parent
         schema = parsed["schema"]
-        if schema not in list_schemas(proj):
+        if schema not in list_schemas(proj, files):
             return _unhonorable(f"schema: unknown schema '{schema}'")
         try:
-            resolve_schema(schema, proj)
+            resolve_schema(schema, proj, files)
         except SchemaError as exc:
             return _unhonorable(exc.message)
         return Marker(True)
@@ -255,26 +268,32 @@ def _names_the_default_schema(config_text: str) -> bool:
     )
 
 
-def resolve_schema_name(change_dir: Path, root: Path) -> str:
+def resolve_schema_name(change_dir: Path, root: Path, files: Files | None = None) -> str:
     """The change's schema: its .openspec.yaml, else openspec/config.yaml, else spec-driven.
 
     Raises SchemaError where the CLI's metadata reader throws (invalid YAML, metadata or schema).
     """
+    files = files or Files()
+    key = ("resolve_schema_name", os.fspath(change_dir), os.fspath(root))
+    return files.memo(key, lambda: _resolve_schema_name(change_dir, root, files))
+
+
+def _resolve_schema_name(change_dir: Path, root: Path, files: Files) -> str:
     path = change_dir / ".openspec.yaml"
-    if path.exists():
+    if files.path_exists(path):
         try:
-            parsed = _yaml_load(read_text_as_node(path))
+            parsed = _yaml_load(files.text(path))
         except Exception as exc:
             raise SchemaError(f"Invalid YAML in metadata file: {exc}") from None
         if _metadata_issues(parsed):
             raise SchemaError("Invalid metadata")
-        if parsed["schema"] not in list_schemas(root):
+        if parsed["schema"] not in list_schemas(root, files):
             raise SchemaError(f"Unknown schema '{parsed['schema']}'")
         return parsed["schema"]
     for name in ("config.yaml", "config.yml"):
         cfg = root / "openspec" / name
-        if cfg.exists():
-            text = read_text_as_node(cfg)
+        if files.path_exists(cfg):
+            text = files.text(cfg)
             if _names_the_default_schema(text):
                 return "spec-driven"
             try:

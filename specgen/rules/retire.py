@@ -7,21 +7,19 @@ each requirement's header, statement and scenario bullets); see docs/validation.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 from specgen.errors import ERROR
 from specgen.reader.blocks import RequirementsParts
 from specgen.reader.markdown import fence_mask
-from specgen.reader.text import DOT, S, ci, content_column, js_trim, normalize_eol
+from specgen.reader.text import DOT, JS_SPACE, ascii_caseless, content_column, js_trim, normalize_eol
 from specgen.rules.merge import first_foreign_tail
 from specgen.rules.validate_spec import MSG_NO_REQUIREMENTS, validate_spec_content
 
-_HTML_H = re.compile("^" + S + "*<[hH][1-6](?![A-Za-z0-9_])")
+_HTML_H = re.compile("^" + JS_SPACE + "*<[hH][1-6](?![A-Za-z0-9_])")
 _INTERRUPTS = re.compile("^ {0,3}(?:>|(?:[-*_][ \t]*){3,}\\Z|(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]|\\Z)|[<|])")
-_LIST_ITEM = re.compile("^(" + S + "*(?:[-*+]|[0-9]{1,9}[.)])" + S + "+)")
-_SETEXT = re.compile("^ {0,3}(?:=+|-+)" + S + "*\\Z")
+_LIST_ITEM = re.compile("^(" + JS_SPACE + "*(?:[-*+]|[0-9]{1,9}[.)])" + JS_SPACE + "+)")
+_SETEXT = re.compile("^ {0,3}(?:=+|-+)" + JS_SPACE + "*\\Z")
 
 
 def _drop_indent(line: str, columns: int) -> str:
@@ -71,21 +69,21 @@ def _unnamed_before_requirements(before: str) -> list[str]:
             prev = ""
             continue
         if not bmask[i]:
-            sec = re.match("^ {0,3}##" + S + "+(" + DOT + "+?)" + S + "*\\Z", line)
+            sec = re.match("^ {0,3}##" + JS_SPACE + "+(" + DOT + "+?)" + JS_SPACE + "*\\Z", line)
             if sec:
                 in_purpose = re.match("^purpose\\Z", js_trim(sec.group(1)), re.I | re.ASCII) is not None
                 if not in_purpose:
                     left.append(js_trim(line))
                 prev = line
                 continue
-            setext = in_purpose and js_trim(prev) and re.match("^ {0,3}(=+|-+)" + S + "*\\Z", line)
+            setext = in_purpose and js_trim(prev) and re.match("^ {0,3}(=+|-+)" + JS_SPACE + "*\\Z", line)
             html = re.match("^ {0,3}<h[1-6]\\b", line, re.I | re.ASCII)
             if setext or html:
                 left.append(js_trim(prev if setext else line))
                 in_purpose = False
                 prev = line
                 continue
-            if re.match("^ {0,3}#" + S + "+" + DOT + "+\\Z", line):
+            if re.match("^ {0,3}#" + JS_SPACE + "+" + DOT + "+\\Z", line):
                 if not title_seen and not in_purpose:
                     title_seen = True
                 else:
@@ -141,7 +139,7 @@ def _unnamed_in_block(raw: str) -> list[str]:
         bullet = _LIST_ITEM.match(line)
         list_indent = content_column(bullet.group(1)) if bullet else None
         para_open = bullet is not None
-        if re.match("^ {0,3}####" + S + "+" + ci("Scenario:"), line):
+        if re.match("^ {0,3}####" + JS_SPACE + "+" + ascii_caseless("Scenario:"), line):
             seen_scenario = in_bullets = True
             bullets_seen = False
             continue
@@ -153,7 +151,7 @@ def _unnamed_in_block(raw: str) -> list[str]:
                 continue
             left.append(js_trim(line))
             continue
-        if not seen_scenario and not re.match("^" + S + "*[|<]", line):
+        if not seen_scenario and not re.match("^" + JS_SPACE + "*[|<]", line):
             continue
         left.append(js_trim(line))
     return left
@@ -166,24 +164,6 @@ def describe_unaccounted(lines: list[str]) -> str:
         shown.append(f'"{safe[:200]}\u2026"' if len(safe) > 200 else f'"{safe}"')
     rest = f", and {len(lines) - 3} more line(s)" if len(lines) > 3 else ""
     return ", ".join(shown) + rest
-
-
-def prune_empty_dirs(start: Path, boundary: Path) -> None:
-    boundary = Path(os.path.realpath(boundary))
-    d = start
-    while True:
-        if d.is_symlink():
-            return
-        real = Path(os.path.realpath(d))
-        if real == boundary or boundary not in real.parents:
-            return
-        try:
-            if any(True for _ in os.scandir(d)):
-                return
-            os.rmdir(d)
-        except OSError:
-            return
-        d = d.parent
 
 
 def is_retirable_spec(spec_id: str, text: str) -> bool:

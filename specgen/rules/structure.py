@@ -4,12 +4,13 @@ MODIFIED block would drop (OpenSpec CLI 1.13.2 ``validate`` and ``archive``; doc
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, delta_requirement_name, scenario_names
 from specgen.reader.markdown import fence_mask
-from specgen.reader.text import WS_CHARS, S, ci, js_trim, normalize_eol
+from specgen.reader.text import JS_SPACE, WS_CHARS, ascii_caseless, js_trim, normalize_eol
 
 
 @dataclass
@@ -55,14 +56,14 @@ def describe_scenario_balance(diff: ScenarioDiff) -> str:
 
 _DELTA_HEADER = re.compile(
     "^##"
-    + S
+    + JS_SPACE
     + "+("
-    + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+    + "|".join(ascii_caseless(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
     + ")"
-    + S
+    + JS_SPACE
     + "+"
-    + ci("Requirements")
-    + S
+    + ascii_caseless("Requirements")
+    + JS_SPACE
     + "*\\Z"
 )
 
@@ -78,8 +79,15 @@ def _structural_requirement_name(line: str) -> str | None:
 def find_main_spec_structure_issues(content: str) -> list[dict]:
     """Delta headers in a main spec, requirement headers outside `## Requirements`, duplicates.
 
-    Note: unlike the other readers this one does not strip a BOM (as in the CLI).
+    Note: unlike the other readers this one does not strip a BOM (as in the CLI). Cached per text
+    (a main spec is checked by its own validation and again by each change's archive dry run);
+    callers must not mutate the result.
     """
+    return _find_main_spec_structure_issues(content)
+
+
+@functools.lru_cache(maxsize=256)
+def _find_main_spec_structure_issues(content: str) -> list[dict]:
     lines = normalize_eol(content).split("\n")
     mask = fence_mask(lines)
     lines = ["" if mask[i] else ln for i, ln in enumerate(lines)]

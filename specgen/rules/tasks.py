@@ -8,22 +8,23 @@ import re
 from pathlib import Path
 
 from specgen.errors import WARNING, Issue
-from specgen.reader.changes import task_line
-from specgen.reader.text import DOT, NS, S, content_column, js_trim, js_trim_end, js_trim_start, read_text_as_node
+from specgen.reader.files import Files
+from specgen.reader.tasklines import task_line
+from specgen.reader.text import DOT, JS_NON_SPACE, JS_SPACE, content_column, js_trim, js_trim_end, js_trim_start
 from specgen.rules.collate import collation_key
 from specgen.rules.metadata import SchemaError, resolve_schema, resolve_schema_name, schema_dir
 from specgen.rules.validate_spec import MSG_TASKS_NO_CHECKBOX, issue
 
 _LEVEL_TWO = re.compile("^ {0,3}##(?!#)(?:[ \t]+|[ \t]*\r?\\Z)")
 _NUMBERED_GROUP = re.compile("^ {0,3}##[ \t]+([0-9]+)\\.(?:[ \t]|\r?\\Z)")
-_TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + S + "|\\Z)")
-_LIST_ITEM = re.compile("^" + S + "*(?:[-*+]|[0-9]{1,9}[.)])" + S + "+" + NS)
+_TASK_ID = re.compile("^([0-9]+(?:\\.[0-9]+)+(?:[A-Za-z]+)?)(?=" + JS_SPACE + "|\\Z)")
+_LIST_ITEM = re.compile("^" + JS_SPACE + "*(?:[-*+]|[0-9]{1,9}[.)])" + JS_SPACE + "+" + JS_NON_SPACE)
 _TASK_FENCE = re.compile("^ {0,3}(`{3,}|~{3,})(" + DOT + "*)")
-_FRONT_MATTER = re.compile("^-{3}" + S + "*\\Z")
+_FRONT_MATTER = re.compile("^-{3}" + JS_SPACE + "*\\Z")
 
 
 def parse_task_lines(content: str) -> list[tuple[bool, str]]:
-    """(done, text) of every task line (:func:`specgen.reader.changes.task_line`, the one rule)."""
+    """(done, text) of every task line (:func:`specgen.reader.tasklines.task_line`, the one rule)."""
     out = []
     for line in content.split("\n"):
         task = task_line(line) if "[" in line else None
@@ -114,9 +115,9 @@ def _numbering_issues(documents: list[tuple[str, str]]) -> list[tuple[str, int, 
     return issues
 
 
-def _tracked_task_files(change_dir: Path, root: Path) -> list[Path]:
+def _tracked_task_files(change_dir: Path, root: Path, files: Files) -> list[Path]:
     try:
-        schema = resolve_schema(resolve_schema_name(change_dir, root), root)
+        schema = resolve_schema(resolve_schema_name(change_dir, root, files), root, files)
     except SchemaError:
         return []
     gen = schema.get("tasks")
@@ -124,33 +125,33 @@ def _tracked_task_files(change_dir: Path, root: Path) -> list[Path]:
         return []
     if not any(c in gen for c in "*?[{"):
         p = change_dir / gen
-        return [p] if p.is_file() else []
-    return sorted(p for p in change_dir.glob(gen) if p.is_file())
+        return [p] if files.is_file(p) else []
+    return sorted(p for p in files.glob(change_dir, gen) if files.is_file(p))
 
 
-def _uses_builtin_spec_driven(change_dir: Path, root: Path) -> bool:
+def _uses_builtin_spec_driven(change_dir: Path, root: Path, files: Files) -> bool:
     try:
-        name = re.sub(r"\.ya?ml$", "", resolve_schema_name(change_dir, root))
+        name = re.sub(r"\.ya?ml$", "", resolve_schema_name(change_dir, root, files))
     except SchemaError:
         return False
-    return name == "spec-driven" and schema_dir(name, root) == "builtin"
+    return name == "spec-driven" and schema_dir(name, root, files) == "builtin"
 
 
-def task_issues(change_dir: Path, root: Path, rel_change: str) -> list[Issue]:
-    tracked = _tracked_task_files(change_dir, root)
-    files = tracked or [change_dir / "tasks.md"]
+def task_issues(change_dir: Path, root: Path, rel_change: str, files: Files | None = None) -> list[Issue]:
+    files = files or Files()
+    tracked = _tracked_task_files(change_dir, root, files)
     docs: list[tuple[str, str]] = []
     unreadable = 0
-    for f in files:
+    for f in tracked or [change_dir / "tasks.md"]:
         try:
-            content = read_text_as_node(f)
+            content = files.text(f)
         except FileNotFoundError:
             continue
         except OSError:
             unreadable += 1
             continue
         try:
-            rel = f.resolve().relative_to(change_dir.resolve()).as_posix()
+            rel = files.realpath(f).relative_to(files.realpath(change_dir)).as_posix()
         except ValueError:
             rel = f.name
         docs.append((rel, content))
@@ -161,7 +162,7 @@ def task_issues(change_dir: Path, root: Path, rel_change: str) -> list[Issue]:
             ln = _first_list_item_line(content)
             if ln is not None:
                 out.append(issue(WARNING, path, MSG_TASKS_NO_CHECKBOX, ln, f"{rel_change}/{path}", True))
-    if _uses_builtin_spec_driven(change_dir, root):
+    if _uses_builtin_spec_driven(change_dir, root, files):
         for path, ln, msg in _numbering_issues(docs):
             out.append(issue(WARNING, path, msg, ln, f"{rel_change}/{path}", True))
     return out

@@ -2,6 +2,10 @@
 (see docs/validation.md). A change is judged by its delta specs (``changes/<id>/specs/**/spec.md``,
 read as requirement blocks), the conflict rules (:mod:`specgen.rules.conflicts`), the archive dry
 run against the current specs, the ``skip_specs`` marker and the task-file lints.
+
+``read_change`` reads a change once (through the run's ``reader.files.Files``) into a ``ChangeView``;
+``check_change`` runs ``CHANGE_RULES`` over it, the rule tables at the end of this module, in the
+order the CLI reports their issues.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from specgen.reader.blocks import (
     normalize_requirement_name,
     parse_delta_spec,
 )
-from specgen.reader.text import S, ci, read_text_as_node
+from specgen.reader.files import Files
+from specgen.reader.text import JS_SPACE, ascii_caseless
 from specgen.reader.tree import (
     CHANGE_MARKERS,
     LINKS_ANY,
@@ -41,6 +46,7 @@ from specgen.rules.conflicts import (
 from specgen.rules.merge import ArchiveAbort, build_update, find_spec_updates
 from specgen.rules.metadata import SchemaError, read_marker, resolve_schema, resolve_schema_name
 from specgen.rules.structure import describe_scenario_balance, diff_scenario_names
+from specgen.rules.table import Rule
 from specgen.rules.tasks import task_issues
 from specgen.rules.validate_spec import (
     GUIDE_NO_DELTAS,
@@ -55,31 +61,32 @@ from specgen.rules.validate_spec import (
 )
 
 
-def _looks_like_change(d: Path, root: Path) -> bool:
+def _looks_like_change(d: Path, root: Path, files: Files) -> bool:
     """Markers, a file under specs/, or one of the artifacts its schema generates."""
-    if any((d / m).is_file() for m in CHANGE_MARKERS):
+    if any(files.is_file(d / m) for m in CHANGE_MARKERS):
         return True
     try:
-        if has_any_file_under(d / "specs"):
+        if has_any_file_under(d / "specs", files):
             return True
     except OSError:
         pass
     try:
-        schema = resolve_schema(resolve_schema_name(d, root), root)
+        schema = resolve_schema(resolve_schema_name(d, root, files), root, files)
     except SchemaError:
         return False
     for gen in schema["artifacts"]:
         if any(c in gen for c in "*?[{"):
-            if any(p.is_file() for p in d.glob(gen)):
+            if any(files.is_file(p) for p in files.glob(d, gen)):
                 return True
-        elif (d / gen).exists():
+        elif files.path_exists(d / gen):
             return True
     return False
 
 
-def nested_change_message(changes_dir: Path, name: str, root: Path) -> str | None:
+def nested_change_message(changes_dir: Path, name: str, root: Path, files: Files | None = None) -> str | None:
     """Why `changes/<name>/` is not a change but a folder wrapping changes, or None."""
-    nested = nested_changes(changes_dir, name, lambda d: _looks_like_change(d, root), LINKS_ANY)
+    files = files or Files()
+    nested = nested_changes(changes_dir, name, lambda d: _looks_like_change(d, root, files), LINKS_ANY, files)
     return describe_nested(name, nested) if nested else None
 
 
@@ -104,179 +111,281 @@ _SECTION_HEADERS = (
 )
 
 
-class _DeltaFiles:
-    """What the per-file rules found that is reported after every file: entries with delta
-    sections but no entry, entries with no delta section, and the number of entries."""
+class DeltaFile:
+    """One delta spec of a change, read and cut into entries once."""
 
-    def __init__(self) -> None:
-        self.total = 0
-        self.empty_sections: list[tuple[str, list[str], int]] = []
-        self.missing_header: list[str] = []
+    __slots__ = ("spec_id", "entry", "file", "plan", "main_file", "conflicts")
+
+    def __init__(self, spec_id: str, entry: str, file: str, plan: DeltaPlan, main_file: Path | None) -> None:
+        self.spec_id = spec_id
+        self.entry = entry  # "<capability>/spec.md": the CLI's locator
+        self.file = file  # the file, relative to the project root
+        self.plan = plan
+        self.main_file = main_file  # the main spec it changes (None: not checked against it)
+        self.conflicts = find_conflicts(plan)  # the one conflict rule set, read by two rows
+
+    @property
+    def entries(self) -> int:
+        p = self.plan
+        return len(p.added) + len(p.modified) + len(p.removed) + len(p.renamed)
+
+    def empty_sections(self) -> list[str]:
+        """Delta section titles present although no entry parsed ([] when an entry parsed)."""
+        if self.entries:
+            return []
+        return [title for key, title in _SECTION_HEADERS if self.plan.section_presence[key]]
+
+    @property
+    def missing_header(self) -> bool:
+        return not self.entries and not self.empty_sections()
 
 
-def validate_change_dir(change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True) -> list[Issue]:
-    """The issues `openspec validate <change>` reports (``against_main``/``tasks`` off: archive's own pre-check)."""
-    issues: list[Issue] = []
+class ChangeView:
+    """What the change rules read: a change's folder as read through one run's Files."""
+
+    __slots__ = ("change_dir", "root", "files", "rel_change", "has_root_spec", "deltas", "unread", "against_main")
+
+    def __init__(
+        self,
+        change_dir: Path,
+        root: Path,
+        files: Files,
+        rel_change: str,
+        has_root_spec: bool,
+        deltas: tuple[DeltaFile, ...],
+        unread: tuple[dict, ...],
+        against_main: bool,
+    ) -> None:
+        self.change_dir = change_dir
+        self.root = root
+        self.files = files
+        self.rel_change = rel_change
+        self.has_root_spec = has_root_spec  # specs/spec.md exists (a delta outside any capability)
+        self.deltas = deltas
+        self.unread = unread  # Markdown files under specs/ with delta sections that are not a spec.md
+        self.against_main = against_main  # validate (True) or archive's own pre-check (False)
+
+    @property
+    def rel_specs(self) -> str:
+        return f"{self.rel_change}/specs"
+
+
+def read_change(change_dir: Path, root: Path, files: Files, *, against_main: bool = True) -> ChangeView:
+    """The change's delta specs (each read once; an unreadable one is left out, as the CLI skips
+    it), whether specs/spec.md exists, and the misnamed delta files."""
     specs_dir = change_dir / "specs"
     main_dir = root / "openspec" / "specs"
     rel_change = rel(change_dir, root)
-    rel_specs = f"{rel_change}/specs"
-    has_root_spec = (specs_dir / "spec.md").is_file()
-    if has_root_spec:
-        issues.append(
-            issue(
-                ERROR,
-                "spec.md",
-                "Delta spec found at specs/spec.md. Delta specs must live under a "
-                "capability path (e.g. specs/<capability-path>/spec.md) — a file at the "
-                "specs/ root is ignored when the change is applied or archived.",
-                1,
-                f"{rel_specs}/spec.md",
-            )
-        )
-    discovered = discover_spec_files(specs_dir, LINKS_ANY) if specs_dir.is_dir() else []
-    found = _DeltaFiles()
+    discovered = discover_spec_files(specs_dir, LINKS_ANY, files) if files.is_dir(specs_dir) else []
+    deltas = []
     for spec_id, spec_file in discovered:
         try:
-            content = read_text_as_node(spec_file)
+            content = files.text(spec_file)
         except OSError:
             continue
         main_file = main_dir.joinpath(*spec_id.split("/"), "spec.md") if against_main else None
-        issues.extend(
-            _delta_file_issues(spec_id, parse_delta_spec(content), f"{rel_specs}/{spec_id}/spec.md", main_file, found)
+        entry = f"{spec_id}/spec.md"
+        deltas.append(DeltaFile(spec_id, entry, f"{rel_change}/specs/{entry}", parse_delta_spec(content), main_file))
+    return ChangeView(
+        change_dir,
+        root,
+        files,
+        rel_change,
+        files.is_file(specs_dir / "spec.md"),
+        tuple(deltas),
+        tuple(find_unread_delta_files(specs_dir, files)),
+        against_main,
+    )
+
+
+def validate_change_dir(
+    change_dir: Path, root: Path, *, against_main: bool = True, tasks: bool = True, files: Files | None = None
+) -> list[Issue]:
+    """The issues `openspec validate <change>` reports (``against_main``/``tasks`` off: archive's own pre-check)."""
+    view = read_change(change_dir, root, files or Files(), against_main=against_main)
+    return check_change(view, tasks=tasks)
+
+
+def check_change(view: ChangeView, *, tasks: bool = True) -> list[Issue]:
+    """CHANGE_RULES in order over one change; each row sees the issues the rows before it found."""
+    issues: list[Issue] = []
+    full = view.against_main and tasks
+    for rule in CHANGE_RULES:
+        if full or not rule.validate_only:
+            issues.extend(rule.check(view, issues))
+    return issues
+
+
+def _delta_at_specs_root(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    if not view.has_root_spec:
+        return []
+    message = (
+        "Delta spec found at specs/spec.md. Delta specs must live under a capability path (e.g. "
+        "specs/<capability-path>/spec.md) — a file at the specs/ root is ignored when the change is applied or "
+        "archived."
+    )
+    return [issue(ERROR, "spec.md", message, 1, f"{view.rel_specs}/spec.md")]
+
+
+def _each_delta_file(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    """DELTA_FILE_RULES in order, file by file."""
+    out: list[Issue] = []
+    for d in view.deltas:
+        for rule in DELTA_FILE_RULES:
+            if view.against_main or not rule.validate_only:
+                out.extend(rule.check(d, view.files))
+    return out
+
+
+def _misnamed_delta_files(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    return [
+        issue(
+            ERROR,
+            u["path"],
+            f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
+            "inside a capability folder — this file is ignored when the change is "
+            f"applied or archived. Move its requirements into specs/{u['expected']}.",
+            1,
+            f"{view.rel_specs}/{u['path']}",
         )
-    if against_main and discovered:
-        issues.extend(_dry_run_issues(change_dir, root, main_dir, rel_specs, issues, found))
-    unread = find_unread_delta_files(specs_dir)
-    for u in unread:
-        issues.append(
-            issue(
-                ERROR,
-                u["path"],
-                f"Delta spec found at specs/{u['path']}. Delta specs must be a spec.md "
-                "inside a capability folder — this file is ignored when the change is "
-                f"applied or archived. Move its requirements into specs/{u['expected']}.",
-                1,
-                f"{rel_specs}/{u['path']}",
-            )
-        )
-    for entry, sections, line in found.empty_sections:
+        for u in view.unread
+    ]
+
+
+def _sections_without_entries(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    out = []
+    for d in view.deltas:
+        sections = d.empty_sections()
+        if not sections:
+            continue
         message = (
             f"Delta sections {_format_sections(sections)} were found, but no requirement entries parsed. "
             'Ensure each section includes at least one "### Requirement:" block (REMOVED may use bullet '
             "list syntax)."
         )
-        issues.append(issue(ERROR, entry, message, line, f"{rel_specs}/{entry}"))
-    for entry in found.missing_header:
-        message = (
-            'No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes '
-            "outside specs/."
-        )
-        issues.append(issue(ERROR, entry, message, 1, f"{rel_specs}/{entry}"))
-    issues.extend(
-        _skip_marker_issues(change_dir, root, rel_change, found.total == 0 and not has_root_spec and not unread)
-    )
-    if tasks:
-        issues.extend(task_issues(change_dir, root, rel_change))
-    return issues
-
-
-def _delta_file_issues(
-    spec_id: str, plan: DeltaPlan, file: str, main_file: Path | None, found: _DeltaFiles
-) -> list[Issue]:
-    """One delta spec: ignored headers, unpaired renames, requirements outside a delta section,
-    each ADDED/MODIFIED block's text and scenarios, scenarios a MODIFIED block drops, conflicts."""
-    entry = f"{spec_id}/spec.md"
-    out: list[Issue] = []
-
-    def add(level, message, line=None, cli_line=False):
-        out.append(issue(level, entry, message, line, file, cli_line))
-
-    for s in plan.skipped_headers:
-        if re.match(r"^requirement:?\Z", s["header"], re.I | re.A):
-            add(
-                INFO,
-                f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
-                'by validation. Add a name, e.g. "### Requirement: <name>".',
-                s["line"],
-                True,
-            )
-        else:
-            add(
-                INFO,
-                f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
-                f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
-                "a requirement.",
-                s["line"],
-                True,
-            )
-    for u in plan.unpaired_renames:
-        missing = "TO" if u["side"] == "FROM" else "FROM"
-        add(
-            ERROR,
-            f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
-            "FROM: line followed immediately by its TO: line.",
-            u["line"],
-            True,
-        )
-    for o in plan.orphaned_requirements:
-        where = f'under "## {o["section"]}"' if o["section"] else 'above the first "## " section'
-        add(
-            WARNING,
-            f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
-            'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
-            'or "## RENAMED Requirements".',
-            o["line"],
-            True,
-        )
-    if not (plan.added or plan.modified or plan.removed or plan.renamed):
-        names = [title for key, title in _SECTION_HEADERS if plan.section_presence[key]]
-        if names:
-            found.empty_sections.append((entry, names, min(plan.section_lines.values()) + 1))
-        else:
-            found.missing_header.append(entry)
-    found.total += len(plan.added) + len(plan.modified) + len(plan.removed) + len(plan.renamed)
-    conflicts = find_conflicts(plan)
-    duplicates = {(c.section, c.index) for c in conflicts if c.kind == DUPLICATE}
-    for op, blocks in (("ADDED", plan.added), ("MODIFIED", plan.modified)):
-        for index, b in enumerate(blocks):
-            if (op, index) in duplicates:
-                add(ERROR, f'Duplicate requirement in {op}: "{b.name}"', b.line)
-            _block_issues(op, b, add)
-    if main_file is not None and plan.modified:
-        out.extend(_scenario_loss(plan, main_file, entry, file))
-    renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
-    for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
-        message = _conflict_message(c)
-        if message is not None:
-            add(ERROR, message, c.line)
+        line = min(d.plan.section_lines.values()) + 1
+        out.append(issue(ERROR, d.entry, message, line, d.file))
     return out
 
 
-def _block_issues(op: str, b, add) -> None:
-    """An ADDED or MODIFIED block needs text with SHALL or MUST, and a scenario with a body."""
+def _file_without_delta_section(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    message = (
+        'No delta sections found. Add headers such as "## ADDED Requirements" or move non-delta notes outside specs/.'
+    )
+    return [issue(ERROR, d.entry, message, 1, d.file) for d in view.deltas if d.missing_header]
+
+
+def _task_lines(view: ChangeView, _found: list[Issue]) -> list[Issue]:
+    return task_issues(view.change_dir, view.root, view.rel_change, view.files)
+
+
+def _ignored_headers(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for s in d.plan.skipped_headers:
+        if re.match(r"^requirement:?\Z", s["header"], re.I | re.A):
+            message = (
+                f'Header "### {s["header"]}" in {s["section"]} is missing a requirement name and is ignored '
+                'by validation. Add a name, e.g. "### Requirement: <name>".'
+            )
+        else:
+            message = (
+                f'Header "### {s["header"]}" in {s["section"]} is not a "### Requirement:" header and is '
+                f'ignored by validation. Use "### Requirement: {s["header"]}" if it should be validated as '
+                "a requirement."
+            )
+        out.append(issue(INFO, d.entry, message, s["line"], d.file, True))
+    return out
+
+
+def _unpaired_renames(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for u in d.plan.unpaired_renames:
+        missing = "TO" if u["side"] == "FROM" else "FROM"
+        message = (
+            f'RENAMED {u["side"]}: "{u["name"]}" has no matching {missing}: line. Write each rename as a '
+            "FROM: line followed immediately by its TO: line."
+        )
+        out.append(issue(ERROR, d.entry, message, u["line"], d.file, True))
+    return out
+
+
+def _requirements_outside_delta_sections(d: DeltaFile, _files: Files) -> list[Issue]:
+    out = []
+    for o in d.plan.orphaned_requirements:
+        where = f'under "## {o["section"]}"' if o["section"] else 'above the first "## " section'
+        message = (
+            f'Requirement "{o["name"]}" is {where}, which is not a delta section, so it is ignored. Move '
+            'it under "## ADDED Requirements", "## MODIFIED Requirements", "## REMOVED Requirements", '
+            'or "## RENAMED Requirements".'
+        )
+        out.append(issue(WARNING, d.entry, message, o["line"], d.file, True))
+    return out
+
+
+def _added_and_modified_blocks(d: DeltaFile, _files: Files) -> list[Issue]:
+    """Each ADDED then MODIFIED block: BLOCK_RULES in order."""
+    out: list[Issue] = []
+    duplicates = {(c.section, c.index) for c in d.conflicts if c.kind == DUPLICATE}
+    for op, blocks in (("ADDED", d.plan.added), ("MODIFIED", d.plan.modified)):
+        for index, b in enumerate(blocks):
+            for rule in BLOCK_RULES:
+                out.extend(
+                    issue(level, d.entry, message, b.line, d.file)
+                    for level, message in rule.check(op, b, (op, index) in duplicates)
+                )
+    return out
+
+
+def _modified_keeps_scenarios(d: DeltaFile, files: Files) -> list[Issue]:
+    if d.main_file is None or not d.plan.modified:
+        return []
+    return _scenario_loss(d.plan, d.main_file, d.entry, d.file, files)
+
+
+def _delta_conflicts(d: DeltaFile, _files: Files) -> list[Issue]:
+    conflicts = d.conflicts
+    renames = sorted((c for c in conflicts if c.kind in _RENAME_ORDER), key=lambda c: (c.index, _RENAME_ORDER[c.kind]))
+    out = []
+    for c in [c for c in conflicts if c.kind not in _RENAME_ORDER] + renames:
+        message = _conflict_message(c)
+        if message is not None:
+            out.append(issue(ERROR, d.entry, message, c.line, d.file))
+    return out
+
+
+# A BLOCK_RULES row returns (level, message) pairs; each is reported at the block's header line.
+
+
+def _duplicate_block(op: str, b, duplicate: bool) -> list[tuple[str, str]]:
+    return [(ERROR, f'Duplicate requirement in {op}: "{b.name}"')] if duplicate else []
+
+
+def _block_has_text(op: str, b, _duplicate: bool) -> list[tuple[str, str]]:
+    """An ADDED or MODIFIED block needs text, with SHALL or MUST in it."""
     text = block_text(b.raw)
     if not text:
-        add(
-            ERROR,
-            shall_message(f'{op} "{b.name}"', b.name)
-            if contains_shall_or_must(b.name)
-            else f'{op} "{b.name}" is missing requirement text',
-            b.line,
-        )
-    elif not contains_shall_or_must(text):
-        add(WARNING, shall_message(f'{op} "{b.name}"', b.name, True), b.line)
+        if contains_shall_or_must(b.name):
+            return [(ERROR, shall_message(f'{op} "{b.name}"', b.name))]
+        return [(ERROR, f'{op} "{b.name}" is missing requirement text')]
+    if not contains_shall_or_must(text):
+        return [(WARNING, shall_message(f'{op} "{b.name}"', b.name, True))]
+    return []
+
+
+def _block_has_scenario(op: str, b, _duplicate: bool) -> list[tuple[str, str]]:
+    """An ADDED or MODIFIED block needs a scenario with a body."""
     body = b.raw.split("\n")[1:]
-    if count_scenarios(body) < 1:
-        hint = (
-            (
-                " (a scenario header with no body under it does not count; add its steps, e.g. "
-                '"- **WHEN** ..." and "- **THEN** ...")'
-            )
-            if count_empty_scenarios(body)
-            else ""
+    if count_scenarios(body) >= 1:
+        return []
+    hint = (
+        (
+            " (a scenario header with no body under it does not count; add its steps, e.g. "
+            '"- **WHEN** ..." and "- **THEN** ...")'
         )
-        add(ERROR, f'{op} "{b.name}" must include at least one scenario{hint}', b.line)
+        if count_empty_scenarios(body)
+        else ""
+    )
+    return [(ERROR, f'{op} "{b.name}" must include at least one scenario{hint}')]
 
 
 # The validator reports renames' conflicts pair by pair in this order (archive stops at the first).
@@ -302,22 +411,21 @@ def _conflict_message(c) -> str | None:
     return f'Requirement present in both RENAMED and REMOVED: "{c.name}"{spelled}'
 
 
-def _dry_run_issues(
-    change_dir: Path, root: Path, main_dir: Path, rel_specs: str, issues: list[Issue], found: _DeltaFiles
-) -> list[Issue]:
+def _archive_dry_run(view: ChangeView, found: list[Issue]) -> list[Issue]:
     """Archive's merge, run against the current specs, for each delta file without an error yet."""
-    reported = (
-        {i.locator for i in issues if i.level == ERROR}
-        | set(found.missing_header)
-        | {e[0] for e in found.empty_sections}
-    )
+    if not view.deltas and not _discovered_any(view):
+        return []
+    reported = {i.locator for i in found if i.level == ERROR} | {
+        d.entry for d in view.deltas if d.missing_header or d.empty_sections()
+    }
     out = []
-    for upd in find_spec_updates(change_dir, main_dir):
+    main_dir = view.root / "openspec" / "specs"
+    for upd in find_spec_updates(view.change_dir, main_dir, view.files):
         entry = f"{upd.id}/spec.md"
         if entry in reported:
             continue
         try:
-            build_update(upd, change_dir.name)
+            build_update(upd, view.change_dir.name, view.files)
         except ArchiveAbort as exc:
             out.append(
                 issue(
@@ -325,7 +433,7 @@ def _dry_run_issues(
                     entry,
                     f"Archive would refuse this delta: {exc.message}",
                     exc.line,
-                    rel(Path(exc.path), root) if exc.path else f"{rel_specs}/{entry}",
+                    rel(Path(exc.path), view.root) if exc.path else f"{view.rel_specs}/{entry}",
                 )
             )
         except Exception:  # a filesystem error says nothing about whether the delta applies
@@ -333,20 +441,27 @@ def _dry_run_issues(
     return out
 
 
-def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas: bool) -> list[Issue]:
+def _discovered_any(view: ChangeView) -> bool:
+    """A spec.md under specs/ was found, readable or not (the dry run's condition)."""
+    specs_dir = view.change_dir / "specs"
+    return view.files.is_dir(specs_dir) and bool(discover_spec_files(specs_dir, LINKS_ANY, view.files))
+
+
+def _skip_specs_marker(view: ChangeView, _found: list[Issue]) -> list[Issue]:
     """The skip_specs marker: honoured only when valid and no spec file exists; a change with no
     delta needs it."""
+    no_deltas = sum(d.entries for d in view.deltas) == 0 and not view.has_root_spec and not view.unread
     out = []
-    specs_dir = change_dir / "specs"
-    marker = read_marker(change_dir, "skip_specs", root)
-    meta = f"{rel_change}/.openspec.yaml"
+    specs_dir = view.change_dir / "specs"
+    marker = read_marker(view.change_dir, "skip_specs", view.root, view.files)
+    meta = f"{view.rel_change}/.openspec.yaml"
     if marker.invalid_reason:
         out.append(issue(ERROR, ".openspec.yaml", f"{MSG_SKIP_INVALID} ({marker.invalid_reason})", 1, meta))
     skip = marker.declared
     has_files = False
     if skip:
         try:
-            has_files = has_any_file_under(specs_dir)
+            has_files = has_any_file_under(specs_dir, view.files)
         except OSError:
             has_files = True
         if has_files:
@@ -355,13 +470,13 @@ def _skip_marker_issues(change_dir: Path, root: Path, rel_change: str, no_deltas
         if skip and not has_files:
             out.append(issue(INFO, "file", MSG_SKIP_ACCEPTED, 1, meta))
         elif not skip:
-            out.append(issue(ERROR, "file", f"{MSG_CHANGE_NO_DELTAS}. {GUIDE_NO_DELTAS}", None, rel_change))
+            out.append(issue(ERROR, "file", f"{MSG_CHANGE_NO_DELTAS}. {GUIDE_NO_DELTAS}", None, view.rel_change))
     return out
 
 
-def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> list[Issue]:
+def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str, files: Files) -> list[Issue]:
     try:
-        main = read_text_as_node(main_file)
+        main = files.text(main_file)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
@@ -412,35 +527,36 @@ def _scenario_loss(plan: DeltaPlan, main_file: Path, entry: str, file: str) -> l
     return out
 
 
-def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
+def validate_change_for_archive(root: Path, change_id: str, files: Files | None = None) -> list[Issue]:
     """Archive's gate: the delta-spec validation, run only when the change carries delta content."""
+    files = files or Files()
     change_dir = root / "openspec" / "changes" / change_id
     specs_dir = change_dir / "specs"
-    has = (specs_dir / "spec.md").is_file() or bool(find_unread_delta_files(specs_dir))
+    has = files.is_file(specs_dir / "spec.md") or bool(find_unread_delta_files(specs_dir, files))
     if not has:
-        marker = read_marker(change_dir, "skip_specs", root)
+        marker = read_marker(change_dir, "skip_specs", root, files)
         if marker.invalid_reason:
             has = True
         elif marker.declared:
             try:
-                has = has_any_file_under(specs_dir)
+                has = has_any_file_under(specs_dir, files)
             except OSError:
                 has = True
     if not has:
         rx = re.compile(
             "^##"
-            + S
+            + JS_SPACE
             + "+(?:"
-            + "|".join(ci(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
+            + "|".join(ascii_caseless(w) for w in ("ADDED", "MODIFIED", "REMOVED", "RENAMED"))
             + ")"
-            + S
+            + JS_SPACE
             + "+"
-            + ci("Requirements"),
+            + ascii_caseless("Requirements"),
             re.M,
         )
-        for _, f in discover_spec_files(specs_dir, LINKS_ANY):
+        for _, f in discover_spec_files(specs_dir, LINKS_ANY, files):
             try:
-                text = read_text_as_node(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too
+                text = files.text(f)  # JavaScript's `m` flag: `^` after \r, U+2028 and U+2029 too
                 if rx.search(text.replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")):
                     has = True
                     break
@@ -448,4 +564,31 @@ def validate_change_for_archive(root: Path, change_id: str) -> list[Issue]:
                 pass
     if not has:
         return []
-    return validate_change_dir(change_dir, root, against_main=False, tasks=False)
+    return validate_change_dir(change_dir, root, against_main=False, tasks=False, files=files)
+
+
+# The rule tables, in the order their issues are reported (the CLI's order). A row's name says
+# what it asks of the change; docs/validation.md has the rules' wording and levels.
+BLOCK_RULES: tuple[Rule, ...] = (  # each ADDED, then each MODIFIED requirement block
+    Rule("requirement-not-duplicated", _duplicate_block),
+    Rule("requirement-has-text-with-shall-or-must", _block_has_text),
+    Rule("requirement-has-scenario", _block_has_scenario),
+)
+DELTA_FILE_RULES: tuple[Rule, ...] = (  # each delta spec file, in discovery order
+    Rule("delta-header-is-a-requirement", _ignored_headers),
+    Rule("rename-has-from-and-to", _unpaired_renames),
+    Rule("requirement-inside-delta-section", _requirements_outside_delta_sections),
+    Rule("added-and-modified-blocks", _added_and_modified_blocks),
+    Rule("modified-keeps-scenarios", _modified_keeps_scenarios, validate_only=True),
+    Rule("delta-entries-do-not-conflict", _delta_conflicts),
+)
+CHANGE_RULES: tuple[Rule, ...] = (
+    Rule("delta-spec-not-at-specs-root", _delta_at_specs_root),
+    Rule("delta-files", _each_delta_file),
+    Rule("archive-would-apply", _archive_dry_run, validate_only=True),
+    Rule("delta-spec-named-spec-md", _misnamed_delta_files),
+    Rule("delta-sections-have-entries", _sections_without_entries),
+    Rule("delta-file-has-delta-section", _file_without_delta_section),
+    Rule("skip-specs-marker", _skip_specs_marker),
+    Rule("task-lines", _task_lines, validate_only=True),
+)

@@ -12,14 +12,18 @@ import errno as _errno
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from specgen.errors import ERROR, INFO, WARNING, Issue
+from specgen.model import Requirement
 from specgen.reader.blocks import contains_shall_or_must, extract_requirements_section
+from specgen.reader.files import Files
 from specgen.reader.markdown import fence_mask, requirement_body
-from specgen.reader.specs import parse_spec_text
-from specgen.reader.text import js_len, js_trim, normalize_eol, read_text_as_node
+from specgen.reader.specs import SpecText, parse_spec_text
+from specgen.reader.text import js_len, js_trim, normalize_eol
 from specgen.rules.structure import find_main_spec_structure_issues
+from specgen.rules.table import Rule
 
 PURPOSE_PLACEHOLDER_PREFIX = "TBD - created by archiving change "
 PURPOSE_PLACEHOLDER_SUFFIX = ". Update Purpose after archive."
@@ -197,70 +201,129 @@ def _purpose_placeholder(overview: str, content: str):
 # --------------------------------------------------------------------------------------------
 
 
+class SpecView:
+    """What the spec rules read: one main spec's text, parsed once by each reader view."""
+
+    __slots__ = ("content", "file", "spec", "blocks")
+
+    def __init__(self, content: str, file: str | None, spec: SpecText, blocks: tuple) -> None:
+        self.content = content
+        self.file = file  # relative to the project root
+        self.spec = spec  # the section-tree view (parse_spec_text)
+        self.blocks = blocks  # the requirement-block view (extract_requirements_section), as archive reads it
+
+
 def validate_spec_content(name: str, content: str, file: str | None = None) -> list[Issue]:
     """All issues of one main spec's text (the level decides the verdict; see :func:`is_valid`)."""
-    issues: list[Issue] = []
     spec = parse_spec_text(content)
-    if spec.error:
+    if spec.error:  # unreadable as a spec: that is the only issue
         return [issue(ERROR, "file", f"{spec.error}. {GUIDE_MISSING_SPEC_SECTIONS}", 1, file)]
-    reqs = spec.requirements
-    # The spec schema: at least one requirement; each with text and at least one scenario.
-    if not reqs:
-        issues.append(issue(ERROR, "requirements", MSG_NO_REQUIREMENTS, spec.requirements_line, file))
-    for i, r in enumerate(reqs):
-        if not r.text:
-            issues.append(issue(ERROR, f"requirements.{i}.text", "Requirement text cannot be empty", r.line, file))
-        if not r.scenarios:
-            issues.append(issue(ERROR, f"requirements.{i}.scenarios", MSG_NO_SCENARIOS, r.line, file))
-    for s in find_main_spec_structure_issues(content):
-        issues.append(issue(ERROR, "file", s["message"], s["line"], file, True))
-    found, pline = _purpose_placeholder(spec.overview, content)
-    if found:
-        line = pline if pline is not None else spec.purpose_line
-        issues.append(issue(WARNING, "overview", MSG_PURPOSE_PLACEHOLDER, line, file, pline is not None))
-    elif js_len(spec.overview) < MIN_PURPOSE_LENGTH:
-        issues.append(issue(WARNING, "overview", MSG_PURPOSE_TOO_BRIEF, spec.purpose_line, file))
-    for i, r in enumerate(reqs):
-        if js_len(r.text) > MAX_REQUIREMENT_TEXT_LENGTH:
-            issues.append(issue(INFO, f"requirements[{i}]", MSG_REQUIREMENT_TOO_LONG, r.line, file))
-        if not r.scenarios:
-            issues.append(
-                issue(
-                    WARNING,
-                    f"requirements[{i}].scenarios",
-                    f"{MSG_NO_SCENARIOS}. {GUIDE_SCENARIO_FORMAT}",
-                    r.line,
-                    file,
-                )
-            )
-    for i, block in enumerate(extract_requirements_section(content).body_blocks):
-        text = block_text(block.raw)
-        if not text:
-            issues.append(
-                issue(
-                    ERROR,
-                    f"requirements[{i}]",
-                    shall_message(f'Requirement "{block.name}"', block.name),
-                    block.line,
-                    file,
-                )
-            )
-        elif not contains_shall_or_must(text):
-            issues.append(
-                issue(
-                    WARNING,
-                    f"requirements[{i}]",
-                    shall_message(f'Requirement "{block.name}"', block.name, True),
-                    block.line,
-                    file,
-                )
-            )
+    view = SpecView(content, file, spec, tuple(extract_requirements_section(content).body_blocks))
+    issues: list[Issue] = []
+    for rule in SPEC_RULES:
+        issues.extend(rule.check(view))
     return issues
 
 
-def validate_spec_file(path: Path, name: str, file: str | None = None) -> list[Issue]:
+def _each_requirement(rules: tuple[Rule, ...]) -> Callable[[SpecView], list[Issue]]:
+    """A SPEC_RULES row running `rules` in order on each requirement in turn."""
+
+    def check(view: SpecView) -> list[Issue]:
+        out: list[Issue] = []
+        for i, r in enumerate(view.spec.requirements):
+            for rule in rules:
+                out.extend(rule.check(view, i, r))
+        return out
+
+    return check
+
+
+def _has_requirement(view: SpecView) -> list[Issue]:
+    if view.spec.requirements:
+        return []
+    return [issue(ERROR, "requirements", MSG_NO_REQUIREMENTS, view.spec.requirements_line, view.file)]
+
+
+def _schema_has_text(view: SpecView, i: int, r: Requirement) -> list[Issue]:
+    if r.text:
+        return []
+    return [issue(ERROR, f"requirements.{i}.text", "Requirement text cannot be empty", r.line, view.file)]
+
+
+def _schema_has_scenario(view: SpecView, i: int, r: Requirement) -> list[Issue]:
+    if r.scenarios:
+        return []
+    return [issue(ERROR, f"requirements.{i}.scenarios", MSG_NO_SCENARIOS, r.line, view.file)]
+
+
+def _structure(view: SpecView) -> list[Issue]:
+    return [
+        issue(ERROR, "file", s["message"], s["line"], view.file, True)
+        for s in find_main_spec_structure_issues(view.content)
+    ]
+
+
+def _purpose(view: SpecView) -> list[Issue]:
+    spec = view.spec
+    found, pline = _purpose_placeholder(spec.overview, view.content)
+    if found:
+        line = pline if pline is not None else spec.purpose_line
+        return [issue(WARNING, "overview", MSG_PURPOSE_PLACEHOLDER, line, view.file, pline is not None)]
+    if js_len(spec.overview) < MIN_PURPOSE_LENGTH:
+        return [issue(WARNING, "overview", MSG_PURPOSE_TOO_BRIEF, spec.purpose_line, view.file)]
+    return []
+
+
+def _not_too_long(view: SpecView, i: int, r: Requirement) -> list[Issue]:
+    if js_len(r.text) <= MAX_REQUIREMENT_TEXT_LENGTH:
+        return []
+    return [issue(INFO, f"requirements[{i}]", MSG_REQUIREMENT_TOO_LONG, r.line, view.file)]
+
+
+def _has_scenario(view: SpecView, i: int, r: Requirement) -> list[Issue]:
+    if r.scenarios:
+        return []
+    message = f"{MSG_NO_SCENARIOS}. {GUIDE_SCENARIO_FORMAT}"
+    return [issue(WARNING, f"requirements[{i}].scenarios", message, r.line, view.file)]
+
+
+def _shall_or_must(view: SpecView) -> list[Issue]:
+    """Each requirement block, as archive reads it, needs text with SHALL or MUST."""
+    out = []
+    for i, block in enumerate(view.blocks):
+        text = block_text(block.raw)
+        if not text:
+            message = shall_message(f'Requirement "{block.name}"', block.name)
+            out.append(issue(ERROR, f"requirements[{i}]", message, block.line, view.file))
+        elif not contains_shall_or_must(text):
+            message = shall_message(f'Requirement "{block.name}"', block.name, True)
+            out.append(issue(WARNING, f"requirements[{i}]", message, block.line, view.file))
+    return out
+
+
+# The spec rules, in the order their issues are reported (the CLI's order: its spec schema first,
+# requirement by requirement, then its rules). docs/validation.md has their wording and levels.
+SCHEMA_REQUIREMENT_RULES: tuple[Rule, ...] = (
+    Rule("requirement-text-not-empty", _schema_has_text),
+    Rule("requirement-has-scenario", _schema_has_scenario),
+)
+REQUIREMENT_RULES: tuple[Rule, ...] = (
+    Rule("requirement-not-too-long", _not_too_long),
+    Rule("requirement-has-scenario-format", _has_scenario),
+)
+SPEC_RULES: tuple[Rule, ...] = (
+    Rule("spec-has-requirement", _has_requirement),
+    Rule("requirement-schema", _each_requirement(SCHEMA_REQUIREMENT_RULES)),
+    Rule("spec-structure", _structure),
+    Rule("purpose-written", _purpose),
+    Rule("requirements", _each_requirement(REQUIREMENT_RULES)),
+    Rule("requirement-has-shall-or-must", _shall_or_must),
+)
+
+
+def validate_spec_file(path: Path, name: str, file: str | None = None, files: Files | None = None) -> list[Issue]:
     try:
-        content = read_text_as_node(path)
+        content = (files or Files()).text(path)
     except OSError as exc:
         return [issue(ERROR, "file", node_fs_message(exc, "open", path), 1, file)]
     return validate_spec_content(name, content, file)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from specgen.archive import archive_change
 from specgen.cli import main
 from specgen.errors import SpecgenError
 from specgen.model import Project
 from specgen.reader.blocks import fold_requirement_name, normalize_requirement_name, parse_delta_spec
-from specgen.rules.archive import apply_change, archive_change
+from specgen.rules.archive import apply_change
 from specgen.rules.merge import ArchiveAbort, build_updated_spec
 
 PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "parity-validate" / "changes-rules"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from specgen.rules.archive import apply_change, archive_change
+from specgen.archive import archive_change
+from specgen.rules.archive import apply_change
 from specgen.rules.merge import ArchiveAbort
 from specgen.rules.validate import report_json
 from tests.specgen import corpora

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from specgen.reader.blocks import delta_requirement_name
@@ -129,3 +131,71 @@ def test_task_lines():
     text = "\n".join(["- [ ] a", "* [x] b", "1. [X] c", "2) [~] d", "- [] e", "- [ x ] f", "- [A](u) no",
                       "- [ ](u) yes", "- [xx] no", "[x] no", "  + [x] g", "```", "- [x] fenced counts", "```"])
     assert count_tasks(text) == (9, 5)
+
+
+def _blocks_line_by_line(content: str):
+    """extract_requirements_section's block cut, spelled as the CLI's loop: line by line, a block
+    runs from a `### Requirement:` header to the next one or the next `## ` header (not in a fence)."""
+    from specgen.reader.blocks import LEVEL2_HEADER, REQUIREMENTS_HEADER, is_requirement_header
+
+    lines = normalize(content).split("\n")
+    mask = fence_mask(lines)
+    idx = next((i for i, ln in enumerate(lines) if not mask[i] and REQUIREMENTS_HEADER.match(ln)), -1)
+    if idx == -1:
+        return None
+    end = next((i for i in range(idx + 1, len(lines)) if not mask[i] and LEVEL2_HEADER.match(lines[i])), len(lines))
+    body, bmask = lines[idx + 1 : end], mask[idx + 1 : end]
+
+    def req(c):
+        return not bmask[c] and is_requirement_header(body[c])
+
+    def top(c):
+        return not bmask[c] and LEVEL2_HEADER.match(body[c]) is not None
+
+    cursor, preamble, blocks = 0, [], []
+    while cursor < len(body) and not req(cursor):
+        preamble.append(body[cursor])
+        cursor += 1
+    while cursor < len(body):
+        if not req(cursor):
+            cursor += 1
+            continue
+        start, cursor = cursor, cursor + 1
+        while cursor < len(body) and not req(cursor) and not top(cursor):
+            cursor += 1
+        blocks.append((body[start], delta_requirement_name(body[start]), "\n".join(body[start:cursor]), idx + 2 + start))
+    return "\n".join(preamble), blocks
+
+
+def test_requirement_blocks_are_cut_as_line_by_line():
+    """The block cut visits only the `##` lines; it must cut as the plain loop does."""
+    import random
+
+    from specgen.reader.blocks import extract_requirements_section
+    from specgen.reader.text import js_trim_end
+
+    pieces = ["## Requirements", "### Requirement: A", "### Requirement:", "###Requirement: B ##", "## Other",
+              "##", "```", "~~~", "text SHALL", "#### Scenario: s", "- x", "", "  ### Requirement: C",
+              "### requirement: d", "##\tTabbed", "###  Requirement:  \u2028x", "####", "### Other", "##x"]
+    rnd = random.Random(11)
+    texts = ["\n".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30))) for _ in range(3000)]
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    texts += [p.read_bytes().decode("utf-8", "replace") for p in sorted(fixtures.glob("**/spec.md")) if p.is_file()]
+    cut = 0
+    for text in texts:
+        want = _blocks_line_by_line(text)
+        if want is None:
+            continue
+        parts = extract_requirements_section(text)
+        got = (parts.preamble, [(b.header_line, b.name, b.raw, b.line) for b in parts.body_blocks])
+        assert got == (js_trim_end(want[0]), [(h, n, js_trim_end(r), ln) for h, n, r, ln in want[1]]), text
+        cut += bool(want[1])
+    assert cut > 300, "the texts must hold requirement blocks"
+
+
+def test_js_len_counts_utf16_code_units():
+    from specgen.reader.text import js_len
+
+    assert [js_len(t) for t in ("", "abc", "é", "中文", "a\U0001f600", "\U0010ffff\U00010000", "\ud800", "\ufeffx")] == [
+        0, 3, 1, 2, 3, 4, 1, 2,
+    ]
