@@ -1,8 +1,8 @@
 """The proof fixture (tests/fixtures/proof-basic) as a user runs it: a copy in a scratch folder, the
 `specgen` and `pytest` commands as separate processes (the fixture's `tests` package is its own).
 
-Shared by the proof checks; it binds nothing itself. :func:`proven` runs the whole pipeline once per
-process (generate, the tests, `specgen proof --mutants 20`, `specgen report --gate`) and keeps the result.
+Shared by the proof checks; it binds nothing itself. :func:`proven` runs the whole pipeline (generate, the
+tests, `specgen proof --mutants 20`) once per process and `specgen report --gate` for each caller.
 """
 
 from __future__ import annotations
@@ -65,8 +65,15 @@ def pipeline(root: Path, mutants: int = 20) -> Proven:
 
 
 @functools.cache
-def proven() -> Proven:
-    """The fixture with the probe, through the whole pipeline, once per process."""
+def _proven_once() -> Proven:
     folder = Path(tempfile.mkdtemp(prefix="specgen-proof-"))
     atexit.register(shutil.rmtree, folder, True)
     return pipeline(make(folder / "proj"))
+
+
+def proven() -> Proven:
+    """The fixture with the probe through the whole pipeline: the proof run once per process, then
+    `specgen report --gate` again for each caller. Every check that reads the report runs the command that
+    writes it, so its reach is measured (a cached run would be credited to the first caller only)."""
+    first = _proven_once()
+    return Proven(first.root, first.proof, specgen(first.root, "report", "--gate"))
