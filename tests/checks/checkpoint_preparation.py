@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from specgen import check
-from tests.helpers.smoke_runs import REPO, SMOKE
+from tests.helpers.smoke_runs import REPO, SMOKE, leaf_config
 from tests.helpers.smoke_runs import run_env as _env
 
 STAGE2_SMOKE = REPO / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
@@ -108,18 +108,9 @@ def stage1_checkpoint(tmp_path_factory):
     """Two optimizer steps of the stage-1 smoke (DoRA + tied coord offsets): a real checkpoint."""
     from coordexp.stage1.trainer import run
 
-    out = tmp_path_factory.mktemp("stage1_ckpt") / "run"
-    result = run(
-        SMOKE,
-        overrides={
-            "output_dir": str(out),
-            "max_steps": 2,
-            "eval_strategy": "no",
-            "save_strategy": "no",
-            "logging_steps": 1,
-        },
-    )
-    return result.final_checkpoint
+    root = tmp_path_factory.mktemp("stage1_ckpt")
+    body = f"training:\n  output_dir: {root / 'run'}\n  max_steps: 2\n  eval_strategy: 'no'\n  save_strategy: 'no'\n"
+    return run(leaf_config(root / "leaf.yaml", SMOKE, body)).final_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +159,11 @@ def check_stage2_from_merged(merged, tmp_path):
         def on_train_begin(self, args, state, control, model=None, **kw):
             seen["rows"] = model.get_input_embeddings().weight.shape[0]
 
-    result = run(
-        STAGE2_SMOKE,
-        overrides={
-            "model.model": str(out),
-            "training.output_dir": str(tmp_path / "s2"),
-            "training.max_steps": 1,
-            "training.eval_strategy": "no",
-            "training.save_strategy": "no",
-        },
-        callbacks=[Probe()],
+    body = (
+        f"model:\n  model: {out}\n"
+        f"training:\n  output_dir: {tmp_path / 's2'}\n  max_steps: 1\n  eval_strategy: 'no'\n  save_strategy: 'no'\n"
     )
+    result = run(leaf_config(tmp_path / "leaf.yaml", STAGE2_SMOKE, body), callbacks=[Probe()])
     assert len(result.step_log) == 1 and "loss/total" in result.step_log[0]
     resolved = json.loads((tmp_path / "s2" / "resolved_config.json").read_text())
     assert resolved["resolved"]["model"]["model"] == str(out)
@@ -222,18 +207,11 @@ def check_resume(stage1_checkpoint, tmp_path, caplog, monkeypatch):
 
     monkeypatch.setattr(S.Stage1Trainer, "__init__", spy)
     with caplog.at_level(logging.WARNING, logger="coordexp.training"):
-        result = run(
-            SMOKE,
-            overrides={
-                "output_dir": str(tmp_path / "resumed"),
-                "max_steps": 1,
-                "eval_strategy": "no",
-                "save_strategy": "no",
-                "logging_steps": 1,
-                "resume_from_checkpoint": str(stage1_checkpoint),
-            },
-            callbacks=[Probe(), Offsets()],
+        body = (
+            f"training:\n  output_dir: {tmp_path / 'resumed'}\n  max_steps: 1\n  eval_strategy: 'no'\n"
+            f"  save_strategy: 'no'\n  resume_from_checkpoint: {stage1_checkpoint}\n"
         )
+        result = run(leaf_config(tmp_path / "leaf.yaml", SMOKE, body), callbacks=[Probe(), Offsets()])
     assert seen == {"adapter_equal": True, "step": 0, "adapter_keys": True, "offset_equal": True}
     assert result.final_checkpoint.name == "checkpoint-1"
     msg = " ".join(r.getMessage() for r in caplog.records)
@@ -245,15 +223,11 @@ def check_resume_refused(stage1_checkpoint, tmp_path):
     from coordexp.stage1.trainer import run
     from coordexp.training.settings import TrainSetupError
 
+    body = (
+        f"training:\n  output_dir: {tmp_path / 'r'}\n  max_steps: 1\n"
+        f"  resume_from_checkpoint: {stage1_checkpoint}\ncustom:\n  coord_offset:\n    enabled: false\n"
+    )
     with pytest.raises(TrainSetupError) as exc:
-        run(
-            SMOKE,
-            overrides={
-                "output_dir": str(tmp_path / "r"),
-                "max_steps": 1,
-                "resume_from_checkpoint": str(stage1_checkpoint),
-                "custom.coord_offset.enabled": False,
-            },
-        )
+        run(leaf_config(tmp_path / "leaf.yaml", SMOKE, body))
     assert "training.resume_from_checkpoint" in str(exc.value) and "coord_offset.safetensors" in str(exc.value)
     assert not (tmp_path / "r" / "resolved_config.json").exists()

@@ -226,7 +226,9 @@ def _train_dataset(cfg, settings, tok, records, train, model):
         log.info(
             "packing_drop_last: static packing keeps underfilled packs (counted in the report), it never drops them"
         )
-    return train_samples(cfg, settings, tok, records, train, plan.packs), collator, plan.report.summary()
+    # the fingerprint names the plan in the log: two runs packed alike print the same one
+    summary = f"{plan.report.summary()}; plan {plan.fingerprint} (packing_plan.json)"
+    return train_samples(cfg, settings, tok, records, train, plan.packs), collator, summary
 
 
 def run(config_path: str | Path, *, overrides: dict | None = None, callbacks: list | None = None) -> RunResult:
