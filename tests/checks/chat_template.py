@@ -276,8 +276,8 @@ def check_max_pixels_hard_cap(tok, images, tmp_path):
     over = {"images": [write_image(tmp_path / "big.png", 1024, 800)], "width": 1024, "height": 800, "objects": []}
     with pytest.raises(
         T.TemplateError,
-        match=r"^big-1: width\*height = 1024\*800 = 819200 exceeds "
-        r"max_pixels=786432; .*never resized",
+        match=r"^big-1: width\*height = 1024x800 = 819200 pixels exceeds "
+        r"max_pixels 786432 .*never resized",
     ):
         T.encode_sample(over, tok, field_order="desc_first", max_pixels=786432, source="big-1")
     at_cap = record(images, key="1024x768", objects=[])
@@ -518,7 +518,7 @@ def check_tool_bad_input(images, tmp_path):
         ([str(tmp_path / "missing.jsonl")], "missing.jsonl: no such file"),
         ([str(path), "--index", "1"], f"{path}:2: not valid JSON"),
         ([str(path), "--index", "7"], f"{path}: --index 7 is past the end (3 records)"),
-        ([str(path), "--index", "2"], f"{path}:3: width*height = 1024*800 = 819200 exceeds max_pixels=786432"),
+        ([str(path), "--index", "2"], f"{path}:3: width*height = 1024x800 = 819200 pixels exceeds max_pixels 786432"),
     ]
     for argv, expected in cases:
         proc = subprocess.run([sys.executable, str(TOOL), *argv], capture_output=True, text=True, timeout=120)
