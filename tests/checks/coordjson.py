@@ -24,6 +24,21 @@ REC_A = '{"desc": "a", "bbox_2d": ' + BOX + "}"
 REC_B = '{"desc": "b", "bbox_2d": [' + ", ".join(C(k) for k in (5, 6, 7, 8)) + "]}"
 
 
+# Why some checks are excepted from the reach gate (docs/proof.md). The product reads CoordJSON in two ways:
+# model text (Stage-2 rollouts, inference outputs) in salvage mode, and text it rendered itself (the template's
+# drift guard, Stage-2 GT targets) in strict mode. No command reads CoordJSON a user writes.
+MODEL_TEXT = (
+    "the record scanner runs on model-written records that are not well formed (Stage-2 rollouts, inference "
+    "outputs); the smokes' models write none (the random tiny model writes no container, the memorised e2e "
+    "model only well-formed records) and no command reads CoordJSON a user writes"
+)
+STRICT_OWN_TEXT = (
+    "strict mode reads only text the product rendered itself (the template's drift guard, Stage-2 GT targets), "
+    "so its refusal fires on a renderer defect, never on an input; model text is read in salvage mode"
+)
+STATIC_SCAN = "a static scan of the source tree (the inventory gate), not a product function"
+
+
 def wrap(*records: str) -> str:
     return '{"objects": [' + ", ".join(records) + "]}"
 
@@ -115,6 +130,7 @@ def check_invalid_objects_refused_at_render_time(bad, where):
 
 
 @check(CAP, "Container Structure", "Comma after the array rejects the container")
+@pytest.mark.reach_exception(STRICT_OWN_TEXT)
 def check_comma_after_array_rejects_container():
     text = '{"objects": [' + REC_A + '], "extra": 1}'
     with pytest.raises(CoordJSONError) as e:
@@ -125,10 +141,11 @@ def check_comma_after_array_rejects_container():
 
 
 @check(CAP, "Container Structure", "Salvage continues after a rejected container")
+@pytest.mark.reach_exception(STRICT_OWN_TEXT)
 def check_salvage_continues_after_a_rejected_container():
     text = '{"objects": [' + REC_A + '], "extra": 1} then ' + wrap(REC_B)
     res = parse(text, "salvage", DF)
-    assert [o.desc for o in res.objects] == ["b"] and not res.parse_failed and res.container_closed
+    assert [o.desc for o in res.objects] == ["b"] and not res.parse_failed and res.container_end == len(text)
     assert res.container_start == text.index('{"objects"', 1)
     assert [(start, err.split(" ")[0], n) for start, err, n in res.rejected_containers] == [
         (0, "extra_top_level_key", 1)
@@ -139,6 +156,7 @@ def check_salvage_continues_after_a_rejected_container():
 
 
 @check(CAP, "Container Structure", "No container")
+@pytest.mark.reach_exception(STRICT_OWN_TEXT)
 @pytest.mark.parametrize("text", ["I see a cat.", '{"detections": [], "objects": []}'])
 def check_no_container(text):
     with pytest.raises(CoordJSONError) as e:
@@ -156,6 +174,7 @@ def check_first_container_only():
 
 
 @check(CAP, "Container Structure", "Forbidden legacy keys")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_forbidden_legacy_keys():
     assert reason_of('{"desc": "a", "geometry": ' + BOX + "}") == "unexpected_keys"
     legacy = '{"object_1": {"desc": "a", "bbox_2d": ' + BOX + "}}"
@@ -168,6 +187,7 @@ def check_forbidden_legacy_keys():
 
 
 @check(CAP, "Record Validation", "Two keys per record")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_two_keys_per_record():
     assert reason_of('{"desc": "a", "bbox_2d": ' + BOX + ', "score": 0.9}') == "unexpected_keys"
     assert reason_of('{"desc": "a"}') == "unexpected_keys"
@@ -178,6 +198,7 @@ def check_two_keys_per_record():
 
 
 @check(CAP, "Record Validation", "Field order violation")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_field_order_violation():
     assert reason_of('{"bbox_2d": ' + BOX + ', "desc": "a"}', DF) == "order_violation"
     assert reason_of(REC_A, GF) == "order_violation"
@@ -185,6 +206,7 @@ def check_field_order_violation():
 
 
 @check(CAP, "Record Validation", "Geometry arity")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_geometry_arity():
     def rec(key, n):
         return '{"desc": "a", "' + key + '": [' + ", ".join(C(k) for k in range(n)) + "]}"
@@ -196,12 +218,14 @@ def check_geometry_arity():
 
 
 @check(CAP, "Record Validation", "Coord literal range")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 @pytest.mark.parametrize("bad", ["<|coord_1000|>", "<|coord_12", '"<|coord_1|>"', "5"])
 def check_coord_literal_range(bad):
     assert reason_of('{"desc": "a", "bbox_2d": [' + f"{C(1)}, {C(2)}, {C(3)}, {bad}" + "]}") == "wrong_arity"
 
 
 @check(CAP, "Record Validation", "Blank desc")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 @pytest.mark.parametrize("desc", ["   ", ""])
 def check_blank_desc(desc):
     assert reason_of('{"desc": "' + desc + '", "bbox_2d": ' + BOX + "}") == "missing_desc"
@@ -211,6 +235,7 @@ def check_blank_desc(desc):
 
 
 @check(CAP, "Strict Mode", "Strict raises with reason and position")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_strict_raises_with_reason_and_position():
     text = wrap(REC_A, '{"desc": "b", "bbox_2d": ' + BOX3 + "}")
     with pytest.raises(CoordJSONError) as e:
@@ -221,6 +246,7 @@ def check_strict_raises_with_reason_and_position():
 
 
 @check(CAP, "Strict Mode", "Strict rejects junk")
+@pytest.mark.reach_exception(STRICT_OWN_TEXT)
 def check_strict_rejects_junk():
     text = wrap(REC_A)
     for junk, reason in (("Sure: " + text, "no_container"), (text + " done", "junk_after")):
@@ -231,6 +257,7 @@ def check_strict_rejects_junk():
 
 
 @check(CAP, "Strict Mode", "Strict rejects truncation")
+@pytest.mark.reach_exception(STRICT_OWN_TEXT)
 def check_strict_rejects_truncation():
     text = wrap(REC_A, REC_B)
     with pytest.raises(CoordJSONError) as e:
@@ -242,6 +269,7 @@ def check_strict_rejects_truncation():
 
 
 @check(CAP, "Salvage Mode", "Invalid records dropped and counted")
+@pytest.mark.reach_exception(MODEL_TEXT)
 def check_invalid_records_dropped_and_counted():
     text = wrap(
         REC_B,
@@ -270,7 +298,7 @@ def check_truncated_tail_dropped_and_counted():
 def check_junk_around_container_ignored():
     res = parse("<think>ok</think> " + wrap(REC_A, REC_B) + " <|im_end|> trailing", "salvage", DF)
     assert [o.desc for o in res.objects] == ["a", "b"]
-    assert res.n_dropped == 0 and not res.truncated and res.container_closed
+    assert res.n_dropped == 0 and not res.truncated and res.container_end is not None
 
 
 # ---------------------------------------------------------------- String-Aware Record Scanning
@@ -304,11 +332,13 @@ def check_escaped_quotes_honoured():
 
 
 @check(CAP, "Reason Precedence", "Order violation outranks blank desc and arity")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 def check_order_violation_outranks_blank_desc_and_arity():
     assert reason_of('{"bbox_2d": ' + BOX3 + ', "desc": "   "}', DF) == "order_violation"
 
 
 @check(CAP, "Reason Precedence", "Precedence ladder")
+@pytest.mark.reach_exception(f"{MODEL_TEXT}; {STRICT_OWN_TEXT}")
 @pytest.mark.parametrize(
     "record, expected",
     [
@@ -341,6 +371,7 @@ def check_record_and_geometry_spans():
 
 
 @check(CAP, "Character Spans", "Array-open cut and record end cuts")
+@pytest.mark.reach_exception(MODEL_TEXT)
 def check_array_open_cut_and_record_end_cuts():
     bad = '{"desc": "x", "bbox_2d": ' + BOX3 + "}"
     text = '{"objects": [' + REC_A + ", " + bad + ', {"desc": "tail", "bb'
@@ -357,6 +388,7 @@ def check_array_open_cut_and_record_end_cuts():
 
 
 @check(CAP, "No JSON Decoding Of Model Text", "Source tree is clean")
+@pytest.mark.reach_exception(STATIC_SCAN)
 def check_source_tree_is_clean():
     findings = inventory.scan_tree(inventory.default_root())
     assert findings == [], "\n".join(map(str, findings))
@@ -370,6 +402,7 @@ def _tree(tmp_path, source: str):
 
 
 @check(CAP, "No JSON Decoding Of Model Text", "Planted json.loads is caught")
+@pytest.mark.reach_exception(STATIC_SCAN)
 @pytest.mark.parametrize(
     "source, expected",
     [
@@ -393,6 +426,7 @@ def check_planted_json_loads_is_caught(tmp_path, source, expected):
 
 
 @check(CAP, "No JSON Decoding Of Model Text", "Numbered object keys are caught")
+@pytest.mark.reach_exception(STATIC_SCAN)
 @pytest.mark.parametrize("source", ['KEY = "object_3"\n', 'def k(i):\n    return f"object_{i}"\n'])
 def check_numbered_object_keys_are_caught(tmp_path, source):
     found = _tree(tmp_path, source)
@@ -403,6 +437,10 @@ def check_numbered_object_keys_are_caught(tmp_path, source):
 
 
 @check(CAP, "FN Append Fragment", "Fragment after a record")
+@pytest.mark.reach_exception(
+    "Channel B cuts after a rollout's last record only when the model wrote a container; the Stage-2 smokes' "
+    "random tiny model writes none"
+)
 def check_fragment_after_a_record():
     text = wrap(REC_A)[:-2] + ', {"desc": "cut'
     prefix = text[: append_ready_cut(parse(text, "salvage", DF))]
@@ -419,6 +457,10 @@ def check_fragment_after_the_array_open():
 
 
 @check(CAP, "FN Append Fragment", "Invalid prefixes refused")
+@pytest.mark.reach_exception(
+    "Channel B hands fn_fragment a prefix it cut itself (never a closed container, never a trailing ',' "
+    "without FN records): the refusals are an API guard no command reaches"
+)
 def check_invalid_prefixes_refused():
     with pytest.raises(ValueError, match="','"):
         fn_fragment('{"objects": [' + REC_A + ",", [], DF)

@@ -27,6 +27,9 @@ from coordexp.format.data import (
 from specgen import check
 
 CAP = "jsonl-contract"
+# object_ordering: random (the per-sample seeds, the shuffle) is trained by no smoke profile: every one trains in
+# the stored (sorted) order, and a random-order smoke would add a training run of tens of seconds on CPU.
+RANDOM_ORDER_UNRUN = "object_ordering: random is trained by no smoke profile (all train the stored, sorted order)"
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "scripts" / "tools"
 
@@ -214,6 +217,7 @@ def check_poly_anchor_agreement(tmp_path):
 
 
 @check(CAP, "Object Order", "Random ordering is a seeded per-sample shuffle")
+@pytest.mark.reach_exception(RANDOM_ORDER_UNRUN)
 def check_random_ordering(tmp_path):
     objects = [{"desc": f"o{i}", "bbox_2d": [1, 90 - 10 * i, 2, 95 - 10 * i]} for i in range(6)]
     (r,) = load_records(jsonl(tmp_path, rec(objects=objects)), object_ordering="random")
@@ -292,7 +296,8 @@ def check_max_pixels(tmp_path):
     image(tmp_path / "images", "cap.png", (1024, 768))
     over = jsonl(tmp_path, rec(width=1024, height=800, images=["images/big.png"]), name="over.jsonl")
     (e,) = errs(over, max_pixels=786432)
-    assert "1024x800" in e.message and "786432" in e.message
+    # the record's own width and height are refused (the whole line), before any image is opened
+    assert e.where == "" and "width*height = 1024x800 = 819200 pixels exceeds max_pixels 786432" in e.message
     at_cap = jsonl(tmp_path, rec(width=1024, height=768, images=["images/cap.png"]), name="cap.jsonl")
     assert load_records(at_cap, max_pixels=786432)[0].width == 1024
 
@@ -377,7 +382,7 @@ def check_image_paths_stay_under_the_jsonl_folder(tmp_path):
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(
         "custom:\n  object_field_order: desc_first\n  json_format: standard\n  emit_norm: none\n"
-        f"  train_jsonl: {path}\n  allow_images_outside_jsonl_dir: true\n",
+        f"  train_jsonl: {path}\n  allow_images_outside_jsonl_dir: true\ntraining:\n  seed: 17\n",
         encoding="utf-8",
     )
     cfg = load_config(cfg_path)
@@ -460,6 +465,7 @@ def check_epoch_permutation():
 
 
 @check(CAP, "Deterministic Seeding", "Per-sample seeds follow the formula")
+@pytest.mark.reach_exception(RANDOM_ORDER_UNRUN)
 def check_sample_seed():
     cases = [(0, 0, 0), (12345, 7, 3), (0xFFFFFFFF, 10**6, 10**6 + 1)]
     forward = [sample_seed(*c) for c in cases]
@@ -535,6 +541,7 @@ def _stage1_draws(tmp_path, monkeypatch, ordering: str):
 @check(
     CAP, "Deterministic Seeding", "The stage_1 Trainer draws the permutation and shuffles objects per sample and epoch"
 )
+@pytest.mark.reach_exception(f"{RANDOM_ORDER_UNRUN}; the run is set up through load_config overrides, an API only")
 def check_stage1_trainer_draws(tmp_path, monkeypatch):
     for ordering in ("random", "sorted"):
         records, rows = _stage1_draws(tmp_path, monkeypatch, ordering)
@@ -561,6 +568,7 @@ def check_stage1_trainer_draws(tmp_path, monkeypatch):
 @check(
     CAP, "Deterministic Seeding", "The stage_2 Trainer draws the permutation and shuffles objects per sample and epoch"
 )
+@pytest.mark.reach_exception(f"{RANDOM_ORDER_UNRUN}; the run is set up through load_config overrides, an API only")
 def check_stage2_trainer_draws(tmp_path, monkeypatch):
     import coordexp.stage2.trainer as S2
     from coordexp.format.coord import load_tokenizer

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from coordexp.errors import CoordExpError
 from coordexp.format.coord import parse_coord_value
-from coordexp.format.template import MAX_PIXELS
+from coordexp.format.template import MAX_PIXELS, max_pixels_problem
 
 Stage = Literal["stage1", "stage2"]
 GEOMETRY_KEYS = ("bbox_2d", "poly")
@@ -415,14 +415,9 @@ def _step_multiple_of(r: _RecordParse) -> None:
 def _step_max_pixels(r: _RecordParse) -> None:
     if len(r.dims) != 2 or r.max_pixels is None:
         return
-    w, h = r.dims["width"], r.dims["height"]
-    if w * h > r.max_pixels:
-        r.c.add(
-            "",
-            f"width*height = {w}x{h} = {w * h} pixels exceeds max_pixels {r.max_pixels} (a hard cap, not a "
-            "resize target): resize offline (smart resize, factor 32); the learner never rescales "
-            "because that would move the coordinates",
-        )
+    over = max_pixels_problem(r.dims["width"], r.dims["height"], r.max_pixels)
+    if over:
+        r.c.add("", over)
 
 
 def _step_optional_fields(r: _RecordParse) -> None:
@@ -596,11 +591,9 @@ def check_image_file(image: Path, width: int, height: int, max_pixels: int | Non
         return f"image {image} refused before decoding: its header declares a decompression bomb ({exc})"
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         return f"cannot open image {image}: {exc}"
-    if max_pixels is not None and size[0] * size[1] > max_pixels:
-        return (
-            f"image {image} refused before decoding: its header declares {size[0]}x{size[1]} = "
-            f"{size[0] * size[1]} pixels, over max_pixels {max_pixels}"
-        )
+    over = None if max_pixels is None else max_pixels_problem(size[0], size[1], max_pixels)
+    if over:
+        return f"image {image} refused before decoding: its header declares {over}"
     if size != (width, height):
         return (
             f"image {image.name} is {size[0]}x{size[1]} on disk but the JSONL says {width}x{height}: "

@@ -373,6 +373,20 @@ def _check_image_processor(proc) -> None:
         )
 
 
+def max_pixels_problem(width: int, height: int, max_pixels: int) -> str | None:
+    """Why a ``width`` x ``height`` image breaks the ``max_pixels`` cap, or None (equality is allowed).
+
+    The one statement of the rule for the JSONL loader and the sample encoder: the cap is a hard
+    limit, never a resize target, because resizing at training time would move every coordinate."""
+    if width * height <= max_pixels:
+        return None
+    return (
+        f"width*height = {width}x{height} = {width * height} pixels exceeds max_pixels {max_pixels} "
+        "(a hard cap, not a resize target): resize offline (smart resize, factor 32); images are never "
+        "resized at training time because that would move the coordinates"
+    )
+
+
 def _record_size(record: dict, source: str) -> tuple[int, int]:
     out = []
     for key in ("width", "height"):
@@ -396,11 +410,9 @@ def check_images(record: dict, *, max_pixels: int = MAX_PIXELS, source: str = "r
         raise TemplateError(f"{source}: a record must be a JSON object, got {type(record).__name__}")
     images = _record_images(record, source)
     width, height = _record_size(record, source)
-    if width * height > max_pixels:
-        raise TemplateError(
-            f"{source}: width*height = {width}*{height} = {width * height} exceeds max_pixels={max_pixels}; "
-            "re-run the offline resize; images are never resized at training time"
-        )
+    over = max_pixels_problem(width, height, max_pixels)
+    if over:
+        raise TemplateError(f"{source}: {over}")
     for key, v in (("width", width), ("height", height)):
         if v % PIXELS_PER_TOKEN_SIDE:
             raise TemplateError(
