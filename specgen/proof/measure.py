@@ -9,6 +9,7 @@ and only by ``specgen proof`` (specgen's start-up stays light).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,9 @@ from pathlib import Path
 
 from specgen import fsio
 from specgen.errors import SpecgenError
-from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV
+from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV, ONLY_ENV
+
+RESULTS = "results.json"  # the proof run's own test results, in <report dir>/proof/
 
 
 @dataclass(frozen=True)
@@ -83,20 +86,32 @@ def _tail(text: str) -> str:
     return "\n".join(text.strip().splitlines()[-12:])[-1500:]
 
 
-def run_tests(root: Path, work: Path, sources: list[Path], tests: list[str], jobs: int) -> Run:
-    """The generated tests under coverage.py, one context per binding; their results go to work/results.json."""
+def run_tests(
+    root: Path, work: Path, sources: list[Path], tests: list[str], jobs: int, only: set[str] | None = None
+) -> Run:
+    """The generated tests under coverage.py, one context per binding; their results go to work/results.json
+    (merged by test id, as the plugin does). `only`: the context names of the bindings to run (an incremental
+    run); the plugin deselects every other generated test. None: all of them."""
     folder = work / "tests"
     _fresh(folder)
     rc = _rcfile(folder, sources, CONTEXT_ENV)
+    extra = {EXCEPTIONS_ENV: str(folder)}
+    if only is not None:
+        if not only:
+            return Run("(no generated test to rerun)", 0, 0.0)
+        selection = folder / "only.json"
+        fsio.write_text(selection, json.dumps(sorted(only)) + "\n")
+        extra[ONLY_ENV] = str(selection)
     argv = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-p", "specgen.proof.contexts"]
-    argv += ["--specgen-results", str(work / "results.json")]
+    argv += ["--specgen-results", str(work / RESULTS)]
     if jobs > 1:
         argv += ["-n", str(jobs)]
     start = time.monotonic()
-    proc = subprocess.run(
-        argv, cwd=root, env=_env(rc, {EXCEPTIONS_ENV: str(folder)}), capture_output=True, text=True, check=False
-    )
-    return Run(" ".join(argv[1:]), proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
+    proc = subprocess.run(argv, cwd=root, env=_env(rc, extra), capture_output=True, text=True, check=False)
+    code = proc.returncode
+    if only is not None and code == 5:  # every selected binding lacks a generated test: nothing ran, no error
+        code = 0
+    return Run(" ".join(argv[1:]), code, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
 
 
 def run_entrypoints(root: Path, work: Path, sources: list[Path], commands: list[str], echo) -> list[Run]:
@@ -126,8 +141,6 @@ def combined(folder: Path):
 
 def exceptions(work: Path) -> dict[str, str]:
     """context name -> reason, from every process's exceptions file."""
-    import json
-
     out: dict[str, str] = {}
     for path in sorted((work / "tests").glob("exceptions-*.json")):
         try:

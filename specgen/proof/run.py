@@ -21,8 +21,9 @@ from pathlib import Path
 
 from specgen import fsio
 from specgen.errors import SpecgenError
-from specgen.proof import measure, reach, stamp
-from specgen.proof.names import PROOF_NAME, context_name
+from specgen.plugin import RESULTS_NAME
+from specgen.proof import incremental, measure, reach, stamp
+from specgen.proof.names import PROOF_NAME, context_name, parse_context
 
 
 def settings(config) -> dict:
@@ -46,6 +47,45 @@ def _results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
     return load_results(path)
 
 
+def _bindings(comp, measured: dict) -> dict[str, tuple[str, str]]:
+    """Each automated binding's context name -> (its scenario's stamp, the hash of the file defining its check)."""
+    modules: dict[Path, str] = {}
+    out = {}
+    for ref in comp.specs.scenarios():
+        for d in comp.decls_for(comp.specs.name, ref.id):
+            if d.manual:
+                continue
+            if d.path not in modules:
+                modules[d.path] = stamp.file_hash(d.path)
+            out[context_name(comp.specs.name, ref.id, d.check_key)] = (
+                measured["scenarios"].get(ref.id, ""),
+                modules[d.path],
+            )
+    return out
+
+
+def _publish_results(work: Path, target: Path) -> None:
+    """The proof run's test outcomes into the results file `specgen report` reads, merged by test id as a
+    pytest run merges them (a record of another test stays): one run serves the verdicts and reach."""
+    from specgen.plugin import merge
+
+    def records(path: Path) -> list[dict]:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))["results"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        return (
+            [r for r in raw if isinstance(r, dict) and isinstance(r.get("nodeid"), str)]
+            if isinstance(raw, list)
+            else []
+        )
+
+    mine = records(work / measure.RESULTS)
+    if mine:
+        data = {"version": 1, "results": merge(records(target), mine)}
+        fsio.write_text(target, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def run(comp, args) -> int:
     config = comp.config
     s = settings(config)
@@ -58,46 +98,89 @@ def run(comp, args) -> int:
         raise SpecgenError(f"no generated tests in {config.output}: run `specgen generate` first")
     started = time.monotonic()
     measured = stamp.stamp(comp, sources)  # what the run measures: taken before it starts
-    _echo(f"specgen proof: running {len(tests)} generated test file(s) under coverage.py")
-    test_run = measure.run_tests(root, work, sources, tests, args.jobs)
+    files = stamp.file_hashes(sources, root)
+    key = incremental.settings_key(s, config.output)
+    wanted = _bindings(comp, measured)
+    prior = None if getattr(args, "full", False) else incremental.load(work, key)
+    if prior is not None and not (work / measure.RESULTS).is_file():
+        prior = None  # the outcomes the kept records stand on are gone
+    if prior is None:
+        (work / measure.RESULTS).unlink(missing_ok=True)  # a full run records every outcome afresh
+        only = None
+        _echo(f"specgen proof: running {len(tests)} generated test file(s) under coverage.py")
+    else:
+        only = incremental.to_rerun(prior, wanted, files)
+        _echo(
+            f"specgen proof: incremental reach: rerunning {len(only)} of {len(wanted)} binding(s) under coverage.py "
+            "(`--full` for all)"
+        )
+    test_run = measure.run_tests(root, work, sources, tests, args.jobs, only)
     if test_run.exit not in (0, 1):
         raise SpecgenError(
             f"the generated tests could not run under coverage.py (exit {test_run.exit}):\n{test_run.tail}"
         )
-    entry_runs = measure.run_entrypoints(root, work, sources, list(s["entrypoints"]), _echo)
+    _publish_results(work, config.report_dir / RESULTS_NAME)
+    commands = list(s["entrypoints"])
+    entry_kept = incremental.entrypoints_reusable(prior, measured["code"], commands) and (work / "entrypoints").is_dir()
+    if entry_kept:
+        _echo("specgen proof: entrypoints: no file under `source` changed since they ran; their data is kept")
+        entry_runs = [measure.Run(r["command"], r["exit"], r["seconds"]) for r in prior.entry_runs]
+    else:
+        entry_runs = measure.run_entrypoints(root, work, sources, commands, _echo)
     maps = reach.Maps(root)
-    test_data = measure.combined(work / "tests")
-    entry_data = measure.combined(work / "entrypoints")
-    entry_functions, entry_lines = reach.entry_lines(entry_data, maps)
-    executed = reach.check_lines(test_data, maps)
-    in_process = reach.check_lines(test_data, maps, in_process_only=True)
+    new = reach.check_data(measure.combined(work / "tests"), maps)
+    entry_functions, entry_lines = reach.entry_lines(measure.combined(work / "entrypoints"), maps)
     exceptions = measure.exceptions(work)
-    results = _results(work / "results.json")
+    results = _results(work / measure.RESULTS)
+    records: dict[str, incremental.Record] = {}
+    for name, (scenario_stamp, module) in wanted.items():
+        k = parse_context(name)
+        if only is not None and name not in only:
+            records[name] = prior.checks[name]
+        elif results.get(k):  # a binding without an outcome (no generated test yet) is measured next time
+            records[name] = incremental.Record(
+                scenario_stamp,
+                module,
+                {rel: files.get(rel, "") for rel in new.files.get(k, ())},
+                {rel: sorted(ls) for rel, ls in new.executed.get(k, {}).items()},
+                {rel: sorted(ls) for rel, ls in new.in_process.get(k, {}).items()},
+                exceptions.get(name),
+            )
     scenarios: dict[str, dict] = {}
     for req in comp.specs.requirements:
         for ref in req.scenarios:
             decls = [d for d in comp.decls_for(comp.specs.name, ref.id) if not d.manual]
             if not decls:
                 continue
-            keys = [(comp.specs.name, ref.id, d.check_key) for d in decls]
-            if not any(results.get(k) for k in keys):
+            names = [context_name(comp.specs.name, ref.id, d.check_key) for d in decls]
+            recs = [records[n] for n in names if n in records and results.get(parse_context(n))]
+            if not recs:
                 scenarios[ref.id] = {"status": "not-run", "functions": [], "off_path": [], "lines": {}}
                 continue
-            why = [exceptions[context_name(*k)] for k in keys if context_name(*k) in exceptions]
+            why = [r.exception for r in recs if r.exception is not None]
             r = reach.scenario_reach(
-                [executed.get(k, {}) for k in keys],
+                [{f: set(ls) for f, ls in rec.executed.items()} for rec in recs],
                 entry_functions,
                 entry_lines,
                 maps,
                 "; ".join(why) if why else None,
-                [in_process.get(k, {}) for k in keys],
+                [{f: set(ls) for f, ls in rec.in_process.items()} for rec in recs],
             )
             scenarios[ref.id] = r.to_json()
+    entry_code = measured["code"] if not entry_kept else prior.entry_code
+    entry_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
+    incremental.save(work, key, incremental.Prior(records, entry_code, entry_json))
     data = {
         "version": 1,
         "stamp": measured,
         "tests": {"command": test_run.command, "exit": test_run.exit, "seconds": round(test_run.seconds, 1)},
-        "entrypoints": [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs],
+        "entrypoints": [dict(e, kept=entry_kept) for e in entry_json],
+        "reach_run": {
+            "mode": "full" if only is None else "incremental",
+            "rerun": len(wanted) if only is None else len(only),
+            "kept": 0 if only is None else len(wanted) - len(only),
+            "entrypoints": "kept" if entry_kept else "run",
+        },
         "scenarios": scenarios,
         "strength": {},
     }
@@ -114,8 +197,7 @@ def run(comp, args) -> int:
         _echo(summary(data, time.monotonic() - started, out.relative_to(root).as_posix()) + "; now the mutants")
         from specgen.proof import mutate
 
-        data["strength"] = mutate.requirements(comp, data, args, work, results, maps, s, _echo)
-        data["mutation"] = {"mutants": args.mutants, "seed": args.seed, "since": args.since, "budget": args.budget}
+        data["strength"], data["mutation"] = mutate.requirements(comp, data, args, work, results, maps, s, _echo)
         data["strength_stamp"] = data["stamp"]
         _write(out, data)
     for r in entry_runs:
