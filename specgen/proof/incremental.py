@@ -26,6 +26,9 @@ from pathlib import Path
 from specgen import __version__, fsio
 
 CHECKS_NAME = "checks.json"  # in <report dir>/proof/
+# In <report dir>/proof/entrypoints/, written once every entrypoint has run: a run stopped half-way (the folder
+# is emptied before the entrypoints start) leaves none, and its partial data is never kept.
+ENTRY_NAME = "runs.json"
 VERSION = 1
 
 
@@ -84,27 +87,35 @@ class Prior:
 
 def load(work: Path, key: dict) -> Prior | None:
     """The last run's records when they exist, read, and were measured under the same settings; else None."""
-    path = work / CHECKS_NAME
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads((work / CHECKS_NAME).read_text(encoding="utf-8"))
         if raw.get("version") != VERSION or raw.get("settings") != key:
             return None
         checks = {str(name): Record.from_json(rec) for name, rec in raw["checks"].items()}
-        runs = [dict(r) for r in raw["entry_runs"]]
-        return Prior(checks, str(raw["entry_code"]), runs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # no record, or not one this version wrote: a full run
+    prior = Prior(checks)
+    try:
+        entry = json.loads((work / "entrypoints" / ENTRY_NAME).read_text(encoding="utf-8"))
+        prior.entry_code, prior.entry_runs = str(entry["code"]), [dict(r) for r in entry["runs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no complete entrypoint run on record: they run again
+    return prior
 
 
 def save(work: Path, key: dict, prior: Prior) -> None:
     data = {
         "version": VERSION,
         "settings": key,
-        "entry_code": prior.entry_code,
-        "entry_runs": prior.entry_runs,
         "checks": {name: rec.to_json() for name, rec in sorted(prior.checks.items())},
     }
     fsio.write_text(work / CHECKS_NAME, json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def save_entrypoints(work: Path, code: str, runs: list[dict]) -> None:
+    """Once every entrypoint has run: the code hash they ran on and their runs (see ENTRY_NAME)."""
+    data = {"code": code, "runs": runs}
+    fsio.write_text(work / "entrypoints" / ENTRY_NAME, json.dumps(data, sort_keys=True, indent=1) + "\n")
 
 
 def to_rerun(prior: Prior, wanted: dict[str, tuple[str, str]], files: dict[str, str]) -> set[str]:

@@ -127,6 +127,8 @@ def run(comp, args) -> int:
         entry_runs = [measure.Run(r["command"], r["exit"], r["seconds"]) for r in prior.entry_runs]
     else:
         entry_runs = measure.run_entrypoints(root, work, sources, commands, _echo)
+        runs_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
+        incremental.save_entrypoints(work, measured["code"], runs_json)
     maps = reach.Maps(root)
     new = reach.check_data(measure.combined(work / "tests"), maps)
     entry_functions, entry_lines = reach.entry_lines(measure.combined(work / "entrypoints"), maps)
@@ -167,9 +169,8 @@ def run(comp, args) -> int:
                 [{f: set(ls) for f, ls in rec.in_process.items()} for rec in recs],
             )
             scenarios[ref.id] = r.to_json()
-    entry_code = measured["code"] if not entry_kept else prior.entry_code
     entry_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
-    incremental.save(work, key, incremental.Prior(records, entry_code, entry_json))
+    incremental.save(work, key, incremental.Prior(records))
     data = {
         "version": 1,
         "stamp": measured,

@@ -105,7 +105,9 @@ def test_the_test_results_of_an_incremental_run_feed_the_report(tmp_path):
 def test_records_from_other_settings_are_not_used(tmp_path):
     key = {"source": ["calc"], "entrypoints": ["x"], "output": "tests/generated", "specgen": "0", "python": "3"}
     rec = incremental.Record("s", "m", {"calc/a.py": "h"}, {"calc/a.py": [3]}, {}, None)
-    incremental.save(tmp_path, key, incremental.Prior({"specs|a/b/c|k": rec}, "code", [{"command": "x", "exit": 0}]))
+    incremental.save(tmp_path, key, incremental.Prior({"specs|a/b/c|k": rec}))
+    assert not incremental.entrypoints_reusable(incremental.load(tmp_path, key), "code", ["x"])  # none ran in full
+    incremental.save_entrypoints(tmp_path, "code", [{"command": "x", "exit": 0}])
     prior = incremental.load(tmp_path, key)
     assert prior is not None and prior.checks["specs|a/b/c|k"] == rec
     assert incremental.load(tmp_path, dict(key, entrypoints=["y"])) is None
