@@ -1,19 +1,24 @@
-"""Incremental reach: which checks a reach run must rerun, and what it keeps from the last run.
+"""Incremental reach: which checks and entrypoints a reach run must rerun, and what it keeps from the last run.
 
 The last run leaves ``<report dir>/proof/checks.json``: per binding (its context name) the inputs it was
 measured on and what it executed (the lines :mod:`specgen.proof.reach` needs, and every measured file it ran
-a line of). A binding is rerun when it has no record, when its scenario's stamp changed (the spec text and
-its checks' source fingerprints, :mod:`specgen.proof.stamp`), when the file defining its check changed, or
-when any measured file it executed changed or is gone. Every other binding keeps its record: the same
-inputs, the same lines, so reach is what a full run would measure. The entrypoints' data is kept when no
-file under ``source`` changed since they ran (and every one of them exited 0).
+a line of); per file under ``source``, its hash and its outline hash (what importing it runs). A binding is
+rerun when it has no record, when its scenario's stamp changed (the spec text and its checks' source
+fingerprints, :mod:`specgen.proof.stamp`), when the file defining its check changed, or when any measured file
+it executed changed or is gone. A file's outline changing (a constant, a default value, a decorator, a new or
+removed file) reruns every binding: the generated tests import the product while pytest collects them, outside
+any binding's context, so no record says which binding depends on what an import ran. Every other binding
+keeps its record: the same inputs, the same lines, so reach is what a full run would measure.
+
+Each entrypoint is measured in its own folder and leaves its own record (``entrypoints/<index>/run.json``: the
+files it executed, imports included); it is rerun when one of them changed or is gone, or when it failed.
 
 The whole record is dropped (a full run) when the settings it was measured with differ: the ``source`` and
 ``entrypoints`` lists, the generated tests' folder, specgen's version, Python's version.
 
-What it cannot see: a change outside ``source`` that a check or an entrypoint depends on without executing
-it there (a helper module of the checks other than the check's own file, a data or config file a smoke
-reads). ``specgen proof --full`` measures everything again.
+What it cannot see: a change outside ``source`` that a check or an entrypoint depends on (a helper module of
+the checks other than the check's own file, a data or config file a smoke reads, a script).
+``specgen proof --full`` measures everything again.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from pathlib import Path
 from specgen import __version__, fsio
 
 CHECKS_NAME = "checks.json"  # in <report dir>/proof/
-# In <report dir>/proof/entrypoints/, written once every entrypoint has run: a run stopped half-way (the folder
-# is emptied before the entrypoints start) leaves none, and its partial data is never kept.
-ENTRY_NAME = "runs.json"
+# In <report dir>/proof/entrypoints/<index>/, written once that entrypoint has run: one stopped half-way (its
+# folder is emptied before it starts) leaves none, and its partial data is never kept.
+ENTRY_NAME = "run.json"
 VERSION = 1
 
 
@@ -78,44 +83,71 @@ class Record:
 
 @dataclass
 class Prior:
-    """The last run's records: per binding, and the entrypoints' (the code hash they ran on, their runs)."""
+    """The last run's records: per binding; per file under `source`, its hash and outline hash then (see
+    :func:`specgen.proof.stamp.outline_hash`); per entrypoint (by position), its run and the files it executed."""
 
     checks: dict[str, Record] = field(default_factory=dict)
-    entry_code: str = ""
-    entry_runs: list[dict] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=dict)  # rel -> [hash, outline hash]
+    entries: dict[int, dict] = field(default_factory=dict)  # index -> {"command", "exit", "seconds", "files"}
 
 
-def load(work: Path, key: dict) -> Prior | None:
-    """The last run's records when they exist, read, and were measured under the same settings; else None."""
+def load(work: Path, key: dict, count: int) -> Prior | None:
+    """The last run's records when they exist, read, and were measured under the same settings; else None.
+    `count`: the number of entrypoints (each one's record is read from its own folder)."""
     try:
         raw = json.loads((work / CHECKS_NAME).read_text(encoding="utf-8"))
         if raw.get("version") != VERSION or raw.get("settings") != key:
             return None
         checks = {str(name): Record.from_json(rec) for name, rec in raw["checks"].items()}
+        files = {str(rel): [str(h) for h in hs] for rel, hs in raw["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # no record, or not one this version wrote: a full run
-    prior = Prior(checks)
-    try:
-        entry = json.loads((work / "entrypoints" / ENTRY_NAME).read_text(encoding="utf-8"))
-        prior.entry_code, prior.entry_runs = str(entry["code"]), [dict(r) for r in entry["runs"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # no complete entrypoint run on record: they run again
+    prior = Prior(checks, files)
+    for i in range(count):
+        try:
+            entry = json.loads((entry_folder(work, i) / ENTRY_NAME).read_text(encoding="utf-8"))
+            entry["files"] = {str(rel): str(h) for rel, h in entry["files"].items()}
+            prior.entries[i] = entry
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # no complete run of this entrypoint on record: it runs again
     return prior
 
 
-def save(work: Path, key: dict, prior: Prior) -> None:
+def save(work: Path, key: dict, checks: dict[str, Record], files: dict[str, list[str]]) -> None:
     data = {
         "version": VERSION,
         "settings": key,
-        "checks": {name: rec.to_json() for name, rec in sorted(prior.checks.items())},
+        "files": dict(sorted(files.items())),
+        "checks": {name: rec.to_json() for name, rec in sorted(checks.items())},
     }
     fsio.write_text(work / CHECKS_NAME, json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")
 
 
-def save_entrypoints(work: Path, code: str, runs: list[dict]) -> None:
-    """Once every entrypoint has run: the code hash they ran on and their runs (see ENTRY_NAME)."""
-    data = {"code": code, "runs": runs}
-    fsio.write_text(work / "entrypoints" / ENTRY_NAME, json.dumps(data, sort_keys=True, indent=1) + "\n")
+def entry_folder(work: Path, index: int) -> Path:
+    return work / "entrypoints" / str(index)
+
+
+def save_entry(work: Path, index: int, run: dict) -> None:
+    """Once entrypoint `index` has run: its run and the files it executed (see ENTRY_NAME)."""
+    fsio.write_text(entry_folder(work, index) / ENTRY_NAME, json.dumps(run, sort_keys=True, indent=1) + "\n")
+
+
+def file_table(prior: Prior | None, files: dict[str, str], root: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """Each file under `source` -> [hash, outline hash] now (the outline read again only for a file whose bytes
+    changed), and the files whose outline changed since the last run (added and removed ones too): a change
+    there runs at import, which no binding's record sees."""
+    from specgen.proof.stamp import outline_hash
+
+    before = prior.files if prior is not None else {}
+    table: dict[str, list[str]] = {}
+    changed = []
+    for rel, h in files.items():
+        old = before.get(rel)
+        table[rel] = [h, old[1] if old and old[0] == h else outline_hash(root / rel)]
+        if old is None or old[1] != table[rel][1]:
+            changed.append(rel)
+    changed += [rel for rel in before if rel not in files]
+    return table, sorted(changed)
 
 
 def to_rerun(prior: Prior, wanted: dict[str, tuple[str, str]], files: dict[str, str]) -> set[str]:
@@ -134,10 +166,10 @@ def to_rerun(prior: Prior, wanted: dict[str, tuple[str, str]], files: dict[str, 
     return out
 
 
-def entrypoints_reusable(prior: Prior | None, code: str, commands: list[str]) -> bool:
-    """The last entrypoint data stands when every entrypoint ran, exited 0, on the same product code."""
-    if prior is None or prior.entry_code != code or not prior.entry_runs:
+def entry_reusable(prior: Prior | None, index: int, command: str, files: dict[str, str]) -> bool:
+    """Entrypoint `index`'s last data stands when it ran this command, exited 0, and no file it executed
+    (imports included: an entrypoint's data has no import-time blind spot) changed or is gone."""
+    entry = (prior.entries if prior is not None else {}).get(index)
+    if entry is None or entry.get("command") != command or entry.get("exit") != 0:
         return False
-    return [r.get("command") for r in prior.entry_runs] == commands and all(
-        r.get("exit") == 0 for r in prior.entry_runs
-    )
+    return all(files.get(rel, "") == h for rel, h in entry["files"].items())

@@ -114,26 +114,25 @@ def run_tests(
     return Run(" ".join(argv[1:]), code, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
 
 
-def run_entrypoints(root: Path, work: Path, sources: list[Path], commands: list[str], echo) -> list[Run]:
-    """Each entrypoint (a shell command, run in the project root) with every Python process it starts measured."""
-    folder = work / "entrypoints"
+def run_entrypoint(root: Path, folder: Path, sources: list[Path], command: str) -> Run:
+    """One entrypoint (a shell command, run in the project root) with every Python process it starts measured;
+    its data goes to `folder` (emptied first)."""
     _fresh(folder)
     rc = _rcfile(folder, sources)
-    runs = []
-    for command in commands:
-        echo(f"specgen proof: entrypoint: {command}")
-        start = time.monotonic()
-        proc = subprocess.run(command, shell=True, cwd=root, env=_env(rc), capture_output=True, text=True, check=False)
-        runs.append(Run(command, proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr)))
-    return runs
+    start = time.monotonic()
+    proc = subprocess.run(command, shell=True, cwd=root, env=_env(rc), capture_output=True, text=True, check=False)
+    return Run(command, proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
 
 
-def combined(folder: Path):
-    """The CoverageData of every data file one run left in `folder` (empty when none)."""
+def combined(folder: Path, pattern: str = ".coverage.*"):
+    """The CoverageData of every data file one run left in `folder` (`pattern`: "*/.coverage.*" for the
+    entrypoints, each in its own subfolder; empty when none)."""
     import coverage
 
-    cov = coverage.Coverage(data_file=str(folder / ".coverage"), config_file=str(folder / "coveragerc"))
-    parts = sorted(folder.glob(".coverage.*"))
+    rc = folder / "coveragerc"
+    (folder / ".coverage").unlink(missing_ok=True)  # combine writes its result there: never a base for the next
+    cov = coverage.Coverage(data_file=str(folder / ".coverage"), config_file=str(rc) if rc.is_file() else False)
+    parts = sorted(folder.glob(pattern))
     if parts:
         cov.combine([str(p) for p in parts], keep=True)
     return cov.get_data()

@@ -15,6 +15,7 @@ Exit 0 when everything ran; 1 when an entrypoint failed (its reach is then incom
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,28 @@ def _publish_results(work: Path, target: Path) -> None:
         fsio.write_text(target, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def _entrypoints(root, work, sources, commands, prior, files, maps) -> tuple[list, set[int]]:
+    """Each entrypoint's run, rerun unless its record stands (:func:`incremental.entry_reusable`); the indexes
+    kept. A rerun one's record (its run, the files it executed) is written once it has run."""
+    runs, kept = [], set()
+    for i, command in enumerate(commands):
+        if incremental.entry_reusable(prior, i, command, files):
+            entry = prior.entries[i]
+            _echo(f"specgen proof: entrypoint kept (no file it ran changed): {command}")
+            runs.append(measure.Run(command, entry["exit"], entry["seconds"]))
+            kept.add(i)
+            continue
+        _echo(f"specgen proof: entrypoint: {command}")
+        folder = incremental.entry_folder(work, i)
+        r = measure.run_entrypoint(root, folder, sources, command)
+        data = measure.combined(folder)
+        ran = {maps.rel(f): files.get(maps.rel(f), "") for f in data.measured_files() if data.lines(f)}
+        record = {"command": command, "exit": r.exit, "seconds": round(r.seconds, 1), "files": ran}
+        incremental.save_entry(work, i, record)
+        runs.append(r)
+    return runs, kept
+
+
 def run(comp, args) -> int:
     config = comp.config
     s = settings(config)
@@ -101,13 +124,21 @@ def run(comp, args) -> int:
     files = stamp.file_hashes(sources, root)
     key = incremental.settings_key(s, config.output)
     wanted = _bindings(comp, measured)
-    prior = None if getattr(args, "full", False) else incremental.load(work, key)
+    commands = list(s["entrypoints"])
+    prior = None if getattr(args, "full", False) else incremental.load(work, key, len(commands))
     if prior is not None and not (work / measure.RESULTS).is_file():
         prior = None  # the outcomes the kept records stand on are gone
+    table, outline_changed = incremental.file_table(prior, files, root)
     if prior is None:
         (work / measure.RESULTS).unlink(missing_ok=True)  # a full run records every outcome afresh
         only = None
         _echo(f"specgen proof: running {len(tests)} generated test file(s) under coverage.py")
+    elif outline_changed:
+        only = set(wanted)
+        shown = ", ".join(outline_changed[:3]) + (
+            f" and {len(outline_changed) - 3} more" if len(outline_changed) > 3 else ""
+        )
+        _echo(f"specgen proof: incremental reach: module-level code changed ({shown}): rerunning every binding")
     else:
         only = incremental.to_rerun(prior, wanted, files)
         _echo(
@@ -120,18 +151,12 @@ def run(comp, args) -> int:
             f"the generated tests could not run under coverage.py (exit {test_run.exit}):\n{test_run.tail}"
         )
     _publish_results(work, config.report_dir / RESULTS_NAME)
-    commands = list(s["entrypoints"])
-    entry_kept = incremental.entrypoints_reusable(prior, measured["code"], commands) and (work / "entrypoints").is_dir()
-    if entry_kept:
-        _echo("specgen proof: entrypoints: no file under `source` changed since they ran; their data is kept")
-        entry_runs = [measure.Run(r["command"], r["exit"], r["seconds"]) for r in prior.entry_runs]
-    else:
-        entry_runs = measure.run_entrypoints(root, work, sources, commands, _echo)
-        runs_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
-        incremental.save_entrypoints(work, measured["code"], runs_json)
     maps = reach.Maps(root)
+    if prior is None:
+        shutil.rmtree(work / "entrypoints", ignore_errors=True)  # no folder of an entrypoint no longer listed
+    entry_runs, kept = _entrypoints(root, work, sources, commands, prior, files, maps)
     new = reach.check_data(measure.combined(work / "tests"), maps)
-    entry_functions, entry_lines = reach.entry_lines(measure.combined(work / "entrypoints"), maps)
+    entry_functions, entry_lines = reach.entry_lines(measure.combined(work / "entrypoints", "*/.coverage.*"), maps)
     exceptions = measure.exceptions(work)
     results = _results(work / measure.RESULTS)
     records: dict[str, incremental.Record] = {}
@@ -170,17 +195,18 @@ def run(comp, args) -> int:
             )
             scenarios[ref.id] = r.to_json()
     entry_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
-    incremental.save(work, key, incremental.Prior(records))
+    incremental.save(work, key, records, table)
     data = {
         "version": 1,
         "stamp": measured,
         "tests": {"command": test_run.command, "exit": test_run.exit, "seconds": round(test_run.seconds, 1)},
-        "entrypoints": [dict(e, kept=entry_kept) for e in entry_json],
+        "entrypoints": [dict(e, kept=i in kept) for i, e in enumerate(entry_json)],
         "reach_run": {
             "mode": "full" if only is None else "incremental",
             "rerun": len(wanted) if only is None else len(only),
             "kept": 0 if only is None else len(wanted) - len(only),
-            "entrypoints": "kept" if entry_kept else "run",
+            "module_level": outline_changed if prior is not None else [],
+            "entrypoints": {"rerun": len(commands) - len(kept), "kept": len(kept)},
         },
         "scenarios": scenarios,
         "strength": {},
