@@ -125,6 +125,23 @@ def _edit(path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
+@check(CAP, REQ, "One proof run serves the verdicts and reach")
+def check_one_proof_run_serves_verdicts_and_reach(tmp_path):
+    root = H.make(tmp_path / "proj", probe=False)
+    pyproject = root / "pyproject.toml"  # reach alone gates here: no mutation run, so no min_strength
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("min_strength = 0.5\n", ""), "utf-8")
+    assert H.specgen(root, "generate").returncode == 0
+    assert not (root / "build" / "specgen" / "results.json").exists()
+    _measure(root)
+    results = json.loads((root / "build" / "specgen" / "results.json").read_text(encoding="utf-8"))["results"]
+    assert sorted(r["check"].split(":")[-1] for r in results) == ["check_scaled", "check_sum", "check_total"], results
+    assert {r["outcome"] for r in results} == {"passed"}, results
+    gate = H.specgen(root, "report", "--gate")
+    assert gate.returncode == 1 and "3/3 requirements verified" in gate.stdout, P.output(gate)
+    assert "missing-results" not in P.output(gate) and "not verified" not in gate.stderr, P.output(gate)
+    assert _named(gate.stderr) == {"Totals"} and "A list: off-path" in gate.stderr, gate.stderr
+
+
 @check(CAP, REQ, "An incremental reach run measures what a full run measures")
 def check_incremental_reach_equals_full(tmp_path):
     root = H.make(tmp_path / "proj", probe=False)
