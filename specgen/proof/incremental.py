@@ -14,7 +14,7 @@ Each entrypoint is measured in its own folder and leaves its own record (``entry
 files it executed, imports included); it is rerun when one of them changed or is gone, or when it failed.
 
 The whole record is dropped (a full run) when the settings it was measured with differ: the ``source`` and
-``entrypoints`` lists, the generated tests' folder, specgen's version, Python's version.
+``entrypoints`` lists, the generated tests' folder, the versions of specgen, coverage.py and Python.
 
 What it cannot see: a change outside ``source`` that a check or an entrypoint depends on (a helper module of
 the checks other than the check's own file, a data or config file a smoke reads, a script).
@@ -39,7 +39,10 @@ VERSION = 1
 
 def settings_key(settings: dict, output: str) -> dict:
     """The settings a record is only valid under."""
+    import coverage
+
     return {
+        "coverage": coverage.__version__,
         "source": list(settings["source"]),
         "entrypoints": list(settings["entrypoints"]),
         "output": output,
