@@ -1,7 +1,10 @@
 """``specgen proof``: reach (and, with ``--mutants N``, strength) of every bound scenario -> ``proof.json``.
 
-1. the generated tests of ``openspec/specs`` run under coverage.py, one context per binding;
-2. each ``[tool.specgen.proof] entrypoints`` command runs under coverage.py, subprocesses measured;
+1. the generated tests of ``openspec/specs`` run under coverage.py, one context per binding (only the bindings
+   whose inputs changed since the last run, when its records are usable: :mod:`specgen.proof.incremental`;
+   ``--full``: all); their outcomes are merged into ``<report dir>/results.json`` for ``specgen report``;
+2. each ``[tool.specgen.proof] entrypoints`` command runs under coverage.py, subprocesses measured (one whose
+   executed files did not change since its last run is kept);
 3. reach per scenario (:mod:`specgen.proof.reach`);
 4. with ``--mutants N``: strength per requirement (:mod:`specgen.proof.strength`), on the on-path lines
    its checks execute (``--since REF``: only lines changed since the ref), ``--seed``, ``--budget``;
@@ -109,6 +112,51 @@ def _entrypoints(root, work, sources, commands, prior, files, maps) -> tuple[lis
     return runs, kept
 
 
+def _records(wanted, only, prior, files, new, exceptions, results) -> dict[str, incremental.Record]:
+    """Each binding's record after this run: kept from the last run, or measured now (`new`: reach.CheckData)."""
+    records: dict[str, incremental.Record] = {}
+    for name, (scenario_stamp, module) in wanted.items():
+        k = parse_context(name)
+        if only is not None and name not in only:
+            records[name] = prior.checks[name]
+        elif results.get(k):  # a binding without an outcome (no generated test yet) is measured next time
+            records[name] = incremental.Record(
+                scenario_stamp,
+                module,
+                {rel: files.get(rel, "") for rel in new.files.get(k, ())},
+                {rel: sorted(ls) for rel, ls in new.executed.get(k, {}).items()},
+                {rel: sorted(ls) for rel, ls in new.in_process.get(k, {}).items()},
+                exceptions.get(name),
+            )
+    return records
+
+
+def _scenarios(comp, records, results, entry_functions, entry_lines, maps) -> dict[str, dict]:
+    """Reach per scenario from its bindings' records (:func:`reach.scenario_reach`)."""
+    scenarios: dict[str, dict] = {}
+    for req in comp.specs.requirements:
+        for ref in req.scenarios:
+            decls = [d for d in comp.decls_for(comp.specs.name, ref.id) if not d.manual]
+            if not decls:
+                continue
+            names = [context_name(comp.specs.name, ref.id, d.check_key) for d in decls]
+            recs = [records[n] for n in names if n in records and results.get(parse_context(n))]
+            if not recs:
+                scenarios[ref.id] = {"status": "not-run", "functions": [], "off_path": [], "lines": {}}
+                continue
+            why = [r.exception for r in recs if r.exception is not None]
+            r = reach.scenario_reach(
+                [{f: set(ls) for f, ls in rec.executed.items()} for rec in recs],
+                entry_functions,
+                entry_lines,
+                maps,
+                "; ".join(why) if why else None,
+                [{f: set(ls) for f, ls in rec.in_process.items()} for rec in recs],
+            )
+            scenarios[ref.id] = r.to_json()
+    return scenarios
+
+
 def run(comp, args) -> int:
     config = comp.config
     s = settings(config)
@@ -159,41 +207,8 @@ def run(comp, args) -> int:
     entry_functions, entry_lines = reach.entry_lines(measure.combined(work / "entrypoints", "*/.coverage.*"), maps)
     exceptions = measure.exceptions(work)
     results = _results(work / measure.RESULTS)
-    records: dict[str, incremental.Record] = {}
-    for name, (scenario_stamp, module) in wanted.items():
-        k = parse_context(name)
-        if only is not None and name not in only:
-            records[name] = prior.checks[name]
-        elif results.get(k):  # a binding without an outcome (no generated test yet) is measured next time
-            records[name] = incremental.Record(
-                scenario_stamp,
-                module,
-                {rel: files.get(rel, "") for rel in new.files.get(k, ())},
-                {rel: sorted(ls) for rel, ls in new.executed.get(k, {}).items()},
-                {rel: sorted(ls) for rel, ls in new.in_process.get(k, {}).items()},
-                exceptions.get(name),
-            )
-    scenarios: dict[str, dict] = {}
-    for req in comp.specs.requirements:
-        for ref in req.scenarios:
-            decls = [d for d in comp.decls_for(comp.specs.name, ref.id) if not d.manual]
-            if not decls:
-                continue
-            names = [context_name(comp.specs.name, ref.id, d.check_key) for d in decls]
-            recs = [records[n] for n in names if n in records and results.get(parse_context(n))]
-            if not recs:
-                scenarios[ref.id] = {"status": "not-run", "functions": [], "off_path": [], "lines": {}}
-                continue
-            why = [r.exception for r in recs if r.exception is not None]
-            r = reach.scenario_reach(
-                [{f: set(ls) for f, ls in rec.executed.items()} for rec in recs],
-                entry_functions,
-                entry_lines,
-                maps,
-                "; ".join(why) if why else None,
-                [{f: set(ls) for f, ls in rec.in_process.items()} for rec in recs],
-            )
-            scenarios[ref.id] = r.to_json()
+    records = _records(wanted, only, prior, files, new, exceptions, results)
+    scenarios = _scenarios(comp, records, results, entry_functions, entry_lines, maps)
     entry_json = [{"command": r.command, "exit": r.exit, "seconds": round(r.seconds, 1)} for r in entry_runs]
     incremental.save(work, key, records, table)
     data = {
