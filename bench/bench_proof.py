@@ -1,19 +1,26 @@
-"""What reach costs: `specgen proof` (generated tests under coverage.py, one context per binding, plus the
-entrypoints under coverage.py) against its peer, the same tests and entrypoints run plainly; and a `--since`
-mutation run after a one-module change.
+"""What reach costs, and what a `--since` run after a one-module change costs (docs/performance.md, "Proof").
 
-On the proof fixture (tests/fixtures/proof-basic, a copy in a scratch folder) by default; `--repo` measures this
-repository instead (its [tool.specgen.proof]: the smokes take minutes each, so use `--repeat 1` there). Whole
-processes, median of `--repeat` runs; prints the ratio reach / (tests + entrypoints).
+1. plain: the generated tests run as CI runs them (`pytest <output> -n JOBS`), then each
+   `[tool.specgen.proof] entrypoints` command on its own: their times summed;
+2. reach: `specgen proof --full --jobs JOBS` (the same tests under coverage.py with a context per binding, the
+   same entrypoints with every process they start measured). Ratio reach / plain; target at most 2;
+3. since: one module changed (a line `_bench_probe = 1 + 1` added at the top of its first function's body, so
+   it is executed and has mutation sites), then `specgen proof --jobs JOBS --mutants M --since HEAD`: the
+   incremental reach (the checks that executed that module, and the entrypoints) and the mutants of the changed
+   line; target under 300 s on 2 cores. The module is restored afterwards, whatever happens.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_proof.py [--repeat 3] [--repo] [--jobs N]
+On a scratch copy of the proof fixture (tests/fixtures/proof-basic, module `calc/__init__.py`) by default;
+`--repo` measures this repository in place (module `--module`, default `src/coordexp/format/coordjson.py`; start from
+a clean tree: `--since HEAD` mutates every line changed since HEAD). Whole processes, median of `--repeat` runs
+(default 3 on the fixture, 1 with `--repo`: its entrypoints take minutes).
 
-See docs/performance.md for the figures measured here.
+    PYTHONPATH=. .venv/bin/python bench/bench_proof.py [--repeat N] [--repo [--module PATH]] [--jobs N] [--mutants M]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import statistics
@@ -24,10 +31,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PROBE = "_bench_probe = 1 + 1"
 
 
 def timed(argv, cwd: Path, shell: bool = False) -> float:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    """Seconds for one whole process; exits the bench when it fails to run (exit 1, failing checks, is a run)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "src")]))
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, check=False)
     took = time.monotonic() - start
@@ -44,44 +53,71 @@ def fixture() -> Path:
     (folder / "pyproject.toml").write_text(text, encoding="utf-8")
     for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "x"]):
         subprocess.run(["git", *argv], cwd=folder, check=True, capture_output=True)
-    subprocess.run(
-        [sys.executable, "-m", "specgen", "generate"],
-        cwd=folder,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        check=True,
-        capture_output=True,
-    )
     return folder
+
+
+def probed(text: str) -> str:
+    """`text` with PROBE as the first statement of its first function's body (after a docstring)."""
+    tree = ast.parse(text)
+    fn = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    body = fn.body
+    doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+    anchor = body[1] if doc and len(body) > 1 else body[0]
+    lines = text.splitlines(keepends=True)
+    if doc and len(body) == 1:  # only a docstring: the probe goes after it
+        at, indent = body[0].end_lineno, body[0].col_offset
+    else:
+        at, indent = anchor.lineno - 1, anchor.col_offset
+    return "".join(lines[:at]) + " " * indent + PROBE + "\n" + "".join(lines[at:])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=None, help="runs per figure (default: 3, or 1 with --repo)")
     ap.add_argument("--repo", action="store_true", help="measure this repository, not the fixture")
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--module", default="src/coordexp/format/coordjson.py", help="the module changed (--repo)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--mutants", type=int, default=3, help="mutants per requirement in the --since run")
     args = ap.parse_args()
+    repeat = args.repeat or (1 if args.repo else 3)
     root = REPO if args.repo else fixture()
     sys.path.insert(0, str(REPO))
     from specgen.config import load_config
 
+    spec = [sys.executable, "-m", "specgen"]
+    timed([*spec, "generate"], root)
     config = load_config(root)
     entrypoints = list(dict(config.proof)["entrypoints"])
     tests = [sys.executable, "-m", "pytest", config.output, "-q", "-p", "no:cacheprovider"]
     tests += ["-n", str(args.jobs)] if args.jobs > 1 else []
-    proof = [sys.executable, "-m", "specgen", "proof", "--jobs", str(args.jobs)]
-    plain, reach = [], []
-    for _ in range(args.repeat):
-        plain.append(timed(tests, root) + sum(timed(e, root, shell=True) for e in entrypoints))
-        reach.append(timed(proof, root))
-    p, r = statistics.median(plain), statistics.median(reach)
+    proof = [*spec, "proof", "--jobs", str(args.jobs)]
+    plain_tests, plain_entry, reach = [], [], []
+    for _ in range(repeat):
+        plain_tests.append(timed(tests, root))
+        plain_entry.append(sum(timed(e, root, shell=True) for e in entrypoints))
+        reach.append(timed([*proof, "--full"], root))
+    t, e, r = statistics.median(plain_tests), statistics.median(plain_entry), statistics.median(reach)
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s)")
     print(
-        f"tests + entrypoints: {p:.1f}s; specgen proof (reach): {r:.1f}s; ratio {r / p:.2f} (median of {args.repeat})"
+        f"plain: generated tests {t:.1f}s + entrypoints {e:.1f}s = {t + e:.1f}s; "
+        f"specgen proof --full (reach): {r:.1f}s; ratio {r / (t + e):.2f} (target <= 2; median of {repeat})"
     )
-    if not args.repo:  # a one-module change, then a --since mutation run
-        product = root / "calc" / "__init__.py"
-        product.write_text(product.read_text(encoding="utf-8").replace("return a + b", "return b + a"), "utf-8")
-        since = [timed([*proof, "--mutants", "20", "--since", "HEAD"], root) for _ in range(args.repeat)]
-        print(f"specgen proof --mutants 20 --since HEAD after a one-line change: {statistics.median(since):.1f}s")
+    module = root / (args.module if args.repo else "calc/__init__.py")
+    original = module.read_bytes()
+    since = []
+    try:
+        for _ in range(repeat):
+            timed([*proof], root)  # the records match the unchanged tree again (not timed)
+            module.write_text(probed(original.decode("utf-8")), encoding="utf-8")
+            since.append(timed([*proof, "--mutants", str(args.mutants), "--since", "HEAD"], root))
+            module.write_bytes(original)
+    finally:
+        module.write_bytes(original)
+    print(
+        f"one module changed ({module.relative_to(root).as_posix()}), specgen proof --mutants {args.mutants} "
+        f"--since HEAD: {statistics.median(since):.1f}s (target < 300 s; median of {repeat})"
+    )
+    if not args.repo:
         shutil.rmtree(root.parent, ignore_errors=True)
 
 

@@ -250,6 +250,11 @@ def _proof_command(sub) -> None:
     )
     p.add_argument("--mutants", type=int, default=0, metavar="N", help="at most N mutants per requirement (0: none)")
     p.add_argument("--since", metavar="REF", help="mutate only lines changed since git REF")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="rerun every generated test and entrypoint (default: only those whose inputs changed since the last run)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the sampling seed (same seed, same mutants)")
     p.add_argument("--budget", type=float, default=0, metavar="SECONDS", help="stop mutating after SECONDS (0: none)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="pytest-xdist workers for the test run (1: none)")

@@ -105,6 +105,8 @@ def attach(data: dict, comp) -> list[tuple[dict, str]]:
         "gate": gate,
         "min_strength": min_strength,
         "entrypoints": (proof or {}).get("entrypoints", []),
+        # what the last mutation run ran and, under --budget, did not (the order of each mutant: proof.json)
+        "mutation": {k: v for k, v in ((proof or {}).get("mutation") or {}).items() if k != "sequence"},
         "reach": _counts(s["reach"]["status"] for r in data["requirements"] for s in r["scenarios"]),
     }
     return failures

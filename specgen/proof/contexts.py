@@ -3,7 +3,8 @@
 Loaded only by the proof run, in a process that coverage.py measures (``COVERAGE_PROCESS_START``; with
 xdist, in each worker too). Around every generated test it switches coverage.py's dynamic context to
 ``<view>|<scenario id>|<check>``, so the data says which lines each check executed, and back to ``""``
-after; the processes a test starts inherit its context (see CONTEXT_ENV). A check marked
+after; the processes a test starts inherit its context (see CONTEXT_ENV). An incremental run names the
+bindings to run (ONLY_ENV); every other generated test is deselected. A check marked
 ``@pytest.mark.reach_exception("why")`` is recorded with its reason: each process writes its own
 ``exceptions-<pid>.json`` into the folder named by ``SPECGEN_PROOF_EXCEPTIONS`` when its session ends
 (the proof run reads them all).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV, SEP, SUB, context_name
+from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV, ONLY_ENV, SEP, SUB, context_name
 
 _EXCEPTIONS: dict[str, str] = {}
 
@@ -28,6 +29,23 @@ def pytest_sessionfinish(session) -> None:
         from specgen import fsio
 
         fsio.write_text(Path(folder) / f"exceptions-{os.getpid()}.json", json.dumps(_EXCEPTIONS, sort_keys=True) + "\n")
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """An incremental run (``SPECGEN_PROOF_ONLY`` names a JSON list of context names) runs only those bindings."""
+    path = os.environ.get(ONLY_ENV)
+    if not path:
+        return
+    wanted = set(json.loads(Path(path).read_text(encoding="utf-8")))
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("specgen")
+        kw = mark.kwargs if mark is not None else {}
+        name = context_name(kw.get("view") or "specs", kw.get("id") or "", kw.get("check") or "")
+        (keep if mark is not None and name in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _coverage():

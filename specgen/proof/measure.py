@@ -9,6 +9,7 @@ and only by ``specgen proof`` (specgen's start-up stays light).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,9 @@ from pathlib import Path
 
 from specgen import fsio
 from specgen.errors import SpecgenError
-from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV
+from specgen.proof.names import CONTEXT_ENV, EXCEPTIONS_ENV, ONLY_ENV
+
+RESULTS = "results.json"  # the proof run's own test results, in <report dir>/proof/
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,10 @@ def _fresh(folder: Path) -> None:
 def _env(rc: Path, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env["COVERAGE_PROCESS_START"] = str(rc)
-    env.pop("COVERAGE_RCFILE", None)
+    # A proof run started inside a measured one (a check of specgen proof, under `specgen proof`) is measured on
+    # its own terms: the outer run's context, selection and exceptions folder must not leak into it.
+    for name in ("COVERAGE_RCFILE", CONTEXT_ENV, ONLY_ENV, EXCEPTIONS_ENV):
+        env.pop(name, None)
     env.update(extra or {})
     return env
 
@@ -83,42 +89,53 @@ def _tail(text: str) -> str:
     return "\n".join(text.strip().splitlines()[-12:])[-1500:]
 
 
-def run_tests(root: Path, work: Path, sources: list[Path], tests: list[str], jobs: int) -> Run:
-    """The generated tests under coverage.py, one context per binding; their results go to work/results.json."""
+def run_tests(
+    root: Path, work: Path, sources: list[Path], tests: list[str], jobs: int, only: set[str] | None = None
+) -> Run:
+    """The generated tests under coverage.py, one context per binding; their results go to work/results.json
+    (merged by test id, as the plugin does). `only`: the context names of the bindings to run (an incremental
+    run); the plugin deselects every other generated test. None: all of them."""
     folder = work / "tests"
     _fresh(folder)
     rc = _rcfile(folder, sources, CONTEXT_ENV)
+    extra = {EXCEPTIONS_ENV: str(folder)}
+    if only is not None:
+        if not only:
+            return Run("(no generated test to rerun)", 0, 0.0)
+        selection = folder / "only.json"
+        fsio.write_text(selection, json.dumps(sorted(only)) + "\n")
+        extra[ONLY_ENV] = str(selection)
     argv = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "-p", "specgen.proof.contexts"]
-    argv += ["--specgen-results", str(work / "results.json")]
+    argv += ["--specgen-results", str(work / RESULTS)]
     if jobs > 1:
         argv += ["-n", str(jobs)]
     start = time.monotonic()
-    proc = subprocess.run(
-        argv, cwd=root, env=_env(rc, {EXCEPTIONS_ENV: str(folder)}), capture_output=True, text=True, check=False
-    )
-    return Run(" ".join(argv[1:]), proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
+    proc = subprocess.run(argv, cwd=root, env=_env(rc, extra), capture_output=True, text=True, check=False)
+    code = proc.returncode
+    if only is not None and code == 5:  # every selected binding lacks a generated test: nothing ran, no error
+        code = 0
+    return Run(" ".join(argv[1:]), code, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
 
 
-def run_entrypoints(root: Path, work: Path, sources: list[Path], commands: list[str], echo) -> list[Run]:
-    """Each entrypoint (a shell command, run in the project root) with every Python process it starts measured."""
-    folder = work / "entrypoints"
+def run_entrypoint(root: Path, folder: Path, sources: list[Path], command: str) -> Run:
+    """One entrypoint (a shell command, run in the project root) with every Python process it starts measured;
+    its data goes to `folder` (emptied first)."""
     _fresh(folder)
     rc = _rcfile(folder, sources)
-    runs = []
-    for command in commands:
-        echo(f"specgen proof: entrypoint: {command}")
-        start = time.monotonic()
-        proc = subprocess.run(command, shell=True, cwd=root, env=_env(rc), capture_output=True, text=True, check=False)
-        runs.append(Run(command, proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr)))
-    return runs
+    start = time.monotonic()
+    proc = subprocess.run(command, shell=True, cwd=root, env=_env(rc), capture_output=True, text=True, check=False)
+    return Run(command, proc.returncode, time.monotonic() - start, _tail(proc.stdout + proc.stderr))
 
 
-def combined(folder: Path):
-    """The CoverageData of every data file one run left in `folder` (empty when none)."""
+def combined(folder: Path, pattern: str = ".coverage.*"):
+    """The CoverageData of every data file one run left in `folder` (`pattern`: "*/.coverage.*" for the
+    entrypoints, each in its own subfolder; empty when none)."""
     import coverage
 
-    cov = coverage.Coverage(data_file=str(folder / ".coverage"), config_file=str(folder / "coveragerc"))
-    parts = sorted(folder.glob(".coverage.*"))
+    rc = folder / "coveragerc"
+    (folder / ".coverage").unlink(missing_ok=True)  # combine writes its result there: never a base for the next
+    cov = coverage.Coverage(data_file=str(folder / ".coverage"), config_file=str(rc) if rc.is_file() else False)
+    parts = sorted(folder.glob(pattern))
     if parts:
         cov.combine([str(p) for p in parts], keep=True)
     return cov.get_data()
@@ -126,8 +143,6 @@ def combined(folder: Path):
 
 def exceptions(work: Path) -> dict[str, str]:
     """context name -> reason, from every process's exceptions file."""
-    import json
-
     out: dict[str, str] = {}
     for path in sorted((work / "tests").glob("exceptions-*.json")):
         try:

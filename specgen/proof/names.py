@@ -7,6 +7,8 @@ PROOF_NAME = "proof.json"  # in the report folder
 
 SEP = "|"
 EXCEPTIONS_ENV = "SPECGEN_PROOF_EXCEPTIONS"
+# A JSON list of context names: an incremental run deselects every generated test of another binding.
+ONLY_ENV = "SPECGEN_PROOF_ONLY"
 # The context of the running test, for the processes it starts: the proof run's coverage config reads it as
 # the static context (`context = ${SPECGEN_PROOF_CONTEXT-}`), so a check that runs the product in a
 # subprocess (a script, a CLI call) is credited with what that subprocess executes.

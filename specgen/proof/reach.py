@@ -84,27 +84,36 @@ def entry_lines(entry_data, maps: Maps) -> tuple[set[tuple[str, str]], dict[str,
     return functions, lines
 
 
-def check_lines(
-    test_data, maps: Maps, in_process_only: bool = False
-) -> dict[tuple[str, str, str], dict[str, set[int]]]:
-    """(view, scenario id, check) -> {file: lines inside product functions that check executed}, in the test's
-    own process and the processes it started (`in_process_only`: the test's own process: what a mutant swapped
-    into that process can change)."""
-    out: dict[tuple[str, str, str], dict[str, set[int]]] = {}
+@dataclass
+class CheckData:
+    """What each check executed, by context key (view, scenario id, check): `executed`, the lines inside product
+    functions, in the test's own process and the processes it started; `in_process`, those of the test's own
+    process (what a mutant swapped into that process can change); `files`, every measured file it executed any
+    line of (harness files included: what an incremental run compares to decide whether to rerun it)."""
+
+    executed: dict[tuple[str, str, str], dict[str, set[int]]] = field(default_factory=dict)
+    in_process: dict[tuple[str, str, str], dict[str, set[int]]] = field(default_factory=dict)
+    files: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+
+
+def check_data(test_data, maps: Maps) -> CheckData:
+    """One pass over the test run's coverage data (``contexts_by_lineno`` per file): see :class:`CheckData`."""
+    out = CheckData()
     for filename in test_data.measured_files():
         fmap = maps.get(filename)
-        if fmap is None:
-            continue
         rel = maps.rel(filename)
         for line, contexts in test_data.contexts_by_lineno(filename).items():
-            if fmap.function_at(line) is None:
-                continue
+            inside = fmap is not None and fmap.function_at(line) is not None
             for ctx in contexts:
-                if in_process_only and in_subprocess(ctx):
-                    continue
                 key = parse_context(ctx)
-                if key is not None:
-                    out.setdefault(key, {}).setdefault(rel, set()).add(line)
+                if key is None:
+                    continue
+                out.files.setdefault(key, set()).add(rel)
+                if not inside:
+                    continue
+                out.executed.setdefault(key, {}).setdefault(rel, set()).add(line)
+                if not in_subprocess(ctx):
+                    out.in_process.setdefault(key, {}).setdefault(rel, set()).add(line)
     return out
 
 

@@ -115,6 +115,19 @@ def _proof_markdown(data: dict, out_dir: Path, root: Path) -> list[str]:
     gate = "gating" if proof["gate"] else "shown, not gating"
     counts = ", ".join(f"{n} {k}" for k, n in proof["reach"].items()) or "nothing measured"
     lines = ["", f"### Proof ({gate})", "", f"Scenario reach: {counts}."]
+    cut = proof.get("mutation") or {}
+    if cut.get("not_run"):
+        missed = cut.get("requirements_not_reached") or []
+        lines.append(
+            f"Mutation run cut by `--budget {cut.get('budget')}`: {cut['not_run']} sampled mutant(s) not run"
+            + (
+                f"; {len(missed)} requirement(s) got none: {', '.join(_md_code(k) for k in missed[:10])}"
+                if missed
+                else ""
+            )
+            + (" ..." if len(missed) > 10 else "")
+            + "."
+        )
     if not proof["measured"]:
         lines.append("No proof results: run `specgen proof` (and `--mutants N` for strength).")
     elif not proof["current"]:

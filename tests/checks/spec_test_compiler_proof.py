@@ -4,6 +4,7 @@ one and, planted, one that runs no product code), and gates whose scope holds no
 
 from __future__ import annotations
 
+import json
 import re
 
 from specgen import check
@@ -106,6 +107,80 @@ def check_reach_exception(tmp_path):
     assert totals["status"] == "off-path" and totals["exception"] == WHY
     assert "A list: off-path" not in run.gate.stderr, run.gate.stderr
     assert _named(run.gate.stderr) == {"Totals", "Scaling"}, run.gate.stderr  # Totals: still no mutant to run
+
+
+def _proof_json(root) -> dict:
+    return json.loads((root / "build" / "specgen" / "proof.json").read_text(encoding="utf-8"))
+
+
+def _measure(root, *args: str) -> dict:
+    proc = H.specgen(root, "proof", *args)
+    assert proc.returncode == 0, P.output(proc)
+    return _proof_json(root)
+
+
+def _edit(path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, path
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@check(CAP, REQ, "One proof run serves the verdicts and reach")
+def check_one_proof_run_serves_verdicts_and_reach(tmp_path):
+    root = H.make(tmp_path / "proj", probe=False)
+    pyproject = root / "pyproject.toml"  # reach alone gates here: no mutation run, so no min_strength
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("min_strength = 0.5\n", ""), "utf-8")
+    assert H.specgen(root, "generate").returncode == 0
+    assert not (root / "build" / "specgen" / "results.json").exists()
+    _measure(root)
+    results = json.loads((root / "build" / "specgen" / "results.json").read_text(encoding="utf-8"))["results"]
+    assert sorted(r["check"].split(":")[-1] for r in results) == ["check_scaled", "check_sum", "check_total"], results
+    assert {r["outcome"] for r in results} == {"passed"}, results
+    gate = H.specgen(root, "report", "--gate")
+    assert gate.returncode == 1 and "3/3 requirements verified" in gate.stdout, P.output(gate)
+    assert "missing-results" not in P.output(gate) and "not verified" not in gate.stderr, P.output(gate)
+    assert _named(gate.stderr) == {"Totals"} and "A list: off-path" in gate.stderr, gate.stderr
+
+
+@check(CAP, REQ, "An incremental reach run measures what a full run measures")
+def check_incremental_reach_equals_full(tmp_path):
+    root = H.make(tmp_path / "proj", probe=False)
+    assert H.specgen(root, "generate").returncode == 0
+    assert _measure(root)["reach_run"]["mode"] == "full"
+    _edit(root / "calc" / "__init__.py", "    return a + b\n", "    return legacy_total([a, b])\n")
+    first = _measure(root)
+    first_full = _measure(root, "--full")
+    assert first["scenarios"] == first_full["scenarios"], (first["scenarios"], first_full["scenarios"])
+    assert first["scenarios"]["calc/totals/a-list"]["status"] == "on-path", first["scenarios"]
+    assert first["reach_run"]["mode"] == "incremental" and first["reach_run"]["entrypoints"]["rerun"] == 1, first
+    _edit(root / "openspec" / "specs" / "calc" / "spec.md", "- **WHEN** the list is", "- **WHEN** the given list is")
+    assert H.specgen(root, "generate").returncode == 0
+    second = _measure(root)
+    second_full = _measure(root, "--full")
+    assert second["scenarios"] == second_full["scenarios"], (second["scenarios"], second_full["scenarios"])
+    assert second["reach_run"]["rerun"] == 1 and second["reach_run"]["kept"] == 2, second
+    assert second["reach_run"]["entrypoints"] == {"rerun": 0, "kept": 1}, second
+
+
+@check(CAP, REQ, "A budget-limited mutation run is breadth-first")
+def check_budget_breadth_first(tmp_path):
+    sequence = _proof_json(H.proven().root)["mutation"]["sequence"]  # the shared run: read, never rerun
+    rounds = [int(s.rsplit("#", 1)[1]) for s in sequence]
+    assert rounds == sorted(rounds) and rounds.count(0) >= 2, sequence  # every first mutant before any second
+    first = [s.rsplit("#", 1)[0] for s in sequence if s.endswith("#0")]
+    assert first == ["calc/addition", "calc/scaling"], sequence  # in spec order, one each
+    assert any(s.startswith("calc/addition#1") for s in sequence), sequence
+    root = H.make(tmp_path / "proj", probe=False)
+    assert H.specgen(root, "generate").returncode == 0
+    cut = _measure(root, "--mutants", "20", "--budget", "1e-9")
+    mutation = cut["mutation"]
+    reached = [k for k, v in cut["strength"].items() if v["sites"]]
+    assert mutation["sequence"] == [] and mutation["not_run"] > 0, mutation
+    assert sorted(mutation["requirements_not_reached"]) == sorted(reached) == ["calc/addition", "calc/scaling"]
+    assert all(cut["strength"][k]["note"].startswith("not run: --budget") for k in reached), cut["strength"]
+    H.specgen(root, "report")
+    md = (root / "build" / "specgen" / "report.md").read_text(encoding="utf-8")
+    assert "Mutation run cut by `--budget 1e-09`" in md, md
 
 
 # ---------------------------------------------------------------- fail closed

@@ -121,3 +121,30 @@ def test_proof_without_settings_is_one_line_and_exit_2(tmp_path):
     P.assert_no_crash(proc, "specgen proof")
     assert proc.returncode == 2 and "needs [tool.specgen.proof] source" in proc.stderr, P.output(proc)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_mutants_run_breadth_first_and_a_budget_leaves_no_requirement_without_a_score():
+    from specgen.proof import mutate
+
+    assert mutate.rounds([("a", 3), ("b", 1), ("c", 0), ("d", 2)]) == [
+        ("a", 0),
+        ("b", 0),
+        ("d", 0),
+        ("a", 1),
+        ("d", 1),
+        ("a", 2),
+    ]
+    plans = [mutate.Plan(key, [f"{key}::t"], picked=[f"{key}{i}" for i in range(3)]) for key in "abc"]
+    plans.append(mutate.Plan("failing", ["f::t"], picked=["f0", "f1"]))
+    ran: list[str] = []
+    ticks = iter(range(100))
+
+    def out_of_time() -> bool:  # a budget of five starts (the failing requirement's unmutated run is one)
+        return next(ticks) >= 5
+
+    sequence = mutate.execute(
+        plans, lambda p: p.key != "failing", lambda p, site: ran.append(site), out_of_time=out_of_time
+    )
+    assert ran == ["a0", "b0", "c0", "a1"]  # every requirement's first mutant before any second
+    assert sequence == ["a#0", "b#0", "c#0", "a#1"]
+    assert [p.ran for p in plans] == [2, 1, 1, 0] and plans[3].blocked
