@@ -23,13 +23,12 @@ every generated test was left out exits 0, not 5 ("no tests collected").
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from specgen import fsio
+from specgen import results
 from specgen.results import RESULTS_NAME
 
 _PROPS = ("requirement", "scenario_id", "spec_fingerprint", "check", "view")
@@ -232,10 +231,7 @@ class _Recorder:
     def pytest_sessionfinish(self, session) -> None:
         if not self.results:
             return
-        path = self._path()
-        merged = merge(_previous(path), list(self.results.values()))
-        data = {"version": 1, "results": merged}
-        fsio.write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        results.write_merged(self._path(), list(self.results.values()))
 
     def _path(self) -> Path:
         opt = self.config.getoption("specgen_results")
@@ -249,33 +245,6 @@ class _Recorder:
         except Exception:  # a broken [tool.specgen] must not break a test run; the CLI reports it
             pass
         return Path(self.config.rootpath) / report_dir / RESULTS_NAME
-
-
-def _binding(rec: dict) -> tuple:
-    return (rec.get("view") or "specs", rec.get("scenario_id"), rec.get("check") or "")
-
-
-def merge(old: list[dict], new: list[dict]) -> list[dict]:
-    """The records of this run, and the earlier ones it did not replace: a record is replaced when this
-    run ran its test (same test id) or tested its binding (same view, scenario and check: a test renamed
-    since). Sorted by test id, so the file's bytes depend only on the records."""
-    ran = {r["nodeid"] for r in new}
-    tested = {_binding(r) for r in new}
-    kept = [r for r in old if r.get("nodeid") not in ran and _binding(r) not in tested]
-    return sorted(kept + new, key=lambda r: r["nodeid"])
-
-
-def _previous(path: Path) -> list[dict]:
-    """The records already in the results file; none when it is missing or not a results file (it is
-    then rewritten from this run alone, as before merging existed)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        records = data["results"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(records, list):
-        return []
-    return [r for r in records if isinstance(r, dict) and isinstance(r.get("nodeid"), str)]
 
 
 def _message(report) -> str:

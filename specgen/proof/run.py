@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from specgen import fsio
+from specgen import fsio, results
 from specgen.errors import SpecgenError
-from specgen.plugin import RESULTS_NAME
 from specgen.proof import incremental, measure, reach, stamp
 from specgen.proof.names import PROOF_NAME, context_name, parse_context
+from specgen.results import RESULTS_NAME
 
 
 def settings(config) -> dict:
@@ -46,9 +46,7 @@ def _echo(message: str) -> None:
 
 
 def _results(path: Path) -> dict[tuple[str, str, str], list[dict]]:
-    from specgen.results import load_results
-
-    return load_results(path)
+    return results.load_results(path)
 
 
 def _bindings(comp, measured: dict) -> dict[str, tuple[str, str]]:
@@ -71,23 +69,9 @@ def _bindings(comp, measured: dict) -> dict[str, tuple[str, str]]:
 def _publish_results(work: Path, target: Path) -> None:
     """The proof run's test outcomes into the results file `specgen report` reads, merged by test id as a
     pytest run merges them (a record of another test stays): one run serves the verdicts and reach."""
-    from specgen.plugin import merge
-
-    def records(path: Path) -> list[dict]:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))["results"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
-        return (
-            [r for r in raw if isinstance(r, dict) and isinstance(r.get("nodeid"), str)]
-            if isinstance(raw, list)
-            else []
-        )
-
-    mine = records(work / measure.RESULTS)
+    mine = results.records(work / measure.RESULTS)
     if mine:
-        data = {"version": 1, "results": merge(records(target), mine)}
-        fsio.write_text(target, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        results.write_merged(target, mine)
 
 
 def _entrypoints(root, work, sources, commands, prior, files, maps) -> tuple[list, set[int]]:

@@ -4,11 +4,12 @@
 The layers, lowest first (docs/compiler.md, "Layout"):
 
 0. ``errors``: ``SpecgenError`` and the ``Issue`` every layer reports
-1. ``fsio`` (atomic writes inside the project), ``model`` (the spec model), ``results`` (the results file)
-2. ``config``: ``[tool.specgen]`` and the project's roots
+1. ``fsio`` (atomic writes inside the project), ``model`` (the spec model)
+2. ``config`` (``[tool.specgen]`` and the project's roots), ``results`` (the results file)
 3. ``reader``: OpenSpec as the official CLI reads it
 4. ``rules``: validate, merge, archive
-5. ``compile``: ids, bindings, the lock, generated tests
+5. ``compile`` (ids, bindings, the lock, generated tests) and ``archive`` (carrying out an archive the rules
+   planned: writes, journal, the move)
 6. ``adopt``: init, baseline, evidence
 7. ``proof``: reach and strength
 8. ``report``: verdicts, the gate, report files
@@ -28,11 +29,12 @@ LAYERS = {
     "errors": 0,
     "fsio": 1,
     "model": 1,
-    "results": 1,
     "config": 2,
+    "results": 2,
     "reader": 3,
     "rules": 4,
     "compile": 5,
+    "archive": 5,
     "adopt": 6,
     "proof": 7,
     "report": 8,
