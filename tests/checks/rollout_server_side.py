@@ -27,6 +27,7 @@ from coordexp.generation.sync_client import GlooSyncClient
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
 from coordexp.stage2 import launcher as _launcher
 from specgen import check
+from tests.helpers import swift_oracle as oracle
 from tests.helpers.ddp_harness import free_port, run_ranks
 from tests.helpers.launcher_fixtures import (
     SCRIPT,
@@ -165,7 +166,7 @@ def check_client_round_trip_equals_the_in_process_backend(loopback, hf, tiny_img
         f"{loopback.url}/infer/", timeout=30, json={"infer_requests": reqs, "request_config": request_config(s, 41)}
     ).json()
     for item in raw:
-        sc.validate_output(item)
+        oracle.validate_output(item)
 
 
 @check(CAP, "Loopback Rollout Server", "Weight push reaches the server model")
@@ -619,7 +620,7 @@ def check_separate_head_offsets_on_a_tied_model_are_refused():
 
 @check(CAP, "Endpoint Set Pinned To ms-swift", "Loopback routes equal ms-swift's")
 def check_loopback_routes_equal_ms_swifts(loopback):
-    theirs = sc.swift_rollout_routes()
+    theirs = oracle.swift_rollout_routes()
     assert set(loopback.service.routes) == set(theirs)
     must = {
         ("GET", "/health/"),
@@ -861,9 +862,9 @@ def check_launcher_flags_exist(smoke_preflight):
     from coordexp.stage2.launcher import server_command
 
     flags = parse_server_command(server_command(smoke_preflight, "swift"))
-    assert set(flags) <= sc.rollout_cli_flags(), sorted(set(flags) - sc.rollout_cli_flags())
-    assert set(sc.LAUNCHER_FLAGS) <= set(flags), sorted(set(sc.LAUNCHER_FLAGS) - set(flags))
-    assert len(sc.LAUNCHER_FLAGS) == 17
+    assert set(flags) <= oracle.rollout_cli_flags(), sorted(set(flags) - oracle.rollout_cli_flags())
+    assert set(oracle.LAUNCHER_FLAGS) <= set(flags), sorted(set(oracle.LAUNCHER_FLAGS) - set(flags))
+    assert len(oracle.LAUNCHER_FLAGS) == 17
 
 
 @check(CAP, "Rollout CLI Flags", "Server command carries the learner's values")
