@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from coordexp.format.data import load_records
-from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, render_gt
+from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row
 from coordexp.infer.config import PromptConfig, load_pipeline_config
 from coordexp.infer.runner import run_inference
 from specgen import check
+from tests.helpers.detection_rows import render_gt
 from tests.helpers.infer_fixtures import Crash, build_assets, infer_config, loaded
 
 CAP = "detection-inference"
