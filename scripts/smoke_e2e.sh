@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end CPU smoke: write a small memorisable synthetic set, train the tiny stage_1 on it until it
 # has learnt it (configs/stage1/smoke/e2e_cpu.yaml), run inference with the checkpoint on the same
-# images, evaluate, draw. Leaves build/e2e/ with gt_vs_pred.jsonl, metrics.json (COCO keys) and
-# vis/*.png, and fails (exit 1, one line) unless bbox_AP50 is above E2E_MIN_AP50 (default 0.5): the
-# model must produce the boxes by generation on its own. Builds the tiny model on first use. Prints
-# each step's wall time.
+# images (then again: the finished run resumes with nothing left to generate), evaluate, draw. Leaves
+# build/e2e/ with gt_vs_pred.jsonl, metrics.json (COCO keys) and vis/*.png, and fails (exit 1, one
+# line) unless bbox_AP50 is above E2E_MIN_AP50 (default 0.5): the model must produce the boxes by
+# generation on its own. Builds the tiny model on first use. Prints each step's wall time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -33,6 +33,14 @@ step data "$PY" scripts/tools/make_synthetic_dataset.py --out "$DATA" --n-train 
   --min-objects 1 --max-objects 1 --min-side 0.4 --max-side 0.8
 step train scripts/train.sh "$TRAIN_CFG"
 step infer scripts/infer.sh "$CFG"
+# a rerun of the finished run resumes it: every artifact row is checked, nothing is generated (no model load)
+resume() {
+  local out
+  out=$(scripts/infer.sh "$CFG")
+  echo "$out"
+  grep -q " 0 generated, " <<<"$out" || { echo "smoke_e2e: FAILED: the rerun generated again" >&2; return 1; }
+}
+step resume resume
 step eval scripts/eval.sh "$CFG"
 step vis "$PY" -m coordexp.eval.vis "$CFG"
 "$PY" - "$OUT" "$MIN_AP50" <<'PYEOF'
