@@ -32,6 +32,17 @@ step() {  # step <name> <command...>: run, time, stop on failure
 step data "$PY" scripts/tools/make_synthetic_dataset.py --out "$DATA" --n-train 4 --n-val 0 --seed 17 \
   --min-objects 1 --max-objects 1 --min-side 0.4 --max-side 0.8
 step train scripts/train.sh "$TRAIN_CFG"
+# the tiny model as a fresh checkout builds it (the train step reuses build/tiny-qwen3vl when it is there):
+# seeded, so the rebuild is byte-identical to the model the smoke trained from
+rebuild_tiny() {
+  local tmp
+  tmp=$(mktemp -d)
+  "$PY" scripts/tools/build_tiny_model.py --out "$tmp/tiny"
+  cmp "$tmp/tiny/model.safetensors" build/tiny-qwen3vl/model.safetensors || {
+    echo "smoke_e2e: FAILED: a rebuilt tiny model differs from build/tiny-qwen3vl" >&2; rm -rf "$tmp"; return 1; }
+  rm -rf "$tmp"
+}
+step tiny rebuild_tiny
 step infer scripts/infer.sh "$CFG"
 # a rerun of the finished run resumes it: every artifact row is checked, nothing is generated (no model load)
 resume() {
