@@ -251,6 +251,9 @@ def check_cli_torn_artifact(tmp_path):
 
 
 @check(CAP, "Overlay Pictures", "Each kind is drawn in its style")
+@pytest.mark.reach_exception(
+    "the e2e smoke's memorised model makes no false positive, so its overlays draw no dashed FP box"
+)
 def check_overlay_styles(tmp_path):
     from PIL import Image
 

@@ -112,6 +112,9 @@ def check_gt_pixels_cover_drawn(assets):
 
 
 @check(CAP, "Artifact Rows", "A partly broken output keeps its valid objects and counts the drop")
+@pytest.mark.reach_exception(
+    "the e2e smoke's memorised model writes only well-formed CoordJSON, so no entrypoint salvages a broken output"
+)
 def check_partly_broken_output(assets):
     rec = next(r for r in load_records(assets["jsonl"]) if len(r.objects) >= 3)
     text = render_gt(rec, "desc_first")
@@ -368,6 +371,10 @@ def _training_logits(peft, tensors, ids):
 
 
 @check(CAP, "Checkpoint Loading", "The folded model matches the training forward")
+@pytest.mark.reach_exception(
+    "no entrypoint infers from a stage_1 adapter/coord-offset checkpoint: the e2e smoke trains in full and infers "
+    "from the whole model (a gap: reported)"
+)
 @pytest.mark.parametrize("tie_head", [True, False])
 def check_folded_checkpoint(assets, tmp_path, tie_head):
     import torch
@@ -449,6 +456,9 @@ def _fresh_copy(dest: Path) -> Path:
 
 
 @check(CAP, "End-To-End Smoke", "The smoke leaves its results in build/e2e")
+@pytest.mark.reach_exception(
+    "reads what scripts/smoke_e2e.sh (itself an entrypoint) leaves in build/e2e: the check runs no product function"
+)
 def check_smoke_e2e(tmp_path):
     root = _fresh_copy(tmp_path / "clone")
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

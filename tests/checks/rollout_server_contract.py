@@ -28,6 +28,11 @@ from tests.helpers.launcher_fixtures import SERVER_SMOKE
 from tests.helpers.tiny_rollout import tiny
 
 CAP = "rollout-server-contract"
+# Why the retry checks run off the entrypoints (reach_exception).
+NETWORK_FAULTS = (
+    "network failures (a dropped connection, a 5xx, an error object) come from a fault-injecting fake server; "
+    "no command of ours makes the rollout server fail mid-request"
+)
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
 
 
@@ -58,6 +63,9 @@ def check_request_validates_as_rollout_infer_request():
 
 
 @check(CAP, "Infer Request Payload", "PIL images are refused")
+@pytest.mark.reach_exception(
+    "a PIL image reaches request building only from Python: every command reads image paths from JSONL"
+)
 def check_pil_images_are_refused():
     img = Image.new("RGB", (4, 4))
     with pytest.raises(RequestBuildError, match=r"sample: Image object .*image paths as strings"):
@@ -105,6 +113,7 @@ def check_seed_zero_maps_to_one():
 
 
 @check(CAP, "Nonzero Rollout Seeds", "Seeds follow the request position")
+@pytest.mark.reach_exception("the seeds of a batch split after failed retries: " + NETWORK_FAULTS)
 def check_seeds_follow_the_request_position():
     with FakeRolloutServer(script=["500", "500"]) as srv:
         RolloutClient(srv.url, timeout_s=5).infer(reqs(4), S, seed_base=100)
@@ -187,6 +196,7 @@ def check_error_objects_raise():
 
 
 @check(CAP, "Retry Covers Network Errors", "Dropped connection is retried")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 def check_dropped_connection_is_retried():
     with FakeRolloutServer(script=["drop"]) as srv:
         c = RolloutClient(srv.url, timeout_s=5)
@@ -195,6 +205,7 @@ def check_dropped_connection_is_retried():
 
 
 @check(CAP, "Retry Covers Network Errors", "Server errors and error objects are retried")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 @pytest.mark.parametrize("failure", ["500", "error"])
 def check_server_errors_and_error_objects_are_retried(failure):
     with FakeRolloutServer(script=[failure]) as srv:
@@ -204,6 +215,7 @@ def check_server_errors_and_error_objects_are_retried(failure):
 
 
 @check(CAP, "Retry Covers Network Errors", "Persistent failure splits the batch")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 def check_persistent_failure_splits_the_batch():
     with FakeRolloutServer(script=["drop", "500"]) as srv:
         c = RolloutClient(srv.url, timeout_s=5)
