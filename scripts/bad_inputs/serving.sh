@@ -17,8 +17,9 @@ refuse 2 env NPROC_PER_NODE=0 bash scripts/train.sh "$FIX/train_deepspeed_cpu.ya
 # scripts/infer.sh: a profile with a misspelt key and a batch size of 0 (both listed, each at its line)
 refuse 2 bash scripts/infer.sh "$FIX/infer_bad_profile.yaml"
 
-# The rollout server's CLI, and requests a client gets wrong, sent as a client sends them (curl -f: exit 22
-# on an HTTP 4xx). The tiny model is the one the stage_2 smoke serves (built when missing).
+# The rollout server's CLI, and requests a client gets wrong, sent as a client sends them. `post` exits with
+# the answer's status class (4 for a 4xx: a refusal; 5 for a 5xx: a bug) and prints the answer. The tiny
+# model is the one the stage_2 smoke serves (built when missing).
 refuse 2 "$PY" -m coordexp.generation.server --model "$WORK/no_model"
 refuse 2 "$PY" -m coordexp.generation.server --model build/tiny-qwen3vl --host 0.0.0.0
 # the server on a free port, as the launcher starts it (the run's token in its environment)
@@ -38,25 +39,32 @@ if [ -z "$URL" ]; then
     echo "smoke_bad_inputs: FAIL: the rollout server did not start:"
     tail -n 5 "$WORK/server.log" | sed 's/^/    /'
 else
+    post() {  # post URL CURL-ARGS...
+        local url=$1 code
+        shift
+        code=$(curl -sS -o "$WORK/answer" -w '%{http_code}' -X POST "$@" "$url") || return 99
+        echo "HTTP $code: $(cat "$WORK/answer")"
+        return $((code / 100))
+    }
     TOK=(-H "X-Coordexp-Rollout-Token: bad-inputs-token")
     JSON=(-H "Content-Type: application/json")
     mkfifo "$WORK/image.fifo"
     # a form body; a body that is not the /infer/ shape; an image that is a FIFO; a bad request_config
-    refuse 22 curl -sS -f -X POST -d 'infer_requests=1' "$URL/infer/"
-    refuse 22 curl -sS -f -X POST "${JSON[@]}" -d '{"infer_requests": 3}' "$URL/infer/"
-    refuse 22 curl -sS -f -X POST "${JSON[@]}" -d '{"infer_requests": [{"messages": [{"role": "user", "content":
+    refuse 4 post "$URL/infer/" -d 'infer_requests=1'
+    refuse 4 post "$URL/infer/" "${JSON[@]}" -d '{"infer_requests": 3}'
+    refuse 4 post "$URL/infer/" "${JSON[@]}" -d '{"infer_requests": [{"messages": [{"role": "user", "content":
         [{"type": "image", "image": "'"$WORK/image.fifo"'"}, {"type": "text", "text": "detect"}]}]}],
-        "request_config": {"max_tokens": 4, "seed": 1}}' "$URL/infer/"
-    refuse 22 curl -sS -f -X POST "${JSON[@]}" -d '{"infer_requests": [], "request_config": {"n": 2}}' "$URL/infer/"
+        "request_config": {"return_details": true, "max_tokens": 4, "seed": 1}}'
+    refuse 4 post "$URL/infer/" "${JSON[@]}" \
+        -d '{"infer_requests": [], "request_config": {"return_details": true, "n": 2}}'
     # weight sync: without the run's token; with it but a body ms-swift refuses; params before a communicator
-    refuse 22 curl -sS -f -X POST "${JSON[@]}" -d '{"host": "127.0.0.1", "port": 1, "world_size": 2}' \
-        "$URL/init_communicator/"
-    refuse 22 curl -sS -f -X POST "${TOK[@]}" "${JSON[@]}" -d '{"host": "127.0.0.1", "port": "x"}' \
-        "$URL/init_communicator/"
-    refuse 22 curl -sS -f -X POST "${TOK[@]}" "${JSON[@]}" -d '{"metadatas": []}' "$URL/update_flattened_params/"
+    refuse 4 post "$URL/init_communicator/" "${JSON[@]}" -d '{"host": "127.0.0.1", "port": 1, "world_size": 2}'
+    refuse 4 post "$URL/init_communicator/" "${TOK[@]}" "${JSON[@]}" -d '{"host": "127.0.0.1", "port": "x"}'
+    refuse 4 post "$URL/update_flattened_params/" "${TOK[@]}" "${JSON[@]}" -d '{"metadatas": []}'
     kill -TERM "$SERVING_PID"  # as the launcher stops it: the server exits 0
-    wait "$SERVING_PID" || {
+    wait "$SERVING_PID" && ! grep -q "Traceback (most recent call last)" "$WORK/server.log" || {
         cases=$((cases + 1)) failed=$((failed + 1))
-        echo "smoke_bad_inputs: FAIL: the rollout server did not exit 0 on TERM"
+        echo "smoke_bad_inputs: FAIL: the rollout server did not exit 0 on TERM, or logged a traceback"
+        tail -n 5 "$WORK/server.log" | sed 's/^/    /'
     }
 fi

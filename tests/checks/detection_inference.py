@@ -457,7 +457,8 @@ def _fresh_copy(dest: Path) -> Path:
 
 @check(CAP, "End-To-End Smoke", "The smoke leaves its results in build/e2e")
 @pytest.mark.reach_exception(
-    "reads what scripts/smoke_e2e.sh (itself an entrypoint) leaves in build/e2e: the check runs no product function"
+    "runs scripts/smoke_e2e.sh (itself an entrypoint) in a fresh copy and reads what it leaves in build/e2e: the "
+    "check's own process runs no product function"
 )
 def check_smoke_e2e(tmp_path):
     root = _fresh_copy(tmp_path / "clone")
