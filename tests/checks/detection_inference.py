@@ -400,13 +400,13 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 @check(CAP, "Backends Give The Same Artifact", "The rollout server protocol reproduces the HF artifact")
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
     from coordexp.generation.backend import ServerBackend
-    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.infer.scoring import TokenScorer
+    from tests.helpers.tiny_rollout import serving
 
     _, ref_bytes = reference_run
     model, tok = loaded(assets["model"])
     cfg = infer_config(assets, tmp_path, backend="vllm", server_url="http://unused")
-    with LoopbackRolloutServer(model, tok) as srv:
+    with serving(model, tok) as srv:
         backend = ServerBackend(srv.url, chunk_size=cfg.batch_size)
         try:
             run_inference(cfg, backend=backend, tokenizer=tok, scorer=TokenScorer(model, tok))

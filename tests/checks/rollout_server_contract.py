@@ -18,14 +18,13 @@ from coordexp.generation.request import (
     seed_base,
 )
 from coordexp.generation.response import RolloutResponseError, parse_infer_response
-from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
 from specgen import check
 from tests.helpers import swift_oracle as oracle
 from tests.helpers.fake_rollout_server import FakeRolloutServer, ok_item
 from tests.helpers.launcher_fixtures import SERVER_SMOKE
-from tests.helpers.tiny_rollout import tiny
+from tests.helpers.tiny_rollout import serving, tiny
 
 CAP = "rollout-server-contract"
 # Why the retry checks run off the entrypoints (reach_exception).
@@ -150,7 +149,7 @@ def check_the_learner_asks_the_server_for_its_world_size():
     assert (cfg.rollout_matching.decode_batch_size, cfg.world_size) == (2, 1)
     server = cfg.rollout_matching.vllm.server
     server.timeout_s, server.infer_timeout_s = 7.0, 9.0
-    with LoopbackRolloutServer(model, tok, world_size=2, log=lambda m: None) as srv:
+    with serving(model, tok, world_size=2, log=lambda m: None) as srv:
         server.servers[0].base_url = srv.url
         backend = make_backend(cfg, None, None)
         try:

@@ -22,7 +22,6 @@ from coordexp.generation.auth import TOKEN_HEADER
 from coordexp.generation.backend import IM_END_ID, ServerBackend
 from coordexp.generation.hf_backend import HFBackend, RolloutBackendError, RolloutLengthError, encode_request
 from coordexp.generation.request import DecodeSettings, request_config
-from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.generation.sync_client import GlooSyncClient
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
 from coordexp.stage2 import launcher as _launcher
@@ -39,7 +38,7 @@ from tests.helpers.launcher_fixtures import (
     run_launcher,
     write_config,
 )
-from tests.helpers.tiny_rollout import make_image, reference_greedy, request, tiny
+from tests.helpers.tiny_rollout import make_image, reference_greedy, request, serving, tiny
 
 CAP = "rollout-server-contract"
 # Why some checks run off the entrypoints (reach_exception).
@@ -154,7 +153,7 @@ def check_over_long_request_fails_before_generation(hf, tiny_img, monkeypatch):
 @pytest.fixture()
 def loopback():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+    with serving(copy.deepcopy(model), tok) as srv:
         yield srv
 
 
@@ -263,7 +262,7 @@ def check_a_fifo_image_is_refused_without_the_lock(loopback, tiny_img, tmp_path)
 @check(CAP, "Hostile Requests To The Loopback Server", "A silent client times out")
 def check_a_silent_client_times_out():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, request_timeout_s=1.0, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, request_timeout_s=1.0, log=lambda m: None) as srv:
         t0 = time.monotonic()
         status, body = _raw_http(srv, b"POST /infer/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
         assert status == 408 and time.monotonic() - t0 < 10, (status, body)
@@ -371,7 +370,7 @@ SYNC_ROUTES = (
 def check_server_weights_equal_the_learners_after_each_sync():
     model, tok = tiny()
     for world_size in (1, 2):
-        with LoopbackRolloutServer(copy.deepcopy(model), tok, world_size=world_size, log=lambda m: None) as srv:
+        with serving(copy.deepcopy(model), tok, world_size=world_size, log=lambda m: None) as srv:
             push = _pusher(srv)
             recs = []
             try:
@@ -463,7 +462,7 @@ def check_a_skipped_barrier_fails_the_sync():
     from coordexp.generation.sync_client import SyncClientError
 
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, group_timeout_s=3, log=lambda m: None) as srv:
         client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=3)
         client.init_communicator()
         client.group.barrier = lambda: None  # the slip: broadcast, then straight on
@@ -586,7 +585,7 @@ def check_server_logits_equal_the_learners_effective_logits_after_a_sync(tmp_pat
         want = _next_token_logits(learner, ids)
         bare = _next_token_logits(plain, ids)
         assert (want - bare).abs().max() > 1e-2, tie_head  # the offsets matter for this prompt
-        with LoopbackRolloutServer(copy.deepcopy(plain), tok, log=lambda m: None) as srv:
+        with serving(copy.deepcopy(plain), tok, log=lambda m: None) as srv:
             monkeypatch.setenv(TOKEN_ENV, srv.token)  # as the launcher exports the run's token to the learner
             # the run's own wiring (stage2.trainer.run's setup step) for a server-mode config
             leaf = tmp_path / f"leaf_{tie_head}.yaml"

@@ -845,8 +845,8 @@ def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw, monke
 
     from coordexp.generation.hf_backend import HFBackend
     from coordexp.generation.request import seed_base
-    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.stage2.trainer import make_weight_push
+    from tests.helpers.tiny_rollout import serving
 
     learner = copy.deepcopy(model)
     with torch.no_grad():  # the learner has trained away from the weights the server was started with
@@ -854,7 +854,7 @@ def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw, monke
         for p in learner.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
     reqs, n_tensors = [s.request for s in raw[:2]], len(learner.state_dict())
-    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+    with serving(copy.deepcopy(model), tok) as srv:
         monkeypatch.setenv("COORDEXP_ROLLOUT_TOKEN", srv.token)  # as the launcher exports it to the learner
         push, pushes = make_weight_push(srv.url), []
         backend = RecordingServerBackend(srv.url)

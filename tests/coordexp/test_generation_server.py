@@ -14,7 +14,7 @@ from coordexp.generation.hf_backend import HFBackend
 from coordexp.generation.request import DecodeSettings, request_config
 from coordexp.generation.server import LoopbackRolloutServer
 from tests.helpers import swift_oracle as oracle
-from tests.helpers.tiny_rollout import make_image, request, tiny
+from tests.helpers.tiny_rollout import make_image, request, serving, tiny
 
 S = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)
 
@@ -27,7 +27,7 @@ def img(tmp_path_factory):
 @pytest.fixture()
 def server():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+    with serving(copy.deepcopy(model), tok) as srv:
         yield srv
 
 

@@ -555,7 +555,7 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class LoopbackRolloutServer:
-    """``with LoopbackRolloutServer(model, tok) as srv: srv.url``; port 0 picks a free port."""
+    """``srv = LoopbackRolloutServer(model, tok).start()``, ``srv.url``, ``srv.stop()``; port 0 picks a free port."""
 
     def __init__(
         self,
@@ -582,18 +582,14 @@ class LoopbackRolloutServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self.service.close_communicator(None)
+    def stop(self, *, close_sync: bool = True) -> None:
+        """Stop serving; ``close_sync`` also stops the weight-sync receivers (a process that keeps running)."""
+        if close_sync:
+            self.service.close_communicator(None)
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def load_model(model_dir: str):
@@ -689,11 +685,16 @@ def main(argv=None) -> int:
     stopping = threading.Event()
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda _sig, _frm: stopping.set())
-    with srv:
-        print(f"rollout server listening on {srv.url}", flush=True)
+    srv.start()
+    print(f"rollout server listening on {srv.url}", flush=True)
+    try:
         while not stopping.wait(0.5):
             pass
         srv.service.log("rollout server: stopping")
+    finally:
+        # the weight-sync group goes with the process: once a sync has run, tearing the gloo group down
+        # held the exit past the launcher's 3 s grace before KILL (measured), and its learner is gone by now
+        srv.stop(close_sync=False)
     return 0
 
 
