@@ -202,10 +202,7 @@ def check_two_stage2_ranks_match(stage2_runs):
 
 
 @check("multi-process-training", "Stage-2 learner ranks", "Several learner devices without torchrun are refused")
-@pytest.mark.reach_exception(
-    "a learner that sees several CUDA devices: GPU hardware (the check fakes two with monkeypatched torch.cuda)"
-)
-def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
+def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch, tmp_path):
     from coordexp.stage2 import trainer as s2
 
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -215,5 +212,5 @@ def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
     loaded = []
     monkeypatch.setattr(s2, "build_model", lambda cfg: loaded.append(cfg))
     with pytest.raises(s2.Stage2SetupError, match=r"sees 2 CUDA devices but runs as one process.*torchrun"):
-        s2.run(STAGE2_SMOKE, overrides={"use_cpu": False})
+        s2.run(_leaf(tmp_path / "gpu.yaml", STAGE2_SMOKE, "training:\n  use_cpu: false\n"))
     assert loaded == []
