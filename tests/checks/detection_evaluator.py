@@ -200,7 +200,8 @@ def check_same_bytes(tmp_path):
 @check(CAP, "Library Entry Point", "Rows built in memory evaluate like the written artifact")
 def check_library_entry_point(tmp_path):
     from coordexp.format.data import DetObject, Record
-    from coordexp.infer.artifact import build_row, render_gt
+    from coordexp.infer.artifact import build_row
+    from tests.helpers.detection_rows import render_gt
 
     objs = tuple(DetObject(d, "bbox_2d", tuple(b)) for d, b in SCENE)
     rec = Record(images=("/x/a.png",), objects=objs, width=640, height=480, line=1, base_idx=0, source="v.jsonl")
@@ -250,6 +251,9 @@ def check_cli_torn_artifact(tmp_path):
 
 
 @check(CAP, "Overlay Pictures", "Each kind is drawn in its style")
+@pytest.mark.reach_exception(
+    "the e2e smoke's memorised model makes no false positive, so its overlays draw no dashed FP box"
+)
 def check_overlay_styles(tmp_path):
     from PIL import Image
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from coordexp.format.data import load_records
-from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row, render_gt
+from coordexp.infer.artifact import ArtifactError, bins_to_pixels, build_row
 from coordexp.infer.config import PromptConfig, load_pipeline_config
 from coordexp.infer.runner import run_inference
 from specgen import check
+from tests.helpers.detection_rows import render_gt
 from tests.helpers.infer_fixtures import Crash, build_assets, infer_config, loaded
 
 CAP = "detection-inference"
@@ -111,6 +112,9 @@ def check_gt_pixels_cover_drawn(assets):
 
 
 @check(CAP, "Artifact Rows", "A partly broken output keeps its valid objects and counts the drop")
+@pytest.mark.reach_exception(
+    "the e2e smoke's memorised model writes only well-formed CoordJSON, so no entrypoint salvages a broken output"
+)
 def check_partly_broken_output(assets):
     rec = next(r for r in load_records(assets["jsonl"]) if len(r.objects) >= 3)
     text = render_gt(rec, "desc_first")
@@ -367,6 +371,10 @@ def _training_logits(peft, tensors, ids):
 
 
 @check(CAP, "Checkpoint Loading", "The folded model matches the training forward")
+@pytest.mark.reach_exception(
+    "no entrypoint infers from a stage_1 adapter/coord-offset checkpoint: the e2e smoke trains in full and infers "
+    "from the whole model (a gap: reported)"
+)
 @pytest.mark.parametrize("tie_head", [True, False])
 def check_folded_checkpoint(assets, tmp_path, tie_head):
     import torch
@@ -392,13 +400,13 @@ def check_folded_checkpoint(assets, tmp_path, tie_head):
 @check(CAP, "Backends Give The Same Artifact", "The rollout server protocol reproduces the HF artifact")
 def check_server_backend_same_artifact(assets, reference_run, tmp_path):
     from coordexp.generation.backend import ServerBackend
-    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.infer.scoring import TokenScorer
+    from tests.helpers.tiny_rollout import serving
 
     _, ref_bytes = reference_run
     model, tok = loaded(assets["model"])
     cfg = infer_config(assets, tmp_path, backend="vllm", server_url="http://unused")
-    with LoopbackRolloutServer(model, tok) as srv:
+    with serving(model, tok) as srv:
         backend = ServerBackend(srv.url, chunk_size=cfg.batch_size)
         try:
             run_inference(cfg, backend=backend, tokenizer=tok, scorer=TokenScorer(model, tok))
@@ -448,6 +456,10 @@ def _fresh_copy(dest: Path) -> Path:
 
 
 @check(CAP, "End-To-End Smoke", "The smoke leaves its results in build/e2e")
+@pytest.mark.reach_exception(
+    "runs scripts/smoke_e2e.sh (itself an entrypoint) in a fresh copy and reads what it leaves in build/e2e: the "
+    "check's own process runs no product function"
+)
 def check_smoke_e2e(tmp_path):
     root = _fresh_copy(tmp_path / "clone")
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

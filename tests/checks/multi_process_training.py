@@ -57,7 +57,15 @@ def two_runs(tmp_path_factory):
     return runs, tmp / "audit"
 
 
+# Why the several-rank checks run off the entrypoints (reach_exception).
+MULTI_PROCESS = (
+    "several ranks: the entrypoints run every smoke as one process (the check starts its own 2-rank torchrun runs "
+    "of the stage_1 smoke)"
+)
+
+
 @check("multi-process-training", "Torchrun launch", "Two CPU ranks train the stage-1 smoke like one process")
+@pytest.mark.reach_exception(MULTI_PROCESS)
 def check_two_ranks_match(two_runs):
     runs, _ = two_runs
     summaries = {}
@@ -83,6 +91,10 @@ def check_two_ranks_match(two_runs):
 
 
 @check("multi-process-training", "Torchrun launch", "A bad process count is refused")
+@pytest.mark.reach_exception(
+    "scripts/train.sh refuses NPROC_PER_NODE in its shell code, before any Python runs, so no product function "
+    "executes (scripts/bad_inputs/serving.sh runs the same refusal)"
+)
 def check_bad_nproc(tmp_path):
     proc = _train_sh(SMOKE, env=_env(NPROC_PER_NODE="two", PYTHON="/nonexistent/python"), timeout=60)
     assert proc.returncode == 2
@@ -91,6 +103,7 @@ def check_bad_nproc(tmp_path):
 
 
 @check("multi-process-training", "Rank-0 writes", "Only rank 0 writes into the output folder")
+@pytest.mark.reach_exception(MULTI_PROCESS)
 def check_rank0_writes(two_runs):
     runs, audit = two_runs
     out, proc = runs["two"]
@@ -189,7 +202,7 @@ def check_two_stage2_ranks_match(stage2_runs):
 
 
 @check("multi-process-training", "Stage-2 learner ranks", "Several learner devices without torchrun are refused")
-def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
+def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch, tmp_path):
     from coordexp.stage2 import trainer as s2
 
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -199,5 +212,5 @@ def check_several_stage2_devices_without_torchrun_are_refused(monkeypatch):
     loaded = []
     monkeypatch.setattr(s2, "build_model", lambda cfg: loaded.append(cfg))
     with pytest.raises(s2.Stage2SetupError, match=r"sees 2 CUDA devices but runs as one process.*torchrun"):
-        s2.run(STAGE2_SMOKE, overrides={"use_cpu": False})
+        s2.run(_leaf(tmp_path / "gpu.yaml", STAGE2_SMOKE, "training:\n  use_cpu: false\n"))
     assert loaded == []

@@ -8,7 +8,6 @@ import pydantic
 import pytest
 from PIL import Image
 
-from coordexp.generation import swift_contract as sc
 from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
 from coordexp.generation.client import RolloutClient, RolloutContractError
 from coordexp.generation.request import (
@@ -19,15 +18,20 @@ from coordexp.generation.request import (
     seed_base,
 )
 from coordexp.generation.response import RolloutResponseError, parse_infer_response
-from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.stage2.alignment import PromptMismatchError
 from coordexp.stage2.channel_b import ChannelBTarget, teacher_forced_row
 from specgen import check
+from tests.helpers import swift_oracle as oracle
 from tests.helpers.fake_rollout_server import FakeRolloutServer, ok_item
 from tests.helpers.launcher_fixtures import SERVER_SMOKE
-from tests.helpers.tiny_rollout import tiny
+from tests.helpers.tiny_rollout import serving, tiny
 
 CAP = "rollout-server-contract"
+# Why the retry checks run off the entrypoints (reach_exception).
+NETWORK_FAULTS = (
+    "network failures (a dropped connection, a 5xx, an error object) come from a fault-injecting fake server; "
+    "no command of ours makes the rollout server fail mid-request"
+)
 S = DecodeSettings(max_tokens=16, temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.1)
 
 
@@ -51,19 +55,22 @@ def check_request_validates_as_rollout_infer_request():
     # the Channel-B request of a record, built as stage2.trainer.prepare_samples builds it
     rec = {"images": ["/data/a.jpg"], "width": 64, "height": 64, "objects": []}
     r = from_messages(build_messages(rec, field_order="desc_first", with_assistant=False))
-    parsed = sc.validate_infer_request(r)
+    parsed = oracle.validate_infer_request(r)
     assert isinstance(parsed.messages[0]["content"], str) and parsed.messages[0]["role"] == "system"
     assert parsed.messages[1]["content"][0] == {"type": "image", "image": "/data/a.jpg"}
     assert parsed.messages[1]["content"][-1]["type"] == "text"
 
 
 @check(CAP, "Infer Request Payload", "PIL images are refused")
+@pytest.mark.reach_exception(
+    "a PIL image reaches request building only from Python: every command reads image paths from JSONL"
+)
 def check_pil_images_are_refused():
     img = Image.new("RGB", (4, 4))
     with pytest.raises(RequestBuildError, match=r"sample: Image object .*image paths as strings"):
         chat("s", "u", [img])
     with pytest.raises(pydantic.ValidationError):
-        sc.validate_infer_request({"messages": [{"role": "user", "content": "u"}], "images": [img]})
+        oracle.validate_infer_request({"messages": [{"role": "user", "content": "u"}], "images": [img]})
 
 
 @check(CAP, "Infer Request Payload", "Tuples become lists and assistant turns are dropped")
@@ -75,7 +82,7 @@ def check_tuples_become_lists_and_assistant_turns_are_dropped():
     ]
     r = from_messages(msgs)
     assert r["messages"][-1]["role"] == "user" and isinstance(r["messages"][-1]["content"], list)
-    sc.validate_infer_request(r)
+    oracle.validate_infer_request(r)
 
 
 # ---------------------------------------------------------------- Request Config
@@ -87,8 +94,8 @@ def check_config_matches_request_config():
     with FakeRolloutServer() as srv:
         RolloutClient(srv.url, timeout_s=5).infer(reqs(1), S, seed_base=12345)
     cfg = srv.bodies[0]["request_config"]
-    assert set(cfg) == set(sc.request_config_fields())
-    rc = sc.validate_request_config(cfg)
+    assert set(cfg) == set(oracle.request_config_fields())
+    rc = oracle.validate_request_config(cfg)
     assert rc.return_details is True and rc.stop == ["<|im_end|>"] and rc.n == 1
     assert (rc.top_k, rc.repetition_penalty, rc.max_tokens, rc.seed) == (-1, 1.1, 16, 12345)
 
@@ -105,6 +112,7 @@ def check_seed_zero_maps_to_one():
 
 
 @check(CAP, "Nonzero Rollout Seeds", "Seeds follow the request position")
+@pytest.mark.reach_exception("the seeds of a batch split after failed retries: " + NETWORK_FAULTS)
 def check_seeds_follow_the_request_position():
     with FakeRolloutServer(script=["500", "500"]) as srv:
         RolloutClient(srv.url, timeout_s=5).infer(reqs(4), S, seed_base=100)
@@ -141,7 +149,7 @@ def check_the_learner_asks_the_server_for_its_world_size():
     assert (cfg.rollout_matching.decode_batch_size, cfg.world_size) == (2, 1)
     server = cfg.rollout_matching.vllm.server
     server.timeout_s, server.infer_timeout_s = 7.0, 9.0
-    with LoopbackRolloutServer(model, tok, world_size=2, log=lambda m: None) as srv:
+    with serving(model, tok, world_size=2, log=lambda m: None) as srv:
         server.servers[0].base_url = srv.url
         backend = make_backend(cfg, None, None)
         try:
@@ -162,7 +170,7 @@ def check_the_learner_asks_the_server_for_its_world_size():
 def check_wrapped_and_bare_outputs_are_accepted():
     out = parse_infer_response([ok_item(0, True), ok_item(1, False)], 2)
     assert all(o.prompt_token_ids and o.token_ids for o in out)
-    assert sc.validate_output(ok_item(0, True)).response.prompt_token_ids == out[0].prompt_token_ids
+    assert oracle.validate_output(ok_item(0, True)).response.prompt_token_ids == out[0].prompt_token_ids
 
 
 @check(CAP, "Response Validation", "Missing token ids are rejected")
@@ -187,6 +195,7 @@ def check_error_objects_raise():
 
 
 @check(CAP, "Retry Covers Network Errors", "Dropped connection is retried")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 def check_dropped_connection_is_retried():
     with FakeRolloutServer(script=["drop"]) as srv:
         c = RolloutClient(srv.url, timeout_s=5)
@@ -195,6 +204,7 @@ def check_dropped_connection_is_retried():
 
 
 @check(CAP, "Retry Covers Network Errors", "Server errors and error objects are retried")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 @pytest.mark.parametrize("failure", ["500", "error"])
 def check_server_errors_and_error_objects_are_retried(failure):
     with FakeRolloutServer(script=[failure]) as srv:
@@ -204,6 +214,7 @@ def check_server_errors_and_error_objects_are_retried(failure):
 
 
 @check(CAP, "Retry Covers Network Errors", "Persistent failure splits the batch")
+@pytest.mark.reach_exception(NETWORK_FAULTS)
 def check_persistent_failure_splits_the_batch():
     with FakeRolloutServer(script=["drop", "500"]) as srv:
         c = RolloutClient(srv.url, timeout_s=5)

@@ -54,6 +54,17 @@ def token_starts(pieces):
 GT = [{"desc": "cat", "bbox_2d": [105, 100, 300, 300]}, {"desc": "bird", "bbox_2d": [0, 0, 50, 50]}]
 
 
+# Why some checks run off the entrypoints (reach_exception).
+WELL_FORMED = (
+    "the e2e smoke's stage_2 rollouts (from its memorised model) are well-formed CoordJSON, so no entrypoint "
+    "salvages a record whose value is broken"
+)
+CLOSURE_SCAN = (
+    "build_target passes its parsed tail's closing to locate_closure; the text scan runs only when a prefix holds "
+    "an <|im_end|> of its own, which the append-ready cut never leaves"
+)
+
+
 # ---------------------------------------------------------------- Bresenham Channel Schedule
 
 
@@ -222,6 +233,7 @@ def check_matched_structure_supervised(tok):
 
 
 @check(CAP, "Channel-B CE Weights", "FP and invalid records neutral")
+@pytest.mark.reach_exception(WELL_FORMED)
 def check_fp_and_invalid_records_neutral(tok):
     fp = rec("kite", (900, 900, 950, 950))
     bad = '{"desc": "bad", "bbox_2d": [' + C(7) + "]}"
@@ -265,6 +277,7 @@ def check_braces_inside_quoted_descs_are_ignored(tok):
 
 
 @check(CAP, "String-Aware Closure Supervision", "Unclosed target is refused")
+@pytest.mark.reach_exception(CLOSURE_SCAN)
 def check_unclosed_target_is_refused(tok):
     # a target cut (e.g. by a length limit) after its records: the last "}" closes a record
     text = '{"objects": [' + rec("a}", (1, 2, 3, 4)) + ", " + rec("b", (5, 6, 7, 8)) + "<|im_end|>"
@@ -584,7 +597,7 @@ def check_overflow_and_over_long_segments_raise_without_mutating_state(tok, raw)
     buf.add("A", segs[:1])
     with pytest.raises(PostPackError, match="overflow"):
         buf.add("A", segs[1:])
-    assert buf.pending("A") == 1 and buf.occupancy == 1
+    assert buf.occupancy == 1 and [[x is segs[0] for x in p] for p, _ in buf.drain("A")] == [[True]]
     short = PostRolloutBuffers(packing_length=len(segs[0]) - 1, capacity=8)
     with pytest.raises(PostPackError, match="packing_length"):
         short.add("A", segs[:1])
@@ -605,7 +618,8 @@ def check_channels_are_never_mixed(tok, raw):
     buf.add("A", a[:1])
     buf.add("B", [b])
     packs = list(buf.drain("A"))
-    assert [[s.channel for s in p] for p, _ in packs] == [["A"]] and buf.pending("B") == 1
+    assert [[s.channel for s in p] for p, _ in packs] == [["A"]]
+    assert [[s.channel for s in p] for p, _ in buf.drain("B")] == [["B"]]
 
 
 # ---------------------------------------------------------------- Channel-B Training Step
@@ -687,7 +701,7 @@ def check_one_channel_and_the_raw_budget_per_optimizer_step(tok, model, raw):
 
 
 @check(CAP, "Rollout Eval Detection Metrics", "Eval detection adds the COCO keys")
-def check_eval_detection_adds_the_coco_keys(tok, model, raw):
+def check_eval_detection_adds_the_coco_keys(tok, model, raw, tmp_path):
     """``rollout_matching.eval_detection.enabled`` from the smoke config to the logged eval keys."""
     from pathlib import Path
 
@@ -699,7 +713,9 @@ def check_eval_detection_adds_the_coco_keys(tok, model, raw):
     smoke = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
     got = {}
     for on in (True, False):
-        cfg = load_config(smoke, overrides={"rollout_matching.eval_detection.enabled": on})
+        leaf = tmp_path / f"eval_detection_{on}.yaml"  # the switch as a user sets it: a leaf over the profile
+        leaf.write_text(f"extends: {smoke}\nrollout_matching:\n  eval_detection:\n    enabled: {str(on).lower()}\n")
+        cfg = load_config(leaf)
         got[on] = Stage2Engine(tok, engine_config(cfg, tok, model), FakeBackend(tok, raw)).evaluate(raw)
     texts = [o.text for o in FakeBackend(tok, raw).generate([s.request for s in raw], None, seed_base=0)]
     report, _ = evaluate_rows([build_row(s.record, t, field_order=GF) for s, t in zip(raw, texts, strict=True)])
@@ -757,17 +773,14 @@ def check_a_and_b_steps_on_the_tiny_model(tmp_path):
 
     from coordexp.stage2.trainer import run
 
-    cfg = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
-    res = run(
-        cfg,
-        overrides={
-            "output_dir": str(tmp_path / "run"),
-            "max_steps": 2,
-            "save_steps": 2,
-            "eval_strategy": "no",
-            "logging_dir": str(tmp_path / "run" / "tb"),
-        },
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "stage2_ab" / "smoke" / "tiny_cpu.yaml"
+    # shortened as a user shortens a profile: a leaf config over it
+    cfg = tmp_path / "short.yaml"
+    cfg.write_text(
+        f"extends: {smoke}\ntraining:\n  output_dir: {tmp_path / 'run'}\n  logging_dir: {tmp_path / 'run' / 'tb'}\n"
+        "  max_steps: 2\n  save_steps: 2\n  eval_strategy: 'no'\n"
     )
+    res = run(cfg)
     log = res.step_log
     assert [(m["stage2/channel_a"], m["stage2/channel_b"]) for m in log] == [(1.0, 0.0), (0.0, 1.0)]
     a, b = log
@@ -813,8 +826,8 @@ def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw, monke
 
     from coordexp.generation.hf_backend import HFBackend
     from coordexp.generation.request import seed_base
-    from coordexp.generation.server import LoopbackRolloutServer
     from coordexp.stage2.trainer import make_weight_push
+    from tests.helpers.tiny_rollout import serving
 
     learner = copy.deepcopy(model)
     with torch.no_grad():  # the learner has trained away from the weights the server was started with
@@ -822,7 +835,7 @@ def check_channel_b_rollouts_come_from_the_pushed_weights(tok, model, raw, monke
         for p in learner.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
     reqs, n_tensors = [s.request for s in raw[:2]], len(learner.state_dict())
-    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+    with serving(copy.deepcopy(model), tok) as srv:
         monkeypatch.setenv("COORDEXP_ROLLOUT_TOKEN", srv.token)  # as the launcher exports it to the learner
         push, pushes = make_weight_push(srv.url), []
         backend = RecordingServerBackend(srv.url)

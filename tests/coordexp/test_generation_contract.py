@@ -1,7 +1,6 @@
 import pytest
 from PIL import Image
 
-from coordexp.generation import swift_contract as sc
 from coordexp.generation.chunking import ChunkingError, chunks, per_rank_chunk
 from coordexp.generation.request import (
     DecodeSettings,
@@ -15,6 +14,7 @@ from coordexp.generation.request import (
 )
 from coordexp.generation.response import RolloutResponseError, parse_infer_response
 from coordexp.stage2.alignment import PromptMismatchError, check_prompt_alignment
+from tests.helpers import swift_oracle as oracle
 from tests.helpers.fake_rollout_server import ok_item
 from tests.helpers.tiny_rollout import chat_request
 
@@ -30,14 +30,14 @@ def test_seeds_never_zero():
 
 def test_request_config_matches_swift_fields():
     cfg = request_config(DecodeSettings(max_tokens=8, top_k=-1, repetition_penalty=1.1), 9)
-    assert set(cfg) == set(sc.request_config_fields())
-    rc = sc.validate_request_config(cfg)
+    assert set(cfg) == set(oracle.request_config_fields())
+    rc = oracle.validate_request_config(cfg)
     assert rc.return_details is True and rc.stop == ["<|im_end|>"] and rc.seed == 9 and rc.n == 1
 
 
 def test_request_validates_as_rollout_infer_request_and_pil_refused():
     r = chat_request("system text", "detect", ("/a.jpg",))
-    parsed = sc.validate_infer_request(r)
+    parsed = oracle.validate_infer_request(r)
     assert parsed.messages[0]["content"] == "system text"
     with pytest.raises(RequestBuildError, match="image paths as strings"):
         chat_request("s", "u", [Image.new("RGB", (2, 2))])
@@ -66,7 +66,7 @@ def test_from_messages_tuples_become_lists_and_assistant_dropped():
 
 
 def test_cli_flags():
-    assert set(sc.LAUNCHER_FLAGS) <= sc.rollout_cli_flags()
+    assert set(oracle.LAUNCHER_FLAGS) <= oracle.rollout_cli_flags()
 
 
 def test_per_rank_chunk():
@@ -79,7 +79,7 @@ def test_per_rank_chunk():
 def test_response_validation():
     out = parse_infer_response([ok_item(0, True), ok_item(1, False)], 2)
     assert out[0].prompt_token_ids and out[1].token_ids
-    sc.validate_output(ok_item(0, True))  # our canned reply is a valid ms-swift RolloutOutput
+    oracle.validate_output(ok_item(0, True))  # our canned reply is a valid ms-swift RolloutOutput
     bad = ok_item(0, False)
     bad["prompt_token_ids"] = []
     with pytest.raises(RolloutResponseError, match="prompt_token_ids"):

@@ -8,13 +8,13 @@ import copy
 import pytest
 import requests
 
-from coordexp.generation import swift_contract as sc
 from coordexp.generation.backend import IM_END_ID, ServerBackend
 from coordexp.generation.client import RolloutClient, RolloutContractError
 from coordexp.generation.hf_backend import HFBackend
 from coordexp.generation.request import DecodeSettings, request_config
 from coordexp.generation.server import LoopbackRolloutServer
-from tests.helpers.tiny_rollout import make_image, request, tiny
+from tests.helpers import swift_oracle as oracle
+from tests.helpers.tiny_rollout import make_image, request, serving, tiny
 
 S = DecodeSettings(max_tokens=4, temperature=1.0, repetition_penalty=1.1)
 
@@ -27,19 +27,19 @@ def img(tmp_path_factory):
 @pytest.fixture()
 def server():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok) as srv:
+    with serving(copy.deepcopy(model), tok) as srv:
         yield srv
 
 
 def test_route_set_equals_ms_swift(server):
-    assert set(server.service.routes) == set(sc.swift_rollout_routes())
+    assert set(server.service.routes) == set(oracle.swift_rollout_routes())
 
 
 def test_route_parser_reads_registrations():
     src = "self.app.get('/a/')(x)\nself.app.post(\n  \"/b/\", dependencies=g)(y)"
-    assert sc.swift_rollout_routes(src) == {("GET", "/a/"), ("POST", "/b/")}
+    assert oracle.swift_rollout_routes(src) == {("GET", "/a/"), ("POST", "/b/")}
     with pytest.raises(RuntimeError, match="re-pin"):
-        sc.swift_rollout_routes("nothing here")
+        oracle.swift_rollout_routes("nothing here")
 
 
 def test_simple_routes(server):
@@ -58,10 +58,10 @@ def test_infer_through_the_client_equals_the_in_process_backend(server, img):
     remote = ServerBackend(server.url, chunk_size=2).generate(reqs, S, seed_base=41)
     local = HFBackend(model, tok).generate(reqs, S, seed_base=41)
     assert remote == local
-    raw = requests.post(f"{server.url}/infer/", timeout=30, json={
-        "infer_requests": reqs[:1],
-        "request_config": request_config(S, 41)}).json()
-    sc.validate_output(raw[0])
+    raw = requests.post(
+        f"{server.url}/infer/", timeout=30, json={"infer_requests": reqs[:1], "request_config": request_config(S, 41)}
+    ).json()
+    oracle.validate_output(raw[0])
     ids = raw[0]["response"]["choices"][0]["token_ids"]
     assert IM_END_ID not in ids and raw[0]["response"]["choices"][0]["finish_reason"] == "length"
 
@@ -76,8 +76,9 @@ def test_length_gate_is_a_refusal_not_a_retry(server):
 def test_bad_infer_config_is_422(server):
     cfg = request_config(S, 5)
     cfg["return_details"] = False
-    r = requests.post(f"{server.url}/infer/", json={"infer_requests": [request(None)], "request_config": cfg},
-                      timeout=10)
+    r = requests.post(
+        f"{server.url}/infer/", json={"infer_requests": [request(None)], "request_config": cfg}, timeout=10
+    )
     assert r.status_code == 422 and "return_details" in r.json()["message"]
 
 

@@ -12,10 +12,9 @@ import torch
 
 from coordexp.generation import swift_contract as sc
 from coordexp.generation.auth import TOKEN_HEADER
-from coordexp.generation.server import LoopbackRolloutServer
 from coordexp.generation.sync_client import GlooSyncClient, SyncClientError
 from coordexp.generation.weight_sync import WeightPusher, digest, sync_tensors
-from tests.helpers.tiny_rollout import tiny
+from tests.helpers.tiny_rollout import serving, tiny
 
 
 def auth(srv) -> dict:
@@ -52,7 +51,7 @@ def pusher(srv, **kw):
 @pytest.mark.parametrize("world_size", [1, 2])
 def test_server_weights_equal_the_learner_bitwise_after_each_sync(world_size):
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, world_size=world_size, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, world_size=world_size, log=lambda m: None) as srv:
         push = pusher(srv)
         try:
             for step in range(2):
@@ -77,7 +76,7 @@ def test_bodies_ms_swift_rejects_are_rejected_here():
         {"metas": []},
         {"metadatas": [{"name": "x", "shape": "big", "dtype": 3, "start_idx": 0, "end_idx": 4, "numel": 4}]},
     ]
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, log=lambda m: None) as srv:
         client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=5)
         client.init_communicator()
         try:
@@ -101,7 +100,7 @@ def test_a_safetensors_body_is_refused():
     from safetensors.torch import save
 
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, log=lambda m: None) as srv:
         r = requests.post(
             f"{srv.url}/update_flattened_params/",
             data=save({"lm_head.weight": torch.zeros(1)}),
@@ -113,7 +112,7 @@ def test_a_safetensors_body_is_refused():
 
 def test_a_wrong_metadata_shape_is_refused_before_any_broadcast():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, log=lambda m: None) as srv:
         client = GlooSyncClient(srv.url, token=srv.token, group_port=free_port(), group_timeout_s=5)
         client.init_communicator()
         try:
@@ -127,7 +126,7 @@ def test_a_wrong_metadata_shape_is_refused_before_any_broadcast():
 
 def test_world_size_mismatch_and_no_communicator_are_refused():
     model, tok = tiny()
-    with LoopbackRolloutServer(copy.deepcopy(model), tok, world_size=2, log=lambda m: None) as srv:
+    with serving(copy.deepcopy(model), tok, world_size=2, log=lambda m: None) as srv:
         body = sc.init_communicator_body("127.0.0.1", free_port(), 2)
         r = requests.post(f"{srv.url}/init_communicator/", headers=auth(srv), json=body, timeout=10)
         assert r.status_code == 422 and "world_size 2 != server ranks 2 + 1" in r.json()["message"]

@@ -12,10 +12,11 @@ import pytest
 from coordexp.config.issues import ConfigError
 from coordexp.format.data import DetObject, Record
 from coordexp.infer.artifact import (
-    ArtifactError, ArtifactWriter, build_row, dumps, load_artifact, read_done, render_gt,
+    ArtifactError, ArtifactWriter, build_row, dumps, load_artifact, read_done,
 )
 from coordexp.infer.config import load_pipeline_config
 from coordexp.infer.runner import contiguous_batches
+from tests.helpers.detection_rows import render_gt
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -93,7 +93,7 @@ def test_preflight_runs_the_jsonl_guards(assets, tmp_path):
 
 
 def test_swift_server_command_flags_exist():
-    from coordexp.generation.swift_contract import rollout_cli_flags
+    from tests.helpers.swift_oracle import rollout_cli_flags
 
     pf = L.Preflight(config="c", rollout_backend="vllm", vllm_mode="server", server_base_urls=("http://h:1",),
                      server_host="h", server_port=1, server_model="/m", train_jsonl_resolved="/t",

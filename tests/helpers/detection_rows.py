@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from coordexp.format.coord import coord_token
+from coordexp.format.coordjson import render
 from coordexp.infer.artifact import object_row
 from coordexp.infer.scoring import SCORE_SOURCE
 
@@ -36,3 +38,9 @@ def row(index, gt, pred, w=1000, h=1000, image=None, scores=None):
 
 SCENE = [("cat", [100, 100, 300, 260]), ("dog", [500, 400, 700, 450]), ("cat", [600, 50, 640, 90])]
 SCENE2 = [("dog", [10, 10, 400, 400]), ("bird", [420, 600, 560, 900])]
+
+
+def render_gt(record, field_order: str) -> str:
+    """The record's GT as the CoordJSON a perfect model would write: the output the inference checks feed in."""
+    objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in record.objects]
+    return render(objects, field_order)

@@ -3,6 +3,7 @@ and a reference greedy decoder that never uses a KV cache."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -10,6 +11,19 @@ from coordexp.generation.request import from_messages
 
 SYSTEM = "You detect objects."
 USER = "Detect all objects."
+
+
+@contextlib.contextmanager
+def serving(model, tokenizer, **kw):
+    """A rollout server on a free loopback port for the block (``LoopbackRolloutServer``, the class the
+    CLI serves with, started and stopped as the CLI does, its weight-sync receivers closed too)."""
+    from coordexp.generation.server import LoopbackRolloutServer
+
+    srv = LoopbackRolloutServer(model, tokenizer, **kw).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,7 +4,7 @@
 
 It exists so the CPU smoke, the launcher and the client can be exercised end to end
 without vLLM (which is CUDA-only). It serves every route ms-swift 4.6.0's rollout server
-registers (``swift_contract.swift_rollout_routes`` reads them from ms-swift's source and
+registers (a test oracle reads them from ms-swift's source and
 the checks require the sets to be equal), with the same request and response shapes:
 
 - GET ``/health``, ``/health/`` -> ``{"status": "ok"}``; GET ``/get_world_size/`` ->
@@ -550,8 +550,12 @@ class _Server(ThreadingHTTPServer):
         self.log(f"rollout server: connection from {client_address[0]} dropped: {type(exc).__name__}: {exc}")
 
 
+# What stops the CLI's server (the launcher sends TERM to its process group).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
 class LoopbackRolloutServer:
-    """``with LoopbackRolloutServer(model, tok) as srv: srv.url``; port 0 picks a free port."""
+    """``srv = LoopbackRolloutServer(model, tok).start()``, ``srv.url``, ``srv.stop()``; port 0 picks a free port."""
 
     def __init__(
         self,
@@ -578,18 +582,14 @@ class LoopbackRolloutServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self.service.close_communicator(None)
+    def stop(self, *, close_sync: bool = True) -> None:
+        """Stop serving; ``close_sync`` also stops the weight-sync receivers (a process that keeps running)."""
+        if close_sync:
+            self.service.close_communicator(None)
         self.httpd.shutdown()
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def load_model(model_dir: str):
@@ -669,10 +669,6 @@ def main(argv=None) -> int:
         print(f"error: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
 
-    def _term(_sig, _frm):  # TERM from the launcher: stop serving, exit 0
-        threading.Thread(target=srv.httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _term)
     # ms-swift's weight-sync models take seconds to import: load them while the learner starts up
     from coordexp.generation.swift_contract import sync_models
 
@@ -683,13 +679,22 @@ def main(argv=None) -> int:
             "(the stage_2 launcher sets it)",
             flush=True,
         )
+    # The same start/stop as the tests' in-process servers: serve on a thread, stop on TERM (the launcher) or INT.
+    # The handler only sets an event; the main thread polls it, since a signal that lands on another thread
+    # would not wake a wait without a timeout.
+    stopping = threading.Event()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda _sig, _frm: stopping.set())
+    srv.start()
     print(f"rollout server listening on {srv.url}", flush=True)
     try:
-        srv.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        while not stopping.wait(0.5):
+            pass
+        srv.service.log("rollout server: stopping")
     finally:
-        srv.httpd.server_close()
+        # the weight-sync group goes with the process: once a sync has run, tearing the gloo group down
+        # held the exit past the launcher's 3 s grace before KILL (measured), and its learner is gone by now
+        srv.stop(close_sync=False)
     return 0
 
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from coordexp.errors import CoordExpError
-from coordexp.format.coord import coord_token, norm1000_to_pixel
-from coordexp.format.coordjson import parse, render
+from coordexp.format.coord import norm1000_to_pixel
+from coordexp.format.coordjson import parse
 from coordexp.infer.scoring import SCORE_SOURCE, TokenTrace, object_scores
 
 SCHEMA_VERSION = 2
@@ -115,12 +115,6 @@ def build_row(
         "parse": parse_summary(result),
         "score_source": SCORE_SOURCE if trace is not None else None,
     }
-
-
-def render_gt(record, field_order: str) -> str:
-    """The record's GT as the CoordJSON a perfect model would write (tests and oracles)."""
-    objects = [{"desc": o.desc, o.geometry: [coord_token(v) for v in o.values]} for o in record.objects]
-    return render(objects, field_order)
 
 
 def dumps(row: dict) -> str:

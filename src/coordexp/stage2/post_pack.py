@@ -77,9 +77,6 @@ class PostRolloutBuffers:
     def occupancy(self) -> int:
         return sum(len(b) for b in self._buf.values())
 
-    def pending(self, channel: str) -> int:
-        return len(self._buf[channel])
-
     def add(self, channel: str, segments) -> None:
         """Append ``segments`` to ``channel``'s buffer; all or nothing."""
         if channel not in self._buf:
