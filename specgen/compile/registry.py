@@ -30,19 +30,6 @@ from specgen.errors import ERROR, Issue, SpecgenError
 
 
 # ---------------------------------------------------------------- run time
-@dataclass(frozen=True)
-class RuntimeBinding:
-    capability: str
-    requirement: str | None  # None when bound by id
-    scenario: str | None
-    target_id: str | None  # set when bound by id
-    func: Callable
-    manual: str | None = None
-
-
-_BINDINGS: list[RuntimeBinding] = []
-
-
 def _check_args(capability_or_id, requirement, scenario, manual) -> None:
     if (requirement is None) != (scenario is None):
         raise TypeError("check() takes either a scenario id, or capability, requirement and scenario names")
@@ -56,26 +43,14 @@ def _check_args(capability_or_id, requirement, scenario, manual) -> None:
 def check(
     capability_or_id: str, requirement: str | None = None, scenario: str | None = None, *, manual: str | None = None
 ):
-    """Bind the decorated function to a scenario (by names, or by its id)."""
+    """Bind the decorated function to a scenario (by names, or by its id). The binding is read statically from
+    the source (:func:`discover`); at run time the decorator only checks its arguments and returns the function."""
     _check_args(capability_or_id, requirement, scenario, manual)
 
     def decorate(func: Callable) -> Callable:
-        if requirement is None:
-            cap = split_id(capability_or_id)[0]
-            _BINDINGS.append(RuntimeBinding(cap, None, None, capability_or_id, func, manual))
-        else:
-            _BINDINGS.append(RuntimeBinding(capability_or_id, requirement, scenario, None, func, manual))
         return func
 
     return decorate
-
-
-def bindings() -> tuple[RuntimeBinding, ...]:
-    return tuple(_BINDINGS)
-
-
-# Kept for callers of the first API.
-Binding = RuntimeBinding
 
 
 # ---------------------------------------------------------------- discovery (static)
