@@ -227,5 +227,11 @@ step 0 sg generate
 step 0 "$PY" -m pytest tests/generated -q -p no:cacheprovider
 step 1 sg report --gate
 has 'not proven: calc / Addition: Two numbers: reach unmeasured: run `specgen proof`'
+# then measured: reach and a few mutants; the gate names the off-path and the weak requirement, and the
+# Markdown report shows the findings and survivors
+step 0 sg proof --mutants 3 --seed 0
+step 1 sg report --gate
+has 'not proven: calc / '
+grep -q 'Proof' build/specgen/report.md || { echo "scripts/specgen_smoke.sh: report.md has no Proof section" >&2; exit 1; }
 
 echo "scripts/specgen_smoke.sh: $steps steps ok"
