@@ -78,6 +78,11 @@ def main() -> None:
     ap.add_argument("--module", default="src/coordexp/format/coordjson.py", help="the module changed (--repo)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--mutants", type=int, default=3, help="mutants per requirement in the --since run")
+    ap.add_argument(
+        "--only",
+        choices=("reach", "since"),
+        help="one figure: reach vs the plain run, or the --since run (default: both)",
+    )
     args = ap.parse_args()
     repeat = args.repeat or (1 if args.repo else 3)
     root = REPO if args.repo else fixture()
@@ -91,6 +96,15 @@ def main() -> None:
     tests = [sys.executable, "-m", "pytest", config.output, "-q", "-p", "no:cacheprovider"]
     tests += ["-n", str(args.jobs)] if args.jobs > 1 else []
     proof = [*spec, "proof", "--jobs", str(args.jobs)]
+    if args.only != "since":
+        reach_figure(root, tests, entrypoints, proof, repeat)
+    if args.only != "reach":
+        since_figure(root, args, proof, repeat)
+    if not args.repo:
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def reach_figure(root: Path, tests: list[str], entrypoints: list[str], proof: list[str], repeat: int) -> None:
     plain_tests, plain_entry, reach = [], [], []
     for _ in range(repeat):
         plain_tests.append(timed(tests, root))
@@ -102,6 +116,9 @@ def main() -> None:
         f"plain: generated tests {t:.1f}s + entrypoints {e:.1f}s = {t + e:.1f}s; "
         f"specgen proof --full (reach): {r:.1f}s; ratio {r / (t + e):.2f} (target <= 2; median of {repeat})"
     )
+
+
+def since_figure(root: Path, args, proof: list[str], repeat: int) -> None:
     module = root / (args.module if args.repo else "calc/__init__.py")
     original = module.read_bytes()
     since = []
@@ -117,8 +134,7 @@ def main() -> None:
         f"one module changed ({module.relative_to(root).as_posix()}), specgen proof --mutants {args.mutants} "
         f"--since HEAD: {statistics.median(since):.1f}s (target < 300 s; median of {repeat})"
     )
-    if not args.repo:
-        shutil.rmtree(root.parent, ignore_errors=True)
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPU(s)")
 
 
 if __name__ == "__main__":
