@@ -145,11 +145,13 @@ def test_readiness_timeout_fails_and_cleans_up(assets, tmp_path):
     model, data = assets
     port = free_port()
     cfg = write_config(tmp_path, port, model=str(model), train=str(data / "train.coord.jsonl"))
+    # A server command no other process on the machine runs (tests run in parallel): its own sleep length.
+    server = f"sleep 300.{os.getpid()}"
     r = run_launcher(cfg, tmp_path, cwd=tmp_path, COORDEXP_STAGE2_READY_TIMEOUT_S=1,
-                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE="sleep 300")
+                     COORDEXP_STAGE2_SERVER_CMD_OVERRIDE=server)
     assert r.returncode == 1 and "did not answer 200 within 1 s" in r.stderr
     assert not (tmp_path / "learner.out").exists()
-    assert subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"^{server}$"], capture_output=True).returncode == 1
 
 
 def test_term_stops_learner_and_server(assets, tmp_path):
