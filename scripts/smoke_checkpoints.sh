@@ -9,14 +9,8 @@
 # (build/runs/stage1_tiny_cpu), which scripts/train.sh configs/stage1/smoke/tiny_cpu.yaml writes (and this
 # script runs when there is none). A [tool.specgen.proof] entrypoint. Prints each step's wall time.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-PY="${PYTHON:-}"
-if [ -z "$PY" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
-fi
-export PYTHON="$PY" TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
-export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's code, whatever the venv points at
+# shellcheck source=lib/python_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/python_env.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 step() {  # step <name> <command...>: run, time, stop on failure

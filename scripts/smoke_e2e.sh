@@ -7,14 +7,8 @@
 # line) unless bbox_AP50 is above E2E_MIN_AP50 (default 0.5): the model must produce the boxes by
 # generation on its own. Builds the tiny model on first use. Prints each step's wall time.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-PY="${PYTHON:-}"
-if [ -z "$PY" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
-fi
-export PYTHON="$PY" TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
-export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's code, whatever the venv points at
+# shellcheck source=lib/python_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/python_env.sh"
 CFG=configs/infer/smoke/e2e.yaml
 TRAIN_CFG=configs/stage1/smoke/e2e_cpu.yaml
 DATA=build/synthetic_e2e
